@@ -1,0 +1,27 @@
+use sea_orm::entity::prelude::*;
+
+/// One append-only ledger row. `sequence` is dense per wallet (1, 2, 3…);
+/// `amount_credits` is signed; `balance_after_credits` is the wallet balance
+/// once this row applied.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "ledger_entry")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    pub wallet_id: i64,
+    pub sequence: i64,
+    pub kind: String,
+    pub amount_credits: i64,
+    pub balance_after_credits: i64,
+    pub action: Option<String>,
+    pub reference: Option<String>,
+    pub actor: String,
+    pub idempotency_key: Option<String>,
+    pub reverses_entry_id: Option<i64>,
+    pub created_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,16 @@
+//! SeaORM entities: one file per table, storage shape only.
+//!
+//! No rules live here and no GraphQL derives: the public types are in
+//! `src/graphql/types.rs` of the main crate, so a column rename can never
+//! change the API.
+
+pub mod action_cost;
+pub mod credit_grant;
+pub mod idempotency_record;
+pub mod ledger_entry;
+pub mod ledger_entry_grant;
+pub mod plan;
+pub mod prelude;
+pub mod top_up_pack;
+pub mod wallet;
+pub mod workspace;

@@ -1,0 +1,29 @@
+use sea_orm::entity::prelude::*;
+
+/// One wallet per workspace. `balance_credits` and `last_sequence` are the
+/// materialised head of the ledger; the CHECK `balance_credits >= 0` is the
+/// database's last line of defence against an overdraft.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "wallet")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    #[sea_orm(unique)]
+    pub workspace_id: String,
+    pub plan_code: String,
+    pub balance_credits: i64,
+    pub last_sequence: i64,
+    pub trial_ends_at: Option<DateTimeUtc>,
+    pub billing_anchor_at: Option<DateTimeUtc>,
+    pub period_start_at: Option<DateTimeUtc>,
+    pub period_end_at: Option<DateTimeUtc>,
+    pub pending_plan_code: Option<String>,
+    pub enterprise_allocation_credits: Option<i64>,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

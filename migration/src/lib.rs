@@ -1,0 +1,21 @@
+//! The single, ordered history of the database schema.
+//!
+//! Never edit a migration that has been applied; add a new one.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261125_000001_create_ledger;
+mod m20261125_000002_seed_catalogue;
+
+/// Every migration, in the order it runs.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261125_000001_create_ledger::Migration),
+            Box::new(m20261125_000002_seed_catalogue::Migration),
+        ]
+    }
+}

@@ -1,0 +1,12 @@
+//! Who is calling, and what they may do.
+//!
+//! [`TokenVerifier`] turns a bearer token into a [`Caller`]; [`authorize`]
+//! turns a caller, a target workspace and an [`Operation`] into a
+//! [`WalletScope`] (the capability the service requires) or a refusal.
+//! Resolvers never check roles themselves.
+
+mod policy;
+mod token;
+
+pub use policy::{Operation, WalletScope, authorize, authorize_operator};
+pub use token::{Caller, Claims, TokenVerifier, mint_hs256};

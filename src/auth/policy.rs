@@ -1,0 +1,181 @@
+//! The role table of the contract, in one place.
+//!
+//! | role | may |
+//! |---|---|
+//! | agent | read its own workspace; spend SIDEKICK |
+//! | service | what agent may, and spend any action for its workspace |
+//! | admin | what agent may, and top up and change the plan of its workspace |
+//! | operator | any workspace: everything, and the operator-only operations |
+//!
+//! The workspace is checked before the role, and another workspace is
+//! refused exactly like a workspace that does not exist (NOT_FOUND), so a
+//! token learns nothing about workspaces it does not belong to.
+
+use super::Caller;
+use crate::domain::catalogue::{Action, Role};
+use crate::domain::ids::WorkspaceId;
+use crate::error::AppError;
+
+/// Something a caller may ask to do to a workspace's wallet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// Read the wallet, its transactions and usage; subscribe.
+    Read,
+    /// Spend credits for an action.
+    Spend(Action),
+    /// Buy a top-up pack.
+    TopUp,
+    /// Change the plan.
+    ChangePlan,
+    /// Operator-only operations (adjust, reverse, enterprise allocation).
+    Operate,
+}
+
+impl Operation {
+    fn describe(self) -> &'static str {
+        match self {
+            Operation::Read => "read this wallet",
+            Operation::Spend(Action::Sidekick) => "spend SIDEKICK",
+            Operation::Spend(_) => "spend this action (only service tokens spend TRIAGE and AUTO_RESOLVE)",
+            Operation::TopUp => "purchase top-ups (admin or operator only)",
+            Operation::ChangePlan => "change the plan (admin or operator only)",
+            Operation::Operate => "perform operator operations",
+        }
+    }
+
+    fn allowed_for(self, role: Role) -> bool {
+        match (self, role) {
+            (_, Role::Operator) => true,
+            (Operation::Read, _) => true,
+            (Operation::Spend(Action::Sidekick), _) => true,
+            (Operation::Spend(_), Role::Service) => true,
+            (Operation::TopUp | Operation::ChangePlan, Role::Admin) => true,
+            _ => false,
+        }
+    }
+}
+
+/// The capability to act on one workspace's wallet, as one caller. Only
+/// [`authorize`] makes one, so a service function that takes it cannot be
+/// reached without the check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalletScope {
+    workspace_id: WorkspaceId,
+    actor: String,
+    role: Role,
+}
+
+impl WalletScope {
+    /// The workspace this capability is for.
+    pub fn workspace_id(&self) -> &WorkspaceId {
+        &self.workspace_id
+    }
+
+    /// Who acts (the token's subject), recorded on ledger rows.
+    pub fn actor(&self) -> &str {
+        &self.actor
+    }
+
+    /// Whether the caller is an operator.
+    pub fn is_operator(&self) -> bool {
+        self.role == Role::Operator
+    }
+
+    /// A scope for internal jobs (the scheduler), acting as `system`.
+    pub fn system(workspace_id: WorkspaceId) -> Self {
+        Self {
+            workspace_id,
+            actor: "system".to_owned(),
+            role: Role::Operator,
+        }
+    }
+}
+
+/// Decides whether `caller` may do `operation` on `requested` (or, when
+/// `None`, on the caller's own workspace).
+pub fn authorize(
+    caller: &Caller,
+    requested: Option<WorkspaceId>,
+    operation: Operation,
+) -> Result<WalletScope, AppError> {
+    let workspace_id = match (requested, &caller.workspace_id, caller.role) {
+        (Some(requested), _, Role::Operator) => requested,
+        (Some(requested), Some(own), _) if &requested == own => requested,
+        (Some(_), _, _) => return Err(AppError::NotFound("workspace")),
+        (None, Some(own), _) => own.clone(),
+        (None, None, _) => {
+            return Err(AppError::invalid(
+                "workspaceId",
+                "is required with a token that has no workspace_id (operator)",
+            ));
+        }
+    };
+    if !operation.allowed_for(caller.role) {
+        return Err(AppError::Forbidden(operation.describe()));
+    }
+    Ok(WalletScope {
+        workspace_id,
+        actor: caller.subject.clone(),
+        role: caller.role,
+    })
+}
+
+/// Requires an operator token for an operation on no particular workspace
+/// (creating one).
+pub fn authorize_operator(caller: &Caller) -> Result<(), AppError> {
+    if caller.role == Role::Operator {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden("perform operator operations"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caller(role: Role, workspace: Option<&str>) -> Caller {
+        Caller {
+            subject: "u1".into(),
+            workspace_id: workspace.map(|id| WorkspaceId::parse("w", id).expect("valid id")),
+            role,
+        }
+    }
+
+    fn ws(id: &str) -> Option<WorkspaceId> {
+        Some(WorkspaceId::parse("w", id).expect("valid id"))
+    }
+
+    #[test]
+    fn the_role_table() {
+        use Operation::*;
+        let operations = [Read, Spend(Action::Sidekick), Spend(Action::Triage), Spend(Action::AutoResolve), TopUp, ChangePlan, Operate];
+        let table: [(Role, [bool; 7]); 4] = [
+            (Role::Agent, [true, true, false, false, false, false, false]),
+            (Role::Service, [true, true, true, true, false, false, false]),
+            (Role::Admin, [true, true, false, false, true, true, false]),
+            (Role::Operator, [true; 7]),
+        ];
+        for (role, allowed) in table {
+            let workspace = (role != Role::Operator).then_some("a");
+            for (operation, expected) in operations.iter().zip(allowed) {
+                let result = authorize(&caller(role, workspace), ws("a"), *operation);
+                assert_eq!(result.is_ok(), expected, "{role:?} {operation:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn another_workspace_is_not_found_before_any_role_check() {
+        for role in [Role::Agent, Role::Service, Role::Admin] {
+            let refused = authorize(&caller(role, Some("a")), ws("b"), Operation::Operate);
+            assert!(matches!(refused, Err(AppError::NotFound("workspace"))));
+        }
+    }
+
+    #[test]
+    fn operators_must_name_the_workspace() {
+        let refused = authorize(&caller(Role::Operator, None), None, Operation::Read);
+        assert!(matches!(refused, Err(AppError::InvalidInput { field: "workspaceId", .. })));
+    }
+}

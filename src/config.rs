@@ -1,0 +1,110 @@
+//! Configuration, read from the environment once at start-up and validated
+//! there: a bad value stops the process with a message naming the variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use secrecy::SecretString;
+
+/// Default database: a SQLite file in the working directory, created on
+/// first start, so that `cargo run` needs nothing installed.
+pub const DATABASE_URL_DEFAULT: &str = "sqlite://protodesk-credits.db?mode=rwc";
+/// Default listen address: loopback only, so a development run is private.
+pub const BIND_ADDR_DEFAULT: &str = "127.0.0.1:8080";
+/// Default pool size. SQLite has one writer anyway; PostgreSQL instances
+/// share the server's connection limit (100 by default), so several
+/// instances of 10 fit.
+pub const DATABASE_MAX_CONNECTIONS_DEFAULT: u32 = 10;
+
+/// Where token signatures are checked against.
+#[derive(Debug, Clone)]
+pub enum JwtKeySource {
+    /// `JWT_SECRET`: HS256 with this shared secret.
+    Secret(SecretString),
+    /// `JWT_PUBLIC_KEY_FILE`: RS256 or ES256, implied by the PEM key's type.
+    PublicKeyFile(PathBuf),
+}
+
+/// How tokens are verified.
+#[derive(Debug, Clone)]
+pub struct JwtConfig {
+    /// The key (exactly one source).
+    pub key: JwtKeySource,
+    /// `JWT_ISSUER`: when set, tokens must carry this `iss`.
+    pub issuer: Option<String>,
+    /// `JWT_AUDIENCE`: when set, tokens must carry this `aud`.
+    pub audience: Option<String>,
+}
+
+/// Everything the service needs to start.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `DATABASE_URL`: `sqlite://…` or `postgres://…`
+    /// (default [`DATABASE_URL_DEFAULT`]).
+    pub database_url: String,
+    /// `DATABASE_SCHEMA`: PostgreSQL schema to use (default: the server's
+    /// search path). Tests give each run its own schema.
+    pub database_schema: Option<String>,
+    /// `DATABASE_MAX_CONNECTIONS` (default [`DATABASE_MAX_CONNECTIONS_DEFAULT`]).
+    pub database_max_connections: u32,
+    /// `BIND_ADDR` (default [`BIND_ADDR_DEFAULT`]); port 0 picks a free port.
+    pub bind_addr: SocketAddr,
+    /// Token verification.
+    pub jwt: JwtConfig,
+}
+
+fn optional(name: &str) -> anyhow::Result<Option<String>> {
+    match std::env::var(name) {
+        Ok(value) if value.trim().is_empty() => Ok(None),
+        Ok(value) => Ok(Some(value)),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => bail!("{name} is not valid UTF-8"),
+    }
+}
+
+impl Config {
+    /// Reads and validates the configuration from the environment.
+    pub fn from_env() -> anyhow::Result<Self> {
+        let database_url = optional("DATABASE_URL")?.unwrap_or_else(|| DATABASE_URL_DEFAULT.to_owned());
+        if !(database_url.starts_with("sqlite:") || database_url.starts_with("postgres")) {
+            bail!("DATABASE_URL must start with sqlite: or postgres:// (got another scheme)");
+        }
+        let bind_addr = optional("BIND_ADDR")?
+            .unwrap_or_else(|| BIND_ADDR_DEFAULT.to_owned())
+            .parse()
+            .context("BIND_ADDR must be an address such as 127.0.0.1:8080")?;
+        let database_max_connections = match optional("DATABASE_MAX_CONNECTIONS")? {
+            None => DATABASE_MAX_CONNECTIONS_DEFAULT,
+            Some(raw) => raw
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=1000).contains(n))
+                .context("DATABASE_MAX_CONNECTIONS must be an integer from 1 to 1000")?,
+        };
+        let key = match (optional("JWT_SECRET")?, optional("JWT_PUBLIC_KEY_FILE")?) {
+            (Some(secret), None) => {
+                if secret.len() < 16 {
+                    bail!("JWT_SECRET must be at least 16 bytes");
+                }
+                JwtKeySource::Secret(SecretString::from(secret))
+            }
+            (None, Some(path)) => JwtKeySource::PublicKeyFile(PathBuf::from(path)),
+            (Some(_), Some(_)) => bail!("set only one of JWT_SECRET and JWT_PUBLIC_KEY_FILE"),
+            (None, None) => bail!(
+                "set JWT_SECRET (HS256) or JWT_PUBLIC_KEY_FILE (RS256/ES256); for a local try: JWT_SECRET=dev-secret-change-me cargo run"
+            ),
+        };
+        Ok(Config {
+            database_url,
+            database_schema: optional("DATABASE_SCHEMA")?,
+            database_max_connections,
+            bind_addr,
+            jwt: JwtConfig {
+                key,
+                issuer: optional("JWT_ISSUER")?,
+                audience: optional("JWT_AUDIENCE")?,
+            },
+        })
+    }
+}

@@ -1,0 +1,83 @@
+//! The GraphQL contract: schema roots, public types, and the boundary
+//! between a request and the service.
+//!
+//! Resolvers stay short: get the [`Caller`], parse input into domain types,
+//! ask `auth` for a capability, call `service`, convert the answer.
+
+mod codes;
+mod connection;
+mod mutation;
+mod query;
+mod types;
+
+use async_graphql::{Context, EmptySubscription, Schema};
+
+use crate::auth::{Caller, Operation, WalletScope, authorize};
+use crate::domain::ids::WorkspaceId;
+use crate::error::AppError;
+use crate::service::Ledger;
+
+pub use mutation::MutationRoot;
+pub use query::QueryRoot;
+
+/// The served schema.
+pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+
+/// Deepest query accepted.
+pub const QUERY_DEPTH_MAX: usize = 16;
+/// Most complex query accepted (fields, weighted by page sizes).
+pub const QUERY_COMPLEXITY_MAX: usize = 5_000;
+
+/// How the request authenticated, attached to each request's data by the
+/// HTTP or WebSocket layer.
+#[derive(Debug, Clone)]
+pub enum Authentication {
+    /// No token was presented.
+    Anonymous,
+    /// A valid token.
+    Caller(Caller),
+    /// A token was presented and refused, for this reason.
+    Refused(&'static str),
+}
+
+/// Builds the schema. Without a `ledger` (as for `sdl`), it can print its
+/// SDL but not execute.
+pub fn build_schema(ledger: Option<Ledger>) -> AppSchema {
+    let mut builder = Schema::build(QueryRoot::default(), MutationRoot::default(), EmptySubscription)
+        .limit_depth(QUERY_DEPTH_MAX)
+        .limit_complexity(QUERY_COMPLEXITY_MAX)
+        .extension(codes::ErrorCodes);
+    if let Some(ledger) = ledger {
+        builder = builder.data(ledger);
+    }
+    builder.finish()
+}
+
+/// The schema's SDL, as checked in at `schema.graphql`.
+pub fn sdl() -> String {
+    build_schema(None).sdl()
+}
+
+/// The service, from the schema's data.
+fn ledger<'a>(ctx: &Context<'a>) -> Result<&'a Ledger, AppError> {
+    ctx.data::<Ledger>()
+        .map_err(|_| AppError::Internal(anyhow::anyhow!("schema built without a ledger")))
+}
+
+/// The verified caller, or UNAUTHENTICATED.
+fn caller<'a>(ctx: &Context<'a>) -> Result<&'a Caller, AppError> {
+    match ctx.data_opt::<Authentication>() {
+        Some(Authentication::Caller(caller)) => Ok(caller),
+        Some(Authentication::Refused(reason)) => Err(AppError::Unauthenticated(reason)),
+        Some(Authentication::Anonymous) | None => Err(AppError::Unauthenticated("no bearer token was presented")),
+    }
+}
+
+/// The capability for `operation` on `workspace_id` (default: the caller's).
+fn scope(ctx: &Context<'_>, workspace_id: Option<&async_graphql::ID>, operation: Operation) -> Result<WalletScope, AppError> {
+    let caller = caller(ctx)?;
+    let requested = workspace_id
+        .map(|raw| WorkspaceId::parse("workspaceId", raw))
+        .transpose()?;
+    authorize(caller, requested, operation)
+}

@@ -1,0 +1,188 @@
+//! The axum router: `/graphql` (POST; GET for queries and WebSocket
+//! upgrades), GraphiQL at `/`, `/healthz`, `/readyz`.
+//!
+//! Authentication happens here, once per request (or once per WebSocket
+//! connection, from the `connection_init` payload); the result travels to
+//! resolvers as [`Authentication`] in the request's data.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_graphql::http::GraphiQLSource;
+use async_graphql::parser::types::OperationType;
+use async_graphql::{Data, ErrorExtensions};
+use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
+use axum::extract::{FromRequest, FromRequestParts, Request, State, WebSocketUpgrade};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::auth::TokenVerifier;
+use crate::graphql::{AppSchema, Authentication};
+use crate::service::Ledger;
+
+/// Largest request body accepted, in bytes.
+pub const REQUEST_BODY_MAX: usize = 256 * 1024;
+/// Longest time a request may run before it is answered 408.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The executable schema.
+    pub schema: AppSchema,
+    /// Verifies bearer tokens.
+    pub verifier: Arc<TokenVerifier>,
+    /// The service, for readiness.
+    pub ledger: Ledger,
+}
+
+/// Builds the router.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(graphiql))
+        .route("/graphql", get(graphql_get).post(graphql_post))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .layer(RequestBodyLimitLayer::new(REQUEST_BODY_MAX))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
+        .with_state(state)
+}
+
+async fn graphiql() -> Html<String> {
+    Html(
+        GraphiQLSource::build()
+            .endpoint("/graphql")
+            .subscription_endpoint("/graphql")
+            .title("Protodesk credits")
+            .finish(),
+    )
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    match crate::store::ping(state.ledger.db()).await {
+        Ok(()) => (StatusCode::OK, "ready").into_response(),
+        Err(error) => {
+            let status = error.status();
+            let _ = error.into_graphql();
+            (status, "database unreachable").into_response()
+        }
+    }
+}
+
+/// Reads `Authorization: Bearer <jwt>`.
+fn authenticate_headers(verifier: &TokenVerifier, headers: &HeaderMap) -> Authentication {
+    match headers.get(header::AUTHORIZATION) {
+        None => Authentication::Anonymous,
+        Some(value) => match value.to_str().ok().and_then(bearer_token) {
+            Some(token) => authenticate_token(verifier, token),
+            None => Authentication::Refused("the Authorization header must be `Bearer <token>`"),
+        },
+    }
+}
+
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|token| !token.is_empty())
+}
+
+fn authenticate_token(verifier: &TokenVerifier, token: &str) -> Authentication {
+    match verifier.verify(token) {
+        Ok(caller) => Authentication::Caller(caller),
+        Err(crate::error::AppError::Unauthenticated(reason)) => Authentication::Refused(reason),
+        Err(_) => Authentication::Refused("the token could not be verified"),
+    }
+}
+
+async fn graphql_post(State(state): State<AppState>, headers: HeaderMap, request: GraphQLRequest) -> GraphQLResponse {
+    let authentication = authenticate_headers(&state.verifier, &headers);
+    state
+        .schema
+        .execute(request.into_inner().data(authentication))
+        .await
+        .into()
+}
+
+/// GET serves both WebSocket upgrades and read-only queries.
+async fn graphql_get(State(state): State<AppState>, request: Request) -> Response {
+    let is_upgrade = request
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.eq_ignore_ascii_case("websocket"));
+    if is_upgrade {
+        return websocket(state, request).await;
+    }
+    let authentication = authenticate_headers(&state.verifier, request.headers());
+    let request = match GraphQLRequest::<async_graphql_axum::rejection::GraphQLRejection>::from_request(request, &())
+        .await
+    {
+        Ok(request) => request.into_inner(),
+        Err(rejection) => return rejection.into_response(),
+    };
+    let is_mutation = async_graphql::parser::parse_query(&request.query).is_ok_and(|document| {
+        document
+            .operations
+            .iter()
+            .any(|(_, operation)| operation.node.ty != OperationType::Query)
+    });
+    if is_mutation {
+        let error = async_graphql::Error::new("only queries may be sent with GET; send mutations with POST")
+            .extend_with(|_, extensions| extensions.set("code", "BAD_USER_INPUT"));
+        let body = serde_json::json!({ "errors": [{ "message": error.message, "extensions": { "code": "BAD_USER_INPUT" } }] });
+        return (StatusCode::METHOD_NOT_ALLOWED, Json(body)).into_response();
+    }
+    GraphQLResponse::from(state.schema.execute(request.data(authentication)).await).into_response()
+}
+
+async fn websocket(state: AppState, request: Request) -> Response {
+    let (mut parts, _body) = request.into_parts();
+    let protocol = match GraphQLProtocol::from_request_parts(&mut parts, &()).await {
+        Ok(protocol) => protocol,
+        Err(status) => return status.into_response(),
+    };
+    let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let schema = state.schema.clone();
+    let verifier = state.verifier.clone();
+    upgrade
+        .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| async move {
+            GraphQLWebSocket::new(socket, schema, protocol)
+                .on_connection_init(move |payload| async move {
+                    let token = ["Authorization", "authorization", "token"]
+                        .iter()
+                        .find_map(|field| payload.get(*field).and_then(|value| value.as_str()))
+                        .map(|value| bearer_token(value).unwrap_or(value).to_owned());
+                    let authentication = match token {
+                        Some(token) => authenticate_token(&verifier, &token),
+                        None => Authentication::Anonymous,
+                    };
+                    match authentication {
+                        Authentication::Caller(_) => {
+                            let mut data = Data::default();
+                            data.insert(authentication);
+                            Ok(data)
+                        }
+                        Authentication::Refused(reason) => Err(async_graphql::Error::new(format!(
+                            "UNAUTHENTICATED: {reason}"
+                        ))),
+                        Authentication::Anonymous => Err(async_graphql::Error::new(
+                            "UNAUTHENTICATED: connection_init must carry Authorization or token",
+                        )),
+                    }
+                })
+                .serve()
+                .await
+        })
+        .into_response()
+}

@@ -1,0 +1,25 @@
+//! The catalogue: plans, top-up packs and action costs, read from data.
+
+use super::{ActionCostView, Ledger, PackView, PlanView};
+use crate::error::AppResult;
+use crate::store::{self, db_error};
+
+impl Ledger {
+    /// Every plan.
+    pub async fn plans(&self) -> AppResult<Vec<PlanView>> {
+        let rows = store::catalogue::plans(&self.db).await.map_err(db_error)?;
+        rows.into_iter().map(PlanView::from_model).collect()
+    }
+
+    /// Every top-up pack.
+    pub async fn packs(&self) -> AppResult<Vec<PackView>> {
+        let rows = store::catalogue::packs(&self.db).await.map_err(db_error)?;
+        rows.into_iter().map(PackView::from_model).collect()
+    }
+
+    /// Every action's cost.
+    pub async fn action_costs(&self) -> AppResult<Vec<ActionCostView>> {
+        let rows = store::catalogue::action_costs(&self.db).await.map_err(db_error)?;
+        rows.into_iter().map(ActionCostView::from_model).collect()
+    }
+}

@@ -1,0 +1,197 @@
+//! Use cases: one async function per operation, each one database
+//! transaction.
+//!
+//! Every writer follows the same steps: lock the wallet
+//! ([`store::ledger::lock_wallet`]), settle grants whose expiry has passed,
+//! check the idempotency key, let `domain` decide, write through `store`,
+//! check the invariant (debug builds), commit. Events are published only
+//! after the commit.
+#![warn(missing_docs)]
+
+mod catalogue;
+mod plan;
+mod spend;
+mod top_up;
+mod views;
+mod wallet;
+mod workspace;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use entity::{credit_grant, wallet as wallet_entity};
+use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
+
+pub use spend::{SpendRequest, SpendResult};
+pub use top_up::{TopUpOutcome, TopUpRequest, TopUpResult};
+pub use views::{
+    ActionCostView, BalanceView, PackView, PeriodView, PlanView, TransactionPage, TransactionView, WalletView,
+};
+pub use wallet::{TRANSACTIONS_PAGE_DEFAULT, TRANSACTIONS_PAGE_MAX, TransactionQuery};
+pub use workspace::{ChangePlanRequest, CreateWorkspaceRequest, WORKSPACE_NAME_LENGTH_MAX};
+
+use crate::domain::catalogue::{GrantSource, LedgerKind};
+use crate::domain::clock::Clock;
+use crate::domain::invariant::check_totals;
+use crate::error::{AppError, AppResult};
+use crate::store::{self, db_error, ledger::EntryDraft};
+
+/// The ledger service: the one facade the GraphQL layer and the scheduler
+/// call. Cheap to clone.
+#[derive(Clone)]
+pub struct Ledger {
+    db: DatabaseConnection,
+    clock: Arc<dyn Clock>,
+}
+
+impl Ledger {
+    /// A service over `db`, reading time from `clock`.
+    pub fn new(db: DatabaseConnection, clock: Arc<dyn Clock>) -> Self {
+        Self { db, clock }
+    }
+
+    /// The database handle (for readiness checks and audits).
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// The current time, from the injected clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+}
+
+/// One write transaction holding one wallet's lock.
+struct LockedWallet {
+    txn: DatabaseTransaction,
+    wallet: wallet_entity::Model,
+    /// The wallet as read under the lock; saved back only if it differs.
+    original: wallet_entity::Model,
+    /// Live grants, oldest first, kept in step with what is written.
+    grants: Vec<credit_grant::Model>,
+}
+
+impl Ledger {
+    /// Begins a transaction, locks the workspace's wallet and loads its live
+    /// grants. A workspace that does not exist is NOT_FOUND.
+    async fn lock(&self, workspace_id: &str) -> AppResult<LockedWallet> {
+        let txn = self.db.begin().await.map_err(db_error)?;
+        let wallet = store::ledger::lock_wallet(&txn, workspace_id)
+            .await
+            .map_err(db_error)?
+            .ok_or(AppError::NotFound("workspace"))?;
+        let grants = store::ledger::live_grants(&txn, wallet.id).await.map_err(db_error)?;
+        Ok(LockedWallet::new(txn, wallet, grants))
+    }
+}
+
+impl LockedWallet {
+    fn new(txn: DatabaseTransaction, wallet: wallet_entity::Model, grants: Vec<credit_grant::Model>) -> Self {
+        Self {
+            txn,
+            original: wallet.clone(),
+            wallet,
+            grants,
+        }
+    }
+
+    /// Inserts a new grant holding its credits in the database, tracked in
+    /// memory as empty until the row that grants it is appended (which
+    /// moves it up by its size). Returns the grant's id.
+    async fn add_grant(&mut self, grant: store::ledger::NewGrant, now: DateTime<Utc>) -> AppResult<i64> {
+        let mut row = store::ledger::insert_grant(&self.txn, self.wallet.id, grant, now)
+            .await
+            .map_err(db_error)?;
+        let id = row.id;
+        row.remaining_credits = 0;
+        self.grants.push(row);
+        Ok(id)
+    }
+
+    /// Appends a row and keeps the in-memory grants in step with its moves
+    /// (the caller has already changed the grant rows themselves).
+    async fn append(&mut self, draft: EntryDraft, now: DateTime<Utc>) -> AppResult<entity::ledger_entry::Model> {
+        for (grant_id, delta) in &draft.grant_moves {
+            if let Some(grant) = self.grants.iter_mut().find(|grant| grant.id == *grant_id) {
+                grant.remaining_credits += delta;
+            }
+        }
+        store::ledger::append_entry(&self.txn, &mut self.wallet, draft, now)
+            .await
+            .map_err(db_error)
+    }
+
+    /// Expires every live grant whose expiry has passed: one EXPIRE row per
+    /// grant that still held credits, then the grant is closed. Rows are
+    /// stamped `now` (when the expiry was recorded); the grant keeps its
+    /// `expires_at`.
+    async fn expire_due(&mut self, now: DateTime<Utc>) -> AppResult<()> {
+        let due: Vec<credit_grant::Model> = self
+            .grants
+            .iter()
+            .filter(|grant| grant.expires_at.is_some_and(|at| at <= now))
+            .cloned()
+            .collect();
+        for grant in due {
+            if grant.remaining_credits > 0 {
+                self.append(
+                    EntryDraft {
+                        kind: LedgerKind::Expire,
+                        amount: -grant.remaining_credits,
+                        action: None,
+                        reference: Some(format!("{}:{}", grant.source, grant.id)),
+                        actor: "system".to_owned(),
+                        idempotency_key: None,
+                        reverses_entry_id: None,
+                        grant_moves: vec![(grant.id, -grant.remaining_credits)],
+                    },
+                    now,
+                )
+                .await?;
+            }
+            store::ledger::close_grant(&self.txn, grant.id, now)
+                .await
+                .map_err(db_error)?;
+            self.grants.retain(|live| live.id != grant.id);
+        }
+        Ok(())
+    }
+
+    /// Saves the wallet head, checks the invariant in debug builds, commits.
+    async fn commit(self, now: DateTime<Utc>) -> AppResult<wallet_entity::Model> {
+        if self.wallet == self.original {
+            // Nothing changed: release the lock without writing.
+            self.txn.commit().await.map_err(db_error)?;
+            return Ok(self.wallet);
+        }
+        store::ledger::save_wallet(&self.txn, &self.wallet, self.original.last_sequence, now)
+            .await
+            .map_err(db_error)?;
+        if cfg!(debug_assertions) {
+            let totals = store::verify::wallet_totals(&self.txn, &self.wallet)
+                .await
+                .map_err(db_error)?;
+            check_totals(&totals).map_err(|broken| {
+                AppError::Internal(anyhow::anyhow!(
+                    "ledger invariant broken for wallet {}: {broken}",
+                    self.wallet.id
+                ))
+            })?;
+        }
+        self.txn.commit().await.map_err(db_error)?;
+        Ok(self.wallet)
+    }
+
+    /// The balance split of the live grants.
+    fn balance(&self) -> BalanceView {
+        BalanceView::from_grants(&self.grants)
+    }
+}
+
+/// A source's balance bucket, for a stored source name.
+fn grant_source(grant: &credit_grant::Model) -> AppResult<GrantSource> {
+    grant
+        .source
+        .parse()
+        .map_err(|error| AppError::Internal(anyhow::Error::new(error)))
+}

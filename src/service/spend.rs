@@ -1,0 +1,176 @@
+//! `spendCredit`: pay for one AI action, exactly once per key.
+
+use chrono::{DateTime, Utc};
+
+use super::{BalanceView, Ledger, PackView, TransactionView};
+use crate::auth::WalletScope;
+use crate::domain::burn_down::GrantBalance;
+use crate::domain::catalogue::{Action, LedgerKind, PackOffer, smallest_pack_resuming};
+use crate::domain::ids::IdempotencyKey;
+use crate::domain::spend::{SpendDecision, SpendOutcome, decide_spend, spend_fingerprint};
+use crate::error::{AppError, AppResult};
+use crate::store::{self, db_error, ledger::EntryDraft};
+
+/// The idempotency scope of spends.
+pub(crate) const SPEND_SCOPE: &str = "SPEND";
+
+/// A validated spend request.
+#[derive(Debug, Clone)]
+pub struct SpendRequest {
+    /// The action to pay for.
+    pub action: Action,
+    /// The key that makes retries safe.
+    pub idempotency_key: IdempotencyKey,
+    /// The caller's reference (ticket, thread…), part of the request's identity.
+    pub reference: Option<String>,
+}
+
+/// The answer to a spend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpendResult {
+    /// What happened.
+    pub outcome: SpendOutcome,
+    /// The row that charged (the original one for DUPLICATE).
+    pub transaction: Option<TransactionView>,
+    /// The wallet's balance now.
+    pub balance: BalanceView,
+    /// What the action costs.
+    pub cost: i64,
+    /// When credits next arrive (the end of the current period), if ever.
+    pub next_reset_at: Option<DateTime<Utc>>,
+    /// For INSUFFICIENT_CREDITS: the smallest pack that pays for the action.
+    pub suggested_top_up: Option<PackView>,
+}
+
+impl Ledger {
+    /// Spends the action's cost from the scope's wallet. See
+    /// [`crate::domain::spend`] for the precedence of answers.
+    pub async fn spend(&self, scope: &WalletScope, request: SpendRequest) -> AppResult<SpendResult> {
+        let now = self.now();
+        let fingerprint = spend_fingerprint(request.action.as_str(), request.reference.as_deref());
+        let mut locked = self.lock(scope.workspace_id().as_str()).await?;
+        let cost = store::catalogue::action_cost(&locked.txn, request.action.as_str())
+            .await
+            .map_err(db_error)?
+            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("no cost for {}", request.action)))?
+            .credits;
+
+        if let Some(record) = store::ledger::find_idempotency(
+            &locked.txn,
+            locked.wallet.id,
+            SPEND_SCOPE,
+            request.idempotency_key.as_str(),
+        )
+        .await
+        .map_err(db_error)?
+        {
+            if record.fingerprint != fingerprint {
+                return Err(AppError::IdempotencyConflict(
+                    "idempotencyKey was already used for a spend with a different action or reference".to_owned(),
+                ));
+            }
+            let original = store::ledger::entry(&locked.txn, record.ledger_entry_id)
+                .await
+                .map_err(db_error)?
+                .ok_or_else(|| AppError::Internal(anyhow::anyhow!("idempotency record without its row")))?;
+            locked.expire_due(now).await?;
+            let balance = locked.balance();
+            let next_reset_at = locked.wallet.period_end_at;
+            locked.commit(now).await?;
+            return Ok(SpendResult {
+                outcome: SpendOutcome::Duplicate,
+                transaction: Some(TransactionView::from_model(original)?),
+                balance,
+                cost,
+                next_reset_at,
+                suggested_top_up: None,
+            });
+        }
+
+        locked.expire_due(now).await?;
+        let spendable: Vec<GrantBalance> = locked
+            .grants
+            .iter()
+            .map(|grant| {
+                Ok(GrantBalance {
+                    id: grant.id,
+                    source: super::grant_source(grant)?,
+                    remaining: grant.remaining_credits,
+                    expires_at: grant.expires_at,
+                })
+            })
+            .collect::<AppResult<_>>()?;
+        match decide_spend(&spendable, cost) {
+            SpendDecision::Insufficient { available } => {
+                let balance = locked.balance();
+                let next_reset_at = locked.wallet.period_end_at;
+                // Expiries recorded above are facts and are kept; the spend
+                // itself writes nothing and leaves the key unbound.
+                locked.commit(now).await?;
+                let packs = self.packs().await?;
+                let offers: Vec<PackOffer> = packs
+                    .iter()
+                    .map(|pack| PackOffer {
+                        code: pack.code,
+                        credits: pack.credits,
+                        price_cents: pack.price_cents,
+                    })
+                    .collect();
+                let suggested = smallest_pack_resuming(&offers, available, cost)
+                    .and_then(|offer| packs.iter().find(|pack| pack.code == offer.code).cloned());
+                Ok(SpendResult {
+                    outcome: SpendOutcome::InsufficientCredits,
+                    transaction: None,
+                    balance,
+                    cost,
+                    next_reset_at,
+                    suggested_top_up: suggested,
+                })
+            }
+            SpendDecision::Charge(burns) => {
+                for burn in &burns {
+                    store::ledger::move_grant(&locked.txn, burn.grant_id, -burn.credits)
+                        .await
+                        .map_err(db_error)?;
+                }
+                let entry = locked
+                    .append(
+                        EntryDraft {
+                            kind: LedgerKind::Spend,
+                            amount: -cost,
+                            action: Some(request.action),
+                            reference: request.reference.clone(),
+                            actor: scope.actor().to_owned(),
+                            idempotency_key: Some(request.idempotency_key.as_str().to_owned()),
+                            reverses_entry_id: None,
+                            grant_moves: burns.iter().map(|burn| (burn.grant_id, -burn.credits)).collect(),
+                        },
+                        now,
+                    )
+                    .await?;
+                store::ledger::insert_idempotency(
+                    &locked.txn,
+                    locked.wallet.id,
+                    SPEND_SCOPE,
+                    request.idempotency_key.as_str(),
+                    &fingerprint,
+                    entry.id,
+                    now,
+                )
+                .await
+                .map_err(db_error)?;
+                let balance = locked.balance();
+                let next_reset_at = locked.wallet.period_end_at;
+                locked.commit(now).await?;
+                Ok(SpendResult {
+                    outcome: SpendOutcome::Charged,
+                    transaction: Some(TransactionView::from_model(entry)?),
+                    balance,
+                    cost,
+                    next_reset_at,
+                    suggested_top_up: None,
+                })
+            }
+        }
+    }
+}

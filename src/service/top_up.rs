@@ -1,0 +1,114 @@
+//! `purchaseTopUp`: a paid pack becomes a never-expiring grant, exactly
+//! once per payment reference.
+
+use super::{BalanceView, Ledger, TransactionView};
+use crate::auth::WalletScope;
+use crate::domain::catalogue::{GrantSource, LedgerKind, PackCode};
+use crate::domain::ids::IdempotencyKey;
+use crate::error::{AppError, AppResult};
+use crate::store::{self, db_error, ledger::EntryDraft, ledger::NewGrant};
+
+/// The idempotency scope of top-ups (keys are payment references).
+const TOP_UP_SCOPE: &str = "TOP_UP";
+
+/// A validated top-up request.
+#[derive(Debug, Clone)]
+pub struct TopUpRequest {
+    /// The pack bought.
+    pub pack: PackCode,
+    /// The payment's reference; also the idempotency key.
+    pub payment_reference: IdempotencyKey,
+}
+
+/// What a top-up did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TopUpOutcome {
+    /// The pack's credits were granted.
+    Applied,
+    /// This payment reference was already applied; nothing was granted again.
+    Duplicate,
+}
+
+/// The answer to a top-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopUpResult {
+    /// What happened.
+    pub outcome: TopUpOutcome,
+    /// The TOP_UP row (the original one for DUPLICATE).
+    pub transaction: TransactionView,
+    /// The wallet's balance now.
+    pub balance: BalanceView,
+}
+
+impl Ledger {
+    /// Grants a purchased pack.
+    pub async fn purchase_top_up(&self, scope: &WalletScope, request: TopUpRequest) -> AppResult<TopUpResult> {
+        let now = self.now();
+        let mut locked = self.lock(scope.workspace_id().as_str()).await?;
+        let key = request.payment_reference.as_str();
+        let fingerprint = request.pack.as_str();
+        locked.expire_due(now).await?;
+        if let Some(record) = store::ledger::find_idempotency(&locked.txn, locked.wallet.id, TOP_UP_SCOPE, key)
+            .await
+            .map_err(db_error)?
+        {
+            if record.fingerprint != fingerprint {
+                return Err(AppError::IdempotencyConflict(
+                    "paymentReference was already used for a different pack".to_owned(),
+                ));
+            }
+            let original = store::ledger::entry(&locked.txn, record.ledger_entry_id)
+                .await
+                .map_err(db_error)?
+                .ok_or_else(|| AppError::Internal(anyhow::anyhow!("idempotency record without its row")))?;
+            let balance = locked.balance();
+            locked.commit(now).await?;
+            return Ok(TopUpResult {
+                outcome: TopUpOutcome::Duplicate,
+                transaction: TransactionView::from_model(original)?,
+                balance,
+            });
+        }
+        let pack = store::catalogue::pack(&locked.txn, request.pack.as_str())
+            .await
+            .map_err(db_error)?
+            .ok_or_else(|| AppError::invalid("pack", "is not in the catalogue"))?;
+        let grant_id = locked
+            .add_grant(
+                NewGrant {
+                source: GrantSource::Purchase,
+                credits: pack.credits,
+                expires_at: None,
+                period_start_at: None,
+                purchase: Some((pack.code.clone(), pack.price_cents, pack.currency.clone())),
+            },
+            now,
+        )
+        .await?;
+        let entry = locked
+            .append(
+                EntryDraft {
+                    kind: LedgerKind::TopUp,
+                    amount: pack.credits,
+                    action: None,
+                    reference: Some(key.to_owned()),
+                    actor: scope.actor().to_owned(),
+                    idempotency_key: Some(key.to_owned()),
+                    reverses_entry_id: None,
+                    grant_moves: vec![(grant_id, pack.credits)],
+                },
+                now,
+            )
+            .await?;
+        store::ledger::insert_idempotency(&locked.txn, locked.wallet.id, TOP_UP_SCOPE, key, fingerprint, entry.id, now)
+            .await
+            .map_err(db_error)?;
+        let balance = locked.balance();
+        locked.commit(now).await?;
+        Ok(TopUpResult {
+            outcome: TopUpOutcome::Applied,
+            transaction: TransactionView::from_model(entry)?,
+            balance,
+        })
+    }
+}

@@ -1,0 +1,96 @@
+//! `createWorkspace`: a new wallet on the trial, with its one-time credits.
+
+use chrono::Duration;
+use sea_orm::{SqlErr, TransactionTrait};
+
+use super::{Ledger, LockedWallet, WalletView};
+use crate::auth::WalletScope;
+use crate::domain::catalogue::{GrantSource, LedgerKind, PlanCode};
+use crate::domain::ids::WorkspaceId;
+use crate::error::{AppError, AppResult};
+use crate::store::{self, db_error, ledger::EntryDraft, ledger::NewGrant};
+
+pub use super::plan::ChangePlanRequest;
+
+/// A validated workspace creation.
+#[derive(Debug, Clone)]
+pub struct CreateWorkspaceRequest {
+    /// The workspace's id in Protodesk.
+    pub workspace_id: WorkspaceId,
+    /// Its display name.
+    pub name: String,
+}
+
+/// Longest display name, in characters.
+pub const WORKSPACE_NAME_LENGTH_MAX: usize = 200;
+
+impl Ledger {
+    /// Creates a workspace and its wallet on PRO_TRIAL: the trial plan's
+    /// one-time credits are granted at once (one GRANT row, sequence 1) and
+    /// expire when the trial ends. `scope` is the operator's, for the new
+    /// workspace.
+    pub async fn create_workspace(&self, scope: &WalletScope, request: CreateWorkspaceRequest) -> AppResult<WalletView> {
+        let now = self.now();
+        let workspace_id = request.workspace_id.as_str();
+        let trial = store::catalogue::plan(&self.db, PlanCode::ProTrial.as_str())
+            .await
+            .map_err(db_error)?
+            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("the catalogue has no PRO_TRIAL plan")))?;
+        let trial_ends_at = now + Duration::days(i64::from(trial.trial_days.unwrap_or(7)));
+        let trial_credits = trial.monthly_credits.unwrap_or(0);
+
+        let already = || AppError::invalid("workspaceId", "is already taken by another workspace");
+        // One transaction: the workspace never exists without its trial grant.
+        let txn = self.db.begin().await.map_err(db_error)?;
+        if store::ledger::workspace_exists(&txn, workspace_id).await.map_err(db_error)? {
+            return Err(already());
+        }
+        let wallet = store::ledger::insert_workspace(
+            &txn,
+            workspace_id,
+            &request.name,
+            scope.actor(),
+            PlanCode::ProTrial.as_str(),
+            Some(trial_ends_at),
+            now,
+        )
+        .await
+        .map_err(|error| match error.sql_err() {
+            // Two creations of one id raced; the loser is told, not failed.
+            Some(SqlErr::UniqueConstraintViolation(_)) => already(),
+            _ => db_error(error),
+        })?;
+        let mut locked = LockedWallet::new(txn, wallet, Vec::new());
+        if trial_credits > 0 {
+            let grant_id = locked
+                .add_grant(
+                    NewGrant {
+                        source: GrantSource::Trial,
+                        credits: trial_credits,
+                        expires_at: Some(trial_ends_at),
+                        period_start_at: None,
+                        purchase: None,
+                    },
+                    now,
+                )
+                .await?;
+            locked
+                .append(
+                    EntryDraft {
+                        kind: LedgerKind::Grant,
+                        amount: trial_credits,
+                        action: None,
+                        reference: Some("trial:PRO_TRIAL".to_owned()),
+                        actor: scope.actor().to_owned(),
+                        idempotency_key: None,
+                        reverses_entry_id: None,
+                        grant_moves: vec![(grant_id, trial_credits)],
+                    },
+                    now,
+                )
+                .await?;
+        }
+        locked.commit(now).await?;
+        self.wallet(scope).await
+    }
+}

@@ -1,0 +1,89 @@
+//! Building the application from a [`Config`] value, and running it until
+//! a shutdown signal. Tests build it the same way, with port 0, a fresh
+//! database and a manual clock.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::auth::TokenVerifier;
+use crate::config::Config;
+use crate::domain::clock::Clock;
+use crate::graphql::build_schema;
+use crate::http::{AppState, router};
+use crate::service::Ledger;
+use crate::store;
+
+/// A built application: bound, migrated, not yet serving.
+pub struct App {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl App {
+    /// Connects and migrates the database, builds the schema, binds the port.
+    pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let verifier = TokenVerifier::from_config(&config.jwt)?;
+        let db = store::connect_and_migrate(config).await?;
+        let ledger = Ledger::new(db, clock);
+        let schema = build_schema(Some(ledger.clone()));
+        let listener = TcpListener::bind(config.bind_addr)
+            .await
+            .with_context(|| format!("binding BIND_ADDR {}", config.bind_addr))?;
+        Ok(Self {
+            listener,
+            state: AppState {
+                schema,
+                verifier: Arc::new(verifier),
+                ledger,
+            },
+        })
+    }
+
+    /// The address actually bound (port 0 resolved).
+    pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {
+        self.listener.local_addr().context("reading the bound address")
+    }
+
+    /// The service, for callers that run beside the server (tests, jobs).
+    pub fn ledger(&self) -> Ledger {
+        self.state.ledger.clone()
+    }
+
+    /// Serves until `shutdown` completes, then drains open requests.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let router = router(self.state);
+        axum::serve(self.listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("serving HTTP")
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received; draining");
+}

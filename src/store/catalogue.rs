@@ -1,0 +1,43 @@
+//! Reads of the catalogue tables (plans, packs, action costs).
+
+use entity::{action_cost, plan, top_up_pack};
+use sea_orm::{ConnectionTrait, DbErr, EntityTrait, QueryOrder};
+
+/// Every plan, in catalogue order.
+pub async fn plans(db: &impl ConnectionTrait) -> Result<Vec<plan::Model>, DbErr> {
+    plan::Entity::find()
+        .order_by_asc(plan::Column::SortOrder)
+        .all(db)
+        .await
+}
+
+/// One plan by code.
+pub async fn plan(db: &impl ConnectionTrait, code: &str) -> Result<Option<plan::Model>, DbErr> {
+    plan::Entity::find_by_id(code.to_owned()).one(db).await
+}
+
+/// Every top-up pack, in catalogue order.
+pub async fn packs(db: &impl ConnectionTrait) -> Result<Vec<top_up_pack::Model>, DbErr> {
+    top_up_pack::Entity::find()
+        .order_by_asc(top_up_pack::Column::SortOrder)
+        .all(db)
+        .await
+}
+
+/// One pack by code.
+pub async fn pack(db: &impl ConnectionTrait, code: &str) -> Result<Option<top_up_pack::Model>, DbErr> {
+    top_up_pack::Entity::find_by_id(code.to_owned()).one(db).await
+}
+
+/// Every action's cost.
+pub async fn action_costs(db: &impl ConnectionTrait) -> Result<Vec<action_cost::Model>, DbErr> {
+    action_cost::Entity::find()
+        .order_by_asc(action_cost::Column::Action)
+        .all(db)
+        .await
+}
+
+/// One action's cost.
+pub async fn action_cost(db: &impl ConnectionTrait, action: &str) -> Result<Option<action_cost::Model>, DbErr> {
+    action_cost::Entity::find_by_id(action.to_owned()).one(db).await
+}

@@ -1,0 +1,87 @@
+//! Every SeaORM query, and every difference between the backends.
+//!
+//! Functions take `&impl ConnectionTrait`, so the caller (a `service`
+//! function) owns the transaction. `DbErr` never leaves this module raw:
+//! [`db_error`] sorts it into Unavailable (retry later) or Internal.
+
+pub mod catalogue;
+pub mod ledger;
+pub mod verify;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use migration::{Migrator, MigratorTrait};
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
+
+use crate::config::Config;
+use crate::error::AppError;
+
+/// How long a SQLite writer waits for the single write lock before giving
+/// up; a burst of spends queues here rather than failing.
+pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a request waits for a pooled connection.
+pub const POOL_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Opens the pool, creates the PostgreSQL schema when one is configured,
+/// and runs the migrations.
+pub async fn connect_and_migrate(config: &Config) -> anyhow::Result<DatabaseConnection> {
+    let mut options = ConnectOptions::new(config.database_url.clone());
+    options
+        .max_connections(config.database_max_connections)
+        .min_connections(1)
+        .acquire_timeout(POOL_ACQUIRE_TIMEOUT)
+        .sqlx_logging(false)
+        // WAL lets readers run beside the writer; synchronous FULL makes a
+        // commit durable against power loss before CHARGED is answered.
+        .map_sqlx_sqlite_opts(|options| {
+            options
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
+                .busy_timeout(SQLITE_BUSY_TIMEOUT)
+                .foreign_keys(true)
+        });
+    if let Some(schema) = &config.database_schema {
+        let bootstrap = Database::connect(config.database_url.clone())
+            .await
+            .context("connecting to the database to create DATABASE_SCHEMA")?;
+        bootstrap
+            .execute_unprepared(&format!("CREATE SCHEMA IF NOT EXISTS \"{}\"", schema.replace('"', "")))
+            .await
+            .context("creating DATABASE_SCHEMA")?;
+        bootstrap.close().await.ok();
+        options.set_schema_search_path(schema.clone());
+    }
+    let db = Database::connect(options)
+        .await
+        .context("connecting to DATABASE_URL")?;
+    Migrator::up(&db, None).await.context("running migrations")?;
+    Ok(db)
+}
+
+/// Sorts a database error: lost connections, pool timeouts and lock
+/// time-outs are Unavailable (the client may retry); the rest is Internal.
+pub fn db_error(error: DbErr) -> AppError {
+    let text = error.to_string();
+    let unavailable = matches!(error, DbErr::Conn(_) | DbErr::ConnectionAcquire(_))
+        || text.contains("database is locked")
+        || text.contains("connection")
+        || text.contains("timed out");
+    let cause = anyhow::Error::new(error);
+    if unavailable {
+        AppError::Unavailable(cause)
+    } else {
+        AppError::Internal(cause)
+    }
+}
+
+/// Whether the connection is SQLite (a single writer, no row locks).
+pub fn is_sqlite(db: &impl ConnectionTrait) -> bool {
+    db.get_database_backend() == DbBackend::Sqlite
+}
+
+/// Readiness: one round trip to the database.
+pub async fn ping(db: &DatabaseConnection) -> Result<(), AppError> {
+    db.ping().await.map_err(db_error)
+}

@@ -1,0 +1,78 @@
+//! The ledger invariant over stored data: used before commit in debug
+//! builds, after every test, and by operators.
+
+use entity::{credit_grant, ledger_entry, wallet};
+use sea_orm::sea_query::{Expr, Func};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, ExprTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+
+use crate::domain::invariant::WalletTotals;
+
+async fn sum(
+    db: &impl ConnectionTrait,
+    select: sea_orm::Select<impl EntityTrait>,
+    column: impl sea_orm::ColumnTrait,
+) -> Result<i64, DbErr> {
+    let total: Option<Option<i64>> = select
+        .select_only()
+        .column_as(Expr::expr(Func::sum(Expr::col(column))).cast_as("BIGINT"), "total")
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok(total.flatten().unwrap_or(0))
+}
+
+/// The totals of one wallet, read in one consistent view when run inside a
+/// transaction.
+pub async fn wallet_totals(db: &impl ConnectionTrait, wallet: &wallet::Model) -> Result<WalletTotals, DbErr> {
+    let ledger_sum = sum(
+        db,
+        ledger_entry::Entity::find().filter(ledger_entry::Column::WalletId.eq(wallet.id)),
+        ledger_entry::Column::AmountCredits,
+    )
+    .await?;
+    let live_grants_sum = sum(
+        db,
+        credit_grant::Entity::find()
+            .filter(credit_grant::Column::WalletId.eq(wallet.id))
+            .filter(credit_grant::Column::ExpiredAt.is_null()),
+        credit_grant::Column::RemainingCredits,
+    )
+    .await?;
+    let last_balance_after = ledger_entry::Entity::find()
+        .filter(ledger_entry::Column::WalletId.eq(wallet.id))
+        .order_by_desc(ledger_entry::Column::Sequence)
+        .one(db)
+        .await?
+        .map_or(0, |entry| entry.balance_after_credits);
+    Ok(WalletTotals {
+        balance: wallet.balance_credits,
+        ledger_sum,
+        live_grants_sum,
+        last_balance_after,
+    })
+}
+
+/// Every wallet, for a full audit.
+pub async fn all_wallets(db: &impl ConnectionTrait) -> Result<Vec<wallet::Model>, DbErr> {
+    wallet::Entity::find().order_by_asc(wallet::Column::Id).all(db).await
+}
+
+/// Rows whose sequence numbers are not dense 1..=n for the wallet: the
+/// count of rows and the highest sequence must both equal `last_sequence`.
+pub async fn sequence_is_dense(db: &impl ConnectionTrait, wallet: &wallet::Model) -> Result<bool, DbErr> {
+    let count = ledger_entry::Entity::find()
+        .filter(ledger_entry::Column::WalletId.eq(wallet.id))
+        .count(db)
+        .await?;
+    let max: Option<Option<i64>> = ledger_entry::Entity::find()
+        .filter(ledger_entry::Column::WalletId.eq(wallet.id))
+        .select_only()
+        .column_as(ledger_entry::Column::Sequence.max(), "max")
+        .into_tuple()
+        .one(db)
+        .await?;
+    let max = max.flatten().unwrap_or(0);
+    Ok(count as i64 == wallet.last_sequence && max == wallet.last_sequence)
+}
