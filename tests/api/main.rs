@@ -1,1 +1,14 @@
+//! One integration binary for the whole suite (faster to link). Every
+//! scenario runs on SQLite and on PostgreSQL: `cargo test sqlite`,
+//! `cargo test postgres` select one backend.
 
+mod helpers;
+
+mod auth;
+mod catalogue;
+mod concurrency;
+mod input;
+mod schema;
+mod spend;
+mod transactions;
+mod walkthrough;

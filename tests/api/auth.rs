@@ -1,0 +1,238 @@
+//! Goal: every token the contract refuses is refused with UNAUTHENTICATED,
+//! each role can do exactly what the role table says (FORBIDDEN otherwise),
+//! and another workspace is indistinguishable from a missing one.
+//! Method: forge each kind of bad token by hand and call the API with it;
+//! walk the role table operation by operation.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::Utc;
+use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+use protodesk_credits::auth::Claims;
+use protodesk_credits::config::JwtKeySource;
+use serde_json::{Value, json};
+
+use crate::both_backends;
+use crate::helpers::{Options, TEST_SECRET, TestApp, fixture, mint};
+
+const READ: &str = "{ wallet { balance { total } } }";
+
+fn claims(role: &str, workspace: Option<&str>) -> Claims {
+    Claims {
+        sub: "someone".into(),
+        workspace_id: workspace.map(str::to_owned),
+        role: role.into(),
+        exp: Utc::now().timestamp() + 600,
+        iss: None,
+        aud: None,
+    }
+}
+
+fn sign(header: Header, claims: &impl serde::Serialize, key: &EncodingKey) -> String {
+    encode(&header, claims, key).unwrap()
+}
+
+async fn code_of(app: &TestApp, token: Option<&str>) -> String {
+    app.gql(token, READ, json!({})).await.code()
+}
+
+async fn bad_tokens_are_unauthenticated(app: TestApp) {
+    app.create_workspace("ws-auth").await;
+    let secret = EncodingKey::from_secret(TEST_SECRET.as_bytes());
+    let valid = claims("agent", Some("ws-auth"));
+    let no_exp = json!({ "sub": "someone", "workspace_id": "ws-auth", "role": "agent" });
+    let alg_none = format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#),
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(&valid).unwrap())
+    );
+    let rsa = EncodingKey::from_rsa_pem(&std::fs::read(fixture("rsa_private.pem")).unwrap()).unwrap();
+    let cases: Vec<(&str, Option<String>)> = vec![
+        ("no token", None),
+        ("garbage", Some("not-a-jwt".into())),
+        (
+            "bad signature",
+            Some(sign(Header::new(Algorithm::HS256), &valid, &EncodingKey::from_secret(b"another-secret-entirely"))),
+        ),
+        ("expired beyond the leeway", Some(mint(Claims { exp: Utc::now().timestamp() - 120, ..valid.clone() }))),
+        ("no exp", Some(sign(Header::new(Algorithm::HS256), &no_exp, &secret))),
+        ("alg none", Some(alg_none)),
+        ("another HMAC algorithm", Some(sign(Header::new(Algorithm::HS512), &valid, &secret))),
+        ("an RSA algorithm", Some(sign(Header::new(Algorithm::RS256), &valid, &rsa))),
+        ("unknown role", Some(mint(claims("superuser", Some("ws-auth"))))),
+        ("agent without workspace", Some(mint(claims("agent", None)))),
+        ("malformed workspace", Some(mint(claims("agent", Some("bad id!"))))),
+        ("empty subject", Some(mint(Claims { sub: String::new(), ..valid.clone() }))),
+    ];
+    for (name, token) in cases {
+        assert_eq!(code_of(&app, token.as_deref()).await, "UNAUTHENTICATED", "{name}");
+    }
+    // A header that is not `Bearer <token>`.
+    let response = app
+        .http
+        .post(format!("{}/graphql", app.address))
+        .header("authorization", format!("Token {}", mint(valid.clone())))
+        .json(&json!({ "query": READ }))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
+    // And the valid token works, so the refusals above are about the token.
+    assert_eq!(app.gql(Some(&mint(valid)), READ, json!({})).await.data()["wallet"]["balance"]["total"], 300);
+}
+
+async fn issuer_and_audience_are_checked_when_configured(app: TestApp) {
+    let strict = TestApp::spawn_with(
+        app.backend,
+        Options { issuer: Some("protodesk".into()), audience: Some("credits".into()), ..Options::default() },
+    )
+    .await;
+    strict.create_workspace_with_token("ws-iss", &mint(Claims {
+        iss: Some("protodesk".into()),
+        aud: Some("credits".into()),
+        ..claims("operator", None)
+    }))
+    .await;
+    let good = Claims { iss: Some("protodesk".into()), aud: Some("credits".into()), ..claims("agent", Some("ws-iss")) };
+
+    let cases = [
+        ("wrong issuer", Claims { iss: Some("evil".into()), ..good.clone() }),
+        ("missing issuer", Claims { iss: None, ..good.clone() }),
+        ("wrong audience", Claims { aud: Some("other".into()), ..good.clone() }),
+        ("missing audience", Claims { aud: None, ..good.clone() }),
+    ];
+    for (name, bad) in cases {
+        assert_eq!(code_of(&strict, Some(&mint(bad))).await, "UNAUTHENTICATED", "{name}");
+    }
+    assert_eq!(strict.gql(Some(&mint(good)), READ, json!({})).await.data()["wallet"]["balance"]["total"], 300);
+    strict.verify_ledger().await;
+    strict.teardown().await;
+}
+
+async fn rs256_and_es256_keys_pin_their_algorithm(app: TestApp) {
+    for (public, private, algorithm) in [
+        ("rsa_public.pem", "rsa_private.pem", Algorithm::RS256),
+        ("ec_public.pem", "ec_private.pem", Algorithm::ES256),
+    ] {
+        let keyed = TestApp::spawn_with(
+            app.backend,
+            Options { key: Some(JwtKeySource::PublicKeyFile(fixture(public))), ..Options::default() },
+        )
+        .await;
+        let pem = std::fs::read(fixture(private)).unwrap();
+        let signing = match algorithm {
+            Algorithm::RS256 => EncodingKey::from_rsa_pem(&pem).unwrap(),
+            _ => EncodingKey::from_ec_pem(&pem).unwrap(),
+        };
+        let operator = sign(Header::new(algorithm), &claims("operator", None), &signing);
+        keyed.create_workspace_with_token("ws-pk", &operator).await;
+        let agent = sign(Header::new(algorithm), &claims("agent", Some("ws-pk")), &signing);
+        // The classic confusion: HS256 "signed" with the public key's bytes.
+        let public_bytes = std::fs::read(fixture(public)).unwrap();
+        let confused = sign(
+            Header::new(Algorithm::HS256),
+            &claims("agent", Some("ws-pk")),
+            &EncodingKey::from_secret(&public_bytes),
+        );
+        let hs256 = mint(claims("agent", Some("ws-pk")));
+
+        assert_eq!(keyed.gql(Some(&agent), READ, json!({})).await.data()["wallet"]["balance"]["total"], 300);
+        assert_eq!(code_of(&keyed, Some(&confused)).await, "UNAUTHENTICATED", "{algorithm:?} vs HS256 confusion");
+        assert_eq!(code_of(&keyed, Some(&hs256)).await, "UNAUTHENTICATED", "{algorithm:?} vs HS256 secret");
+        keyed.verify_ledger().await;
+        keyed.teardown().await;
+    }
+}
+
+async fn another_workspace_is_refused_exactly_like_a_missing_one(app: TestApp) {
+    app.create_workspace("ws-mine").await;
+    app.create_workspace("ws-theirs").await;
+
+    for role in ["agent", "service", "admin"] {
+        let token = app.token(role, Some("ws-mine"));
+        let theirs = app.wallet(&token, Some("ws-theirs")).await;
+        let missing = app.wallet(&token, Some("ws-nobody")).await;
+        assert_eq!(theirs.code(), "NOT_FOUND", "{role}");
+        assert_eq!(theirs.body["errors"][0]["message"], missing.body["errors"][0]["message"], "{role}");
+        let spend = app
+            .gql(
+                Some(&token),
+                "mutation { spendCredit(input: {workspaceId: \"ws-theirs\", action: SIDEKICK, idempotencyKey: \"x\"}) { outcome } }",
+                json!({}),
+            )
+            .await;
+        assert_eq!(spend.code(), "NOT_FOUND", "{role}");
+        let top_up = app.top_up(&token, Some("ws-theirs"), "PACK_100", "p").await;
+        assert_eq!(top_up.code(), "NOT_FOUND", "{role}");
+        assert!(!theirs.body.to_string().contains("300"), "nothing of theirs is revealed");
+    }
+    assert_eq!(app.balance_total("ws-theirs").await, 300);
+    // An operator reaches any workspace, and a missing one is NOT_FOUND.
+    assert_eq!(app.wallet(&app.operator(), Some("ws-nobody")).await.code(), "NOT_FOUND");
+}
+
+async fn each_role_may_do_what_the_role_table_says(app: TestApp) {
+    app.create_workspace("ws-roles").await;
+    let ws = Some("ws-roles");
+    // (role, SIDEKICK, TRIAGE, AUTO_RESOLVE, top-up, change plan, create workspace)
+    let table = [
+        ("agent", [true, false, false, false, false, false]),
+        ("service", [true, true, true, false, false, false]),
+        ("admin", [true, false, false, true, true, false]),
+        ("operator", [true, true, true, true, true, true]),
+    ];
+    for (role, allowed) in table {
+        let token = if role == "operator" { app.operator() } else { app.token(role, ws) };
+        let target = if role == "operator" { ws } else { None };
+        let read = app.wallet(&token, target).await;
+        assert!(read.body.get("errors").is_none(), "{role} reads");
+        let mut results = Vec::new();
+        for action in ["SIDEKICK", "TRIAGE", "AUTO_RESOLVE"] {
+            let answer = app
+                .gql(
+                    Some(&token),
+                    "mutation($ws: ID, $a: Action!, $k: String!) { spendCredit(input: {workspaceId: $ws, action: $a, idempotencyKey: $k}) { outcome } }",
+                    json!({ "ws": target, "a": action, "k": format!("{role}-{action}") }),
+                )
+                .await;
+            results.push(answer);
+        }
+        results.push(app.top_up(&token, target, "PACK_100", &format!("pay-{role}")).await);
+        results.push(app.change_plan(&token, target, "STARTER", None).await);
+        results.push(
+            app.gql(
+                Some(&token),
+                "mutation($id: ID!) { createWorkspace(input: {workspaceId: $id, name: \"n\"}) { wallet { workspaceId } } }",
+                json!({ "id": format!("ws-by-{role}") }),
+            )
+            .await,
+        );
+        for (index, (answer, expected)) in results.iter().zip(allowed).enumerate() {
+            if expected {
+                assert!(answer.body.get("errors").is_none(), "{role} operation {index}: {}", answer.body);
+            } else {
+                assert_eq!(answer.code(), "FORBIDDEN", "{role} operation {index}");
+            }
+        }
+    }
+    // Admins may not pick ENTERPRISE; operators set it with an allocation.
+    let admin = app.token("admin", ws);
+    assert_eq!(app.change_plan(&admin, None, "ENTERPRISE", Some(5000)).await.code(), "FORBIDDEN");
+    let enterprise = app.change_plan(&app.operator(), ws, "ENTERPRISE", Some(5000)).await;
+    assert_eq!(enterprise.data()["changePlan"]["wallet"]["plan"], "ENTERPRISE");
+}
+
+async fn operators_must_name_the_workspace(app: TestApp) {
+    let answer = app.gql(Some(&app.operator()), READ, json!({})).await;
+    assert_eq!(answer.code(), "BAD_USER_INPUT");
+}
+
+both_backends!(
+    bad_tokens_are_unauthenticated,
+    issuer_and_audience_are_checked_when_configured,
+    rs256_and_es256_keys_pin_their_algorithm,
+    another_workspace_is_refused_exactly_like_a_missing_one,
+    each_role_may_do_what_the_role_table_says,
+    operators_must_name_the_workspace,
+);

@@ -1,0 +1,97 @@
+//! Goal: no race can overdraw a wallet or charge a key twice.
+//! Method: real concurrent HTTP requests against the real database
+//! (SQLite file in WAL mode, or PostgreSQL), then count answers and rows.
+
+use futures_util::future::join_all;
+
+use crate::both_backends;
+use crate::helpers::TestApp;
+
+/// Credits in the wallet under test.
+const K: i64 = 25;
+
+async fn ten_times_k_concurrent_spends_charge_exactly_k(app: TestApp) {
+    app.set_trial_credits(K).await;
+    app.create_workspace("ws-race").await;
+    let service = app.token("service", Some("ws-race"));
+
+    let answers = join_all((0..10 * K).map(|i| {
+        let app = app.clone();
+        let service = service.clone();
+        async move { app.spend(&service, "TRIAGE", &format!("race-{i}"), None).await }
+    }))
+    .await;
+
+    let outcomes: Vec<String> = answers
+        .iter()
+        .map(|answer| answer.data()["spendCredit"]["outcome"].as_str().unwrap().to_owned())
+        .collect();
+    let charged = outcomes.iter().filter(|outcome| *outcome == "CHARGED").count() as i64;
+    let refused = outcomes.iter().filter(|outcome| *outcome == "INSUFFICIENT_CREDITS").count() as i64;
+    assert_eq!(charged, K);
+    assert_eq!(refused, 9 * K);
+    assert_eq!(app.balance_total("ws-race").await, 0);
+    let rows = app.transactions("ws-race").await;
+    assert_eq!(rows.iter().filter(|row| row["kind"] == "SPEND").count() as i64, K);
+    let mut balances: Vec<i64> = rows
+        .iter()
+        .filter(|row| row["kind"] == "SPEND")
+        .map(|row| row["balanceAfter"].as_i64().unwrap())
+        .collect();
+    balances.sort_unstable();
+    assert_eq!(balances, (0..K).collect::<Vec<_>>(), "each charge left a distinct balance");
+}
+
+async fn one_key_repeated_concurrently_charges_once(app: TestApp) {
+    app.create_workspace("ws-same-key").await;
+    let service = app.token("service", Some("ws-same-key"));
+
+    let answers = join_all((0..20).map(|_| {
+        let app = app.clone();
+        let service = service.clone();
+        async move { app.spend(&service, "AUTO_RESOLVE", "same-key", Some("ticket-1")).await }
+    }))
+    .await;
+
+    let outcomes: Vec<_> = answers
+        .iter()
+        .map(|answer| answer.data()["spendCredit"]["outcome"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(outcomes.iter().filter(|o| *o == "CHARGED").count(), 1);
+    assert_eq!(outcomes.iter().filter(|o| *o == "DUPLICATE").count(), 19);
+    let ids: std::collections::HashSet<_> = answers
+        .iter()
+        .map(|answer| answer.data()["spendCredit"]["transaction"]["id"].clone())
+        .collect();
+    assert_eq!(ids.len(), 1, "every answer names the one charge");
+    assert_eq!(app.balance_total("ws-same-key").await, 299);
+}
+
+async fn concurrent_spends_on_many_wallets_stay_exact(app: TestApp) {
+    app.set_trial_credits(5).await;
+    let workspaces: Vec<String> = (0..4).map(|i| format!("ws-many-{i}")).collect();
+    for workspace in &workspaces {
+        app.create_workspace(workspace).await;
+    }
+
+    join_all(workspaces.iter().flat_map(|workspace| {
+        let token = app.token("service", Some(workspace));
+        (0..8).map(move |i| (token.clone(), i))
+    }).map(|(token, i)| {
+        let app = app.clone();
+        async move { app.spend(&token, "TRIAGE", &format!("k-{i}"), None).await }
+    }))
+    .await;
+
+    for workspace in &workspaces {
+        assert_eq!(app.balance_total(workspace).await, 0);
+        let spends = app.transactions(workspace).await.into_iter().filter(|row| row["kind"] == "SPEND").count();
+        assert_eq!(spends, 5);
+    }
+}
+
+both_backends!(
+    ten_times_k_concurrent_spends_charge_exactly_k,
+    one_key_repeated_concurrently_charges_once,
+    concurrent_spends_on_many_wallets_stay_exact,
+);

@@ -1,0 +1,288 @@
+//! The test harness: a real app on port 0 over a fresh database (a SQLite
+//! file in a temporary directory, or a PostgreSQL schema of its own), a
+//! manual clock, a GraphQL client, token minting, and the ledger audit
+//! that runs after every scenario.
+
+pub mod client;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use chrono::{DateTime, TimeZone, Utc};
+use protodesk_credits::auth::{Claims, mint_hs256};
+use protodesk_credits::config::{Config, JwtConfig, JwtKeySource};
+use protodesk_credits::domain::clock::ManualClock;
+use protodesk_credits::domain::invariant::check_totals;
+use protodesk_credits::service::Ledger;
+use protodesk_credits::startup::App;
+use protodesk_credits::store;
+use sea_orm::{ConnectionTrait, Database};
+use secrecy::SecretString;
+use tokio::sync::oneshot;
+
+/// The HS256 secret every test app verifies with.
+pub const TEST_SECRET: &str = "test-secret-at-least-16-bytes";
+
+/// Which database a scenario runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file, WAL, like production's default.
+    Sqlite,
+    /// A schema of its own on the PostgreSQL at `TEST_DATABASE_URL`.
+    Postgres,
+}
+
+/// The PostgreSQL server the tests use.
+pub fn postgres_url() -> String {
+    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// Options of a test app beyond the defaults.
+#[derive(Clone, Default)]
+pub struct Options {
+    /// Replaces the HS256 secret with another key source.
+    pub key: Option<JwtKeySource>,
+    /// `JWT_ISSUER`.
+    pub issuer: Option<String>,
+    /// `JWT_AUDIENCE`.
+    pub audience: Option<String>,
+}
+
+/// A running app and what a test needs to talk to it.
+#[derive(Clone)]
+pub struct TestApp {
+    pub backend: Backend,
+    pub address: String,
+    pub http: reqwest::Client,
+    pub clock: ManualClock,
+    pub ledger: Ledger,
+    _shutdown: Arc<ShutdownOnDrop>,
+    _directory: Arc<tempfile::TempDir>,
+    pub pg_schema: Option<String>,
+}
+
+struct ShutdownOnDrop(std::sync::Mutex<Option<oneshot::Sender<()>>>);
+
+impl Drop for ShutdownOnDrop {
+    fn drop(&mut self) {
+        if let Some(sender) = self.0.lock().unwrap().take() {
+            let _ = sender.send(());
+        }
+    }
+}
+
+/// The instant every test's clock starts at.
+pub fn start_time() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 31, 10, 0, 0).unwrap()
+}
+
+static SCHEMA_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Drops `test_` schemas left by runs that ended more than an hour ago
+/// (their names carry their creation time), without touching live ones.
+async fn sweep_old_schemas() {
+    let db = Database::connect(postgres_url()).await.unwrap_or_else(|error| {
+        panic!(
+            "PostgreSQL is required for the postgres tests and is not reachable at {} ({error}). \
+             Start it (pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start) or set TEST_DATABASE_URL.",
+            postgres_url()
+        )
+    });
+    let cutoff = Utc::now().timestamp() - 3600;
+    let rows = db
+        .query_all_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'test\\_%'",
+        ))
+        .await
+        .unwrap();
+    for row in rows {
+        let name: String = row.try_get("", "nspname").unwrap();
+        let created = name.split('_').nth(1).and_then(|part| part.parse::<i64>().ok());
+        if created.is_some_and(|created| created < cutoff) {
+            let _ = db.execute_unprepared(&format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE")).await;
+        }
+    }
+    db.close().await.ok();
+}
+
+impl TestApp {
+    /// Spawns an app on `backend` with the default options.
+    pub async fn spawn(backend: Backend) -> TestApp {
+        Self::spawn_with(backend, Options::default()).await
+    }
+
+    /// Spawns an app on `backend`.
+    pub async fn spawn_with(backend: Backend, options: Options) -> TestApp {
+        let directory = tempfile::tempdir().unwrap();
+        let (database_url, pg_schema) = match backend {
+            Backend::Sqlite => (
+                format!("sqlite://{}?mode=rwc", directory.path().join("credits.db").display()),
+                None,
+            ),
+            Backend::Postgres => {
+                static SWEEP: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+                SWEEP.get_or_init(sweep_old_schemas).await;
+                let schema = format!(
+                    "test_{}_{}_{}",
+                    Utc::now().timestamp(),
+                    std::process::id(),
+                    SCHEMA_COUNTER.fetch_add(1, Ordering::Relaxed)
+                );
+                (postgres_url(), Some(schema))
+            }
+        };
+        Self::spawn_on(backend, database_url, pg_schema, directory, options).await
+    }
+
+    async fn spawn_on(
+        backend: Backend,
+        database_url: String,
+        pg_schema: Option<String>,
+        directory: tempfile::TempDir,
+        options: Options,
+    ) -> TestApp {
+        let config = Config {
+            database_url,
+            database_schema: pg_schema.clone(),
+            database_max_connections: 10,
+            bind_addr: "127.0.0.1:0".parse().unwrap(),
+            jwt: JwtConfig {
+                key: options
+                    .key
+                    .unwrap_or_else(|| JwtKeySource::Secret(SecretString::from(TEST_SECRET.to_owned()))),
+                issuer: options.issuer,
+                audience: options.audience,
+            },
+        };
+        let clock = ManualClock::new(start_time());
+        let app = App::build(&config, Arc::new(clock.clone()))
+            .await
+            .unwrap_or_else(|error| panic!("the app failed to start on {backend:?}: {error:#}"));
+        let address = format!("http://{}", app.local_addr().unwrap());
+        let ledger = app.ledger();
+        let (sender, receiver) = oneshot::channel::<()>();
+        tokio::spawn(app.run_until_stopped(async move {
+            let _ = receiver.await;
+        }));
+        TestApp {
+            backend,
+            address,
+            http: reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap(),
+            clock,
+            ledger,
+            _shutdown: Arc::new(ShutdownOnDrop(std::sync::Mutex::new(Some(sender)))),
+            _directory: Arc::new(directory),
+            pg_schema,
+        }
+    }
+
+    /// A token signed with the test secret.
+    pub fn token(&self, role: &str, workspace: Option<&str>) -> String {
+        mint(Claims {
+            sub: format!("{role}-user"),
+            workspace_id: workspace.map(str::to_owned),
+            role: role.to_owned(),
+            exp: Utc::now().timestamp() + 600,
+            iss: None,
+            aud: None,
+        })
+    }
+
+    /// An operator token.
+    pub fn operator(&self) -> String {
+        self.token("operator", None)
+    }
+
+    /// Runs SQL against the app's database (catalogue edits in arrange steps).
+    pub async fn execute_sql(&self, sql: &str) {
+        self.ledger.db().execute_unprepared(sql).await.unwrap();
+    }
+
+    /// Checks the ledger invariant for every wallet: balance = sum of the
+    /// ledger = sum of live grants = the newest row's balance after, never
+    /// negative; sequences dense; one allocation grant per wallet and period.
+    pub async fn verify_ledger(&self) {
+        let db = self.ledger.db();
+        let wallets = store::verify::all_wallets(db).await.unwrap();
+        for wallet in wallets {
+            let totals = store::verify::wallet_totals(db, &wallet).await.unwrap();
+            if let Err(broken) = check_totals(&totals) {
+                panic!("ledger invariant broken for workspace {}: {broken}", wallet.workspace_id);
+            }
+            assert!(
+                store::verify::sequence_is_dense(db, &wallet).await.unwrap(),
+                "sequences of workspace {} are not dense",
+                wallet.workspace_id
+            );
+        }
+        let duplicates = db
+            .query_all_raw(sea_orm::Statement::from_string(
+                db.get_database_backend(),
+                "SELECT wallet_id, period_start_at FROM credit_grant WHERE source = 'ALLOCATION' \
+                 GROUP BY wallet_id, period_start_at HAVING COUNT(*) > 1",
+            ))
+            .await
+            .unwrap();
+        assert!(duplicates.is_empty(), "an allocation was granted twice for one period");
+    }
+
+    /// Drops the PostgreSQL schema.
+    pub async fn teardown(&self) {
+        if let Some(schema) = &self.pg_schema {
+            let db = Database::connect(postgres_url()).await.unwrap();
+            db.execute_unprepared(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+                .await
+                .unwrap();
+            db.close().await.ok();
+        }
+    }
+}
+
+/// Mints an HS256 token with the test secret.
+pub fn mint(claims: Claims) -> String {
+    mint_hs256(TEST_SECRET, &claims).unwrap()
+}
+
+/// Path of a test fixture.
+pub fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+/// Runs one scenario on one backend, then audits the ledger and cleans up.
+pub async fn run<F, Fut>(backend: Backend, scenario: F)
+where
+    F: FnOnce(TestApp) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let app = TestApp::spawn(backend).await;
+    scenario(app.clone()).await;
+    app.verify_ledger().await;
+    app.teardown().await;
+}
+
+/// Turns scenario functions `async fn name(app: TestApp)` of the calling
+/// module into two tests each: `sqlite::name` and `postgres::name`.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    $crate::helpers::run($crate::helpers::Backend::Sqlite, super::$name).await;
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    $crate::helpers::run($crate::helpers::Backend::Postgres, super::$name).await;
+                }
+            )+
+        }
+    };
+}
