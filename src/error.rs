@@ -91,7 +91,9 @@ impl AppError {
     /// Logs a hidden cause once, with its chain.
     fn log(&self) {
         match self {
-            AppError::Unavailable(cause) => tracing::warn!(error = format!("{cause:#}"), "database unavailable"),
+            AppError::Unavailable(cause) => {
+                tracing::warn!(error = format!("{cause:#}"), "database unavailable")
+            }
             AppError::Internal(cause) => tracing::error!(error = format!("{cause:#}"), "internal error"),
             _ => {}
         }

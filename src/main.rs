@@ -13,7 +13,11 @@ use protodesk_credits::startup::{App, shutdown_signal};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(name = "protodesk-credits", version, about = "Meters and bills Protodesk AI credits")]
+#[command(
+    name = "protodesk-credits",
+    version,
+    about = "Meters and bills Protodesk AI credits"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -68,8 +72,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             tracing::info!(%address, "serving GraphQL at http://{address}/graphql (GraphiQL at http://{address}/)");
             app.run_until_stopped(shutdown_signal()).await
         }
-        Command::Token { role, workspace, sub, ttl } => {
-            let secret = std::env::var("JWT_SECRET").context("token needs JWT_SECRET, the same the server uses")?;
+        Command::Token {
+            role,
+            workspace,
+            sub,
+            ttl,
+        } => {
+            let secret =
+                std::env::var("JWT_SECRET").context("token needs JWT_SECRET, the same the server uses")?;
             let claims = Claims {
                 sub,
                 workspace_id: workspace,

@@ -54,7 +54,10 @@ impl App {
     }
 
     /// Serves until `shutdown` completes, then drains open requests.
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let router = router(self.state);
         axum::serve(self.listener, router)
             .with_graceful_shutdown(shutdown)

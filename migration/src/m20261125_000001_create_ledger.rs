@@ -160,8 +160,7 @@ impl MigrationTrait for Migration {
                     .col(string_len("kind", 16))
                     .col(big_integer("amount_credits"))
                     .col(
-                        big_integer("balance_after_credits")
-                            .check(Expr::col("balance_after_credits").gte(0)),
+                        big_integer("balance_after_credits").check(Expr::col("balance_after_credits").gte(0)),
                     )
                     .col(string_len_null("action", 32))
                     .col(string_len_null("reference", 200))
@@ -278,9 +277,7 @@ impl MigrationTrait for Migration {
             "top_up_pack",
             "plan",
         ] {
-            manager
-                .drop_table(Table::drop().table(table).to_owned())
-                .await?;
+            manager.drop_table(Table::drop().table(table).to_owned()).await?;
         }
         Ok(())
     }

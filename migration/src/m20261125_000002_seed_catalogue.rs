@@ -7,7 +7,15 @@ use sea_orm_migration::prelude::*;
 pub struct Migration;
 
 /// (code, display name, price in cents, monthly credits, is trial, trial days, order)
-type PlanRow = (&'static str, &'static str, Option<i64>, Option<i64>, bool, Option<i32>, i32);
+type PlanRow = (
+    &'static str,
+    &'static str,
+    Option<i64>,
+    Option<i64>,
+    bool,
+    Option<i32>,
+    i32,
+);
 
 const PLANS: [PlanRow; 5] = [
     ("PRO_TRIAL", "Pro trial", Some(0), Some(300), true, Some(7), 0),
@@ -25,7 +33,11 @@ const PACKS: [(&str, i64, i64, i32); 3] = [
 
 const ACTIONS: [(&str, i64, &str); 3] = [
     ("TRIAGE", 1, "A new ticket labelled and routed by the AI"),
-    ("AUTO_RESOLVE", 1, "One auto-resolve attempt, charged even when no reply is sent"),
+    (
+        "AUTO_RESOLVE",
+        1,
+        "One auto-resolve attempt, charged even when no reply is sent",
+    ),
     ("SIDEKICK", 1, "The assistant loads when an agent opens a thread"),
 ];
 

@@ -44,14 +44,14 @@ impl Operation {
     }
 
     fn allowed_for(self, role: Role) -> bool {
-        match (self, role) {
-            (_, Role::Operator) => true,
-            (Operation::Read, _) => true,
-            (Operation::Spend(Action::Sidekick), _) => true,
-            (Operation::Spend(_), Role::Service) => true,
-            (Operation::TopUp | Operation::ChangePlan, Role::Admin) => true,
-            _ => false,
-        }
+        matches!(
+            (self, role),
+            (_, Role::Operator)
+                | (Operation::Read, _)
+                | (Operation::Spend(Action::Sidekick), _)
+                | (Operation::Spend(_), Role::Service)
+                | (Operation::TopUp | Operation::ChangePlan, Role::Admin)
+        )
     }
 }
 
@@ -149,7 +149,15 @@ mod tests {
     #[test]
     fn the_role_table() {
         use Operation::*;
-        let operations = [Read, Spend(Action::Sidekick), Spend(Action::Triage), Spend(Action::AutoResolve), TopUp, ChangePlan, Operate];
+        let operations = [
+            Read,
+            Spend(Action::Sidekick),
+            Spend(Action::Triage),
+            Spend(Action::AutoResolve),
+            TopUp,
+            ChangePlan,
+            Operate,
+        ];
         let table: [(Role, [bool; 7]); 4] = [
             (Role::Agent, [true, true, false, false, false, false, false]),
             (Role::Service, [true, true, true, true, false, false, false]),
@@ -176,6 +184,12 @@ mod tests {
     #[test]
     fn operators_must_name_the_workspace() {
         let refused = authorize(&caller(Role::Operator, None), None, Operation::Read);
-        assert!(matches!(refused, Err(AppError::InvalidInput { field: "workspaceId", .. })));
+        assert!(matches!(
+            refused,
+            Err(AppError::InvalidInput {
+                field: "workspaceId",
+                ..
+            })
+        ));
     }
 }

@@ -87,7 +87,10 @@ impl TokenVerifier {
                 } else if let Ok(key) = DecodingKey::from_ec_pem(&pem) {
                     (key, Algorithm::ES256)
                 } else {
-                    bail!("JWT_PUBLIC_KEY_FILE {} is neither an RSA nor an EC public key in PEM", path.display());
+                    bail!(
+                        "JWT_PUBLIC_KEY_FILE {} is neither an RSA nor an EC public key in PEM",
+                        path.display()
+                    );
                 }
             }
         };
@@ -141,7 +144,9 @@ impl TokenVerifier {
             ),
         };
         if claims.sub.is_empty() || claims.sub.len() > 200 {
-            return Err(AppError::Unauthenticated("the token's sub must be 1 to 200 bytes"));
+            return Err(AppError::Unauthenticated(
+                "the token's sub must be 1 to 200 bytes",
+            ));
         }
         Ok(Caller {
             subject: claims.sub,

@@ -68,8 +68,18 @@ mod tests {
         Utc.with_ymd_and_hms(2026, 1, day, 0, 0, 0).single()
     }
 
-    fn grant(id: i64, source: GrantSource, remaining: i64, expires_at: Option<DateTime<Utc>>) -> GrantBalance {
-        GrantBalance { id, source, remaining, expires_at }
+    fn grant(
+        id: i64,
+        source: GrantSource,
+        remaining: i64,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> GrantBalance {
+        GrantBalance {
+            id,
+            source,
+            remaining,
+            expires_at,
+        }
     }
 
     #[test]
@@ -111,17 +121,28 @@ mod tests {
             },
             Case {
                 name: "empty grants are skipped",
-                grants: vec![grant(1, GrantSource::Trial, 0, at(2)), grant(2, GrantSource::Purchase, 5, None)],
+                grants: vec![
+                    grant(1, GrantSource::Trial, 0, at(2)),
+                    grant(2, GrantSource::Purchase, 5, None),
+                ],
                 debit: 1,
                 expected: Some(vec![(2, 1)]),
             },
             Case {
                 name: "insufficient takes nothing",
-                grants: vec![grant(1, GrantSource::Trial, 1, at(2)), grant(2, GrantSource::Purchase, 1, None)],
+                grants: vec![
+                    grant(1, GrantSource::Trial, 1, at(2)),
+                    grant(2, GrantSource::Purchase, 1, None),
+                ],
                 debit: 3,
                 expected: None,
             },
-            Case { name: "no grants", grants: vec![], debit: 1, expected: None },
+            Case {
+                name: "no grants",
+                grants: vec![],
+                debit: 1,
+                expected: None,
+            },
         ];
         for case in cases {
             let got = plan_burn(&case.grants, case.debit)

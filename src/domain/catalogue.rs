@@ -203,11 +203,25 @@ mod tests {
     #[test]
     fn the_smallest_sufficient_pack_is_suggested() {
         let packs = [
-            PackOffer { code: PackCode::Pack500, credits: 500, price_cents: 2000 },
-            PackOffer { code: PackCode::Pack100, credits: 100, price_cents: 500 },
+            PackOffer {
+                code: PackCode::Pack500,
+                credits: 500,
+                price_cents: 2000,
+            },
+            PackOffer {
+                code: PackCode::Pack100,
+                credits: 100,
+                price_cents: 500,
+            },
         ];
-        assert_eq!(smallest_pack_resuming(&packs, 0, 1).map(|p| p.code), Some(PackCode::Pack100));
-        assert_eq!(smallest_pack_resuming(&packs, 0, 101).map(|p| p.code), Some(PackCode::Pack500));
+        assert_eq!(
+            smallest_pack_resuming(&packs, 0, 1).map(|p| p.code),
+            Some(PackCode::Pack100)
+        );
+        assert_eq!(
+            smallest_pack_resuming(&packs, 0, 101).map(|p| p.code),
+            Some(PackCode::Pack500)
+        );
         assert_eq!(smallest_pack_resuming(&packs, 0, 501).map(|p| p.code), None);
     }
 
@@ -218,7 +232,14 @@ mod tests {
         split.add(GrantSource::Adjustment, 2);
         split.add(GrantSource::Allocation, 10);
         split.add(GrantSource::Purchase, 100);
-        assert_eq!(split, BalanceSplit { allocation: 10, purchased: 100, bonus: 5 });
+        assert_eq!(
+            split,
+            BalanceSplit {
+                allocation: 10,
+                purchased: 100,
+                bonus: 5
+            }
+        );
         assert_eq!(split.total(), 115);
     }
 }

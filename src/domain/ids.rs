@@ -24,9 +24,7 @@ impl WorkspaceId {
         if raw.is_empty() || raw.chars().count() > WORKSPACE_ID_LENGTH_MAX || !valid_chars {
             return Err(DomainError::invalid(
                 field,
-                format!(
-                    "must be 1 to {WORKSPACE_ID_LENGTH_MAX} characters of A-Z, a-z, 0-9, _ and -"
-                ),
+                format!("must be 1 to {WORKSPACE_ID_LENGTH_MAX} characters of A-Z, a-z, 0-9, _ and -"),
             ));
         }
         Ok(Self(raw.to_owned()))
@@ -56,9 +54,7 @@ impl IdempotencyKey {
         if length == 0 || length > IDEMPOTENCY_KEY_LENGTH_MAX || raw.trim().is_empty() {
             return Err(DomainError::invalid(
                 field,
-                format!(
-                    "must be 1 to {IDEMPOTENCY_KEY_LENGTH_MAX} characters and not only whitespace"
-                ),
+                format!("must be 1 to {IDEMPOTENCY_KEY_LENGTH_MAX} characters and not only whitespace"),
             ));
         }
         Ok(Self(raw.to_owned()))

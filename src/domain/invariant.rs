@@ -16,7 +16,12 @@ pub struct WalletTotals {
 
 /// Checks the invariant; the error says which equality broke.
 pub fn check_totals(totals: &WalletTotals) -> Result<(), String> {
-    let WalletTotals { balance, ledger_sum, live_grants_sum, last_balance_after } = *totals;
+    let WalletTotals {
+        balance,
+        ledger_sum,
+        live_grants_sum,
+        last_balance_after,
+    } = *totals;
     if balance < 0 {
         return Err(format!("balance {balance} is negative"));
     }
@@ -24,10 +29,14 @@ pub fn check_totals(totals: &WalletTotals) -> Result<(), String> {
         return Err(format!("balance {balance} != sum of ledger amounts {ledger_sum}"));
     }
     if balance != live_grants_sum {
-        return Err(format!("balance {balance} != sum of live grants {live_grants_sum}"));
+        return Err(format!(
+            "balance {balance} != sum of live grants {live_grants_sum}"
+        ));
     }
     if balance != last_balance_after {
-        return Err(format!("balance {balance} != newest row's balance after {last_balance_after}"));
+        return Err(format!(
+            "balance {balance} != newest row's balance after {last_balance_after}"
+        ));
     }
     Ok(())
 }
@@ -38,12 +47,40 @@ mod tests {
 
     #[test]
     fn each_broken_equality_is_reported() {
-        let good = WalletTotals { balance: 5, ledger_sum: 5, live_grants_sum: 5, last_balance_after: 5 };
+        let good = WalletTotals {
+            balance: 5,
+            ledger_sum: 5,
+            live_grants_sum: 5,
+            last_balance_after: 5,
+        };
         assert!(check_totals(&good).is_ok());
-        assert!(check_totals(&WalletTotals { ledger_sum: 4, ..good }).is_err());
-        assert!(check_totals(&WalletTotals { live_grants_sum: 6, ..good }).is_err());
-        assert!(check_totals(&WalletTotals { last_balance_after: 1, ..good }).is_err());
-        let negative = WalletTotals { balance: -1, ledger_sum: -1, live_grants_sum: -1, last_balance_after: -1 };
+        assert!(
+            check_totals(&WalletTotals {
+                ledger_sum: 4,
+                ..good
+            })
+            .is_err()
+        );
+        assert!(
+            check_totals(&WalletTotals {
+                live_grants_sum: 6,
+                ..good
+            })
+            .is_err()
+        );
+        assert!(
+            check_totals(&WalletTotals {
+                last_balance_after: 1,
+                ..good
+            })
+            .is_err()
+        );
+        let negative = WalletTotals {
+            balance: -1,
+            ledger_sum: -1,
+            live_grants_sum: -1,
+            last_balance_after: -1,
+        };
         assert!(check_totals(&negative).is_err());
     }
 }

@@ -40,7 +40,10 @@ pub fn period_start(anchor: DateTime<Utc>, index: u32) -> DateTime<Utc> {
         .checked_add_months(Months::new(index))
         .unwrap_or(DateTime::<Utc>::MAX_UTC);
     debug_assert!(
-        shifted.day() == anchor.day().min(last_day_of_month(shifted.year(), shifted.month()))
+        shifted.day()
+            == anchor
+                .day()
+                .min(last_day_of_month(shifted.year(), shifted.month()))
     );
     shifted
 }
@@ -69,7 +72,9 @@ mod tests {
     use super::*;
 
     fn date(year: i32, month: u32, day: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(year, month, day, 9, 30, 0).single().expect("valid date")
+        Utc.with_ymd_and_hms(year, month, day, 9, 30, 0)
+            .single()
+            .expect("valid date")
     }
 
     /// Anchors on the 1st, 15th, 28th, 29th, 30th and 31st, over 14 months
@@ -111,12 +116,30 @@ mod tests {
     fn the_containing_period_is_half_open() {
         let anchor = date(2028, 1, 31);
         let at_renewal = period_containing(anchor, date(2028, 2, 29));
-        assert_eq!(at_renewal, Period { start: date(2028, 2, 29), end: date(2028, 3, 31) });
+        assert_eq!(
+            at_renewal,
+            Period {
+                start: date(2028, 2, 29),
+                end: date(2028, 3, 31)
+            }
+        );
         let just_before = period_containing(anchor, date(2028, 2, 29) - chrono::Duration::seconds(1));
-        assert_eq!(just_before, Period { start: date(2028, 1, 31), end: date(2028, 2, 29) });
+        assert_eq!(
+            just_before,
+            Period {
+                start: date(2028, 1, 31),
+                end: date(2028, 2, 29)
+            }
+        );
         let before_anchor = period_containing(anchor, date(2027, 6, 1));
         assert_eq!(before_anchor.start, anchor);
         let years_later = period_containing(anchor, date(2031, 7, 15));
-        assert_eq!(years_later, Period { start: date(2031, 6, 30), end: date(2031, 7, 31) });
+        assert_eq!(
+            years_later,
+            Period {
+                start: date(2031, 6, 30),
+                end: date(2031, 7, 31)
+            }
+        );
     }
 }

@@ -60,18 +60,38 @@ mod tests {
 
     #[test]
     fn a_spend_above_the_balance_is_refused_with_what_is_available() {
-        let grants = vec![GrantBalance { id: 1, source: GrantSource::Trial, remaining: 2, expires_at: None }];
-        assert_eq!(decide_spend(&grants, 3), SpendDecision::Insufficient { available: 2 });
+        let grants = vec![GrantBalance {
+            id: 1,
+            source: GrantSource::Trial,
+            remaining: 2,
+            expires_at: None,
+        }];
+        assert_eq!(
+            decide_spend(&grants, 3),
+            SpendDecision::Insufficient { available: 2 }
+        );
         assert_eq!(
             decide_spend(&grants, 2),
-            SpendDecision::Charge(vec![Burn { grant_id: 1, credits: 2 }])
+            SpendDecision::Charge(vec![Burn {
+                grant_id: 1,
+                credits: 2
+            }])
         );
     }
 
     #[test]
     fn fingerprints_tell_different_references_apart() {
-        assert_eq!(spend_fingerprint("TRIAGE", Some("t1")), spend_fingerprint("TRIAGE", Some("t1")));
-        assert_ne!(spend_fingerprint("TRIAGE", Some("t1")), spend_fingerprint("TRIAGE", None));
-        assert_ne!(spend_fingerprint("TRIAGE", None), spend_fingerprint("SIDEKICK", None));
+        assert_eq!(
+            spend_fingerprint("TRIAGE", Some("t1")),
+            spend_fingerprint("TRIAGE", Some("t1"))
+        );
+        assert_ne!(
+            spend_fingerprint("TRIAGE", Some("t1")),
+            spend_fingerprint("TRIAGE", None)
+        );
+        assert_ne!(
+            spend_fingerprint("TRIAGE", None),
+            spend_fingerprint("SIDEKICK", None)
+        );
     }
 }

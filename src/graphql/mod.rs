@@ -69,12 +69,18 @@ fn caller<'a>(ctx: &Context<'a>) -> Result<&'a Caller, AppError> {
     match ctx.data_opt::<Authentication>() {
         Some(Authentication::Caller(caller)) => Ok(caller),
         Some(Authentication::Refused(reason)) => Err(AppError::Unauthenticated(reason)),
-        Some(Authentication::Anonymous) | None => Err(AppError::Unauthenticated("no bearer token was presented")),
+        Some(Authentication::Anonymous) | None => {
+            Err(AppError::Unauthenticated("no bearer token was presented"))
+        }
     }
 }
 
 /// The capability for `operation` on `workspace_id` (default: the caller's).
-fn scope(ctx: &Context<'_>, workspace_id: Option<&async_graphql::ID>, operation: Operation) -> Result<WalletScope, AppError> {
+fn scope(
+    ctx: &Context<'_>,
+    workspace_id: Option<&async_graphql::ID>,
+    operation: Operation,
+) -> Result<WalletScope, AppError> {
     let caller = caller(ctx)?;
     let requested = workspace_id
         .map(|raw| WorkspaceId::parse("workspaceId", raw))

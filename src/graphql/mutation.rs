@@ -10,8 +10,8 @@ use super::{caller, ledger, scope};
 use crate::auth::{Operation, WalletScope, authorize_operator};
 use crate::domain::ids::{IdempotencyKey, WorkspaceId, parse_reference};
 use crate::error::{AppError, GraphqlResult};
-use crate::service::{ChangePlanRequest, CreateWorkspaceRequest, SpendRequest, TopUpRequest};
 use crate::service::WORKSPACE_NAME_LENGTH_MAX;
+use crate::service::{ChangePlanRequest, CreateWorkspaceRequest, SpendRequest, TopUpRequest};
 
 /// Input of `spendCredit`.
 #[derive(InputObject)]
@@ -66,14 +66,21 @@ pub struct SpendMutation;
 impl SpendMutation {
     /// Pays for one AI action. Running out is the outcome
     /// INSUFFICIENT_CREDITS, not an error.
-    async fn spend_credit(&self, ctx: &Context<'_>, input: SpendCreditInput) -> async_graphql::Result<SpendCreditPayload> {
+    async fn spend_credit(
+        &self,
+        ctx: &Context<'_>,
+        input: SpendCreditInput,
+    ) -> async_graphql::Result<SpendCreditPayload> {
         let (scope, request) = (|| -> Result<(WalletScope, SpendRequest), AppError> {
             let request = SpendRequest {
                 action: input.action.into(),
                 idempotency_key: IdempotencyKey::parse("idempotencyKey", &input.idempotency_key)?,
                 reference: parse_reference("reference", input.reference.as_deref())?,
             };
-            Ok((scope(ctx, input.workspace_id.as_ref(), Operation::Spend(request.action))?, request))
+            Ok((
+                scope(ctx, input.workspace_id.as_ref(), Operation::Spend(request.action))?,
+                request,
+            ))
         })()
         .gql()?;
         let result = ledger(ctx).gql()?.spend(&scope, request).await.gql()?;
@@ -91,7 +98,10 @@ impl SpendMutation {
                 pack: input.pack.into(),
                 payment_reference: IdempotencyKey::parse("paymentReference", &input.payment_reference)?,
             };
-            Ok((scope(ctx, input.workspace_id.as_ref(), Operation::TopUp)?, request))
+            Ok((
+                scope(ctx, input.workspace_id.as_ref(), Operation::TopUp)?,
+                request,
+            ))
         })()
         .gql()?;
         let result = ledger(ctx).gql()?.purchase_top_up(&scope, request).await.gql()?;
@@ -107,7 +117,11 @@ pub struct AccountMutation;
 impl AccountMutation {
     /// Changes the plan (admin or operator): upgrades at once, downgrades at
     /// the next reset. ENTERPRISE is set by operators.
-    async fn change_plan(&self, ctx: &Context<'_>, input: ChangePlanInput) -> async_graphql::Result<ChangePlanPayload> {
+    async fn change_plan(
+        &self,
+        ctx: &Context<'_>,
+        input: ChangePlanInput,
+    ) -> async_graphql::Result<ChangePlanPayload> {
         let (scope, request) = (|| -> Result<(WalletScope, ChangePlanRequest), AppError> {
             let enterprise_monthly_credits = match input.enterprise_monthly_credits {
                 Some(credits) if credits < 1 => {
@@ -119,7 +133,10 @@ impl AccountMutation {
                 plan: input.plan.into(),
                 enterprise_monthly_credits,
             };
-            Ok((scope(ctx, input.workspace_id.as_ref(), Operation::ChangePlan)?, request))
+            Ok((
+                scope(ctx, input.workspace_id.as_ref(), Operation::ChangePlan)?,
+                request,
+            ))
         })()
         .gql()?;
         let ledger = ledger(ctx).gql()?;
@@ -141,10 +158,19 @@ impl AccountMutation {
             let workspace_id = WorkspaceId::parse("workspaceId", &input.workspace_id)?;
             let name = input.name.trim();
             if name.is_empty() || name.chars().count() > WORKSPACE_NAME_LENGTH_MAX {
-                return Err(AppError::invalid("name", format!("must be 1 to {WORKSPACE_NAME_LENGTH_MAX} characters")));
+                return Err(AppError::invalid(
+                    "name",
+                    format!("must be 1 to {WORKSPACE_NAME_LENGTH_MAX} characters"),
+                ));
             }
             let scope = crate::auth::authorize(caller, Some(workspace_id.clone()), Operation::Operate)?;
-            Ok((scope, CreateWorkspaceRequest { workspace_id, name: name.to_owned() }))
+            Ok((
+                scope,
+                CreateWorkspaceRequest {
+                    workspace_id,
+                    name: name.to_owned(),
+                },
+            ))
         })()
         .gql()?;
         let view = ledger(ctx).gql()?.create_workspace(&scope, request).await.gql()?;

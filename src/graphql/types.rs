@@ -306,9 +306,10 @@ impl Wallet {
 
     /// The current billing period; null until a paid plan starts.
     async fn current_period(&self) -> Option<Period> {
-        self.view
-            .current_period
-            .map(|period| Period { start: period.start, end: period.end })
+        self.view.current_period.map(|period| Period {
+            start: period.start,
+            end: period.end,
+        })
     }
 
     /// When the trial ends (or ended).
@@ -373,15 +374,32 @@ fn transaction_query(
     {
         return Err(AppError::invalid("filter.from", "must not be after filter.to"));
     }
-    if filter.reference.as_ref().is_some_and(|reference| reference.chars().count() > 200) {
-        return Err(AppError::invalid("filter.reference", "must be at most 200 characters"));
+    if filter
+        .reference
+        .as_ref()
+        .is_some_and(|reference| reference.chars().count() > 200)
+    {
+        return Err(AppError::invalid(
+            "filter.reference",
+            "must be at most 200 characters",
+        ));
     }
     Ok(TransactionQuery {
         first,
         before_sequence,
         filter: EntryFilter {
-            kinds: filter.kinds.unwrap_or_default().into_iter().map(Into::into).collect(),
-            actions: filter.actions.unwrap_or_default().into_iter().map(Into::into).collect(),
+            kinds: filter
+                .kinds
+                .unwrap_or_default()
+                .into_iter()
+                .map(Into::into)
+                .collect(),
+            actions: filter
+                .actions
+                .unwrap_or_default()
+                .into_iter()
+                .map(Into::into)
+                .collect(),
             from: filter.from,
             to: filter.to,
             reference: filter.reference,

@@ -48,7 +48,10 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .layer(RequestBodyLimitLayer::new(REQUEST_BODY_MAX))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
         .with_state(state)
 }
 
@@ -90,7 +93,10 @@ fn authenticate_headers(verifier: &TokenVerifier, headers: &HeaderMap) -> Authen
 
 fn bearer_token(value: &str) -> Option<&str> {
     let (scheme, token) = value.trim().split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|token| !token.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|token| !token.is_empty())
 }
 
 fn authenticate_token(verifier: &TokenVerifier, token: &str) -> Authentication {
@@ -101,7 +107,11 @@ fn authenticate_token(verifier: &TokenVerifier, token: &str) -> Authentication {
     }
 }
 
-async fn graphql_post(State(state): State<AppState>, headers: HeaderMap, request: GraphQLRequest) -> GraphQLResponse {
+async fn graphql_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    request: GraphQLRequest,
+) -> GraphQLResponse {
     let authentication = authenticate_headers(&state.verifier, &headers);
     state
         .schema
@@ -121,12 +131,13 @@ async fn graphql_get(State(state): State<AppState>, request: Request) -> Respons
         return websocket(state, request).await;
     }
     let authentication = authenticate_headers(&state.verifier, request.headers());
-    let request = match GraphQLRequest::<async_graphql_axum::rejection::GraphQLRejection>::from_request(request, &())
-        .await
-    {
-        Ok(request) => request.into_inner(),
-        Err(rejection) => return rejection.into_response(),
-    };
+    let request =
+        match GraphQLRequest::<async_graphql_axum::rejection::GraphQLRejection>::from_request(request, &())
+            .await
+        {
+            Ok(request) => request.into_inner(),
+            Err(rejection) => return rejection.into_response(),
+        };
     let is_mutation = async_graphql::parser::parse_query(&request.query).is_ok_and(|document| {
         document
             .operations
@@ -173,9 +184,9 @@ async fn websocket(state: AppState, request: Request) -> Response {
                             data.insert(authentication);
                             Ok(data)
                         }
-                        Authentication::Refused(reason) => Err(async_graphql::Error::new(format!(
-                            "UNAUTHENTICATED: {reason}"
-                        ))),
+                        Authentication::Refused(reason) => {
+                            Err(async_graphql::Error::new(format!("UNAUTHENTICATED: {reason}")))
+                        }
                         Authentication::Anonymous => Err(async_graphql::Error::new(
                             "UNAUTHENTICATED: connection_init must carry Authorization or token",
                         )),

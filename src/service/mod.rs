@@ -80,7 +80,9 @@ impl Ledger {
             .await
             .map_err(db_error)?
             .ok_or(AppError::NotFound("workspace"))?;
-        let grants = store::ledger::live_grants(&txn, wallet.id).await.map_err(db_error)?;
+        let grants = store::ledger::live_grants(&txn, wallet.id)
+            .await
+            .map_err(db_error)?;
         Ok(LockedWallet::new(txn, wallet, grants))
     }
 }
@@ -110,7 +112,11 @@ impl LockedWallet {
 
     /// Appends a row and keeps the in-memory grants in step with its moves
     /// (the caller has already changed the grant rows themselves).
-    async fn append(&mut self, draft: EntryDraft, now: DateTime<Utc>) -> AppResult<entity::ledger_entry::Model> {
+    async fn append(
+        &mut self,
+        draft: EntryDraft,
+        now: DateTime<Utc>,
+    ) -> AppResult<entity::ledger_entry::Model> {
         for (grant_id, delta) in &draft.grant_moves {
             if let Some(grant) = self.grants.iter_mut().find(|grant| grant.id == *grant_id) {
                 grant.remaining_credits += delta;

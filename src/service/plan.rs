@@ -32,29 +32,44 @@ pub struct ChangePlanRequest {
 
 impl Ledger {
     /// Changes the scope's plan.
-    pub async fn change_plan(&self, scope: &WalletScope, request: ChangePlanRequest) -> AppResult<WalletView> {
+    pub async fn change_plan(
+        &self,
+        scope: &WalletScope,
+        request: ChangePlanRequest,
+    ) -> AppResult<WalletView> {
         let now = self.now();
         let target = store::catalogue::plan(&self.db, request.plan.as_str())
             .await
             .map_err(db_error)?
             .ok_or_else(|| AppError::invalid("plan", "is not in the catalogue"))?;
         if target.is_trial {
-            return Err(AppError::invalid("plan", "cannot be the trial; the trial starts with the workspace"));
+            return Err(AppError::invalid(
+                "plan",
+                "cannot be the trial; the trial starts with the workspace",
+            ));
         }
         let allocation = match (request.plan, request.enterprise_monthly_credits) {
             (PlanCode::Enterprise, _) if !scope.is_operator() => {
-                return Err(AppError::Forbidden("choose ENTERPRISE (operators set enterprise allocations)"));
+                return Err(AppError::Forbidden(
+                    "choose ENTERPRISE (operators set enterprise allocations)",
+                ));
             }
             (PlanCode::Enterprise, Some(credits)) => credits,
             (PlanCode::Enterprise, None) => {
-                return Err(AppError::invalid("enterpriseMonthlyCredits", "is required for ENTERPRISE"));
+                return Err(AppError::invalid(
+                    "enterpriseMonthlyCredits",
+                    "is required for ENTERPRISE",
+                ));
             }
             (_, Some(_)) => {
-                return Err(AppError::invalid("enterpriseMonthlyCredits", "is only accepted for ENTERPRISE"));
+                return Err(AppError::invalid(
+                    "enterpriseMonthlyCredits",
+                    "is only accepted for ENTERPRISE",
+                ));
             }
-            (_, None) => target
-                .monthly_credits
-                .ok_or_else(|| AppError::Internal(anyhow::anyhow!("plan {} has no allocation", target.code)))?,
+            (_, None) => target.monthly_credits.ok_or_else(|| {
+                AppError::Internal(anyhow::anyhow!("plan {} has no allocation", target.code))
+            })?,
         };
 
         let mut locked = self.lock(scope.workspace_id().as_str()).await?;
@@ -108,7 +123,8 @@ impl Ledger {
                     .grants
                     .iter()
                     .find(|grant| {
-                        grant.source == GrantSource::Allocation.as_str() && grant.period_start_at == Some(period_start)
+                        grant.source == GrantSource::Allocation.as_str()
+                            && grant.period_start_at == Some(period_start)
                     })
                     .map(|grant| (grant.id, grant.granted_credits));
                 let granted = current_grant.map_or(0, |(_, granted)| granted);

@@ -66,7 +66,8 @@ impl Ledger {
         {
             if record.fingerprint != fingerprint {
                 return Err(AppError::IdempotencyConflict(
-                    "idempotencyKey was already used for a spend with a different action or reference".to_owned(),
+                    "idempotencyKey was already used for a spend with a different action or reference"
+                        .to_owned(),
                 ));
             }
             let original = store::ledger::entry(&locked.txn, record.ledger_entry_id)

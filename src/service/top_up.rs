@@ -42,15 +42,20 @@ pub struct TopUpResult {
 
 impl Ledger {
     /// Grants a purchased pack.
-    pub async fn purchase_top_up(&self, scope: &WalletScope, request: TopUpRequest) -> AppResult<TopUpResult> {
+    pub async fn purchase_top_up(
+        &self,
+        scope: &WalletScope,
+        request: TopUpRequest,
+    ) -> AppResult<TopUpResult> {
         let now = self.now();
         let mut locked = self.lock(scope.workspace_id().as_str()).await?;
         let key = request.payment_reference.as_str();
         let fingerprint = request.pack.as_str();
         locked.expire_due(now).await?;
-        if let Some(record) = store::ledger::find_idempotency(&locked.txn, locked.wallet.id, TOP_UP_SCOPE, key)
-            .await
-            .map_err(db_error)?
+        if let Some(record) =
+            store::ledger::find_idempotency(&locked.txn, locked.wallet.id, TOP_UP_SCOPE, key)
+                .await
+                .map_err(db_error)?
         {
             if record.fingerprint != fingerprint {
                 return Err(AppError::IdempotencyConflict(
@@ -76,15 +81,15 @@ impl Ledger {
         let grant_id = locked
             .add_grant(
                 NewGrant {
-                source: GrantSource::Purchase,
-                credits: pack.credits,
-                expires_at: None,
-                period_start_at: None,
-                purchase: Some((pack.code.clone(), pack.price_cents, pack.currency.clone())),
-            },
-            now,
-        )
-        .await?;
+                    source: GrantSource::Purchase,
+                    credits: pack.credits,
+                    expires_at: None,
+                    period_start_at: None,
+                    purchase: Some((pack.code.clone(), pack.price_cents, pack.currency.clone())),
+                },
+                now,
+            )
+            .await?;
         let entry = locked
             .append(
                 EntryDraft {
@@ -100,9 +105,17 @@ impl Ledger {
                 now,
             )
             .await?;
-        store::ledger::insert_idempotency(&locked.txn, locked.wallet.id, TOP_UP_SCOPE, key, fingerprint, entry.id, now)
-            .await
-            .map_err(db_error)?;
+        store::ledger::insert_idempotency(
+            &locked.txn,
+            locked.wallet.id,
+            TOP_UP_SCOPE,
+            key,
+            fingerprint,
+            entry.id,
+            now,
+        )
+        .await
+        .map_err(db_error)?;
         let balance = locked.balance();
         locked.commit(now).await?;
         Ok(TopUpResult {

@@ -8,7 +8,8 @@ use crate::domain::catalogue::{Action, BalanceSplit, GrantSource, LedgerKind, Pa
 use crate::error::{AppError, AppResult};
 
 fn stored<T: std::str::FromStr<Err = crate::domain::catalogue::UnknownName>>(text: &str) -> AppResult<T> {
-    text.parse().map_err(|error| AppError::Internal(anyhow::Error::new(error)))
+    text.parse()
+        .map_err(|error| AppError::Internal(anyhow::Error::new(error)))
 }
 
 /// A plan of the catalogue.

@@ -42,12 +42,16 @@ impl Ledger {
         }
         // Wallet head and grants are read in one transaction so the view is
         // one consistent state.
-        let txn = sea_orm::TransactionTrait::begin(&self.db).await.map_err(db_error)?;
+        let txn = sea_orm::TransactionTrait::begin(&self.db)
+            .await
+            .map_err(db_error)?;
         let wallet = store::ledger::find_wallet(&txn, workspace_id)
             .await
             .map_err(db_error)?
             .ok_or(AppError::NotFound("workspace"))?;
-        let grants = store::ledger::live_grants(&txn, wallet.id).await.map_err(db_error)?;
+        let grants = store::ledger::live_grants(&txn, wallet.id)
+            .await
+            .map_err(db_error)?;
         txn.commit().await.map_err(db_error)?;
         let cheapest_action = self
             .action_costs()
@@ -78,7 +82,11 @@ impl Ledger {
     }
 
     /// A page of the scope's ledger, newest first.
-    pub async fn transactions(&self, scope: &WalletScope, query: &TransactionQuery) -> AppResult<TransactionPage> {
+    pub async fn transactions(
+        &self,
+        scope: &WalletScope,
+        query: &TransactionQuery,
+    ) -> AppResult<TransactionPage> {
         debug_assert!((1..=TRANSACTIONS_PAGE_MAX).contains(&query.first));
         let wallet = store::ledger::find_wallet(&self.db, scope.workspace_id().as_str())
             .await

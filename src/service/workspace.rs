@@ -29,7 +29,11 @@ impl Ledger {
     /// one-time credits are granted at once (one GRANT row, sequence 1) and
     /// expire when the trial ends. `scope` is the operator's, for the new
     /// workspace.
-    pub async fn create_workspace(&self, scope: &WalletScope, request: CreateWorkspaceRequest) -> AppResult<WalletView> {
+    pub async fn create_workspace(
+        &self,
+        scope: &WalletScope,
+        request: CreateWorkspaceRequest,
+    ) -> AppResult<WalletView> {
         let now = self.now();
         let workspace_id = request.workspace_id.as_str();
         let trial = store::catalogue::plan(&self.db, PlanCode::ProTrial.as_str())
@@ -42,7 +46,10 @@ impl Ledger {
         let already = || AppError::invalid("workspaceId", "is already taken by another workspace");
         // One transaction: the workspace never exists without its trial grant.
         let txn = self.db.begin().await.map_err(db_error)?;
-        if store::ledger::workspace_exists(&txn, workspace_id).await.map_err(db_error)? {
+        if store::ledger::workspace_exists(&txn, workspace_id)
+            .await
+            .map_err(db_error)?
+        {
             return Err(already());
         }
         let wallet = store::ledger::insert_workspace(

@@ -38,6 +38,9 @@ pub async fn action_costs(db: &impl ConnectionTrait) -> Result<Vec<action_cost::
 }
 
 /// One action's cost.
-pub async fn action_cost(db: &impl ConnectionTrait, action: &str) -> Result<Option<action_cost::Model>, DbErr> {
+pub async fn action_cost(
+    db: &impl ConnectionTrait,
+    action: &str,
+) -> Result<Option<action_cost::Model>, DbErr> {
     action_cost::Entity::find_by_id(action.to_owned()).one(db).await
 }

@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 use entity::{credit_grant, idempotency_record, ledger_entry, ledger_entry_grant, wallet, workspace};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, ExprTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, ExprTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set,
 };
 
 use super::is_sqlite;
@@ -30,7 +30,10 @@ pub async fn lock_wallet(
 ) -> Result<Option<wallet::Model>, DbErr> {
     if is_sqlite(txn) {
         wallet::Entity::update_many()
-            .col_expr(wallet::Column::LastSequence, Expr::col(wallet::Column::LastSequence))
+            .col_expr(
+                wallet::Column::LastSequence,
+                Expr::col(wallet::Column::LastSequence),
+            )
             .filter(wallet::Column::WorkspaceId.eq(workspace_id))
             .exec(txn)
             .await?;
@@ -48,7 +51,10 @@ pub async fn lock_wallet(
 }
 
 /// Reads a wallet without locking it.
-pub async fn find_wallet(db: &impl ConnectionTrait, workspace_id: &str) -> Result<Option<wallet::Model>, DbErr> {
+pub async fn find_wallet(
+    db: &impl ConnectionTrait,
+    workspace_id: &str,
+) -> Result<Option<wallet::Model>, DbErr> {
     wallet::Entity::find()
         .filter(wallet::Column::WorkspaceId.eq(workspace_id))
         .one(db)
@@ -111,14 +117,23 @@ pub async fn save_wallet(
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
     let result = wallet::Entity::update_many()
-        .col_expr(wallet::Column::BalanceCredits, Expr::value(wallet.balance_credits))
+        .col_expr(
+            wallet::Column::BalanceCredits,
+            Expr::value(wallet.balance_credits),
+        )
         .col_expr(wallet::Column::LastSequence, Expr::value(wallet.last_sequence))
         .col_expr(wallet::Column::PlanCode, Expr::value(wallet.plan_code.clone()))
         .col_expr(wallet::Column::TrialEndsAt, Expr::value(wallet.trial_ends_at))
-        .col_expr(wallet::Column::BillingAnchorAt, Expr::value(wallet.billing_anchor_at))
+        .col_expr(
+            wallet::Column::BillingAnchorAt,
+            Expr::value(wallet.billing_anchor_at),
+        )
         .col_expr(wallet::Column::PeriodStartAt, Expr::value(wallet.period_start_at))
         .col_expr(wallet::Column::PeriodEndAt, Expr::value(wallet.period_end_at))
-        .col_expr(wallet::Column::PendingPlanCode, Expr::value(wallet.pending_plan_code.clone()))
+        .col_expr(
+            wallet::Column::PendingPlanCode,
+            Expr::value(wallet.pending_plan_code.clone()),
+        )
         .col_expr(
             wallet::Column::EnterpriseAllocationCredits,
             Expr::value(wallet.enterprise_allocation_credits),
@@ -138,7 +153,10 @@ pub async fn save_wallet(
 }
 
 /// The wallet's live grants (not closed by an expiry), oldest first.
-pub async fn live_grants(db: &impl ConnectionTrait, wallet_id: i64) -> Result<Vec<credit_grant::Model>, DbErr> {
+pub async fn live_grants(
+    db: &impl ConnectionTrait,
+    wallet_id: i64,
+) -> Result<Vec<credit_grant::Model>, DbErr> {
     credit_grant::Entity::find()
         .filter(credit_grant::Column::WalletId.eq(wallet_id))
         .filter(credit_grant::Column::ExpiredAt.is_null())
@@ -148,7 +166,11 @@ pub async fn live_grants(db: &impl ConnectionTrait, wallet_id: i64) -> Result<Ve
 }
 
 /// Whether the wallet has a live grant whose expiry has passed.
-pub async fn has_due_grant(db: &impl ConnectionTrait, wallet_id: i64, now: DateTime<Utc>) -> Result<bool, DbErr> {
+pub async fn has_due_grant(
+    db: &impl ConnectionTrait,
+    wallet_id: i64,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
     Ok(credit_grant::Entity::find()
         .filter(credit_grant::Column::WalletId.eq(wallet_id))
         .filter(credit_grant::Column::ExpiredAt.is_null())
@@ -213,7 +235,11 @@ pub async fn move_grant(txn: &impl ConnectionTrait, grant_id: i64, delta: i64) -
         )
         .filter(credit_grant::Column::Id.eq(grant_id))
         .filter(credit_grant::Column::ExpiredAt.is_null())
-        .filter(Expr::col(credit_grant::Column::RemainingCredits).add(delta).gte(0))
+        .filter(
+            Expr::col(credit_grant::Column::RemainingCredits)
+                .add(delta)
+                .gte(0),
+        )
         .exec(txn)
         .await?;
     if result.rows_affected != 1 {
@@ -308,12 +334,15 @@ pub async fn append_entry(
     .insert(txn)
     .await?;
     if !draft.grant_moves.is_empty() {
-        let moves = draft.grant_moves.iter().map(|(grant_id, credits)| ledger_entry_grant::ActiveModel {
-            ledger_entry_id: Set(entry.id),
-            credit_grant_id: Set(*grant_id),
-            amount_credits: Set(*credits),
-            ..Default::default()
-        });
+        let moves = draft
+            .grant_moves
+            .iter()
+            .map(|(grant_id, credits)| ledger_entry_grant::ActiveModel {
+                ledger_entry_id: Set(entry.id),
+                credit_grant_id: Set(*grant_id),
+                amount_credits: Set(*credits),
+                ..Default::default()
+            });
         ledger_entry_grant::Entity::insert_many(moves).exec(txn).await?;
     }
     Ok(entry)
@@ -392,11 +421,12 @@ pub async fn list_entries(
         condition = condition.add(ledger_entry::Column::Sequence.lt(before));
     }
     if !filter.kinds.is_empty() {
-        condition = condition.add(ledger_entry::Column::Kind.is_in(filter.kinds.iter().map(|kind| kind.as_str())));
+        condition =
+            condition.add(ledger_entry::Column::Kind.is_in(filter.kinds.iter().map(|kind| kind.as_str())));
     }
     if !filter.actions.is_empty() {
-        condition =
-            condition.add(ledger_entry::Column::Action.is_in(filter.actions.iter().map(|action| action.as_str())));
+        condition = condition
+            .add(ledger_entry::Column::Action.is_in(filter.actions.iter().map(|action| action.as_str())));
     }
     if let Some(from) = filter.from {
         condition = condition.add(ledger_entry::Column::CreatedAt.gte(from));

@@ -47,7 +47,10 @@ pub async fn connect_and_migrate(config: &Config) -> anyhow::Result<DatabaseConn
             .await
             .context("connecting to the database to create DATABASE_SCHEMA")?;
         bootstrap
-            .execute_unprepared(&format!("CREATE SCHEMA IF NOT EXISTS \"{}\"", schema.replace('"', "")))
+            .execute_unprepared(&format!(
+                "CREATE SCHEMA IF NOT EXISTS \"{}\"",
+                schema.replace('"', "")
+            ))
             .await
             .context("creating DATABASE_SCHEMA")?;
         bootstrap.close().await.ok();

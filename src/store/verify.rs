@@ -4,7 +4,8 @@
 use entity::{credit_grant, ledger_entry, wallet};
 use sea_orm::sea_query::{Expr, Func};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, ExprTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, ExprTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 
 use crate::domain::invariant::WalletTotals;
@@ -16,7 +17,10 @@ async fn sum(
 ) -> Result<i64, DbErr> {
     let total: Option<Option<i64>> = select
         .select_only()
-        .column_as(Expr::expr(Func::sum(Expr::col(column))).cast_as("BIGINT"), "total")
+        .column_as(
+            Expr::expr(Func::sum(Expr::col(column))).cast_as("BIGINT"),
+            "total",
+        )
         .into_tuple()
         .one(db)
         .await?;
@@ -56,7 +60,10 @@ pub async fn wallet_totals(db: &impl ConnectionTrait, wallet: &wallet::Model) ->
 
 /// Every wallet, for a full audit.
 pub async fn all_wallets(db: &impl ConnectionTrait) -> Result<Vec<wallet::Model>, DbErr> {
-    wallet::Entity::find().order_by_asc(wallet::Column::Id).all(db).await
+    wallet::Entity::find()
+        .order_by_asc(wallet::Column::Id)
+        .all(db)
+        .await
 }
 
 /// Rows whose sequence numbers are not dense 1..=n for the wallet: the

@@ -52,17 +52,45 @@ async fn bad_tokens_are_unauthenticated(app: TestApp) {
         ("garbage", Some("not-a-jwt".into())),
         (
             "bad signature",
-            Some(sign(Header::new(Algorithm::HS256), &valid, &EncodingKey::from_secret(b"another-secret-entirely"))),
+            Some(sign(
+                Header::new(Algorithm::HS256),
+                &valid,
+                &EncodingKey::from_secret(b"another-secret-entirely"),
+            )),
         ),
-        ("expired beyond the leeway", Some(mint(Claims { exp: Utc::now().timestamp() - 120, ..valid.clone() }))),
-        ("no exp", Some(sign(Header::new(Algorithm::HS256), &no_exp, &secret))),
+        (
+            "expired beyond the leeway",
+            Some(mint(Claims {
+                exp: Utc::now().timestamp() - 120,
+                ..valid.clone()
+            })),
+        ),
+        (
+            "no exp",
+            Some(sign(Header::new(Algorithm::HS256), &no_exp, &secret)),
+        ),
         ("alg none", Some(alg_none)),
-        ("another HMAC algorithm", Some(sign(Header::new(Algorithm::HS512), &valid, &secret))),
-        ("an RSA algorithm", Some(sign(Header::new(Algorithm::RS256), &valid, &rsa))),
+        (
+            "another HMAC algorithm",
+            Some(sign(Header::new(Algorithm::HS512), &valid, &secret)),
+        ),
+        (
+            "an RSA algorithm",
+            Some(sign(Header::new(Algorithm::RS256), &valid, &rsa)),
+        ),
         ("unknown role", Some(mint(claims("superuser", Some("ws-auth"))))),
         ("agent without workspace", Some(mint(claims("agent", None)))),
-        ("malformed workspace", Some(mint(claims("agent", Some("bad id!"))))),
-        ("empty subject", Some(mint(Claims { sub: String::new(), ..valid.clone() }))),
+        (
+            "malformed workspace",
+            Some(mint(claims("agent", Some("bad id!")))),
+        ),
+        (
+            "empty subject",
+            Some(mint(Claims {
+                sub: String::new(),
+                ..valid.clone()
+            })),
+        ),
     ];
     for (name, token) in cases {
         assert_eq!(code_of(&app, token.as_deref()).await, "UNAUTHENTICATED", "{name}");
@@ -79,33 +107,79 @@ async fn bad_tokens_are_unauthenticated(app: TestApp) {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
     // And the valid token works, so the refusals above are about the token.
-    assert_eq!(app.gql(Some(&mint(valid)), READ, json!({})).await.data()["wallet"]["balance"]["total"], 300);
+    assert_eq!(
+        app.gql(Some(&mint(valid)), READ, json!({})).await.data()["wallet"]["balance"]["total"],
+        300
+    );
 }
 
 async fn issuer_and_audience_are_checked_when_configured(app: TestApp) {
     let strict = TestApp::spawn_with(
         app.backend,
-        Options { issuer: Some("protodesk".into()), audience: Some("credits".into()), ..Options::default() },
+        Options {
+            issuer: Some("protodesk".into()),
+            audience: Some("credits".into()),
+            ..Options::default()
+        },
     )
     .await;
-    strict.create_workspace_with_token("ws-iss", &mint(Claims {
+    strict
+        .create_workspace_with_token(
+            "ws-iss",
+            &mint(Claims {
+                iss: Some("protodesk".into()),
+                aud: Some("credits".into()),
+                ..claims("operator", None)
+            }),
+        )
+        .await;
+    let good = Claims {
         iss: Some("protodesk".into()),
         aud: Some("credits".into()),
-        ..claims("operator", None)
-    }))
-    .await;
-    let good = Claims { iss: Some("protodesk".into()), aud: Some("credits".into()), ..claims("agent", Some("ws-iss")) };
+        ..claims("agent", Some("ws-iss"))
+    };
 
     let cases = [
-        ("wrong issuer", Claims { iss: Some("evil".into()), ..good.clone() }),
-        ("missing issuer", Claims { iss: None, ..good.clone() }),
-        ("wrong audience", Claims { aud: Some("other".into()), ..good.clone() }),
-        ("missing audience", Claims { aud: None, ..good.clone() }),
+        (
+            "wrong issuer",
+            Claims {
+                iss: Some("evil".into()),
+                ..good.clone()
+            },
+        ),
+        (
+            "missing issuer",
+            Claims {
+                iss: None,
+                ..good.clone()
+            },
+        ),
+        (
+            "wrong audience",
+            Claims {
+                aud: Some("other".into()),
+                ..good.clone()
+            },
+        ),
+        (
+            "missing audience",
+            Claims {
+                aud: None,
+                ..good.clone()
+            },
+        ),
     ];
     for (name, bad) in cases {
-        assert_eq!(code_of(&strict, Some(&mint(bad))).await, "UNAUTHENTICATED", "{name}");
+        assert_eq!(
+            code_of(&strict, Some(&mint(bad))).await,
+            "UNAUTHENTICATED",
+            "{name}"
+        );
     }
-    assert_eq!(strict.gql(Some(&mint(good)), READ, json!({})).await.data()["wallet"]["balance"]["total"], 300);
+    assert_eq!(
+        strict.gql(Some(&mint(good)), READ, json!({})).await.data()["wallet"]["balance"]["total"],
+        300
+    );
     strict.verify_ledger().await;
     strict.teardown().await;
 }
@@ -117,7 +191,10 @@ async fn rs256_and_es256_keys_pin_their_algorithm(app: TestApp) {
     ] {
         let keyed = TestApp::spawn_with(
             app.backend,
-            Options { key: Some(JwtKeySource::PublicKeyFile(fixture(public))), ..Options::default() },
+            Options {
+                key: Some(JwtKeySource::PublicKeyFile(fixture(public))),
+                ..Options::default()
+            },
         )
         .await;
         let pem = std::fs::read(fixture(private)).unwrap();
@@ -137,9 +214,20 @@ async fn rs256_and_es256_keys_pin_their_algorithm(app: TestApp) {
         );
         let hs256 = mint(claims("agent", Some("ws-pk")));
 
-        assert_eq!(keyed.gql(Some(&agent), READ, json!({})).await.data()["wallet"]["balance"]["total"], 300);
-        assert_eq!(code_of(&keyed, Some(&confused)).await, "UNAUTHENTICATED", "{algorithm:?} vs HS256 confusion");
-        assert_eq!(code_of(&keyed, Some(&hs256)).await, "UNAUTHENTICATED", "{algorithm:?} vs HS256 secret");
+        assert_eq!(
+            keyed.gql(Some(&agent), READ, json!({})).await.data()["wallet"]["balance"]["total"],
+            300
+        );
+        assert_eq!(
+            code_of(&keyed, Some(&confused)).await,
+            "UNAUTHENTICATED",
+            "{algorithm:?} vs HS256 confusion"
+        );
+        assert_eq!(
+            code_of(&keyed, Some(&hs256)).await,
+            "UNAUTHENTICATED",
+            "{algorithm:?} vs HS256 secret"
+        );
         keyed.verify_ledger().await;
         keyed.teardown().await;
     }
@@ -154,7 +242,10 @@ async fn another_workspace_is_refused_exactly_like_a_missing_one(app: TestApp) {
         let theirs = app.wallet(&token, Some("ws-theirs")).await;
         let missing = app.wallet(&token, Some("ws-nobody")).await;
         assert_eq!(theirs.code(), "NOT_FOUND", "{role}");
-        assert_eq!(theirs.body["errors"][0]["message"], missing.body["errors"][0]["message"], "{role}");
+        assert_eq!(
+            theirs.body["errors"][0]["message"], missing.body["errors"][0]["message"],
+            "{role}"
+        );
         let spend = app
             .gql(
                 Some(&token),
@@ -165,11 +256,17 @@ async fn another_workspace_is_refused_exactly_like_a_missing_one(app: TestApp) {
         assert_eq!(spend.code(), "NOT_FOUND", "{role}");
         let top_up = app.top_up(&token, Some("ws-theirs"), "PACK_100", "p").await;
         assert_eq!(top_up.code(), "NOT_FOUND", "{role}");
-        assert!(!theirs.body.to_string().contains("300"), "nothing of theirs is revealed");
+        assert!(
+            !theirs.body.to_string().contains("300"),
+            "nothing of theirs is revealed"
+        );
     }
     assert_eq!(app.balance_total("ws-theirs").await, 300);
     // An operator reaches any workspace, and a missing one is NOT_FOUND.
-    assert_eq!(app.wallet(&app.operator(), Some("ws-nobody")).await.code(), "NOT_FOUND");
+    assert_eq!(
+        app.wallet(&app.operator(), Some("ws-nobody")).await.code(),
+        "NOT_FOUND"
+    );
 }
 
 async fn each_role_may_do_what_the_role_table_says(app: TestApp) {
@@ -183,7 +280,11 @@ async fn each_role_may_do_what_the_role_table_says(app: TestApp) {
         ("operator", [true, true, true, true, true, true]),
     ];
     for (role, allowed) in table {
-        let token = if role == "operator" { app.operator() } else { app.token(role, ws) };
+        let token = if role == "operator" {
+            app.operator()
+        } else {
+            app.token(role, ws)
+        };
         let target = if role == "operator" { ws } else { None };
         let read = app.wallet(&token, target).await;
         assert!(read.body.get("errors").is_none(), "{role} reads");
@@ -198,7 +299,10 @@ async fn each_role_may_do_what_the_role_table_says(app: TestApp) {
                 .await;
             results.push(answer);
         }
-        results.push(app.top_up(&token, target, "PACK_100", &format!("pay-{role}")).await);
+        results.push(
+            app.top_up(&token, target, "PACK_100", &format!("pay-{role}"))
+                .await,
+        );
         results.push(app.change_plan(&token, target, "STARTER", None).await);
         results.push(
             app.gql(
@@ -210,7 +314,11 @@ async fn each_role_may_do_what_the_role_table_says(app: TestApp) {
         );
         for (index, (answer, expected)) in results.iter().zip(allowed).enumerate() {
             if expected {
-                assert!(answer.body.get("errors").is_none(), "{role} operation {index}: {}", answer.body);
+                assert!(
+                    answer.body.get("errors").is_none(),
+                    "{role} operation {index}: {}",
+                    answer.body
+                );
             } else {
                 assert_eq!(answer.code(), "FORBIDDEN", "{role} operation {index}");
             }
@@ -218,8 +326,15 @@ async fn each_role_may_do_what_the_role_table_says(app: TestApp) {
     }
     // Admins may not pick ENTERPRISE; operators set it with an allocation.
     let admin = app.token("admin", ws);
-    assert_eq!(app.change_plan(&admin, None, "ENTERPRISE", Some(5000)).await.code(), "FORBIDDEN");
-    let enterprise = app.change_plan(&app.operator(), ws, "ENTERPRISE", Some(5000)).await;
+    assert_eq!(
+        app.change_plan(&admin, None, "ENTERPRISE", Some(5000))
+            .await
+            .code(),
+        "FORBIDDEN"
+    );
+    let enterprise = app
+        .change_plan(&app.operator(), ws, "ENTERPRISE", Some(5000))
+        .await;
     assert_eq!(enterprise.data()["changePlan"]["wallet"]["plan"], "ENTERPRISE");
 }
 

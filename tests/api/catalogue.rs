@@ -21,7 +21,13 @@ async fn the_catalogue_is_public_and_matches_the_contract(app: TestApp) {
         .as_array()
         .unwrap()
         .iter()
-        .map(|plan| (plan["code"].clone(), plan["priceCents"].clone(), plan["monthlyCredits"].clone()))
+        .map(|plan| {
+            (
+                plan["code"].clone(),
+                plan["priceCents"].clone(),
+                plan["monthlyCredits"].clone(),
+            )
+        })
         .collect();
     assert_eq!(
         plans,
@@ -69,8 +75,18 @@ async fn catalogue_values_are_data_not_code(app: TestApp) {
 }
 
 async fn health_and_readiness_answer(app: TestApp) {
-    let health = app.http.get(format!("{}/healthz", app.address)).send().await.unwrap();
-    let ready = app.http.get(format!("{}/readyz", app.address)).send().await.unwrap();
+    let health = app
+        .http
+        .get(format!("{}/healthz", app.address))
+        .send()
+        .await
+        .unwrap();
+    let ready = app
+        .http
+        .get(format!("{}/readyz", app.address))
+        .send()
+        .await
+        .unwrap();
     let graphiql = app.http.get(format!("{}/", app.address)).send().await.unwrap();
 
     assert_eq!(health.status(), 200);
@@ -94,7 +110,10 @@ async fn queries_work_over_get_and_mutations_are_refused_there(app: TestApp) {
     let mutation = app
         .http
         .get(format!("{}/graphql", app.address))
-        .query(&[("query", "mutation { spendCredit(input: {action: SIDEKICK, idempotencyKey: \"g\"}) { outcome } }")])
+        .query(&[(
+            "query",
+            "mutation { spendCredit(input: {action: SIDEKICK, idempotencyKey: \"g\"}) { outcome } }",
+        )])
         .bearer_auth(&token)
         .send()
         .await

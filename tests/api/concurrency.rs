@@ -24,10 +24,18 @@ async fn ten_times_k_concurrent_spends_charge_exactly_k(app: TestApp) {
 
     let outcomes: Vec<String> = answers
         .iter()
-        .map(|answer| answer.data()["spendCredit"]["outcome"].as_str().unwrap().to_owned())
+        .map(|answer| {
+            answer.data()["spendCredit"]["outcome"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
     let charged = outcomes.iter().filter(|outcome| *outcome == "CHARGED").count() as i64;
-    let refused = outcomes.iter().filter(|outcome| *outcome == "INSUFFICIENT_CREDITS").count() as i64;
+    let refused = outcomes
+        .iter()
+        .filter(|outcome| *outcome == "INSUFFICIENT_CREDITS")
+        .count() as i64;
     assert_eq!(charged, K);
     assert_eq!(refused, 9 * K);
     assert_eq!(app.balance_total("ws-race").await, 0);
@@ -39,7 +47,11 @@ async fn ten_times_k_concurrent_spends_charge_exactly_k(app: TestApp) {
         .map(|row| row["balanceAfter"].as_i64().unwrap())
         .collect();
     balances.sort_unstable();
-    assert_eq!(balances, (0..K).collect::<Vec<_>>(), "each charge left a distinct balance");
+    assert_eq!(
+        balances,
+        (0..K).collect::<Vec<_>>(),
+        "each charge left a distinct balance"
+    );
 }
 
 async fn one_key_repeated_concurrently_charges_once(app: TestApp) {
@@ -49,13 +61,21 @@ async fn one_key_repeated_concurrently_charges_once(app: TestApp) {
     let answers = join_all((0..20).map(|_| {
         let app = app.clone();
         let service = service.clone();
-        async move { app.spend(&service, "AUTO_RESOLVE", "same-key", Some("ticket-1")).await }
+        async move {
+            app.spend(&service, "AUTO_RESOLVE", "same-key", Some("ticket-1"))
+                .await
+        }
     }))
     .await;
 
     let outcomes: Vec<_> = answers
         .iter()
-        .map(|answer| answer.data()["spendCredit"]["outcome"].as_str().unwrap().to_owned())
+        .map(|answer| {
+            answer.data()["spendCredit"]["outcome"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
     assert_eq!(outcomes.iter().filter(|o| *o == "CHARGED").count(), 1);
     assert_eq!(outcomes.iter().filter(|o| *o == "DUPLICATE").count(), 19);
@@ -74,18 +94,28 @@ async fn concurrent_spends_on_many_wallets_stay_exact(app: TestApp) {
         app.create_workspace(workspace).await;
     }
 
-    join_all(workspaces.iter().flat_map(|workspace| {
-        let token = app.token("service", Some(workspace));
-        (0..8).map(move |i| (token.clone(), i))
-    }).map(|(token, i)| {
-        let app = app.clone();
-        async move { app.spend(&token, "TRIAGE", &format!("k-{i}"), None).await }
-    }))
+    join_all(
+        workspaces
+            .iter()
+            .flat_map(|workspace| {
+                let token = app.token("service", Some(workspace));
+                (0..8).map(move |i| (token.clone(), i))
+            })
+            .map(|(token, i)| {
+                let app = app.clone();
+                async move { app.spend(&token, "TRIAGE", &format!("k-{i}"), None).await }
+            }),
+    )
     .await;
 
     for workspace in &workspaces {
         assert_eq!(app.balance_total(workspace).await, 0);
-        let spends = app.transactions(workspace).await.into_iter().filter(|row| row["kind"] == "SPEND").count();
+        let spends = app
+            .transactions(workspace)
+            .await
+            .into_iter()
+            .filter(|row| row["kind"] == "SPEND")
+            .count();
         assert_eq!(spends, 5);
     }
 }

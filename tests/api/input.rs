@@ -17,20 +17,65 @@ async fn bad_input_is_refused_and_writes_nothing(app: TestApp) {
     let plan = "mutation($c: Int) { changePlan(input: {workspaceId: \"ws-input\", plan: ENTERPRISE, enterpriseMonthlyCredits: $c}) { wallet { plan } } }";
     let cases: Vec<(&str, &str, &str, serde_json::Value)> = vec![
         ("empty key", &service, spend, json!({ "k": "", "a": "TRIAGE" })),
-        ("whitespace key", &service, spend, json!({ "k": "   ", "a": "TRIAGE" })),
-        ("oversize key", &service, spend, json!({ "k": "k".repeat(201), "a": "TRIAGE" })),
-        ("oversize reference", &service, spend, json!({ "k": "ok", "a": "TRIAGE", "r": "r".repeat(201) })),
-        ("unknown action", &service, spend, json!({ "k": "ok", "a": "TELEPORT" })),
-        ("action of the wrong type", &service, spend, json!({ "k": "ok", "a": 7 })),
+        (
+            "whitespace key",
+            &service,
+            spend,
+            json!({ "k": "   ", "a": "TRIAGE" }),
+        ),
+        (
+            "oversize key",
+            &service,
+            spend,
+            json!({ "k": "k".repeat(201), "a": "TRIAGE" }),
+        ),
+        (
+            "oversize reference",
+            &service,
+            spend,
+            json!({ "k": "ok", "a": "TRIAGE", "r": "r".repeat(201) }),
+        ),
+        (
+            "unknown action",
+            &service,
+            spend,
+            json!({ "k": "ok", "a": "TELEPORT" }),
+        ),
+        (
+            "action of the wrong type",
+            &service,
+            spend,
+            json!({ "k": "ok", "a": 7 }),
+        ),
         ("zero page", &service, page, json!({ "first": 0 })),
         ("negative page", &service, page, json!({ "first": -5 })),
         ("page above the limit", &service, page, json!({ "first": 101 })),
-        ("page overflowing Int", &service, page, json!({ "first": 2147483648i64 })),
-        ("malformed cursor", &service, page, json!({ "first": 5, "after": "garbage!" })),
-        ("forged cursor", &service, page, json!({ "first": 5, "after": "c2VxOi0x" })),
+        (
+            "page overflowing Int",
+            &service,
+            page,
+            json!({ "first": 2147483648i64 }),
+        ),
+        (
+            "malformed cursor",
+            &service,
+            page,
+            json!({ "first": 5, "after": "garbage!" }),
+        ),
+        (
+            "forged cursor",
+            &service,
+            page,
+            json!({ "first": 5, "after": "c2VxOi0x" }),
+        ),
         ("zero enterprise credits", &operator, plan, json!({ "c": 0 })),
         ("negative enterprise credits", &operator, plan, json!({ "c": -1 })),
-        ("overflowing enterprise credits", &operator, plan, json!({ "c": 4294967296i64 })),
+        (
+            "overflowing enterprise credits",
+            &operator,
+            plan,
+            json!({ "c": 4294967296i64 }),
+        ),
         ("missing enterprise credits", &operator, plan, json!({})),
     ];
     for (name, token, query, variables) in cases {
@@ -44,7 +89,9 @@ async fn bad_input_is_refused_and_writes_nothing(app: TestApp) {
     assert_eq!(empty_reference.code(), "BAD_USER_INPUT");
     let trial = app.change_plan(&admin, None, "PRO_TRIAL", None).await;
     assert_eq!(trial.code(), "BAD_USER_INPUT");
-    let credits_on_a_listed_plan = app.change_plan(&operator, Some("ws-input"), "PRO", Some(10)).await;
+    let credits_on_a_listed_plan = app
+        .change_plan(&operator, Some("ws-input"), "PRO", Some(10))
+        .await;
     assert_eq!(credits_on_a_listed_plan.code(), "BAD_USER_INPUT");
     for bad_id in ["", "has space", "x".repeat(65).as_str(), "semi;colon"] {
         let answer = app
@@ -74,7 +121,14 @@ async fn bad_input_is_refused_and_writes_nothing(app: TestApp) {
 
 async fn garbage_requests_get_a_4xx_and_the_server_keeps_answering(app: TestApp) {
     let url = format!("{}/graphql", app.address);
-    let not_json = app.http.post(&url).header("content-type", "application/json").body("{nope").send().await.unwrap();
+    let not_json = app
+        .http
+        .post(&url)
+        .header("content-type", "application/json")
+        .body("{nope")
+        .send()
+        .await
+        .unwrap();
     let not_graphql = app.gql(None, "query {{{", json!({})).await;
     let oversize = app
         .http
@@ -85,9 +139,17 @@ async fn garbage_requests_get_a_4xx_and_the_server_keeps_answering(app: TestApp)
         .await
         .unwrap();
 
-    assert!((400..500).contains(&not_json.status().as_u16()), "{}", not_json.status());
+    assert!(
+        (400..500).contains(&not_json.status().as_u16()),
+        "{}",
+        not_json.status()
+    );
     assert_eq!(not_graphql.code(), "BAD_USER_INPUT");
-    assert!((400..500).contains(&oversize.status().as_u16()), "{}", oversize.status());
+    assert!(
+        (400..500).contains(&oversize.status().as_u16()),
+        "{}",
+        oversize.status()
+    );
     let still_up = app.gql(None, "{ actionCosts { action } }", json!({})).await;
     assert_eq!(still_up.data()["actionCosts"].as_array().unwrap().len(), 3);
 }

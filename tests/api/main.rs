@@ -1,6 +1,7 @@
 //! One integration binary for the whole suite (faster to link). Every
 //! scenario runs on SQLite and on PostgreSQL: `cargo test sqlite`,
 //! `cargo test postgres` select one backend.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod helpers;
 

@@ -13,7 +13,10 @@ async fn a_new_workspace_starts_on_the_trial_with_300_bonus_credits_for_7_days(a
     let wallet = app.create_workspace("ws-new").await;
 
     assert_eq!(wallet["plan"], "PRO_TRIAL");
-    assert_eq!(wallet["balance"], json!({ "total": 300, "allocation": 0, "purchased": 0, "bonus": 300 }));
+    assert_eq!(
+        wallet["balance"],
+        json!({ "total": 300, "allocation": 0, "purchased": 0, "bonus": 300 })
+    );
     assert_eq!(wallet["aiPaused"], false);
     assert_eq!(wallet["lastSequence"], 1);
     let trial_end: chrono::DateTime<chrono::Utc> = wallet["trialEndsAt"].as_str().unwrap().parse().unwrap();
@@ -46,8 +49,12 @@ async fn a_spend_is_charged_once_and_its_repeat_is_a_duplicate(app: TestApp) {
     app.create_workspace("ws-dup").await;
     let service = app.token("service", Some("ws-dup"));
 
-    let first = app.spend(&service, "TRIAGE", "ticket-7-triage", Some("ticket-7")).await;
-    let repeat = app.spend(&service, "TRIAGE", "ticket-7-triage", Some("ticket-7")).await;
+    let first = app
+        .spend(&service, "TRIAGE", "ticket-7-triage", Some("ticket-7"))
+        .await;
+    let repeat = app
+        .spend(&service, "TRIAGE", "ticket-7-triage", Some("ticket-7"))
+        .await;
 
     let first = &first.data()["spendCredit"];
     let repeat = &repeat.data()["spendCredit"];
@@ -89,8 +96,12 @@ async fn keys_are_scoped_to_their_workspace(app: TestApp) {
     app.create_workspace("ws-a").await;
     app.create_workspace("ws-b").await;
 
-    let a = app.spend_ok(&app.token("service", Some("ws-a")), "TRIAGE", "shared-key").await;
-    let b = app.spend_ok(&app.token("service", Some("ws-b")), "SIDEKICK", "shared-key").await;
+    let a = app
+        .spend_ok(&app.token("service", Some("ws-a")), "TRIAGE", "shared-key")
+        .await;
+    let b = app
+        .spend_ok(&app.token("service", Some("ws-b")), "SIDEKICK", "shared-key")
+        .await;
 
     assert_eq!(a["outcome"], "CHARGED");
     assert_eq!(b["outcome"], "CHARGED");
@@ -114,7 +125,11 @@ async fn an_empty_wallet_refuses_with_a_typed_answer_and_the_key_stays_free(app:
     assert_eq!(refused["aiPaused"], true);
     assert_eq!(refused["nextResetAt"], json!(null), "a trial has no reset");
     assert_eq!(refused["suggestedTopUp"]["code"], "PACK_100");
-    assert_eq!(app.transactions("ws-empty").await, rows_before, "a refusal writes nothing");
+    assert_eq!(
+        app.transactions("ws-empty").await,
+        rows_before,
+        "a refusal writes nothing"
+    );
     let wallet = app.wallet(&service, None).await;
     assert_eq!(wallet.data()["wallet"]["aiPaused"], true);
 
@@ -128,7 +143,8 @@ async fn an_empty_wallet_refuses_with_a_typed_answer_and_the_key_stays_free(app:
 
 async fn spends_burn_trial_then_allocation_then_purchased_credits(app: TestApp) {
     app.set_trial_credits(3).await;
-    app.execute_sql("UPDATE plan SET monthly_credits = 5 WHERE code = 'PRO'").await;
+    app.execute_sql("UPDATE plan SET monthly_credits = 5 WHERE code = 'PRO'")
+        .await;
     app.create_workspace("ws-burn").await;
     let admin = app.token("admin", Some("ws-burn"));
     let service = app.token("service", Some("ws-burn"));

@@ -35,8 +35,18 @@ async fn cursors_page_through_the_ledger_newest_first(app: TestApp) {
     }
 
     let first = page(&app, &service, json!({ "first": 3 })).await;
-    let second = page(&app, &service, json!({ "first": 3, "after": first["pageInfo"]["endCursor"] })).await;
-    let third = page(&app, &service, json!({ "first": 3, "after": second["pageInfo"]["endCursor"] })).await;
+    let second = page(
+        &app,
+        &service,
+        json!({ "first": 3, "after": first["pageInfo"]["endCursor"] }),
+    )
+    .await;
+    let third = page(
+        &app,
+        &service,
+        json!({ "first": 3, "after": second["pageInfo"]["endCursor"] }),
+    )
+    .await;
 
     assert_eq!(sequences(&first), vec![7, 6, 5]);
     assert_eq!(first["pageInfo"]["hasNextPage"], true);
@@ -52,9 +62,13 @@ async fn filters_select_by_kind_action_reference_and_time(app: TestApp) {
     let service = app.token("service", Some("ws-filter"));
     app.spend(&service, "TRIAGE", "f1", Some("ticket-1")).await.data();
     app.clock.advance(Duration::hours(1));
-    app.spend(&service, "SIDEKICK", "f2", Some("thread-9")).await.data();
+    app.spend(&service, "SIDEKICK", "f2", Some("thread-9"))
+        .await
+        .data();
     app.clock.advance(Duration::hours(1));
-    app.spend(&service, "AUTO_RESOLVE", "f3", Some("ticket-1")).await.data();
+    app.spend(&service, "AUTO_RESOLVE", "f3", Some("ticket-1"))
+        .await
+        .data();
 
     let spends = page(&app, &service, json!({ "filter": { "kinds": ["SPEND"] } })).await;
     let grants = page(&app, &service, json!({ "filter": { "kinds": ["GRANT"] } })).await;
@@ -69,7 +83,12 @@ async fn filters_select_by_kind_action_reference_and_time(app: TestApp) {
         } }),
     )
     .await;
-    let paged = page(&app, &service, json!({ "first": 1, "filter": { "kinds": ["SPEND"] } })).await;
+    let paged = page(
+        &app,
+        &service,
+        json!({ "first": 1, "filter": { "kinds": ["SPEND"] } }),
+    )
+    .await;
     let rest = page(
         &app,
         &service,

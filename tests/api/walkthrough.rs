@@ -24,7 +24,11 @@ impl Drop for Server {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn mint(directory: &std::path::Path, args: &[&str]) -> String {
@@ -35,7 +39,11 @@ fn mint(directory: &std::path::Path, args: &[&str]) -> String {
         .args(args)
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8(output.stdout).unwrap().trim().to_owned()
 }
 
@@ -81,7 +89,14 @@ async fn walkthrough(database: Option<(String, String)>) {
     }
     assert!(ready, "the server did not become ready");
 
-    let graphiql = client.get(format!("{base}/")).send().await.unwrap().text().await.unwrap();
+    let graphiql = client
+        .get(format!("{base}/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(graphiql.contains("graphiql"));
     let operator = mint(directory.path(), &["--role", "operator"]);
     let created = post(
@@ -91,7 +106,10 @@ async fn walkthrough(database: Option<(String, String)>) {
         "mutation { createWorkspace(input: {workspaceId: \"acme\", name: \"Acme\"}) { wallet { balance { total } } } }",
     )
     .await;
-    assert_eq!(created["data"]["createWorkspace"]["wallet"]["balance"]["total"], 300, "{created}");
+    assert_eq!(
+        created["data"]["createWorkspace"]["wallet"]["balance"]["total"], 300,
+        "{created}"
+    );
     let service = mint(directory.path(), &["--role", "service", "--workspace", "acme"]);
     let spent = post(
         &client,
@@ -100,9 +118,15 @@ async fn walkthrough(database: Option<(String, String)>) {
         "mutation { spendCredit(input: {action: TRIAGE, idempotencyKey: \"ticket-1\"}) { outcome balance { total } } }",
     )
     .await;
-    assert_eq!(spent["data"]["spendCredit"], json!({ "outcome": "CHARGED", "balance": { "total": 299 } }));
+    assert_eq!(
+        spent["data"]["spendCredit"],
+        json!({ "outcome": "CHARGED", "balance": { "total": 299 } })
+    );
     if database.is_none() {
-        assert!(directory.path().join("protodesk-credits.db").exists(), "the default SQLite file");
+        assert!(
+            directory.path().join("protodesk-credits.db").exists(),
+            "the default SQLite file"
+        );
     }
 }
 
@@ -113,7 +137,11 @@ async fn sqlite_the_readme_walkthrough_works_on_the_real_binary() {
 
 #[tokio::test]
 async fn postgres_the_readme_walkthrough_works_on_the_real_binary() {
-    let schema = format!("test_{}_walkthrough_{}", chrono::Utc::now().timestamp(), std::process::id());
+    let schema = format!(
+        "test_{}_walkthrough_{}",
+        chrono::Utc::now().timestamp(),
+        std::process::id()
+    );
     walkthrough(Some((postgres_url(), schema.clone()))).await;
     let db = sea_orm::Database::connect(postgres_url()).await.unwrap();
     sea_orm::ConnectionTrait::execute_unprepared(&db, &format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))

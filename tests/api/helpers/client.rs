@@ -14,7 +14,11 @@ pub struct Answer {
 impl Answer {
     /// `data`, asserting there were no errors.
     pub fn data(&self) -> &Value {
-        assert!(self.body.get("errors").is_none(), "unexpected errors: {}", self.body);
+        assert!(
+            self.body.get("errors").is_none(),
+            "unexpected errors: {}",
+            self.body
+        );
         &self.body["data"]
     }
 
@@ -78,7 +82,13 @@ impl TestApp {
     }
 
     /// `purchaseTopUp`; returns the whole answer.
-    pub async fn top_up(&self, token: &str, workspace: Option<&str>, pack: &str, payment_reference: &str) -> Answer {
+    pub async fn top_up(
+        &self,
+        token: &str,
+        workspace: Option<&str>,
+        pack: &str,
+        payment_reference: &str,
+    ) -> Answer {
         self.gql(
             Some(token),
             "mutation($ws: ID, $pack: TopUpPackCode!, $ref: String!) {
@@ -93,7 +103,13 @@ impl TestApp {
     }
 
     /// `changePlan`; returns the whole answer.
-    pub async fn change_plan(&self, token: &str, workspace: Option<&str>, plan: &str, enterprise: Option<i64>) -> Answer {
+    pub async fn change_plan(
+        &self,
+        token: &str,
+        workspace: Option<&str>,
+        plan: &str,
+        enterprise: Option<i64>,
+    ) -> Answer {
         self.gql(
             Some(token),
             "mutation($ws: ID, $plan: PlanCode!, $credits: Int) {
@@ -148,8 +164,10 @@ impl TestApp {
 
     /// Sets the trial's one-time credits in the catalogue (it is data).
     pub async fn set_trial_credits(&self, credits: i64) {
-        self.execute_sql(&format!("UPDATE plan SET monthly_credits = {credits} WHERE code = 'PRO_TRIAL'"))
-            .await;
+        self.execute_sql(&format!(
+            "UPDATE plan SET monthly_credits = {credits} WHERE code = 'PRO_TRIAL'"
+        ))
+        .await;
     }
 }
 

@@ -36,7 +36,8 @@ pub enum Backend {
 
 /// The PostgreSQL server the tests use.
 pub fn postgres_url() -> String {
-    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
 /// Options of a test app beyond the defaults.
@@ -102,7 +103,9 @@ async fn sweep_old_schemas() {
         let name: String = row.try_get("", "nspname").unwrap();
         let created = name.split('_').nth(1).and_then(|part| part.parse::<i64>().ok());
         if created.is_some_and(|created| created < cutoff) {
-            let _ = db.execute_unprepared(&format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE")).await;
+            let _ = db
+                .execute_unprepared(&format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE"))
+                .await;
         }
     }
     db.close().await.ok();
@@ -119,7 +122,10 @@ impl TestApp {
         let directory = tempfile::tempdir().unwrap();
         let (database_url, pg_schema) = match backend {
             Backend::Sqlite => (
-                format!("sqlite://{}?mode=rwc", directory.path().join("credits.db").display()),
+                format!(
+                    "sqlite://{}?mode=rwc",
+                    directory.path().join("credits.db").display()
+                ),
                 None,
             ),
             Backend::Postgres => {
@@ -170,7 +176,10 @@ impl TestApp {
         TestApp {
             backend,
             address,
-            http: reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap(),
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(64)
+                .build()
+                .unwrap(),
             clock,
             ledger,
             _shutdown: Arc::new(ShutdownOnDrop(std::sync::Mutex::new(Some(sender)))),
@@ -210,7 +219,10 @@ impl TestApp {
         for wallet in wallets {
             let totals = store::verify::wallet_totals(db, &wallet).await.unwrap();
             if let Err(broken) = check_totals(&totals) {
-                panic!("ledger invariant broken for workspace {}: {broken}", wallet.workspace_id);
+                panic!(
+                    "ledger invariant broken for workspace {}: {broken}",
+                    wallet.workspace_id
+                );
             }
             assert!(
                 store::verify::sequence_is_dense(db, &wallet).await.unwrap(),
@@ -226,7 +238,10 @@ impl TestApp {
             ))
             .await
             .unwrap();
-        assert!(duplicates.is_empty(), "an allocation was granted twice for one period");
+        assert!(
+            duplicates.is_empty(),
+            "an allocation was granted twice for one period"
+        );
     }
 
     /// Drops the PostgreSQL schema.
@@ -248,7 +263,9 @@ pub fn mint(claims: Claims) -> String {
 
 /// Path of a test fixture.
 pub fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 /// Runs one scenario on one backend, then audits the ledger and cleans up.
