@@ -17,6 +17,11 @@ pub const BIND_ADDR_DEFAULT: &str = "127.0.0.1:8080";
 /// instances of 10 fit.
 pub const DATABASE_MAX_CONNECTIONS_DEFAULT: u32 = 10;
 
+/// Default renewal schedule: second 0 of every minute, so a period's end
+/// is recorded within a minute even for wallets nobody touches (writers
+/// settle a wallet themselves before anything else).
+pub const RENEWAL_CRON_DEFAULT: &str = "0 * * * * *";
+
 /// Where token signatures are checked against.
 #[derive(Debug, Clone)]
 pub enum JwtKeySource {
@@ -52,6 +57,9 @@ pub struct Config {
     pub bind_addr: SocketAddr,
     /// Token verification.
     pub jwt: JwtConfig,
+    /// `RENEWAL_CRON`: six-field cron (UTC) of the renewal job (default
+    /// [`RENEWAL_CRON_DEFAULT`]); `off` runs no scheduler on this instance.
+    pub renewal_cron: Option<String>,
 }
 
 fn optional(name: &str) -> anyhow::Result<Option<String>> {
@@ -95,7 +103,13 @@ impl Config {
                 "set JWT_SECRET (HS256) or JWT_PUBLIC_KEY_FILE (RS256/ES256); for a local try: JWT_SECRET=dev-secret-change-me cargo run"
             ),
         };
+        let renewal_cron = match optional("RENEWAL_CRON")? {
+            None => Some(RENEWAL_CRON_DEFAULT.to_owned()),
+            Some(value) if value.eq_ignore_ascii_case("off") => None,
+            Some(value) => Some(value),
+        };
         Ok(Config {
+            renewal_cron,
             database_url,
             database_schema: optional("DATABASE_SCHEMA")?,
             database_max_connections,

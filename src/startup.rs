@@ -12,8 +12,10 @@ use tokio::net::TcpListener;
 use crate::auth::TokenVerifier;
 use crate::config::Config;
 use crate::domain::clock::Clock;
+use crate::events::EventBus;
 use crate::graphql::build_schema;
 use crate::http::{AppState, router};
+use crate::scheduler::Scheduler;
 use crate::service::Ledger;
 use crate::store;
 
@@ -21,6 +23,7 @@ use crate::store;
 pub struct App {
     listener: TcpListener,
     state: AppState,
+    renewal_cron: Option<String>,
 }
 
 impl App {
@@ -28,12 +31,13 @@ impl App {
     pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let verifier = TokenVerifier::from_config(&config.jwt)?;
         let db = store::connect_and_migrate(config).await?;
-        let ledger = Ledger::new(db, clock);
+        let ledger = Ledger::new(db, clock, EventBus::default());
         let schema = build_schema(Some(ledger.clone()));
         let listener = TcpListener::bind(config.bind_addr)
             .await
             .with_context(|| format!("binding BIND_ADDR {}", config.bind_addr))?;
         Ok(Self {
+            renewal_cron: config.renewal_cron.clone(),
             listener,
             state: AppState {
                 schema,
@@ -53,16 +57,25 @@ impl App {
         self.state.ledger.clone()
     }
 
-    /// Serves until `shutdown` completes, then drains open requests.
+    /// Starts the scheduler (when configured) and serves until `shutdown`
+    /// completes; then drains open requests and stops the scheduler.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let scheduler = match &self.renewal_cron {
+            Some(cron) => Some(Scheduler::start(self.state.ledger.clone(), cron).await?),
+            None => None,
+        };
         let router = router(self.state);
-        axum::serve(self.listener, router)
+        let served = axum::serve(self.listener, router)
             .with_graceful_shutdown(shutdown)
             .await
-            .context("serving HTTP")
+            .context("serving HTTP");
+        if let Some(scheduler) = scheduler {
+            scheduler.shutdown().await;
+        }
+        served
     }
 }
 

@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 mod catalogue;
+mod period;
 mod plan;
 mod spend;
 mod top_up;
@@ -22,6 +23,7 @@ use chrono::{DateTime, Utc};
 use entity::{credit_grant, wallet as wallet_entity};
 use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
 
+pub use period::{ROLL_OVER_BATCH_SIZE, RollOverReport};
 pub use spend::{SpendRequest, SpendResult};
 pub use top_up::{TopUpOutcome, TopUpRequest, TopUpResult};
 pub use views::{
@@ -34,6 +36,7 @@ use crate::domain::catalogue::{GrantSource, LedgerKind};
 use crate::domain::clock::Clock;
 use crate::domain::invariant::check_totals;
 use crate::error::{AppError, AppResult};
+use crate::events::{BalanceEvent, EventBus};
 use crate::store::{self, db_error, ledger::EntryDraft};
 
 /// The ledger service: the one facade the GraphQL layer and the scheduler
@@ -42,12 +45,19 @@ use crate::store::{self, db_error, ledger::EntryDraft};
 pub struct Ledger {
     db: DatabaseConnection,
     clock: Arc<dyn Clock>,
+    events: EventBus,
 }
 
 impl Ledger {
-    /// A service over `db`, reading time from `clock`.
-    pub fn new(db: DatabaseConnection, clock: Arc<dyn Clock>) -> Self {
-        Self { db, clock }
+    /// A service over `db`, reading time from `clock`, publishing committed
+    /// changes on `events`.
+    pub fn new(db: DatabaseConnection, clock: Arc<dyn Clock>, events: EventBus) -> Self {
+        Self { db, clock, events }
+    }
+
+    /// The bus committed balance events are published on.
+    pub fn events(&self) -> &EventBus {
+        &self.events
     }
 
     /// The database handle (for readiness checks and audits).
@@ -69,6 +79,8 @@ struct LockedWallet {
     original: wallet_entity::Model,
     /// Live grants, oldest first, kept in step with what is written.
     grants: Vec<credit_grant::Model>,
+    /// Events of the rows appended, published once committed.
+    appended: Vec<BalanceEvent>,
 }
 
 impl Ledger {
@@ -94,6 +106,7 @@ impl LockedWallet {
             original: wallet.clone(),
             wallet,
             grants,
+            appended: Vec::new(),
         }
     }
 
@@ -122,9 +135,29 @@ impl LockedWallet {
                 grant.remaining_credits += delta;
             }
         }
-        store::ledger::append_entry(&self.txn, &mut self.wallet, draft, now)
+        if self.wallet.balance_credits + draft.amount > i64::from(i32::MAX) {
+            return Err(AppError::invalid(
+                "amount",
+                format!("would take the balance above {} credits", i32::MAX),
+            ));
+        }
+        let entry = store::ledger::append_entry(&self.txn, &mut self.wallet, draft, now)
             .await
-            .map_err(db_error)
+            .map_err(db_error)?;
+        let kind = entry
+            .kind
+            .parse()
+            .map_err(|error| AppError::Internal(anyhow::Error::new(error)))?;
+        self.appended.push(BalanceEvent {
+            workspace_id: self.wallet.workspace_id.clone(),
+            sequence: entry.sequence,
+            transaction_id: entry.id,
+            kind,
+            delta: entry.amount_credits,
+            balance: BalanceView::from_grants(&self.grants),
+            created_at: entry.created_at,
+        });
+        Ok(entry)
     }
 
     /// Expires every live grant whose expiry has passed: one EXPIRE row per
@@ -164,11 +197,11 @@ impl LockedWallet {
     }
 
     /// Saves the wallet head, checks the invariant in debug builds, commits.
-    async fn commit(self, now: DateTime<Utc>) -> AppResult<wallet_entity::Model> {
+    async fn commit(self, now: DateTime<Utc>) -> AppResult<(wallet_entity::Model, Vec<BalanceEvent>)> {
         if self.wallet == self.original {
             // Nothing changed: release the lock without writing.
             self.txn.commit().await.map_err(db_error)?;
-            return Ok(self.wallet);
+            return Ok((self.wallet, self.appended));
         }
         store::ledger::save_wallet(&self.txn, &self.wallet, self.original.last_sequence, now)
             .await
@@ -185,12 +218,21 @@ impl LockedWallet {
             })?;
         }
         self.txn.commit().await.map_err(db_error)?;
-        Ok(self.wallet)
+        Ok((self.wallet, self.appended))
     }
 
     /// The balance split of the live grants.
     fn balance(&self) -> BalanceView {
         BalanceView::from_grants(&self.grants)
+    }
+}
+
+impl Ledger {
+    /// Commits a locked wallet's changes, then publishes their events.
+    async fn finish(&self, locked: LockedWallet, now: DateTime<Utc>) -> AppResult<wallet_entity::Model> {
+        let (wallet, events) = locked.commit(now).await?;
+        self.events.publish(events);
+        Ok(wallet)
     }
 }
 

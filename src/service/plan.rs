@@ -73,9 +73,9 @@ impl Ledger {
         };
 
         let mut locked = self.lock(scope.workspace_id().as_str()).await?;
-        locked.expire_due(now).await?;
+        locked.settle(now).await?;
         let is_enterprise = request.plan == PlanCode::Enterprise;
-        let reference = Some(format!("plan:{}", request.plan));
+        let reference = format!("plan:{}", request.plan);
 
         let current_period = locked.wallet.period_start_at.zip(locked.wallet.period_end_at);
         match current_period {
@@ -88,35 +88,9 @@ impl Ledger {
                 locked.wallet.plan_code = request.plan.as_str().to_owned();
                 locked.wallet.pending_plan_code = None;
                 locked.wallet.enterprise_allocation_credits = is_enterprise.then_some(allocation);
-                if allocation > 0 {
-                    let grant_id = locked
-                        .add_grant(
-                            NewGrant {
-                                source: GrantSource::Allocation,
-                                credits: allocation,
-                                expires_at: Some(period.end),
-                                period_start_at: Some(period.start),
-                                purchase: None,
-                            },
-                            now,
-                        )
-                        .await?;
-                    locked
-                        .append(
-                            EntryDraft {
-                                kind: LedgerKind::Grant,
-                                amount: allocation,
-                                action: None,
-                                reference,
-                                actor: scope.actor().to_owned(),
-                                idempotency_key: None,
-                                reverses_entry_id: None,
-                                grant_moves: vec![(grant_id, allocation)],
-                            },
-                            now,
-                        )
-                        .await?;
-                }
+                locked
+                    .grant_allocation(period, allocation, scope.actor(), reference, now)
+                    .await?;
             }
             Some((period_start, period_end)) => {
                 let current_grant = locked
@@ -165,7 +139,7 @@ impl Ledger {
                                 kind: LedgerKind::Grant,
                                 amount: raise,
                                 action: None,
-                                reference,
+                                reference: Some(reference),
                                 actor: scope.actor().to_owned(),
                                 idempotency_key: None,
                                 reverses_entry_id: None,
@@ -185,7 +159,7 @@ impl Ledger {
                 }
             }
         }
-        locked.commit(now).await?;
+        self.finish(locked, now).await?;
         self.wallet(scope).await
     }
 }

@@ -74,10 +74,10 @@ impl Ledger {
                 .await
                 .map_err(db_error)?
                 .ok_or_else(|| AppError::Internal(anyhow::anyhow!("idempotency record without its row")))?;
-            locked.expire_due(now).await?;
+            locked.settle(now).await?;
             let balance = locked.balance();
             let next_reset_at = locked.wallet.period_end_at;
-            locked.commit(now).await?;
+            self.finish(locked, now).await?;
             return Ok(SpendResult {
                 outcome: SpendOutcome::Duplicate,
                 transaction: Some(TransactionView::from_model(original)?),
@@ -88,7 +88,7 @@ impl Ledger {
             });
         }
 
-        locked.expire_due(now).await?;
+        locked.settle(now).await?;
         let spendable: Vec<GrantBalance> = locked
             .grants
             .iter()
@@ -107,7 +107,7 @@ impl Ledger {
                 let next_reset_at = locked.wallet.period_end_at;
                 // Expiries recorded above are facts and are kept; the spend
                 // itself writes nothing and leaves the key unbound.
-                locked.commit(now).await?;
+                self.finish(locked, now).await?;
                 let packs = self.packs().await?;
                 let offers: Vec<PackOffer> = packs
                     .iter()
@@ -162,7 +162,7 @@ impl Ledger {
                 .map_err(db_error)?;
                 let balance = locked.balance();
                 let next_reset_at = locked.wallet.period_end_at;
-                locked.commit(now).await?;
+                self.finish(locked, now).await?;
                 Ok(SpendResult {
                     outcome: SpendOutcome::Charged,
                     transaction: Some(TransactionView::from_model(entry)?),

@@ -51,7 +51,7 @@ impl Ledger {
         let mut locked = self.lock(scope.workspace_id().as_str()).await?;
         let key = request.payment_reference.as_str();
         let fingerprint = request.pack.as_str();
-        locked.expire_due(now).await?;
+        locked.settle(now).await?;
         if let Some(record) =
             store::ledger::find_idempotency(&locked.txn, locked.wallet.id, TOP_UP_SCOPE, key)
                 .await
@@ -67,7 +67,7 @@ impl Ledger {
                 .map_err(db_error)?
                 .ok_or_else(|| AppError::Internal(anyhow::anyhow!("idempotency record without its row")))?;
             let balance = locked.balance();
-            locked.commit(now).await?;
+            self.finish(locked, now).await?;
             return Ok(TopUpResult {
                 outcome: TopUpOutcome::Duplicate,
                 transaction: TransactionView::from_model(original)?,
@@ -117,7 +117,7 @@ impl Ledger {
         .await
         .map_err(db_error)?;
         let balance = locked.balance();
-        locked.commit(now).await?;
+        self.finish(locked, now).await?;
         Ok(TopUpResult {
             outcome: TopUpOutcome::Applied,
             transaction: TransactionView::from_model(entry)?,

@@ -22,9 +22,10 @@ pub struct TransactionQuery {
 }
 
 impl Ledger {
-    /// The scope's wallet. When a grant's expiry has passed and no writer
-    /// has recorded it yet, it is recorded first (EXPIRE rows), so the
-    /// balance read always equals the ledger's.
+    /// The scope's wallet. When a grant's expiry or the period's end has
+    /// passed and no writer has recorded it yet, the wallet is settled first
+    /// (EXPIRE and renewal GRANT rows), so the balance read always equals
+    /// the ledger's.
     pub async fn wallet(&self, scope: &WalletScope) -> AppResult<WalletView> {
         let now = self.now();
         let workspace_id = scope.workspace_id().as_str();
@@ -32,13 +33,11 @@ impl Ledger {
             .await
             .map_err(db_error)?
             .ok_or(AppError::NotFound("workspace"))?;
-        if store::ledger::has_due_grant(&self.db, wallet.id, now)
+        if store::ledger::is_due(&self.db, &wallet, now)
             .await
             .map_err(db_error)?
         {
-            let mut locked = self.lock(workspace_id).await?;
-            locked.expire_due(now).await?;
-            locked.commit(now).await?;
+            self.settle_wallet(workspace_id, now).await?;
         }
         // Wallet head and grants are read in one transaction so the view is
         // one consistent state.

@@ -97,7 +97,7 @@ impl Ledger {
                 )
                 .await?;
         }
-        locked.commit(now).await?;
+        self.finish(locked, now).await?;
         self.wallet(scope).await
     }
 }

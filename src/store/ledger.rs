@@ -9,7 +9,7 @@ use entity::{credit_grant, idempotency_record, ledger_entry, ledger_entry_grant,
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, ExprTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set,
+    QueryOrder, QuerySelect, QueryTrait, Set,
 };
 
 use super::is_sqlite;
@@ -178,6 +178,49 @@ pub async fn has_due_grant(
         .one(db)
         .await?
         .is_some())
+}
+
+/// Wallets due at `now` (their period ended, or a live grant's expiry
+/// passed), as (id, workspace id), in id order after `after_id`.
+pub async fn due_wallets(
+    db: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    after_id: i64,
+    limit: u64,
+) -> Result<Vec<(i64, String)>, DbErr> {
+    let expiring = credit_grant::Entity::find()
+        .select_only()
+        .column(credit_grant::Column::WalletId)
+        .filter(credit_grant::Column::ExpiredAt.is_null())
+        .filter(credit_grant::Column::ExpiresAt.lte(now))
+        .into_query();
+    wallet::Entity::find()
+        .select_only()
+        .column(wallet::Column::Id)
+        .column(wallet::Column::WorkspaceId)
+        .filter(wallet::Column::Id.gt(after_id))
+        .filter(
+            Condition::any()
+                .add(wallet::Column::PeriodEndAt.lte(now))
+                .add(wallet::Column::Id.in_subquery(expiring)),
+        )
+        .order_by_asc(wallet::Column::Id)
+        .limit(limit)
+        .into_tuple()
+        .all(db)
+        .await
+}
+
+/// Whether the wallet is due at `now` (period ended or a grant expired).
+pub async fn is_due(
+    db: &impl ConnectionTrait,
+    wallet: &wallet::Model,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    if wallet.period_end_at.is_some_and(|end| end <= now) {
+        return Ok(true);
+    }
+    has_due_grant(db, wallet.id, now).await
 }
 
 /// A grant to create.

@@ -184,3 +184,34 @@ impl TestApp {
         answer.data()["createWorkspace"]["wallet"].clone()
     }
 }
+
+impl TestApp {
+    /// The wallet's ledger as (kind, amount) rows, oldest first, read from
+    /// the database directly (reading through the API would settle it).
+    pub async fn ledger_rows(&self, workspace: &str) -> Vec<(String, i64)> {
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+        let wallet = entity::wallet::Entity::find()
+            .filter(entity::wallet::Column::WorkspaceId.eq(workspace))
+            .one(self.ledger.db())
+            .await
+            .unwrap()
+            .expect("the wallet exists");
+        entity::ledger_entry::Entity::find()
+            .filter(entity::ledger_entry::Column::WalletId.eq(wallet.id))
+            .order_by_asc(entity::ledger_entry::Column::Sequence)
+            .all(self.ledger.db())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|row| (row.kind, row.amount_credits))
+            .collect()
+    }
+}
+
+/// Shorthand for expected ledger rows.
+pub fn rows(expected: &[(&str, i64)]) -> Vec<(String, i64)> {
+    expected
+        .iter()
+        .map(|(kind, amount)| ((*kind).to_owned(), *amount))
+        .collect()
+}

@@ -49,6 +49,10 @@ pub struct Options {
     pub issuer: Option<String>,
     /// `JWT_AUDIENCE`.
     pub audience: Option<String>,
+    /// The clock to use (a sibling shares its first instance's).
+    pub clock: Option<ManualClock>,
+    /// `RENEWAL_CRON`; tests run without a scheduler unless they ask.
+    pub renewal_cron: Option<String>,
 }
 
 /// A running app and what a test needs to talk to it.
@@ -143,6 +147,38 @@ impl TestApp {
         Self::spawn_on(backend, database_url, pg_schema, directory, options).await
     }
 
+    /// Spawns a second instance over the same database as `self`, sharing
+    /// its clock (two servers behind one load balancer).
+    pub async fn spawn_sibling(&self) -> TestApp {
+        Self::spawn_beside(
+            self,
+            Options {
+                clock: Some(self.clock.clone()),
+                ..Options::default()
+            },
+        )
+        .await
+    }
+
+    /// Spawns another instance over the same database as `first`.
+    pub async fn spawn_beside(first: &TestApp, options: Options) -> TestApp {
+        let database_url = match first.backend {
+            Backend::Sqlite => format!(
+                "sqlite://{}?mode=rwc",
+                first._directory.path().join("credits.db").display()
+            ),
+            Backend::Postgres => postgres_url(),
+        };
+        Self::spawn_on(
+            first.backend,
+            database_url,
+            first.pg_schema.clone(),
+            tempfile::tempdir().unwrap(),
+            options,
+        )
+        .await
+    }
+
     async fn spawn_on(
         backend: Backend,
         database_url: String,
@@ -162,8 +198,9 @@ impl TestApp {
                 issuer: options.issuer,
                 audience: options.audience,
             },
+            renewal_cron: options.renewal_cron,
         };
-        let clock = ManualClock::new(start_time());
+        let clock = options.clock.unwrap_or_else(|| ManualClock::new(start_time()));
         let app = App::build(&config, Arc::new(clock.clone()))
             .await
             .unwrap_or_else(|error| panic!("the app failed to start on {backend:?}: {error:#}"));

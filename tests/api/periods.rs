@@ -1,0 +1,354 @@
+//! Goal: monthly allocations are granted exactly once per period, on the
+//! workspace's own billing date, whatever happens to the servers; plan
+//! changes and trial expiry write exactly the rows the rules say.
+//! Method: a manual clock crosses month ends; the sweep is called directly
+//! (and concurrently, and from two instances); the ledger rows are read
+//! from the database and compared whole.
+
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use futures_util::future::join_all;
+use serde_json::json;
+
+use crate::both_backends;
+use crate::helpers::client::rows;
+use crate::helpers::{Options, TestApp, start_time};
+
+fn at(year: i32, month: u32, day: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(year, month, day, 10, 0, 0).unwrap()
+}
+
+/// A workspace on PRO since the start (Jan 31 10:00), with no trial credits.
+async fn pro_workspace(app: &TestApp, workspace: &str) -> String {
+    app.set_trial_credits(0).await;
+    app.create_workspace(workspace).await;
+    let admin = app.token("admin", Some(workspace));
+    app.change_plan(&admin, None, "PRO", None).await.data();
+    admin
+}
+
+async fn period_of(app: &TestApp, token: &str) -> (String, String) {
+    let wallet = app.wallet(token, None).await;
+    let period = &wallet.data()["wallet"]["currentPeriod"];
+    (
+        period["start"].as_str().unwrap().to_owned(),
+        period["end"].as_str().unwrap().to_owned(),
+    )
+}
+
+fn iso(instant: DateTime<Utc>) -> String {
+    instant.to_rfc3339()
+}
+
+async fn renewal_run_twice_and_concurrently_grants_once(app: TestApp) {
+    let admin = pro_workspace(&app, "ws-renew").await;
+    let service = app.token("service", Some("ws-renew"));
+    for i in 0..10 {
+        app.spend_ok(&service, "TRIAGE", &format!("r{i}")).await;
+    }
+    app.clock.set(at(2026, 2, 28));
+
+    let reports = join_all((0..4).map(|_| app.ledger.roll_over_periods(at(2026, 2, 28)))).await;
+    let again = app.ledger.roll_over_periods(at(2026, 2, 28)).await.unwrap();
+
+    let changed: u64 = reports
+        .into_iter()
+        .map(|report| report.unwrap().wallets_changed)
+        .sum();
+    assert_eq!(changed, 1, "one of the concurrent sweeps renewed the wallet");
+    assert_eq!(again.wallets_changed, 0);
+    let mut expected = vec![("GRANT", 1000)];
+    expected.extend(std::iter::repeat_n(("SPEND", -1), 10));
+    expected.extend([("EXPIRE", -990), ("GRANT", 1000)]);
+    assert_eq!(app.ledger_rows("ws-renew").await, rows(&expected));
+    let (start, end) = period_of(&app, &admin).await;
+    assert_eq!((start, end), (iso(at(2026, 2, 28)), iso(at(2026, 3, 31))));
+}
+
+async fn two_instances_sweeping_at_once_grant_each_period_once(app: TestApp) {
+    let sibling = app.spawn_sibling().await;
+    for i in 0..6 {
+        pro_workspace(&app, &format!("ws-pair-{i}")).await;
+    }
+    let now = at(2026, 3, 1);
+    app.clock.set(now);
+
+    let (first, second) = tokio::join!(
+        app.ledger.roll_over_periods(now),
+        sibling.ledger.roll_over_periods(now)
+    );
+
+    assert_eq!(
+        first.unwrap().wallets_changed + second.unwrap().wallets_changed,
+        6
+    );
+    for i in 0..6 {
+        assert_eq!(
+            app.ledger_rows(&format!("ws-pair-{i}")).await,
+            rows(&[("GRANT", 1000), ("EXPIRE", -1000), ("GRANT", 1000)])
+        );
+    }
+}
+
+async fn a_scheduler_down_for_three_months_catches_up_once(app: TestApp) {
+    let admin = pro_workspace(&app, "ws-down").await;
+    let now = at(2026, 5, 15);
+    app.clock.set(now);
+
+    let report = app.ledger.roll_over_periods(now).await.unwrap();
+    let again = app.ledger.roll_over_periods(now).await.unwrap();
+
+    assert_eq!(report.wallets_changed, 1);
+    assert_eq!(again.wallets_changed, 0);
+    assert_eq!(
+        app.ledger_rows("ws-down").await,
+        rows(&[("GRANT", 1000), ("EXPIRE", -1000), ("GRANT", 1000)])
+    );
+    // Anchored on the 31st: Feb 28, Mar 31, Apr 30, May 31.
+    assert_eq!(
+        period_of(&app, &admin).await,
+        (iso(at(2026, 4, 30)), iso(at(2026, 5, 31)))
+    );
+    let wallet = app.wallet(&admin, None).await;
+    assert_eq!(wallet.data()["wallet"]["balance"]["allocation"], 1000);
+}
+
+async fn a_spend_after_the_period_end_sees_the_new_allocation(app: TestApp) {
+    pro_workspace(&app, "ws-lazy").await;
+    let service = app.token("service", Some("ws-lazy"));
+    app.spend_ok(&service, "TRIAGE", "before").await;
+    app.clock.set(at(2026, 2, 28) + Duration::seconds(1));
+
+    let spent = app.spend_ok(&service, "TRIAGE", "after").await;
+
+    assert_eq!(spent["outcome"], "CHARGED");
+    assert_eq!(spent["balance"]["allocation"], 999);
+    assert_eq!(
+        app.ledger_rows("ws-lazy").await,
+        rows(&[
+            ("GRANT", 1000),
+            ("SPEND", -1),
+            ("EXPIRE", -999),
+            ("GRANT", 1000),
+            ("SPEND", -1)
+        ])
+    );
+}
+
+async fn an_upgrade_raises_the_allocation_less_what_was_used(app: TestApp) {
+    let admin = pro_workspace(&app, "ws-up").await;
+    let service = app.token("service", Some("ws-up"));
+    for i in 0..100 {
+        app.spend_ok(&service, "TRIAGE", &format!("u{i}")).await;
+    }
+
+    let upgraded = app.change_plan(&admin, None, "BUSINESS", None).await;
+
+    let wallet = &upgraded.data()["changePlan"]["wallet"];
+    assert_eq!(wallet["plan"], "BUSINESS");
+    assert_eq!(wallet["balance"]["allocation"], 2400, "2500 less the 100 used");
+    let ledger = app.ledger_rows("ws-up").await;
+    assert_eq!(ledger.last().unwrap(), &("GRANT".to_owned(), 1500));
+    assert_eq!(ledger.len(), 102);
+    // The next period grants the full new allocation.
+    app.clock.set(at(2026, 2, 28));
+    app.ledger.roll_over_periods(at(2026, 2, 28)).await.unwrap();
+    assert_eq!(
+        app.ledger_rows("ws-up").await[102..].to_vec(),
+        rows(&[("EXPIRE", -2400), ("GRANT", 2500)])
+    );
+}
+
+async fn a_downgrade_waits_for_the_next_reset(app: TestApp) {
+    let admin = pro_workspace(&app, "ws-down-plan").await;
+
+    let changed = app.change_plan(&admin, None, "STARTER", None).await;
+
+    let wallet = &changed.data()["changePlan"]["wallet"];
+    assert_eq!(wallet["plan"], "PRO");
+    assert_eq!(wallet["pendingPlan"], "STARTER");
+    assert_eq!(wallet["balance"]["allocation"], 1000);
+    assert_eq!(app.ledger_rows("ws-down-plan").await, rows(&[("GRANT", 1000)]));
+    app.clock.set(at(2026, 2, 28));
+    app.ledger.roll_over_periods(at(2026, 2, 28)).await.unwrap();
+    let wallet = app.wallet(&admin, None).await;
+    assert_eq!(wallet.data()["wallet"]["plan"], "STARTER");
+    assert_eq!(wallet.data()["wallet"]["pendingPlan"], json!(null));
+    assert_eq!(
+        app.ledger_rows("ws-down-plan").await,
+        rows(&[("GRANT", 1000), ("EXPIRE", -1000), ("GRANT", 250)])
+    );
+}
+
+async fn downgrade_then_upgrade_in_one_period_grants_no_second_allowance(app: TestApp) {
+    let admin = pro_workspace(&app, "ws-zigzag").await;
+
+    app.change_plan(&admin, None, "STARTER", None).await.data();
+    let back = app.change_plan(&admin, None, "PRO", None).await;
+    assert_eq!(back.data()["changePlan"]["wallet"]["pendingPlan"], json!(null));
+    app.change_plan(&admin, None, "STARTER", None).await.data();
+    let up = app.change_plan(&admin, None, "BUSINESS", None).await;
+
+    assert_eq!(up.data()["changePlan"]["wallet"]["plan"], "BUSINESS");
+    assert_eq!(up.data()["changePlan"]["wallet"]["pendingPlan"], json!(null));
+    assert_eq!(up.data()["changePlan"]["wallet"]["balance"]["allocation"], 2500);
+    assert_eq!(
+        app.ledger_rows("ws-zigzag").await,
+        rows(&[("GRANT", 1000), ("GRANT", 1500)])
+    );
+}
+
+async fn trial_to_paid_starts_the_anchor_and_keeps_trial_credits_to_their_end(app: TestApp) {
+    app.create_workspace("ws-convert").await;
+    let admin = app.token("admin", Some("ws-convert"));
+    app.clock.set(start_time() + Duration::days(2));
+
+    let paid = app.change_plan(&admin, None, "STARTER", None).await;
+
+    let wallet = &paid.data()["changePlan"]["wallet"];
+    assert_eq!(
+        wallet["balance"],
+        json!({ "total": 550, "allocation": 250, "purchased": 0, "bonus": 300 })
+    );
+    let anchor = start_time() + Duration::days(2);
+    assert_eq!(wallet["currentPeriod"]["start"], iso(anchor));
+    assert_eq!(wallet["currentPeriod"]["end"], iso(at(2026, 3, 2)));
+    app.clock.set(start_time() + Duration::days(7));
+    app.ledger
+        .roll_over_periods(start_time() + Duration::days(7))
+        .await
+        .unwrap();
+    assert_eq!(
+        app.ledger_rows("ws-convert").await,
+        rows(&[("GRANT", 300), ("GRANT", 250), ("EXPIRE", -300)])
+    );
+    assert_eq!(app.balance_total("ws-convert").await, 250);
+}
+
+async fn trial_expiry_pauses_ai_unless_purchased_credits_remain(app: TestApp) {
+    app.create_workspace("ws-lapsed").await;
+    app.create_workspace("ws-bought").await;
+    app.top_up(&app.token("admin", Some("ws-bought")), None, "PACK_100", "pay-1")
+        .await
+        .data();
+    let end = start_time() + Duration::days(7);
+    app.clock.set(end);
+
+    let report = app.ledger.roll_over_periods(end).await.unwrap();
+
+    assert_eq!(report.wallets_changed, 2);
+    assert_eq!(
+        app.ledger_rows("ws-lapsed").await,
+        rows(&[("GRANT", 300), ("EXPIRE", -300)])
+    );
+    assert_eq!(
+        app.ledger_rows("ws-bought").await,
+        rows(&[("GRANT", 300), ("TOP_UP", 100), ("EXPIRE", -300)])
+    );
+    let lapsed = app.wallet(&app.token("agent", Some("ws-lapsed")), None).await;
+    assert_eq!(lapsed.data()["wallet"]["aiPaused"], true);
+    assert_eq!(lapsed.data()["wallet"]["currentPeriod"], json!(null));
+    let bought = app.wallet(&app.token("agent", Some("ws-bought")), None).await;
+    assert_eq!(bought.data()["wallet"]["aiPaused"], false);
+    assert_eq!(bought.data()["wallet"]["balance"]["purchased"], 100);
+}
+
+async fn enterprise_allocations_are_set_per_workspace_and_renew(app: TestApp) {
+    app.set_trial_credits(0).await;
+    app.create_workspace("ws-ent").await;
+
+    let set = app
+        .change_plan(&app.operator(), Some("ws-ent"), "ENTERPRISE", Some(7000))
+        .await;
+    app.clock.set(at(2026, 2, 28));
+    app.ledger.roll_over_periods(at(2026, 2, 28)).await.unwrap();
+
+    assert_eq!(set.data()["changePlan"]["wallet"]["balance"]["allocation"], 7000);
+    assert_eq!(
+        app.ledger_rows("ws-ent").await,
+        rows(&[("GRANT", 7000), ("EXPIRE", -7000), ("GRANT", 7000)])
+    );
+}
+
+async fn the_cron_job_fires_and_renews_a_due_wallet(app: TestApp) {
+    // The test app runs without a scheduler; this one runs the real cron
+    // job every second on the same database and clock.
+    pro_workspace(&app, "ws-cron").await;
+    app.clock.set(at(2026, 2, 28) + Duration::minutes(1));
+    let options = Options {
+        renewal_cron: Some("* * * * * *".into()),
+        clock: Some(app.clock.clone()),
+        ..Options::default()
+    };
+    let _scheduled = TestApp::spawn_beside(&app, options).await;
+
+    let mut renewed = false;
+    for _ in 0..50 {
+        if app.ledger_rows("ws-cron").await.len() == 3 {
+            renewed = true;
+            break;
+        }
+        tokio::time::sleep(StdDuration::from_millis(200)).await;
+    }
+
+    assert!(renewed, "the cron job renewed the wallet");
+    assert_eq!(
+        app.ledger_rows("ws-cron").await,
+        rows(&[("GRANT", 1000), ("EXPIRE", -1000), ("GRANT", 1000)])
+    );
+}
+
+both_backends!(
+    renewal_run_twice_and_concurrently_grants_once,
+    two_instances_sweeping_at_once_grant_each_period_once,
+    a_scheduler_down_for_three_months_catches_up_once,
+    a_spend_after_the_period_end_sees_the_new_allocation,
+    an_upgrade_raises_the_allocation_less_what_was_used,
+    a_downgrade_waits_for_the_next_reset,
+    downgrade_then_upgrade_in_one_period_grants_no_second_allowance,
+    trial_to_paid_starts_the_anchor_and_keeps_trial_credits_to_their_end,
+    trial_expiry_pauses_ai_unless_purchased_credits_remain,
+    enterprise_allocations_are_set_per_workspace_and_renew,
+    the_cron_job_fires_and_renews_a_due_wallet,
+);
+
+mod constraint {
+    //! The unique key, not only the lock, refuses a second allocation.
+    use protodesk_credits::domain::catalogue::GrantSource;
+    use protodesk_credits::store::ledger::{NewGrant, insert_grant};
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+
+    use super::*;
+
+    async fn the_database_refuses_a_second_allocation_for_one_period(app: TestApp) {
+        pro_workspace(&app, "ws-unique").await;
+        let db = app.ledger.db();
+        let wallet = entity::wallet::Entity::find()
+            .filter(entity::wallet::Column::WorkspaceId.eq("ws-unique"))
+            .one(db)
+            .await
+            .unwrap()
+            .unwrap();
+        let grant = NewGrant {
+            source: GrantSource::Allocation,
+            credits: 1000,
+            expires_at: wallet.period_end_at,
+            period_start_at: wallet.period_start_at,
+            purchase: None,
+        };
+
+        let second = insert_grant(db, wallet.id, grant, start_time()).await;
+
+        let error = second.expect_err("a second allocation for the period is refused");
+        assert!(
+            matches!(
+                error.sql_err(),
+                Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+            ),
+            "{error}"
+        );
+    }
+
+    both_backends!(the_database_refuses_a_second_allocation_for_one_period);
+}
