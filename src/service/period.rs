@@ -22,6 +22,7 @@
 //! for wallets nobody touches, so their events and rows appear on time.
 
 use chrono::{DateTime, Utc};
+use futures_util::stream::{self, StreamExt};
 
 use super::{Ledger, LockedWallet};
 use crate::domain::catalogue::{GrantSource, LedgerKind, PlanCode};
@@ -31,6 +32,10 @@ use crate::store::{self, db_error, ledger::EntryDraft, ledger::NewGrant};
 
 /// Wallets read per batch by [`Ledger::roll_over_periods`].
 pub const ROLL_OVER_BATCH_SIZE: u64 = 500;
+/// Wallets settled at once within a batch (each in its own transaction).
+/// Kept below the default pool size so requests still get connections
+/// while a sweep runs.
+pub const ROLL_OVER_CONCURRENCY: usize = 4;
 
 /// What a sweep did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -138,9 +143,17 @@ impl Ledger {
                 return Ok(report);
             };
             after_id = last.0;
-            for (_, workspace_id) in &due {
+            let results: Vec<AppResult<bool>> = stream::iter(due)
+                .map(|(_, workspace_id)| {
+                    let ledger = self.clone();
+                    async move { ledger.settle_wallet(&workspace_id, now).await }
+                })
+                .buffer_unordered(ROLL_OVER_CONCURRENCY)
+                .collect()
+                .await;
+            for result in results {
                 report.wallets_examined += 1;
-                if self.settle_wallet(workspace_id, now).await? {
+                if result? {
                     report.wallets_changed += 1;
                 }
             }
