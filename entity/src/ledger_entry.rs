@@ -2,7 +2,7 @@ use sea_orm::entity::prelude::*;
 
 /// One append-only ledger row. `sequence` is dense per wallet (1, 2, 3…);
 /// `amount_credits` is signed; `balance_after_credits` is the wallet balance
-/// once this row applied.
+/// once this row applied, and split by bucket in the `*_after_credits`.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "ledger_entry")]
 pub struct Model {
@@ -19,6 +19,9 @@ pub struct Model {
     pub idempotency_key: Option<String>,
     pub reverses_entry_id: Option<i64>,
     pub created_at: DateTimeUtc,
+    pub allocation_after_credits: i64,
+    pub purchased_after_credits: i64,
+    pub bonus_after_credits: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

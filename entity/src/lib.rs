@@ -9,6 +9,7 @@ pub mod credit_grant;
 pub mod idempotency_record;
 pub mod ledger_entry;
 pub mod ledger_entry_grant;
+pub mod low_balance_alert;
 pub mod plan;
 pub mod prelude;
 pub mod top_up_pack;

@@ -19,6 +19,8 @@ pub struct Model {
     pub period_end_at: Option<DateTimeUtc>,
     pub pending_plan_code: Option<String>,
     pub enterprise_allocation_credits: Option<i64>,
+    pub low_balance_threshold_credits: Option<i64>,
+    pub low_balance_alerted_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

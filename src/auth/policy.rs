@@ -27,6 +27,8 @@ pub enum Operation {
     TopUp,
     /// Change the plan.
     ChangePlan,
+    /// Configure the wallet (the low-balance threshold).
+    Configure,
     /// Operator-only operations (adjust, reverse, enterprise allocation).
     Operate,
 }
@@ -39,6 +41,7 @@ impl Operation {
             Operation::Spend(_) => "spend this action (only service tokens spend TRIAGE and AUTO_RESOLVE)",
             Operation::TopUp => "purchase top-ups (admin or operator only)",
             Operation::ChangePlan => "change the plan (admin or operator only)",
+            Operation::Configure => "configure this wallet (admin or operator only)",
             Operation::Operate => "perform operator operations",
         }
     }
@@ -50,7 +53,10 @@ impl Operation {
                 | (Operation::Read, _)
                 | (Operation::Spend(Action::Sidekick), _)
                 | (Operation::Spend(_), Role::Service)
-                | (Operation::TopUp | Operation::ChangePlan, Role::Admin)
+                | (
+                    Operation::TopUp | Operation::ChangePlan | Operation::Configure,
+                    Role::Admin
+                )
         )
     }
 }

@@ -29,7 +29,9 @@ pub mod clock;
 pub mod ids;
 pub mod invariant;
 pub mod period;
+pub mod reversal;
 pub mod spend;
+pub mod usage;
 
 use thiserror::Error;
 

@@ -14,6 +14,16 @@ use crate::service::BalanceView;
 /// How many events the bus holds for slow subscribers before they lag.
 pub const EVENT_BUS_CAPACITY: usize = 4096;
 
+/// What an event reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// A ledger row of this kind was committed.
+    Ledger(LedgerKind),
+    /// The balance crossed below the wallet's low-balance threshold (no
+    /// ledger row of its own; `sequence` is the row that crossed).
+    LowBalance,
+}
+
 /// One committed change of a wallet's balance.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BalanceEvent {
@@ -23,8 +33,8 @@ pub struct BalanceEvent {
     pub sequence: i64,
     /// The row's id.
     pub transaction_id: i64,
-    /// The row's kind.
-    pub kind: LedgerKind,
+    /// What happened.
+    pub kind: EventKind,
     /// The signed change.
     pub delta: i64,
     /// The balance after the row, split.

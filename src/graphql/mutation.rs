@@ -3,15 +3,18 @@
 use async_graphql::{Context, ID, InputObject, MergedObject, Object};
 
 use super::types::{
-    Action, ChangePlanPayload, CreateWorkspacePayload, PlanCode, PurchaseTopUpPayload, SpendCreditPayload,
-    TopUpPackCode, Wallet,
+    Action, ChangePlanPayload, CreateWorkspacePayload, LedgerChangePayload, PlanCode, PurchaseTopUpPayload,
+    SetLowBalanceThresholdPayload, SpendCreditPayload, TopUpPackCode, Wallet,
 };
 use super::{caller, ledger, scope};
-use crate::auth::{Operation, WalletScope, authorize_operator};
+use crate::auth::{Caller, Operation, WalletScope, authorize_operator};
 use crate::domain::ids::{IdempotencyKey, WorkspaceId, parse_reference};
 use crate::error::{AppError, GraphqlResult};
 use crate::service::WORKSPACE_NAME_LENGTH_MAX;
-use crate::service::{ChangePlanRequest, CreateWorkspaceRequest, SpendRequest, TopUpRequest};
+use crate::service::{
+    AdjustRequest, ChangePlanRequest, CreateWorkspaceRequest, SpendRequest, ThresholdRequest, TopUpRequest,
+    parse_reason,
+};
 
 /// Input of `spendCredit`.
 #[derive(InputObject)]
@@ -180,6 +183,127 @@ impl AccountMutation {
     }
 }
 
+/// Input of `adjustCredits`.
+#[derive(InputObject)]
+pub struct AdjustCreditsInput {
+    /// The workspace.
+    pub workspace_id: ID,
+    /// Signed credits: positive adds a bonus grant, negative burns like a
+    /// spend (refused below zero). Never zero.
+    pub credits: i32,
+    /// Why, 1 to 500 characters; recorded as the transaction's reference.
+    pub reason: String,
+    /// For a positive adjustment: when its credits expire (default never).
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Input of `reverseTransaction`.
+#[derive(InputObject)]
+pub struct ReverseTransactionInput {
+    /// The SPEND or TOP_UP to reverse.
+    pub transaction_id: ID,
+    /// Why, 1 to 500 characters.
+    pub reason: String,
+}
+
+/// Input of `setLowBalanceThreshold`.
+#[derive(InputObject)]
+pub struct SetLowBalanceThresholdInput {
+    /// The workspace; defaults to the token's.
+    pub workspace_id: Option<ID>,
+    /// Alert once when the balance falls below this (1 or more); null turns alerts off.
+    pub threshold: Option<i32>,
+}
+
+/// Operator corrections and wallet settings.
+#[derive(Default)]
+pub struct OperatorMutation;
+
+#[Object]
+impl OperatorMutation {
+    /// Adds or removes credits (operator), with a required reason.
+    async fn adjust_credits(
+        &self,
+        ctx: &Context<'_>,
+        input: AdjustCreditsInput,
+    ) -> async_graphql::Result<LedgerChangePayload> {
+        let (scope, request) = (|| -> Result<(WalletScope, AdjustRequest), AppError> {
+            if input.credits == 0 {
+                return Err(AppError::invalid("credits", "must not be zero"));
+            }
+            let request = AdjustRequest {
+                credits: i64::from(input.credits),
+                reason: parse_reason(&input.reason)?,
+                expires_at: input.expires_at,
+            };
+            Ok((
+                scope(ctx, Some(&input.workspace_id), Operation::Operate)?,
+                request,
+            ))
+        })()
+        .gql()?;
+        let change = ledger(ctx).gql()?.adjust_credits(&scope, request).await.gql()?;
+        Ok(change.into())
+    }
+
+    /// Reverses a SPEND (credits return to their grants) or an unspent
+    /// TOP_UP, at most once (operator).
+    async fn reverse_transaction(
+        &self,
+        ctx: &Context<'_>,
+        input: ReverseTransactionInput,
+    ) -> async_graphql::Result<LedgerChangePayload> {
+        let (caller, transaction_id, reason) = (|| -> Result<(&Caller, i64, String), AppError> {
+            let caller = caller(ctx)?;
+            crate::auth::authorize_operator(caller)?;
+            let transaction_id = input
+                .transaction_id
+                .parse::<i64>()
+                .ok()
+                .filter(|id| *id > 0)
+                .ok_or_else(|| AppError::invalid("transactionId", "is not a transaction id"))?;
+            Ok((caller, transaction_id, parse_reason(&input.reason)?))
+        })()
+        .gql()?;
+        let change = ledger(ctx)
+            .gql()?
+            .reverse_transaction(caller, transaction_id, reason)
+            .await
+            .gql()?;
+        Ok(change.into())
+    }
+
+    /// Sets the low-balance threshold (admin or operator).
+    async fn set_low_balance_threshold(
+        &self,
+        ctx: &Context<'_>,
+        input: SetLowBalanceThresholdInput,
+    ) -> async_graphql::Result<SetLowBalanceThresholdPayload> {
+        let (scope, request) = (|| -> Result<(WalletScope, ThresholdRequest), AppError> {
+            if input.threshold.is_some_and(|threshold| threshold < 1) {
+                return Err(AppError::invalid(
+                    "threshold",
+                    "must be 1 or more, or null to turn alerts off",
+                ));
+            }
+            let request = ThresholdRequest {
+                threshold: input.threshold.map(i64::from),
+            };
+            Ok((
+                scope(ctx, input.workspace_id.as_ref(), Operation::Configure)?,
+                request,
+            ))
+        })()
+        .gql()?;
+        let ledger = ledger(ctx).gql()?;
+        ledger.set_low_balance_threshold(&scope, request).await.gql()?;
+        let view = ledger.wallet(&scope).await.gql()?;
+        Ok(SetLowBalanceThresholdPayload {
+            wallet: Wallet { view, scope },
+        })
+    }
+}
+
 /// The mutation root.
 #[derive(MergedObject, Default)]
-pub struct MutationRoot(SpendMutation, AccountMutation);
+pub struct MutationRoot(SpendMutation, AccountMutation, OperatorMutation);

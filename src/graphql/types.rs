@@ -217,6 +217,7 @@ pub struct Period {
 
 /// One ledger transaction: a change of the balance.
 #[derive(SimpleObject)]
+#[graphql(complex)]
 pub struct Transaction {
     /// Its id.
     pub id: ID,
@@ -240,6 +241,50 @@ pub struct Transaction {
     pub reverses_transaction_id: Option<ID>,
     /// When it was written.
     pub created_at: DateTime<Utc>,
+    #[graphql(skip)]
+    pub entry_id: i64,
+    #[graphql(skip)]
+    pub preloaded_grants: Option<Vec<GrantMove>>,
+}
+
+/// How a transaction moved one grant (a block of credits).
+#[derive(SimpleObject, Clone)]
+pub struct GrantMove {
+    /// The grant's id.
+    pub grant_id: ID,
+    /// Where the grant's credits came from: TRIAL, ALLOCATION, PURCHASE or ADJUSTMENT.
+    pub source: String,
+    /// When the grant expires (or expired); null when never.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Signed credits moved; negative when the grant paid.
+    pub credits: i32,
+}
+
+impl From<service::GrantMoveView> for GrantMove {
+    fn from(view: service::GrantMoveView) -> Self {
+        Self {
+            grant_id: ID(view.grant_id.to_string()),
+            source: view.source.as_str().to_owned(),
+            expires_at: view.expires_at,
+            credits: int(view.credits),
+        }
+    }
+}
+
+#[ComplexObject]
+impl Transaction {
+    /// Which grants paid for (or received) this transaction's credits.
+    async fn grants(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<GrantMove>> {
+        if let Some(grants) = &self.preloaded_grants {
+            return Ok(grants.clone());
+        }
+        let moves = ledger(ctx).gql()?.grant_moves(&[self.entry_id]).await.gql()?;
+        Ok(moves
+            .into_iter()
+            .flat_map(|(_, views)| views)
+            .map(Into::into)
+            .collect())
+    }
 }
 
 impl From<service::TransactionView> for Transaction {
@@ -256,6 +301,8 @@ impl From<service::TransactionView> for Transaction {
             idempotency_key: view.idempotency_key,
             reverses_transaction_id: view.reverses_transaction_id.map(|id| ID(id.to_string())),
             created_at: view.created_at,
+            entry_id: view.id,
+            preloaded_grants: None,
         }
     }
 }
@@ -333,6 +380,63 @@ impl Wallet {
         self.view.enterprise_monthly_credits.map(int)
     }
 
+    /// Alert when the balance falls below this many credits; null when off.
+    async fn low_balance_threshold(&self) -> Option<i32> {
+        self.view.low_balance_threshold.map(int)
+    }
+
+    /// When the outstanding low-balance alert fired; null when armed (the
+    /// balance is at or above the threshold, or no threshold is set).
+    async fn low_balance_alerted_at(&self) -> Option<DateTime<Utc>> {
+        self.view.low_balance_alerted_at
+    }
+
+    /// The latest low-balance alerts (up to 50), newest first.
+    async fn low_balance_alerts(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<LowBalanceAlert>> {
+        let alerts = ledger(ctx).gql()?.low_balance_alerts(&self.scope).await.gql()?;
+        Ok(alerts
+            .into_iter()
+            .map(|alert| LowBalanceAlert {
+                threshold: int(alert.threshold),
+                balance: int(alert.balance),
+                sequence: int(alert.sequence),
+                created_at: alert.created_at,
+            })
+            .collect())
+    }
+
+    /// Credits spent per action per UTC bucket over `[from, to)`, net of
+    /// reversals (at most 400 buckets).
+    async fn usage(
+        &self,
+        ctx: &Context<'_>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        bucket: UsageBucketSize,
+    ) -> async_graphql::Result<Vec<UsageBucket>> {
+        let buckets = ledger(ctx)
+            .gql()?
+            .usage(&self.scope, from, to, bucket.into())
+            .await
+            .gql()?;
+        Ok(buckets
+            .into_iter()
+            .map(|bucket| UsageBucket {
+                start: bucket.start,
+                end: bucket.end,
+                total: int(bucket.credits_by_action.iter().map(|(_, credits)| credits).sum()),
+                by_action: bucket
+                    .credits_by_action
+                    .into_iter()
+                    .map(|(action, credits)| ActionUsage {
+                        action: action.into(),
+                        credits: int(credits),
+                    })
+                    .collect(),
+            })
+            .collect())
+    }
+
     /// The ledger, newest first, as a Relay cursor connection.
     #[graphql(complexity = "first.unwrap_or(20).clamp(1, 100) as usize * child_complexity")]
     async fn transactions(
@@ -346,11 +450,16 @@ impl Wallet {
         let page = ledger(ctx).gql()?.transactions(&self.scope, &query).await.gql()?;
         let has_previous_page = query.before_sequence.is_some();
         let mut connection = Connection::new(has_previous_page, page.has_next_page);
-        connection.edges.extend(
-            page.transactions
-                .into_iter()
-                .map(|view| Edge::new(encode_cursor(view.sequence), Transaction::from(view))),
-        );
+        let ids: Vec<i64> = page.transactions.iter().map(|view| view.id).collect();
+        let mut moves = ledger(ctx).gql()?.grant_moves(&ids).await.gql()?.into_iter();
+        connection.edges.extend(page.transactions.into_iter().map(|view| {
+            let sequence = view.sequence;
+            let mut transaction = Transaction::from(view);
+            transaction.preloaded_grants = moves
+                .next()
+                .map(|(_, views)| views.into_iter().map(Into::into).collect());
+            Edge::new(encode_cursor(sequence), transaction)
+        }));
         Ok(connection)
     }
 }
@@ -477,6 +586,78 @@ pub struct CreateWorkspacePayload {
 /// The answer to `changePlan`.
 #[derive(SimpleObject)]
 pub struct ChangePlanPayload {
+    /// The wallet after the change.
+    pub wallet: Wallet,
+}
+
+/// A usage bucket size; buckets are calendar periods in UTC.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "crate::domain::usage::Bucket")]
+pub enum UsageBucketSize {
+    /// Midnight to midnight.
+    Day,
+    /// ISO weeks, from Monday.
+    Week,
+    /// Calendar months.
+    Month,
+}
+
+/// Credits spent in one bucket.
+#[derive(SimpleObject)]
+pub struct UsageBucket {
+    /// First instant of the bucket.
+    pub start: DateTime<Utc>,
+    /// First instant after it.
+    pub end: DateTime<Utc>,
+    /// Credits spent in it, all actions.
+    pub total: i32,
+    /// Credits spent per action (every action listed).
+    pub by_action: Vec<ActionUsage>,
+}
+
+/// Credits spent on one action.
+#[derive(SimpleObject)]
+pub struct ActionUsage {
+    /// The action.
+    pub action: Action,
+    /// Credits spent on it, net of reversals.
+    pub credits: i32,
+}
+
+/// One crossing of the low-balance threshold.
+#[derive(SimpleObject)]
+pub struct LowBalanceAlert {
+    /// The threshold crossed.
+    pub threshold: i32,
+    /// The balance just after crossing.
+    pub balance: i32,
+    /// The ledger sequence of the transaction that crossed it.
+    pub sequence: i32,
+    /// When.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A ledger change made by an operator.
+#[derive(SimpleObject)]
+pub struct LedgerChangePayload {
+    /// The transaction written.
+    pub transaction: Transaction,
+    /// The wallet's balance now.
+    pub balance: Balance,
+}
+
+impl From<service::LedgerChange> for LedgerChangePayload {
+    fn from(change: service::LedgerChange) -> Self {
+        Self {
+            transaction: change.transaction.into(),
+            balance: change.balance.into(),
+        }
+    }
+}
+
+/// The answer to `setLowBalanceThreshold`.
+#[derive(SimpleObject)]
+pub struct SetLowBalanceThresholdPayload {
     /// The wallet after the change.
     pub wallet: Wallet,
 }

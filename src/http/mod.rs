@@ -1,9 +1,11 @@
 //! The axum router: `/graphql` (POST; GET for queries and WebSocket
-//! upgrades), GraphiQL at `/`, `/healthz`, `/readyz`.
+//! upgrades), GraphiQL at `/`, the CSV export, `/healthz`, `/readyz`.
 //!
 //! Authentication happens here, once per request (or once per WebSocket
 //! connection, from the `connection_init` payload); the result travels to
 //! resolvers as [`Authentication`] in the request's data.
+
+mod export;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,6 +47,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(graphiql))
         .route("/graphql", get(graphql_get).post(graphql_post))
+        .route("/export/transactions.csv", get(export::export_transactions))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .layer(RequestBodyLimitLayer::new(REQUEST_BODY_MAX))

@@ -8,11 +8,13 @@
 //! after the commit.
 #![warn(missing_docs)]
 
+mod adjust;
 mod catalogue;
 mod period;
 mod plan;
 mod spend;
 mod top_up;
+mod usage;
 mod views;
 mod wallet;
 mod workspace;
@@ -23,9 +25,11 @@ use chrono::{DateTime, Utc};
 use entity::{credit_grant, wallet as wallet_entity};
 use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
 
+pub use adjust::{AdjustRequest, LedgerChange, REASON_LENGTH_MAX, ThresholdRequest, parse_reason};
 pub use period::{ROLL_OVER_BATCH_SIZE, RollOverReport};
 pub use spend::{SpendRequest, SpendResult};
 pub use top_up::{TopUpOutcome, TopUpRequest, TopUpResult};
+pub use usage::{EXPORT_ROWS_MAX, GrantMoveView, LOW_BALANCE_ALERTS_MAX, LowBalanceAlertView};
 pub use views::{
     ActionCostView, BalanceView, PackView, PeriodView, PlanView, TransactionPage, TransactionView, WalletView,
 };
@@ -35,8 +39,9 @@ pub use workspace::{ChangePlanRequest, CreateWorkspaceRequest, WORKSPACE_NAME_LE
 use crate::domain::catalogue::{GrantSource, LedgerKind};
 use crate::domain::clock::Clock;
 use crate::domain::invariant::check_totals;
+use crate::domain::reversal::{LowBalance, low_balance};
 use crate::error::{AppError, AppResult};
-use crate::events::{BalanceEvent, EventBus};
+use crate::events::{BalanceEvent, EventBus, EventKind};
 use crate::store::{self, db_error, ledger::EntryDraft};
 
 /// The ledger service: the one facade the GraphQL layer and the scheduler
@@ -141,7 +146,8 @@ impl LockedWallet {
                 format!("would take the balance above {} credits", i32::MAX),
             ));
         }
-        let entry = store::ledger::append_entry(&self.txn, &mut self.wallet, draft, now)
+        let balance = BalanceView::from_grants(&self.grants);
+        let entry = store::ledger::append_entry(&self.txn, &mut self.wallet, draft, balance.split, now)
             .await
             .map_err(db_error)?;
         let kind = entry
@@ -152,9 +158,9 @@ impl LockedWallet {
             workspace_id: self.wallet.workspace_id.clone(),
             sequence: entry.sequence,
             transaction_id: entry.id,
-            kind,
+            kind: EventKind::Ledger(kind),
             delta: entry.amount_credits,
-            balance: BalanceView::from_grants(&self.grants),
+            balance,
             created_at: entry.created_at,
         });
         Ok(entry)
@@ -197,7 +203,8 @@ impl LockedWallet {
     }
 
     /// Saves the wallet head, checks the invariant in debug builds, commits.
-    async fn commit(self, now: DateTime<Utc>) -> AppResult<(wallet_entity::Model, Vec<BalanceEvent>)> {
+    async fn commit(mut self, now: DateTime<Utc>) -> AppResult<(wallet_entity::Model, Vec<BalanceEvent>)> {
+        self.check_low_balance(now).await?;
         if self.wallet == self.original {
             // Nothing changed: release the lock without writing.
             self.txn.commit().await.map_err(db_error)?;
@@ -219,6 +226,45 @@ impl LockedWallet {
         }
         self.txn.commit().await.map_err(db_error)?;
         Ok((self.wallet, self.appended))
+    }
+
+    /// Alerts once when the balance is below the wallet's threshold, and
+    /// re-arms once it is back at or above it.
+    async fn check_low_balance(&mut self, now: DateTime<Utc>) -> AppResult<()> {
+        let balance = self.balance();
+        let threshold = self.wallet.low_balance_threshold_credits;
+        match low_balance(
+            threshold,
+            self.wallet.low_balance_alerted_at.is_some(),
+            balance.total,
+        ) {
+            LowBalance::Alert => {
+                let threshold = threshold.unwrap_or(0);
+                self.wallet.low_balance_alerted_at = Some(now);
+                store::ledger::insert_low_balance_alert(
+                    &self.txn,
+                    self.wallet.id,
+                    threshold,
+                    balance.total,
+                    self.wallet.last_sequence,
+                    now,
+                )
+                .await
+                .map_err(db_error)?;
+                self.appended.push(BalanceEvent {
+                    workspace_id: self.wallet.workspace_id.clone(),
+                    sequence: self.wallet.last_sequence,
+                    transaction_id: 0,
+                    kind: EventKind::LowBalance,
+                    delta: 0,
+                    balance,
+                    created_at: now,
+                });
+            }
+            LowBalance::Rearm => self.wallet.low_balance_alerted_at = None,
+            LowBalance::Unchanged => {}
+        }
+        Ok(())
     }
 
     /// The balance split of the live grants.

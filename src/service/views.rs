@@ -145,6 +145,10 @@ pub struct WalletView {
     pub last_sequence: i64,
     /// The per-period allocation of an ENTERPRISE wallet.
     pub enterprise_monthly_credits: Option<i64>,
+    /// The low-balance threshold, if alerts are on.
+    pub low_balance_threshold: Option<i64>,
+    /// When the outstanding low-balance alert fired (none when armed).
+    pub low_balance_alerted_at: Option<DateTime<Utc>>,
 }
 
 /// One ledger row.

@@ -77,6 +77,8 @@ impl Ledger {
             ai_paused: balance.total < cheapest_action,
             last_sequence: wallet.last_sequence,
             enterprise_monthly_credits: wallet.enterprise_allocation_credits,
+            low_balance_threshold: wallet.low_balance_threshold_credits,
+            low_balance_alerted_at: wallet.low_balance_alerted_at,
         })
     }
 

@@ -5,7 +5,9 @@
 //! decisions made in `domain` see a state nobody else is changing.
 
 use chrono::{DateTime, Utc};
-use entity::{credit_grant, idempotency_record, ledger_entry, ledger_entry_grant, wallet, workspace};
+use entity::{
+    credit_grant, idempotency_record, ledger_entry, ledger_entry_grant, low_balance_alert, wallet, workspace,
+};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, ExprTrait, QueryFilter,
@@ -13,7 +15,7 @@ use sea_orm::{
 };
 
 use super::is_sqlite;
-use crate::domain::catalogue::{Action, GrantSource, LedgerKind};
+use crate::domain::catalogue::{Action, BalanceSplit, GrantSource, LedgerKind};
 
 /// Locks one wallet for the rest of the transaction and returns it.
 ///
@@ -61,6 +63,14 @@ pub async fn find_wallet(
         .await
 }
 
+/// The workspace owning a wallet.
+pub async fn workspace_of_wallet(db: &impl ConnectionTrait, wallet_id: i64) -> Result<Option<String>, DbErr> {
+    Ok(wallet::Entity::find_by_id(wallet_id)
+        .one(db)
+        .await?
+        .map(|wallet| wallet.workspace_id))
+}
+
 /// Whether a workspace id is taken.
 pub async fn workspace_exists(db: &impl ConnectionTrait, workspace_id: &str) -> Result<bool, DbErr> {
     Ok(workspace::Entity::find_by_id(workspace_id.to_owned())
@@ -98,6 +108,8 @@ pub async fn insert_workspace(
         period_end_at: Set(None),
         pending_plan_code: Set(None),
         enterprise_allocation_credits: Set(None),
+        low_balance_threshold_credits: Set(None),
+        low_balance_alerted_at: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
         ..Default::default()
@@ -137,6 +149,14 @@ pub async fn save_wallet(
         .col_expr(
             wallet::Column::EnterpriseAllocationCredits,
             Expr::value(wallet.enterprise_allocation_credits),
+        )
+        .col_expr(
+            wallet::Column::LowBalanceThresholdCredits,
+            Expr::value(wallet.low_balance_threshold_credits),
+        )
+        .col_expr(
+            wallet::Column::LowBalanceAlertedAt,
+            Expr::value(wallet.low_balance_alerted_at),
         )
         .col_expr(wallet::Column::UpdatedAt, Expr::value(now))
         .filter(wallet::Column::Id.eq(wallet.id))
@@ -351,6 +371,7 @@ pub async fn append_entry(
     txn: &impl ConnectionTrait,
     wallet: &mut wallet::Model,
     draft: EntryDraft,
+    split_after: BalanceSplit,
     now: DateTime<Utc>,
 ) -> Result<ledger_entry::Model, DbErr> {
     debug_assert_eq!(
@@ -372,6 +393,9 @@ pub async fn append_entry(
         idempotency_key: Set(draft.idempotency_key),
         reverses_entry_id: Set(draft.reverses_entry_id),
         created_at: Set(now),
+        allocation_after_credits: Set(split_after.allocation),
+        purchased_after_credits: Set(split_after.purchased),
+        bonus_after_credits: Set(split_after.bonus),
         ..Default::default()
     }
     .insert(txn)
@@ -389,6 +413,93 @@ pub async fn append_entry(
         ledger_entry_grant::Entity::insert_many(moves).exec(txn).await?;
     }
     Ok(entry)
+}
+
+/// Records one low-balance alert.
+pub async fn insert_low_balance_alert(
+    txn: &impl ConnectionTrait,
+    wallet_id: i64,
+    threshold: i64,
+    balance: i64,
+    ledger_sequence: i64,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    low_balance_alert::ActiveModel {
+        wallet_id: Set(wallet_id),
+        threshold_credits: Set(threshold),
+        balance_credits: Set(balance),
+        ledger_sequence: Set(ledger_sequence),
+        created_at: Set(now),
+        ..Default::default()
+    }
+    .insert(txn)
+    .await?;
+    Ok(())
+}
+
+/// A wallet's latest low-balance alerts, newest first.
+pub async fn low_balance_alerts(
+    db: &impl ConnectionTrait,
+    wallet_id: i64,
+    limit: u64,
+) -> Result<Vec<low_balance_alert::Model>, DbErr> {
+    low_balance_alert::Entity::find()
+        .filter(low_balance_alert::Column::WalletId.eq(wallet_id))
+        .order_by_desc(low_balance_alert::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await
+}
+
+/// Grants by id (live or not).
+pub async fn grants_by_id(
+    db: &impl ConnectionTrait,
+    ids: Vec<i64>,
+) -> Result<Vec<credit_grant::Model>, DbErr> {
+    credit_grant::Entity::find()
+        .filter(credit_grant::Column::Id.is_in(ids))
+        .all(db)
+        .await
+}
+
+/// The row reversing `entry_id`, if any.
+pub async fn reversal_of(
+    db: &impl ConnectionTrait,
+    entry_id: i64,
+) -> Result<Option<ledger_entry::Model>, DbErr> {
+    ledger_entry::Entity::find()
+        .filter(ledger_entry::Column::ReversesEntryId.eq(entry_id))
+        .one(db)
+        .await
+}
+
+/// SPEND rows of a wallet created in `[from, to)` that no REVERSAL undid:
+/// (time, action, credits).
+pub async fn net_spends(
+    db: &impl ConnectionTrait,
+    wallet_id: i64,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<(DateTime<Utc>, Option<String>, i64)>, DbErr> {
+    let reversed = ledger_entry::Entity::find()
+        .select_only()
+        .column(ledger_entry::Column::ReversesEntryId)
+        .filter(ledger_entry::Column::WalletId.eq(wallet_id))
+        .filter(ledger_entry::Column::ReversesEntryId.is_not_null())
+        .into_query();
+    ledger_entry::Entity::find()
+        .select_only()
+        .column(ledger_entry::Column::CreatedAt)
+        .column(ledger_entry::Column::Action)
+        .column(ledger_entry::Column::AmountCredits)
+        .filter(ledger_entry::Column::WalletId.eq(wallet_id))
+        .filter(ledger_entry::Column::Kind.eq(LedgerKind::Spend.as_str()))
+        .filter(ledger_entry::Column::CreatedAt.gte(from))
+        .filter(ledger_entry::Column::CreatedAt.lt(to))
+        .filter(ledger_entry::Column::Id.not_in_subquery(reversed))
+        .into_tuple()
+        .all(db)
+        .await
 }
 
 /// The record a key left, if it bound a charge.

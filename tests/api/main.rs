@@ -9,6 +9,7 @@ mod auth;
 mod catalogue;
 mod concurrency;
 mod input;
+mod money;
 mod periods;
 mod schema;
 mod spend;

@@ -1,0 +1,177 @@
+//! Usage analytics: credits spent per action per calendar bucket, in UTC.
+//!
+//! Buckets are DAY (midnight to midnight), WEEK (ISO weeks, Monday 00:00)
+//! and MONTH (the 1st, 00:00). A spend that was later reversed counts for
+//! nothing: usage is net of reversals, attributed to the spend's own time.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Datelike, Days, Months, NaiveDate, TimeZone, Utc};
+
+use super::DomainError;
+use super::catalogue::Action;
+
+/// Most buckets one usage query may return.
+pub const USAGE_BUCKETS_MAX: usize = 400;
+
+/// A calendar bucket size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bucket {
+    /// One UTC day.
+    Day,
+    /// One ISO week, from Monday.
+    Week,
+    /// One calendar month.
+    Month,
+}
+
+fn midnight(date: NaiveDate) -> DateTime<Utc> {
+    Utc.from_utc_datetime(&date.and_hms_opt(0, 0, 0).unwrap_or_default())
+}
+
+/// The start of the bucket containing `instant`.
+pub fn bucket_start(instant: DateTime<Utc>, bucket: Bucket) -> DateTime<Utc> {
+    let date = instant.date_naive();
+    match bucket {
+        Bucket::Day => midnight(date),
+        Bucket::Week => midnight(date - Days::new(u64::from(date.weekday().num_days_from_monday()))),
+        Bucket::Month => midnight(date.with_day(1).unwrap_or(date)),
+    }
+}
+
+/// The start of the bucket after the one starting at `start`.
+pub fn next_bucket(start: DateTime<Utc>, bucket: Bucket) -> DateTime<Utc> {
+    match bucket {
+        Bucket::Day => start + Days::new(1),
+        Bucket::Week => start + Days::new(7),
+        Bucket::Month => start + Months::new(1),
+    }
+}
+
+/// One bucket's usage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageBucket {
+    /// First instant of the bucket.
+    pub start: DateTime<Utc>,
+    /// First instant after it.
+    pub end: DateTime<Utc>,
+    /// Credits spent per action (every action present, zero included).
+    pub credits_by_action: Vec<(Action, i64)>,
+}
+
+/// Checks a usage range: `from` before `to`, and not too many buckets.
+pub fn check_range(from: DateTime<Utc>, to: DateTime<Utc>, bucket: Bucket) -> Result<(), DomainError> {
+    if from >= to {
+        return Err(DomainError::invalid("from", "must be before to"));
+    }
+    let mut start = bucket_start(from, bucket);
+    let mut count = 0;
+    while start < to {
+        count += 1;
+        if count > USAGE_BUCKETS_MAX {
+            return Err(DomainError::invalid(
+                "to",
+                format!(
+                    "spans more than {USAGE_BUCKETS_MAX} buckets; narrow the range or use a larger bucket"
+                ),
+            ));
+        }
+        start = next_bucket(start, bucket);
+    }
+    Ok(())
+}
+
+/// Aggregates spends `(time, action, credits)` into every bucket that
+/// overlaps `[from, to)`, empty buckets included.
+pub fn aggregate(
+    spends: &[(DateTime<Utc>, Action, i64)],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    bucket: Bucket,
+) -> Vec<UsageBucket> {
+    let mut totals: BTreeMap<(DateTime<Utc>, Action), i64> = BTreeMap::new();
+    for (at, action, credits) in spends {
+        if *at >= from && *at < to {
+            *totals.entry((bucket_start(*at, bucket), *action)).or_default() += credits;
+        }
+    }
+    let mut buckets = Vec::new();
+    let mut start = bucket_start(from, bucket);
+    while start < to {
+        let credits_by_action = Action::ALL
+            .iter()
+            .map(|action| (*action, totals.get(&(start, *action)).copied().unwrap_or(0)))
+            .collect();
+        let end = next_bucket(start, bucket);
+        buckets.push(UsageBucket {
+            start,
+            end,
+            credits_by_action,
+        });
+        start = end;
+    }
+    buckets
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(month: u32, day: u32, hour: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, month, day, hour, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn bucket_starts_in_utc() {
+        // 2026-02-01 is a Sunday; its ISO week started Monday Jan 26.
+        assert_eq!(bucket_start(at(2, 1, 23), Bucket::Day), at(2, 1, 0));
+        assert_eq!(bucket_start(at(2, 1, 23), Bucket::Week), at(1, 26, 0));
+        assert_eq!(bucket_start(at(2, 1, 23), Bucket::Month), at(2, 1, 0));
+        assert_eq!(next_bucket(at(1, 1, 0), Bucket::Month), at(2, 1, 0));
+    }
+
+    #[test]
+    fn usage_is_bucketed_across_a_month_boundary() {
+        let spends = [
+            (at(1, 31, 22), Action::Triage, 1),
+            (at(1, 31, 23), Action::Triage, 1),
+            (at(2, 1, 0), Action::Sidekick, 1),
+            (at(2, 1, 9), Action::Triage, 1),
+        ];
+        let days = aggregate(&spends, at(1, 31, 0), at(2, 2, 0), Bucket::Day);
+        assert_eq!(days.len(), 2);
+        assert_eq!(
+            days[0].credits_by_action,
+            vec![
+                (Action::Triage, 2),
+                (Action::AutoResolve, 0),
+                (Action::Sidekick, 0)
+            ]
+        );
+        assert_eq!(
+            days[1].credits_by_action,
+            vec![
+                (Action::Triage, 1),
+                (Action::AutoResolve, 0),
+                (Action::Sidekick, 1)
+            ]
+        );
+        let months = aggregate(&spends, at(1, 1, 0), at(3, 1, 0), Bucket::Month);
+        assert_eq!(months[0].credits_by_action[0], (Action::Triage, 2));
+        assert_eq!(months[1].credits_by_action[0], (Action::Triage, 1));
+    }
+
+    #[test]
+    fn ranges_are_checked() {
+        assert!(check_range(at(2, 1, 0), at(1, 1, 0), Bucket::Day).is_err());
+        assert!(check_range(at(1, 1, 0), at(12, 31, 0), Bucket::Day).is_ok());
+        assert!(
+            check_range(
+                Utc.with_ymd_and_hms(2020, 1, 1, 0, 0, 0).unwrap(),
+                at(1, 1, 0),
+                Bucket::Day
+            )
+            .is_err()
+        );
+    }
+}

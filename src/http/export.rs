@@ -1,0 +1,131 @@
+//! `GET /export/transactions.csv?workspaceId=…&from=…&to=…`: a period's
+//! transactions as CSV for billing staff, authorized exactly like the
+//! `wallet` query (the bearer token's workspace, or any for operators).
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use super::{AppState, authenticate_headers};
+use crate::auth::{Operation, authorize};
+use crate::domain::ids::WorkspaceId;
+use crate::error::AppError;
+use crate::graphql::Authentication;
+use crate::service::TransactionView;
+
+/// The query string.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportQuery {
+    workspace_id: Option<String>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+}
+
+fn refuse(error: AppError) -> Response {
+    let status = error.status();
+    let body = serde_json::json!({ "errors": [{ "message": error.message(), "extensions": { "code": error.code() } }] });
+    let _ = error.into_graphql();
+    (status, axum::Json(body)).into_response()
+}
+
+fn to_csv(rows: &[TransactionView]) -> Result<Vec<u8>, AppError> {
+    let internal = |error: csv::Error| AppError::Internal(anyhow::Error::new(error));
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    writer
+        .write_record([
+            "id",
+            "sequence",
+            "created_at",
+            "kind",
+            "amount",
+            "balance_after",
+            "action",
+            "reference",
+            "actor",
+            "idempotency_key",
+            "reverses_transaction_id",
+        ])
+        .map_err(internal)?;
+    for row in rows {
+        writer
+            .write_record([
+                row.id.to_string(),
+                row.sequence.to_string(),
+                row.created_at.to_rfc3339(),
+                row.kind.as_str().to_owned(),
+                row.amount.to_string(),
+                row.balance_after.to_string(),
+                row.action
+                    .map(|action| action.as_str().to_owned())
+                    .unwrap_or_default(),
+                row.reference.clone().unwrap_or_default(),
+                row.actor.clone(),
+                row.idempotency_key.clone().unwrap_or_default(),
+                row.reverses_transaction_id
+                    .map(|id| id.to_string())
+                    .unwrap_or_default(),
+            ])
+            .map_err(internal)?;
+    }
+    writer
+        .into_inner()
+        .map_err(|error| AppError::Internal(anyhow::anyhow!("{error}")))
+}
+
+/// The handler.
+pub async fn export_transactions(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<ExportQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let caller = match authenticate_headers(&state.verifier, &headers) {
+        Authentication::Caller(caller) => caller,
+        Authentication::Refused(reason) => return refuse(AppError::Unauthenticated(reason)),
+        Authentication::Anonymous => {
+            return refuse(AppError::Unauthenticated("no bearer token was presented"));
+        }
+    };
+    let Ok(Query(query)) = query else {
+        return refuse(AppError::invalid(
+            "query",
+            "needs from and to as RFC 3339 times, and optionally workspaceId",
+        ));
+    };
+    let scope = match query
+        .workspace_id
+        .as_deref()
+        .map(|raw| WorkspaceId::parse("workspaceId", raw))
+        .transpose()
+        .map_err(AppError::from)
+        .and_then(|requested| authorize(&caller, requested, Operation::Read))
+    {
+        Ok(scope) => scope,
+        Err(error) => return refuse(error),
+    };
+    match state
+        .ledger
+        .export(&scope, query.from, query.to)
+        .await
+        .and_then(|rows| to_csv(&rows))
+    {
+        Ok(body) => (
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!(
+                        "attachment; filename=\"transactions-{}.csv\"",
+                        scope.workspace_id()
+                    ),
+                ),
+            ],
+            body,
+        )
+            .into_response(),
+        Err(error) => refuse(error),
+    }
+}
