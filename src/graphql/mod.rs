@@ -8,9 +8,10 @@ mod codes;
 mod connection;
 mod mutation;
 mod query;
+mod subscription;
 mod types;
 
-use async_graphql::{Context, EmptySubscription, Schema};
+use async_graphql::{Context, Schema};
 
 use crate::auth::{Caller, Operation, WalletScope, authorize};
 use crate::domain::ids::WorkspaceId;
@@ -19,9 +20,10 @@ use crate::service::Ledger;
 
 pub use mutation::MutationRoot;
 pub use query::QueryRoot;
+pub use subscription::SubscriptionRoot;
 
 /// The served schema.
-pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
 /// Deepest query accepted.
 pub const QUERY_DEPTH_MAX: usize = 16;
@@ -43,7 +45,7 @@ pub enum Authentication {
 /// Builds the schema. Without a `ledger` (as for `sdl`), it can print its
 /// SDL but not execute.
 pub fn build_schema(ledger: Option<Ledger>) -> AppSchema {
-    let mut builder = Schema::build(QueryRoot::default(), MutationRoot::default(), EmptySubscription)
+    let mut builder = Schema::build(QueryRoot::default(), MutationRoot::default(), SubscriptionRoot)
         .limit_depth(QUERY_DEPTH_MAX)
         .limit_complexity(QUERY_COMPLEXITY_MAX)
         .extension(codes::ErrorCodes);

@@ -13,6 +13,7 @@ mod catalogue;
 mod period;
 mod plan;
 mod spend;
+mod stream;
 mod top_up;
 mod usage;
 mod views;
@@ -28,6 +29,7 @@ use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
 pub use adjust::{AdjustRequest, LedgerChange, REASON_LENGTH_MAX, ThresholdRequest, parse_reason};
 pub use period::{ROLL_OVER_BATCH_SIZE, RollOverReport};
 pub use spend::{SpendRequest, SpendResult};
+pub use stream::{BalanceChange, ChangeKind, REPLAY_ROWS_MAX};
 pub use top_up::{TopUpOutcome, TopUpRequest, TopUpResult};
 pub use usage::{EXPORT_ROWS_MAX, GrantMoveView, LOW_BALANCE_ALERTS_MAX, LowBalanceAlertView};
 pub use views::{

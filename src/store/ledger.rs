@@ -599,6 +599,28 @@ pub async fn list_entries(
         .await
 }
 
+/// Up to `limit` rows of a wallet after sequence `after` (up to `until`),
+/// oldest first.
+pub async fn entries_after(
+    db: &impl ConnectionTrait,
+    wallet_id: i64,
+    after: i64,
+    until: Option<i64>,
+    limit: u64,
+) -> Result<Vec<ledger_entry::Model>, DbErr> {
+    let mut query = ledger_entry::Entity::find()
+        .filter(ledger_entry::Column::WalletId.eq(wallet_id))
+        .filter(ledger_entry::Column::Sequence.gt(after));
+    if let Some(until) = until {
+        query = query.filter(ledger_entry::Column::Sequence.lte(until));
+    }
+    query
+        .order_by_asc(ledger_entry::Column::Sequence)
+        .limit(limit)
+        .all(db)
+        .await
+}
+
 /// The grant moves of some ledger rows.
 pub async fn grant_moves(
     db: &impl ConnectionTrait,

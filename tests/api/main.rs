@@ -13,5 +13,6 @@ mod money;
 mod periods;
 mod schema;
 mod spend;
+mod subscriptions;
 mod transactions;
 mod walkthrough;

@@ -4,6 +4,7 @@
 //! that runs after every scenario.
 
 pub mod client;
+pub mod ws;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -235,6 +236,11 @@ impl TestApp {
             iss: None,
             aud: None,
         })
+    }
+
+    /// The app's (manual) current time.
+    pub fn clock_now(&self) -> DateTime<Utc> {
+        protodesk_credits::domain::clock::Clock::now(&self.clock)
     }
 
     /// An operator token.

@@ -1,0 +1,101 @@
+//! `Subscription.balanceChanged`: the live balance, over graphql-transport-ws.
+
+use async_graphql::{Context, Enum, ID, SimpleObject, Subscription};
+use chrono::{DateTime, Utc};
+use futures_util::{Stream, StreamExt};
+
+use super::types::{Balance, int};
+use super::{ledger, scope};
+use crate::auth::Operation;
+use crate::domain::catalogue::LedgerKind;
+use crate::error::GraphqlResult;
+use crate::service::{BalanceChange as Change, ChangeKind};
+
+/// What a balance event reports.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum BalanceChangeKind {
+    /// The current balance: the first event, or a fresh start after falling behind.
+    Snapshot,
+    /// Credits granted.
+    Grant,
+    /// An AI action paid.
+    Spend,
+    /// Credits expired.
+    Expire,
+    /// A pack bought.
+    TopUp,
+    /// An operator's correction.
+    Adjustment,
+    /// A transaction undone.
+    Reversal,
+    /// The balance fell below the low-balance threshold.
+    LowBalance,
+}
+
+/// One event of the balance stream.
+#[derive(SimpleObject)]
+pub struct BalanceChange {
+    /// What happened.
+    pub kind: BalanceChangeKind,
+    /// The wallet's ledger sequence after it; pass the last one seen as
+    /// `afterSequence` when reconnecting.
+    pub sequence: i32,
+    /// The transaction, for ledger events.
+    pub transaction_id: Option<ID>,
+    /// The signed change of the balance (0 for snapshots and alerts).
+    pub delta: i32,
+    /// The balance after it.
+    pub balance: Balance,
+    /// When it happened.
+    pub at: DateTime<Utc>,
+}
+
+impl From<Change> for BalanceChange {
+    fn from(change: Change) -> Self {
+        let kind = match change.kind {
+            ChangeKind::Snapshot => BalanceChangeKind::Snapshot,
+            ChangeKind::LowBalance => BalanceChangeKind::LowBalance,
+            ChangeKind::Ledger(kind) => match kind {
+                LedgerKind::Grant => BalanceChangeKind::Grant,
+                LedgerKind::Spend => BalanceChangeKind::Spend,
+                LedgerKind::Expire => BalanceChangeKind::Expire,
+                LedgerKind::TopUp => BalanceChangeKind::TopUp,
+                LedgerKind::Adjustment => BalanceChangeKind::Adjustment,
+                LedgerKind::Reversal => BalanceChangeKind::Reversal,
+            },
+        };
+        Self {
+            kind,
+            sequence: int(change.sequence),
+            transaction_id: change.transaction_id.map(|id| ID(id.to_string())),
+            delta: int(change.delta),
+            balance: change.balance.into(),
+            at: change.at,
+        }
+    }
+}
+
+/// The subscription root.
+#[derive(Default)]
+pub struct SubscriptionRoot;
+
+#[Subscription]
+impl SubscriptionRoot {
+    /// The wallet's balance, live: first a SNAPSHOT (or, with
+    /// `afterSequence`, the transactions missed since then), then one event
+    /// per change, in ledger order.
+    async fn balance_changed(
+        &self,
+        ctx: &Context<'_>,
+        workspace_id: Option<ID>,
+        after_sequence: Option<i32>,
+    ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<BalanceChange>> + use<>> {
+        let scope = scope(ctx, workspace_id.as_ref(), Operation::Read).gql()?;
+        let stream = ledger(ctx)
+            .gql()?
+            .balance_stream(scope, after_sequence.map(i64::from))
+            .await
+            .gql()?;
+        Ok(stream.map(|item| item.map(BalanceChange::from).gql()))
+    }
+}

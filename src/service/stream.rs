@@ -1,0 +1,263 @@
+//! The live balance stream behind `Subscription.balanceChanged`.
+//!
+//! The ledger is the source of truth; the event bus only says "something
+//! was committed". A subscriber registers with the bus *before* reading its
+//! starting point, then yields, in ledger order and without gaps or
+//! duplicates:
+//! - without `after_sequence`: a SNAPSHOT of the current balance, then one
+//!   event per committed row;
+//! - with `after_sequence`: the rows it missed, read from the ledger, then
+//!   live rows (or a fresh SNAPSHOT if it missed more than
+//!   [`REPLAY_ROWS_MAX`]).
+//!
+//! A bus event whose sequence is ahead of the last one delivered makes the
+//! stream read the rows in between from the ledger; one at or behind it is a
+//! duplicate and is dropped. A subscriber that lags behind the bounded bus
+//! catches up from the ledger the same way, so memory per subscriber stays
+//! bounded whatever its speed.
+
+use chrono::{DateTime, Utc};
+use futures_util::Stream;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::{BalanceView, Ledger};
+use crate::auth::WalletScope;
+use crate::domain::catalogue::{BalanceSplit, LedgerKind};
+use crate::error::{AppError, AppResult};
+use crate::events::{BalanceEvent, EventKind};
+use crate::store::{self, db_error};
+
+/// Most rows replayed from the ledger at once; beyond it, a fresh snapshot.
+pub const REPLAY_ROWS_MAX: u64 = 1000;
+
+/// What one stream item reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// The current balance (first item, or after falling too far behind).
+    Snapshot,
+    /// A committed ledger row.
+    Ledger(LedgerKind),
+    /// The balance crossed below the low-balance threshold.
+    LowBalance,
+}
+
+/// One item of the balance stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BalanceChange {
+    /// What happened.
+    pub kind: ChangeKind,
+    /// The wallet's ledger sequence this item brings the subscriber to.
+    pub sequence: i64,
+    /// The ledger row, for row items.
+    pub transaction_id: Option<i64>,
+    /// The signed change (0 for snapshots and alerts).
+    pub delta: i64,
+    /// The balance after it.
+    pub balance: BalanceView,
+    /// When it happened.
+    pub at: DateTime<Utc>,
+}
+
+fn from_row(row: entity::ledger_entry::Model) -> AppResult<BalanceChange> {
+    let kind: LedgerKind = row
+        .kind
+        .parse()
+        .map_err(|error| AppError::Internal(anyhow::Error::new(error)))?;
+    let split = BalanceSplit {
+        allocation: row.allocation_after_credits,
+        purchased: row.purchased_after_credits,
+        bonus: row.bonus_after_credits,
+    };
+    Ok(BalanceChange {
+        kind: ChangeKind::Ledger(kind),
+        sequence: row.sequence,
+        transaction_id: Some(row.id),
+        delta: row.amount_credits,
+        balance: BalanceView {
+            total: row.balance_after_credits,
+            split,
+        },
+        at: row.created_at,
+    })
+}
+
+struct Cursor {
+    ledger: Ledger,
+    scope: WalletScope,
+    wallet_id: i64,
+    last: i64,
+}
+
+impl Cursor {
+    /// A snapshot of now; moves the cursor to the wallet's head.
+    async fn snapshot(&mut self) -> AppResult<BalanceChange> {
+        let view = self.ledger.wallet(&self.scope).await?;
+        self.last = view.last_sequence;
+        Ok(BalanceChange {
+            kind: ChangeKind::Snapshot,
+            sequence: view.last_sequence,
+            transaction_id: None,
+            delta: 0,
+            balance: view.balance,
+            at: self.ledger.now(),
+        })
+    }
+
+    /// The rows after the cursor up to `until` (or the head), or a snapshot
+    /// when there are too many.
+    async fn catch_up(&mut self, until: Option<i64>) -> AppResult<Vec<BalanceChange>> {
+        let rows = store::ledger::entries_after(
+            &self.ledger.db,
+            self.wallet_id,
+            self.last,
+            until,
+            REPLAY_ROWS_MAX + 1,
+        )
+        .await
+        .map_err(db_error)?;
+        if rows.len() as u64 > REPLAY_ROWS_MAX {
+            return Ok(vec![self.snapshot().await?]);
+        }
+        let changes = rows.into_iter().map(from_row).collect::<AppResult<Vec<_>>>()?;
+        if let Some(last) = changes.last() {
+            self.last = last.sequence;
+        }
+        Ok(changes)
+    }
+
+    /// What a bus event means for this subscriber.
+    async fn on_event(&mut self, event: BalanceEvent) -> AppResult<Vec<BalanceChange>> {
+        match event.kind {
+            EventKind::LowBalance => {
+                let mut changes = if event.sequence > self.last {
+                    self.catch_up(Some(event.sequence)).await?
+                } else {
+                    Vec::new()
+                };
+                changes.push(BalanceChange {
+                    kind: ChangeKind::LowBalance,
+                    sequence: event.sequence,
+                    transaction_id: None,
+                    delta: 0,
+                    balance: event.balance,
+                    at: event.created_at,
+                });
+                Ok(changes)
+            }
+            EventKind::Ledger(kind) => {
+                if event.sequence <= self.last {
+                    return Ok(Vec::new());
+                }
+                if event.sequence > self.last + 1 {
+                    return self.catch_up(Some(event.sequence)).await;
+                }
+                self.last = event.sequence;
+                Ok(vec![BalanceChange {
+                    kind: ChangeKind::Ledger(kind),
+                    sequence: event.sequence,
+                    transaction_id: Some(event.transaction_id),
+                    delta: event.delta,
+                    balance: event.balance,
+                    at: event.created_at,
+                }])
+            }
+        }
+    }
+}
+
+impl Ledger {
+    /// The live balance stream of the scope's wallet (see the module docs).
+    pub async fn balance_stream(
+        &self,
+        scope: WalletScope,
+        after_sequence: Option<i64>,
+    ) -> AppResult<impl Stream<Item = AppResult<BalanceChange>> + Send + use<>> {
+        // Register before reading the starting point, so nothing committed
+        // in between is missed.
+        let mut receiver = self.events.subscribe();
+        let wallet = store::ledger::find_wallet(&self.db, scope.workspace_id().as_str())
+            .await
+            .map_err(db_error)?
+            .ok_or(AppError::NotFound("workspace"))?;
+        if after_sequence.is_some_and(|after| after < 0 || after > wallet.last_sequence) {
+            return Err(AppError::invalid(
+                "afterSequence",
+                "must be between 0 and the wallet's last sequence",
+            ));
+        }
+        let workspace_id = wallet.workspace_id.clone();
+        let mut cursor = Cursor {
+            ledger: self.clone(),
+            scope,
+            wallet_id: wallet.id,
+            last: after_sequence.unwrap_or(0),
+        };
+        Ok(async_stream_lite(move |yielder| async move {
+            let first = match after_sequence {
+                None => cursor.snapshot().await.map(|snapshot| vec![snapshot]),
+                Some(_) => cursor.catch_up(None).await,
+            };
+            match first {
+                Ok(changes) => {
+                    for change in changes {
+                        yielder.send(Ok(change)).await;
+                    }
+                }
+                Err(error) => return yielder.send(Err(error)).await,
+            }
+            loop {
+                let changes = match receiver.recv().await {
+                    Ok(event) if event.workspace_id == workspace_id => cursor.on_event(event).await,
+                    Ok(_) => continue,
+                    Err(RecvError::Lagged(_)) => cursor.catch_up(None).await,
+                    Err(RecvError::Closed) => return,
+                };
+                match changes {
+                    Ok(changes) => {
+                        for change in changes {
+                            yielder.send(Ok(change)).await;
+                        }
+                    }
+                    Err(error) => return yielder.send(Err(error)).await,
+                }
+            }
+        }))
+    }
+}
+
+/// A minimal generator: runs `body` and streams what it sends, one item at
+/// a time (a bounded channel of 1, so a slow consumer holds the producer
+/// back instead of growing a queue).
+fn async_stream_lite<F, Fut, T>(body: F) -> impl Stream<Item = T> + Send + 'static
+where
+    F: FnOnce(Yielder<T>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+    T: Send + 'static,
+{
+    let (sender, receiver) = tokio::sync::mpsc::channel(1);
+    let task = tokio::spawn(body(Yielder { sender }));
+    let abort = AbortOnDrop(task.abort_handle());
+    futures_util::stream::unfold((receiver, abort), |(mut receiver, abort)| async move {
+        receiver.recv().await.map(|item| (item, (receiver, abort)))
+    })
+}
+
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Sends items from a generator body.
+struct Yielder<T> {
+    sender: tokio::sync::mpsc::Sender<T>,
+}
+
+impl<T> Yielder<T> {
+    async fn send(&self, item: T) {
+        // The consumer went away: the task is aborted when the stream drops.
+        let _ = self.sender.send(item).await;
+    }
+}
