@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use crate::auth::TokenVerifier;
 use crate::config::Config;
 use crate::domain::clock::Clock;
-use crate::events::EventBus;
+use crate::events::{EventBus, notify_channel, relay_notifications};
 use crate::graphql::build_schema;
 use crate::http::{AppState, router};
 use crate::scheduler::Scheduler;
@@ -24,6 +24,8 @@ pub struct App {
     listener: TcpListener,
     state: AppState,
     renewal_cron: Option<String>,
+    /// PostgreSQL only: (url, channel, bus) of the cross-instance relay.
+    relay: Option<(String, String, EventBus)>,
 }
 
 impl App {
@@ -31,13 +33,18 @@ impl App {
     pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let verifier = TokenVerifier::from_config(&config.jwt)?;
         let db = store::connect_and_migrate(config).await?;
-        let ledger = Ledger::new(db, clock, EventBus::default());
+        let events = EventBus::default();
+        let channel = notify_channel(config.database_schema.as_deref());
+        let relay =
+            (!store::is_sqlite(&db)).then(|| (config.database_url.clone(), channel.clone(), events.clone()));
+        let ledger = Ledger::with_notify_channel(db, clock, events, channel);
         let schema = build_schema(Some(ledger.clone()));
         let listener = TcpListener::bind(config.bind_addr)
             .await
             .with_context(|| format!("binding BIND_ADDR {}", config.bind_addr))?;
         Ok(Self {
             renewal_cron: config.renewal_cron.clone(),
+            relay,
             listener,
             state: AppState {
                 schema,
@@ -67,6 +74,9 @@ impl App {
             Some(cron) => Some(Scheduler::start(self.state.ledger.clone(), cron).await?),
             None => None,
         };
+        let relay = self
+            .relay
+            .map(|(url, channel, bus)| tokio::spawn(relay_notifications(url, channel, bus)));
         let router = router(self.state);
         let served = axum::serve(self.listener, router)
             .with_graceful_shutdown(shutdown)
@@ -74,6 +84,9 @@ impl App {
             .context("serving HTTP");
         if let Some(scheduler) = scheduler {
             scheduler.shutdown().await;
+        }
+        if let Some(relay) = relay {
+            relay.abort();
         }
         served
     }

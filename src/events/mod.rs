@@ -22,6 +22,9 @@ pub enum EventKind {
     /// The balance crossed below the wallet's low-balance threshold (no
     /// ledger row of its own; `sequence` is the row that crossed).
     LowBalance,
+    /// Another instance committed rows up to `sequence` (relayed through
+    /// PostgreSQL NOTIFY); subscribers read them from the ledger.
+    Remote,
 }
 
 /// One committed change of a wallet's balance.
@@ -73,5 +76,66 @@ impl EventBus {
     /// Subscribes to every event published from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<BalanceEvent> {
         self.sender.subscribe()
+    }
+}
+
+/// The NOTIFY channel of a database schema: one per schema, so several
+/// deployments (or test runs) on one server never hear each other.
+pub fn notify_channel(schema: Option<&str>) -> String {
+    let schema: String = schema
+        .unwrap_or("public")
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .take(40)
+        .collect();
+    format!("credits_{schema}")
+}
+
+/// Relays other instances' commits from PostgreSQL to the local bus, until
+/// the process ends. `NOTIFY` is sent inside each writing transaction, so
+/// PostgreSQL delivers it only once the rows are committed. The payload is
+/// `<sequence>:<workspace id>`; the ledger stays the source of truth, and a
+/// subscriber reads the rows themselves. A lost notification is recovered by
+/// the next one for that wallet (the subscriber reads every row it missed).
+pub async fn relay_notifications(database_url: String, channel: String, bus: EventBus) {
+    use sea_orm::sqlx::postgres::PgListener;
+    loop {
+        let listener = async {
+            let mut listener = PgListener::connect(&database_url).await?;
+            listener.listen(&channel).await?;
+            Ok::<_, sea_orm::sqlx::Error>(listener)
+        }
+        .await;
+        let mut listener = match listener {
+            Ok(listener) => listener,
+            Err(error) => {
+                tracing::warn!(%error, "event relay cannot listen; retrying in 1 s");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        loop {
+            match listener.recv().await {
+                Ok(notification) => {
+                    let Some((sequence, workspace_id)) = notification.payload().split_once(':') else {
+                        continue;
+                    };
+                    let Ok(sequence) = sequence.parse() else { continue };
+                    bus.publish([BalanceEvent {
+                        workspace_id: workspace_id.to_owned(),
+                        sequence,
+                        transaction_id: 0,
+                        kind: EventKind::Remote,
+                        delta: 0,
+                        balance: BalanceView::default(),
+                        created_at: chrono::Utc::now(),
+                    }]);
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "event relay lost its connection; reconnecting");
+                    break;
+                }
+            }
+        }
     }
 }

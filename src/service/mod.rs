@@ -53,13 +53,29 @@ pub struct Ledger {
     db: DatabaseConnection,
     clock: Arc<dyn Clock>,
     events: EventBus,
+    notify_channel: String,
 }
 
 impl Ledger {
     /// A service over `db`, reading time from `clock`, publishing committed
     /// changes on `events`.
     pub fn new(db: DatabaseConnection, clock: Arc<dyn Clock>, events: EventBus) -> Self {
-        Self { db, clock, events }
+        Self::with_notify_channel(db, clock, events, crate::events::notify_channel(None))
+    }
+
+    /// As [`Ledger::new`], notifying other instances on `notify_channel`.
+    pub fn with_notify_channel(
+        db: DatabaseConnection,
+        clock: Arc<dyn Clock>,
+        events: EventBus,
+        notify_channel: String,
+    ) -> Self {
+        Self {
+            db,
+            clock,
+            events,
+            notify_channel,
+        }
     }
 
     /// The bus committed balance events are published on.
@@ -88,6 +104,8 @@ struct LockedWallet {
     grants: Vec<credit_grant::Model>,
     /// Events of the rows appended, published once committed.
     appended: Vec<BalanceEvent>,
+    /// Where other instances hear of this commit (PostgreSQL).
+    notify_channel: String,
 }
 
 impl Ledger {
@@ -102,13 +120,24 @@ impl Ledger {
         let grants = store::ledger::live_grants(&txn, wallet.id)
             .await
             .map_err(db_error)?;
-        Ok(LockedWallet::new(txn, wallet, grants))
+        Ok(LockedWallet::new(
+            txn,
+            wallet,
+            grants,
+            self.notify_channel.clone(),
+        ))
     }
 }
 
 impl LockedWallet {
-    fn new(txn: DatabaseTransaction, wallet: wallet_entity::Model, grants: Vec<credit_grant::Model>) -> Self {
+    fn new(
+        txn: DatabaseTransaction,
+        wallet: wallet_entity::Model,
+        grants: Vec<credit_grant::Model>,
+        notify_channel: String,
+    ) -> Self {
         Self {
+            notify_channel,
             txn,
             original: wallet.clone(),
             wallet,
@@ -215,6 +244,16 @@ impl LockedWallet {
         store::ledger::save_wallet(&self.txn, &self.wallet, self.original.last_sequence, now)
             .await
             .map_err(db_error)?;
+        if self.wallet.last_sequence != self.original.last_sequence && !store::is_sqlite(&self.txn) {
+            // Delivered by PostgreSQL only if and when this commits.
+            store::notify(
+                &self.txn,
+                &self.notify_channel,
+                &format!("{}:{}", self.wallet.last_sequence, self.wallet.workspace_id),
+            )
+            .await
+            .map_err(db_error)?;
+        }
         if cfg!(debug_assertions) {
             let totals = store::verify::wallet_totals(&self.txn, &self.wallet)
                 .await

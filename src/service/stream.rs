@@ -144,6 +144,8 @@ impl Cursor {
                 });
                 Ok(changes)
             }
+            EventKind::Remote if event.sequence > self.last => self.catch_up(Some(event.sequence)).await,
+            EventKind::Remote => Ok(Vec::new()),
             EventKind::Ledger(kind) => {
                 if event.sequence <= self.last {
                     return Ok(Vec::new());

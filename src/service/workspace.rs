@@ -67,7 +67,7 @@ impl Ledger {
             Some(SqlErr::UniqueConstraintViolation(_)) => already(),
             _ => db_error(error),
         })?;
-        let mut locked = LockedWallet::new(txn, wallet, Vec::new());
+        let mut locked = LockedWallet::new(txn, wallet, Vec::new(), self.notify_channel.clone());
         if trial_credits > 0 {
             let grant_id = locked
                 .add_grant(

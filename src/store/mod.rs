@@ -88,3 +88,14 @@ pub fn is_sqlite(db: &impl ConnectionTrait) -> bool {
 pub async fn ping(db: &DatabaseConnection) -> Result<(), AppError> {
     db.ping().await.map_err(db_error)
 }
+
+/// `NOTIFY channel, payload` inside the caller's transaction (PostgreSQL).
+pub async fn notify(txn: &impl ConnectionTrait, channel: &str, payload: &str) -> Result<(), DbErr> {
+    txn.execute_raw(sea_orm::Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT pg_notify($1, $2)",
+        [channel.into(), payload.into()],
+    ))
+    .await?;
+    Ok(())
+}

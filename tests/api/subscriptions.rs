@@ -158,3 +158,38 @@ both_backends!(
     reconnecting_with_after_sequence_replays_what_was_missed,
     tokens_are_checked_at_connection_init_and_at_subscribe,
 );
+
+mod instances {
+    //! PostgreSQL: a change committed on one instance reaches a subscriber
+    //! connected to another, through NOTIFY, with the rows read from the ledger.
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_a_spend_on_instance_a_reaches_a_subscriber_on_instance_b() {
+        let a = TestApp::spawn(crate::helpers::Backend::Postgres).await;
+        let b = a.spawn_sibling().await;
+        a.create_workspace("ws-fan").await;
+        let service = a.token("service", Some("ws-fan"));
+        let mut client = b.ws(&a.token("agent", Some("ws-fan"))).await;
+        client.subscribe_balance("x", None, None).await;
+        assert_eq!(client.next_event().await["kind"], "SNAPSHOT");
+        // Let B's relay start listening before the spend is committed on A.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+        a.spend_ok(&service, "TRIAGE", "fan-1").await;
+        a.spend_ok(&service, "TRIAGE", "fan-2").await;
+
+        let first = client.next_event().await;
+        let second = client.next_event().await;
+        assert_eq!(
+            (first["kind"].clone(), first["sequence"].clone()),
+            (json!("SPEND"), json!(2))
+        );
+        assert_eq!(
+            (second["sequence"].clone(), second["balance"]["total"].clone()),
+            (json!(3), json!(298))
+        );
+        a.verify_ledger().await;
+        a.teardown().await;
+    }
+}
