@@ -5,7 +5,6 @@ use chrono::{DateTime, Utc};
 
 use super::{BalanceView, Ledger, TransactionView};
 use crate::auth::WalletScope;
-use crate::domain::burn_down::GrantBalance;
 use crate::domain::catalogue::{GrantSource, LedgerKind};
 use crate::domain::reversal::{MovedGrant, Restore, plan_reversal};
 use crate::domain::spend::{SpendDecision, decide_spend};
@@ -89,18 +88,7 @@ impl Ledger {
                 .await?;
             vec![(grant_id, request.credits)]
         } else {
-            let spendable: Vec<GrantBalance> = locked
-                .grants
-                .iter()
-                .map(|grant| {
-                    Ok(GrantBalance {
-                        id: grant.id,
-                        source: super::grant_source(grant)?,
-                        remaining: grant.remaining_credits,
-                        expires_at: grant.expires_at,
-                    })
-                })
-                .collect::<AppResult<_>>()?;
+            let spendable = locked.spendable_grants()?;
             match decide_spend(&spendable, -request.credits) {
                 SpendDecision::Insufficient { available } => {
                     return Err(AppError::invalid(
@@ -108,14 +96,7 @@ impl Ledger {
                         format!("would take the balance below zero (the wallet holds {available})"),
                     ));
                 }
-                SpendDecision::Charge(burns) => {
-                    for burn in &burns {
-                        store::ledger::move_grant(&locked.txn, burn.grant_id, -burn.credits)
-                            .await
-                            .map_err(db_error)?;
-                    }
-                    burns.iter().map(|burn| (burn.grant_id, -burn.credits)).collect()
-                }
+                SpendDecision::Charge(burns) => locked.burn(&burns).await?,
             }
         };
         let entry = locked

@@ -308,6 +308,31 @@ impl LockedWallet {
         Ok(())
     }
 
+    /// The live grants as the burn-down rule sees them.
+    fn spendable_grants(&self) -> AppResult<Vec<crate::domain::burn_down::GrantBalance>> {
+        self.grants
+            .iter()
+            .map(|grant| {
+                Ok(crate::domain::burn_down::GrantBalance {
+                    id: grant.id,
+                    source: grant_source(grant)?,
+                    remaining: grant.remaining_credits,
+                    expires_at: grant.expires_at,
+                })
+            })
+            .collect()
+    }
+
+    /// Takes each burn's credits from its grant; returns the row's moves.
+    async fn burn(&self, burns: &[crate::domain::burn_down::Burn]) -> AppResult<Vec<(i64, i64)>> {
+        for burn in burns {
+            store::ledger::move_grant(&self.txn, burn.grant_id, -burn.credits)
+                .await
+                .map_err(db_error)?;
+        }
+        Ok(burns.iter().map(|burn| (burn.grant_id, -burn.credits)).collect())
+    }
+
     /// The balance split of the live grants.
     fn balance(&self) -> BalanceView {
         BalanceView::from_grants(&self.grants)

@@ -4,7 +4,6 @@ use chrono::{DateTime, Utc};
 
 use super::{BalanceView, Ledger, PackView, TransactionView};
 use crate::auth::WalletScope;
-use crate::domain::burn_down::GrantBalance;
 use crate::domain::catalogue::{Action, LedgerKind, PackOffer, smallest_pack_resuming};
 use crate::domain::ids::IdempotencyKey;
 use crate::domain::spend::{SpendDecision, SpendOutcome, decide_spend, spend_fingerprint};
@@ -89,18 +88,7 @@ impl Ledger {
         }
 
         locked.settle(now).await?;
-        let spendable: Vec<GrantBalance> = locked
-            .grants
-            .iter()
-            .map(|grant| {
-                Ok(GrantBalance {
-                    id: grant.id,
-                    source: super::grant_source(grant)?,
-                    remaining: grant.remaining_credits,
-                    expires_at: grant.expires_at,
-                })
-            })
-            .collect::<AppResult<_>>()?;
+        let spendable = locked.spendable_grants()?;
         match decide_spend(&spendable, cost) {
             SpendDecision::Insufficient { available } => {
                 let balance = locked.balance();
@@ -129,11 +117,7 @@ impl Ledger {
                 })
             }
             SpendDecision::Charge(burns) => {
-                for burn in &burns {
-                    store::ledger::move_grant(&locked.txn, burn.grant_id, -burn.credits)
-                        .await
-                        .map_err(db_error)?;
-                }
+                let grant_moves = locked.burn(&burns).await?;
                 let entry = locked
                     .append(
                         EntryDraft {
@@ -144,7 +128,7 @@ impl Ledger {
                             actor: scope.actor().to_owned(),
                             idempotency_key: Some(request.idempotency_key.as_str().to_owned()),
                             reverses_entry_id: None,
-                            grant_moves: burns.iter().map(|burn| (burn.grant_id, -burn.credits)).collect(),
+                            grant_moves,
                         },
                         now,
                     )
