@@ -10,9 +10,9 @@ mod export;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_graphql::Data;
 use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::OperationType;
-use async_graphql::{Data, ErrorExtensions};
 use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
 use axum::extract::{FromRequest, FromRequestParts, Request, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -148,9 +148,10 @@ async fn graphql_get(State(state): State<AppState>, request: Request) -> Respons
             .any(|(_, operation)| operation.node.ty != OperationType::Query)
     });
     if is_mutation {
-        let error = async_graphql::Error::new("only queries may be sent with GET; send mutations with POST")
-            .extend_with(|_, extensions| extensions.set("code", "BAD_USER_INPUT"));
-        let body = serde_json::json!({ "errors": [{ "message": error.message, "extensions": { "code": "BAD_USER_INPUT" } }] });
+        let body = serde_json::json!({ "errors": [{
+            "message": "only queries may be sent with GET; send mutations with POST",
+            "extensions": { "code": "BAD_USER_INPUT" },
+        }] });
         return (StatusCode::METHOD_NOT_ALLOWED, Json(body)).into_response();
     }
     GraphQLResponse::from(state.schema.execute(request.data(authentication)).await).into_response()
