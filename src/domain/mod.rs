@@ -30,6 +30,7 @@ pub mod ids;
 pub mod invariant;
 pub mod period;
 pub mod reversal;
+pub mod settlement;
 pub mod spend;
 pub mod usage;
 

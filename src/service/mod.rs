@@ -14,6 +14,7 @@ mod period;
 mod plan;
 mod spend;
 mod stream;
+mod sweep;
 mod top_up;
 mod usage;
 mod views;
@@ -27,9 +28,10 @@ use entity::{credit_grant, wallet as wallet_entity};
 use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
 
 pub use adjust::{AdjustRequest, LedgerChange, REASON_LENGTH_MAX, ThresholdRequest, parse_reason};
-pub use period::{ROLL_OVER_BATCH_SIZE, RollOverReport};
+pub use period::RollOverReport;
 pub use spend::{SpendRequest, SpendResult};
 pub use stream::{BalanceChange, ChangeKind, REPLAY_ROWS_MAX};
+pub use sweep::SWEEP_BATCH_SIZE;
 pub use top_up::{TopUpOutcome, TopUpRequest, TopUpResult};
 pub use usage::{EXPORT_ROWS_MAX, GrantMoveView, LOW_BALANCE_ALERTS_MAX, LowBalanceAlertView};
 pub use views::{
@@ -42,6 +44,7 @@ use crate::domain::catalogue::{GrantSource, LedgerKind};
 use crate::domain::clock::Clock;
 use crate::domain::invariant::check_totals;
 use crate::domain::reversal::{LowBalance, low_balance};
+use crate::domain::settlement::{expiry_reference, is_grant_due};
 use crate::error::{AppError, AppResult};
 use crate::events::{BalanceEvent, EventBus, EventKind};
 use crate::store::{self, db_error, ledger::EntryDraft};
@@ -205,7 +208,7 @@ impl LockedWallet {
         let due: Vec<credit_grant::Model> = self
             .grants
             .iter()
-            .filter(|grant| grant.expires_at.is_some_and(|at| at <= now))
+            .filter(|grant| is_grant_due(grant.expires_at, now))
             .cloned()
             .collect();
         for grant in due {
@@ -215,7 +218,7 @@ impl LockedWallet {
                         kind: LedgerKind::Expire,
                         amount: -grant.remaining_credits,
                         action: None,
-                        reference: Some(format!("{}:{}", grant.source, grant.id)),
+                        reference: Some(expiry_reference(&grant.source, grant.id)),
                         actor: "system".to_owned(),
                         idempotency_key: None,
                         reverses_entry_id: None,

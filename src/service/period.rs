@@ -22,20 +22,13 @@
 //! for wallets nobody touches, so their events and rows appear on time.
 
 use chrono::{DateTime, Utc};
-use futures_util::stream::{self, StreamExt};
 
 use super::{Ledger, LockedWallet};
 use crate::domain::catalogue::{GrantSource, LedgerKind, PlanCode};
-use crate::domain::period::{Period, period_containing};
+use crate::domain::period::Period;
+use crate::domain::settlement::{PeriodState, Renewal, renewal_due, renewal_reference};
 use crate::error::{AppError, AppResult};
 use crate::store::{self, db_error, ledger::EntryDraft, ledger::NewGrant};
-
-/// Wallets read per batch by [`Ledger::roll_over_periods`].
-pub const ROLL_OVER_BATCH_SIZE: u64 = 500;
-/// Wallets settled at once within a batch (each in its own transaction).
-/// Kept below the default pool size so requests still get connections
-/// while a sweep runs.
-pub const ROLL_OVER_CONCURRENCY: usize = 4;
 
 /// What a sweep did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -93,73 +86,63 @@ impl LockedWallet {
     /// left unchanged.
     pub(super) async fn settle(&mut self, now: DateTime<Utc>) -> AppResult<()> {
         self.expire_due(now).await?;
-        let (Some(anchor), Some(period_end)) = (self.wallet.billing_anchor_at, self.wallet.period_end_at)
-        else {
+        let Some(renewal) = renewal_due(&period_state(&self.wallet)?, now) else {
             return Ok(());
         };
-        if period_end > now {
-            return Ok(());
-        }
-        if let Some(pending) = self.wallet.pending_plan_code.take() {
-            self.wallet.plan_code = pending;
-        }
-        let plan_code: PlanCode = self
-            .wallet
-            .plan_code
-            .parse()
-            .map_err(|error| AppError::Internal(anyhow::Error::new(error)))?;
-        let credits = if plan_code == PlanCode::Enterprise {
-            self.wallet.enterprise_allocation_credits.unwrap_or(0)
-        } else {
-            store::catalogue::plan(&self.txn, plan_code.as_str())
-                .await
-                .map_err(db_error)?
-                .and_then(|plan| plan.monthly_credits)
-                .unwrap_or(0)
-        };
-        let period = period_containing(anchor, now);
-        self.wallet.period_start_at = Some(period.start);
-        self.wallet.period_end_at = Some(period.end);
-        let reference = format!("renewal:{}:{}", plan_code, period.start.format("%Y-%m-%d"));
-        self.grant_allocation(period, credits, "system", reference, now)
-            .await
+        let plans = store::catalogue::plans(&self.txn).await.map_err(db_error)?;
+        let credits = allocation_for(renewal.plan, &self.wallet, &plans);
+        apply_renewal(&mut self.wallet, &renewal);
+        self.grant_allocation(
+            renewal.period,
+            credits,
+            "system",
+            renewal_reference(&renewal),
+            now,
+        )
+        .await
     }
 }
 
-impl Ledger {
-    /// Settles every wallet that is due at `now` (a period ended, or a grant
-    /// expired), in batches of [`ROLL_OVER_BATCH_SIZE`], each wallet in its
-    /// own transaction. Safe to run on several instances at once: each
-    /// wallet is settled under its lock, re-checked there, and the
-    /// allocation's unique key refuses a second grant for a period.
-    pub async fn roll_over_periods(&self, now: DateTime<Utc>) -> AppResult<RollOverReport> {
-        let mut report = RollOverReport::default();
-        let mut after_id = 0;
-        loop {
-            let due = store::ledger::due_wallets(&self.db, now, after_id, ROLL_OVER_BATCH_SIZE)
-                .await
-                .map_err(db_error)?;
-            let Some(last) = due.last() else {
-                return Ok(report);
-            };
-            after_id = last.0;
-            let results: Vec<AppResult<bool>> = stream::iter(due)
-                .map(|(_, workspace_id)| {
-                    let ledger = self.clone();
-                    async move { ledger.settle_wallet(&workspace_id, now).await }
-                })
-                .buffer_unordered(ROLL_OVER_CONCURRENCY)
-                .collect()
-                .await;
-            for result in results {
-                report.wallets_examined += 1;
-                if result? {
-                    report.wallets_changed += 1;
-                }
-            }
-        }
-    }
+/// The period fields of a wallet row, parsed.
+pub(super) fn period_state(wallet: &entity::wallet::Model) -> AppResult<PeriodState> {
+    let parse = |code: &str| -> AppResult<PlanCode> {
+        code.parse()
+            .map_err(|error| AppError::Internal(anyhow::Error::new(error)))
+    };
+    Ok(PeriodState {
+        anchor: wallet.billing_anchor_at,
+        period_end: wallet.period_end_at,
+        plan: parse(&wallet.plan_code)?,
+        pending_plan: wallet.pending_plan_code.as_deref().map(parse).transpose()?,
+    })
+}
 
+/// Credits a period of `plan` grants this wallet: the catalogue's monthly
+/// credits, or the wallet's own allocation for ENTERPRISE.
+pub(super) fn allocation_for(
+    plan: PlanCode,
+    wallet: &entity::wallet::Model,
+    plans: &[entity::plan::Model],
+) -> i64 {
+    if plan == PlanCode::Enterprise {
+        return wallet.enterprise_allocation_credits.unwrap_or(0);
+    }
+    plans
+        .iter()
+        .find(|row| row.code == plan.as_str())
+        .and_then(|row| row.monthly_credits)
+        .unwrap_or(0)
+}
+
+/// Moves the wallet head into the renewed period.
+pub(super) fn apply_renewal(wallet: &mut entity::wallet::Model, renewal: &Renewal) {
+    wallet.plan_code = renewal.plan.as_str().to_owned();
+    wallet.pending_plan_code = None;
+    wallet.period_start_at = Some(renewal.period.start);
+    wallet.period_end_at = Some(renewal.period.end);
+}
+
+impl Ledger {
     /// Settles one wallet; whether anything changed.
     pub(super) async fn settle_wallet(&self, workspace_id: &str, now: DateTime<Utc>) -> AppResult<bool> {
         let mut locked = self.lock(workspace_id).await?;

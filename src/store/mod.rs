@@ -4,6 +4,7 @@
 //! function) owns the transaction. `DbErr` never leaves this module raw:
 //! [`db_error`] sorts it into Unavailable (retry later) or Internal.
 
+pub mod batch;
 pub mod catalogue;
 pub mod ledger;
 pub mod verify;

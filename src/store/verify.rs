@@ -83,3 +83,52 @@ pub async fn sequence_is_dense(db: &impl ConnectionTrait, wallet: &wallet::Model
     let max = max.flatten().unwrap_or(0);
     Ok(count as i64 == wallet.last_sequence && max == wallet.last_sequence)
 }
+
+/// Sums of ledger amounts and of live grants' remaining credits for many
+/// wallets at once, as (wallet id, ledger sum, live grants sum).
+pub async fn batch_sums(
+    db: &impl ConnectionTrait,
+    wallet_ids: Vec<i64>,
+) -> Result<Vec<(i64, i64, i64)>, DbErr> {
+    let ledger: Vec<(i64, Option<i64>)> = ledger_entry::Entity::find()
+        .select_only()
+        .column(ledger_entry::Column::WalletId)
+        .column_as(
+            Expr::expr(Func::sum(Expr::col(ledger_entry::Column::AmountCredits))).cast_as("BIGINT"),
+            "total",
+        )
+        .filter(ledger_entry::Column::WalletId.is_in(wallet_ids.clone()))
+        .group_by(ledger_entry::Column::WalletId)
+        .into_tuple()
+        .all(db)
+        .await?;
+    let grants: Vec<(i64, Option<i64>)> = credit_grant::Entity::find()
+        .select_only()
+        .column(credit_grant::Column::WalletId)
+        .column_as(
+            Expr::expr(Func::sum(Expr::col(credit_grant::Column::RemainingCredits))).cast_as("BIGINT"),
+            "total",
+        )
+        .filter(credit_grant::Column::WalletId.is_in(wallet_ids.clone()))
+        .filter(credit_grant::Column::ExpiredAt.is_null())
+        .group_by(credit_grant::Column::WalletId)
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(wallet_ids
+        .into_iter()
+        .map(|id| {
+            let ledger_sum = ledger
+                .iter()
+                .find(|(w, _)| *w == id)
+                .and_then(|(_, s)| *s)
+                .unwrap_or(0);
+            let grants_sum = grants
+                .iter()
+                .find(|(w, _)| *w == id)
+                .and_then(|(_, s)| *s)
+                .unwrap_or(0);
+            (id, ledger_sum, grants_sum)
+        })
+        .collect())
+}

@@ -1,0 +1,321 @@
+//! The scheduler's sweep, set-based: a batch of due wallets is settled in
+//! one transaction. For each wallet the rules are exactly those of a single
+//! settle (`period.rs`, `domain::settlement`): due grants expire (one EXPIRE
+//! row each for what they held), then an ended period renews into the
+//! period containing `now` (one GRANT row). The rows of the whole batch are
+//! then written with a few bulk statements, the wallet heads in one guarded
+//! UPDATE, and the events published after the commit.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use entity::{credit_grant, ledger_entry, ledger_entry_grant, low_balance_alert, wallet};
+use sea_orm::{Set, TransactionTrait};
+
+use super::period::{allocation_for, apply_renewal, period_state};
+use super::{BalanceView, Ledger, RollOverReport};
+use crate::domain::catalogue::{GrantSource, LedgerKind};
+use crate::domain::reversal::{LowBalance, low_balance};
+use crate::domain::settlement::{expiry_reference, is_grant_due, renewal_due, renewal_reference};
+use crate::error::{AppError, AppResult};
+use crate::events::{BalanceEvent, EventKind};
+use crate::store::{self, db_error};
+
+/// Wallets settled per transaction by the sweep.
+pub const SWEEP_BATCH_SIZE: u64 = 1000;
+
+/// A row of the batch, before it has an id.
+struct PendingRow {
+    sequence: i64,
+    kind: LedgerKind,
+    amount: i64,
+    balance: BalanceView,
+    reference: String,
+    /// `None`: the wallet's new allocation grant.
+    grant_id: Option<i64>,
+}
+
+/// One wallet of the batch, settled in memory.
+struct Settled {
+    /// Whether anything about the wallet changed.
+    changed: bool,
+    wallet: wallet::Model,
+    sequence_read: i64,
+    rows: Vec<PendingRow>,
+    new_grant: Option<credit_grant::ActiveModel>,
+    closes: Vec<i64>,
+    alert: Option<(i64, BalanceView)>,
+}
+
+fn settle_in_memory(
+    mut wallet: wallet::Model,
+    mut grants: Vec<credit_grant::Model>,
+    plans: &[entity::plan::Model],
+    now: DateTime<Utc>,
+) -> AppResult<Settled> {
+    let original = wallet.clone();
+    let sequence_read = wallet.last_sequence;
+    let mut rows = Vec::new();
+    let mut closes = Vec::new();
+    let due: Vec<(i64, String, i64)> = grants
+        .iter()
+        .filter(|grant| is_grant_due(grant.expires_at, now))
+        .map(|grant| (grant.id, grant.source.clone(), grant.remaining_credits))
+        .collect();
+    for (grant_id, source, remaining) in due {
+        grants.retain(|grant| grant.id != grant_id);
+        closes.push(grant_id);
+        if remaining > 0 {
+            wallet.last_sequence += 1;
+            wallet.balance_credits -= remaining;
+            rows.push(PendingRow {
+                sequence: wallet.last_sequence,
+                kind: LedgerKind::Expire,
+                amount: -remaining,
+                balance: BalanceView::from_grants(&grants),
+                reference: expiry_reference(&source, grant_id),
+                grant_id: Some(grant_id),
+            });
+        }
+    }
+    let mut new_grant = None;
+    if let Some(renewal) = renewal_due(&period_state(&wallet)?, now) {
+        let credits = allocation_for(renewal.plan, &wallet, plans);
+        apply_renewal(&mut wallet, &renewal);
+        if credits > 0 {
+            let grant = credit_grant::ActiveModel {
+                wallet_id: Set(wallet.id),
+                source: Set(GrantSource::Allocation.as_str().to_owned()),
+                granted_credits: Set(credits),
+                remaining_credits: Set(credits),
+                expires_at: Set(Some(renewal.period.end)),
+                expired_at: Set(None),
+                period_start_at: Set(Some(renewal.period.start)),
+                pack_code: Set(None),
+                price_cents: Set(None),
+                currency: Set(None),
+                created_at: Set(now),
+                ..Default::default()
+            };
+            new_grant = Some(grant);
+            wallet.last_sequence += 1;
+            wallet.balance_credits += credits;
+            let mut balance = BalanceView::from_grants(&grants);
+            balance.split.add(GrantSource::Allocation, credits);
+            balance.total = balance.split.total();
+            rows.push(PendingRow {
+                sequence: wallet.last_sequence,
+                kind: LedgerKind::Grant,
+                amount: credits,
+                balance,
+                reference: renewal_reference(&renewal),
+                grant_id: None,
+            });
+        }
+    }
+    let balance_now = rows
+        .last()
+        .map_or_else(|| BalanceView::from_grants(&grants), |row| row.balance);
+    let mut alert = None;
+    match low_balance(
+        wallet.low_balance_threshold_credits,
+        wallet.low_balance_alerted_at.is_some(),
+        balance_now.total,
+    ) {
+        LowBalance::Alert => {
+            wallet.low_balance_alerted_at = Some(now);
+            alert = Some((wallet.low_balance_threshold_credits.unwrap_or(0), balance_now));
+        }
+        LowBalance::Rearm => wallet.low_balance_alerted_at = None,
+        LowBalance::Unchanged => {}
+    }
+    Ok(Settled {
+        changed: wallet != original || !closes.is_empty(),
+        wallet,
+        sequence_read,
+        rows,
+        new_grant,
+        closes,
+        alert,
+    })
+}
+
+impl Ledger {
+    /// Settles every wallet that is due at `now` (a period ended, or a grant
+    /// expired), [`SWEEP_BATCH_SIZE`] wallets per transaction. Safe to run on
+    /// several instances at once: the batch is locked (PostgreSQL skips
+    /// wallets another sweep or request holds), every wallet head is written
+    /// back guarded on the sequence read, and the allocation's unique key
+    /// refuses a second grant for a period.
+    pub async fn roll_over_periods(&self, now: DateTime<Utc>) -> AppResult<RollOverReport> {
+        let plans = store::catalogue::plans(&self.db).await.map_err(db_error)?;
+        let mut report = RollOverReport::default();
+        let mut after_id = 0;
+        loop {
+            let txn = self.db.begin().await.map_err(db_error)?;
+            let wallets = store::batch::lock_due_wallets(&txn, now, after_id, SWEEP_BATCH_SIZE)
+                .await
+                .map_err(db_error)?;
+            let Some(last) = wallets.last() else {
+                txn.commit().await.map_err(db_error)?;
+                return Ok(report);
+            };
+            after_id = last.id;
+            let ids: Vec<i64> = wallets.iter().map(|wallet| wallet.id).collect();
+            let mut grants_by_wallet: HashMap<i64, Vec<credit_grant::Model>> = HashMap::new();
+            for grant in store::batch::live_grants_of(&txn, ids).await.map_err(db_error)? {
+                grants_by_wallet.entry(grant.wallet_id).or_default().push(grant);
+            }
+            let mut settled = Vec::with_capacity(wallets.len());
+            for wallet in wallets {
+                let grants = grants_by_wallet.remove(&wallet.id).unwrap_or_default();
+                report.wallets_examined += 1;
+                let one = settle_in_memory(wallet, grants, &plans, now)?;
+                if one.changed {
+                    report.wallets_changed += 1;
+                }
+                settled.push(one);
+            }
+            let events = write_batch(&txn, &self.notify_channel, settled, now).await?;
+            txn.commit().await.map_err(db_error)?;
+            self.events.publish(events);
+        }
+    }
+}
+
+/// Writes a settled batch; returns its events, in ledger order per wallet.
+async fn write_batch(
+    txn: &sea_orm::DatabaseTransaction,
+    notify_channel: &str,
+    settled: Vec<Settled>,
+    now: DateTime<Utc>,
+) -> AppResult<Vec<BalanceEvent>> {
+    let closes: Vec<i64> = settled
+        .iter()
+        .flat_map(|one| one.closes.iter().copied())
+        .collect();
+    store::batch::close_grants(txn, closes, now)
+        .await
+        .map_err(db_error)?;
+    let new_grants: Vec<credit_grant::ActiveModel> =
+        settled.iter().filter_map(|one| one.new_grant.clone()).collect();
+    let new_grant_ids: HashMap<i64, i64> = store::batch::insert_grants(txn, new_grants)
+        .await
+        .map_err(db_error)?
+        .into_iter()
+        .map(|grant| (grant.wallet_id, grant.id))
+        .collect();
+    let mut entries = Vec::new();
+    for one in &settled {
+        for row in &one.rows {
+            entries.push(ledger_entry::ActiveModel {
+                wallet_id: Set(one.wallet.id),
+                sequence: Set(row.sequence),
+                kind: Set(row.kind.as_str().to_owned()),
+                amount_credits: Set(row.amount),
+                balance_after_credits: Set(row.balance.total),
+                action: Set(None),
+                reference: Set(Some(row.reference.clone())),
+                actor: Set("system".to_owned()),
+                idempotency_key: Set(None),
+                reverses_entry_id: Set(None),
+                created_at: Set(now),
+                allocation_after_credits: Set(row.balance.split.allocation),
+                purchased_after_credits: Set(row.balance.split.purchased),
+                bonus_after_credits: Set(row.balance.split.bonus),
+                ..Default::default()
+            });
+        }
+    }
+    let entry_ids: HashMap<(i64, i64), i64> = store::batch::insert_entries(txn, entries)
+        .await
+        .map_err(db_error)?
+        .into_iter()
+        .map(|entry| ((entry.wallet_id, entry.sequence), entry.id))
+        .collect();
+    let missing = || AppError::Internal(anyhow::anyhow!("a batch row was not returned by its insert"));
+    let mut moves = Vec::new();
+    let mut events = Vec::new();
+    let mut alerts = Vec::new();
+    let mut heads = Vec::new();
+    let mut notifications = Vec::new();
+    for one in settled {
+        for row in &one.rows {
+            let entry_id = *entry_ids
+                .get(&(one.wallet.id, row.sequence))
+                .ok_or_else(missing)?;
+            let grant_id = match row.grant_id {
+                Some(grant_id) => grant_id,
+                None => *new_grant_ids.get(&one.wallet.id).ok_or_else(missing)?,
+            };
+            moves.push(ledger_entry_grant::ActiveModel {
+                ledger_entry_id: Set(entry_id),
+                credit_grant_id: Set(grant_id),
+                amount_credits: Set(row.amount),
+                ..Default::default()
+            });
+            events.push(BalanceEvent {
+                workspace_id: one.wallet.workspace_id.clone(),
+                sequence: row.sequence,
+                transaction_id: entry_id,
+                kind: EventKind::Ledger(row.kind),
+                delta: row.amount,
+                balance: row.balance,
+                created_at: now,
+            });
+        }
+        if let Some((threshold, balance)) = one.alert {
+            alerts.push(low_balance_alert::ActiveModel {
+                wallet_id: Set(one.wallet.id),
+                threshold_credits: Set(threshold),
+                balance_credits: Set(balance.total),
+                ledger_sequence: Set(one.wallet.last_sequence),
+                created_at: Set(now),
+                ..Default::default()
+            });
+            events.push(BalanceEvent {
+                workspace_id: one.wallet.workspace_id.clone(),
+                sequence: one.wallet.last_sequence,
+                transaction_id: 0,
+                kind: EventKind::LowBalance,
+                delta: 0,
+                balance,
+                created_at: now,
+            });
+        }
+        if one.wallet.last_sequence != one.sequence_read {
+            notifications.push(format!(
+                "{}:{}",
+                one.wallet.last_sequence, one.wallet.workspace_id
+            ));
+        }
+        if one.changed {
+            heads.push((one.wallet, one.sequence_read));
+        }
+    }
+    store::batch::insert_moves(txn, moves).await.map_err(db_error)?;
+    store::batch::insert_alerts(txn, alerts).await.map_err(db_error)?;
+    store::batch::save_wallets(txn, &heads, now)
+        .await
+        .map_err(db_error)?;
+    store::batch::notify_many(txn, notify_channel, notifications)
+        .await
+        .map_err(db_error)?;
+    if cfg!(debug_assertions) {
+        let ids = heads.iter().map(|(wallet, _)| wallet.id).collect();
+        for (wallet_id, ledger_sum, grants_sum) in
+            store::verify::batch_sums(txn, ids).await.map_err(db_error)?
+        {
+            let balance = heads
+                .iter()
+                .find(|(wallet, _)| wallet.id == wallet_id)
+                .map_or(0, |(wallet, _)| wallet.balance_credits);
+            if balance != ledger_sum || balance != grants_sum || balance < 0 {
+                return Err(AppError::Internal(anyhow::anyhow!(
+                    "ledger invariant broken by the sweep for wallet {wallet_id}: balance {balance}, ledger {ledger_sum}, grants {grants_sum}"
+                )));
+            }
+        }
+    }
+    Ok(events)
+}
