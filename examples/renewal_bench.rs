@@ -46,6 +46,7 @@ fn config(backend: &str, directory: &std::path::Path, n: u64) -> Config {
             audience: None,
         },
         renewal_cron: None,
+        event_bus_capacity: 4096,
     }
 }
 

@@ -57,6 +57,10 @@ pub struct Config {
     pub bind_addr: SocketAddr,
     /// Token verification.
     pub jwt: JwtConfig,
+    /// `EVENT_BUS_CAPACITY`: balance events kept for slow subscribers before
+    /// they fall back to reading the ledger (default
+    /// [`crate::events::EVENT_BUS_CAPACITY`]).
+    pub event_bus_capacity: usize,
     /// `RENEWAL_CRON`: six-field cron (UTC) of the renewal job (default
     /// [`RENEWAL_CRON_DEFAULT`]); `off` runs no scheduler on this instance.
     pub renewal_cron: Option<String>,
@@ -108,7 +112,16 @@ impl Config {
             Some(value) if value.eq_ignore_ascii_case("off") => None,
             Some(value) => Some(value),
         };
+        let event_bus_capacity = match optional("EVENT_BUS_CAPACITY")? {
+            None => crate::events::EVENT_BUS_CAPACITY,
+            Some(raw) => raw
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=1_000_000).contains(n))
+                .context("EVENT_BUS_CAPACITY must be an integer from 1 to 1000000")?,
+        };
         Ok(Config {
+            event_bus_capacity,
             renewal_cron,
             database_url,
             database_schema: optional("DATABASE_SCHEMA")?,

@@ -33,7 +33,7 @@ impl App {
     pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let verifier = TokenVerifier::from_config(&config.jwt)?;
         let db = store::connect_and_migrate(config).await?;
-        let events = EventBus::default();
+        let events = EventBus::new(config.event_bus_capacity);
         let channel = notify_channel(config.database_schema.as_deref());
         let relay =
             (!store::is_sqlite(&db)).then(|| (config.database_url.clone(), channel.clone(), events.clone()));
@@ -50,6 +50,7 @@ impl App {
                 schema,
                 verifier: Arc::new(verifier),
                 ledger,
+                ws_connections: Arc::default(),
             },
         })
     }

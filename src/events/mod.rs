@@ -25,6 +25,9 @@ pub enum EventKind {
     /// Another instance committed rows up to `sequence` (relayed through
     /// PostgreSQL NOTIFY); subscribers read them from the ledger.
     Remote,
+    /// Notifications may have been lost (the relay's connection dropped and
+    /// came back): every subscriber reads what it missed from the ledger.
+    Resync,
 }
 
 /// One committed change of a wallet's balance.
@@ -114,9 +117,12 @@ pub async fn relay_notifications(database_url: String, channel: String, bus: Eve
                 continue;
             }
         };
+        // Listening (again): whatever was committed while nobody listened is
+        // read from the ledger by every subscriber.
+        bus.publish([resync_event()]);
         loop {
-            match listener.recv().await {
-                Ok(notification) => {
+            match listener.try_recv().await {
+                Ok(Some(notification)) => {
                     let Some((sequence, workspace_id)) = notification.payload().split_once(':') else {
                         continue;
                     };
@@ -131,11 +137,30 @@ pub async fn relay_notifications(database_url: String, channel: String, bus: Eve
                         created_at: chrono::Utc::now(),
                     }]);
                 }
+                // The connection was lost: listen again on a fresh one, then resync.
+                Ok(None) => {
+                    tracing::warn!("event relay lost its connection; listening again");
+                    break;
+                }
                 Err(error) => {
-                    tracing::warn!(%error, "event relay lost its connection; reconnecting");
+                    tracing::warn!(%error, "event relay failed; listening again in 1 s");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                     break;
                 }
             }
         }
+    }
+}
+
+/// An event telling every subscriber to catch up from the ledger.
+pub fn resync_event() -> BalanceEvent {
+    BalanceEvent {
+        workspace_id: String::new(),
+        sequence: 0,
+        transaction_id: 0,
+        kind: EventKind::Resync,
+        delta: 0,
+        balance: BalanceView::default(),
+        created_at: chrono::Utc::now(),
     }
 }

@@ -20,7 +20,7 @@ use crate::service::Ledger;
 
 pub use mutation::MutationRoot;
 pub use query::QueryRoot;
-pub use subscription::SubscriptionRoot;
+pub use subscription::{SUBSCRIPTIONS_PER_CONNECTION_MAX, SubscriptionRoot, SubscriptionSlots};
 
 /// The served schema.
 pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;

@@ -1,6 +1,9 @@
 //! `Subscription.balanceChanged`: the live balance, over graphql-transport-ws.
 
-use async_graphql::{Context, Enum, ID, SimpleObject, Subscription};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use async_graphql::{Context, Enum, ErrorExtensions, ID, SimpleObject, Subscription};
 use chrono::{DateTime, Utc};
 use futures_util::{Stream, StreamExt};
 
@@ -75,6 +78,22 @@ impl From<Change> for BalanceChange {
     }
 }
 
+/// Most subscriptions one WebSocket connection may hold at once.
+pub const SUBSCRIPTIONS_PER_CONNECTION_MAX: usize = 20;
+
+/// The count of a connection's live subscriptions (connection data).
+#[derive(Debug, Clone, Default)]
+pub struct SubscriptionSlots(Arc<AtomicUsize>);
+
+/// Frees a subscription slot when its stream ends.
+struct SlotGuard(Arc<AtomicUsize>);
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// The subscription root.
 #[derive(Default)]
 pub struct SubscriptionRoot;
@@ -91,11 +110,27 @@ impl SubscriptionRoot {
         after_sequence: Option<i32>,
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<BalanceChange>> + use<>> {
         let scope = scope(ctx, workspace_id.as_ref(), Operation::Read).gql()?;
+        let guard = match ctx.data_opt::<SubscriptionSlots>() {
+            Some(SubscriptionSlots(count)) => {
+                if count.fetch_add(1, Ordering::SeqCst) >= SUBSCRIPTIONS_PER_CONNECTION_MAX {
+                    count.fetch_sub(1, Ordering::SeqCst);
+                    return Err(async_graphql::Error::new(format!(
+                        "at most {SUBSCRIPTIONS_PER_CONNECTION_MAX} subscriptions per connection"
+                    ))
+                    .extend_with(|_, extensions| extensions.set("code", "LIMIT_EXCEEDED")));
+                }
+                Some(SlotGuard(count.clone()))
+            }
+            None => None,
+        };
         let stream = ledger(ctx)
             .gql()?
             .balance_stream(scope, after_sequence.map(i64::from))
             .await
             .gql()?;
-        Ok(stream.map(|item| item.map(BalanceChange::from).gql()))
+        Ok(stream.map(move |item| {
+            let _slot = &guard;
+            item.map(BalanceChange::from).gql()
+        }))
     }
 }

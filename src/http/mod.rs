@@ -23,13 +23,15 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::auth::TokenVerifier;
-use crate::graphql::{AppSchema, Authentication};
+use crate::graphql::{AppSchema, Authentication, SubscriptionSlots};
 use crate::service::Ledger;
 
 /// Largest request body accepted, in bytes.
 pub const REQUEST_BODY_MAX: usize = 256 * 1024;
 /// Longest time a request may run before it is answered 408.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Most WebSocket connections open at once with one token.
+pub const WS_CONNECTIONS_PER_TOKEN_MAX: usize = 10;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -40,6 +42,8 @@ pub struct AppState {
     pub verifier: Arc<TokenVerifier>,
     /// The service, for readiness.
     pub ledger: Ledger,
+    /// Open WebSocket connections per token (keyed by the token itself).
+    pub ws_connections: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
 }
 
 /// Builds the router.
@@ -169,35 +173,61 @@ async fn websocket(state: AppState, request: Request) -> Response {
     };
     let schema = state.schema.clone();
     let verifier = state.verifier.clone();
+    let connections = state.ws_connections.clone();
     upgrade
         .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |socket| async move {
+            // The token this connection counts against, once accepted.
+            let counted: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
+            let init_counted = counted.clone();
+            let init_connections = connections.clone();
             GraphQLWebSocket::new(socket, schema, protocol)
                 .on_connection_init(move |payload| async move {
                     let token = ["Authorization", "authorization", "token"]
                         .iter()
                         .find_map(|field| payload.get(*field).and_then(|value| value.as_str()))
                         .map(|value| bearer_token(value).unwrap_or(value).to_owned());
-                    let authentication = match token {
-                        Some(token) => authenticate_token(&verifier, &token),
-                        None => Authentication::Anonymous,
+                    let Some(token) = token else {
+                        return Err(async_graphql::Error::new(
+                            "UNAUTHENTICATED: connection_init must carry Authorization or token",
+                        ));
                     };
-                    match authentication {
-                        Authentication::Caller(_) => {
+                    match authenticate_token(&verifier, &token) {
+                        Authentication::Caller(caller) => {
+                            {
+                                let mut open = init_connections.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                                let count = open.entry(token.clone()).or_default();
+                                if *count >= WS_CONNECTIONS_PER_TOKEN_MAX {
+                                    return Err(async_graphql::Error::new(format!(
+                                        "LIMIT_EXCEEDED: at most {WS_CONNECTIONS_PER_TOKEN_MAX} connections per token"
+                                    )));
+                                }
+                                *count += 1;
+                            }
+                            *init_counted.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(token);
                             let mut data = Data::default();
-                            data.insert(authentication);
+                            data.insert(Authentication::Caller(caller));
+                            data.insert(SubscriptionSlots::default());
                             Ok(data)
                         }
                         Authentication::Refused(reason) => {
                             Err(async_graphql::Error::new(format!("UNAUTHENTICATED: {reason}")))
                         }
-                        Authentication::Anonymous => Err(async_graphql::Error::new(
-                            "UNAUTHENTICATED: connection_init must carry Authorization or token",
-                        )),
+                        Authentication::Anonymous => Err(async_graphql::Error::new("UNAUTHENTICATED")),
                     }
                 })
                 .serve()
-                .await
+                .await;
+            let token = counted.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+            if let Some(token) = token {
+                let mut open = connections.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                if let Some(count) = open.get_mut(&token) {
+                    *count -= 1;
+                    if *count == 0 {
+                        open.remove(&token);
+                    }
+                }
+            }
         })
         .into_response()
 }

@@ -145,7 +145,7 @@ impl Cursor {
                 Ok(changes)
             }
             EventKind::Remote if event.sequence > self.last => self.catch_up(Some(event.sequence)).await,
-            EventKind::Remote => Ok(Vec::new()),
+            EventKind::Remote | EventKind::Resync => Ok(Vec::new()),
             EventKind::Ledger(kind) => {
                 if event.sequence <= self.last {
                     return Ok(Vec::new());
@@ -209,6 +209,7 @@ impl Ledger {
             }
             loop {
                 let changes = match receiver.recv().await {
+                    Ok(event) if event.kind == EventKind::Resync => cursor.catch_up(None).await,
                     Ok(event) if event.workspace_id == workspace_id => cursor.on_event(event).await,
                     Ok(_) => continue,
                     Err(RecvError::Lagged(_)) => cursor.catch_up(None).await,

@@ -193,3 +193,206 @@ mod instances {
         a.teardown().await;
     }
 }
+
+mod limits {
+    //! Goal: keep-alive works, and one connection or one token cannot hold
+    //! unbounded resources. Method: exceed each limit by one.
+    use protodesk_credits::graphql::SUBSCRIPTIONS_PER_CONNECTION_MAX;
+    use protodesk_credits::http::WS_CONNECTIONS_PER_TOKEN_MAX;
+
+    use super::*;
+
+    async fn ping_is_answered_with_pong(app: TestApp) {
+        app.create_workspace("ws-ping").await;
+        let mut client = app.ws(&app.token("agent", Some("ws-ping"))).await;
+
+        client.send(json!({ "type": "ping" })).await;
+
+        assert_eq!(client.next_raw().await["type"], "pong");
+    }
+
+    async fn subscriptions_per_connection_are_limited(app: TestApp) {
+        app.create_workspace("ws-many-subs").await;
+        let mut client = app.ws(&app.token("agent", Some("ws-many-subs"))).await;
+        for index in 0..SUBSCRIPTIONS_PER_CONNECTION_MAX {
+            client.subscribe_balance(&format!("s{index}"), None, None).await;
+            assert_eq!(client.next_event().await["kind"], "SNAPSHOT");
+        }
+
+        client.subscribe_balance("one-too-many", None, None).await;
+        let refused = client.next_message().await;
+        client.send(json!({ "id": "s0", "type": "complete" })).await;
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        client.subscribe_balance("after-one-ended", None, None).await;
+        // Skip what is still in flight for the refused and completed ones.
+        let mut accepted = client.next_message().await;
+        while accepted["id"] != "after-one-ended" {
+            accepted = client.next_message().await;
+        }
+
+        let code = refused["payload"]["errors"][0]["extensions"]["code"].clone();
+        let code = if code.is_null() {
+            refused["payload"][0]["extensions"]["code"].clone()
+        } else {
+            code
+        };
+        assert_eq!(code, "LIMIT_EXCEEDED", "{refused}");
+        assert_eq!(accepted["id"], "after-one-ended");
+        assert_eq!(
+            accepted["payload"]["data"]["balanceChanged"]["kind"], "SNAPSHOT",
+            "{accepted}"
+        );
+    }
+
+    async fn connections_per_token_are_limited(app: TestApp) {
+        app.create_workspace("ws-conns").await;
+        let token = app.token("agent", Some("ws-conns"));
+        let mut open = Vec::new();
+        for _ in 0..WS_CONNECTIONS_PER_TOKEN_MAX {
+            open.push(app.ws(&token).await);
+        }
+
+        let refused = app
+            .ws_connect(json!({ "Authorization": format!("Bearer {token}") }))
+            .await;
+        open.pop().unwrap().close().await;
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let accepted = app
+            .ws_connect(json!({ "Authorization": format!("Bearer {token}") }))
+            .await;
+
+        match refused {
+            Init::Closed(_, reason) => assert!(reason.contains("LIMIT_EXCEEDED"), "{reason}"),
+            Init::Acked(_) => panic!("one connection too many was accepted"),
+        }
+        assert!(matches!(accepted, Init::Acked(_)), "a freed slot is reusable");
+    }
+
+    both_backends!(
+        ping_is_answered_with_pong,
+        subscriptions_per_connection_are_limited,
+        connections_per_token_are_limited,
+    );
+}
+
+mod slow_consumer {
+    //! Goal: a subscriber that stops reading holds a bounded amount of
+    //! memory (one event in its channel; the shared bus is a fixed ring),
+    //! and when it reads again it gets every change, in order, ending at
+    //! the right balance. Method: a bus of 8 events, a stream left unpolled
+    //! while 60 spends commit, then drained.
+    use futures_util::StreamExt;
+    use protodesk_credits::auth::{Caller, Operation, authorize};
+    use protodesk_credits::domain::catalogue::Role;
+    use protodesk_credits::domain::ids::WorkspaceId;
+    use protodesk_credits::service::ChangeKind;
+
+    use super::*;
+    use crate::helpers::{Backend, Options};
+
+    async fn run(backend: Backend) {
+        let app = TestApp::spawn_with(
+            backend,
+            Options {
+                event_bus_capacity: Some(8),
+                ..Options::default()
+            },
+        )
+        .await;
+        app.create_workspace("ws-slow").await;
+        let caller = Caller {
+            subject: "reader".into(),
+            workspace_id: Some(WorkspaceId::parse("w", "ws-slow").unwrap()),
+            role: Role::Agent,
+        };
+        let scope = authorize(&caller, None, Operation::Read).unwrap();
+        let stream = app.ledger.balance_stream(scope, None).await.unwrap();
+        let mut stream = Box::pin(stream);
+        let service = app.token("service", Some("ws-slow"));
+
+        for i in 0..60 {
+            app.spend_ok(&service, "TRIAGE", &format!("slow-{i}")).await;
+        }
+        let mut sequences = Vec::new();
+        let mut last_total = None;
+        while sequences.last() != Some(&61) {
+            let change = tokio::time::timeout(std::time::Duration::from_secs(10), stream.next())
+                .await
+                .expect("the stream keeps up")
+                .expect("the stream is open")
+                .unwrap();
+            if change.kind != ChangeKind::LowBalance {
+                sequences.push(change.sequence);
+                last_total = Some(change.balance.total);
+            }
+        }
+
+        let expected: Vec<i64> = (sequences[0]..=61).collect();
+        assert_eq!(sequences, expected, "no gap and no duplicate after the lag");
+        assert_eq!(last_total, Some(240));
+        assert_eq!(app.balance_total("ws-slow").await, 240);
+        app.verify_ledger().await;
+        app.teardown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_a_slow_consumer_stays_bounded_and_ends_with_the_right_balance() {
+        run(Backend::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_a_slow_consumer_stays_bounded_and_ends_with_the_right_balance() {
+        run(Backend::Postgres).await;
+    }
+}
+
+mod listener_loss {
+    //! Goal (PostgreSQL): when the relay's LISTEN connection is killed
+    //! mid-stream, nothing is lost: it listens again and every subscriber
+    //! reads what it missed from the ledger. Method: two instances; kill
+    //! B's listener with pg_terminate_backend; spend on A while it is down.
+    use super::*;
+    use crate::helpers::postgres_url;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_killing_the_listener_loses_nothing() {
+        let a = TestApp::spawn(crate::helpers::Backend::Postgres).await;
+        let b = a.spawn_sibling().await;
+        a.create_workspace("ws-kill").await;
+        let service = a.token("service", Some("ws-kill"));
+        let mut client = b.ws(&a.token("agent", Some("ws-kill"))).await;
+        client.subscribe_balance("k", None, None).await;
+        assert_eq!(client.next_event().await["kind"], "SNAPSHOT");
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        a.spend_ok(&service, "TRIAGE", "before").await;
+        assert_eq!(client.next_event().await["sequence"], 2);
+
+        let admin = sea_orm::Database::connect(postgres_url()).await.unwrap();
+        let channel = format!("credits_{}", a.pg_schema.clone().unwrap());
+        let killed = sea_orm::ConnectionTrait::query_all_raw(
+            &admin,
+            sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                format!(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                     WHERE query LIKE 'LISTEN%{channel}%' AND pid <> pg_backend_pid()"
+                ),
+            ),
+        )
+        .await
+        .unwrap();
+        assert!(!killed.is_empty(), "a listener connection was found and killed");
+        a.spend_ok(&service, "TRIAGE", "while-down").await;
+
+        let missed = client.next_event().await;
+        assert_eq!(
+            (missed["kind"].clone(), missed["sequence"].clone()),
+            (json!("SPEND"), json!(3))
+        );
+        assert_eq!(missed["balance"]["total"], 298);
+        a.spend_ok(&service, "TRIAGE", "after").await;
+        assert_eq!(client.next_event().await["sequence"], 4);
+        a.verify_ledger().await;
+        a.teardown().await;
+    }
+}

@@ -52,6 +52,8 @@ pub struct Options {
     pub audience: Option<String>,
     /// The clock to use (a sibling shares its first instance's).
     pub clock: Option<ManualClock>,
+    /// `EVENT_BUS_CAPACITY` (default: production's).
+    pub event_bus_capacity: Option<usize>,
     /// `RENEWAL_CRON`; tests run without a scheduler unless they ask.
     pub renewal_cron: Option<String>,
 }
@@ -200,6 +202,9 @@ impl TestApp {
                 audience: options.audience,
             },
             renewal_cron: options.renewal_cron,
+            event_bus_capacity: options
+                .event_bus_capacity
+                .unwrap_or(protodesk_credits::events::EVENT_BUS_CAPACITY),
         };
         let clock = options.clock.unwrap_or_else(|| ManualClock::new(start_time()));
         let app = App::build(&config, Arc::new(clock.clone()))
