@@ -30,6 +30,15 @@ use crate::service::Ledger;
 pub const REQUEST_BODY_MAX: usize = 256 * 1024;
 /// Longest time a request may run before it is answered 408.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// WebSocket read buffer per connection. tungstenite's default is 128 KiB
+/// for each of the read and write buffers, which would dominate the memory
+/// of an idle subscriber; GraphQL messages here are small.
+pub const WS_READ_BUFFER_BYTES: usize = 4 * 1024;
+/// Largest WebSocket message accepted (same bound as an HTTP body).
+pub const WS_MESSAGE_MAX_BYTES: usize = REQUEST_BODY_MAX;
+/// Unsent bytes a slow client may hold on the server before its connection
+/// is closed (backpressure beyond this is an error, not growth).
+pub const WS_WRITE_BUFFER_MAX_BYTES: usize = 1024 * 1024;
 /// Most WebSocket connections open at once with one token.
 pub const WS_CONNECTIONS_PER_TOKEN_MAX: usize = 10;
 
@@ -176,6 +185,12 @@ async fn websocket(state: AppState, request: Request) -> Response {
     let connections = state.ws_connections.clone();
     upgrade
         .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
+        .read_buffer_size(WS_READ_BUFFER_BYTES)
+        // 0: every message is written out at once, no buffer kept idle.
+        .write_buffer_size(0)
+        .max_write_buffer_size(WS_WRITE_BUFFER_MAX_BYTES)
+        .max_message_size(WS_MESSAGE_MAX_BYTES)
+        .max_frame_size(WS_MESSAGE_MAX_BYTES)
         .on_upgrade(move |socket| async move {
             // The token this connection counts against, once accepted.
             let counted: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
