@@ -14,7 +14,10 @@
 //! stream read the rows in between from the ledger; one at or behind it is a
 //! duplicate and is dropped. A subscriber that lags behind the bounded bus
 //! catches up from the ledger the same way, so memory per subscriber stays
-//! bounded whatever its speed.
+//! bounded whatever its speed: the stream is a state machine polled by the
+//! connection, with no queue of its own beyond one catch-up.
+
+use std::collections::VecDeque;
 
 use chrono::{DateTime, Utc};
 use futures_util::Stream;
@@ -86,6 +89,8 @@ struct Cursor {
     scope: WalletScope,
     wallet_id: i64,
     last: i64,
+    /// Whether the subscriber asked to replay from `last` (no snapshot).
+    replay: bool,
 }
 
 impl Cursor {
@@ -176,7 +181,7 @@ impl Ledger {
     ) -> AppResult<impl Stream<Item = AppResult<BalanceChange>> + Send + use<>> {
         // Register before reading the starting point, so nothing committed
         // in between is missed.
-        let mut receiver = self.events.subscribe();
+        let receiver = self.events.subscribe();
         let wallet = store::ledger::find_wallet(&self.db, scope.workspace_id().as_str())
             .await
             .map_err(db_error)?
@@ -187,80 +192,67 @@ impl Ledger {
                 "must be between 0 and the wallet's last sequence",
             ));
         }
-        let workspace_id = wallet.workspace_id.clone();
-        let mut cursor = Cursor {
+        let cursor = Cursor {
             ledger: self.clone(),
             scope,
             wallet_id: wallet.id,
             last: after_sequence.unwrap_or(0),
+            replay: after_sequence.is_some(),
         };
-        Ok(async_stream_lite(move |yielder| async move {
-            let first = match after_sequence {
-                None => cursor.snapshot().await.map(|snapshot| vec![snapshot]),
-                Some(_) => cursor.catch_up(None).await,
-            };
-            match first {
-                Ok(changes) => {
-                    for change in changes {
-                        yielder.send(Ok(change)).await;
-                    }
-                }
-                Err(error) => return yielder.send(Err(error)).await,
-            }
-            loop {
-                let changes = match receiver.recv().await {
-                    Ok(event) if event.kind == EventKind::Resync => cursor.catch_up(None).await,
-                    Ok(event) if event.workspace_id == workspace_id => cursor.on_event(event).await,
-                    Ok(_) => continue,
-                    Err(RecvError::Lagged(_)) => cursor.catch_up(None).await,
-                    Err(RecvError::Closed) => return,
-                };
-                match changes {
-                    Ok(changes) => {
-                        for change in changes {
-                            yielder.send(Ok(change)).await;
-                        }
-                    }
-                    Err(error) => return yielder.send(Err(error)).await,
-                }
+        let state = StreamState {
+            cursor,
+            receiver,
+            workspace_id: wallet.workspace_id,
+            pending: VecDeque::new(),
+            started: false,
+        };
+        // The stream is a plain state machine, polled by the connection: no
+        // task or queue of its own. While it is not polled it consumes
+        // nothing; the bus ring moves on and it catches up from the ledger.
+        Ok(futures_util::stream::unfold(Some(state), |state| async move {
+            let mut state = state?;
+            match state.next().await {
+                Ok(change) => Some((Ok(change), Some(state))),
+                // An error ends the stream after it is reported.
+                Err(error) => Some((Err(error), None)),
             }
         }))
     }
 }
 
-/// A minimal generator: runs `body` and streams what it sends, one item at
-/// a time (a bounded channel of 1, so a slow consumer holds the producer
-/// back instead of growing a queue).
-fn async_stream_lite<F, Fut, T>(body: F) -> impl Stream<Item = T> + Send + 'static
-where
-    F: FnOnce(Yielder<T>) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-    T: Send + 'static,
-{
-    let (sender, receiver) = tokio::sync::mpsc::channel(1);
-    let task = tokio::spawn(body(Yielder { sender }));
-    let abort = AbortOnDrop(task.abort_handle());
-    futures_util::stream::unfold((receiver, abort), |(mut receiver, abort)| async move {
-        receiver.recv().await.map(|item| (item, (receiver, abort)))
-    })
+/// The state of one subscriber's stream.
+struct StreamState {
+    cursor: Cursor,
+    receiver: tokio::sync::broadcast::Receiver<BalanceEvent>,
+    workspace_id: String,
+    /// Changes decided but not yet yielded (at most one catch-up's worth).
+    pending: VecDeque<BalanceChange>,
+    started: bool,
 }
 
-struct AbortOnDrop(tokio::task::AbortHandle);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// Sends items from a generator body.
-struct Yielder<T> {
-    sender: tokio::sync::mpsc::Sender<T>,
-}
-
-impl<T> Yielder<T> {
-    async fn send(&self, item: T) {
-        // The consumer went away: the task is aborted when the stream drops.
-        let _ = self.sender.send(item).await;
+impl StreamState {
+    async fn next(&mut self) -> AppResult<BalanceChange> {
+        if !self.started {
+            self.started = true;
+            let first = if self.cursor.replay {
+                self.cursor.catch_up(None).await?
+            } else {
+                vec![self.cursor.snapshot().await?]
+            };
+            self.pending.extend(first);
+        }
+        loop {
+            if let Some(change) = self.pending.pop_front() {
+                return Ok(change);
+            }
+            let changes = match self.receiver.recv().await {
+                Ok(event) if event.kind == EventKind::Resync => self.cursor.catch_up(None).await?,
+                Ok(event) if event.workspace_id == self.workspace_id => self.cursor.on_event(event).await?,
+                Ok(_) => continue,
+                Err(RecvError::Lagged(_)) => self.cursor.catch_up(None).await?,
+                Err(RecvError::Closed) => std::future::pending().await,
+            };
+            self.pending.extend(changes);
+        }
     }
 }
