@@ -1,5 +1,6 @@
-//! Billing periods: renewal at the period's end, trial and grant expiry,
-//! and the sweep the scheduler runs.
+//! Billing periods: renewal at the period's end and grant expiry, for one
+//! locked wallet (the scheduler's set-based sweep is in `sweep.rs` and
+//! applies the same rules from `domain::settlement` to a batch).
 //!
 //! Renewal of a wallet whose period ended, in one transaction under the
 //! wallet's lock:
@@ -20,6 +21,7 @@
 //! Every writer settles the wallet first, so a spend right after a period's
 //! end already sees the new allocation; the scheduler's sweep does the same
 //! for wallets nobody touches, so their events and rows appear on time.
+//! Both paths are exercised by the same period tests.
 
 use chrono::{DateTime, Utc};
 
