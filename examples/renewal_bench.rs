@@ -3,8 +3,10 @@
 //! Fills a fresh database with N wallets on PRO whose period has ended
 //! (bulk SQL), then times `roll_over_periods` once, for N = 10,000 and
 //! N = 100,000, on SQLite and on PostgreSQL, and prints the time, the rate
-//! and the growth from 10k to 100k. Every run ends with the ledger audit of
-//! a sample of wallets and a count of the rows written.
+//! and the growth from 10k to 100k. The baseline, measured in the same run
+//! on a fresh database of 5,000 wallets, settles each wallet in its own
+//! transaction (what a writer does for one wallet). Every run ends with the
+//! ledger audit of a sample of wallets.
 //!
 //! ```sh
 //! cargo run --release --example renewal_bench            # both backends
@@ -123,6 +125,29 @@ async fn fill(db: &impl ConnectionTrait, n: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Settles `n` wallets one transaction each; returns wallets per second.
+async fn baseline(backend: &str, n: u64) -> anyhow::Result<f64> {
+    let directory = tempfile::tempdir()?;
+    let config = config(backend, directory.path(), n + 1);
+    let db = store::connect_and_migrate(&config).await?;
+    fill(&db, n).await?;
+    let now = Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).single().expect("date");
+    let ledger = Ledger::new(db.clone(), Arc::new(ManualClock::new(now)), EventBus::default());
+    let started = Instant::now();
+    for index in 1..=n {
+        ledger
+            .settle_workspace(&format!("bench-{index}"), now)
+            .await
+            .map_err(|error| anyhow::anyhow!("settle failed: {}", error.code()))?;
+    }
+    let rate = n as f64 / started.elapsed().as_secs_f64();
+    if let Some(schema) = &config.database_schema {
+        db.execute_unprepared(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+            .await?;
+    }
+    Ok(rate)
+}
+
 async fn run(backend: &str, n: u64) -> anyhow::Result<f64> {
     let directory = tempfile::tempdir()?;
     let config = config(backend, directory.path(), n);
@@ -172,6 +197,10 @@ async fn main() -> anyhow::Result<()> {
     };
     println!("renewal sweep: N due wallets on PRO, one roll_over_periods call");
     for backend in backends {
+        let baseline_rate = baseline(&backend, 5_000).await?;
+        println!(
+            "{backend:>8} baseline, one transaction per wallet (5000 wallets): {baseline_rate:>7.0} wallets/s"
+        );
         let mut times = Vec::new();
         for n in &sizes {
             times.push((*n, run(&backend, *n).await?));
@@ -180,9 +209,10 @@ async fn main() -> anyhow::Result<()> {
             && large_n > small_n
         {
             println!(
-                "{backend:>8} growth {small_n} -> {large_n}: x{:.1} time for x{:.0} wallets",
+                "{backend:>8} growth {small_n} -> {large_n}: x{:.1} time for x{:.0} wallets; sweep rate at {large_n} = x{:.1} the baseline",
                 large / small,
-                *large_n as f64 / *small_n as f64
+                *large_n as f64 / *small_n as f64,
+                *large_n as f64 / large / baseline_rate
             );
         }
     }

@@ -97,7 +97,8 @@ pub fn notify_channel(schema: Option<&str>) -> String {
 /// Relays other instances' commits from PostgreSQL to the local bus, until
 /// the process ends. `NOTIFY` is sent inside each writing transaction, so
 /// PostgreSQL delivers it only once the rows are committed. The payload is
-/// `<sequence>:<workspace id>`; the ledger stays the source of truth, and a
+/// `<sequence>:<workspace id>` (several, comma-separated, from the sweep);
+/// the ledger stays the source of truth, and a
 /// subscriber reads the rows themselves. A lost notification is recovered by
 /// the next one for that wallet (the subscriber reads every row it missed).
 pub async fn relay_notifications(database_url: String, channel: String, bus: EventBus) {
@@ -122,20 +123,22 @@ pub async fn relay_notifications(database_url: String, channel: String, bus: Eve
         bus.publish([resync_event()]);
         loop {
             match listener.try_recv().await {
+                // A payload is one or more `<sequence>:<workspace id>`, comma-separated
+                // (workspace ids never contain a comma).
                 Ok(Some(notification)) => {
-                    let Some((sequence, workspace_id)) = notification.payload().split_once(':') else {
-                        continue;
-                    };
-                    let Ok(sequence) = sequence.parse() else { continue };
-                    bus.publish([BalanceEvent {
-                        workspace_id: workspace_id.to_owned(),
-                        sequence,
-                        transaction_id: 0,
-                        kind: EventKind::Remote,
-                        delta: 0,
-                        balance: BalanceView::default(),
-                        created_at: chrono::Utc::now(),
-                    }]);
+                    let events = notification.payload().split(',').filter_map(|item| {
+                        let (sequence, workspace_id) = item.split_once(':')?;
+                        Some(BalanceEvent {
+                            workspace_id: workspace_id.to_owned(),
+                            sequence: sequence.parse().ok()?,
+                            transaction_id: 0,
+                            kind: EventKind::Remote,
+                            delta: 0,
+                            balance: BalanceView::default(),
+                            created_at: chrono::Utc::now(),
+                        })
+                    });
+                    bus.publish(events.collect::<Vec<_>>());
                 }
                 // The connection was lost: listen again on a fresh one, then resync.
                 Ok(None) => {

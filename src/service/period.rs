@@ -145,6 +145,12 @@ pub(super) fn apply_renewal(wallet: &mut entity::wallet::Model, renewal: &Renewa
 }
 
 impl Ledger {
+    /// Settles one workspace's wallet in its own transaction, as a writer
+    /// would; whether anything changed. The sweep does the same set-based.
+    pub async fn settle_workspace(&self, workspace_id: &str, now: DateTime<Utc>) -> AppResult<bool> {
+        self.settle_wallet(workspace_id, now).await
+    }
+
     /// Settles one wallet; whether anything changed.
     pub(super) async fn settle_wallet(&self, workspace_id: &str, now: DateTime<Utc>) -> AppResult<bool> {
         let mut locked = self.lock(workspace_id).await?;

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use entity::{credit_grant, ledger_entry, ledger_entry_grant, low_balance_alert, wallet};
+use entity::{credit_grant, low_balance_alert, wallet};
 use sea_orm::{Set, TransactionTrait};
 
 use super::period::{allocation_for, apply_renewal, period_state};
@@ -19,10 +19,13 @@ use crate::domain::reversal::{LowBalance, low_balance};
 use crate::domain::settlement::{expiry_reference, is_grant_due, renewal_due, renewal_reference};
 use crate::error::{AppError, AppResult};
 use crate::events::{BalanceEvent, EventKind};
+use crate::store::batch::{NewAllocation, NewMove, NewRow};
 use crate::store::{self, db_error};
 
 /// Wallets settled per transaction by the sweep.
 pub const SWEEP_BATCH_SIZE: u64 = 1000;
+/// Batches in flight at once on PostgreSQL (each holds one connection).
+pub const SWEEP_WORKERS: usize = 3;
 
 /// A row of the batch, before it has an id.
 struct PendingRow {
@@ -42,7 +45,7 @@ struct Settled {
     wallet: wallet::Model,
     sequence_read: i64,
     rows: Vec<PendingRow>,
-    new_grant: Option<credit_grant::ActiveModel>,
+    new_grant: Option<NewAllocation>,
     closes: Vec<i64>,
     alert: Option<(i64, BalanceView)>,
 }
@@ -83,19 +86,11 @@ fn settle_in_memory(
         let credits = allocation_for(renewal.plan, &wallet, plans);
         apply_renewal(&mut wallet, &renewal);
         if credits > 0 {
-            let grant = credit_grant::ActiveModel {
-                wallet_id: Set(wallet.id),
-                source: Set(GrantSource::Allocation.as_str().to_owned()),
-                granted_credits: Set(credits),
-                remaining_credits: Set(credits),
-                expires_at: Set(Some(renewal.period.end)),
-                expired_at: Set(None),
-                period_start_at: Set(Some(renewal.period.start)),
-                pack_code: Set(None),
-                price_cents: Set(None),
-                currency: Set(None),
-                created_at: Set(now),
-                ..Default::default()
+            let grant = NewAllocation {
+                wallet_id: wallet.id,
+                credits,
+                period_start_at: renewal.period.start,
+                expires_at: renewal.period.end,
             };
             new_grant = Some(grant);
             wallet.last_sequence += 1;
@@ -149,6 +144,29 @@ impl Ledger {
     /// refuses a second grant for a period.
     pub async fn roll_over_periods(&self, now: DateTime<Utc>) -> AppResult<RollOverReport> {
         let plans = store::catalogue::plans(&self.db).await.map_err(db_error)?;
+        // PostgreSQL: workers lock disjoint batches (SKIP LOCKED) and use the
+        // server's cores in parallel. SQLite has one writer: one worker.
+        let workers = if store::is_sqlite(&self.db) {
+            1
+        } else {
+            SWEEP_WORKERS
+        };
+        let reports =
+            futures_util::future::join_all((0..workers).map(|_| self.sweep_worker(now, &plans))).await;
+        let mut report = RollOverReport::default();
+        for worker in reports {
+            let worker = worker?;
+            report.wallets_examined += worker.wallets_examined;
+            report.wallets_changed += worker.wallets_changed;
+        }
+        Ok(report)
+    }
+
+    async fn sweep_worker(
+        &self,
+        now: DateTime<Utc>,
+        plans: &[entity::plan::Model],
+    ) -> AppResult<RollOverReport> {
         let mut report = RollOverReport::default();
         let mut after_id = 0;
         loop {
@@ -170,7 +188,7 @@ impl Ledger {
             for wallet in wallets {
                 let grants = grants_by_wallet.remove(&wallet.id).unwrap_or_default();
                 report.wallets_examined += 1;
-                let one = settle_in_memory(wallet, grants, &plans, now)?;
+                let one = settle_in_memory(wallet, grants, plans, now)?;
                 if one.changed {
                     report.wallets_changed += 1;
                 }
@@ -197,41 +215,33 @@ async fn write_batch(
     store::batch::close_grants(txn, closes, now)
         .await
         .map_err(db_error)?;
-    let new_grants: Vec<credit_grant::ActiveModel> =
-        settled.iter().filter_map(|one| one.new_grant.clone()).collect();
-    let new_grant_ids: HashMap<i64, i64> = store::batch::insert_grants(txn, new_grants)
+    let new_grants: Vec<NewAllocation> = settled.iter().filter_map(|one| one.new_grant.clone()).collect();
+    let new_grant_ids: HashMap<i64, i64> = store::batch::insert_allocations(txn, new_grants, now)
         .await
         .map_err(db_error)?
         .into_iter()
-        .map(|grant| (grant.wallet_id, grant.id))
         .collect();
-    let mut entries = Vec::new();
+    let mut rows = Vec::new();
     for one in &settled {
         for row in &one.rows {
-            entries.push(ledger_entry::ActiveModel {
-                wallet_id: Set(one.wallet.id),
-                sequence: Set(row.sequence),
-                kind: Set(row.kind.as_str().to_owned()),
-                amount_credits: Set(row.amount),
-                balance_after_credits: Set(row.balance.total),
-                action: Set(None),
-                reference: Set(Some(row.reference.clone())),
-                actor: Set("system".to_owned()),
-                idempotency_key: Set(None),
-                reverses_entry_id: Set(None),
-                created_at: Set(now),
-                allocation_after_credits: Set(row.balance.split.allocation),
-                purchased_after_credits: Set(row.balance.split.purchased),
-                bonus_after_credits: Set(row.balance.split.bonus),
-                ..Default::default()
+            rows.push(NewRow {
+                wallet_id: one.wallet.id,
+                sequence: row.sequence,
+                kind: row.kind.as_str(),
+                amount_credits: row.amount,
+                balance_after_credits: row.balance.total,
+                allocation_after_credits: row.balance.split.allocation,
+                purchased_after_credits: row.balance.split.purchased,
+                bonus_after_credits: row.balance.split.bonus,
+                reference: row.reference.clone(),
             });
         }
     }
-    let entry_ids: HashMap<(i64, i64), i64> = store::batch::insert_entries(txn, entries)
+    let entry_ids: HashMap<(i64, i64), i64> = store::batch::insert_rows(txn, rows, now)
         .await
         .map_err(db_error)?
         .into_iter()
-        .map(|entry| ((entry.wallet_id, entry.sequence), entry.id))
+        .map(|(wallet_id, sequence, id)| ((wallet_id, sequence), id))
         .collect();
     let missing = || AppError::Internal(anyhow::anyhow!("a batch row was not returned by its insert"));
     let mut moves = Vec::new();
@@ -248,11 +258,10 @@ async fn write_batch(
                 Some(grant_id) => grant_id,
                 None => *new_grant_ids.get(&one.wallet.id).ok_or_else(missing)?,
             };
-            moves.push(ledger_entry_grant::ActiveModel {
-                ledger_entry_id: Set(entry_id),
-                credit_grant_id: Set(grant_id),
-                amount_credits: Set(row.amount),
-                ..Default::default()
+            moves.push(NewMove {
+                ledger_entry_id: entry_id,
+                credit_grant_id: grant_id,
+                amount_credits: row.amount,
             });
             events.push(BalanceEvent {
                 workspace_id: one.wallet.workspace_id.clone(),

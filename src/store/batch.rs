@@ -5,11 +5,12 @@
 
 use chrono::{DateTime, Utc};
 use entity::{credit_grant, ledger_entry, ledger_entry_grant, low_balance_alert, wallet};
-use sea_orm::sea_query::{Expr, LockBehavior, LockType};
+use sea_orm::sea_query::{Expr, LockBehavior, LockType, Query};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, QueryTrait, Statement, Value,
+    ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait, ExprTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set, Statement, Value,
 };
+use serde::Serialize;
 
 use super::is_sqlite;
 
@@ -25,18 +26,25 @@ pub async fn lock_due_wallets(
     after_id: i64,
     limit: u64,
 ) -> Result<Vec<wallet::Model>, DbErr> {
-    let expiring = credit_grant::Entity::find()
-        .select_only()
-        .column(credit_grant::Column::WalletId)
-        .filter(credit_grant::Column::ExpiredAt.is_null())
-        .filter(credit_grant::Column::ExpiresAt.lte(now))
-        .into_query();
+    // EXISTS, correlated on the wallet, probes credit_grant_live_idx per
+    // wallet; an IN (subquery) would hash every due grant on every batch,
+    // making a sweep quadratic in the number of wallets.
+    let expiring = Query::select()
+        .expr(Expr::val(1))
+        .from(credit_grant::Entity)
+        .and_where(
+            Expr::col((credit_grant::Entity, credit_grant::Column::WalletId))
+                .equals((wallet::Entity, wallet::Column::Id)),
+        )
+        .and_where(Expr::col((credit_grant::Entity, credit_grant::Column::ExpiredAt)).is_null())
+        .and_where(Expr::col((credit_grant::Entity, credit_grant::Column::ExpiresAt)).lte(now))
+        .to_owned();
     let query = wallet::Entity::find()
         .filter(wallet::Column::Id.gt(after_id))
         .filter(
             Condition::any()
                 .add(wallet::Column::PeriodEndAt.lte(now))
-                .add(wallet::Column::Id.in_subquery(expiring)),
+                .add(Expr::exists(expiring)),
         )
         .order_by_asc(wallet::Column::Id)
         .limit(limit);
@@ -89,34 +97,203 @@ pub async fn close_grants(
     Ok(())
 }
 
-/// Inserts grants, returning them (with their ids).
-pub async fn insert_grants(
-    txn: &impl ConnectionTrait,
-    grants: Vec<credit_grant::ActiveModel>,
-) -> Result<Vec<credit_grant::Model>, DbErr> {
-    credit_grant::Entity::insert_many(grants)
-        .exec_with_returning(txn)
-        .await
+/// A new allocation grant of the sweep.
+#[derive(Debug, Clone, Serialize)]
+pub struct NewAllocation {
+    /// The wallet.
+    pub wallet_id: i64,
+    /// Credits granted.
+    pub credits: i64,
+    /// The period's start.
+    pub period_start_at: DateTime<Utc>,
+    /// The period's end, when the grant expires.
+    pub expires_at: DateTime<Utc>,
 }
 
-/// Inserts ledger rows, returning them (with their ids).
-pub async fn insert_entries(
+/// A ledger row of the sweep (EXPIRE or GRANT, by the system).
+#[derive(Debug, Clone, Serialize)]
+pub struct NewRow {
+    /// The wallet.
+    pub wallet_id: i64,
+    /// Its ledger sequence.
+    pub sequence: i64,
+    /// Its kind.
+    pub kind: &'static str,
+    /// Signed credits.
+    pub amount_credits: i64,
+    /// Balance after it, and its split.
+    pub balance_after_credits: i64,
+    /// Allocation bucket after it.
+    pub allocation_after_credits: i64,
+    /// Purchased bucket after it.
+    pub purchased_after_credits: i64,
+    /// Bonus bucket after it.
+    pub bonus_after_credits: i64,
+    /// Its reference.
+    pub reference: String,
+}
+
+/// A grant move of the sweep.
+#[derive(Debug, Clone, Serialize)]
+pub struct NewMove {
+    /// The row.
+    pub ledger_entry_id: i64,
+    /// The grant.
+    pub credit_grant_id: i64,
+    /// Signed credits.
+    pub amount_credits: i64,
+}
+
+fn json(rows: &impl Serialize) -> Result<Value, DbErr> {
+    serde_json::to_string(rows)
+        .map(Value::from)
+        .map_err(|error| DbErr::Custom(format!("encoding a batch: {error}")))
+}
+
+/// Inserts allocation grants; returns (wallet id, grant id).
+///
+/// PostgreSQL takes the whole batch as one JSON parameter
+/// (`json_to_recordset`): one small statement instead of a VALUES list
+/// with thousands of parameters to parse and plan. SQLite takes the
+/// multi-row INSERT, which it executes cheaply.
+pub async fn insert_allocations(
     txn: &impl ConnectionTrait,
-    entries: Vec<ledger_entry::ActiveModel>,
-) -> Result<Vec<ledger_entry::Model>, DbErr> {
-    ledger_entry::Entity::insert_many(entries)
-        .exec_with_returning(txn)
-        .await
+    grants: Vec<NewAllocation>,
+    now: DateTime<Utc>,
+) -> Result<Vec<(i64, i64)>, DbErr> {
+    if grants.is_empty() {
+        return Ok(Vec::new());
+    }
+    if is_sqlite(txn) {
+        let models = grants.into_iter().map(|grant| credit_grant::ActiveModel {
+            wallet_id: Set(grant.wallet_id),
+            source: Set("ALLOCATION".to_owned()),
+            granted_credits: Set(grant.credits),
+            remaining_credits: Set(grant.credits),
+            expires_at: Set(Some(grant.expires_at)),
+            expired_at: Set(None),
+            period_start_at: Set(Some(grant.period_start_at)),
+            pack_code: Set(None),
+            price_cents: Set(None),
+            currency: Set(None),
+            created_at: Set(now),
+            ..Default::default()
+        });
+        let inserted = credit_grant::Entity::insert_many(models)
+            .exec_with_returning(txn)
+            .await?;
+        return Ok(inserted
+            .into_iter()
+            .map(|grant| (grant.wallet_id, grant.id))
+            .collect());
+    }
+    let rows = txn
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "INSERT INTO credit_grant (wallet_id, source, granted_credits, remaining_credits, expires_at, \
+             period_start_at, created_at) \
+             SELECT x.wallet_id, 'ALLOCATION', x.credits, x.credits, x.expires_at, x.period_start_at, $2 \
+             FROM json_to_recordset($1::json) AS x(wallet_id bigint, credits bigint, period_start_at timestamptz, \
+             expires_at timestamptz) RETURNING wallet_id, id",
+            [json(&grants)?, Value::from(now)],
+        ))
+        .await?;
+    rows.iter()
+        .map(|row| {
+            Ok((
+                row.try_get::<i64>("", "wallet_id")?,
+                row.try_get::<i64>("", "id")?,
+            ))
+        })
+        .collect()
+}
+
+/// Inserts ledger rows; returns (wallet id, sequence, row id).
+pub async fn insert_rows(
+    txn: &impl ConnectionTrait,
+    rows: Vec<NewRow>,
+    now: DateTime<Utc>,
+) -> Result<Vec<(i64, i64, i64)>, DbErr> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    if is_sqlite(txn) {
+        let models = rows.into_iter().map(|row| ledger_entry::ActiveModel {
+            wallet_id: Set(row.wallet_id),
+            sequence: Set(row.sequence),
+            kind: Set(row.kind.to_owned()),
+            amount_credits: Set(row.amount_credits),
+            balance_after_credits: Set(row.balance_after_credits),
+            action: Set(None),
+            reference: Set(Some(row.reference)),
+            actor: Set("system".to_owned()),
+            idempotency_key: Set(None),
+            reverses_entry_id: Set(None),
+            created_at: Set(now),
+            allocation_after_credits: Set(row.allocation_after_credits),
+            purchased_after_credits: Set(row.purchased_after_credits),
+            bonus_after_credits: Set(row.bonus_after_credits),
+            ..Default::default()
+        });
+        let inserted = ledger_entry::Entity::insert_many(models)
+            .exec_with_returning(txn)
+            .await?;
+        return Ok(inserted
+            .into_iter()
+            .map(|entry| (entry.wallet_id, entry.sequence, entry.id))
+            .collect());
+    }
+    let inserted = txn
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "INSERT INTO ledger_entry (wallet_id, sequence, kind, amount_credits, balance_after_credits, reference, \
+             actor, created_at, allocation_after_credits, purchased_after_credits, bonus_after_credits) \
+             SELECT x.wallet_id, x.sequence, x.kind, x.amount_credits, x.balance_after_credits, x.reference, \
+             'system', $2, x.allocation_after_credits, x.purchased_after_credits, x.bonus_after_credits \
+             FROM json_to_recordset($1::json) AS x(wallet_id bigint, sequence bigint, kind text, \
+             amount_credits bigint, balance_after_credits bigint, allocation_after_credits bigint, \
+             purchased_after_credits bigint, bonus_after_credits bigint, reference text) \
+             RETURNING wallet_id, sequence, id",
+            [json(&rows)?, Value::from(now)],
+        ))
+        .await?;
+    inserted
+        .iter()
+        .map(|row| {
+            Ok((
+                row.try_get::<i64>("", "wallet_id")?,
+                row.try_get::<i64>("", "sequence")?,
+                row.try_get::<i64>("", "id")?,
+            ))
+        })
+        .collect()
 }
 
 /// Inserts grant moves.
-pub async fn insert_moves(
-    txn: &impl ConnectionTrait,
-    moves: Vec<ledger_entry_grant::ActiveModel>,
-) -> Result<(), DbErr> {
-    ledger_entry_grant::Entity::insert_many(moves)
-        .exec_without_returning(txn)
-        .await?;
+pub async fn insert_moves(txn: &impl ConnectionTrait, moves: Vec<NewMove>) -> Result<(), DbErr> {
+    if moves.is_empty() {
+        return Ok(());
+    }
+    if is_sqlite(txn) {
+        let models = moves.into_iter().map(|movement| ledger_entry_grant::ActiveModel {
+            ledger_entry_id: Set(movement.ledger_entry_id),
+            credit_grant_id: Set(movement.credit_grant_id),
+            amount_credits: Set(movement.amount_credits),
+            ..Default::default()
+        });
+        ledger_entry_grant::Entity::insert_many(models)
+            .exec_without_returning(txn)
+            .await?;
+        return Ok(());
+    }
+    txn.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "INSERT INTO ledger_entry_grant (ledger_entry_id, credit_grant_id, amount_credits) \
+         SELECT x.ledger_entry_id, x.credit_grant_id, x.amount_credits \
+         FROM json_to_recordset($1::json) AS x(ledger_entry_id bigint, credit_grant_id bigint, amount_credits bigint)",
+        [json(&moves)?],
+    ))
+    .await?;
     Ok(())
 }
 
@@ -150,6 +327,9 @@ pub async fn save_wallets(
         return Ok(());
     }
     let backend = txn.get_database_backend();
+    if backend == DbBackend::Postgres {
+        return save_wallets_postgres(txn, wallets, now).await;
+    }
     let mut values: Vec<Value> = Vec::with_capacity(wallets.len() * 9 + 1);
     let mut rows = Vec::with_capacity(wallets.len());
     for (wallet, sequence_read) in wallets {
@@ -194,7 +374,67 @@ pub async fn save_wallets(
     Ok(())
 }
 
-/// `NOTIFY` many payloads on one channel in one statement (PostgreSQL).
+#[derive(Serialize)]
+struct WalletHead<'a> {
+    id: i64,
+    sequence_read: i64,
+    balance_credits: i64,
+    last_sequence: i64,
+    plan_code: &'a str,
+    pending_plan_code: Option<&'a str>,
+    period_start_at: Option<DateTime<Utc>>,
+    period_end_at: Option<DateTime<Utc>>,
+    low_balance_alerted_at: Option<DateTime<Utc>>,
+}
+
+/// [`save_wallets`] on PostgreSQL: the heads travel as one JSON parameter.
+async fn save_wallets_postgres(
+    txn: &impl ConnectionTrait,
+    wallets: &[(wallet::Model, i64)],
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let heads: Vec<WalletHead<'_>> = wallets
+        .iter()
+        .map(|(wallet, sequence_read)| WalletHead {
+            id: wallet.id,
+            sequence_read: *sequence_read,
+            balance_credits: wallet.balance_credits,
+            last_sequence: wallet.last_sequence,
+            plan_code: &wallet.plan_code,
+            pending_plan_code: wallet.pending_plan_code.as_deref(),
+            period_start_at: wallet.period_start_at,
+            period_end_at: wallet.period_end_at,
+            low_balance_alerted_at: wallet.low_balance_alerted_at,
+        })
+        .collect();
+    let result = txn
+        .execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "UPDATE wallet SET balance_credits = v.balance_credits, last_sequence = v.last_sequence, \
+             plan_code = v.plan_code, pending_plan_code = v.pending_plan_code, period_start_at = v.period_start_at, \
+             period_end_at = v.period_end_at, low_balance_alerted_at = v.low_balance_alerted_at, updated_at = $2 \
+             FROM json_to_recordset($1::json) AS v(id bigint, sequence_read bigint, balance_credits bigint, \
+             last_sequence bigint, plan_code text, pending_plan_code text, period_start_at timestamptz, \
+             period_end_at timestamptz, low_balance_alerted_at timestamptz) \
+             WHERE wallet.id = v.id AND wallet.last_sequence = v.sequence_read",
+            [json(&heads)?, Value::from(now)],
+        ))
+        .await?;
+    if result.rows_affected() != wallets.len() as u64 {
+        return Err(DbErr::Custom(format!(
+            "{} of {} wallets changed under their lock",
+            wallets.len() as u64 - result.rows_affected(),
+            wallets.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Longest NOTIFY payload sent (PostgreSQL's limit is 8,000 bytes).
+const NOTIFY_PAYLOAD_MAX_BYTES: usize = 7_000;
+
+/// `NOTIFY` many payloads on one channel (PostgreSQL): joined with `,` into
+/// as few notifications as fit the payload limit, all in one statement.
 pub async fn notify_many(
     txn: &impl ConnectionTrait,
     channel: &str,
@@ -203,10 +443,20 @@ pub async fn notify_many(
     if payloads.is_empty() || is_sqlite(txn) {
         return Ok(());
     }
-    let mut values: Vec<Value> = vec![channel.into()];
-    let mut rows = Vec::with_capacity(payloads.len());
+    let mut chunks: Vec<String> = Vec::new();
     for payload in payloads {
-        values.push(payload.into());
+        match chunks.last_mut() {
+            Some(chunk) if chunk.len() + 1 + payload.len() <= NOTIFY_PAYLOAD_MAX_BYTES => {
+                chunk.push(',');
+                chunk.push_str(&payload);
+            }
+            _ => chunks.push(payload),
+        }
+    }
+    let mut values: Vec<Value> = vec![channel.into()];
+    let mut rows = Vec::with_capacity(chunks.len());
+    for chunk in chunks {
+        values.push(chunk.into());
         rows.push(format!("(${})", values.len()));
     }
     let sql = format!(

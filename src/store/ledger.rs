@@ -200,37 +200,6 @@ pub async fn has_due_grant(
         .is_some())
 }
 
-/// Wallets due at `now` (their period ended, or a live grant's expiry
-/// passed), as (id, workspace id), in id order after `after_id`.
-pub async fn due_wallets(
-    db: &impl ConnectionTrait,
-    now: DateTime<Utc>,
-    after_id: i64,
-    limit: u64,
-) -> Result<Vec<(i64, String)>, DbErr> {
-    let expiring = credit_grant::Entity::find()
-        .select_only()
-        .column(credit_grant::Column::WalletId)
-        .filter(credit_grant::Column::ExpiredAt.is_null())
-        .filter(credit_grant::Column::ExpiresAt.lte(now))
-        .into_query();
-    wallet::Entity::find()
-        .select_only()
-        .column(wallet::Column::Id)
-        .column(wallet::Column::WorkspaceId)
-        .filter(wallet::Column::Id.gt(after_id))
-        .filter(
-            Condition::any()
-                .add(wallet::Column::PeriodEndAt.lte(now))
-                .add(wallet::Column::Id.in_subquery(expiring)),
-        )
-        .order_by_asc(wallet::Column::Id)
-        .limit(limit)
-        .into_tuple()
-        .all(db)
-        .await
-}
-
 /// Whether the wallet is due at `now` (period ended or a grant expired).
 pub async fn is_due(
     db: &impl ConnectionTrait,
