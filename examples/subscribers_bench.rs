@@ -158,6 +158,10 @@ async fn main() -> anyhow::Result<()> {
                 match value["type"].as_str() {
                     Some("connection_ack") if !subscribed => {
                         subscribed = true;
+                        if std::env::var_os("CONNECT_ONLY").is_some() {
+                            let _ = ready_sender.send(()).await;
+                            continue;
+                        }
                         let _ = socket.send(Message::text(subscribe.to_string())).await;
                     }
                     Some("next") => {

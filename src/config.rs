@@ -57,8 +57,8 @@ pub struct Config {
     pub bind_addr: SocketAddr,
     /// Token verification.
     pub jwt: JwtConfig,
-    /// `EVENT_BUS_CAPACITY`: balance events kept for slow subscribers before
-    /// they fall back to reading the ledger (default
+    /// `EVENT_BUS_CAPACITY`: balance events of one wallet kept for a slow
+    /// subscriber before it falls back to reading the ledger (default
     /// [`crate::events::EVENT_BUS_CAPACITY`]).
     pub event_bus_capacity: usize,
     /// `RENEWAL_CRON`: six-field cron (UTC) of the renewal job (default

@@ -6,13 +6,17 @@
 //! (every event carries its per-wallet ledger sequence, so gaps are visible).
 
 use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use tokio::sync::broadcast;
 
 use crate::domain::catalogue::LedgerKind;
 use crate::service::BalanceView;
 
-/// How many events the bus holds for slow subscribers before they lag.
-pub const EVENT_BUS_CAPACITY: usize = 4096;
+/// How many events of one wallet the bus holds for a slow subscriber before
+/// it lags (and reads the ledger instead).
+pub const EVENT_BUS_CAPACITY: usize = 64;
 
 /// What an event reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +33,9 @@ pub enum EventKind {
     /// came back): every subscriber reads what it missed from the ledger.
     Resync,
 }
+
+/// Size of the per-wallet channel map from which idle channels are swept.
+const CHANNELS_SWEEP_AT: usize = 1024;
 
 /// One committed change of a wallet's balance.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,10 +56,13 @@ pub struct BalanceEvent {
     pub created_at: DateTime<Utc>,
 }
 
-/// The in-process broadcast of committed balance events. Cheap to clone.
+/// The in-process broadcast of committed balance events, one bounded
+/// channel per wallet that has subscribers, so an event wakes only the
+/// subscribers of its own wallet. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct EventBus {
-    sender: broadcast::Sender<BalanceEvent>,
+    channels: Arc<Mutex<HashMap<String, broadcast::Sender<BalanceEvent>>>>,
+    capacity: usize,
 }
 
 impl Default for EventBus {
@@ -62,23 +72,56 @@ impl Default for EventBus {
 }
 
 impl EventBus {
-    /// A bus holding up to `capacity` events per lagging subscriber.
+    /// A bus holding up to `capacity` events per wallet for a lagging
+    /// subscriber (beyond that it reads the ledger).
     pub fn new(capacity: usize) -> Self {
-        let (sender, _) = broadcast::channel(capacity);
-        Self { sender }
-    }
-
-    /// Publishes committed events, in ledger order.
-    pub fn publish(&self, events: impl IntoIterator<Item = BalanceEvent>) {
-        for event in events {
-            // No subscriber is not an error: nobody is watching.
-            let _ = self.sender.send(event);
+        Self {
+            channels: Arc::default(),
+            capacity: capacity.max(1),
         }
     }
 
-    /// Subscribes to every event published from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<BalanceEvent> {
-        self.sender.subscribe()
+    fn channels(&self) -> std::sync::MutexGuard<'_, HashMap<String, broadcast::Sender<BalanceEvent>>> {
+        // A panic while holding this lock cannot leave the map inconsistent.
+        self.channels
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Publishes committed events, in ledger order. A Resync event goes to
+    /// every wallet's subscribers.
+    pub fn publish(&self, events: impl IntoIterator<Item = BalanceEvent>) {
+        let mut channels = self.channels();
+        for event in events {
+            if event.kind == EventKind::Resync {
+                channels.retain(|_, sender| sender.send(event.clone()).is_ok());
+                continue;
+            }
+            if let Some(sender) = channels.get(&event.workspace_id)
+                && sender.send(event.clone()).is_err()
+            {
+                // Nobody listens any more: drop the wallet's channel.
+                channels.remove(&event.workspace_id);
+            }
+        }
+    }
+
+    /// Subscribes to the events of one wallet published from now on.
+    pub fn subscribe(&self, workspace_id: &str) -> broadcast::Receiver<BalanceEvent> {
+        let mut channels = self.channels();
+        // Channels of wallets whose subscribers all left are dropped here too
+        // (not only at their next event), whenever the map doubles.
+        if channels.len() >= CHANNELS_SWEEP_AT && channels.len().is_power_of_two() {
+            channels.retain(|_, sender| sender.receiver_count() > 0);
+        }
+        match channels.get(workspace_id) {
+            Some(sender) => sender.subscribe(),
+            None => {
+                let (sender, receiver) = broadcast::channel(self.capacity);
+                channels.insert(workspace_id.to_owned(), sender);
+                receiver
+            }
+        }
     }
 }
 

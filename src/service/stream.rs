@@ -181,7 +181,7 @@ impl Ledger {
     ) -> AppResult<impl Stream<Item = AppResult<BalanceChange>> + Send + use<>> {
         // Register before reading the starting point, so nothing committed
         // in between is missed.
-        let receiver = self.events.subscribe();
+        let receiver = self.events.subscribe(scope.workspace_id().as_str());
         let wallet = store::ledger::find_wallet(&self.db, scope.workspace_id().as_str())
             .await
             .map_err(db_error)?
@@ -234,10 +234,12 @@ impl StreamState {
     async fn next(&mut self) -> AppResult<BalanceChange> {
         if !self.started {
             self.started = true;
+            // Boxed: the database futures are large, and an idle subscriber's
+            // state should hold only what waiting for the bus needs.
             let first = if self.cursor.replay {
-                self.cursor.catch_up(None).await?
+                Box::pin(self.cursor.catch_up(None)).await?
             } else {
-                vec![self.cursor.snapshot().await?]
+                vec![Box::pin(self.cursor.snapshot()).await?]
             };
             self.pending.extend(first);
         }
@@ -246,10 +248,12 @@ impl StreamState {
                 return Ok(change);
             }
             let changes = match self.receiver.recv().await {
-                Ok(event) if event.kind == EventKind::Resync => self.cursor.catch_up(None).await?,
-                Ok(event) if event.workspace_id == self.workspace_id => self.cursor.on_event(event).await?,
+                Ok(event) if event.kind == EventKind::Resync => Box::pin(self.cursor.catch_up(None)).await?,
+                Ok(event) if event.workspace_id == self.workspace_id => {
+                    Box::pin(self.cursor.on_event(event)).await?
+                }
                 Ok(_) => continue,
-                Err(RecvError::Lagged(_)) => self.cursor.catch_up(None).await?,
+                Err(RecvError::Lagged(_)) => Box::pin(self.cursor.catch_up(None)).await?,
                 Err(RecvError::Closed) => std::future::pending().await,
             };
             self.pending.extend(changes);

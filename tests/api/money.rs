@@ -333,7 +333,7 @@ async fn the_low_balance_alert_fires_once_per_crossing(app: TestApp) {
     app.create_workspace("ws-low").await;
     let admin = app.token("admin", Some("ws-low"));
     let service = app.token("service", Some("ws-low"));
-    let mut events = app.ledger.events().subscribe();
+    let mut events = app.ledger.events().subscribe("ws-low");
     let set = "mutation($t: Int) { setLowBalanceThreshold(input: {threshold: $t}) { wallet { lowBalanceThreshold lowBalanceAlertedAt } } }";
     let set_answer = app.gql(Some(&admin), set, json!({ "t": 5 })).await;
     assert_eq!(
