@@ -129,7 +129,10 @@ async fn tokens_are_checked_at_connection_init_and_at_subscribe(app: TestApp) {
         json!({ "token": "x.y.z" }),
     ] {
         match app.ws_connect(payload.clone()).await {
-            Init::Closed(_, reason) => assert!(reason.contains("UNAUTHENTICATED"), "{payload}: {reason}"),
+            Init::Closed(code, reason) => {
+                assert_eq!(code, 1002, "{payload}");
+                assert!(reason.contains("UNAUTHENTICATED"), "{payload}: {reason}");
+            }
             Init::Acked(_) => panic!("{payload} was accepted"),
         }
     }
