@@ -86,7 +86,6 @@ fn from_row(row: entity::ledger_entry::Model) -> AppResult<BalanceChange> {
 
 struct Cursor {
     ledger: Ledger,
-    scope: WalletScope,
     wallet_id: i64,
     last: i64,
     /// Whether the subscriber asked to replay from `last` (no snapshot).
@@ -94,16 +93,34 @@ struct Cursor {
 }
 
 impl Cursor {
-    /// A snapshot of now; moves the cursor to the wallet's head.
+    /// A snapshot of now, read from the newest ledger row (whose balance
+    /// after is the wallet's balance); moves the cursor to it. One query,
+    /// so a reconnect storm costs the database little.
     async fn snapshot(&mut self) -> AppResult<BalanceChange> {
-        let view = self.ledger.wallet(&self.scope).await?;
-        self.last = view.last_sequence;
+        let newest = store::ledger::newest_entry(&self.ledger.db, self.wallet_id)
+            .await
+            .map_err(db_error)?;
+        let (sequence, balance) = match newest {
+            Some(row) => (
+                row.sequence,
+                BalanceView {
+                    total: row.balance_after_credits,
+                    split: BalanceSplit {
+                        allocation: row.allocation_after_credits,
+                        purchased: row.purchased_after_credits,
+                        bonus: row.bonus_after_credits,
+                    },
+                },
+            ),
+            None => (0, BalanceView::default()),
+        };
+        self.last = sequence;
         Ok(BalanceChange {
             kind: ChangeKind::Snapshot,
-            sequence: view.last_sequence,
+            sequence,
             transaction_id: None,
             delta: 0,
-            balance: view.balance,
+            balance,
             at: self.ledger.now(),
         })
     }
@@ -194,7 +211,6 @@ impl Ledger {
         }
         let cursor = Cursor {
             ledger: self.clone(),
-            scope,
             wallet_id: wallet.id,
             last: after_sequence.unwrap_or(0),
             replay: after_sequence.is_some(),

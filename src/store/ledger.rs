@@ -568,6 +568,18 @@ pub async fn list_entries(
         .await
 }
 
+/// The newest row of a wallet.
+pub async fn newest_entry(
+    db: &impl ConnectionTrait,
+    wallet_id: i64,
+) -> Result<Option<ledger_entry::Model>, DbErr> {
+    ledger_entry::Entity::find()
+        .filter(ledger_entry::Column::WalletId.eq(wallet_id))
+        .order_by_desc(ledger_entry::Column::Sequence)
+        .one(db)
+        .await
+}
+
 /// Up to `limit` rows of a wallet after sequence `after` (up to `until`),
 /// oldest first.
 pub async fn entries_after(
