@@ -130,8 +130,9 @@ async fn garbage_requests_get_a_4xx_and_the_server_keeps_answering(app: TestApp)
         .await
         .unwrap();
     let not_graphql = app.gql(None, "query {{{", json!({})).await;
-    let oversize = app
-        .http
+    // Its own client: the server refuses the body without reading it and
+    // closes that connection, which a shared pool could otherwise reuse.
+    let oversize = reqwest::Client::new()
         .post(&url)
         .header("content-type", "application/json")
         .body(format!("{{\"query\": \"{}\"}}", "a".repeat(300 * 1024)))
