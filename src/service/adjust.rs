@@ -114,12 +114,7 @@ impl Ledger {
                 now,
             )
             .await?;
-        let balance = locked.balance();
-        self.finish(locked, now).await?;
-        Ok(LedgerChange {
-            transaction: TransactionView::from_model(entry)?,
-            balance,
-        })
+        self.finish_change(locked, entry, now).await
     }
 
     /// Reverses a SPEND or an unspent TOP_UP, once. Operators only: the
@@ -219,6 +214,16 @@ impl Ledger {
                 now,
             )
             .await?;
+        self.finish_change(locked, entry, now).await
+    }
+
+    /// Commits a one-row change and answers with the row and the balance.
+    async fn finish_change(
+        &self,
+        locked: super::LockedWallet,
+        entry: entity::ledger_entry::Model,
+        now: DateTime<Utc>,
+    ) -> AppResult<LedgerChange> {
         let balance = locked.balance();
         self.finish(locked, now).await?;
         Ok(LedgerChange {

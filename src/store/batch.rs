@@ -364,14 +364,18 @@ pub async fn save_wallets(
     let result = txn
         .execute_raw(Statement::from_sql_and_values(backend, sql, values))
         .await?;
-    if result.rows_affected() != wallets.len() as u64 {
-        return Err(DbErr::Custom(format!(
-            "{} of {} wallets changed under their lock",
-            wallets.len() as u64 - result.rows_affected(),
-            wallets.len()
-        )));
+    all_saved(wallets.len(), result.rows_affected())
+}
+
+/// Every guarded head write must have matched its wallet.
+fn all_saved(expected: usize, saved: u64) -> Result<(), DbErr> {
+    if saved == expected as u64 {
+        return Ok(());
     }
-    Ok(())
+    Err(DbErr::Custom(format!(
+        "{} of {expected} wallets changed under their lock",
+        expected as u64 - saved
+    )))
 }
 
 #[derive(Serialize)]
@@ -420,14 +424,7 @@ async fn save_wallets_postgres(
             [json(&heads)?, Value::from(now)],
         ))
         .await?;
-    if result.rows_affected() != wallets.len() as u64 {
-        return Err(DbErr::Custom(format!(
-            "{} of {} wallets changed under their lock",
-            wallets.len() as u64 - result.rows_affected(),
-            wallets.len()
-        )));
-    }
-    Ok(())
+    all_saved(wallets.len(), result.rows_affected())
 }
 
 /// Longest NOTIFY payload sent (PostgreSQL's limit is 8,000 bytes).

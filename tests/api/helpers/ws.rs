@@ -92,23 +92,11 @@ impl WsClient {
     /// The next `next`/`error`/`complete` message (pings are answered).
     pub async fn next_message(&mut self) -> Value {
         loop {
-            let message = tokio::time::timeout(Duration::from_secs(10), self.socket.next())
-                .await
-                .expect("a message within 10 s")
-                .expect("the socket is open")
-                .unwrap();
-            if let Message::Text(text) = message {
-                let value: Value = serde_json::from_str(&text).unwrap();
-                match value["type"].as_str() {
-                    Some("ping") => {
-                        self.socket
-                            .send(Message::text(json!({ "type": "pong" }).to_string()))
-                            .await
-                            .unwrap();
-                    }
-                    Some("pong") => {}
-                    _ => return value,
-                }
+            let value = self.next_raw().await;
+            match value["type"].as_str() {
+                Some("ping") => self.send(json!({ "type": "pong" })).await,
+                Some("pong") => {}
+                _ => return value,
             }
         }
     }
