@@ -177,12 +177,7 @@ pub async fn live_grants(
     db: &impl ConnectionTrait,
     wallet_id: i64,
 ) -> Result<Vec<credit_grant::Model>, DbErr> {
-    credit_grant::Entity::find()
-        .filter(credit_grant::Column::WalletId.eq(wallet_id))
-        .filter(credit_grant::Column::ExpiredAt.is_null())
-        .order_by_asc(credit_grant::Column::Id)
-        .all(db)
-        .await
+    super::batch::live_grants_of(db, vec![wallet_id]).await
 }
 
 /// Whether the wallet has a live grant whose expiry has passed.
