@@ -7,6 +7,19 @@ use futures_util::future::join_all;
 use crate::both_backends;
 use crate::helpers::TestApp;
 
+/// The `spendCredit` outcome of each answer.
+fn outcomes(answers: &[crate::helpers::client::Answer]) -> Vec<String> {
+    answers
+        .iter()
+        .map(|answer| {
+            answer.data()["spendCredit"]["outcome"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
+
 /// Credits in the wallet under test.
 const K: i64 = 25;
 
@@ -22,15 +35,7 @@ async fn ten_times_k_concurrent_spends_charge_exactly_k(app: TestApp) {
     }))
     .await;
 
-    let outcomes: Vec<String> = answers
-        .iter()
-        .map(|answer| {
-            answer.data()["spendCredit"]["outcome"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
+    let outcomes = outcomes(&answers);
     let charged = outcomes.iter().filter(|outcome| *outcome == "CHARGED").count() as i64;
     let refused = outcomes
         .iter()
@@ -68,15 +73,7 @@ async fn one_key_repeated_concurrently_charges_once(app: TestApp) {
     }))
     .await;
 
-    let outcomes: Vec<_> = answers
-        .iter()
-        .map(|answer| {
-            answer.data()["spendCredit"]["outcome"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
+    let outcomes = outcomes(&answers);
     assert_eq!(outcomes.iter().filter(|o| *o == "CHARGED").count(), 1);
     assert_eq!(outcomes.iter().filter(|o| *o == "DUPLICATE").count(), 19);
     let ids: std::collections::HashSet<_> = answers
