@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, TimeZone, Utc};
-use protodesk_credits::config::{Config, JwtConfig, JwtKeySource};
+use protodesk_credits::config::DatabaseConfig;
 use protodesk_credits::domain::clock::ManualClock;
 use protodesk_credits::domain::invariant::check_totals;
 use protodesk_credits::events::EventBus;
@@ -25,7 +25,7 @@ use protodesk_credits::service::Ledger;
 use protodesk_credits::store;
 use sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
 
-fn config(backend: &str, directory: &std::path::Path, n: u64) -> Config {
+fn config(backend: &str, directory: &std::path::Path, n: u64) -> DatabaseConfig {
     let (database_url, database_schema) = match backend {
         "sqlite" => (
             format!("sqlite://{}/bench-{n}.db?mode=rwc", directory.display()),
@@ -37,18 +37,10 @@ fn config(backend: &str, directory: &std::path::Path, n: u64) -> Config {
             Some(format!("bench_renewal_{n}_{}", std::process::id())),
         ),
     };
-    Config {
-        database_url,
-        database_schema,
-        database_max_connections: 10,
-        bind_addr: "127.0.0.1:0".parse().expect("address"),
-        jwt: JwtConfig {
-            key: JwtKeySource::Secret("bench-secret-bench-secret".to_owned().into()),
-            issuer: None,
-            audience: None,
-        },
-        renewal_cron: None,
-        event_bus_capacity: 4096,
+    DatabaseConfig {
+        url: database_url,
+        schema: database_schema,
+        max_connections: 10,
     }
 }
 
@@ -141,7 +133,7 @@ async fn baseline(backend: &str, n: u64) -> anyhow::Result<f64> {
             .map_err(|error| anyhow::anyhow!("settle failed: {}", error.code()))?;
     }
     let rate = n as f64 / started.elapsed().as_secs_f64();
-    if let Some(schema) = &config.database_schema {
+    if let Some(schema) = &config.schema {
         db.execute_unprepared(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
             .await?;
     }
@@ -175,7 +167,7 @@ async fn run(backend: &str, n: u64) -> anyhow::Result<f64> {
         n as f64 / seconds,
         wallets.len().div_ceil((n / 100).max(1) as usize)
     );
-    if let Some(schema) = &config.database_schema {
+    if let Some(schema) = &config.schema {
         db.execute_unprepared(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
             .await?;
     }

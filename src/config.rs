@@ -42,17 +42,25 @@ pub struct JwtConfig {
     pub audience: Option<String>,
 }
 
+/// Where the ledger is stored: all that `migrate`, `verify` and `renew`
+/// need.
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    /// `DATABASE_URL`: `sqlite://…` or `postgres://…`
+    /// (default [`DATABASE_URL_DEFAULT`]).
+    pub url: String,
+    /// `DATABASE_SCHEMA`: PostgreSQL schema to use (default: the server's
+    /// search path). Tests give each run its own schema.
+    pub schema: Option<String>,
+    /// `DATABASE_MAX_CONNECTIONS` (default [`DATABASE_MAX_CONNECTIONS_DEFAULT`]).
+    pub max_connections: u32,
+}
+
 /// Everything the service needs to start.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// `DATABASE_URL`: `sqlite://…` or `postgres://…`
-    /// (default [`DATABASE_URL_DEFAULT`]).
-    pub database_url: String,
-    /// `DATABASE_SCHEMA`: PostgreSQL schema to use (default: the server's
-    /// search path). Tests give each run its own schema.
-    pub database_schema: Option<String>,
-    /// `DATABASE_MAX_CONNECTIONS` (default [`DATABASE_MAX_CONNECTIONS_DEFAULT`]).
-    pub database_max_connections: u32,
+    /// The database.
+    pub database: DatabaseConfig,
     /// `BIND_ADDR` (default [`BIND_ADDR_DEFAULT`]); port 0 picks a free port.
     pub bind_addr: SocketAddr,
     /// Token verification.
@@ -75,18 +83,14 @@ fn optional(name: &str) -> anyhow::Result<Option<String>> {
     }
 }
 
-impl Config {
-    /// Reads and validates the configuration from the environment.
+impl DatabaseConfig {
+    /// Reads and validates the database settings from the environment.
     pub fn from_env() -> anyhow::Result<Self> {
-        let database_url = optional("DATABASE_URL")?.unwrap_or_else(|| DATABASE_URL_DEFAULT.to_owned());
-        if !(database_url.starts_with("sqlite:") || database_url.starts_with("postgres")) {
+        let url = optional("DATABASE_URL")?.unwrap_or_else(|| DATABASE_URL_DEFAULT.to_owned());
+        if !(url.starts_with("sqlite:") || url.starts_with("postgres")) {
             bail!("DATABASE_URL must start with sqlite: or postgres:// (got another scheme)");
         }
-        let bind_addr = optional("BIND_ADDR")?
-            .unwrap_or_else(|| BIND_ADDR_DEFAULT.to_owned())
-            .parse()
-            .context("BIND_ADDR must be an address such as 127.0.0.1:8080")?;
-        let database_max_connections = match optional("DATABASE_MAX_CONNECTIONS")? {
+        let max_connections = match optional("DATABASE_MAX_CONNECTIONS")? {
             None => DATABASE_MAX_CONNECTIONS_DEFAULT,
             Some(raw) => raw
                 .parse::<u32>()
@@ -94,6 +98,22 @@ impl Config {
                 .filter(|n| (1..=1000).contains(n))
                 .context("DATABASE_MAX_CONNECTIONS must be an integer from 1 to 1000")?,
         };
+        Ok(Self {
+            url,
+            schema: optional("DATABASE_SCHEMA")?,
+            max_connections,
+        })
+    }
+}
+
+impl Config {
+    /// Reads and validates the configuration from the environment.
+    pub fn from_env() -> anyhow::Result<Self> {
+        let database = DatabaseConfig::from_env()?;
+        let bind_addr = optional("BIND_ADDR")?
+            .unwrap_or_else(|| BIND_ADDR_DEFAULT.to_owned())
+            .parse()
+            .context("BIND_ADDR must be an address such as 127.0.0.1:8080")?;
         let key = match (optional("JWT_SECRET")?, optional("JWT_PUBLIC_KEY_FILE")?) {
             (Some(secret), None) => {
                 if secret.len() < 16 {
@@ -123,9 +143,7 @@ impl Config {
         Ok(Config {
             event_bus_capacity,
             renewal_cron,
-            database_url,
-            database_schema: optional("DATABASE_SCHEMA")?,
-            database_max_connections,
+            database,
             bind_addr,
             jwt: JwtConfig {
                 key,

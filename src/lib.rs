@@ -20,6 +20,7 @@ pub mod error;
 pub mod events;
 pub mod graphql;
 pub mod http;
+pub mod metrics;
 pub mod scheduler;
 pub mod service;
 pub mod startup;

@@ -1,5 +1,5 @@
-//! The `protodesk-credits` binary: serve (default), mint a development
-//! token, or print the schema.
+//! The `protodesk-credits` binary: serve (default), migrate, mint a
+//! development token, verify the ledger, print the schema, renew periods.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -7,9 +7,14 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use protodesk_credits::auth::{Claims, mint_hs256};
-use protodesk_credits::config::Config;
+use chrono::{DateTime, Utc};
+use migration::{Migrator, MigratorTrait};
+use protodesk_credits::config::{Config, DatabaseConfig};
 use protodesk_credits::domain::clock::SystemClock;
+use protodesk_credits::events::EventBus;
+use protodesk_credits::service::Ledger;
 use protodesk_credits::startup::{App, shutdown_signal};
+use protodesk_credits::store;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -42,18 +47,55 @@ enum Command {
         #[arg(long, default_value_t = 3600)]
         ttl: i64,
     },
+    /// Apply, revert or list the database migrations (DATABASE_URL).
+    Migrate {
+        #[command(subcommand)]
+        action: MigrateAction,
+    },
+    /// Check the ledger invariants of every wallet on a live database and
+    /// print each wallet that breaks them (exit status 1 if any does).
+    Verify,
     /// Print the GraphQL schema (SDL), as checked in at schema.graphql.
     Sdl,
+    /// Run the period roll-over once (renew ended periods, expire due
+    /// grants), as the scheduler does, then exit.
+    Renew {
+        /// The instant to roll over to, RFC 3339 (default: now).
+        #[arg(long)]
+        at: Option<DateTime<Utc>>,
+    },
+}
+
+#[derive(Subcommand)]
+enum MigrateAction {
+    /// Apply every pending migration.
+    Up,
+    /// Revert the newest applied migrations.
+    Down {
+        /// How many to revert.
+        #[arg(long, default_value_t = 1)]
+        steps: u32,
+    },
+    /// List each migration and whether it is applied.
+    Status,
+}
+
+/// `LOG_FORMAT=json` writes one JSON object per line; anything else (or
+/// unset) the human format. `RUST_LOG` filters either.
+fn init_tracing() {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,tokio_cron_scheduler=warn,sqlx=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if std::env::var("LOG_FORMAT").is_ok_and(|format| format.eq_ignore_ascii_case("json")) {
+        builder.json().with_current_span(true).with_span_list(true).init();
+    } else {
+        builder.init();
+    }
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| EnvFilter::new("info,tokio_cron_scheduler=warn,sqlx=warn")),
-        )
-        .init();
+    init_tracing();
     match run(Cli::parse()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -84,7 +126,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 sub,
                 workspace_id: workspace,
                 role,
-                exp: chrono::Utc::now().timestamp() + ttl,
+                exp: Utc::now().timestamp() + ttl,
                 iss: std::env::var("JWT_ISSUER").ok(),
                 aud: std::env::var("JWT_AUDIENCE").ok(),
             };
@@ -95,5 +137,59 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", protodesk_credits::graphql::sdl());
             Ok(())
         }
+        Command::Migrate { action } => migrate(action).await,
+        Command::Verify => verify().await,
+        Command::Renew { at } => {
+            let db = store::connect_and_migrate(&DatabaseConfig::from_env()?).await?;
+            let ledger = Ledger::new(db, Arc::new(SystemClock), EventBus::default());
+            let at = at.unwrap_or_else(Utc::now);
+            let report = ledger
+                .roll_over_periods(at)
+                .await
+                .map_err(|error| anyhow::anyhow!("roll-over failed: {}", error.code()))?;
+            println!(
+                "rolled over to {}: {} wallets due, {} changed",
+                at.to_rfc3339(),
+                report.wallets_examined,
+                report.wallets_changed
+            );
+            Ok(())
+        }
+    }
+}
+
+async fn migrate(action: MigrateAction) -> anyhow::Result<()> {
+    let db = store::connect(&DatabaseConfig::from_env()?).await?;
+    match action {
+        MigrateAction::Up => Migrator::up(&db, None).await.context("applying migrations")?,
+        MigrateAction::Down { steps } => Migrator::down(&db, Some(steps))
+            .await
+            .context("reverting migrations")?,
+        MigrateAction::Status => {}
+    }
+    for migration in Migrator::get_migration_with_status(&db)
+        .await
+        .context("reading migration status")?
+    {
+        println!("{:<8} {}", migration.status(), migration.name());
+    }
+    Ok(())
+}
+
+async fn verify() -> anyhow::Result<()> {
+    let db = store::connect(&DatabaseConfig::from_env()?).await?;
+    let audit = store::verify::audit(&db).await.context("reading the ledger")?;
+    for violation in &audit.violations {
+        println!("BROKEN {}: {}", violation.workspace_id, violation.problem);
+    }
+    if audit.violations.is_empty() {
+        println!("ok: {} wallets, every invariant holds", audit.wallets);
+        Ok(())
+    } else {
+        anyhow::bail!(
+            "{} violations in {} wallets",
+            audit.violations.len(),
+            audit.wallets
+        )
     }
 }

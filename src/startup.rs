@@ -32,12 +32,13 @@ impl App {
     /// Connects and migrates the database, builds the schema, binds the port.
     pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let verifier = TokenVerifier::from_config(&config.jwt)?;
-        let db = store::connect_and_migrate(config).await?;
+        let db = store::connect_and_migrate(&config.database).await?;
         let events = EventBus::new(config.event_bus_capacity);
-        let channel = notify_channel(config.database_schema.as_deref());
+        let channel = notify_channel(config.database.schema.as_deref());
         let relay =
-            (!store::is_sqlite(&db)).then(|| (config.database_url.clone(), channel.clone(), events.clone()));
+            (!store::is_sqlite(&db)).then(|| (config.database.url.clone(), channel.clone(), events.clone()));
         let ledger = Ledger::with_notify_channel(db, clock, events, channel);
+        ledger.metrics().pool_max(config.database.max_connections);
         let schema = build_schema(Some(ledger.clone()));
         let listener = TcpListener::bind(config.bind_addr)
             .await

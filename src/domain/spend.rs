@@ -22,6 +22,17 @@ pub enum SpendOutcome {
     Duplicate,
 }
 
+impl SpendOutcome {
+    /// The GraphQL name of the outcome.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Charged => "CHARGED",
+            Self::InsufficientCredits => "INSUFFICIENT_CREDITS",
+            Self::Duplicate => "DUPLICATE",
+        }
+    }
+}
+
 /// What the spend rule decided for fresh (not yet seen) keys.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SpendDecision {

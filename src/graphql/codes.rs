@@ -12,20 +12,32 @@ use async_graphql::futures_util::StreamExt;
 use async_graphql::futures_util::stream::BoxStream;
 use async_graphql::{Response, ServerError};
 
-/// The extension factory.
-pub struct ErrorCodes;
+use crate::metrics::Metrics;
+
+/// The extension factory; errors are counted in `metrics` by code.
+#[derive(Clone)]
+pub struct ErrorCodes {
+    pub metrics: Option<Metrics>,
+}
 
 impl ExtensionFactory for ErrorCodes {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(ErrorCodes)
+        Arc::new(self.clone())
     }
 }
 
-fn label(errors: &mut [ServerError]) {
-    for error in errors {
-        let extensions = error.extensions.get_or_insert_with(Default::default);
-        if extensions.get("code").is_none() {
-            extensions.set("code", "BAD_USER_INPUT");
+impl ErrorCodes {
+    fn label(&self, errors: &mut [ServerError]) {
+        for error in errors {
+            let extensions = error.extensions.get_or_insert_with(Default::default);
+            if extensions.get("code").is_none() {
+                extensions.set("code", "BAD_USER_INPUT");
+            }
+            if let (Some(metrics), Some(async_graphql::Value::String(code))) =
+                (&self.metrics, extensions.get("code"))
+            {
+                metrics.error(code);
+            }
         }
     }
 }
@@ -34,7 +46,7 @@ fn label(errors: &mut [ServerError]) {
 impl Extension for ErrorCodes {
     async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
         let mut response = next.run(ctx).await;
-        label(&mut response.errors);
+        self.label(&mut response.errors);
         response
     }
 
@@ -44,9 +56,10 @@ impl Extension for ErrorCodes {
         stream: BoxStream<'s, Response>,
         next: NextSubscribe<'_>,
     ) -> BoxStream<'s, Response> {
+        let this = self.clone();
         next.run(ctx, stream)
-            .map(|mut response| {
-                label(&mut response.errors);
+            .map(move |mut response| {
+                this.label(&mut response.errors);
                 response
             })
             .boxed()

@@ -48,7 +48,9 @@ pub fn build_schema(ledger: Option<Ledger>) -> AppSchema {
     let mut builder = Schema::build(QueryRoot::default(), MutationRoot::default(), SubscriptionRoot)
         .limit_depth(QUERY_DEPTH_MAX)
         .limit_complexity(QUERY_COMPLEXITY_MAX)
-        .extension(codes::ErrorCodes);
+        .extension(codes::ErrorCodes {
+            metrics: ledger.as_ref().map(|ledger| ledger.metrics().clone()),
+        });
     if let Some(ledger) = ledger {
         builder = builder.data(ledger);
     }

@@ -123,13 +123,14 @@ impl SubscriptionRoot {
             }
             None => None,
         };
-        let stream = ledger(ctx)
-            .gql()?
+        let ledger = ledger(ctx).gql()?;
+        let stream = ledger
             .balance_stream(scope, after_sequence.map(i64::from))
             .await
             .gql()?;
+        let live = ledger.metrics().subscriber();
         Ok(stream.map(move |item| {
-            let _slot = &guard;
+            let _slot = (&guard, &live);
             item.map(BalanceChange::from).gql()
         }))
     }

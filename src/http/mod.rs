@@ -1,5 +1,6 @@
 //! The axum router: `/graphql` (POST; GET for queries and WebSocket
-//! upgrades), GraphiQL at `/`, the CSV export, `/healthz`, `/readyz`.
+//! upgrades), GraphiQL at `/`, the live balance page at `/console`, the CSV
+//! export, `/healthz`, `/readyz`, `/metrics`.
 //!
 //! Authentication happens here, once per request (or once per WebSocket
 //! connection, from the `connection_init` payload); the result travels to
@@ -21,6 +22,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
 
 use crate::auth::TokenVerifier;
 use crate::graphql::{AppSchema, Authentication, SubscriptionSlots};
@@ -63,12 +65,33 @@ pub fn router(state: AppState) -> Router {
         .route("/export/transactions.csv", get(export::export_transactions))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/console", get(console))
         .layer(RequestBodyLimitLayer::new(REQUEST_BODY_MAX))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ))
+        // One span per request; the path only (no query string, no headers,
+        // so neither tokens nor variables reach the logs).
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
+            tracing::info_span!("http.request", method = %request.method(), path = %request.uri().path())
+        }))
         .with_state(state)
+}
+
+/// The live balance page: one self-contained HTML file (no CDN).
+async fn console() -> Html<&'static str> {
+    Html(include_str!("console.html"))
+}
+
+/// Prometheus text exposition.
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        state.ledger.metrics().render(state.ledger.db()),
+    )
+        .into_response()
 }
 
 async fn graphiql() -> Html<String> {

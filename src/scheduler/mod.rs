@@ -13,6 +13,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::sync::Mutex;
 use tokio_cron_scheduler::{Job, JobScheduler};
+use tracing::Instrument;
 
 use crate::service::Ledger;
 
@@ -27,10 +28,10 @@ async fn run_once(ledger: &Ledger, guard: &Mutex<()>) {
         return;
     };
     let now = ledger.now();
-    let span = tracing::info_span!("credits.roll_over_periods", %now);
-    let _entered = span.enter();
-    match ledger.roll_over_periods(now).await {
+    let span = tracing::info_span!("job.roll_over_periods", %now);
+    match ledger.roll_over_periods(now).instrument(span.clone()).await {
         Ok(report) if report.wallets_examined > 0 => {
+            let _entered = span.enter();
             tracing::info!(
                 examined = report.wallets_examined,
                 changed = report.wallets_changed,
@@ -39,6 +40,7 @@ async fn run_once(ledger: &Ledger, guard: &Mutex<()>) {
         }
         Ok(_) => {}
         Err(error) => {
+            let _entered = span.enter();
             let code = error.code();
             let _ = error.into_graphql();
             tracing::warn!(code, "roll-over failed; the next tick retries");

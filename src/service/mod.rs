@@ -47,6 +47,7 @@ use crate::domain::reversal::{LowBalance, low_balance};
 use crate::domain::settlement::{expiry_reference, is_grant_due};
 use crate::error::{AppError, AppResult};
 use crate::events::{BalanceEvent, EventBus, EventKind};
+use crate::metrics::Metrics;
 use crate::store::{self, db_error, ledger::EntryDraft};
 
 /// The ledger service: the one facade the GraphQL layer and the scheduler
@@ -57,6 +58,7 @@ pub struct Ledger {
     clock: Arc<dyn Clock>,
     events: EventBus,
     notify_channel: String,
+    metrics: Metrics,
 }
 
 impl Ledger {
@@ -78,7 +80,13 @@ impl Ledger {
             clock,
             events,
             notify_channel,
+            metrics: Metrics::default(),
         }
+    }
+
+    /// This service's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// The bus committed balance events are published on.
@@ -346,8 +354,14 @@ impl Ledger {
     /// Commits a locked wallet's changes, then publishes their events.
     async fn finish(&self, locked: LockedWallet, now: DateTime<Utc>) -> AppResult<wallet_entity::Model> {
         let (wallet, events) = locked.commit(now).await?;
-        self.events.publish(events);
+        self.committed(events);
         Ok(wallet)
+    }
+
+    /// Counts and publishes the events of committed rows.
+    fn committed(&self, events: Vec<BalanceEvent>) {
+        self.metrics.rows_committed(&events);
+        self.events.publish(events);
     }
 }
 

@@ -1,5 +1,7 @@
 //! `spendCredit`: pay for one AI action, exactly once per key.
 
+use std::time::Instant;
+
 use chrono::{DateTime, Utc};
 
 use super::{BalanceView, Ledger, PackView, TransactionView};
@@ -45,6 +47,19 @@ impl Ledger {
     /// Spends the action's cost from the scope's wallet. See
     /// [`crate::domain::spend`] for the precedence of answers.
     pub async fn spend(&self, scope: &WalletScope, request: SpendRequest) -> AppResult<SpendResult> {
+        let started = Instant::now();
+        let action = request.action;
+        let result = self.spend_once(scope, request).await;
+        let outcome = match &result {
+            Ok(answer) => answer.outcome.as_str(),
+            Err(error) => error.code(),
+        };
+        self.metrics
+            .spend_answered(action.as_str(), outcome, started.elapsed());
+        result
+    }
+
+    async fn spend_once(&self, scope: &WalletScope, request: SpendRequest) -> AppResult<SpendResult> {
         let now = self.now();
         let fingerprint = spend_fingerprint(request.action.as_str(), request.reference.as_deref());
         let mut locked = self.lock(scope.workspace_id().as_str()).await?;

@@ -184,6 +184,7 @@ impl Ledger {
             for grant in store::batch::live_grants_of(&txn, ids).await.map_err(db_error)? {
                 grants_by_wallet.entry(grant.wallet_id).or_default().push(grant);
             }
+            self.metrics.sweep_batch(wallets.len());
             let mut settled = Vec::with_capacity(wallets.len());
             for wallet in wallets {
                 let grants = grants_by_wallet.remove(&wallet.id).unwrap_or_default();
@@ -196,7 +197,7 @@ impl Ledger {
             }
             let events = write_batch(&txn, &self.notify_channel, settled, now).await?;
             txn.commit().await.map_err(db_error)?;
-            self.events.publish(events);
+            self.committed(events);
         }
     }
 }

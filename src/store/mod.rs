@@ -16,7 +16,7 @@ use migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
 
-use crate::config::Config;
+use crate::config::DatabaseConfig;
 use crate::error::AppError;
 
 /// How long a SQLite writer waits for the single write lock before giving
@@ -27,10 +27,18 @@ pub const POOL_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Opens the pool, creates the PostgreSQL schema when one is configured,
 /// and runs the migrations.
-pub async fn connect_and_migrate(config: &Config) -> anyhow::Result<DatabaseConnection> {
-    let mut options = ConnectOptions::new(config.database_url.clone());
+pub async fn connect_and_migrate(config: &DatabaseConfig) -> anyhow::Result<DatabaseConnection> {
+    let db = connect(config).await?;
+    Migrator::up(&db, None).await.context("running migrations")?;
+    Ok(db)
+}
+
+/// Opens the pool and creates the PostgreSQL schema when one is configured;
+/// migrates nothing.
+pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<DatabaseConnection> {
+    let mut options = ConnectOptions::new(config.url.clone());
     options
-        .max_connections(config.database_max_connections)
+        .max_connections(config.max_connections)
         .min_connections(1)
         .acquire_timeout(POOL_ACQUIRE_TIMEOUT)
         .sqlx_logging(false)
@@ -43,8 +51,8 @@ pub async fn connect_and_migrate(config: &Config) -> anyhow::Result<DatabaseConn
                 .busy_timeout(SQLITE_BUSY_TIMEOUT)
                 .foreign_keys(true)
         });
-    if let Some(schema) = &config.database_schema {
-        let bootstrap = Database::connect(config.database_url.clone())
+    if let Some(schema) = &config.schema {
+        let bootstrap = Database::connect(config.url.clone())
             .await
             .context("connecting to the database to create DATABASE_SCHEMA")?;
         bootstrap
@@ -57,11 +65,9 @@ pub async fn connect_and_migrate(config: &Config) -> anyhow::Result<DatabaseConn
         bootstrap.close().await.ok();
         options.set_schema_search_path(schema.clone());
     }
-    let db = Database::connect(options)
+    Database::connect(options)
         .await
-        .context("connecting to DATABASE_URL")?;
-    Migrator::up(&db, None).await.context("running migrations")?;
-    Ok(db)
+        .context("connecting to DATABASE_URL")
 }
 
 /// Sorts a database error: lost connections, pool timeouts and lock

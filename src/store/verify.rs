@@ -8,7 +8,7 @@ use sea_orm::{
     QuerySelect,
 };
 
-use crate::domain::invariant::WalletTotals;
+use crate::domain::invariant::{WalletTotals, check_totals};
 
 async fn sum(
     db: &impl ConnectionTrait,
@@ -131,4 +131,73 @@ pub async fn batch_sums(
             (id, ledger_sum, grants_sum)
         })
         .collect())
+}
+
+/// A wallet that breaks the ledger invariant, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// The wallet's workspace.
+    pub workspace_id: String,
+    /// What is broken.
+    pub problem: String,
+}
+
+/// The result of a full audit.
+#[derive(Debug, Clone, Default)]
+pub struct Audit {
+    /// Wallets examined.
+    pub wallets: u64,
+    /// Every broken invariant found.
+    pub violations: Vec<Violation>,
+}
+
+/// Checks every wallet: balance = sum of the ledger = sum of live grants =
+/// the newest row's balance after, never negative; sequences dense 1..=n;
+/// at most one allocation grant per wallet and period. Reads only.
+pub async fn audit(db: &impl ConnectionTrait) -> Result<Audit, DbErr> {
+    let mut audit = Audit::default();
+    let wallets = all_wallets(db).await?;
+    let workspaces: std::collections::HashMap<i64, String> = wallets
+        .iter()
+        .map(|wallet| (wallet.id, wallet.workspace_id.clone()))
+        .collect();
+    for wallet in wallets {
+        audit.wallets += 1;
+        let mut broken = |problem: String| {
+            audit.violations.push(Violation {
+                workspace_id: wallet.workspace_id.clone(),
+                problem,
+            });
+        };
+        if let Err(problem) = check_totals(&wallet_totals(db, &wallet).await?) {
+            broken(problem);
+        }
+        if !sequence_is_dense(db, &wallet).await? {
+            broken(format!(
+                "ledger sequences are not dense 1..={}",
+                wallet.last_sequence
+            ));
+        }
+    }
+    let doubled: Vec<(i64, Option<chrono::DateTime<chrono::Utc>>)> = credit_grant::Entity::find()
+        .select_only()
+        .column(credit_grant::Column::WalletId)
+        .column(credit_grant::Column::PeriodStartAt)
+        .filter(credit_grant::Column::Source.eq("ALLOCATION"))
+        .group_by(credit_grant::Column::WalletId)
+        .group_by(credit_grant::Column::PeriodStartAt)
+        .having(Expr::col(credit_grant::Column::Id).count().gt(1))
+        .into_tuple()
+        .all(db)
+        .await?;
+    for (wallet_id, period_start) in doubled {
+        audit.violations.push(Violation {
+            workspace_id: workspaces.get(&wallet_id).cloned().unwrap_or_default(),
+            problem: format!(
+                "the allocation of the period starting {} was granted more than once",
+                period_start.map_or_else(|| "(none)".to_owned(), |at| at.to_rfc3339())
+            ),
+        });
+    }
+    Ok(audit)
 }

@@ -13,9 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, TimeZone, Utc};
 use protodesk_credits::auth::{Claims, mint_hs256};
-use protodesk_credits::config::{Config, JwtConfig, JwtKeySource};
+use protodesk_credits::config::{Config, DatabaseConfig, JwtConfig, JwtKeySource};
 use protodesk_credits::domain::clock::ManualClock;
-use protodesk_credits::domain::invariant::check_totals;
 use protodesk_credits::service::Ledger;
 use protodesk_credits::startup::App;
 use protodesk_credits::store;
@@ -190,9 +189,11 @@ impl TestApp {
         options: Options,
     ) -> TestApp {
         let config = Config {
-            database_url,
-            database_schema: pg_schema.clone(),
-            database_max_connections: 10,
+            database: DatabaseConfig {
+                url: database_url,
+                schema: pg_schema.clone(),
+                max_connections: 10,
+            },
             bind_addr: "127.0.0.1:0".parse().unwrap(),
             jwt: JwtConfig {
                 key: options
@@ -262,33 +263,11 @@ impl TestApp {
     /// ledger = sum of live grants = the newest row's balance after, never
     /// negative; sequences dense; one allocation grant per wallet and period.
     pub async fn verify_ledger(&self) {
-        let db = self.ledger.db();
-        let wallets = store::verify::all_wallets(db).await.unwrap();
-        for wallet in wallets {
-            let totals = store::verify::wallet_totals(db, &wallet).await.unwrap();
-            if let Err(broken) = check_totals(&totals) {
-                panic!(
-                    "ledger invariant broken for workspace {}: {broken}",
-                    wallet.workspace_id
-                );
-            }
-            assert!(
-                store::verify::sequence_is_dense(db, &wallet).await.unwrap(),
-                "sequences of workspace {} are not dense",
-                wallet.workspace_id
-            );
-        }
-        let duplicates = db
-            .query_all_raw(sea_orm::Statement::from_string(
-                db.get_database_backend(),
-                "SELECT wallet_id, period_start_at FROM credit_grant WHERE source = 'ALLOCATION' \
-                 GROUP BY wallet_id, period_start_at HAVING COUNT(*) > 1",
-            ))
-            .await
-            .unwrap();
+        let audit = store::verify::audit(self.ledger.db()).await.unwrap();
         assert!(
-            duplicates.is_empty(),
-            "an allocation was granted twice for one period"
+            audit.violations.is_empty(),
+            "ledger invariant broken: {:?}",
+            audit.violations
         );
     }
 

@@ -1,0 +1,202 @@
+//! Prometheus metrics, served at `/metrics` in the text exposition format.
+//!
+//! Each [`Metrics`] owns its registry (no process-wide state), so several
+//! apps in one process (the tests) count apart. The service records what
+//! it commits; the GraphQL layer records error codes and live subscribers;
+//! the database pool is read at scrape time.
+
+use std::time::Duration;
+
+use prometheus::{
+    Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+use sea_orm::{DatabaseConnection, DbBackend};
+
+use crate::events::{BalanceEvent, EventKind};
+
+/// Spend latency buckets, in seconds: 0.5 ms to 2.5 s.
+const SPEND_SECONDS_BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+/// Renewal batch size buckets, in wallets.
+const BATCH_WALLETS_BUCKETS: [f64; 8] = [1.0, 5.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0];
+
+/// The service's metrics.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    spends: IntCounterVec,
+    spend_seconds: Histogram,
+    ledger_rows: IntCounterVec,
+    sweep_batch_wallets: Histogram,
+    subscribers: IntGauge,
+    errors: IntCounterVec,
+    pool_connections: IntGaugeVec,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("Metrics")
+    }
+}
+
+fn registered<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
+    // Registration fails only for a name registered twice in this registry,
+    // which the constructor below never does.
+    registry
+        .register(Box::new(metric.clone()))
+        .unwrap_or_else(|error| unreachable!("metric registered twice: {error}"));
+    metric
+}
+
+fn counter_vec(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    IntCounterVec::new(Opts::new(name, help), labels)
+        .unwrap_or_else(|error| unreachable!("invalid metric {name}: {error}"))
+}
+
+fn histogram(name: &str, help: &str, buckets: &[f64]) -> Histogram {
+    Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets.to_vec()))
+        .unwrap_or_else(|error| unreachable!("invalid metric {name}: {error}"))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let registry = Registry::new();
+        Self {
+            spends: registered(
+                &registry,
+                counter_vec(
+                    "credits_spends_total",
+                    "Spends answered, by action and outcome (CHARGED, DUPLICATE, INSUFFICIENT_CREDITS, or an error code).",
+                    &["action", "outcome"],
+                ),
+            ),
+            spend_seconds: registered(
+                &registry,
+                histogram(
+                    "credits_spend_duration_seconds",
+                    "Time to answer a spend, from the service call to its commit.",
+                    &SPEND_SECONDS_BUCKETS,
+                ),
+            ),
+            ledger_rows: registered(
+                &registry,
+                counter_vec(
+                    "credits_ledger_rows_total",
+                    "Ledger rows committed by this instance, by kind (GRANT counts renewals, EXPIRE expiries).",
+                    &["kind"],
+                ),
+            ),
+            sweep_batch_wallets: registered(
+                &registry,
+                histogram(
+                    "credits_renewal_batch_wallets",
+                    "Wallets settled per renewal sweep transaction.",
+                    &BATCH_WALLETS_BUCKETS,
+                ),
+            ),
+            subscribers: registered(
+                &registry,
+                IntGauge::new(
+                    "credits_live_subscribers",
+                    "balanceChanged subscriptions open on this instance.",
+                )
+                .unwrap_or_else(|error| unreachable!("invalid metric: {error}")),
+            ),
+            errors: registered(
+                &registry,
+                counter_vec(
+                    "credits_graphql_errors_total",
+                    "GraphQL errors answered, by extensions.code.",
+                    &["code"],
+                ),
+            ),
+            pool_connections: registered(
+                &registry,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "credits_db_pool_connections",
+                        "Database pool connections, by state (idle, in_use, max).",
+                    ),
+                    &["state"],
+                )
+                .unwrap_or_else(|error| unreachable!("invalid metric: {error}")),
+            ),
+            registry,
+        }
+    }
+}
+
+/// Decrements the live subscriber gauge when the subscription ends.
+#[derive(Debug)]
+pub struct SubscriberGuard(IntGauge);
+
+impl Drop for SubscriberGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+impl Metrics {
+    /// Records one answered spend.
+    pub fn spend_answered(&self, action: &str, outcome: &str, elapsed: Duration) {
+        self.spends.with_label_values(&[action, outcome]).inc();
+        self.spend_seconds.observe(elapsed.as_secs_f64());
+    }
+
+    /// Records committed ledger rows by kind (events from other instances
+    /// are theirs to count).
+    pub fn rows_committed(&self, events: &[BalanceEvent]) {
+        for event in events {
+            if let EventKind::Ledger(kind) = event.kind {
+                self.ledger_rows.with_label_values(&[kind.as_str()]).inc();
+            }
+        }
+    }
+
+    /// Records the size of one renewal sweep batch.
+    pub fn sweep_batch(&self, wallets: usize) {
+        self.sweep_batch_wallets.observe(wallets as f64);
+    }
+
+    /// Counts a subscription as live until the guard is dropped.
+    pub fn subscriber(&self) -> SubscriberGuard {
+        self.subscribers.inc();
+        SubscriberGuard(self.subscribers.clone())
+    }
+
+    /// Records one GraphQL error by its code.
+    pub fn error(&self, code: &str) {
+        self.errors.with_label_values(&[code]).inc();
+    }
+
+    /// Records the pool's configured size.
+    pub fn pool_max(&self, connections: u32) {
+        self.pool_connections
+            .with_label_values(&["max"])
+            .set(i64::from(connections));
+    }
+
+    /// The text exposition of every metric, the pool read now.
+    pub fn render(&self, db: &DatabaseConnection) -> String {
+        let (size, idle) = match db.get_database_backend() {
+            DbBackend::Postgres => {
+                let pool = db.get_postgres_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+            DbBackend::Sqlite => {
+                let pool = db.get_sqlite_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+            _ => (0, 0),
+        };
+        let idle = i64::try_from(idle).unwrap_or(i64::MAX);
+        self.pool_connections.with_label_values(&["idle"]).set(idle);
+        self.pool_connections
+            .with_label_values(&["in_use"])
+            .set(i64::from(size) - idle);
+        TextEncoder::new()
+            .encode_to_string(&self.registry.gather())
+            .unwrap_or_else(|error| format!("# metrics could not be encoded: {error}\n"))
+    }
+}
