@@ -80,12 +80,15 @@ enum MigrateAction {
     Status,
 }
 
-/// `LOG_FORMAT=json` writes one JSON object per line; anything else (or
-/// unset) the human format. `RUST_LOG` filters either.
+/// Logs go to stderr (stdout is each command's output). `LOG_FORMAT=json`
+/// writes one JSON object per line; anything else (or unset) the human
+/// format. `RUST_LOG` filters either.
 fn init_tracing() {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,tokio_cron_scheduler=warn,sqlx=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if std::env::var("LOG_FORMAT").is_ok_and(|format| format.eq_ignore_ascii_case("json")) {
         builder.json().with_current_span(true).with_span_list(true).init();
     } else {

@@ -7,8 +7,10 @@ mod helpers;
 
 mod auth;
 mod catalogue;
+mod cli;
 mod concurrency;
 mod input;
+mod metrics;
 mod money;
 mod periods;
 mod schema;

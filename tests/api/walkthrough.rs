@@ -69,12 +69,14 @@ async fn walkthrough(database: Option<(String, String)>) {
         .env_remove("DATABASE_URL")
         .env("JWT_SECRET", SECRET)
         .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+        .env("LOG_FORMAT", "json")
+        .env("RUST_LOG", "info,tower_http=debug")
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stderr(std::fs::File::create(directory.path().join("server.log")).unwrap());
     if let Some((url, schema)) = &database {
         command.env("DATABASE_URL", url).env("DATABASE_SCHEMA", schema);
     }
-    let _server = Server(command.spawn().unwrap());
+    let server = Server(command.spawn().unwrap());
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
     let mut ready = false;
@@ -127,6 +129,29 @@ async fn walkthrough(database: Option<(String, String)>) {
             directory.path().join("protodesk-credits.db").exists(),
             "the default SQLite file"
         );
+    }
+    drop(server);
+    let log = std::fs::read_to_string(directory.path().join("server.log")).unwrap();
+    assert_json_logs_without_secrets(&log, &[SECRET, &operator, &service]);
+}
+
+/// Every log line is one JSON object; requests are logged inside an
+/// `http.request` span naming the path; no secret appears anywhere.
+fn assert_json_logs_without_secrets(log: &str, secrets: &[&str]) {
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
+        .collect();
+    assert!(
+        lines.iter().any(|line| line["span"]["name"] == "http.request"
+            && line["span"]["path"] == "/graphql"),
+        "a request span: {log}"
+    );
+    assert!(lines.iter().any(|line| line["fields"]["message"]
+        .as_str()
+        .is_some_and(|message| message.starts_with("serving GraphQL"))));
+    for secret in secrets {
+        assert!(!log.contains(secret), "a secret reached the log");
     }
 }
 

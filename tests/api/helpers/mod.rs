@@ -68,6 +68,8 @@ pub struct TestApp {
     _shutdown: Arc<ShutdownOnDrop>,
     _directory: Arc<tempfile::TempDir>,
     pub pg_schema: Option<String>,
+    /// The `DATABASE_URL` the app runs on (for the binary's commands).
+    pub database_url: String,
 }
 
 struct ShutdownOnDrop(std::sync::Mutex<Option<oneshot::Sender<()>>>);
@@ -164,16 +166,9 @@ impl TestApp {
 
     /// Spawns another instance over the same database as `first`.
     pub async fn spawn_beside(first: &TestApp, options: Options) -> TestApp {
-        let database_url = match first.backend {
-            Backend::Sqlite => format!(
-                "sqlite://{}?mode=rwc",
-                first._directory.path().join("credits.db").display()
-            ),
-            Backend::Postgres => postgres_url(),
-        };
         Self::spawn_on(
             first.backend,
-            database_url,
+            first.database_url.clone(),
             first.pg_schema.clone(),
             tempfile::tempdir().unwrap(),
             options,
@@ -190,7 +185,7 @@ impl TestApp {
     ) -> TestApp {
         let config = Config {
             database: DatabaseConfig {
-                url: database_url,
+                url: database_url.clone(),
                 schema: pg_schema.clone(),
                 max_connections: 10,
             },
@@ -229,7 +224,26 @@ impl TestApp {
             _shutdown: Arc::new(ShutdownOnDrop(std::sync::Mutex::new(Some(sender)))),
             _directory: Arc::new(directory),
             pg_schema,
+            database_url,
         }
+    }
+
+    /// Runs the real binary with `args` against this app's database (and
+    /// the test secret), on a blocking thread.
+    pub async fn run_binary(&self, args: &[&str]) -> std::process::Output {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_protodesk-credits"));
+        command
+            .args(args)
+            .env("DATABASE_URL", &self.database_url)
+            .env("JWT_SECRET", TEST_SECRET)
+            .env_remove("DATABASE_SCHEMA")
+            .env_remove("LOG_FORMAT");
+        if let Some(schema) = &self.pg_schema {
+            command.env("DATABASE_SCHEMA", schema);
+        }
+        tokio::task::spawn_blocking(move || command.output().unwrap())
+            .await
+            .unwrap()
     }
 
     /// A token signed with the test secret.

@@ -1,0 +1,183 @@
+//! Goal: every subcommand of the one binary does what its help says,
+//! against a live database: `migrate` (up/down/status), `verify` (finds a
+//! corrupted wallet, exit 1), `renew` (rolls periods over at a given time),
+//! `token` (a token the server accepts), `sdl` (the checked-in schema), and
+//! `--help` on each.
+//! Method: run the compiled binary beside a running app on its database.
+
+use std::process::{Command, Output};
+
+use sea_orm::ConnectionTrait;
+use serde_json::json;
+
+use crate::both_backends;
+use crate::helpers::TestApp;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_protodesk-credits");
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn succeeded(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        output.status.code(),
+        stdout(output),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout(output)
+}
+
+/// Migration names and statuses, in order, from `migrate` output.
+fn statuses(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            Some((words.next()?.to_owned(), words.next()?.to_owned()))
+        })
+        .collect()
+}
+
+async fn migrate_reports_reverts_and_reapplies(app: TestApp) {
+    let applied = statuses(&succeeded(&app.run_binary(&["migrate", "status"]).await));
+    assert_eq!(applied.len(), 3, "{applied:?}");
+    assert!(applied.iter().all(|(status, _)| status == "Applied"), "{applied:?}");
+    assert!(applied[2].1.starts_with("m20261125_000003"), "{applied:?}");
+
+    let after_down = statuses(&succeeded(
+        &app.run_binary(&["migrate", "down", "--steps", "1"]).await,
+    ));
+    assert_eq!(
+        after_down.iter().map(|(status, _)| status.as_str()).collect::<Vec<_>>(),
+        ["Applied", "Applied", "Pending"]
+    );
+    let columns = app
+        .ledger
+        .db()
+        .query_all_raw(sea_orm::Statement::from_string(
+            app.ledger.db().get_database_backend(),
+            "SELECT bonus_after_credits FROM ledger_entry",
+        ))
+        .await;
+    assert!(columns.is_err(), "the reverted migration's column is gone");
+
+    let after_up = statuses(&succeeded(&app.run_binary(&["migrate", "up"]).await));
+    assert_eq!(after_up, applied);
+    app.create_workspace("ws-migrated").await;
+    let service = app.token("service", Some("ws-migrated"));
+    let spent = app.spend_ok(&service, "TRIAGE", "after-migrations").await;
+    assert_eq!(spent["outcome"], "CHARGED");
+}
+
+async fn verify_passes_then_names_the_broken_wallet(app: TestApp) {
+    app.create_workspace("ws-good").await;
+    app.create_workspace("ws-bad").await;
+    let service = app.token("service", Some("ws-bad"));
+    app.spend_ok(&service, "TRIAGE", "v1").await;
+    let healthy = succeeded(&app.run_binary(&["verify"]).await);
+    assert_eq!(healthy.trim(), "ok: 2 wallets, every invariant holds");
+
+    app.execute_sql(
+        "UPDATE wallet SET balance_credits = balance_credits + 5 WHERE workspace_id = 'ws-bad'",
+    )
+    .await;
+    let broken = app.run_binary(&["verify"]).await;
+    assert_eq!(broken.status.code(), Some(1));
+    let report = stdout(&broken);
+    assert_eq!(
+        report.trim(),
+        "BROKEN ws-bad: balance 304 != sum of ledger amounts 299",
+        "only the broken wallet is named, with its first broken equality"
+    );
+    assert!(String::from_utf8_lossy(&broken.stderr).contains("1 violations in 2 wallets"));
+    // Restore, so the harness's own audit after the scenario holds.
+    app.execute_sql(
+        "UPDATE wallet SET balance_credits = balance_credits - 5 WHERE workspace_id = 'ws-bad'",
+    )
+    .await;
+}
+
+async fn renew_rolls_over_at_the_given_time(app: TestApp) {
+    app.set_trial_credits(0).await;
+    app.create_workspace("ws-renew-cli").await;
+    let admin = app.token("admin", Some("ws-renew-cli"));
+    app.change_plan(&admin, None, "PRO", None).await.data();
+    let service = app.token("service", Some("ws-renew-cli"));
+    app.spend_ok(&service, "TRIAGE", "before-reset").await;
+
+    let early = succeeded(&app.run_binary(&["renew", "--at", "2026-02-27T10:00:00Z"]).await);
+    assert_eq!(
+        early.trim(),
+        "rolled over to 2026-02-27T10:00:00+00:00: 0 wallets due, 0 changed"
+    );
+    let due = succeeded(&app.run_binary(&["renew", "--at", "2026-02-28T10:00:00Z"]).await);
+    assert_eq!(
+        due.trim(),
+        "rolled over to 2026-02-28T10:00:00+00:00: 1 wallets due, 1 changed"
+    );
+    let kinds: Vec<(String, i64)> = app.ledger_rows("ws-renew-cli").await;
+    let pro = kinds[0].1;
+    assert_eq!(
+        kinds,
+        crate::helpers::client::rows(&[("GRANT", pro), ("SPEND", -1), ("EXPIRE", -(pro - 1)), ("GRANT", pro)])
+    );
+    let again = succeeded(&app.run_binary(&["renew", "--at", "2026-02-28T10:00:00Z"]).await);
+    assert!(again.contains("0 changed"), "{again}");
+
+    let bad = app.run_binary(&["renew", "--at", "yesterday"]).await;
+    assert_eq!(bad.status.code(), Some(2), "clap refuses a time that is not RFC 3339");
+}
+
+async fn minted_token_is_accepted_by_the_server(app: TestApp) {
+    app.create_workspace("ws-cli-token").await;
+    let token = succeeded(
+        &app.run_binary(&["token", "--role", "service", "--workspace", "ws-cli-token"])
+            .await,
+    );
+    let wallet = app
+        .gql(
+            Some(token.trim()),
+            "{ wallet { balance { total } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(wallet.data()["wallet"]["balance"]["total"], 300);
+}
+
+both_backends!(
+    migrate_reports_reverts_and_reapplies,
+    verify_passes_then_names_the_broken_wallet,
+    renew_rolls_over_at_the_given_time,
+    minted_token_is_accepted_by_the_server,
+);
+
+#[test]
+fn sdl_prints_the_checked_in_schema() {
+    let output = Command::new(BINARY).arg("sdl").output().unwrap();
+    let checked_in = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql")).unwrap();
+    assert_eq!(succeeded(&output), checked_in);
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    let cases: [(&[&str], &str); 10] = [
+        (&["--help"], "Meters and bills Protodesk AI credits"),
+        (&["serve", "--help"], "Serve GraphQL over HTTP and WebSocket"),
+        (&["migrate", "--help"], "Apply, revert or list the database migrations"),
+        (&["migrate", "up", "--help"], "Apply every pending migration"),
+        (&["migrate", "down", "--help"], "--steps"),
+        (&["migrate", "status", "--help"], "List each migration"),
+        (&["token", "--help"], "--workspace"),
+        (&["verify", "--help"], "Check the ledger invariants"),
+        (&["sdl", "--help"], "Print the GraphQL schema"),
+        (&["renew", "--help"], "--at"),
+    ];
+    for (args, expected) in cases {
+        let help = succeeded(&Command::new(BINARY).args(args).output().unwrap());
+        assert!(help.contains(expected), "{args:?}: {help}");
+    }
+    let unknown = Command::new(BINARY).arg("frobnicate").output().unwrap();
+    assert_eq!(unknown.status.code(), Some(2));
+}

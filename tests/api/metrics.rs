@@ -1,0 +1,113 @@
+//! Goal: `/metrics` counts what happened, exactly: spends by action and
+//! outcome, their latency, ledger rows by kind (renewals, expiries), sweep
+//! batch sizes, live subscribers, errors by code, and the pool.
+//! Method: make a known mix of requests, scrape, and compare each counter
+//! with the number of requests that should have moved it.
+
+use std::collections::HashMap;
+
+use chrono::Duration;
+use serde_json::json;
+
+use crate::both_backends;
+use crate::helpers::TestApp;
+
+/// The scraped samples, keyed by `name{labels}` as printed.
+async fn scrape(app: &TestApp) -> HashMap<String, f64> {
+    let response = app
+        .http
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    response
+        .text()
+        .await
+        .unwrap()
+        .lines()
+        .filter(|line| !line.starts_with('#') && !line.is_empty())
+        .map(|line| {
+            let (name, value) = line.rsplit_once(' ').unwrap();
+            (name.to_owned(), value.parse().unwrap())
+        })
+        .collect()
+}
+
+fn sample(samples: &HashMap<String, f64>, name: &str) -> f64 {
+    *samples
+        .get(name)
+        .unwrap_or_else(|| panic!("no sample {name} in {samples:#?}"))
+}
+
+async fn metrics_count_spends_rows_errors_and_subscribers(app: TestApp) {
+    app.set_trial_credits(2).await;
+    app.create_workspace("ws-metrics").await;
+    app.create_workspace("ws-metrics-idle").await;
+    let service = app.token("service", Some("ws-metrics"));
+    app.spend_ok(&service, "TRIAGE", "m1").await;
+    app.spend_ok(&service, "TRIAGE", "m1").await;
+    app.spend_ok(&service, "SIDEKICK", "m2").await;
+    let refused = app.spend_ok(&service, "TRIAGE", "m3").await;
+    assert_eq!(refused["outcome"], "INSUFFICIENT_CREDITS");
+    let conflict = app.spend(&service, "SIDEKICK", "m1", None).await;
+    assert_eq!(conflict.code(), "IDEMPOTENCY_CONFLICT");
+    let bad = app.spend(&service, "TRIAGE", "", None).await;
+    assert_eq!(bad.code(), "BAD_USER_INPUT");
+    let anonymous = app.gql(None, "{ wallet { lastSequence } }", json!({})).await;
+    assert_eq!(anonymous.code(), "UNAUTHENTICATED");
+    let mut subscriber = app.ws(&service).await;
+    subscriber.subscribe_balance("1", None, None).await;
+    assert_eq!(subscriber.next_event().await["kind"], "SNAPSHOT");
+
+    let samples = scrape(&app).await;
+    for (name, expected) in [
+        (r#"credits_spends_total{action="TRIAGE",outcome="CHARGED"}"#, 1.0),
+        (r#"credits_spends_total{action="TRIAGE",outcome="DUPLICATE"}"#, 1.0),
+        (r#"credits_spends_total{action="SIDEKICK",outcome="CHARGED"}"#, 1.0),
+        (r#"credits_spends_total{action="TRIAGE",outcome="INSUFFICIENT_CREDITS"}"#, 1.0),
+        (r#"credits_spends_total{action="SIDEKICK",outcome="IDEMPOTENCY_CONFLICT"}"#, 1.0),
+        // The empty key is refused before the service: not a spend.
+        ("credits_spend_duration_seconds_count", 5.0),
+        (r#"credits_ledger_rows_total{kind="GRANT"}"#, 2.0),
+        (r#"credits_ledger_rows_total{kind="SPEND"}"#, 2.0),
+        (r#"credits_graphql_errors_total{code="BAD_USER_INPUT"}"#, 1.0),
+        (r#"credits_graphql_errors_total{code="IDEMPOTENCY_CONFLICT"}"#, 1.0),
+        (r#"credits_graphql_errors_total{code="UNAUTHENTICATED"}"#, 1.0),
+        ("credits_live_subscribers", 1.0),
+        (r#"credits_db_pool_connections{state="max"}"#, 10.0),
+    ] {
+        assert_eq!(sample(&samples, name), expected, "{name}");
+    }
+    assert!(sample(&samples, r#"credits_db_pool_connections{state="idle"}"#) >= 0.0);
+    assert!(sample(&samples, "credits_spend_duration_seconds_sum") > 0.0);
+
+    subscriber.close().await;
+    let mut gone = false;
+    for _ in 0..50 {
+        if sample(&scrape(&app).await, "credits_live_subscribers") == 0.0 {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(gone, "a closed subscription is no longer counted");
+
+    // The trials end: one sweep batch settles both wallets; only the idle
+    // one had credits left to expire.
+    app.clock.set(app.clock_now() + Duration::days(8));
+    let report = app.ledger.roll_over_periods(app.clock_now()).await.unwrap();
+    assert_eq!(report.wallets_examined, 2);
+    let samples = scrape(&app).await;
+    assert_eq!(sample(&samples, r#"credits_ledger_rows_total{kind="EXPIRE"}"#), 1.0);
+    assert_eq!(sample(&samples, "credits_renewal_batch_wallets_count"), 1.0);
+    assert_eq!(sample(&samples, "credits_renewal_batch_wallets_sum"), 2.0);
+}
+
+both_backends!(metrics_count_spends_rows_errors_and_subscribers);
