@@ -5,10 +5,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
-use protodesk_credits::auth::{Claims, mint_hs256};
 use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand};
 use migration::{Migrator, MigratorTrait};
+use protodesk_credits::auth::{Claims, mint_hs256};
 use protodesk_credits::config::{Config, DatabaseConfig};
 use protodesk_credits::domain::clock::SystemClock;
 use protodesk_credits::events::EventBus;

@@ -43,14 +43,20 @@ fn statuses(text: &str) -> Vec<(String, String)> {
 async fn migrate_reports_reverts_and_reapplies(app: TestApp) {
     let applied = statuses(&succeeded(&app.run_binary(&["migrate", "status"]).await));
     assert_eq!(applied.len(), 3, "{applied:?}");
-    assert!(applied.iter().all(|(status, _)| status == "Applied"), "{applied:?}");
+    assert!(
+        applied.iter().all(|(status, _)| status == "Applied"),
+        "{applied:?}"
+    );
     assert!(applied[2].1.starts_with("m20261125_000003"), "{applied:?}");
 
     let after_down = statuses(&succeeded(
         &app.run_binary(&["migrate", "down", "--steps", "1"]).await,
     ));
     assert_eq!(
-        after_down.iter().map(|(status, _)| status.as_str()).collect::<Vec<_>>(),
+        after_down
+            .iter()
+            .map(|(status, _)| status.as_str())
+            .collect::<Vec<_>>(),
         ["Applied", "Applied", "Pending"]
     );
     let columns = app
@@ -79,10 +85,8 @@ async fn verify_passes_then_names_the_broken_wallet(app: TestApp) {
     let healthy = succeeded(&app.run_binary(&["verify"]).await);
     assert_eq!(healthy.trim(), "ok: 2 wallets, every invariant holds");
 
-    app.execute_sql(
-        "UPDATE wallet SET balance_credits = balance_credits + 5 WHERE workspace_id = 'ws-bad'",
-    )
-    .await;
+    app.execute_sql("UPDATE wallet SET balance_credits = balance_credits + 5 WHERE workspace_id = 'ws-bad'")
+        .await;
     let broken = app.run_binary(&["verify"]).await;
     assert_eq!(broken.status.code(), Some(1));
     let report = stdout(&broken);
@@ -93,10 +97,8 @@ async fn verify_passes_then_names_the_broken_wallet(app: TestApp) {
     );
     assert!(String::from_utf8_lossy(&broken.stderr).contains("1 violations in 2 wallets"));
     // Restore, so the harness's own audit after the scenario holds.
-    app.execute_sql(
-        "UPDATE wallet SET balance_credits = balance_credits - 5 WHERE workspace_id = 'ws-bad'",
-    )
-    .await;
+    app.execute_sql("UPDATE wallet SET balance_credits = balance_credits - 5 WHERE workspace_id = 'ws-bad'")
+        .await;
 }
 
 async fn renew_rolls_over_at_the_given_time(app: TestApp) {
@@ -121,13 +123,22 @@ async fn renew_rolls_over_at_the_given_time(app: TestApp) {
     let pro = kinds[0].1;
     assert_eq!(
         kinds,
-        crate::helpers::client::rows(&[("GRANT", pro), ("SPEND", -1), ("EXPIRE", -(pro - 1)), ("GRANT", pro)])
+        crate::helpers::client::rows(&[
+            ("GRANT", pro),
+            ("SPEND", -1),
+            ("EXPIRE", -(pro - 1)),
+            ("GRANT", pro)
+        ])
     );
     let again = succeeded(&app.run_binary(&["renew", "--at", "2026-02-28T10:00:00Z"]).await);
     assert!(again.contains("0 changed"), "{again}");
 
     let bad = app.run_binary(&["renew", "--at", "yesterday"]).await;
-    assert_eq!(bad.status.code(), Some(2), "clap refuses a time that is not RFC 3339");
+    assert_eq!(
+        bad.status.code(),
+        Some(2),
+        "clap refuses a time that is not RFC 3339"
+    );
 }
 
 async fn minted_token_is_accepted_by_the_server(app: TestApp) {
@@ -137,11 +148,7 @@ async fn minted_token_is_accepted_by_the_server(app: TestApp) {
             .await,
     );
     let wallet = app
-        .gql(
-            Some(token.trim()),
-            "{ wallet { balance { total } } }",
-            json!({}),
-        )
+        .gql(Some(token.trim()), "{ wallet { balance { total } } }", json!({}))
         .await;
     assert_eq!(wallet.data()["wallet"]["balance"]["total"], 300);
 }
@@ -165,7 +172,10 @@ fn every_subcommand_has_help() {
     let cases: [(&[&str], &str); 10] = [
         (&["--help"], "Meters and bills Protodesk AI credits"),
         (&["serve", "--help"], "Serve GraphQL over HTTP and WebSocket"),
-        (&["migrate", "--help"], "Apply, revert or list the database migrations"),
+        (
+            &["migrate", "--help"],
+            "Apply, revert or list the database migrations",
+        ),
         (&["migrate", "up", "--help"], "Apply every pending migration"),
         (&["migrate", "down", "--help"], "--steps"),
         (&["migrate", "status", "--help"], "List each migration"),

@@ -69,16 +69,31 @@ async fn metrics_count_spends_rows_errors_and_subscribers(app: TestApp) {
     let samples = scrape(&app).await;
     for (name, expected) in [
         (r#"credits_spends_total{action="TRIAGE",outcome="CHARGED"}"#, 1.0),
-        (r#"credits_spends_total{action="TRIAGE",outcome="DUPLICATE"}"#, 1.0),
-        (r#"credits_spends_total{action="SIDEKICK",outcome="CHARGED"}"#, 1.0),
-        (r#"credits_spends_total{action="TRIAGE",outcome="INSUFFICIENT_CREDITS"}"#, 1.0),
-        (r#"credits_spends_total{action="SIDEKICK",outcome="IDEMPOTENCY_CONFLICT"}"#, 1.0),
+        (
+            r#"credits_spends_total{action="TRIAGE",outcome="DUPLICATE"}"#,
+            1.0,
+        ),
+        (
+            r#"credits_spends_total{action="SIDEKICK",outcome="CHARGED"}"#,
+            1.0,
+        ),
+        (
+            r#"credits_spends_total{action="TRIAGE",outcome="INSUFFICIENT_CREDITS"}"#,
+            1.0,
+        ),
+        (
+            r#"credits_spends_total{action="SIDEKICK",outcome="IDEMPOTENCY_CONFLICT"}"#,
+            1.0,
+        ),
         // The empty key is refused before the service: not a spend.
         ("credits_spend_duration_seconds_count", 5.0),
         (r#"credits_ledger_rows_total{kind="GRANT"}"#, 2.0),
         (r#"credits_ledger_rows_total{kind="SPEND"}"#, 2.0),
         (r#"credits_graphql_errors_total{code="BAD_USER_INPUT"}"#, 1.0),
-        (r#"credits_graphql_errors_total{code="IDEMPOTENCY_CONFLICT"}"#, 1.0),
+        (
+            r#"credits_graphql_errors_total{code="IDEMPOTENCY_CONFLICT"}"#,
+            1.0,
+        ),
         (r#"credits_graphql_errors_total{code="UNAUTHENTICATED"}"#, 1.0),
         ("credits_live_subscribers", 1.0),
         (r#"credits_db_pool_connections{state="max"}"#, 10.0),
@@ -105,7 +120,10 @@ async fn metrics_count_spends_rows_errors_and_subscribers(app: TestApp) {
     let report = app.ledger.roll_over_periods(app.clock_now()).await.unwrap();
     assert_eq!(report.wallets_examined, 2);
     let samples = scrape(&app).await;
-    assert_eq!(sample(&samples, r#"credits_ledger_rows_total{kind="EXPIRE"}"#), 1.0);
+    assert_eq!(
+        sample(&samples, r#"credits_ledger_rows_total{kind="EXPIRE"}"#),
+        1.0
+    );
     assert_eq!(sample(&samples, "credits_renewal_batch_wallets_count"), 1.0);
     assert_eq!(sample(&samples, "credits_renewal_batch_wallets_sum"), 2.0);
 }

@@ -224,7 +224,10 @@ async fn postgres_the_readme_walkthrough_works_on_the_real_binary() {
 fn browser_ready(browser_dir: &Path) -> bool {
     let chromium = std::env::var("CHROMIUM_PATH").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
     let missing: Vec<String> = [
-        (Path::new(&chromium).exists(), format!("{chromium} (apt-get install chromium)")),
+        (
+            Path::new(&chromium).exists(),
+            format!("{chromium} (apt-get install chromium)"),
+        ),
         (
             browser_dir.join("node_modules/playwright-core").exists(),
             "tests/browser/node_modules (npm ci --prefix tests/browser)".to_owned(),
