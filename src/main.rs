@@ -114,7 +114,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let config = Config::from_env()?;
             let app = App::build(&config, Arc::new(SystemClock)).await?;
             let address = app.local_addr()?;
-            tracing::info!(%address, "serving GraphQL at http://{address}/graphql (GraphiQL at http://{address}/)");
+            tracing::info!(%address, "serving GraphQL at http://{address}/graphql (live balance page at http://{address}/console, GraphiQL at http://{address}/)");
             app.run_until_stopped(shutdown_signal()).await
         }
         Command::Token {
