@@ -3,9 +3,12 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use secrecy::SecretString;
+
+use crate::service::GroupCommitSettings;
 
 /// Default database: a SQLite file in the working directory, created on
 /// first start, so that `cargo run` needs nothing installed.
@@ -72,6 +75,47 @@ pub struct Config {
     /// `RENEWAL_CRON`: six-field cron (UTC) of the renewal job (default
     /// [`RENEWAL_CRON_DEFAULT`]); `off` runs no scheduler on this instance.
     pub renewal_cron: Option<String>,
+    /// Spends' group commit; `None` (`SPEND_GROUP_COMMIT=off`): one
+    /// transaction per spend. `SPEND_BATCH_MAX`, `SPEND_BATCH_WINDOW_US`,
+    /// `SPEND_BATCH_WORKERS` tune it.
+    pub group_commit: Option<GroupCommitSettings>,
+}
+
+/// An optional integer setting within `range`.
+fn bounded<T>(name: &str, range: std::ops::RangeInclusive<T>) -> anyhow::Result<Option<T>>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display,
+{
+    match optional(name)? {
+        None => Ok(None),
+        Some(raw) => raw
+            .parse::<T>()
+            .ok()
+            .filter(|n| range.contains(n))
+            .map(Some)
+            .with_context(|| {
+                format!(
+                    "{name} must be an integer from {} to {}",
+                    range.start(),
+                    range.end()
+                )
+            }),
+    }
+}
+
+/// Reads the group commit settings.
+fn group_commit_from_env() -> anyhow::Result<Option<GroupCommitSettings>> {
+    match optional("SPEND_GROUP_COMMIT")?.as_deref() {
+        None | Some("on") => {}
+        Some("off") => return Ok(None),
+        Some(_) => bail!("SPEND_GROUP_COMMIT must be on or off"),
+    }
+    let defaults = GroupCommitSettings::default();
+    Ok(Some(GroupCommitSettings {
+        max_batch: bounded("SPEND_BATCH_MAX", 1..=10_000)?.unwrap_or(defaults.max_batch),
+        window: bounded("SPEND_BATCH_WINDOW_US", 0..=100_000)?.map_or(defaults.window, Duration::from_micros),
+        workers: bounded("SPEND_BATCH_WORKERS", 1..=64)?,
+    }))
 }
 
 fn optional(name: &str) -> anyhow::Result<Option<String>> {
@@ -141,6 +185,7 @@ impl Config {
                 .context("EVENT_BUS_CAPACITY must be an integer from 1 to 1000000")?,
         };
         Ok(Config {
+            group_commit: group_commit_from_env()?,
             event_bus_capacity,
             renewal_cron,
             database,

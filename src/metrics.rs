@@ -18,6 +18,8 @@ use crate::events::{BalanceEvent, EventKind};
 const SPEND_SECONDS_BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
+/// Group-commit batch size buckets, in spends.
+const BATCH_SPENDS_BUCKETS: [f64; 9] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
 /// Renewal batch size buckets, in wallets.
 const BATCH_WALLETS_BUCKETS: [f64; 8] = [1.0, 5.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0];
 
@@ -29,6 +31,7 @@ pub struct Metrics {
     spend_seconds: Histogram,
     ledger_rows: IntCounterVec,
     sweep_batch_wallets: Histogram,
+    spend_batch_size: Histogram,
     subscribers: IntGauge,
     errors: IntCounterVec,
     pool_connections: IntGaugeVec,
@@ -95,6 +98,14 @@ impl Default for Metrics {
                     &BATCH_WALLETS_BUCKETS,
                 ),
             ),
+            spend_batch_size: registered(
+                &registry,
+                histogram(
+                    "credits_spend_batch_size",
+                    "Spends applied per group-commit transaction.",
+                    &BATCH_SPENDS_BUCKETS,
+                ),
+            ),
             subscribers: registered(
                 &registry,
                 IntGauge::new(
@@ -157,6 +168,11 @@ impl Metrics {
     /// Records the size of one renewal sweep batch.
     pub fn sweep_batch(&self, wallets: usize) {
         self.sweep_batch_wallets.observe(wallets as f64);
+    }
+
+    /// Records the size of one group-commit batch of spends.
+    pub fn spend_batch(&self, spends: usize) {
+        self.spend_batch_size.observe(spends as f64);
     }
 
     /// Counts a subscription as live until the guard is dropped.

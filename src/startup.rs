@@ -37,7 +37,10 @@ impl App {
         let channel = notify_channel(config.database.schema.as_deref());
         let relay =
             (!store::is_sqlite(&db)).then(|| (config.database.url.clone(), channel.clone(), events.clone()));
-        let ledger = Ledger::with_notify_channel(db, clock, events, channel);
+        let mut ledger = Ledger::with_notify_channel(db, clock, events, channel);
+        if let Some(settings) = config.group_commit {
+            ledger = ledger.with_group_commit(settings);
+        }
         ledger.metrics().pool_max(config.database.max_connections);
         let schema = build_schema(Some(ledger.clone()));
         let listener = TcpListener::bind(config.bind_addr)

@@ -10,6 +10,7 @@
 
 mod adjust;
 mod catalogue;
+mod group_commit;
 mod period;
 mod plan;
 mod spend;
@@ -28,6 +29,7 @@ use entity::{credit_grant, wallet as wallet_entity};
 use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
 
 pub use adjust::{AdjustRequest, LedgerChange, REASON_LENGTH_MAX, ThresholdRequest, parse_reason};
+pub use group_commit::{GroupCommitSettings, MAX_BATCH_DEFAULT, POSTGRES_WORKERS_DEFAULT, WINDOW_DEFAULT};
 pub use period::RollOverReport;
 pub use spend::{SpendRequest, SpendResult};
 pub use stream::{BalanceChange, ChangeKind, REPLAY_ROWS_MAX};
@@ -59,6 +61,8 @@ pub struct Ledger {
     events: EventBus,
     notify_channel: String,
     metrics: Metrics,
+    /// Where spends go when group commit is on.
+    group_commit: Option<group_commit::GroupCommit>,
 }
 
 impl Ledger {
@@ -81,6 +85,7 @@ impl Ledger {
             events,
             notify_channel,
             metrics: Metrics::default(),
+            group_commit: None,
         }
     }
 
@@ -363,6 +368,28 @@ impl Ledger {
         self.metrics.rows_committed(&events);
         self.events.publish(events);
     }
+}
+
+/// Debug builds: checks, inside a batch's transaction, that every written
+/// wallet head equals the sum of its ledger and of its live grants, and is
+/// not negative. Release builds rely on the constraints and the tests.
+async fn check_heads(txn: &DatabaseTransaction, heads: &[(wallet_entity::Model, i64)]) -> AppResult<()> {
+    if !cfg!(debug_assertions) {
+        return Ok(());
+    }
+    let ids = heads.iter().map(|(wallet, _)| wallet.id).collect();
+    for (wallet_id, ledger_sum, grants_sum) in store::verify::batch_sums(txn, ids).await.map_err(db_error)? {
+        let balance = heads
+            .iter()
+            .find(|(wallet, _)| wallet.id == wallet_id)
+            .map_or(0, |(wallet, _)| wallet.balance_credits);
+        if balance != ledger_sum || balance != grants_sum || balance < 0 {
+            return Err(AppError::Internal(anyhow::anyhow!(
+                "ledger invariant broken by a batch for wallet {wallet_id}: balance {balance}, ledger {ledger_sum}, grants {grants_sum}"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// A source's balance bucket, for a stored source name.

@@ -43,13 +43,37 @@ pub struct SpendResult {
     pub suggested_top_up: Option<PackView>,
 }
 
+/// A key reused for another spend.
+pub(super) fn conflict() -> AppError {
+    AppError::IdempotencyConflict(
+        "idempotencyKey was already used for a spend with a different action or reference".to_owned(),
+    )
+}
+
+/// The smallest pack that would let a refused spend of `cost` through.
+pub(super) fn suggestion(packs: &[PackView], available: i64, cost: i64) -> Option<PackView> {
+    let offers: Vec<PackOffer> = packs
+        .iter()
+        .map(|pack| PackOffer {
+            code: pack.code,
+            credits: pack.credits,
+            price_cents: pack.price_cents,
+        })
+        .collect();
+    smallest_pack_resuming(&offers, available, cost)
+        .and_then(|offer| packs.iter().find(|pack| pack.code == offer.code).cloned())
+}
+
 impl Ledger {
     /// Spends the action's cost from the scope's wallet. See
     /// [`crate::domain::spend`] for the precedence of answers.
     pub async fn spend(&self, scope: &WalletScope, request: SpendRequest) -> AppResult<SpendResult> {
         let started = Instant::now();
         let action = request.action;
-        let result = self.spend_once(scope, request).await;
+        let result = match &self.group_commit {
+            Some(group) => self.spend_grouped(group, scope, request).await,
+            None => self.spend_once(scope, request).await,
+        };
         let outcome = match &result {
             Ok(answer) => answer.outcome.as_str(),
             Err(error) => error.code(),
@@ -59,7 +83,12 @@ impl Ledger {
         result
     }
 
-    async fn spend_once(&self, scope: &WalletScope, request: SpendRequest) -> AppResult<SpendResult> {
+    /// One spend in its own transaction.
+    pub(super) async fn spend_once(
+        &self,
+        scope: &WalletScope,
+        request: SpendRequest,
+    ) -> AppResult<SpendResult> {
         let now = self.now();
         let fingerprint = spend_fingerprint(request.action.as_str(), request.reference.as_deref());
         let mut locked = self.lock(scope.workspace_id().as_str()).await?;
@@ -79,10 +108,7 @@ impl Ledger {
         .map_err(db_error)?
         {
             if record.fingerprint != fingerprint {
-                return Err(AppError::IdempotencyConflict(
-                    "idempotencyKey was already used for a spend with a different action or reference"
-                        .to_owned(),
-                ));
+                return Err(conflict());
             }
             let original = store::ledger::entry(&locked.txn, record.ledger_entry_id)
                 .await
@@ -111,17 +137,7 @@ impl Ledger {
                 // Expiries recorded above are facts and are kept; the spend
                 // itself writes nothing and leaves the key unbound.
                 self.finish(locked, now).await?;
-                let packs = self.packs().await?;
-                let offers: Vec<PackOffer> = packs
-                    .iter()
-                    .map(|pack| PackOffer {
-                        code: pack.code,
-                        credits: pack.credits,
-                        price_cents: pack.price_cents,
-                    })
-                    .collect();
-                let suggested = smallest_pack_resuming(&offers, available, cost)
-                    .and_then(|offer| packs.iter().find(|pack| pack.code == offer.code).cloned());
+                let suggested = suggestion(&self.packs().await?, available, cost);
                 Ok(SpendResult {
                     outcome: SpendOutcome::InsufficientCredits,
                     transaction: None,

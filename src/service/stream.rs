@@ -25,7 +25,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::{BalanceView, Ledger};
 use crate::auth::WalletScope;
-use crate::domain::catalogue::{BalanceSplit, LedgerKind};
+use crate::domain::catalogue::LedgerKind;
 use crate::error::{AppError, AppResult};
 use crate::events::{BalanceEvent, EventKind};
 use crate::store::{self, db_error};
@@ -66,20 +66,12 @@ fn from_row(row: entity::ledger_entry::Model) -> AppResult<BalanceChange> {
         .kind
         .parse()
         .map_err(|error| AppError::Internal(anyhow::Error::new(error)))?;
-    let split = BalanceSplit {
-        allocation: row.allocation_after_credits,
-        purchased: row.purchased_after_credits,
-        bonus: row.bonus_after_credits,
-    };
     Ok(BalanceChange {
         kind: ChangeKind::Ledger(kind),
         sequence: row.sequence,
         transaction_id: Some(row.id),
         delta: row.amount_credits,
-        balance: BalanceView {
-            total: row.balance_after_credits,
-            split,
-        },
+        balance: BalanceView::after_row(&row),
         at: row.created_at,
     })
 }
@@ -101,17 +93,7 @@ impl Cursor {
             .await
             .map_err(db_error)?;
         let (sequence, balance) = match newest {
-            Some(row) => (
-                row.sequence,
-                BalanceView {
-                    total: row.balance_after_credits,
-                    split: BalanceSplit {
-                        allocation: row.allocation_after_credits,
-                        purchased: row.purchased_after_credits,
-                        bonus: row.bonus_after_credits,
-                    },
-                },
-            ),
+            Some(row) => (row.sequence, BalanceView::after_row(&row)),
             None => (0, BalanceView::default()),
         };
         self.last = sequence;

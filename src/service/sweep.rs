@@ -13,7 +13,7 @@ use entity::{credit_grant, low_balance_alert, wallet};
 use sea_orm::{Set, TransactionTrait};
 
 use super::period::{allocation_for, apply_renewal, period_state};
-use super::{BalanceView, Ledger, RollOverReport};
+use super::{BalanceView, Ledger, RollOverReport, check_heads};
 use crate::domain::catalogue::{GrantSource, LedgerKind};
 use crate::domain::reversal::{LowBalance, low_balance};
 use crate::domain::settlement::{expiry_reference, is_grant_due, renewal_due, renewal_reference};
@@ -234,7 +234,10 @@ async fn write_batch(
                 allocation_after_credits: row.balance.split.allocation,
                 purchased_after_credits: row.balance.split.purchased,
                 bonus_after_credits: row.balance.split.bonus,
-                reference: row.reference.clone(),
+                reference: Some(row.reference.clone()),
+                action: None,
+                actor: "system".to_owned(),
+                idempotency_key: None,
             });
         }
     }
@@ -242,7 +245,7 @@ async fn write_batch(
         .await
         .map_err(db_error)?
         .into_iter()
-        .map(|(wallet_id, sequence, id)| ((wallet_id, sequence), id))
+        .map(|entry| ((entry.wallet_id, entry.sequence), entry.id))
         .collect();
     let missing = || AppError::Internal(anyhow::anyhow!("a batch row was not returned by its insert"));
     let mut moves = Vec::new();
@@ -311,21 +314,6 @@ async fn write_batch(
     store::batch::notify_many(txn, notify_channel, notifications)
         .await
         .map_err(db_error)?;
-    if cfg!(debug_assertions) {
-        let ids = heads.iter().map(|(wallet, _)| wallet.id).collect();
-        for (wallet_id, ledger_sum, grants_sum) in
-            store::verify::batch_sums(txn, ids).await.map_err(db_error)?
-        {
-            let balance = heads
-                .iter()
-                .find(|(wallet, _)| wallet.id == wallet_id)
-                .map_or(0, |(wallet, _)| wallet.balance_credits);
-            if balance != ledger_sum || balance != grants_sum || balance < 0 {
-                return Err(AppError::Internal(anyhow::anyhow!(
-                    "ledger invariant broken by the sweep for wallet {wallet_id}: balance {balance}, ledger {ledger_sum}, grants {grants_sum}"
-                )));
-            }
-        }
-    }
+    check_heads(txn, &heads).await?;
     Ok(events)
 }

@@ -113,6 +113,18 @@ impl BalanceView {
             split,
         }
     }
+
+    /// The balance after a ledger row, as the row recorded it.
+    pub fn after_row(row: &ledger_entry::Model) -> Self {
+        Self {
+            total: row.balance_after_credits,
+            split: BalanceSplit {
+                allocation: row.allocation_after_credits,
+                purchased: row.purchased_after_credits,
+                bonus: row.bonus_after_credits,
+            },
+        }
+    }
 }
 
 /// A billing period.

@@ -1,10 +1,11 @@
-//! Set-based writes for the scheduler's sweep: a batch of wallets settled in
-//! one transaction with a handful of statements, instead of a dozen round
-//! trips per wallet. The rows themselves are decided in `service`; this
-//! module only writes them, and reads the batch under lock.
+//! Set-based reads and writes for the scheduler's sweep and the spends'
+//! group commit: a batch of wallets settled (or charged) in one transaction
+//! with a handful of statements, instead of a dozen round trips per wallet.
+//! The rows themselves are decided in `service`; this module only writes
+//! them, and reads the batch under lock.
 
 use chrono::{DateTime, Utc};
-use entity::{credit_grant, ledger_entry, ledger_entry_grant, low_balance_alert, wallet};
+use entity::{credit_grant, idempotency_record, ledger_entry, ledger_entry_grant, low_balance_alert, wallet};
 use sea_orm::sea_query::{Expr, LockBehavior, LockType, Query};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait, ExprTrait, QueryFilter,
@@ -49,14 +50,7 @@ pub async fn lock_due_wallets(
         .order_by_asc(wallet::Column::Id)
         .limit(limit);
     if is_sqlite(txn) {
-        wallet::Entity::update_many()
-            .col_expr(
-                wallet::Column::LastSequence,
-                Expr::col(wallet::Column::LastSequence),
-            )
-            .filter(wallet::Column::Id.eq(-1))
-            .exec(txn)
-            .await?;
+        take_sqlite_write_lock(txn).await?;
         query.all(txn).await
     } else {
         query
@@ -110,7 +104,8 @@ pub struct NewAllocation {
     pub expires_at: DateTime<Utc>,
 }
 
-/// A ledger row of the sweep (EXPIRE or GRANT, by the system).
+/// A ledger row of a batch: EXPIRE or GRANT by the system (the sweep), or
+/// SPEND (the group commit).
 #[derive(Debug, Clone, Serialize)]
 pub struct NewRow {
     /// The wallet.
@@ -130,7 +125,13 @@ pub struct NewRow {
     /// Bonus bucket after it.
     pub bonus_after_credits: i64,
     /// Its reference.
-    pub reference: String,
+    pub reference: Option<String>,
+    /// The action paid, for spends.
+    pub action: Option<&'static str>,
+    /// Who caused it: the token's subject, or `system`.
+    pub actor: String,
+    /// The key that bound it, for spends.
+    pub idempotency_key: Option<String>,
 }
 
 /// A grant move of the sweep.
@@ -208,12 +209,12 @@ pub async fn insert_allocations(
         .collect()
 }
 
-/// Inserts ledger rows; returns (wallet id, sequence, row id).
+/// Inserts ledger rows; returns them as stored, in no particular order.
 pub async fn insert_rows(
     txn: &impl ConnectionTrait,
     rows: Vec<NewRow>,
     now: DateTime<Utc>,
-) -> Result<Vec<(i64, i64, i64)>, DbErr> {
+) -> Result<Vec<ledger_entry::Model>, DbErr> {
     if rows.is_empty() {
         return Ok(Vec::new());
     }
@@ -224,10 +225,10 @@ pub async fn insert_rows(
             kind: Set(row.kind.to_owned()),
             amount_credits: Set(row.amount_credits),
             balance_after_credits: Set(row.balance_after_credits),
-            action: Set(None),
-            reference: Set(Some(row.reference)),
-            actor: Set("system".to_owned()),
-            idempotency_key: Set(None),
+            action: Set(row.action.map(str::to_owned)),
+            reference: Set(row.reference),
+            actor: Set(row.actor),
+            idempotency_key: Set(row.idempotency_key),
             reverses_entry_id: Set(None),
             created_at: Set(now),
             allocation_after_credits: Set(row.allocation_after_credits),
@@ -235,38 +236,184 @@ pub async fn insert_rows(
             bonus_after_credits: Set(row.bonus_after_credits),
             ..Default::default()
         });
-        let inserted = ledger_entry::Entity::insert_many(models)
+        return ledger_entry::Entity::insert_many(models)
             .exec_with_returning(txn)
-            .await?;
-        return Ok(inserted
-            .into_iter()
-            .map(|entry| (entry.wallet_id, entry.sequence, entry.id))
-            .collect());
+            .await;
     }
-    let inserted = txn
-        .query_all_raw(Statement::from_sql_and_values(
+    ledger_entry::Entity::find()
+        .from_raw_sql(Statement::from_sql_and_values(
             DbBackend::Postgres,
             "INSERT INTO ledger_entry (wallet_id, sequence, kind, amount_credits, balance_after_credits, reference, \
-             actor, created_at, allocation_after_credits, purchased_after_credits, bonus_after_credits) \
+             action, actor, idempotency_key, created_at, allocation_after_credits, purchased_after_credits, \
+             bonus_after_credits) \
              SELECT x.wallet_id, x.sequence, x.kind, x.amount_credits, x.balance_after_credits, x.reference, \
-             'system', $2, x.allocation_after_credits, x.purchased_after_credits, x.bonus_after_credits \
+             x.action, x.actor, x.idempotency_key, $2, x.allocation_after_credits, x.purchased_after_credits, \
+             x.bonus_after_credits \
              FROM json_to_recordset($1::json) AS x(wallet_id bigint, sequence bigint, kind text, \
              amount_credits bigint, balance_after_credits bigint, allocation_after_credits bigint, \
-             purchased_after_credits bigint, bonus_after_credits bigint, reference text) \
-             RETURNING wallet_id, sequence, id",
+             purchased_after_credits bigint, bonus_after_credits bigint, reference text, action text, \
+             actor text, idempotency_key text) \
+             RETURNING *",
             [json(&rows)?, Value::from(now)],
         ))
+        .all(txn)
+        .await
+}
+
+/// Locks the wallets of these workspaces, in id order (so two batches
+/// that share wallets cannot deadlock), and returns them.
+///
+/// PostgreSQL: `FOR UPDATE`, waiting for writers that hold one of them.
+/// SQLite: a no-op write first takes the database's single write lock.
+pub async fn lock_wallets(
+    txn: &impl ConnectionTrait,
+    workspace_ids: Vec<String>,
+) -> Result<Vec<wallet::Model>, DbErr> {
+    let query = wallet::Entity::find()
+        .filter(wallet::Column::WorkspaceId.is_in(workspace_ids))
+        .order_by_asc(wallet::Column::Id);
+    if is_sqlite(txn) {
+        take_sqlite_write_lock(txn).await?;
+        query.all(txn).await
+    } else {
+        query.lock_exclusive().all(txn).await
+    }
+}
+
+/// SQLite: an UPDATE that matches nothing still makes the transaction the
+/// writer, waiting through the busy timeout, so what it reads next is read
+/// under the lock.
+async fn take_sqlite_write_lock(txn: &impl ConnectionTrait) -> Result<(), DbErr> {
+    wallet::Entity::update_many()
+        .col_expr(
+            wallet::Column::LastSequence,
+            Expr::col(wallet::Column::LastSequence),
+        )
+        .filter(wallet::Column::Id.eq(-1))
+        .exec(txn)
         .await?;
-    inserted
-        .iter()
-        .map(|row| {
-            Ok((
-                row.try_get::<i64>("", "wallet_id")?,
-                row.try_get::<i64>("", "sequence")?,
-                row.try_get::<i64>("", "id")?,
-            ))
+    Ok(())
+}
+
+/// The idempotency records of `scope` among these (wallet id, key) pairs.
+pub async fn find_keys(
+    txn: &impl ConnectionTrait,
+    scope: &str,
+    pairs: &[(i64, String)],
+) -> Result<Vec<idempotency_record::Model>, DbErr> {
+    if pairs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut wallet_ids: Vec<i64> = pairs.iter().map(|(wallet_id, _)| *wallet_id).collect();
+    wallet_ids.sort_unstable();
+    wallet_ids.dedup();
+    let keys: Vec<&str> = pairs.iter().map(|(_, key)| key.as_str()).collect();
+    let found = idempotency_record::Entity::find()
+        .filter(idempotency_record::Column::Scope.eq(scope))
+        .filter(idempotency_record::Column::WalletId.is_in(wallet_ids))
+        .filter(idempotency_record::Column::Key.is_in(keys))
+        .all(txn)
+        .await?;
+    Ok(found
+        .into_iter()
+        .filter(|record| {
+            pairs
+                .iter()
+                .any(|(wallet_id, key)| record.wallet_id == *wallet_id && record.key == *key)
         })
-        .collect()
+        .collect())
+}
+
+/// Ledger rows by id.
+pub async fn entries(db: &impl ConnectionTrait, ids: Vec<i64>) -> Result<Vec<ledger_entry::Model>, DbErr> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    ledger_entry::Entity::find()
+        .filter(ledger_entry::Column::Id.is_in(ids))
+        .all(db)
+        .await
+}
+
+/// A key binding of the group commit.
+#[derive(Debug, Clone, Serialize)]
+pub struct NewKey {
+    /// The wallet.
+    pub wallet_id: i64,
+    /// The key.
+    pub key: String,
+    /// The request's identity.
+    pub fingerprint: String,
+    /// The row it charged.
+    pub ledger_entry_id: i64,
+}
+
+/// Binds many keys of `scope` at once.
+pub async fn insert_keys(
+    txn: &impl ConnectionTrait,
+    scope: &str,
+    keys: Vec<NewKey>,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    if is_sqlite(txn) {
+        let models = keys.into_iter().map(|key| idempotency_record::ActiveModel {
+            wallet_id: Set(key.wallet_id),
+            scope: Set(scope.to_owned()),
+            key: Set(key.key),
+            fingerprint: Set(key.fingerprint),
+            ledger_entry_id: Set(key.ledger_entry_id),
+            created_at: Set(now),
+            ..Default::default()
+        });
+        idempotency_record::Entity::insert_many(models)
+            .exec_without_returning(txn)
+            .await?;
+        return Ok(());
+    }
+    txn.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "INSERT INTO idempotency_record (wallet_id, scope, key, fingerprint, ledger_entry_id, created_at) \
+         SELECT x.wallet_id, $2, x.key, x.fingerprint, x.ledger_entry_id, $3 \
+         FROM json_to_recordset($1::json) AS x(wallet_id bigint, key text, fingerprint text, ledger_entry_id bigint)",
+        [json(&keys)?, Value::from(scope), Value::from(now)],
+    ))
+    .await?;
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct GrantDelta {
+    id: i64,
+    delta: i64,
+}
+
+/// Moves many grants' remaining credits by signed deltas, one per grant.
+pub async fn move_grants(txn: &impl ConnectionTrait, deltas: Vec<(i64, i64)>) -> Result<(), DbErr> {
+    if deltas.is_empty() {
+        return Ok(());
+    }
+    if is_sqlite(txn) {
+        // In-process: one cheap statement per grant.
+        for (grant_id, delta) in deltas {
+            super::ledger::move_grant(txn, grant_id, delta).await?;
+        }
+        return Ok(());
+    }
+    let deltas: Vec<GrantDelta> = deltas
+        .into_iter()
+        .map(|(id, delta)| GrantDelta { id, delta })
+        .collect();
+    txn.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "UPDATE credit_grant SET remaining_credits = credit_grant.remaining_credits + v.delta \
+         FROM json_to_recordset($1::json) AS v(id bigint, delta bigint) WHERE credit_grant.id = v.id",
+        [json(&deltas)?],
+    ))
+    .await?;
+    Ok(())
 }
 
 /// Inserts grant moves.

@@ -15,7 +15,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use protodesk_credits::auth::{Claims, mint_hs256};
 use protodesk_credits::config::{Config, DatabaseConfig, JwtConfig, JwtKeySource};
 use protodesk_credits::domain::clock::ManualClock;
-use protodesk_credits::service::Ledger;
+use protodesk_credits::service::{GroupCommitSettings, Ledger};
 use protodesk_credits::startup::App;
 use protodesk_credits::store;
 use sea_orm::{ConnectionTrait, Database};
@@ -55,6 +55,10 @@ pub struct Options {
     pub event_bus_capacity: Option<usize>,
     /// `RENEWAL_CRON`; tests run without a scheduler unless they ask.
     pub renewal_cron: Option<String>,
+    /// One transaction per spend instead of group commit (the default).
+    pub unbatched: bool,
+    /// Group commit settings (default: production's).
+    pub group_commit: Option<GroupCommitSettings>,
 }
 
 /// A running app and what a test needs to talk to it.
@@ -198,6 +202,7 @@ impl TestApp {
                 audience: options.audience,
             },
             renewal_cron: options.renewal_cron,
+            group_commit: (!options.unbatched).then(|| options.group_commit.unwrap_or_default()),
             event_bus_capacity: options
                 .event_bus_capacity
                 .unwrap_or(protodesk_credits::events::EVENT_BUS_CAPACITY),

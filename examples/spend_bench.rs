@@ -1,0 +1,469 @@
+//! Benchmark: the spend path against the database's own limit.
+//!
+//! For each backend (SQLite, PostgreSQL) and each load shape (uniform over
+//! 10,000 wallets; one hot wallet), in one run:
+//! 1. the raw baseline: the same number of clients issue, straight to the
+//!    same database (a copy of the same tables and rows), one transaction
+//!    per spend: a conditional decrement of the wallet and one ledger
+//!    insert, as pgbench would;
+//! 2. the service: the release server binary as its own process, driven
+//!    over HTTP GraphQL (`spendCredit`, service tokens, distinct keys) by
+//!    the same number of clients, each with its own connection;
+//! 3. the service again at half its measured maximum rate (open loop,
+//!    latency counted from each request's scheduled time).
+//!
+//! It prints throughput, p50/p99/p999 latency and the ratio to the raw
+//! baseline; the server's cold start to ready, idle and peak memory; and
+//! ends each case by checking that the number of CHARGED answers equals the
+//! number of SPEND rows and that the ledger invariant holds for every
+//! wallet.
+//!
+//! ```sh
+//! cargo build --release && cargo run --release --example spend_bench
+//! ```
+//! Options (environment): `CLIENTS` (default 64), `SECONDS` per phase
+//! (default 5), `BACKENDS` (`sqlite,postgres`), `SHAPES` (`uniform,hot`).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::{TimeZone, Utc};
+use protodesk_credits::auth::{Claims, mint_hs256};
+use protodesk_credits::config::DatabaseConfig;
+use protodesk_credits::store;
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait, Value};
+use serde_json::json;
+
+const SECRET: &str = "bench-secret-bench-secret";
+const UNIFORM_WALLETS: u64 = 10_000;
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(default)
+}
+
+fn list(name: &str, default: &str) -> Vec<String> {
+    std::env::var(name)
+        .unwrap_or_else(|_| default.to_owned())
+        .split(',')
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A database of its own: a SQLite file or a PostgreSQL schema.
+fn database(backend: &str, directory: &std::path::Path, name: &str, clients: u32) -> DatabaseConfig {
+    match backend {
+        "sqlite" => DatabaseConfig {
+            url: format!("sqlite://{}/{name}.db?mode=rwc", directory.display()),
+            schema: None,
+            max_connections: clients,
+        },
+        _ => DatabaseConfig {
+            url: std::env::var("TEST_DATABASE_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
+            schema: Some(format!("bench_spend_{name}_{}", std::process::id())),
+            max_connections: clients,
+        },
+    }
+}
+
+/// `n` workspaces `w-1` … `w-n`, each with a never-expiring bonus (adjustment) grant of
+/// 10,000,000 credits and its GRANT row: a state the service itself could write.
+async fn fill(db: &DatabaseConnection, n: u64) -> anyhow::Result<()> {
+    let backend = db.get_database_backend();
+    let at = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).single().expect("date");
+    let series = format!("WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < {n})");
+    let placeholder = if backend == DbBackend::Postgres { "$1" } else { "?" };
+    for template in [
+        "INSERT INTO workspace (id, name, created_by, created_at) SELECT 'w-' || n, 'bench', 'bench', {T} FROM s",
+        "INSERT INTO wallet (id, workspace_id, plan_code, balance_credits, last_sequence, created_at, updated_at) \
+         SELECT n, 'w-' || n, 'PRO_TRIAL', 10000000, 1, {T}, {T} FROM s",
+        "INSERT INTO credit_grant (id, wallet_id, source, granted_credits, remaining_credits, created_at) \
+         SELECT n, n, 'ADJUSTMENT', 10000000, 10000000, {T} FROM s",
+        "INSERT INTO ledger_entry (id, wallet_id, sequence, kind, amount_credits, balance_after_credits, \
+         reference, actor, created_at, bonus_after_credits) \
+         SELECT n, n, 1, 'GRANT', 10000000, 10000000, 'bench', 'bench', {T}, 10000000 FROM s",
+        "INSERT INTO ledger_entry_grant (id, ledger_entry_id, credit_grant_id, amount_credits) \
+         SELECT n, n, n, 10000000 FROM s",
+    ] {
+        let sql = format!("{series} {}", template.replace("{T}", placeholder));
+        let count = sql.matches(placeholder).count();
+        let values: Vec<Value> = if backend == DbBackend::Postgres {
+            vec![at.into()]
+        } else {
+            vec![at.into(); count]
+        };
+        db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await?;
+    }
+    if backend == DbBackend::Postgres {
+        for table in ["wallet", "credit_grant", "ledger_entry", "ledger_entry_grant"] {
+            db.execute_unprepared(&format!(
+                "SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT MAX(id) FROM {table}))"
+            ))
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+async fn drop_database(config: &DatabaseConfig, db: &DatabaseConnection) {
+    if let Some(schema) = &config.schema {
+        let _ = db
+            .execute_unprepared(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+            .await;
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Throughput and latency of one phase.
+struct Phase {
+    per_second: f64,
+    /// Milliseconds, sorted.
+    latencies: Vec<f64>,
+}
+
+impl Phase {
+    fn new(mut latencies: Vec<f64>, elapsed: Duration) -> Self {
+        latencies.sort_by(f64::total_cmp);
+        Self {
+            per_second: latencies.len() as f64 / elapsed.as_secs_f64(),
+            latencies,
+        }
+    }
+
+    fn row(&self) -> String {
+        format!(
+            "{:>8.0}/s  p50 {:>6.2} ms  p99 {:>6.2} ms  p999 {:>6.2} ms",
+            self.per_second,
+            percentile(&self.latencies, 0.50),
+            percentile(&self.latencies, 0.99),
+            percentile(&self.latencies, 0.999),
+        )
+    }
+}
+
+/// Which wallet the `i`-th spend of a client goes to.
+fn wallet_for(shape: &str, client: u64, i: u64) -> u64 {
+    if shape == "hot" {
+        1
+    } else {
+        // A cheap, well-spread sequence over the wallets.
+        (client * 7919 + i * 104_729) % UNIFORM_WALLETS + 1
+    }
+}
+
+/// One transaction per spend, straight to the database.
+async fn raw(
+    db: &DatabaseConnection,
+    shape: &'static str,
+    clients: u64,
+    seconds: u64,
+) -> anyhow::Result<Phase> {
+    let backend = db.get_database_backend();
+    let (update, insert) = if backend == DbBackend::Postgres {
+        (
+            "UPDATE wallet SET balance_credits = balance_credits - 1, last_sequence = last_sequence + 1 \
+             WHERE id = $1 AND balance_credits >= 1 RETURNING last_sequence, balance_credits",
+            "INSERT INTO ledger_entry (wallet_id, sequence, kind, amount_credits, balance_after_credits, action, \
+             actor, idempotency_key, created_at) VALUES ($1, $2, 'SPEND', -1, $3, 'TRIAGE', 'bench', $4, $5)",
+        )
+    } else {
+        (
+            "UPDATE wallet SET balance_credits = balance_credits - 1, last_sequence = last_sequence + 1 \
+             WHERE id = ? AND balance_credits >= 1 RETURNING last_sequence, balance_credits",
+            "INSERT INTO ledger_entry (wallet_id, sequence, kind, amount_credits, balance_after_credits, action, \
+             actor, idempotency_key, created_at) VALUES (?, ?, 'SPEND', -1, ?, 'TRIAGE', 'bench', ?, ?)",
+        )
+    };
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let tasks = (0..clients).map(|client| {
+        let db = db.clone();
+        tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut i = 0;
+            while Instant::now() < deadline {
+                let wallet = wallet_for(shape, client, i) as i64;
+                let begun = Instant::now();
+                let txn = db.begin().await?;
+                let row = txn
+                    .query_one_raw(Statement::from_sql_and_values(backend, update, [wallet.into()]))
+                    .await?
+                    .ok_or_else(|| anyhow::anyhow!("wallet {wallet} is empty"))?;
+                let sequence: i64 = row.try_get("", "last_sequence")?;
+                let balance: i64 = row.try_get("", "balance_credits")?;
+                txn.execute_raw(Statement::from_sql_and_values(
+                    backend,
+                    insert,
+                    [
+                        wallet.into(),
+                        sequence.into(),
+                        balance.into(),
+                        format!("raw-{client}-{i}").into(),
+                        Utc::now().into(),
+                    ],
+                ))
+                .await?;
+                txn.commit().await?;
+                latencies.push(begun.elapsed().as_secs_f64() * 1000.0);
+                i += 1;
+            }
+            anyhow::Ok(latencies)
+        })
+    });
+    let mut latencies = Vec::new();
+    for task in futures_util::future::join_all(tasks).await {
+        latencies.extend(task??);
+    }
+    Ok(Phase::new(latencies, started.elapsed()))
+}
+
+fn kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|line| line.starts_with(field))
+        .and_then(|line| line.split_whitespace().nth(1))
+        .and_then(|kib| kib.parse().ok())
+        .unwrap_or(0)
+}
+
+struct Server {
+    child: std::process::Child,
+    base: String,
+    cold_start: Duration,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start_server(config: &DatabaseConfig, http: &reqwest::Client) -> anyhow::Result<Server> {
+    let binary = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/protodesk-credits");
+    anyhow::ensure!(binary.exists(), "build the server first: cargo build --release");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let started = Instant::now();
+    let mut command = std::process::Command::new(&binary);
+    command
+        .env("DATABASE_URL", &config.url)
+        .env("JWT_SECRET", SECRET)
+        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+        .env("RENEWAL_CRON", "off")
+        .env("RUST_LOG", "warn")
+        .env_remove("DATABASE_SCHEMA");
+    if let Some(schema) = &config.schema {
+        command.env("DATABASE_SCHEMA", schema);
+    }
+    let child = command.spawn()?;
+    let base = format!("http://127.0.0.1:{port}");
+    loop {
+        if let Ok(response) = http.get(format!("{base}/readyz")).send().await
+            && response.status() == 200
+        {
+            break;
+        }
+        anyhow::ensure!(started.elapsed() < Duration::from_secs(30), "server not ready");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    Ok(Server {
+        child,
+        base,
+        cold_start: started.elapsed(),
+    })
+}
+
+fn token(workspace: u64) -> String {
+    mint_hs256(
+        SECRET,
+        &Claims {
+            sub: "bench".to_owned(),
+            workspace_id: Some(format!("w-{workspace}")),
+            role: "service".to_owned(),
+            exp: Utc::now().timestamp() + 3600,
+            iss: None,
+            aud: None,
+        },
+    )
+    .expect("token")
+}
+
+const SPEND: &str =
+    "mutation($k: String!) { spendCredit(input: {action: TRIAGE, idempotencyKey: $k}) { outcome } }";
+
+/// Spends over HTTP: closed loop (`rate` None) or open loop at `rate`/s.
+async fn service(
+    base: &str,
+    tokens: &Arc<Vec<String>>,
+    shape: &'static str,
+    clients: u64,
+    seconds: u64,
+    rate: Option<f64>,
+    phase: &'static str,
+    charged: &Arc<AtomicU64>,
+) -> anyhow::Result<Phase> {
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(seconds);
+    let tasks = (0..clients).map(|client| {
+        let url = format!("{base}/graphql");
+        let tokens = tokens.clone();
+        let charged = charged.clone();
+        tokio::spawn(async move {
+            // One connection per client.
+            let http = reqwest::Client::builder().pool_max_idle_per_host(1).build()?;
+            let interval = rate.map(|rate| Duration::from_secs_f64(clients as f64 / rate));
+            let mut latencies = Vec::new();
+            let mut i = 0u64;
+            loop {
+                let scheduled = match interval {
+                    // Spread the clients' first sends over one interval.
+                    Some(interval) => started + interval.mul_f64(i as f64 + client as f64 / clients as f64),
+                    None => Instant::now(),
+                };
+                if scheduled >= deadline {
+                    break;
+                }
+                tokio::time::sleep_until(scheduled.into()).await;
+                let wallet = wallet_for(shape, client, i);
+                let answer: serde_json::Value = http
+                    .post(&url)
+                    .bearer_auth(&tokens[(wallet - 1) as usize])
+                    .json(&json!({ "query": SPEND, "variables": { "k": format!("{phase}-{client}-{i}") } }))
+                    .send()
+                    .await?
+                    .json()
+                    .await?;
+                latencies.push(scheduled.elapsed().as_secs_f64() * 1000.0);
+                let outcome = &answer["data"]["spendCredit"]["outcome"];
+                anyhow::ensure!(outcome == "CHARGED", "spend answered {answer}");
+                charged.fetch_add(1, Ordering::Relaxed);
+                i += 1;
+            }
+            anyhow::Ok(latencies)
+        })
+    });
+    let mut latencies = Vec::new();
+    for task in futures_util::future::join_all(tasks).await {
+        latencies.extend(task??);
+    }
+    Ok(Phase::new(latencies, started.elapsed()))
+}
+
+async fn spend_rows(db: &DatabaseConnection) -> anyhow::Result<u64> {
+    let row = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT COUNT(*) AS n FROM ledger_entry WHERE kind = 'SPEND'",
+        ))
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no count"))?;
+    Ok(row.try_get::<i64>("", "n")? as u64)
+}
+
+async fn case(backend: &str, shape: &'static str, clients: u64, seconds: u64) -> anyhow::Result<()> {
+    let directory = tempfile::tempdir()?;
+    let wallets = if shape == "hot" { 1 } else { UNIFORM_WALLETS };
+
+    let raw_config = database(backend, directory.path(), &format!("raw_{shape}"), clients as u32);
+    let raw_db = store::connect_and_migrate(&raw_config).await?;
+    fill(&raw_db, wallets).await?;
+    let baseline = raw(&raw_db, shape, clients, seconds).await?;
+    drop_database(&raw_config, &raw_db).await;
+    raw_db.close().await?;
+
+    let config = database(backend, directory.path(), &format!("svc_{shape}"), clients as u32);
+    let db = store::connect_and_migrate(&config).await?;
+    fill(&db, wallets).await?;
+    let http = reqwest::Client::new();
+    let server = start_server(&config, &http).await?;
+    let pid = server.child.id();
+    let idle_kib = kib(pid, "VmRSS:");
+    let tokens = Arc::new((1..=wallets).map(token).collect::<Vec<_>>());
+    let charged = Arc::new(AtomicU64::new(0));
+    let max = service(
+        &server.base,
+        &tokens,
+        shape,
+        clients,
+        seconds,
+        None,
+        "max",
+        &charged,
+    )
+    .await?;
+    let half = service(
+        &server.base,
+        &tokens,
+        shape,
+        clients,
+        seconds,
+        Some(max.per_second / 2.0),
+        "half",
+        &charged,
+    )
+    .await?;
+    let peak_kib = kib(pid, "VmHWM:");
+    let cold_start = server.cold_start;
+    drop(server);
+
+    let rows = spend_rows(&db).await?;
+    let audit = store::verify::audit(&db).await?;
+    let charged = charged.load(Ordering::Relaxed);
+    println!("{backend:>8} {shape:<7} raw     {}", baseline.row());
+    println!(
+        "{backend:>8} {shape:<7} service {}  = x{:.2} raw",
+        max.row(),
+        max.per_second / baseline.per_second
+    );
+    println!(
+        "{backend:>8} {shape:<7} half    {}  (open loop at {:.0}/s)",
+        half.row(),
+        max.per_second / 2.0
+    );
+    println!(
+        "{backend:>8} {shape:<7} checks  CHARGED {charged} = SPEND rows {rows}: {}; invariant over {} wallets: {}",
+        if charged == rows { "ok" } else { "MISMATCH" },
+        audit.wallets,
+        if audit.violations.is_empty() {
+            "ok".to_owned()
+        } else {
+            format!("{} VIOLATIONS", audit.violations.len())
+        },
+    );
+    println!(
+        "{backend:>8} {shape:<7} server  cold start to ready {:.0} ms; memory idle {:.1} MiB, peak {:.1} MiB",
+        cold_start.as_secs_f64() * 1000.0,
+        idle_kib as f64 / 1024.0,
+        peak_kib as f64 / 1024.0
+    );
+    drop_database(&config, &db).await;
+    anyhow::ensure!(charged == rows && audit.violations.is_empty(), "checks failed");
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let clients: u64 = env_or("CLIENTS", 64);
+    let seconds: u64 = env_or("SECONDS", 5);
+    println!("spend path: {clients} clients, {seconds} s per phase; latencies per spend");
+    for backend in list("BACKENDS", "sqlite,postgres") {
+        for shape in list("SHAPES", "uniform,hot") {
+            let shape: &'static str = if shape == "hot" { "hot" } else { "uniform" };
+            case(&backend, shape, clients, seconds).await?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,626 @@
+//! Group commit of spends: concurrent spends are gathered and applied in
+//! one database transaction, so a burst costs one commit (one fsync) and a
+//! handful of set-based statements instead of a transaction each.
+//!
+//! Workers take spends from one bounded queue. A worker takes the first
+//! waiting spend and everything already queued behind it (up to
+//! `max_batch`); only when that found company (so other callers are
+//! active) does it wait up to `window` for more. A lone spend is never
+//! delayed. Within a batch, decisions are made in arrival order, each
+//! wallet's with exactly the rules of a single spend (`spend.rs`):
+//! idempotency first, then burn-down, all-or-nothing per spend, the
+//! low-balance check after each spend. A wallet with anything to settle
+//! (an ended period, an expired grant) is left out of the batch and its
+//! spends take the single-spend path, which settles first.
+//!
+//! Correctness across instances still comes from the database: the batch
+//! locks its wallets (`FOR UPDATE`, in id order, so batches cannot
+//! deadlock), writes each head guarded on the sequence read, and the keys'
+//! unique index refuses a second binding. If the batch's transaction fails,
+//! nothing of it was written and each of its spends runs alone, so one
+//! caller's failure is never another's.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use entity::{credit_grant, ledger_entry, low_balance_alert, wallet};
+use sea_orm::{Set, TransactionTrait};
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+use super::period::period_state;
+use super::spend::{SPEND_SCOPE, conflict, suggestion};
+use super::{BalanceView, Ledger, SpendRequest, SpendResult, TransactionView, check_heads, grant_source};
+use crate::auth::WalletScope;
+use crate::domain::burn_down::GrantBalance;
+use crate::domain::catalogue::LedgerKind;
+use crate::domain::reversal::{LowBalance, low_balance};
+use crate::domain::settlement::{is_grant_due, renewal_due};
+use crate::domain::spend::{SpendDecision, SpendOutcome, decide_spend, spend_fingerprint};
+use crate::error::{AppError, AppResult};
+use crate::events::{BalanceEvent, EventKind};
+use crate::store::batch::{NewKey, NewMove, NewRow};
+use crate::store::{self, db_error};
+
+/// Spends waiting for a worker; beyond this, callers wait to enqueue.
+const QUEUE_CAPACITY: usize = 4096;
+
+/// How spends are grouped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupCommitSettings {
+    /// Most spends in one transaction.
+    pub max_batch: usize,
+    /// Longest wait for company once other spends are arriving.
+    pub window: Duration,
+    /// Batches in flight at once (each holds one connection); `None`: one
+    /// on SQLite (a single writer), [`POSTGRES_WORKERS_DEFAULT`] on
+    /// PostgreSQL.
+    pub workers: Option<usize>,
+}
+
+/// Default for [`GroupCommitSettings::max_batch`].
+pub const MAX_BATCH_DEFAULT: usize = 256;
+/// Default for [`GroupCommitSettings::window`].
+pub const WINDOW_DEFAULT: Duration = Duration::ZERO;
+/// Default batches in flight on PostgreSQL.
+pub const POSTGRES_WORKERS_DEFAULT: usize = 4;
+
+impl Default for GroupCommitSettings {
+    fn default() -> Self {
+        Self {
+            max_batch: MAX_BATCH_DEFAULT,
+            window: WINDOW_DEFAULT,
+            workers: None,
+        }
+    }
+}
+
+/// One caller's spend, waiting for its batch.
+struct SpendJob {
+    scope: WalletScope,
+    request: SpendRequest,
+    reply: oneshot::Sender<AppResult<SpendResult>>,
+}
+
+/// The queue into the workers. Cheap to clone.
+#[derive(Clone)]
+pub(super) struct GroupCommit {
+    sender: mpsc::Sender<SpendJob>,
+}
+
+impl Ledger {
+    /// Routes this service's spends through group commit, with `settings`.
+    /// The workers stop when the last clone of the returned service is
+    /// dropped.
+    pub fn with_group_commit(mut self, settings: GroupCommitSettings) -> Self {
+        let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
+        let receiver = Arc::new(Mutex::new(receiver));
+        let workers = settings.workers.unwrap_or(if store::is_sqlite(&self.db) {
+            1
+        } else {
+            POSTGRES_WORKERS_DEFAULT
+        });
+        for _ in 0..workers.max(1) {
+            // The workers' own service has no queue: it would keep it open.
+            tokio::spawn(self.clone().run_worker(receiver.clone(), settings));
+        }
+        self.group_commit = Some(GroupCommit { sender });
+        self
+    }
+
+    /// Queues a spend and waits for its batch's answer.
+    pub(super) async fn spend_grouped(
+        &self,
+        group: &GroupCommit,
+        scope: &WalletScope,
+        request: SpendRequest,
+    ) -> AppResult<SpendResult> {
+        let (reply, answer) = oneshot::channel();
+        let job = SpendJob {
+            scope: scope.clone(),
+            request,
+            reply,
+        };
+        if let Err(mpsc::error::SendError(job)) = group.sender.send(job).await {
+            return self.spend_once(&job.scope, job.request).await;
+        }
+        answer
+            .await
+            .unwrap_or_else(|_| Err(AppError::Internal(anyhow::anyhow!("a spend batch was lost"))))
+    }
+
+    async fn run_worker(self, receiver: Arc<Mutex<mpsc::Receiver<SpendJob>>>, settings: GroupCommitSettings) {
+        loop {
+            let jobs = {
+                let mut receiver = receiver.lock().await;
+                let Some(first) = receiver.recv().await else {
+                    return;
+                };
+                let mut jobs = vec![first];
+                while jobs.len() < settings.max_batch {
+                    match receiver.try_recv() {
+                        Ok(job) => jobs.push(job),
+                        Err(_) => break,
+                    }
+                }
+                if jobs.len() > 1 && !settings.window.is_zero() {
+                    let deadline = tokio::time::Instant::now() + settings.window;
+                    while jobs.len() < settings.max_batch {
+                        match tokio::time::timeout_at(deadline, receiver.recv()).await {
+                            Ok(Some(job)) => jobs.push(job),
+                            _ => break,
+                        }
+                    }
+                }
+                jobs
+            };
+            self.metrics.spend_batch(jobs.len());
+            // Its own task: a panic loses this batch's answers (its callers
+            // get an internal error), not the worker.
+            let _ = tokio::spawn(self.clone().spend_batch(jobs)).await;
+        }
+    }
+
+    async fn spend_batch(self, jobs: Vec<SpendJob>) {
+        // Stored timestamps have microseconds; answers match what is read back.
+        let now = self.now().trunc_subsecs(6);
+        let (answers, events) = match self.charge_batch(&jobs, now).await {
+            Ok(done) => done,
+            Err(error) => {
+                tracing::warn!(
+                    code = error.code(),
+                    spends = jobs.len(),
+                    "a spend batch failed and wrote nothing; its spends run one by one"
+                );
+                (jobs.iter().map(|_| None).collect(), Vec::new())
+            }
+        };
+        self.committed(events);
+        for (job, answer) in jobs.into_iter().zip(answers) {
+            let answer = match answer {
+                Some(answer) => answer,
+                None => self.spend_once(&job.scope, job.request).await,
+            };
+            let _ = job.reply.send(answer);
+        }
+    }
+
+    /// Decides and writes a batch in one transaction. An answer is `None`
+    /// for a spend left to the single-spend path.
+    async fn charge_batch(
+        &self,
+        jobs: &[SpendJob],
+        now: DateTime<Utc>,
+    ) -> AppResult<(Vec<Option<AppResult<SpendResult>>>, Vec<BalanceEvent>)> {
+        let txn = self.db.begin().await.map_err(db_error)?;
+        let mut workspace_ids: Vec<String> = jobs
+            .iter()
+            .map(|job| job.scope.workspace_id().as_str().to_owned())
+            .collect();
+        workspace_ids.sort_unstable();
+        workspace_ids.dedup();
+        let wallets = store::batch::lock_wallets(&txn, workspace_ids)
+            .await
+            .map_err(db_error)?;
+        let mut grants: HashMap<i64, Vec<credit_grant::Model>> = HashMap::new();
+        for grant in store::batch::live_grants_of(&txn, wallets.iter().map(|wallet| wallet.id).collect())
+            .await
+            .map_err(db_error)?
+        {
+            grants.entry(grant.wallet_id).or_default().push(grant);
+        }
+        let costs: HashMap<String, i64> = store::catalogue::action_costs(&txn)
+            .await
+            .map_err(db_error)?
+            .into_iter()
+            .map(|cost| (cost.action, cost.credits))
+            .collect();
+        let mut states: HashMap<String, Charging> = HashMap::new();
+        for wallet in wallets {
+            let grants = grants.remove(&wallet.id).unwrap_or_default();
+            let due = renewal_due(&period_state(&wallet)?, now).is_some()
+                || grants.iter().any(|grant| is_grant_due(grant.expires_at, now));
+            states.insert(wallet.workspace_id.clone(), Charging::new(wallet, grants, due));
+        }
+
+        let pairs: Vec<(i64, String)> = jobs
+            .iter()
+            .filter_map(|job| {
+                let state = states.get(job.scope.workspace_id().as_str())?;
+                (!state.due).then(|| (state.wallet.id, job.request.idempotency_key.as_str().to_owned()))
+            })
+            .collect();
+        let records = store::batch::find_keys(&txn, SPEND_SCOPE, &pairs)
+            .await
+            .map_err(db_error)?;
+        let stored: HashMap<i64, ledger_entry::Model> = store::batch::entries(
+            &txn,
+            records.iter().map(|record| record.ledger_entry_id).collect(),
+        )
+        .await
+        .map_err(db_error)?
+        .into_iter()
+        .map(|entry| (entry.id, entry))
+        .collect();
+        for record in records {
+            if let Some(state) = states
+                .values_mut()
+                .find(|state| state.wallet.id == record.wallet_id)
+            {
+                state.keys.insert(
+                    record.key,
+                    (record.fingerprint, Bound::Stored(record.ledger_entry_id)),
+                );
+            }
+        }
+
+        let mut batch = Batch::default();
+        let mut decided = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let decision = match states.get_mut(job.scope.workspace_id().as_str()) {
+                None => Decided::Refused(AppError::NotFound("workspace")),
+                Some(state) if state.due => Decided::Deferred,
+                Some(state) => {
+                    let cost = *costs.get(job.request.action.as_str()).ok_or_else(|| {
+                        AppError::Internal(anyhow::anyhow!("no cost for {}", job.request.action))
+                    })?;
+                    let decided = state.decide(&job.scope, &job.request, cost, &mut batch)?;
+                    state.check_low_balance(now, &mut batch);
+                    decided
+                }
+            };
+            decided.push(decision);
+        }
+
+        let written = batch.write(&txn, &self.notify_channel, states, now).await?;
+        txn.commit().await.map_err(db_error)?;
+
+        let needs_packs = decided.iter().any(|decision| {
+            matches!(
+                decision,
+                Decided::Answer(Pending {
+                    outcome: SpendOutcome::InsufficientCredits,
+                    ..
+                })
+            )
+        });
+        let packs = if needs_packs {
+            Some(self.packs().await?)
+        } else {
+            None
+        };
+        let mut answers = Vec::with_capacity(decided.len());
+        for decision in decided {
+            answers.push(match decision {
+                Decided::Deferred => None,
+                Decided::Refused(error) => Some(Err(error)),
+                Decided::Answer(pending) => {
+                    let transaction = match pending.bound {
+                        Some(Bound::Stored(id)) => stored.get(&id).cloned(),
+                        Some(Bound::New(row)) => written.rows.get(row).cloned(),
+                        None => None,
+                    };
+                    let suggested_top_up = match (&packs, pending.outcome) {
+                        (Some(packs), SpendOutcome::InsufficientCredits) => {
+                            suggestion(packs, pending.balance.total, pending.cost)
+                        }
+                        _ => None,
+                    };
+                    Some(Ok(SpendResult {
+                        outcome: pending.outcome,
+                        transaction: transaction.map(TransactionView::from_model).transpose()?,
+                        balance: pending.balance,
+                        cost: pending.cost,
+                        next_reset_at: pending.next_reset_at,
+                        suggested_top_up,
+                    }))
+                }
+            });
+        }
+        Ok((answers, written.events))
+    }
+}
+
+/// Where a key's row is: already stored, or written by this batch.
+#[derive(Debug, Clone, Copy)]
+enum Bound {
+    Stored(i64),
+    New(usize),
+}
+
+/// A spend's answer before the batch commits.
+struct Pending {
+    outcome: SpendOutcome,
+    bound: Option<Bound>,
+    balance: BalanceView,
+    cost: i64,
+    next_reset_at: Option<DateTime<Utc>>,
+}
+
+enum Decided {
+    Answer(Pending),
+    Refused(AppError),
+    Deferred,
+}
+
+/// One wallet of the batch, locked, kept in step with its decisions.
+struct Charging {
+    wallet: wallet::Model,
+    original: wallet::Model,
+    grants: Vec<credit_grant::Model>,
+    due: bool,
+    /// Keys bound in the database or earlier in the batch: fingerprint and row.
+    keys: HashMap<String, (String, Bound)>,
+}
+
+/// What the batch will write, in decision order.
+#[derive(Default)]
+struct Batch {
+    rows: Vec<NewRow>,
+    /// Per row: its grant moves (grant id, signed credits).
+    moves: Vec<Vec<(i64, i64)>>,
+    /// Per key: (row, fingerprint).
+    keys: Vec<(usize, String)>,
+    alerts: Vec<low_balance_alert::ActiveModel>,
+    /// Ledger rows and alerts, in the order their events are published.
+    events: Vec<EventDraft>,
+}
+
+enum EventDraft {
+    Row(usize),
+    LowBalance {
+        workspace_id: String,
+        sequence: i64,
+        balance: BalanceView,
+    },
+}
+
+/// What the batch wrote: the stored rows (by index) and their events.
+struct Written {
+    rows: Vec<ledger_entry::Model>,
+    events: Vec<BalanceEvent>,
+}
+
+impl Charging {
+    fn new(wallet: wallet::Model, grants: Vec<credit_grant::Model>, due: bool) -> Self {
+        Self {
+            original: wallet.clone(),
+            wallet,
+            grants,
+            due,
+            keys: HashMap::new(),
+        }
+    }
+
+    fn balance(&self) -> BalanceView {
+        BalanceView::from_grants(&self.grants)
+    }
+
+    fn pending(&self, outcome: SpendOutcome, bound: Option<Bound>, cost: i64) -> Decided {
+        Decided::Answer(Pending {
+            outcome,
+            bound,
+            balance: self.balance(),
+            cost,
+            next_reset_at: self.wallet.period_end_at,
+        })
+    }
+
+    /// One spend, by the rules of `spend.rs`, against the state so far.
+    fn decide(
+        &mut self,
+        scope: &WalletScope,
+        request: &SpendRequest,
+        cost: i64,
+        batch: &mut Batch,
+    ) -> AppResult<Decided> {
+        let fingerprint = spend_fingerprint(request.action.as_str(), request.reference.as_deref());
+        let key = request.idempotency_key.as_str();
+        if let Some((bound_fingerprint, bound)) = self.keys.get(key) {
+            if *bound_fingerprint != fingerprint {
+                return Ok(Decided::Refused(conflict()));
+            }
+            return Ok(self.pending(SpendOutcome::Duplicate, Some(*bound), cost));
+        }
+        let spendable: Vec<GrantBalance> = self
+            .grants
+            .iter()
+            .map(|grant| {
+                Ok(GrantBalance {
+                    id: grant.id,
+                    source: grant_source(grant)?,
+                    remaining: grant.remaining_credits,
+                    expires_at: grant.expires_at,
+                })
+            })
+            .collect::<AppResult<_>>()?;
+        let burns = match decide_spend(&spendable, cost) {
+            SpendDecision::Insufficient { .. } => {
+                return Ok(self.pending(SpendOutcome::InsufficientCredits, None, cost));
+            }
+            SpendDecision::Charge(burns) => burns,
+        };
+        for burn in &burns {
+            if let Some(grant) = self.grants.iter_mut().find(|grant| grant.id == burn.grant_id) {
+                grant.remaining_credits -= burn.credits;
+            }
+        }
+        self.wallet.balance_credits -= cost;
+        self.wallet.last_sequence += 1;
+        let balance = self.balance();
+        let row = batch.rows.len();
+        batch.rows.push(NewRow {
+            wallet_id: self.wallet.id,
+            sequence: self.wallet.last_sequence,
+            kind: LedgerKind::Spend.as_str(),
+            amount_credits: -cost,
+            balance_after_credits: self.wallet.balance_credits,
+            allocation_after_credits: balance.split.allocation,
+            purchased_after_credits: balance.split.purchased,
+            bonus_after_credits: balance.split.bonus,
+            reference: request.reference.clone(),
+            action: Some(request.action.as_str()),
+            actor: scope.actor().to_owned(),
+            idempotency_key: Some(key.to_owned()),
+        });
+        batch
+            .moves
+            .push(burns.iter().map(|burn| (burn.grant_id, -burn.credits)).collect());
+        batch.keys.push((row, fingerprint.clone()));
+        batch.events.push(EventDraft::Row(row));
+        self.keys.insert(key.to_owned(), (fingerprint, Bound::New(row)));
+        Ok(self.pending(SpendOutcome::Charged, Some(Bound::New(row)), cost))
+    }
+
+    /// Alerts once when the balance is below the threshold, re-arms at or
+    /// above it: as a single spend's commit does.
+    fn check_low_balance(&mut self, now: DateTime<Utc>, batch: &mut Batch) {
+        let balance = self.balance();
+        let threshold = self.wallet.low_balance_threshold_credits;
+        match low_balance(
+            threshold,
+            self.wallet.low_balance_alerted_at.is_some(),
+            balance.total,
+        ) {
+            LowBalance::Alert => {
+                self.wallet.low_balance_alerted_at = Some(now);
+                batch.alerts.push(low_balance_alert::ActiveModel {
+                    wallet_id: Set(self.wallet.id),
+                    threshold_credits: Set(threshold.unwrap_or(0)),
+                    balance_credits: Set(balance.total),
+                    ledger_sequence: Set(self.wallet.last_sequence),
+                    created_at: Set(now),
+                    ..Default::default()
+                });
+                batch.events.push(EventDraft::LowBalance {
+                    workspace_id: self.wallet.workspace_id.clone(),
+                    sequence: self.wallet.last_sequence,
+                    balance,
+                });
+            }
+            LowBalance::Rearm => self.wallet.low_balance_alerted_at = None,
+            LowBalance::Unchanged => {}
+        }
+    }
+}
+
+impl Batch {
+    /// Writes the rows, their grant moves, the grants, the keys, the alerts
+    /// and the changed wallet heads (guarded), and notifies other instances.
+    async fn write(
+        self,
+        txn: &sea_orm::DatabaseTransaction,
+        notify_channel: &str,
+        states: HashMap<String, Charging>,
+        now: DateTime<Utc>,
+    ) -> AppResult<Written> {
+        let wanted: Vec<(i64, i64)> = self
+            .rows
+            .iter()
+            .map(|row| (row.wallet_id, row.sequence))
+            .collect();
+        let mut stored: HashMap<(i64, i64), ledger_entry::Model> =
+            store::batch::insert_rows(txn, self.rows, now)
+                .await
+                .map_err(db_error)?
+                .into_iter()
+                .map(|entry| ((entry.wallet_id, entry.sequence), entry))
+                .collect();
+        let rows: Vec<ledger_entry::Model> = wanted
+            .iter()
+            .map(|at| {
+                stored.remove(at).ok_or_else(|| {
+                    AppError::Internal(anyhow::anyhow!("a batch row was not returned by its insert"))
+                })
+            })
+            .collect::<AppResult<_>>()?;
+        let mut moves = Vec::new();
+        let mut deltas: HashMap<i64, i64> = HashMap::new();
+        for (row, row_moves) in rows.iter().zip(&self.moves) {
+            for (grant_id, credits) in row_moves {
+                moves.push(NewMove {
+                    ledger_entry_id: row.id,
+                    credit_grant_id: *grant_id,
+                    amount_credits: *credits,
+                });
+                *deltas.entry(*grant_id).or_default() += credits;
+            }
+        }
+        store::batch::insert_moves(txn, moves).await.map_err(db_error)?;
+        let mut deltas: Vec<(i64, i64)> = deltas.into_iter().collect();
+        deltas.sort_unstable();
+        store::batch::move_grants(txn, deltas).await.map_err(db_error)?;
+        let keys = self
+            .keys
+            .into_iter()
+            .map(|(row, fingerprint)| NewKey {
+                wallet_id: rows[row].wallet_id,
+                key: rows[row].idempotency_key.clone().unwrap_or_default(),
+                fingerprint,
+                ledger_entry_id: rows[row].id,
+            })
+            .collect();
+        store::batch::insert_keys(txn, SPEND_SCOPE, keys, now)
+            .await
+            .map_err(db_error)?;
+        store::batch::insert_alerts(txn, self.alerts)
+            .await
+            .map_err(db_error)?;
+        let mut heads = Vec::new();
+        let mut notifications = Vec::new();
+        let mut workspaces: HashMap<i64, String> = HashMap::new();
+        for state in states.into_values() {
+            workspaces.insert(state.wallet.id, state.wallet.workspace_id.clone());
+            if state.wallet.last_sequence != state.original.last_sequence {
+                notifications.push(format!(
+                    "{}:{}",
+                    state.wallet.last_sequence, state.wallet.workspace_id
+                ));
+            }
+            if state.wallet != state.original {
+                heads.push((state.wallet, state.original.last_sequence));
+            }
+        }
+        heads.sort_unstable_by_key(|(wallet, _)| wallet.id);
+        store::batch::save_wallets(txn, &heads, now)
+            .await
+            .map_err(db_error)?;
+        store::batch::notify_many(txn, notify_channel, notifications)
+            .await
+            .map_err(db_error)?;
+        check_heads(txn, &heads).await?;
+        let events = self
+            .events
+            .into_iter()
+            .map(|draft| match draft {
+                EventDraft::Row(index) => {
+                    let row = &rows[index];
+                    BalanceEvent {
+                        workspace_id: workspaces.get(&row.wallet_id).cloned().unwrap_or_default(),
+                        sequence: row.sequence,
+                        transaction_id: row.id,
+                        kind: EventKind::Ledger(LedgerKind::Spend),
+                        delta: row.amount_credits,
+                        balance: BalanceView::after_row(row),
+                        created_at: row.created_at,
+                    }
+                }
+                EventDraft::LowBalance {
+                    workspace_id,
+                    sequence,
+                    balance,
+                } => BalanceEvent {
+                    workspace_id,
+                    sequence,
+                    transaction_id: 0,
+                    kind: EventKind::LowBalance,
+                    delta: 0,
+                    balance,
+                    created_at: now,
+                },
+            })
+            .collect();
+        Ok(Written { rows, events })
+    }
+}
