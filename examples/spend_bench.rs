@@ -263,7 +263,10 @@ async fn start_server(config: &DatabaseConfig, http: &reqwest::Client) -> anyhow
         .env("JWT_SECRET", SECRET)
         .env("BIND_ADDR", format!("127.0.0.1:{port}"))
         .env("RENEWAL_CRON", "off")
-        .env("RUST_LOG", "warn")
+        .env(
+            "RUST_LOG",
+            std::env::var("SERVER_LOG").unwrap_or_else(|_| "warn".to_owned()),
+        )
         .env_remove("DATABASE_SCHEMA");
     if let Some(schema) = &config.schema {
         command.env("DATABASE_SCHEMA", schema);

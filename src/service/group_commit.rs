@@ -193,6 +193,7 @@ impl Ledger {
         jobs: &[SpendJob],
         now: DateTime<Utc>,
     ) -> AppResult<(Vec<Option<AppResult<SpendResult>>>, Vec<BalanceEvent>)> {
+        let started = std::time::Instant::now();
         let txn = self.db.begin().await.map_err(db_error)?;
         let mut workspace_ids: Vec<String> = jobs
             .iter()
@@ -255,6 +256,7 @@ impl Ledger {
             }
         }
 
+        let read = started.elapsed();
         let mut batch = Batch::default();
         let mut decided = Vec::with_capacity(jobs.len());
         for job in jobs {
@@ -273,8 +275,18 @@ impl Ledger {
             decided.push(decision);
         }
 
+        let decided_at = started.elapsed();
         let written = batch.write(&txn, &self.notify_channel, states, now).await?;
+        let written_at = started.elapsed();
         txn.commit().await.map_err(db_error)?;
+        tracing::debug!(
+            spends = jobs.len(),
+            read_us = read.as_micros() as u64,
+            decided_us = decided_at.as_micros() as u64,
+            written_us = written_at.as_micros() as u64,
+            committed_us = started.elapsed().as_micros() as u64,
+            "spend batch"
+        );
 
         let needs_packs = decided.iter().any(|decision| {
             matches!(

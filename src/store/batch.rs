@@ -145,6 +145,16 @@ pub struct NewMove {
     pub amount_credits: i64,
 }
 
+/// Ids as one text parameter for `= ANY(string_to_array($n, ',')::bigint[])`.
+///
+/// An UPDATE … FROM json_to_recordset(…) alone is planned for the
+/// function's default estimate of 100 rows: a hash join over a sequential
+/// scan of the whole table, for every batch. This extra condition gives
+/// the planner an index scan on the ids instead.
+fn id_list(ids: impl Iterator<Item = i64>) -> Value {
+    Value::from(ids.map(|id| id.to_string()).collect::<Vec<_>>().join(","))
+}
+
 fn json(rows: &impl Serialize) -> Result<Value, DbErr> {
     serde_json::to_string(rows)
         .map(Value::from)
@@ -402,6 +412,7 @@ pub async fn move_grants(txn: &impl ConnectionTrait, deltas: Vec<(i64, i64)>) ->
         }
         return Ok(());
     }
+    let ids = id_list(deltas.iter().map(|(id, _)| *id));
     let deltas: Vec<GrantDelta> = deltas
         .into_iter()
         .map(|(id, delta)| GrantDelta { id, delta })
@@ -409,8 +420,9 @@ pub async fn move_grants(txn: &impl ConnectionTrait, deltas: Vec<(i64, i64)>) ->
     txn.execute_raw(Statement::from_sql_and_values(
         DbBackend::Postgres,
         "UPDATE credit_grant SET remaining_credits = credit_grant.remaining_credits + v.delta \
-         FROM json_to_recordset($1::json) AS v(id bigint, delta bigint) WHERE credit_grant.id = v.id",
-        [json(&deltas)?],
+         FROM json_to_recordset($1::json) AS v(id bigint, delta bigint) \
+         WHERE credit_grant.id = v.id AND credit_grant.id = ANY(string_to_array($2, ',')::bigint[])",
+        [json(&deltas)?, ids],
     ))
     .await?;
     Ok(())
@@ -567,8 +579,13 @@ async fn save_wallets_postgres(
              FROM json_to_recordset($1::json) AS v(id bigint, sequence_read bigint, balance_credits bigint, \
              last_sequence bigint, plan_code text, pending_plan_code text, period_start_at timestamptz, \
              period_end_at timestamptz, low_balance_alerted_at timestamptz) \
-             WHERE wallet.id = v.id AND wallet.last_sequence = v.sequence_read",
-            [json(&heads)?, Value::from(now)],
+             WHERE wallet.id = v.id AND wallet.last_sequence = v.sequence_read \
+             AND wallet.id = ANY(string_to_array($3, ',')::bigint[])",
+            [
+                json(&heads)?,
+                Value::from(now),
+                id_list(wallets.iter().map(|(wallet, _)| wallet.id)),
+            ],
         ))
         .await?;
     all_saved(wallets.len(), result.rows_affected())
