@@ -2,11 +2,13 @@
 //! one database transaction, so a burst costs one commit (one fsync) and a
 //! handful of set-based statements instead of a transaction each.
 //!
-//! Workers take spends from one bounded queue. A worker takes the first
-//! waiting spend and everything already queued behind it (up to
-//! `max_batch`); only when that found company (so other callers are
-//! active) does it wait up to `window` for more. A lone spend is never
-//! delayed. Within a batch, decisions are made in arrival order, each
+//! Each worker has its own bounded queue, and a wallet's spends always go
+//! to the same worker (by a hash of the workspace id), so a hot wallet's
+//! burst lands in one batch instead of several batches queueing on its row
+//! lock. A worker takes the first waiting spend and everything already
+//! queued behind it (up to `max_batch`); only when that found company (so
+//! other callers are active) does it wait up to `window` for more. A lone
+//! spend is never delayed. Within a batch, decisions are made in arrival order, each
 //! wallet's with exactly the rules of a single spend (`spend.rs`):
 //! idempotency first, then burn-down, all-or-nothing per spend, the
 //! low-balance check after each spend. A wallet with anything to settle
@@ -27,7 +29,7 @@ use std::time::Duration;
 use chrono::{DateTime, SubsecRound, Utc};
 use entity::{credit_grant, ledger_entry, low_balance_alert, wallet};
 use sea_orm::{Set, TransactionTrait};
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 use super::period::period_state;
 use super::spend::{SPEND_SCOPE, conflict, suggestion};
@@ -40,11 +42,11 @@ use crate::domain::settlement::{is_grant_due, renewal_due};
 use crate::domain::spend::{SpendDecision, SpendOutcome, decide_spend, spend_fingerprint};
 use crate::error::{AppError, AppResult};
 use crate::events::{BalanceEvent, EventKind};
-use crate::store::batch::{NewKey, NewMove, NewRow};
+use crate::store::batch::{NewRow, RowKey, RowMove, SpendWrites};
 use crate::store::{self, db_error};
 
-/// Spends waiting for a worker; beyond this, callers wait to enqueue.
-const QUEUE_CAPACITY: usize = 4096;
+/// Spends waiting for one worker; beyond this, callers wait to enqueue.
+const QUEUE_CAPACITY: usize = 1024;
 
 /// How spends are grouped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,10 +85,23 @@ struct SpendJob {
     reply: oneshot::Sender<AppResult<SpendResult>>,
 }
 
-/// The queue into the workers. Cheap to clone.
+/// The workers' queues. Cheap to clone.
 #[derive(Clone)]
 pub(super) struct GroupCommit {
-    sender: mpsc::Sender<SpendJob>,
+    senders: Arc<Vec<mpsc::Sender<SpendJob>>>,
+}
+
+impl GroupCommit {
+    /// The queue of the worker that owns this workspace's wallet.
+    fn queue(&self, workspace_id: &str) -> &mpsc::Sender<SpendJob> {
+        // FNV-1a: stable, cheap, and well spread over short ids.
+        let hash = workspace_id
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+                (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+            });
+        &self.senders[(hash % self.senders.len() as u64) as usize]
+    }
 }
 
 impl Ledger {
@@ -94,18 +109,21 @@ impl Ledger {
     /// The workers stop when the last clone of the returned service is
     /// dropped.
     pub fn with_group_commit(mut self, settings: GroupCommitSettings) -> Self {
-        let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
-        let receiver = Arc::new(Mutex::new(receiver));
         let workers = settings.workers.unwrap_or(if store::is_sqlite(&self.db) {
             1
         } else {
             POSTGRES_WORKERS_DEFAULT
         });
+        let mut senders = Vec::with_capacity(workers.max(1));
         for _ in 0..workers.max(1) {
+            let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
             // The workers' own service has no queue: it would keep it open.
-            tokio::spawn(self.clone().run_worker(receiver.clone(), settings));
+            tokio::spawn(self.clone().run_worker(receiver, settings));
+            senders.push(sender);
         }
-        self.group_commit = Some(GroupCommit { sender });
+        self.group_commit = Some(GroupCommit {
+            senders: Arc::new(senders),
+        });
         self
     }
 
@@ -122,7 +140,8 @@ impl Ledger {
             request,
             reply,
         };
-        if let Err(mpsc::error::SendError(job)) = group.sender.send(job).await {
+        let queue = group.queue(job.scope.workspace_id().as_str());
+        if let Err(mpsc::error::SendError(job)) = queue.send(job).await {
             return self.spend_once(&job.scope, job.request).await;
         }
         answer
@@ -130,10 +149,9 @@ impl Ledger {
             .unwrap_or_else(|_| Err(AppError::Internal(anyhow::anyhow!("a spend batch was lost"))))
     }
 
-    async fn run_worker(self, receiver: Arc<Mutex<mpsc::Receiver<SpendJob>>>, settings: GroupCommitSettings) {
+    async fn run_worker(self, mut receiver: mpsc::Receiver<SpendJob>, settings: GroupCommitSettings) {
         loop {
             let jobs = {
-                let mut receiver = receiver.lock().await;
                 let Some(first) = receiver.recv().await else {
                     return;
                 };
@@ -532,8 +550,48 @@ impl Batch {
             .iter()
             .map(|row| (row.wallet_id, row.sequence))
             .collect();
+        let mut writes = SpendWrites::default();
+        let mut deltas: HashMap<i64, i64> = HashMap::new();
+        for (row, row_moves) in self.rows.iter().zip(&self.moves) {
+            for (grant_id, credits) in row_moves {
+                writes.moves.push(RowMove {
+                    wallet_id: row.wallet_id,
+                    sequence: row.sequence,
+                    credit_grant_id: *grant_id,
+                    amount_credits: *credits,
+                });
+                *deltas.entry(*grant_id).or_default() += credits;
+            }
+        }
+        writes.deltas = deltas.into_iter().collect();
+        writes.deltas.sort_unstable();
+        for (row, fingerprint) in self.keys {
+            let row = &self.rows[row];
+            writes.keys.push(RowKey {
+                wallet_id: row.wallet_id,
+                sequence: row.sequence,
+                key: row.idempotency_key.clone().unwrap_or_default(),
+                fingerprint,
+            });
+        }
+        let mut workspaces: HashMap<i64, String> = HashMap::new();
+        for state in states.into_values() {
+            workspaces.insert(state.wallet.id, state.wallet.workspace_id.clone());
+            if state.wallet.last_sequence != state.original.last_sequence {
+                writes.notifications.push(format!(
+                    "{}:{}",
+                    state.wallet.last_sequence, state.wallet.workspace_id
+                ));
+            }
+            if state.wallet != state.original {
+                writes.heads.push((state.wallet, state.original.last_sequence));
+            }
+        }
+        writes.heads.sort_unstable_by_key(|(wallet, _)| wallet.id);
+        writes.rows = self.rows;
+        let heads = writes.heads.clone();
         let mut stored: HashMap<(i64, i64), ledger_entry::Model> =
-            store::batch::insert_rows(txn, self.rows, now)
+            store::batch::write_spends(txn, SPEND_SCOPE, notify_channel, writes, now)
                 .await
                 .map_err(db_error)?
                 .into_iter()
@@ -547,58 +605,7 @@ impl Batch {
                 })
             })
             .collect::<AppResult<_>>()?;
-        let mut moves = Vec::new();
-        let mut deltas: HashMap<i64, i64> = HashMap::new();
-        for (row, row_moves) in rows.iter().zip(&self.moves) {
-            for (grant_id, credits) in row_moves {
-                moves.push(NewMove {
-                    ledger_entry_id: row.id,
-                    credit_grant_id: *grant_id,
-                    amount_credits: *credits,
-                });
-                *deltas.entry(*grant_id).or_default() += credits;
-            }
-        }
-        store::batch::insert_moves(txn, moves).await.map_err(db_error)?;
-        let mut deltas: Vec<(i64, i64)> = deltas.into_iter().collect();
-        deltas.sort_unstable();
-        store::batch::move_grants(txn, deltas).await.map_err(db_error)?;
-        let keys = self
-            .keys
-            .into_iter()
-            .map(|(row, fingerprint)| NewKey {
-                wallet_id: rows[row].wallet_id,
-                key: rows[row].idempotency_key.clone().unwrap_or_default(),
-                fingerprint,
-                ledger_entry_id: rows[row].id,
-            })
-            .collect();
-        store::batch::insert_keys(txn, SPEND_SCOPE, keys, now)
-            .await
-            .map_err(db_error)?;
         store::batch::insert_alerts(txn, self.alerts)
-            .await
-            .map_err(db_error)?;
-        let mut heads = Vec::new();
-        let mut notifications = Vec::new();
-        let mut workspaces: HashMap<i64, String> = HashMap::new();
-        for state in states.into_values() {
-            workspaces.insert(state.wallet.id, state.wallet.workspace_id.clone());
-            if state.wallet.last_sequence != state.original.last_sequence {
-                notifications.push(format!(
-                    "{}:{}",
-                    state.wallet.last_sequence, state.wallet.workspace_id
-                ));
-            }
-            if state.wallet != state.original {
-                heads.push((state.wallet, state.original.last_sequence));
-            }
-        }
-        heads.sort_unstable_by_key(|(wallet, _)| wallet.id);
-        store::batch::save_wallets(txn, &heads, now)
-            .await
-            .map_err(db_error)?;
-        store::batch::notify_many(txn, notify_channel, notifications)
             .await
             .map_err(db_error)?;
         check_heads(txn, &heads).await?;

@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 use entity::{credit_grant, idempotency_record, ledger_entry, ledger_entry_grant, low_balance_alert, wallet};
 use sea_orm::sea_query::{Expr, LockBehavior, LockType, Query};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait, ExprTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, Statement, Value,
+    ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait, ExprTrait, FromQueryResult,
+    QueryFilter, QueryOrder, QuerySelect, Set, Statement, Value,
 };
 use serde::Serialize;
 
@@ -461,6 +461,9 @@ pub async fn insert_alerts(
     txn: &impl ConnectionTrait,
     alerts: Vec<low_balance_alert::ActiveModel>,
 ) -> Result<(), DbErr> {
+    if alerts.is_empty() {
+        return Ok(());
+    }
     low_balance_alert::Entity::insert_many(alerts)
         .exec_without_returning(txn)
         .await?;
@@ -550,6 +553,22 @@ struct WalletHead<'a> {
     low_balance_alerted_at: Option<DateTime<Utc>>,
 }
 
+impl<'a> WalletHead<'a> {
+    fn of(wallet: &'a wallet::Model, sequence_read: i64) -> Self {
+        Self {
+            id: wallet.id,
+            sequence_read,
+            balance_credits: wallet.balance_credits,
+            last_sequence: wallet.last_sequence,
+            plan_code: &wallet.plan_code,
+            pending_plan_code: wallet.pending_plan_code.as_deref(),
+            period_start_at: wallet.period_start_at,
+            period_end_at: wallet.period_end_at,
+            low_balance_alerted_at: wallet.low_balance_alerted_at,
+        }
+    }
+}
+
 /// [`save_wallets`] on PostgreSQL: the heads travel as one JSON parameter.
 async fn save_wallets_postgres(
     txn: &impl ConnectionTrait,
@@ -558,17 +577,7 @@ async fn save_wallets_postgres(
 ) -> Result<(), DbErr> {
     let heads: Vec<WalletHead<'_>> = wallets
         .iter()
-        .map(|(wallet, sequence_read)| WalletHead {
-            id: wallet.id,
-            sequence_read: *sequence_read,
-            balance_credits: wallet.balance_credits,
-            last_sequence: wallet.last_sequence,
-            plan_code: &wallet.plan_code,
-            pending_plan_code: wallet.pending_plan_code.as_deref(),
-            period_start_at: wallet.period_start_at,
-            period_end_at: wallet.period_end_at,
-            low_balance_alerted_at: wallet.low_balance_alerted_at,
-        })
+        .map(|(wallet, sequence_read)| WalletHead::of(wallet, *sequence_read))
         .collect();
     let result = txn
         .execute_raw(Statement::from_sql_and_values(
@@ -594,16 +603,8 @@ async fn save_wallets_postgres(
 /// Longest NOTIFY payload sent (PostgreSQL's limit is 8,000 bytes).
 const NOTIFY_PAYLOAD_MAX_BYTES: usize = 7_000;
 
-/// `NOTIFY` many payloads on one channel (PostgreSQL): joined with `,` into
-/// as few notifications as fit the payload limit, all in one statement.
-pub async fn notify_many(
-    txn: &impl ConnectionTrait,
-    channel: &str,
-    payloads: Vec<String>,
-) -> Result<(), DbErr> {
-    if payloads.is_empty() || is_sqlite(txn) {
-        return Ok(());
-    }
+/// Payloads joined with `,` into as few as fit PostgreSQL's limit.
+fn notify_chunks(payloads: Vec<String>) -> Vec<String> {
     let mut chunks: Vec<String> = Vec::new();
     for payload in payloads {
         match chunks.last_mut() {
@@ -614,6 +615,20 @@ pub async fn notify_many(
             _ => chunks.push(payload),
         }
     }
+    chunks
+}
+
+/// `NOTIFY` many payloads on one channel (PostgreSQL): joined with `,` into
+/// as few notifications as fit the payload limit, all in one statement.
+pub async fn notify_many(
+    txn: &impl ConnectionTrait,
+    channel: &str,
+    payloads: Vec<String>,
+) -> Result<(), DbErr> {
+    if payloads.is_empty() || is_sqlite(txn) {
+        return Ok(());
+    }
+    let chunks = notify_chunks(payloads);
     let mut values: Vec<Value> = vec![channel.into()];
     let mut rows = Vec::with_capacity(chunks.len());
     for chunk in chunks {
@@ -627,4 +642,192 @@ pub async fn notify_many(
     txn.query_all_raw(Statement::from_sql_and_values(DbBackend::Postgres, sql, values))
         .await?;
     Ok(())
+}
+
+/// A grant move of a row not yet written, named by (wallet, sequence).
+#[derive(Debug, Clone, Serialize)]
+pub struct RowMove {
+    /// The row's wallet.
+    pub wallet_id: i64,
+    /// The row's sequence.
+    pub sequence: i64,
+    /// The grant.
+    pub credit_grant_id: i64,
+    /// Signed credits.
+    pub amount_credits: i64,
+}
+
+/// A key bound to a row not yet written, named by (wallet, sequence).
+#[derive(Debug, Clone, Serialize)]
+pub struct RowKey {
+    /// The row's wallet.
+    pub wallet_id: i64,
+    /// The row's sequence.
+    pub sequence: i64,
+    /// The key.
+    pub key: String,
+    /// The request's identity.
+    pub fingerprint: String,
+}
+
+/// Everything a batch of spends writes.
+#[derive(Debug, Default)]
+pub struct SpendWrites {
+    /// The SPEND rows.
+    pub rows: Vec<NewRow>,
+    /// Their grant moves.
+    pub moves: Vec<RowMove>,
+    /// Net change of each grant touched: (grant id, signed credits).
+    pub deltas: Vec<(i64, i64)>,
+    /// The keys they bind (scope SPEND).
+    pub keys: Vec<RowKey>,
+    /// Changed wallet heads, each with the sequence read under the lock.
+    pub heads: Vec<(wallet::Model, i64)>,
+    /// NOTIFY payloads for other instances (PostgreSQL).
+    pub notifications: Vec<String>,
+}
+
+/// Writes a batch of spends; returns the stored rows.
+///
+/// PostgreSQL: one statement, each part a data-modifying CTE fed by a JSON
+/// parameter, so a batch costs one round trip however many spends it
+/// holds. The guarded head update must match every wallet, or the whole
+/// statement fails. SQLite: the same writes, one statement each.
+pub async fn write_spends(
+    txn: &impl ConnectionTrait,
+    scope: &str,
+    channel: &str,
+    writes: SpendWrites,
+    now: DateTime<Utc>,
+) -> Result<Vec<ledger_entry::Model>, DbErr> {
+    if is_sqlite(txn) {
+        return write_spends_sqlite(txn, scope, writes, now).await;
+    }
+    let heads: Vec<WalletHead<'_>> = writes
+        .heads
+        .iter()
+        .map(|(wallet, sequence_read)| WalletHead::of(wallet, *sequence_read))
+        .collect();
+    let grant_ids = id_list(writes.deltas.iter().map(|(id, _)| *id));
+    let wallet_ids = id_list(writes.heads.iter().map(|(wallet, _)| wallet.id));
+    let deltas: Vec<GrantDelta> = writes
+        .deltas
+        .iter()
+        .map(|(id, delta)| GrantDelta {
+            id: *id,
+            delta: *delta,
+        })
+        .collect();
+    let rows = txn
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "WITH r AS ( \
+               INSERT INTO ledger_entry (wallet_id, sequence, kind, amount_credits, balance_after_credits, \
+               reference, action, actor, idempotency_key, created_at, allocation_after_credits, \
+               purchased_after_credits, bonus_after_credits) \
+               SELECT x.wallet_id, x.sequence, x.kind, x.amount_credits, x.balance_after_credits, x.reference, \
+               x.action, x.actor, x.idempotency_key, $1, x.allocation_after_credits, x.purchased_after_credits, \
+               x.bonus_after_credits \
+               FROM json_to_recordset($2::json) AS x(wallet_id bigint, sequence bigint, kind text, \
+               amount_credits bigint, balance_after_credits bigint, allocation_after_credits bigint, \
+               purchased_after_credits bigint, bonus_after_credits bigint, reference text, action text, \
+               actor text, idempotency_key text) \
+               RETURNING *), \
+             m AS ( \
+               INSERT INTO ledger_entry_grant (ledger_entry_id, credit_grant_id, amount_credits) \
+               SELECT r.id, x.credit_grant_id, x.amount_credits \
+               FROM json_to_recordset($3::json) AS x(wallet_id bigint, sequence bigint, credit_grant_id bigint, \
+               amount_credits bigint) JOIN r ON r.wallet_id = x.wallet_id AND r.sequence = x.sequence), \
+             g AS ( \
+               UPDATE credit_grant SET remaining_credits = credit_grant.remaining_credits + v.delta \
+               FROM json_to_recordset($4::json) AS v(id bigint, delta bigint) \
+               WHERE credit_grant.id = v.id AND credit_grant.id = ANY(string_to_array($5, ',')::bigint[])), \
+             k AS ( \
+               INSERT INTO idempotency_record (wallet_id, scope, key, fingerprint, ledger_entry_id, created_at) \
+               SELECT r.wallet_id, $6, x.key, x.fingerprint, r.id, $1 \
+               FROM json_to_recordset($7::json) AS x(wallet_id bigint, sequence bigint, key text, fingerprint text) \
+               JOIN r ON r.wallet_id = x.wallet_id AND r.sequence = x.sequence), \
+             h AS ( \
+               UPDATE wallet SET balance_credits = v.balance_credits, last_sequence = v.last_sequence, \
+               plan_code = v.plan_code, pending_plan_code = v.pending_plan_code, \
+               period_start_at = v.period_start_at, period_end_at = v.period_end_at, \
+               low_balance_alerted_at = v.low_balance_alerted_at, updated_at = $1 \
+               FROM json_to_recordset($8::json) AS v(id bigint, sequence_read bigint, balance_credits bigint, \
+               last_sequence bigint, plan_code text, pending_plan_code text, period_start_at timestamptz, \
+               period_end_at timestamptz, low_balance_alerted_at timestamptz) \
+               WHERE wallet.id = v.id AND wallet.last_sequence = v.sequence_read \
+               AND wallet.id = ANY(string_to_array($9, ',')::bigint[]) RETURNING wallet.id), \
+             n AS ( \
+               SELECT pg_notify($10, p) FROM unnest(string_to_array($11, chr(31))) AS p) \
+             SELECT c.heads_saved, c.notified, r.* \
+             FROM (SELECT (SELECT COUNT(*) FROM h) AS heads_saved, (SELECT COUNT(*) FROM n) AS notified) AS c \
+             LEFT JOIN r ON true",
+            [
+                Value::from(now),
+                json(&writes.rows)?,
+                json(&writes.moves)?,
+                json(&deltas)?,
+                grant_ids,
+                Value::from(scope),
+                json(&writes.keys)?,
+                json(&heads)?,
+                wallet_ids,
+                Value::from(channel),
+                Value::from(notify_chunks(writes.notifications).join("\u{1f}")),
+            ],
+        ))
+        .await?;
+    let saved = match rows.first() {
+        Some(row) => row.try_get::<i64>("", "heads_saved")?,
+        None => 0,
+    };
+    all_saved(writes.heads.len(), u64::try_from(saved).unwrap_or(0))?;
+    rows.iter()
+        .filter(|row| row.try_get::<Option<i64>>("", "id").ok().flatten().is_some())
+        .map(|row| ledger_entry::Model::from_query_result(row, ""))
+        .collect()
+}
+
+async fn write_spends_sqlite(
+    txn: &impl ConnectionTrait,
+    scope: &str,
+    writes: SpendWrites,
+    now: DateTime<Utc>,
+) -> Result<Vec<ledger_entry::Model>, DbErr> {
+    let stored = insert_rows(txn, writes.rows, now).await?;
+    let id_of = |wallet_id: i64, sequence: i64| {
+        stored
+            .iter()
+            .find(|row| row.wallet_id == wallet_id && row.sequence == sequence)
+            .map(|row| row.id)
+            .ok_or_else(|| DbErr::Custom("a batch row was not returned by its insert".to_owned()))
+    };
+    let moves = writes
+        .moves
+        .iter()
+        .map(|movement| {
+            Ok(NewMove {
+                ledger_entry_id: id_of(movement.wallet_id, movement.sequence)?,
+                credit_grant_id: movement.credit_grant_id,
+                amount_credits: movement.amount_credits,
+            })
+        })
+        .collect::<Result<_, DbErr>>()?;
+    insert_moves(txn, moves).await?;
+    move_grants(txn, writes.deltas).await?;
+    let keys = writes
+        .keys
+        .into_iter()
+        .map(|key| {
+            Ok(NewKey {
+                wallet_id: key.wallet_id,
+                ledger_entry_id: id_of(key.wallet_id, key.sequence)?,
+                key: key.key,
+                fingerprint: key.fingerprint,
+            })
+        })
+        .collect::<Result<_, DbErr>>()?;
+    insert_keys(txn, scope, keys, now).await?;
+    save_wallets(txn, &writes.heads, now).await?;
+    Ok(stored)
 }
