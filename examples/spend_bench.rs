@@ -22,7 +22,10 @@
 //! cargo build --release && cargo run --release --example spend_bench
 //! ```
 //! Options (environment): `CLIENTS` (default 64), `SECONDS` per phase
-//! (default 5), `BACKENDS` (`sqlite,postgres`), `SHAPES` (`uniform,hot`).
+//! (default 5), `BACKENDS` (`sqlite,postgres`), `SHAPES` (`uniform,hot`),
+//! `TEST_DATABASE_URL` (default: the local server over TCP without TLS,
+//! for the baseline and the service alike), `SERVER_LOG` (the server's
+//! `RUST_LOG`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -64,7 +67,7 @@ fn database(backend: &str, directory: &std::path::Path, name: &str, clients: u32
         },
         _ => DatabaseConfig {
             url: std::env::var("TEST_DATABASE_URL")
-                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable".into()),
             schema: Some(format!("bench_spend_{name}_{}", std::process::id())),
             max_connections: clients,
         },
@@ -307,17 +310,27 @@ fn token(workspace: u64) -> String {
 const SPEND: &str =
     "mutation($k: String!) { spendCredit(input: {action: TRIAGE, idempotencyKey: $k}) { outcome } }";
 
-/// Spends over HTTP: closed loop (`rate` None) or open loop at `rate`/s.
-async fn service(
-    base: &str,
-    tokens: &Arc<Vec<String>>,
+/// What drives the server: where, as whom, how hard; and the CHARGED count.
+struct Load {
+    base: String,
+    tokens: Arc<Vec<String>>,
     shape: &'static str,
     clients: u64,
     seconds: u64,
-    rate: Option<f64>,
-    phase: &'static str,
-    charged: &Arc<AtomicU64>,
-) -> anyhow::Result<Phase> {
+    charged: Arc<AtomicU64>,
+}
+
+/// Spends over HTTP: closed loop (`rate` None) or open loop at `rate`/s.
+async fn service(load: &Load, rate: Option<f64>, phase: &'static str) -> anyhow::Result<Phase> {
+    let Load {
+        base,
+        tokens,
+        shape,
+        clients,
+        seconds,
+        charged,
+    } = load;
+    let (shape, clients, seconds) = (*shape, *clients, *seconds);
     let started = Instant::now();
     let deadline = started + Duration::from_secs(seconds);
     let tasks = (0..clients).map(|client| {
@@ -394,37 +407,23 @@ async fn case(backend: &str, shape: &'static str, clients: u64, seconds: u64) ->
     let server = start_server(&config, &http).await?;
     let pid = server.child.id();
     let idle_kib = kib(pid, "VmRSS:");
-    let tokens = Arc::new((1..=wallets).map(token).collect::<Vec<_>>());
-    let charged = Arc::new(AtomicU64::new(0));
-    let max = service(
-        &server.base,
-        &tokens,
+    let load = Load {
+        base: server.base.clone(),
+        tokens: Arc::new((1..=wallets).map(token).collect()),
         shape,
         clients,
         seconds,
-        None,
-        "max",
-        &charged,
-    )
-    .await?;
-    let half = service(
-        &server.base,
-        &tokens,
-        shape,
-        clients,
-        seconds,
-        Some(max.per_second / 2.0),
-        "half",
-        &charged,
-    )
-    .await?;
+        charged: Arc::new(AtomicU64::new(0)),
+    };
+    let max = service(&load, None, "max").await?;
+    let half = service(&load, Some(max.per_second / 2.0), "half").await?;
     let peak_kib = kib(pid, "VmHWM:");
     let cold_start = server.cold_start;
     drop(server);
 
     let rows = spend_rows(&db).await?;
     let audit = store::verify::audit(&db).await?;
-    let charged = charged.load(Ordering::Relaxed);
+    let charged = load.charged.load(Ordering::Relaxed);
     println!("{backend:>8} {shape:<7} raw     {}", baseline.row());
     println!(
         "{backend:>8} {shape:<7} service {}  = x{:.2} raw",

@@ -689,8 +689,8 @@ pub struct SpendWrites {
 
 /// Writes a batch of spends; returns the stored rows.
 ///
-/// PostgreSQL: one statement, each part a data-modifying CTE fed by a JSON
-/// parameter, so a batch costs one round trip however many spends it
+/// PostgreSQL: two statements, each part a data-modifying CTE fed by a
+/// JSON parameter, so a batch costs two round trips however many spends it
 /// holds. The guarded head update must match every wallet, or the whole
 /// statement fails. SQLite: the same writes, one statement each.
 pub async fn write_spends(
@@ -718,6 +718,10 @@ pub async fn write_spends(
             delta: *delta,
         })
         .collect();
+    // Two statements: the inserts (whose foreign-key checks lock the wallet
+    // and grant rows), then the updates of those rows. Updating them in the
+    // same statement as the inserts made each key check chase the rows'
+    // new versions: one statement for a 32-spend batch took ~20 ms.
     let rows = txn
         .query_all_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
@@ -738,52 +742,57 @@ pub async fn write_spends(
                SELECT r.id, x.credit_grant_id, x.amount_credits \
                FROM json_to_recordset($3::json) AS x(wallet_id bigint, sequence bigint, credit_grant_id bigint, \
                amount_credits bigint) JOIN r ON r.wallet_id = x.wallet_id AND r.sequence = x.sequence), \
-             g AS ( \
-               UPDATE credit_grant SET remaining_credits = credit_grant.remaining_credits + v.delta \
-               FROM json_to_recordset($4::json) AS v(id bigint, delta bigint) \
-               WHERE credit_grant.id = v.id AND credit_grant.id = ANY(string_to_array($5, ',')::bigint[])), \
              k AS ( \
                INSERT INTO idempotency_record (wallet_id, scope, key, fingerprint, ledger_entry_id, created_at) \
-               SELECT r.wallet_id, $6, x.key, x.fingerprint, r.id, $1 \
-               FROM json_to_recordset($7::json) AS x(wallet_id bigint, sequence bigint, key text, fingerprint text) \
-               JOIN r ON r.wallet_id = x.wallet_id AND r.sequence = x.sequence), \
-             h AS ( \
-               UPDATE wallet SET balance_credits = v.balance_credits, last_sequence = v.last_sequence, \
-               plan_code = v.plan_code, pending_plan_code = v.pending_plan_code, \
-               period_start_at = v.period_start_at, period_end_at = v.period_end_at, \
-               low_balance_alerted_at = v.low_balance_alerted_at, updated_at = $1 \
-               FROM json_to_recordset($8::json) AS v(id bigint, sequence_read bigint, balance_credits bigint, \
-               last_sequence bigint, plan_code text, pending_plan_code text, period_start_at timestamptz, \
-               period_end_at timestamptz, low_balance_alerted_at timestamptz) \
-               WHERE wallet.id = v.id AND wallet.last_sequence = v.sequence_read \
-               AND wallet.id = ANY(string_to_array($9, ',')::bigint[]) RETURNING wallet.id), \
-             n AS ( \
-               SELECT pg_notify($10, p) FROM unnest(string_to_array($11, chr(31))) AS p) \
-             SELECT c.heads_saved, c.notified, r.* \
-             FROM (SELECT (SELECT COUNT(*) FROM h) AS heads_saved, (SELECT COUNT(*) FROM n) AS notified) AS c \
-             LEFT JOIN r ON true",
+               SELECT r.wallet_id, $4, x.key, x.fingerprint, r.id, $1 \
+               FROM json_to_recordset($5::json) AS x(wallet_id bigint, sequence bigint, key text, fingerprint text) \
+               JOIN r ON r.wallet_id = x.wallet_id AND r.sequence = x.sequence) \
+             SELECT * FROM r",
             [
                 Value::from(now),
                 json(&writes.rows)?,
                 json(&writes.moves)?,
-                json(&deltas)?,
-                grant_ids,
                 Value::from(scope),
                 json(&writes.keys)?,
+            ],
+        ))
+        .await?;
+    let saved = txn
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "WITH g AS ( \
+               UPDATE credit_grant SET remaining_credits = credit_grant.remaining_credits + v.delta \
+               FROM json_to_recordset($1::json) AS v(id bigint, delta bigint) \
+               WHERE credit_grant.id = v.id AND credit_grant.id = ANY(string_to_array($2, ',')::bigint[])), \
+             h AS ( \
+               UPDATE wallet SET balance_credits = v.balance_credits, last_sequence = v.last_sequence, \
+               plan_code = v.plan_code, pending_plan_code = v.pending_plan_code, \
+               period_start_at = v.period_start_at, period_end_at = v.period_end_at, \
+               low_balance_alerted_at = v.low_balance_alerted_at, updated_at = $3 \
+               FROM json_to_recordset($4::json) AS v(id bigint, sequence_read bigint, balance_credits bigint, \
+               last_sequence bigint, plan_code text, pending_plan_code text, period_start_at timestamptz, \
+               period_end_at timestamptz, low_balance_alerted_at timestamptz) \
+               WHERE wallet.id = v.id AND wallet.last_sequence = v.sequence_read \
+               AND wallet.id = ANY(string_to_array($5, ',')::bigint[]) RETURNING wallet.id), \
+             n AS ( \
+               SELECT pg_notify($6, p) FROM unnest(string_to_array($7, chr(31))) AS p) \
+             SELECT (SELECT COUNT(*) FROM h) AS heads_saved, (SELECT COUNT(*) FROM n) AS notified",
+            [
+                json(&deltas)?,
+                grant_ids,
+                Value::from(now),
                 json(&heads)?,
                 wallet_ids,
                 Value::from(channel),
                 Value::from(notify_chunks(writes.notifications).join("\u{1f}")),
             ],
         ))
-        .await?;
-    let saved = match rows.first() {
-        Some(row) => row.try_get::<i64>("", "heads_saved")?,
-        None => 0,
-    };
+        .await?
+        .map(|row| row.try_get::<i64>("", "heads_saved"))
+        .transpose()?
+        .unwrap_or(0);
     all_saved(writes.heads.len(), u64::try_from(saved).unwrap_or(0))?;
     rows.iter()
-        .filter(|row| row.try_get::<Option<i64>>("", "id").ok().flatten().is_some())
         .map(|row| ledger_entry::Model::from_query_result(row, ""))
         .collect()
 }

@@ -9,6 +9,7 @@ mod auth;
 mod catalogue;
 mod cli;
 mod concurrency;
+mod group_commit;
 mod input;
 mod metrics;
 mod money;

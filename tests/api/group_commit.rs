@@ -1,0 +1,344 @@
+//! Goal: group commit changes no outcome. The same spends give the same
+//! answers, the same ledger rows and the same low-balance alerts whether
+//! they are applied in batches or one transaction each; under real
+//! concurrency, repeats and refusals keep their exact shape.
+//! Method: (1) one ordered sequence of spends over two wallets (repeats, a
+//! conflicting reuse, an unknown workspace, a threshold crossing, running
+//! dry) is queued at once into a batching service and, apart, applied one
+//! by one by an unbatched service; answers and stored rows are compared
+//! whole. (2) 120 concurrent HTTP spends (30 keys × 4 repeats) on a wallet
+//! holding 10 credits, against a batching and an unbatched server.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use protodesk_credits::auth::{Caller, Operation, authorize};
+use protodesk_credits::domain::catalogue::{Action, Role};
+use protodesk_credits::domain::ids::{IdempotencyKey, WorkspaceId};
+use protodesk_credits::service::{GroupCommitSettings, SpendRequest, SpendResult};
+use sea_orm::{ConnectionTrait, Statement};
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, Options, TestApp};
+
+/// (workspace, action, key, reference), in arrival order.
+const SEQUENCE: [(&str, Action, &str, Option<&str>); 16] = [
+    ("ws-a", Action::Triage, "k1", None),
+    ("ws-b", Action::Triage, "k1", None),
+    ("ws-a", Action::Sidekick, "k2", Some("t-1")),
+    ("ws-a", Action::Triage, "k1", None),
+    ("ws-a", Action::AutoResolve, "k3", None),
+    ("ws-a", Action::Sidekick, "k2", Some("t-2")),
+    ("ws-a", Action::Triage, "k4", None),
+    ("ws-nope", Action::Triage, "k1", None),
+    ("ws-a", Action::Triage, "k5", None),
+    ("ws-a", Action::Sidekick, "k6", None),
+    ("ws-a", Action::Triage, "k7", None),
+    ("ws-b", Action::Sidekick, "k2", None),
+    ("ws-a", Action::Triage, "k7", None),
+    ("ws-a", Action::Sidekick, "k6", None),
+    ("ws-b", Action::Triage, "k1", None),
+    ("ws-b", Action::AutoResolve, "k1", None),
+];
+
+async fn prepared(backend: Backend, options: Options) -> TestApp {
+    let app = TestApp::spawn_with(backend, options).await;
+    app.set_trial_credits(6).await;
+    app.create_workspace("ws-a").await;
+    app.create_workspace("ws-b").await;
+    let admin = app.token("admin", Some("ws-a"));
+    app.gql(
+        Some(&admin),
+        "mutation { setLowBalanceThreshold(input: {threshold: 3}) { wallet { lowBalanceThreshold } } }",
+        json!({}),
+    )
+    .await
+    .data();
+    app
+}
+
+fn request(workspace: &str, action: Action, key: &str, reference: Option<&str>) -> (Caller, SpendRequest) {
+    let caller = Caller {
+        subject: "worker-7".to_owned(),
+        workspace_id: Some(WorkspaceId::parse("workspaceId", workspace).unwrap()),
+        role: Role::Service,
+    };
+    let request = SpendRequest {
+        action,
+        idempotency_key: IdempotencyKey::parse("idempotencyKey", key).unwrap(),
+        reference: reference.map(str::to_owned),
+    };
+    (caller, request)
+}
+
+/// Everything an answer says, but ids and timestamps.
+fn summary(result: Result<SpendResult, protodesk_credits::error::AppError>) -> Value {
+    match result {
+        Err(error) => json!({ "error": error.code() }),
+        Ok(answer) => json!({
+            "outcome": answer.outcome.as_str(),
+            "balance": [answer.balance.total, answer.balance.split.allocation,
+                        answer.balance.split.purchased, answer.balance.split.bonus],
+            "cost": answer.cost,
+            "nextResetAt": answer.next_reset_at.map(|at| at.to_rfc3339()),
+            "suggestedTopUp": answer.suggested_top_up.map(|pack| format!("{:?}", pack.code)),
+            "transaction": answer.transaction.map(|row| json!([
+                row.sequence, row.amount, row.balance_after, row.action.map(|action| action.as_str()),
+                row.reference, row.actor, row.idempotency_key,
+            ])),
+        }),
+    }
+}
+
+async fn spend(app: &TestApp, (caller, request): (Caller, SpendRequest)) -> Value {
+    let scope = match authorize(&caller, None, Operation::Spend(request.action)) {
+        Ok(scope) => scope,
+        Err(error) => return json!({ "error": error.code() }),
+    };
+    summary(app.ledger.spend(&scope, request).await)
+}
+
+/// Every stored row and alert that the spends wrote, in ledger order.
+async fn stored(app: &TestApp) -> Vec<Value> {
+    let db = app.ledger.db();
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT w.workspace_id, e.sequence, e.kind, e.amount_credits, e.balance_after_credits, \
+             e.allocation_after_credits, e.purchased_after_credits, e.bonus_after_credits, e.action, \
+             e.reference, e.actor, e.idempotency_key, \
+             (SELECT COUNT(*) FROM ledger_entry_grant g WHERE g.ledger_entry_id = e.id) AS moves, \
+             (SELECT COUNT(*) FROM idempotency_record k WHERE k.ledger_entry_id = e.id) AS keys, \
+             (SELECT COUNT(*) FROM low_balance_alert a WHERE a.wallet_id = w.id AND a.ledger_sequence = e.sequence) AS alerts \
+             FROM ledger_entry e JOIN wallet w ON w.id = e.wallet_id ORDER BY w.workspace_id, e.sequence",
+        ))
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|row| {
+            let text = |column: &str| row.try_get::<Option<String>>("", column).unwrap();
+            let int = |column: &str| row.try_get::<i64>("", column).unwrap();
+            json!([
+                text("workspace_id"),
+                int("sequence"),
+                text("kind"),
+                int("amount_credits"),
+                int("balance_after_credits"),
+                int("allocation_after_credits"),
+                int("purchased_after_credits"),
+                int("bonus_after_credits"),
+                text("action"),
+                text("reference"),
+                text("actor"),
+                text("idempotency_key"),
+                int("moves"),
+                int("keys"),
+                int("alerts"),
+            ])
+        })
+        .collect()
+}
+
+async fn batches(app: &TestApp) -> f64 {
+    let text = app
+        .http
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix("credits_spend_batch_size_count "))
+        .map_or(0.0, |value| value.parse().unwrap())
+}
+
+async fn batched_and_sequential_spends_agree(backend: Backend) {
+    let batching = prepared(
+        backend,
+        Options {
+            group_commit: Some(GroupCommitSettings {
+                max_batch: 1000,
+                window: Duration::from_millis(300),
+                workers: Some(1),
+            }),
+            ..Options::default()
+        },
+    )
+    .await;
+    let unbatched = prepared(
+        backend,
+        Options {
+            unbatched: true,
+            ..Options::default()
+        },
+    )
+    .await;
+
+    // Queued together (join_all enqueues in order before any answer).
+    let batched_answers = join_all(SEQUENCE.iter().map(|(workspace, action, key, reference)| {
+        spend(&batching, request(workspace, *action, key, *reference))
+    }))
+    .await;
+    let mut sequential_answers = Vec::new();
+    for (workspace, action, key, reference) in SEQUENCE {
+        sequential_answers.push(spend(&unbatched, request(workspace, action, key, reference)).await);
+    }
+
+    for (index, (batched, sequential)) in batched_answers.iter().zip(&sequential_answers).enumerate() {
+        assert_eq!(batched, sequential, "answer {index} to {:?}", SEQUENCE[index]);
+    }
+    let outcomes: Vec<String> = sequential_answers
+        .iter()
+        .map(|answer| {
+            answer["outcome"]
+                .as_str()
+                .or(answer["error"].as_str())
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            "CHARGED",
+            "CHARGED",
+            "CHARGED",
+            "DUPLICATE",
+            "CHARGED",
+            "IDEMPOTENCY_CONFLICT",
+            "CHARGED",
+            "NOT_FOUND",
+            "CHARGED",
+            "CHARGED",
+            "INSUFFICIENT_CREDITS",
+            "CHARGED",
+            "INSUFFICIENT_CREDITS",
+            "DUPLICATE",
+            "DUPLICATE",
+            "IDEMPOTENCY_CONFLICT",
+        ],
+        "the sequence covers every kind of answer"
+    );
+    let rows = stored(&unbatched).await;
+    assert_eq!(stored(&batching).await, rows);
+    assert_eq!(
+        rows.iter().filter(|row| row[14] == 1).count(),
+        1,
+        "one low-balance alert, on the row that crossed below 3: {rows:#?}"
+    );
+    let batch_count = batches(&batching).await;
+    assert!(
+        batch_count < SEQUENCE.len() as f64,
+        "the spends were applied in batches ({batch_count} for {})",
+        SEQUENCE.len()
+    );
+    for app in [batching, unbatched] {
+        app.verify_ledger().await;
+        app.teardown().await;
+    }
+}
+
+/// 30 keys × 4 repeats, shuffled, at once, over HTTP, on 10 credits:
+/// exactly 10 keys are charged once (their repeats DUPLICATE, naming the
+/// same row); the 20 others are refused every time; nothing else written.
+async fn concurrent_repeats_and_refusals(app: &TestApp) {
+    app.set_trial_credits(10).await;
+    app.create_workspace("ws-burst").await;
+    let service = app.token("service", Some("ws-burst"));
+    let mut attempts: Vec<String> = (0..120).map(|i| format!("key-{}", i % 30)).collect();
+    // A fixed shuffle: stride 7 over 120 visits every slot once.
+    attempts = (0..120).map(|i| attempts[(i * 7) % 120].clone()).collect();
+    let answers = join_all(
+        attempts
+            .iter()
+            .map(|key| app.spend(&service, "TRIAGE", key, None)),
+    )
+    .await;
+    let mut by_key: HashMap<String, Vec<Value>> = HashMap::new();
+    for (key, answer) in attempts.iter().zip(answers) {
+        by_key
+            .entry(key.clone())
+            .or_default()
+            .push(answer.data()["spendCredit"].clone());
+    }
+    let mut charged_keys = 0;
+    for (key, answers) in &by_key {
+        let outcomes: Vec<&str> = answers.iter().map(|a| a["outcome"].as_str().unwrap()).collect();
+        let charged = outcomes.iter().filter(|o| **o == "CHARGED").count();
+        if charged == 1 {
+            charged_keys += 1;
+            assert_eq!(
+                outcomes.iter().filter(|o| **o == "DUPLICATE").count(),
+                3,
+                "{key}: {outcomes:?}"
+            );
+            let ids: Vec<&Value> = answers.iter().map(|a| &a["transaction"]["id"]).collect();
+            assert!(
+                ids.iter().all(|id| *id == ids[0]),
+                "{key}: one row for all repeats"
+            );
+        } else {
+            assert_eq!(charged, 0, "{key}: {outcomes:?}");
+            assert!(
+                outcomes.iter().all(|o| *o == "INSUFFICIENT_CREDITS"),
+                "{key}: {outcomes:?}"
+            );
+        }
+    }
+    assert_eq!(charged_keys, 10);
+    assert_eq!(app.balance_total("ws-burst").await, 0);
+    let spends: Vec<(String, i64)> = app
+        .ledger_rows("ws-burst")
+        .await
+        .into_iter()
+        .filter(|(kind, _)| kind == "SPEND")
+        .collect();
+    assert_eq!(spends.len(), 10);
+}
+
+async fn concurrent_spends_keep_their_shape_batched_and_unbatched(backend: Backend) {
+    for unbatched in [false, true] {
+        let app = TestApp::spawn_with(
+            backend,
+            Options {
+                unbatched,
+                ..Options::default()
+            },
+        )
+        .await;
+        concurrent_repeats_and_refusals(&app).await;
+        app.verify_ledger().await;
+        app.teardown().await;
+    }
+}
+
+mod sqlite {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn batched_and_sequential_spends_agree() {
+        super::batched_and_sequential_spends_agree(Backend::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_spends_keep_their_shape_batched_and_unbatched() {
+        super::concurrent_spends_keep_their_shape_batched_and_unbatched(Backend::Sqlite).await;
+    }
+}
+
+mod postgres {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn batched_and_sequential_spends_agree() {
+        super::batched_and_sequential_spends_agree(Backend::Postgres).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_spends_keep_their_shape_batched_and_unbatched() {
+        super::concurrent_spends_keep_their_shape_batched_and_unbatched(Backend::Postgres).await;
+    }
+}
