@@ -79,6 +79,9 @@ pub struct Config {
     /// transaction per spend. `SPEND_BATCH_MAX`, `SPEND_BATCH_WINDOW_US`,
     /// `SPEND_BATCH_WORKERS` tune it.
     pub group_commit: Option<GroupCommitSettings>,
+    /// `GRAPHQL_INTROSPECTION`: `off` refuses `__schema` and `__type`
+    /// (default `on`: the schema is public in `schema.graphql` anyway).
+    pub introspection: bool,
 }
 
 /// An optional integer setting within `range`.
@@ -184,7 +187,13 @@ impl Config {
                 .filter(|n| (1..=1_000_000).contains(n))
                 .context("EVENT_BUS_CAPACITY must be an integer from 1 to 1000000")?,
         };
+        let introspection = match optional("GRAPHQL_INTROSPECTION")?.as_deref() {
+            None | Some("on") => true,
+            Some("off") => false,
+            Some(_) => bail!("GRAPHQL_INTROSPECTION must be on or off"),
+        };
         Ok(Config {
+            introspection,
             group_commit: group_commit_from_env()?,
             event_bus_capacity,
             renewal_cron,

@@ -42,7 +42,7 @@ impl App {
             ledger = ledger.with_group_commit(settings);
         }
         ledger.metrics().pool_max(config.database.max_connections);
-        let schema = build_schema(Some(ledger.clone()));
+        let schema = build_schema(Some(ledger.clone()), config.introspection);
         let listener = TcpListener::bind(config.bind_addr)
             .await
             .with_context(|| format!("binding BIND_ADDR {}", config.bind_addr))?;

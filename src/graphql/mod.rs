@@ -6,6 +6,7 @@
 
 mod codes;
 mod connection;
+mod limits;
 mod mutation;
 mod query;
 mod subscription;
@@ -18,6 +19,7 @@ use crate::domain::ids::WorkspaceId;
 use crate::error::AppError;
 use crate::service::Ledger;
 
+pub use limits::{QUERY_ALIASES_MAX, QUERY_FIELDS_MAX};
 pub use mutation::MutationRoot;
 pub use query::QueryRoot;
 pub use subscription::{SUBSCRIPTIONS_PER_CONNECTION_MAX, SubscriptionRoot, SubscriptionSlots};
@@ -43,23 +45,28 @@ pub enum Authentication {
 }
 
 /// Builds the schema. Without a `ledger` (as for `sdl`), it can print its
-/// SDL but not execute.
-pub fn build_schema(ledger: Option<Ledger>) -> AppSchema {
+/// SDL but not execute. Without `introspection`, `__schema` and `__type`
+/// are refused (`__typename` still answers).
+pub fn build_schema(ledger: Option<Ledger>, introspection: bool) -> AppSchema {
     let mut builder = Schema::build(QueryRoot::default(), MutationRoot::default(), SubscriptionRoot)
         .limit_depth(QUERY_DEPTH_MAX)
         .limit_complexity(QUERY_COMPLEXITY_MAX)
+        .extension(limits::QueryLimits { introspection })
         .extension(codes::ErrorCodes {
             metrics: ledger.as_ref().map(|ledger| ledger.metrics().clone()),
         });
     if let Some(ledger) = ledger {
         builder = builder.data(ledger);
     }
+    if !introspection {
+        builder = builder.disable_introspection();
+    }
     builder.finish()
 }
 
 /// The schema's SDL, as checked in at `schema.graphql`.
 pub fn sdl() -> String {
-    build_schema(None).sdl()
+    build_schema(None, true).sdl()
 }
 
 /// The service, from the schema's data.

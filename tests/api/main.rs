@@ -11,6 +11,7 @@ mod cli;
 mod concurrency;
 mod group_commit;
 mod input;
+mod limits;
 mod metrics;
 mod money;
 mod periods;

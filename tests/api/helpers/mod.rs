@@ -59,6 +59,8 @@ pub struct Options {
     pub unbatched: bool,
     /// Group commit settings (default: production's).
     pub group_commit: Option<GroupCommitSettings>,
+    /// `GRAPHQL_INTROSPECTION=off`.
+    pub no_introspection: bool,
 }
 
 /// A running app and what a test needs to talk to it.
@@ -203,6 +205,7 @@ impl TestApp {
             },
             renewal_cron: options.renewal_cron,
             group_commit: (!options.unbatched).then(|| options.group_commit.unwrap_or_default()),
+            introspection: !options.no_introspection,
             event_bus_capacity: options
                 .event_bus_capacity
                 .unwrap_or(protodesk_credits::events::EVENT_BUS_CAPACITY),
