@@ -32,6 +32,9 @@ pub enum JwtKeySource {
     Secret(SecretString),
     /// `JWT_PUBLIC_KEY_FILE`: RS256 or ES256, implied by the PEM key's type.
     PublicKeyFile(PathBuf),
+    /// `JWT_KEYS_FILE`: a JWK set; the token's `kid` picks the key (and its
+    /// algorithm), for key rotation.
+    KeySetFile(PathBuf),
 }
 
 /// How tokens are verified.
@@ -161,18 +164,23 @@ impl Config {
             .unwrap_or_else(|| BIND_ADDR_DEFAULT.to_owned())
             .parse()
             .context("BIND_ADDR must be an address such as 127.0.0.1:8080")?;
-        let key = match (optional("JWT_SECRET")?, optional("JWT_PUBLIC_KEY_FILE")?) {
-            (Some(secret), None) => {
+        let key = match (
+            optional("JWT_SECRET")?,
+            optional("JWT_PUBLIC_KEY_FILE")?,
+            optional("JWT_KEYS_FILE")?,
+        ) {
+            (Some(secret), None, None) => {
                 if secret.len() < 16 {
                     bail!("JWT_SECRET must be at least 16 bytes");
                 }
                 JwtKeySource::Secret(SecretString::from(secret))
             }
-            (None, Some(path)) => JwtKeySource::PublicKeyFile(PathBuf::from(path)),
-            (Some(_), Some(_)) => bail!("set only one of JWT_SECRET and JWT_PUBLIC_KEY_FILE"),
-            (None, None) => bail!(
-                "set JWT_SECRET (HS256) or JWT_PUBLIC_KEY_FILE (RS256/ES256); for a local try: JWT_SECRET=dev-secret-change-me cargo run"
+            (None, Some(path), None) => JwtKeySource::PublicKeyFile(PathBuf::from(path)),
+            (None, None, Some(path)) => JwtKeySource::KeySetFile(PathBuf::from(path)),
+            (None, None, None) => bail!(
+                "set JWT_SECRET (HS256), JWT_PUBLIC_KEY_FILE (RS256/ES256) or JWT_KEYS_FILE (a JWK set, keys chosen by kid); for a local try: JWT_SECRET=dev-secret-change-me cargo run"
             ),
+            _ => bail!("set only one of JWT_SECRET, JWT_PUBLIC_KEY_FILE and JWT_KEYS_FILE"),
         };
         let renewal_cron = match optional("RENEWAL_CRON")? {
             None => Some(RENEWAL_CRON_DEFAULT.to_owned()),

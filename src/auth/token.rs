@@ -3,6 +3,7 @@
 //! type). `exp` is required; `iss` and `aud` are checked when configured;
 //! the default leeway of 60 seconds absorbs clock skew.
 
+use std::collections::HashMap;
 use std::fmt;
 
 use anyhow::{Context, bail};
@@ -59,16 +60,104 @@ pub struct Claims {
 /// Verifies bearer tokens against the one configured key.
 #[derive(Clone)]
 pub struct TokenVerifier {
+    keys: Keys,
+}
+
+/// One key with its pinned algorithm's validation rules.
+#[derive(Clone)]
+struct Key {
     key: DecodingKey,
     validation: Validation,
 }
 
+#[derive(Clone)]
+enum Keys {
+    /// `JWT_SECRET` or `JWT_PUBLIC_KEY_FILE`: one key; a `kid` is ignored.
+    One(Key),
+    /// `JWT_KEYS_FILE`: keys selected by the token's `kid`, so a new key can
+    /// be added before tokens are signed with it and the old one removed
+    /// once its tokens have expired.
+    ById(HashMap<String, Key>),
+}
+
 impl fmt::Debug for TokenVerifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokenVerifier")
-            .field("algorithms", &self.validation.algorithms)
-            .finish_non_exhaustive()
+        let mut debug = f.debug_struct("TokenVerifier");
+        match &self.keys {
+            Keys::One(key) => debug.field("algorithms", &key.validation.algorithms),
+            Keys::ById(keys) => debug.field("key_ids", &keys.keys().collect::<Vec<_>>()),
+        };
+        debug.finish_non_exhaustive()
     }
+}
+
+/// Leeway for `exp` (and `nbf`): clocks may disagree by up to a minute.
+pub const CLOCK_SKEW_LEEWAY_SECONDS: u64 = 60;
+
+fn validation(algorithm: Algorithm, config: &JwtConfig) -> Validation {
+    let mut validation = Validation::new(algorithm);
+    validation.leeway = CLOCK_SKEW_LEEWAY_SECONDS;
+    validation.set_required_spec_claims(&["exp", "sub"]);
+    match &config.issuer {
+        Some(issuer) => {
+            validation.set_issuer(&[issuer]);
+            validation.required_spec_claims.insert("iss".to_owned());
+        }
+        None => validation.iss = None,
+    }
+    match &config.audience {
+        Some(audience) => {
+            validation.set_audience(&[audience]);
+            validation.required_spec_claims.insert("aud".to_owned());
+        }
+        None => validation.validate_aud = false,
+    }
+    validation
+}
+
+/// Reads a JWK set: every key needs a `kid` and an `alg` of HS256, RS256
+/// or ES256 (the algorithm is pinned per key, never taken from a token).
+fn key_set(path: &std::path::Path, config: &JwtConfig) -> anyhow::Result<HashMap<String, Key>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("JWT_KEYS_FILE {} cannot be read", path.display()))?;
+    let set: jsonwebtoken::jwk::JwkSet = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "JWT_KEYS_FILE {} is not a JWK set ({{\"keys\": [...]}})",
+            path.display()
+        )
+    })?;
+    let mut keys = HashMap::new();
+    for jwk in &set.keys {
+        let kid = jwk
+            .common
+            .key_id
+            .clone()
+            .context("every key of JWT_KEYS_FILE needs a kid")?;
+        let algorithm = match jwk.common.key_algorithm {
+            Some(jsonwebtoken::jwk::KeyAlgorithm::HS256) => Algorithm::HS256,
+            Some(jsonwebtoken::jwk::KeyAlgorithm::RS256) => Algorithm::RS256,
+            Some(jsonwebtoken::jwk::KeyAlgorithm::ES256) => Algorithm::ES256,
+            _ => bail!("key {kid} of JWT_KEYS_FILE needs an alg of HS256, RS256 or ES256"),
+        };
+        let key = DecodingKey::from_jwk(jwk)
+            .with_context(|| format!("key {kid} of JWT_KEYS_FILE is not usable"))?;
+        if keys
+            .insert(
+                kid.clone(),
+                Key {
+                    key,
+                    validation: validation(algorithm, config),
+                },
+            )
+            .is_some()
+        {
+            bail!("JWT_KEYS_FILE has two keys with kid {kid}");
+        }
+    }
+    if keys.is_empty() {
+        bail!("JWT_KEYS_FILE {} has no keys", path.display());
+    }
+    Ok(keys)
 }
 
 impl TokenVerifier {
@@ -93,31 +182,36 @@ impl TokenVerifier {
                     );
                 }
             }
+            JwtKeySource::KeySetFile(path) => {
+                return Ok(Self {
+                    keys: Keys::ById(key_set(path, config)?),
+                });
+            }
         };
-        let mut validation = Validation::new(algorithm);
-        validation.set_required_spec_claims(&["exp", "sub"]);
-        match &config.issuer {
-            Some(issuer) => {
-                validation.set_issuer(&[issuer]);
-                validation.required_spec_claims.insert("iss".to_owned());
-            }
-            None => validation.iss = None,
-        }
-        match &config.audience {
-            Some(audience) => {
-                validation.set_audience(&[audience]);
-                validation.required_spec_claims.insert("aud".to_owned());
-            }
-            None => validation.validate_aud = false,
-        }
-        Ok(Self { key, validation })
+        Ok(Self {
+            keys: Keys::One(Key {
+                key,
+                validation: validation(algorithm, config),
+            }),
+        })
     }
 
     /// Verifies a token. Every failure is UNAUTHENTICATED, with a reason
     /// that names the check but never echoes the token.
     pub fn verify(&self, token: &str) -> Result<Caller, AppError> {
         use jsonwebtoken::errors::ErrorKind;
-        let data = decode::<Claims>(token, &self.key, &self.validation).map_err(|error| {
+        let key = match &self.keys {
+            Keys::One(key) => key,
+            Keys::ById(keys) => {
+                let kid = jsonwebtoken::decode_header(token)
+                    .map_err(|_| AppError::Unauthenticated("the token is malformed"))?
+                    .kid
+                    .ok_or(AppError::Unauthenticated("the token has no key id (kid)"))?;
+                keys.get(&kid)
+                    .ok_or(AppError::Unauthenticated("the token's key id (kid) is not known"))?
+            }
+        };
+        let data = decode::<Claims>(token, &key.key, &key.validation).map_err(|error| {
             AppError::Unauthenticated(match error.kind() {
                 ErrorKind::ExpiredSignature => "the token has expired",
                 ErrorKind::InvalidSignature => "the token's signature is not valid",

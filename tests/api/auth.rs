@@ -343,7 +343,130 @@ async fn operators_must_name_the_workspace(app: TestApp) {
     assert_eq!(answer.code(), "BAD_USER_INPUT");
 }
 
+fn key_set_file(directory: &std::path::Path, keys: &[(&str, &str)]) -> std::path::PathBuf {
+    let keys: Vec<Value> = keys
+        .iter()
+        .map(|(kid, secret)| {
+            json!({ "kty": "oct", "kid": kid, "alg": "HS256", "k": URL_SAFE_NO_PAD.encode(secret) })
+        })
+        .collect();
+    let path = directory.join(format!("keys-{}.json", keys.len()));
+    std::fs::write(&path, json!({ "keys": keys }).to_string()).unwrap();
+    path
+}
+
+fn with_kid(kid: Option<&str>, claims: &Claims, secret: &str) -> String {
+    let mut header = Header::new(Algorithm::HS256);
+    header.kid = kid.map(str::to_owned);
+    sign(header, claims, &EncodingKey::from_secret(secret.as_bytes()))
+}
+
+async fn keys_rotate_by_kid_with_a_minute_of_leeway(app: TestApp) {
+    const OLD: &str = "old-secret-old-secret-old";
+    const NEW: &str = "new-secret-new-secret-new";
+    let directory = tempfile::tempdir().unwrap();
+    let both = TestApp::spawn_beside(
+        &app,
+        Options {
+            key: Some(JwtKeySource::KeySetFile(key_set_file(
+                directory.path(),
+                &[("2026-10", OLD), ("2026-11", NEW)],
+            ))),
+            ..Options::default()
+        },
+    )
+    .await;
+    both.create_workspace_with_token(
+        "ws-kid",
+        &with_kid(Some("2026-11"), &claims("operator", None), NEW),
+    )
+    .await;
+    let agent = claims("agent", Some("ws-kid"));
+    let old = with_kid(Some("2026-10"), &agent, OLD);
+    let new = with_kid(Some("2026-11"), &agent, NEW);
+    for token in [&old, &new] {
+        assert_eq!(
+            both.gql(Some(token), READ, json!({})).await.data()["wallet"]["balance"]["total"],
+            300
+        );
+    }
+    let cases = [
+        (
+            "a kid naming another key",
+            with_kid(Some("2026-11"), &agent, OLD),
+            "the token's signature is not valid",
+        ),
+        (
+            "an unknown kid",
+            with_kid(Some("2025-01"), &agent, OLD),
+            "the token's key id (kid) is not known",
+        ),
+        (
+            "no kid",
+            with_kid(None, &agent, NEW),
+            "the token has no key id (kid)",
+        ),
+        (
+            "expired 90 s ago",
+            with_kid(
+                Some("2026-11"),
+                &Claims {
+                    exp: Utc::now().timestamp() - 90,
+                    ..agent.clone()
+                },
+                NEW,
+            ),
+            "the token has expired",
+        ),
+    ];
+    for (case, token, message) in cases {
+        let answer = both.gql(Some(&token), READ, json!({})).await;
+        assert_eq!(answer.code(), "UNAUTHENTICATED", "{case}");
+        assert_eq!(
+            answer.body["errors"][0]["message"],
+            format!("authentication required: {message}"),
+            "{case}"
+        );
+    }
+    let skewed = with_kid(
+        Some("2026-11"),
+        &Claims {
+            exp: Utc::now().timestamp() - 30,
+            ..agent.clone()
+        },
+        NEW,
+    );
+    assert_eq!(
+        both.gql(Some(&skewed), READ, json!({})).await.data()["wallet"]["balance"]["total"],
+        300,
+        "30 s past exp is within the leeway"
+    );
+
+    // The old key retired: its tokens stop working, the new ones go on.
+    let rotated = TestApp::spawn_beside(
+        &app,
+        Options {
+            key: Some(JwtKeySource::KeySetFile(key_set_file(
+                directory.path(),
+                &[("2026-11", NEW)],
+            ))),
+            ..Options::default()
+        },
+    )
+    .await;
+    let refused = rotated.gql(Some(&old), READ, json!({})).await;
+    assert_eq!(
+        refused.body["errors"][0]["message"],
+        "authentication required: the token's key id (kid) is not known"
+    );
+    assert_eq!(
+        rotated.gql(Some(&new), READ, json!({})).await.data()["wallet"]["balance"]["total"],
+        300
+    );
+}
+
 both_backends!(
+    keys_rotate_by_kid_with_a_minute_of_leeway,
     bad_tokens_are_unauthenticated,
     issuer_and_audience_are_checked_when_configured,
     rs256_and_es256_keys_pin_their_algorithm,
@@ -351,3 +474,31 @@ both_backends!(
     each_role_may_do_what_the_role_table_says,
     operators_must_name_the_workspace,
 );
+
+#[test]
+fn secrets_are_redacted_from_debug_output() {
+    use protodesk_credits::auth::TokenVerifier;
+    use protodesk_credits::config::JwtConfig;
+    const SECRET: &str = "very-secret-value-0042";
+    let config = JwtConfig {
+        key: JwtKeySource::Secret(secrecy::SecretString::from(SECRET.to_owned())),
+        issuer: None,
+        audience: None,
+    };
+    let verifier = TokenVerifier::from_config(&config).unwrap();
+    let token = sign(
+        Header::new(Algorithm::HS256),
+        &claims("agent", Some("ws-debug")),
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+    );
+    let caller = verifier.verify(&token).unwrap();
+    for text in [
+        format!("{config:?}"),
+        format!("{verifier:?}"),
+        format!("{caller:?}"),
+    ] {
+        assert!(!text.contains(SECRET), "{text}");
+        assert!(!text.contains(&token), "{text}");
+    }
+    assert!(format!("{config:?}").contains("REDACTED"), "{config:?}");
+}
