@@ -73,7 +73,7 @@ struct Key {
 #[derive(Clone)]
 enum Keys {
     /// `JWT_SECRET` or `JWT_PUBLIC_KEY_FILE`: one key; a `kid` is ignored.
-    One(Key),
+    One(Box<Key>),
     /// `JWT_KEYS_FILE`: keys selected by the token's `kid`, so a new key can
     /// be added before tokens are signed with it and the old one removed
     /// once its tokens have expired.
@@ -189,10 +189,10 @@ impl TokenVerifier {
             }
         };
         Ok(Self {
-            keys: Keys::One(Key {
+            keys: Keys::One(Box::new(Key {
                 key,
                 validation: validation(algorithm, config),
-            }),
+            })),
         })
     }
 
