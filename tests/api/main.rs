@@ -9,6 +9,7 @@ mod auth;
 mod catalogue;
 mod cli;
 mod concurrency;
+mod crash;
 mod group_commit;
 mod input;
 mod limits;

@@ -4,6 +4,7 @@
 //! that runs after every scenario.
 
 pub mod client;
+pub mod server;
 pub mod ws;
 
 use std::future::Future;

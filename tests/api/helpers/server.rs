@@ -1,0 +1,146 @@
+//! The real server binary as a child process, for the tests that need a
+//! process of its own: the README walkthrough, the browser test, crashes.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_protodesk-credits");
+/// The secret the README uses, and so do these servers.
+pub const SECRET: &str = "dev-secret-change-me";
+
+/// The real binary, serving in a directory of its own; killed on drop.
+pub struct RealServer {
+    child: Option<Child>,
+    pub base: String,
+    pub directory: tempfile::TempDir,
+    client: reqwest::Client,
+    port: u16,
+    database: Option<(String, String)>,
+}
+
+impl Drop for RealServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl RealServer {
+    /// Starts `serve` with JSON logs to `server.log`, on the SQLite default
+    /// or on (url, schema); waits until `/readyz` answers 200.
+    pub async fn start(database: Option<&(String, String)>) -> RealServer {
+        let mut server = RealServer {
+            child: None,
+            port: free_port(),
+            base: String::new(),
+            directory: tempfile::tempdir().unwrap(),
+            client: reqwest::Client::new(),
+            database: database.cloned(),
+        };
+        server.base = format!("http://127.0.0.1:{}", server.port);
+        server.spawn().await;
+        server
+    }
+
+    /// Starts the binary again, on the same port, directory and database.
+    pub async fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.directory.path().join("server.log"))
+            .unwrap();
+        let mut command = Command::new(BINARY);
+        command
+            .current_dir(self.directory.path())
+            .env_remove("DATABASE_URL")
+            .env("JWT_SECRET", SECRET)
+            .env("BIND_ADDR", format!("127.0.0.1:{}", self.port))
+            .env("LOG_FORMAT", "json")
+            .env("RUST_LOG", "info,tower_http=debug")
+            .stdout(Stdio::null())
+            .stderr(log);
+        if let Some((url, schema)) = &self.database {
+            command.env("DATABASE_URL", url).env("DATABASE_SCHEMA", schema);
+        }
+        self.child = Some(command.spawn().unwrap());
+        for _ in 0..100 {
+            if let Ok(response) = self.client.get(format!("{}/readyz", self.base)).send().await
+                && response.status() == 200
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the server did not become ready");
+    }
+
+    /// `kill -9`: no shutdown, no drain.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// `protodesk-credits token <args>`, as the README shows.
+    pub fn mint(&self, args: &[&str]) -> String {
+        let output = Command::new(BINARY)
+            .current_dir(self.directory.path())
+            .env("JWT_SECRET", SECRET)
+            .arg("token")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    }
+
+    pub async fn post(&self, token: &str, query: &str) -> Value {
+        self.client
+            .post(format!("{}/graphql", self.base))
+            .bearer_auth(token)
+            .json(&json!({ "query": query }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get_text(&self, path: &str) -> String {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// Creates workspace `acme` with an operator token; its balance.
+    pub async fn create_acme(&self) -> Value {
+        let operator = self.mint(&["--role", "operator"]);
+        let created = self
+            .post(
+                &operator,
+                "mutation { createWorkspace(input: {workspaceId: \"acme\", name: \"Acme\"}) { wallet { balance { total } } } }",
+            )
+            .await;
+        created["data"]["createWorkspace"]["wallet"]["balance"]["total"].clone()
+    }
+}
