@@ -41,6 +41,7 @@ fn config(backend: &str, directory: &std::path::Path, n: u64) -> DatabaseConfig 
         url: database_url,
         schema: database_schema,
         max_connections: 10,
+        ..DatabaseConfig::default()
     }
 }
 

@@ -64,12 +64,14 @@ fn database(backend: &str, directory: &std::path::Path, name: &str, clients: u32
             url: format!("sqlite://{}/{name}.db?mode=rwc", directory.display()),
             schema: None,
             max_connections: clients,
+            ..DatabaseConfig::default()
         },
         _ => DatabaseConfig {
             url: std::env::var("TEST_DATABASE_URL")
                 .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable".into()),
             schema: Some(format!("bench_spend_{name}_{}", std::process::id())),
             max_connections: clients,
+            ..DatabaseConfig::default()
         },
     }
 }

@@ -60,6 +60,24 @@ pub struct DatabaseConfig {
     pub schema: Option<String>,
     /// `DATABASE_MAX_CONNECTIONS` (default [`DATABASE_MAX_CONNECTIONS_DEFAULT`]).
     pub max_connections: u32,
+    /// `DATABASE_ACQUIRE_TIMEOUT_MS`: how long a request waits for a
+    /// connection before it is answered SERVICE_UNAVAILABLE (default
+    /// [`DATABASE_ACQUIRE_TIMEOUT_DEFAULT`]).
+    pub acquire_timeout: Duration,
+}
+
+/// Default wait for a pooled connection.
+pub const DATABASE_ACQUIRE_TIMEOUT_DEFAULT: Duration = Duration::from_secs(5);
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: DATABASE_URL_DEFAULT.to_owned(),
+            schema: None,
+            max_connections: DATABASE_MAX_CONNECTIONS_DEFAULT,
+            acquire_timeout: DATABASE_ACQUIRE_TIMEOUT_DEFAULT,
+        }
+    }
 }
 
 /// Everything the service needs to start.
@@ -152,6 +170,8 @@ impl DatabaseConfig {
             url,
             schema: optional("DATABASE_SCHEMA")?,
             max_connections,
+            acquire_timeout: bounded("DATABASE_ACQUIRE_TIMEOUT_MS", 10..=600_000)?
+                .map_or(DATABASE_ACQUIRE_TIMEOUT_DEFAULT, Duration::from_millis),
         })
     }
 }

@@ -22,8 +22,6 @@ use crate::error::AppError;
 /// How long a SQLite writer waits for the single write lock before giving
 /// up; a burst of spends queues here rather than failing.
 pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long a request waits for a pooled connection.
-pub const POOL_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Opens the pool, creates the PostgreSQL schema when one is configured,
 /// and runs the migrations.
@@ -40,7 +38,8 @@ pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<DatabaseConnecti
     options
         .max_connections(config.max_connections)
         .min_connections(1)
-        .acquire_timeout(POOL_ACQUIRE_TIMEOUT)
+        .acquire_timeout(config.acquire_timeout)
+        .connect_timeout(config.acquire_timeout)
         .sqlx_logging(false)
         // WAL lets readers run beside the writer; synchronous FULL makes a
         // commit durable against power loss before CHARGED is answered.
@@ -73,11 +72,21 @@ pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<DatabaseConnecti
 /// Sorts a database error: lost connections, pool timeouts and lock
 /// time-outs are Unavailable (the client may retry); the rest is Internal.
 pub fn db_error(error: DbErr) -> AppError {
-    let text = error.to_string();
+    let text = error.to_string().to_lowercase();
     let unavailable = matches!(error, DbErr::Conn(_) | DbErr::ConnectionAcquire(_))
-        || text.contains("database is locked")
-        || text.contains("connection")
-        || text.contains("timed out");
+        || [
+            "database is locked",
+            "connection",
+            "timed out",
+            "broken pipe",
+            "unexpected eof",
+            "end of file",
+            "error communicating",
+            "pool",
+            "io error",
+        ]
+        .iter()
+        .any(|sign| text.contains(sign));
     let cause = anyhow::Error::new(error);
     if unavailable {
         AppError::Unavailable(cause)

@@ -103,11 +103,13 @@ async fn crash_mid_load(database: Option<(String, String)>) {
             ),
             schema: None,
             max_connections: 2,
+            ..DatabaseConfig::default()
         },
         Some((url, schema)) => DatabaseConfig {
             url: url.clone(),
             schema: Some(schema.clone()),
             max_connections: 2,
+            ..DatabaseConfig::default()
         },
     };
     let db = store::connect(&config).await.unwrap();

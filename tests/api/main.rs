@@ -10,6 +10,7 @@ mod catalogue;
 mod cli;
 mod concurrency;
 mod crash;
+mod faults;
 mod group_commit;
 mod input;
 mod limits;

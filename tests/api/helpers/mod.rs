@@ -62,6 +62,10 @@ pub struct Options {
     pub group_commit: Option<GroupCommitSettings>,
     /// `GRAPHQL_INTROSPECTION=off`.
     pub no_introspection: bool,
+    /// PostgreSQL: reach the server at this URL instead (a proxy).
+    pub database_url: Option<String>,
+    /// `DATABASE_ACQUIRE_TIMEOUT_MS`.
+    pub acquire_timeout: Option<std::time::Duration>,
 }
 
 /// A running app and what a test needs to talk to it.
@@ -152,7 +156,10 @@ impl TestApp {
                     std::process::id(),
                     SCHEMA_COUNTER.fetch_add(1, Ordering::Relaxed)
                 );
-                (postgres_url(), Some(schema))
+                (
+                    options.database_url.clone().unwrap_or_else(postgres_url),
+                    Some(schema),
+                )
             }
         };
         Self::spawn_on(backend, database_url, pg_schema, directory, options).await
@@ -195,6 +202,10 @@ impl TestApp {
                 url: database_url.clone(),
                 schema: pg_schema.clone(),
                 max_connections: 10,
+                acquire_timeout: options
+                    .acquire_timeout
+                    .unwrap_or(protodesk_credits::config::DATABASE_ACQUIRE_TIMEOUT_DEFAULT),
+                ..DatabaseConfig::default()
             },
             bind_addr: "127.0.0.1:0".parse().unwrap(),
             jwt: JwtConfig {
