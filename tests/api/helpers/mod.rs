@@ -205,7 +205,6 @@ impl TestApp {
                 acquire_timeout: options
                     .acquire_timeout
                     .unwrap_or(protodesk_credits::config::DATABASE_ACQUIRE_TIMEOUT_DEFAULT),
-                ..DatabaseConfig::default()
             },
             bind_addr: "127.0.0.1:0".parse().unwrap(),
             jwt: JwtConfig {
