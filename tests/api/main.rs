@@ -15,6 +15,7 @@ mod group_commit;
 mod input;
 mod limits;
 mod metrics;
+mod model;
 mod money;
 mod periods;
 mod schema;
