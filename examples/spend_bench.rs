@@ -147,6 +147,18 @@ impl Phase {
         }
     }
 
+    /// Waits for the clients' latencies.
+    async fn gather(
+        tasks: impl Iterator<Item = tokio::task::JoinHandle<anyhow::Result<Vec<f64>>>>,
+        started: Instant,
+    ) -> anyhow::Result<Self> {
+        let mut latencies = Vec::new();
+        for task in futures_util::future::join_all(tasks).await {
+            latencies.extend(task??);
+        }
+        Ok(Self::new(latencies, started.elapsed()))
+    }
+
     fn row(&self) -> String {
         format!(
             "{:>8.0}/s  p50 {:>6.2} ms  p99 {:>6.2} ms  p999 {:>6.2} ms",
@@ -227,11 +239,7 @@ async fn raw(
             anyhow::Ok(latencies)
         })
     });
-    let mut latencies = Vec::new();
-    for task in futures_util::future::join_all(tasks).await {
-        latencies.extend(task??);
-    }
-    Ok(Phase::new(latencies, started.elapsed()))
+    Phase::gather(tasks, started).await
 }
 
 fn kib(pid: u32, field: &str) -> u64 {
@@ -373,11 +381,7 @@ async fn service(load: &Load, rate: Option<f64>, phase: &'static str) -> anyhow:
             anyhow::Ok(latencies)
         })
     });
-    let mut latencies = Vec::new();
-    for task in futures_util::future::join_all(tasks).await {
-        latencies.extend(task??);
-    }
-    Ok(Phase::new(latencies, started.elapsed()))
+    Phase::gather(tasks, started).await
 }
 
 async fn spend_rows(db: &DatabaseConnection) -> anyhow::Result<u64> {

@@ -33,11 +33,13 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::period::period_state;
 use super::spend::{SPEND_SCOPE, conflict, suggestion};
-use super::{BalanceView, Ledger, SpendRequest, SpendResult, TransactionView, check_heads, grant_source};
+use super::{
+    BalanceView, Ledger, SpendRequest, SpendResult, TransactionView, check_heads, grant_source,
+    low_balance_step,
+};
 use crate::auth::WalletScope;
 use crate::domain::burn_down::GrantBalance;
 use crate::domain::catalogue::LedgerKind;
-use crate::domain::reversal::{LowBalance, low_balance};
 use crate::domain::settlement::{is_grant_due, renewal_due};
 use crate::domain::spend::{SpendDecision, SpendOutcome, decide_spend, spend_fingerprint};
 use crate::error::{AppError, AppResult};
@@ -507,30 +509,20 @@ impl Charging {
     /// above it: as a single spend's commit does.
     fn check_low_balance(&mut self, now: DateTime<Utc>, batch: &mut Batch) {
         let balance = self.balance();
-        let threshold = self.wallet.low_balance_threshold_credits;
-        match low_balance(
-            threshold,
-            self.wallet.low_balance_alerted_at.is_some(),
-            balance.total,
-        ) {
-            LowBalance::Alert => {
-                self.wallet.low_balance_alerted_at = Some(now);
-                batch.alerts.push(low_balance_alert::ActiveModel {
-                    wallet_id: Set(self.wallet.id),
-                    threshold_credits: Set(threshold.unwrap_or(0)),
-                    balance_credits: Set(balance.total),
-                    ledger_sequence: Set(self.wallet.last_sequence),
-                    created_at: Set(now),
-                    ..Default::default()
-                });
-                batch.events.push(EventDraft::LowBalance {
-                    workspace_id: self.wallet.workspace_id.clone(),
-                    sequence: self.wallet.last_sequence,
-                    balance,
-                });
-            }
-            LowBalance::Rearm => self.wallet.low_balance_alerted_at = None,
-            LowBalance::Unchanged => {}
+        if let Some(threshold) = low_balance_step(&mut self.wallet, balance.total, now) {
+            batch.alerts.push(low_balance_alert::ActiveModel {
+                wallet_id: Set(self.wallet.id),
+                threshold_credits: Set(threshold),
+                balance_credits: Set(balance.total),
+                ledger_sequence: Set(self.wallet.last_sequence),
+                created_at: Set(now),
+                ..Default::default()
+            });
+            batch.events.push(EventDraft::LowBalance {
+                workspace_id: self.wallet.workspace_id.clone(),
+                sequence: self.wallet.last_sequence,
+                balance,
+            });
         }
     }
 }

@@ -289,37 +289,26 @@ impl LockedWallet {
     /// re-arms once it is back at or above it.
     async fn check_low_balance(&mut self, now: DateTime<Utc>) -> AppResult<()> {
         let balance = self.balance();
-        let threshold = self.wallet.low_balance_threshold_credits;
-        match low_balance(
-            threshold,
-            self.wallet.low_balance_alerted_at.is_some(),
-            balance.total,
-        ) {
-            LowBalance::Alert => {
-                let threshold = threshold.unwrap_or(0);
-                self.wallet.low_balance_alerted_at = Some(now);
-                store::ledger::insert_low_balance_alert(
-                    &self.txn,
-                    self.wallet.id,
-                    threshold,
-                    balance.total,
-                    self.wallet.last_sequence,
-                    now,
-                )
-                .await
-                .map_err(db_error)?;
-                self.appended.push(BalanceEvent {
-                    workspace_id: self.wallet.workspace_id.clone(),
-                    sequence: self.wallet.last_sequence,
-                    transaction_id: 0,
-                    kind: EventKind::LowBalance,
-                    delta: 0,
-                    balance,
-                    created_at: now,
-                });
-            }
-            LowBalance::Rearm => self.wallet.low_balance_alerted_at = None,
-            LowBalance::Unchanged => {}
+        if let Some(threshold) = low_balance_step(&mut self.wallet, balance.total, now) {
+            store::ledger::insert_low_balance_alert(
+                &self.txn,
+                self.wallet.id,
+                threshold,
+                balance.total,
+                self.wallet.last_sequence,
+                now,
+            )
+            .await
+            .map_err(db_error)?;
+            self.appended.push(BalanceEvent {
+                workspace_id: self.wallet.workspace_id.clone(),
+                sequence: self.wallet.last_sequence,
+                transaction_id: 0,
+                kind: EventKind::LowBalance,
+                delta: 0,
+                balance,
+                created_at: now,
+            });
         }
         Ok(())
     }
@@ -390,6 +379,27 @@ async fn check_heads(txn: &DatabaseTransaction, heads: &[(wallet_entity::Model, 
         }
     }
     Ok(())
+}
+
+/// Applies the low-balance rule to a wallet head after a change of its
+/// balance: marks it alerted (returning the threshold crossed: the caller
+/// records the alert) or re-arms it at or above the threshold.
+fn low_balance_step(wallet: &mut wallet_entity::Model, balance: i64, now: DateTime<Utc>) -> Option<i64> {
+    match low_balance(
+        wallet.low_balance_threshold_credits,
+        wallet.low_balance_alerted_at.is_some(),
+        balance,
+    ) {
+        LowBalance::Alert => {
+            wallet.low_balance_alerted_at = Some(now);
+            Some(wallet.low_balance_threshold_credits.unwrap_or(0))
+        }
+        LowBalance::Rearm => {
+            wallet.low_balance_alerted_at = None;
+            None
+        }
+        LowBalance::Unchanged => None,
+    }
 }
 
 /// A source's balance bucket, for a stored source name.

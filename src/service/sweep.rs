@@ -13,9 +13,8 @@ use entity::{credit_grant, low_balance_alert, wallet};
 use sea_orm::{Set, TransactionTrait};
 
 use super::period::{allocation_for, apply_renewal, period_state};
-use super::{BalanceView, Ledger, RollOverReport, check_heads};
+use super::{BalanceView, Ledger, RollOverReport, check_heads, low_balance_step};
 use crate::domain::catalogue::{GrantSource, LedgerKind};
-use crate::domain::reversal::{LowBalance, low_balance};
 use crate::domain::settlement::{expiry_reference, is_grant_due, renewal_due, renewal_reference};
 use crate::error::{AppError, AppResult};
 use crate::events::{BalanceEvent, EventKind};
@@ -111,19 +110,8 @@ fn settle_in_memory(
     let balance_now = rows
         .last()
         .map_or_else(|| BalanceView::from_grants(&grants), |row| row.balance);
-    let mut alert = None;
-    match low_balance(
-        wallet.low_balance_threshold_credits,
-        wallet.low_balance_alerted_at.is_some(),
-        balance_now.total,
-    ) {
-        LowBalance::Alert => {
-            wallet.low_balance_alerted_at = Some(now);
-            alert = Some((wallet.low_balance_threshold_credits.unwrap_or(0), balance_now));
-        }
-        LowBalance::Rearm => wallet.low_balance_alerted_at = None,
-        LowBalance::Unchanged => {}
-    }
+    let alert =
+        low_balance_step(&mut wallet, balance_now.total, now).map(|threshold| (threshold, balance_now));
     Ok(Settled {
         changed: wallet != original || !closes.is_empty(),
         wallet,

@@ -8,7 +8,7 @@
 use serde_json::json;
 
 use crate::both_backends;
-use crate::helpers::{Options, TestApp};
+use crate::helpers::{Options, Random, TestApp, seed};
 
 async fn still_answers(app: &TestApp) {
     let answer = app.gql(None, "{ actionCosts { action } }", json!({})).await;
@@ -104,22 +104,6 @@ async fn introspection_follows_its_switch(app: TestApp) {
     still_answers(&closed).await;
 }
 
-/// xorshift64*: a seeded, reproducible stream.
-struct Random(u64);
-
-impl Random {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 const FRAGMENTS: [&str; 16] = [
     "{",
     "}",
@@ -140,10 +124,7 @@ const FRAGMENTS: [&str; 16] = [
 ];
 
 async fn random_garbage_never_gets_a_5xx(app: TestApp) {
-    let seed: u64 = std::env::var("SEED")
-        .ok()
-        .and_then(|seed| seed.parse().ok())
-        .unwrap_or(0x5eed_cafe);
+    let seed = seed(0x5eed_cafe);
     let mut random = Random(seed);
     let token = app.token("service", Some("ws-none"));
     let paths = [

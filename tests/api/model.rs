@@ -23,27 +23,12 @@ use protodesk_credits::domain::period::{period_containing, period_start};
 use serde_json::{Value, json};
 
 use crate::both_backends;
-use crate::helpers::TestApp;
+use crate::helpers::client::Answer;
+use crate::helpers::{Random, TestApp, seed};
 
 const WORKSPACES: [&str; 3] = ["m-0", "m-1", "m-2"];
 const PACKS: [(&str, i64); 3] = [("PACK_100", 100), ("PACK_500", 500), ("PACK_2500", 2500)];
 const ACTIONS: [&str; 3] = ["TRIAGE", "AUTO_RESOLVE", "SIDEKICK"];
-
-/// xorshift64*: reproducible from its seed.
-struct Random(u64);
-
-impl Random {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 #[derive(Debug, Clone)]
 struct Grant {
@@ -204,7 +189,16 @@ impl Run {
         );
     }
 
-    fn outcome(answer: &crate::helpers::client::Answer, field: &str) -> String {
+    /// "OK", or the error's code.
+    fn ok_or_code(answer: &Answer) -> String {
+        if answer.body["errors"].is_array() {
+            answer.code()
+        } else {
+            "OK".to_owned()
+        }
+    }
+
+    fn outcome(answer: &Answer, field: &str) -> String {
         match answer.body["data"][field]["outcome"].as_str() {
             Some(outcome) => outcome.to_owned(),
             None => answer.code(),
@@ -300,11 +294,7 @@ impl Run {
                 json!({ "ws": workspace, "c": credits }),
             )
             .await;
-        let actual = if answer.body["errors"].is_array() {
-            answer.code()
-        } else {
-            "OK".to_owned()
-        };
+        let actual = Self::ok_or_code(&answer);
         self.check(
             &format!("adjust {credits} on {workspace}"),
             &json!(actual),
@@ -339,11 +329,7 @@ impl Run {
                 json!({ "id": charge.transaction_id }),
             )
             .await;
-        let actual = if answer.body["errors"].is_array() {
-            answer.code()
-        } else {
-            "OK".to_owned()
-        };
+        let actual = Self::ok_or_code(&answer);
         self.check(
             &format!("reverse {}", charge.transaction_id),
             &json!(actual),
@@ -465,10 +451,7 @@ impl Run {
 }
 
 async fn service_agrees_with_the_model(app: TestApp) {
-    let seed: u64 = std::env::var("SEED")
-        .ok()
-        .and_then(|seed| seed.parse().ok())
-        .unwrap_or(20_261_125);
+    let seed = seed(20_261_125);
     let operations: usize = std::env::var("MODEL_OPS")
         .ok()
         .and_then(|n| n.parse().ok())

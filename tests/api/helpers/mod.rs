@@ -93,6 +93,32 @@ impl Drop for ShutdownOnDrop {
     }
 }
 
+/// xorshift64*: reproducible from its seed.
+pub struct Random(pub u64);
+
+impl Random {
+    /// The next number of the stream.
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A number in `0..n`.
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// `SEED` from the environment, or `default`.
+pub fn seed(default: u64) -> u64 {
+    std::env::var("SEED")
+        .ok()
+        .and_then(|seed| seed.parse().ok())
+        .unwrap_or(default)
+}
+
 /// The instant every test's clock starts at.
 pub fn start_time() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 1, 31, 10, 0, 0).unwrap()
