@@ -8,8 +8,9 @@
 //! lock. A worker takes the first waiting spend and everything already
 //! queued behind it (up to `max_batch`); only when that found company (so
 //! other callers are active) does it wait up to `window` for more. A lone
-//! spend is never delayed. Within a batch, decisions are made in arrival order, each
-//! wallet's with exactly the rules of a single spend (`spend.rs`):
+//! spend is never delayed. Within a batch, decisions are made in arrival
+//! order, each wallet's with exactly the rules of a single spend
+//! (`spend.rs`):
 //! idempotency first, then burn-down, all-or-nothing per spend, the
 //! low-balance check after each spend. A wallet with anything to settle
 //! (an ended period, an expired grant) is left out of the batch and its
