@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use prometheus::{
-    Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use sea_orm::{DatabaseConnection, DbBackend};
 
@@ -30,6 +30,8 @@ pub struct Metrics {
     spends: IntCounterVec,
     spend_seconds: Histogram,
     ledger_rows: IntCounterVec,
+    renewals: IntCounter,
+    expiries: IntCounter,
     sweep_batch_wallets: Histogram,
     spend_batch_size: Histogram,
     subscribers: IntGauge,
@@ -55,6 +57,10 @@ fn registered<T: prometheus::core::Collector + Clone + 'static>(registry: &Regis
 fn counter_vec(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     IntCounterVec::new(Opts::new(name, help), labels)
         .unwrap_or_else(|error| unreachable!("invalid metric {name}: {error}"))
+}
+
+fn counter(name: &str, help: &str) -> IntCounter {
+    IntCounter::new(name, help).unwrap_or_else(|error| unreachable!("invalid metric {name}: {error}"))
 }
 
 fn histogram(name: &str, help: &str, buckets: &[f64]) -> Histogram {
@@ -88,6 +94,20 @@ impl Default for Metrics {
                     "credits_ledger_rows_total",
                     "Ledger rows committed by this instance, by kind (GRANT counts renewals, EXPIRE expiries).",
                     &["kind"],
+                ),
+            ),
+            renewals: registered(
+                &registry,
+                counter(
+                    "credits_renewals_total",
+                    "Billing periods renewed (by the sweep or by a writer settling first).",
+                ),
+            ),
+            expiries: registered(
+                &registry,
+                counter(
+                    "credits_grants_expired_total",
+                    "Grants closed at their expiry (an EXPIRE row is written when they still held credits).",
                 ),
             ),
             sweep_batch_wallets: registered(
@@ -163,6 +183,12 @@ impl Metrics {
                 self.ledger_rows.with_label_values(&[kind.as_str()]).inc();
             }
         }
+    }
+
+    /// Records committed settlements: periods renewed, grants expired.
+    pub fn settled(&self, renewals: u64, expiries: u64) {
+        self.renewals.inc_by(renewals);
+        self.expiries.inc_by(expiries);
     }
 
     /// Records the size of one renewal sweep batch.

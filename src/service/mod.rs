@@ -122,6 +122,15 @@ struct LockedWallet {
     appended: Vec<BalanceEvent>,
     /// Where other instances hear of this commit (PostgreSQL).
     notify_channel: String,
+    /// Periods renewed and grants expired by this transaction.
+    settled: Settled,
+}
+
+/// What settling wrote: counted in the metrics once committed.
+#[derive(Debug, Clone, Copy, Default)]
+struct Settled {
+    renewals: u64,
+    expiries: u64,
 }
 
 impl Ledger {
@@ -159,6 +168,7 @@ impl LockedWallet {
             wallet,
             grants,
             appended: Vec::new(),
+            settled: Settled::default(),
         }
     }
 
@@ -244,6 +254,7 @@ impl LockedWallet {
             store::ledger::close_grant(&self.txn, grant.id, now)
                 .await
                 .map_err(db_error)?;
+            self.settled.expiries += 1;
             self.grants.retain(|live| live.id != grant.id);
         }
         Ok(())
@@ -347,7 +358,9 @@ impl LockedWallet {
 impl Ledger {
     /// Commits a locked wallet's changes, then publishes their events.
     async fn finish(&self, locked: LockedWallet, now: DateTime<Utc>) -> AppResult<wallet_entity::Model> {
+        let settled = locked.settled;
         let (wallet, events) = locked.commit(now).await?;
+        self.metrics.settled(settled.renewals, settled.expiries);
         self.committed(events);
         Ok(wallet)
     }

@@ -94,6 +94,7 @@ impl LockedWallet {
         let plans = store::catalogue::plans(&self.txn).await.map_err(db_error)?;
         let credits = allocation_for(renewal.plan, &self.wallet, &plans);
         apply_renewal(&mut self.wallet, &renewal);
+        self.settled.renewals += 1;
         self.grant_allocation(
             renewal.period,
             credits,

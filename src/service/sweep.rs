@@ -39,6 +39,8 @@ struct PendingRow {
 
 /// One wallet of the batch, settled in memory.
 struct Settled {
+    /// Whether its period renewed.
+    is_renewed: bool,
     /// Whether anything about the wallet changed.
     changed: bool,
     wallet: wallet::Model,
@@ -81,7 +83,9 @@ fn settle_in_memory(
         }
     }
     let mut new_grant = None;
-    if let Some(renewal) = renewal_due(&period_state(&wallet)?, now) {
+    let renewed = renewal_due(&period_state(&wallet)?, now);
+    let is_renewed = renewed.is_some();
+    if let Some(renewal) = renewed {
         let credits = allocation_for(renewal.plan, &wallet, plans);
         apply_renewal(&mut wallet, &renewal);
         if credits > 0 {
@@ -113,6 +117,7 @@ fn settle_in_memory(
     let alert =
         low_balance_step(&mut wallet, balance_now.total, now).map(|threshold| (threshold, balance_now));
     Ok(Settled {
+        is_renewed,
         changed: wallet != original || !closes.is_empty(),
         wallet,
         sequence_read,
@@ -183,8 +188,11 @@ impl Ledger {
                 }
                 settled.push(one);
             }
+            let renewals = settled.iter().filter(|one| one.is_renewed).count() as u64;
+            let expiries = settled.iter().map(|one| one.closes.len() as u64).sum();
             let events = write_batch(&txn, &self.notify_channel, settled, now).await?;
             txn.commit().await.map_err(db_error)?;
+            self.metrics.settled(renewals, expiries);
             self.committed(events);
         }
     }

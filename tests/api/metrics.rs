@@ -50,6 +50,9 @@ async fn metrics_count_spends_rows_errors_and_subscribers(app: TestApp) {
     app.set_trial_credits(2).await;
     app.create_workspace("ws-metrics").await;
     app.create_workspace("ws-metrics-idle").await;
+    app.create_workspace("ws-metrics-pro").await;
+    let pro_admin = app.token("admin", Some("ws-metrics-pro"));
+    app.change_plan(&pro_admin, None, "PRO", None).await.data();
     let service = app.token("service", Some("ws-metrics"));
     app.spend_ok(&service, "TRIAGE", "m1").await;
     app.spend_ok(&service, "TRIAGE", "m1").await;
@@ -87,7 +90,7 @@ async fn metrics_count_spends_rows_errors_and_subscribers(app: TestApp) {
         ),
         // The empty key is refused before the service: not a spend.
         ("credits_spend_duration_seconds_count", 5.0),
-        (r#"credits_ledger_rows_total{kind="GRANT"}"#, 2.0),
+        (r#"credits_ledger_rows_total{kind="GRANT"}"#, 4.0),
         (r#"credits_ledger_rows_total{kind="SPEND"}"#, 2.0),
         (r#"credits_graphql_errors_total{code="BAD_USER_INPUT"}"#, 1.0),
         (
@@ -114,18 +117,36 @@ async fn metrics_count_spends_rows_errors_and_subscribers(app: TestApp) {
     }
     assert!(gone, "a closed subscription is no longer counted");
 
-    // The trials end: one sweep batch settles both wallets; only the idle
-    // one had credits left to expire.
+    // The trials end: one sweep batch settles the three wallets; the
+    // three trial grants close, two of them still held credits.
     app.clock.set(app.clock_now() + Duration::days(8));
     let report = app.ledger.roll_over_periods(app.clock_now()).await.unwrap();
-    assert_eq!(report.wallets_examined, 2);
+    assert_eq!(report.wallets_examined, 3);
     let samples = scrape(&app).await;
-    assert_eq!(
-        sample(&samples, r#"credits_ledger_rows_total{kind="EXPIRE"}"#),
-        1.0
-    );
-    assert_eq!(sample(&samples, "credits_renewal_batch_wallets_count"), 1.0);
-    assert_eq!(sample(&samples, "credits_renewal_batch_wallets_sum"), 2.0);
+    for (name, expected) in [
+        (r#"credits_ledger_rows_total{kind="EXPIRE"}"#, 2.0),
+        ("credits_grants_expired_total", 3.0),
+        ("credits_renewals_total", 0.0),
+        ("credits_renewal_batch_wallets_count", 1.0),
+        ("credits_renewal_batch_wallets_sum", 3.0),
+    ] {
+        assert_eq!(sample(&samples, name), expected, "{name}");
+    }
+
+    // The PRO period ends; a spend settles the wallet first: one renewal
+    // (the old allocation expires, the new one is granted).
+    app.clock
+        .set(crate::helpers::start_time() + Duration::days(28) + Duration::hours(1));
+    let pro_service = app.token("service", Some("ws-metrics-pro"));
+    app.spend_ok(&pro_service, "TRIAGE", "after-reset").await;
+    let samples = scrape(&app).await;
+    for (name, expected) in [
+        ("credits_renewals_total", 1.0),
+        ("credits_grants_expired_total", 4.0),
+        (r#"credits_ledger_rows_total{kind="GRANT"}"#, 5.0),
+    ] {
+        assert_eq!(sample(&samples, name), expected, "{name}");
+    }
 }
 
 both_backends!(metrics_count_spends_rows_errors_and_subscribers);
