@@ -158,14 +158,8 @@ impl DatabaseConfig {
         if !(url.starts_with("sqlite:") || url.starts_with("postgres")) {
             bail!("DATABASE_URL must start with sqlite: or postgres:// (got another scheme)");
         }
-        let max_connections = match optional("DATABASE_MAX_CONNECTIONS")? {
-            None => DATABASE_MAX_CONNECTIONS_DEFAULT,
-            Some(raw) => raw
-                .parse::<u32>()
-                .ok()
-                .filter(|n| (1..=1000).contains(n))
-                .context("DATABASE_MAX_CONNECTIONS must be an integer from 1 to 1000")?,
-        };
+        let max_connections =
+            bounded("DATABASE_MAX_CONNECTIONS", 1..=1000)?.unwrap_or(DATABASE_MAX_CONNECTIONS_DEFAULT);
         Ok(Self {
             url,
             schema: optional("DATABASE_SCHEMA")?,
@@ -207,14 +201,8 @@ impl Config {
             Some(value) if value.eq_ignore_ascii_case("off") => None,
             Some(value) => Some(value),
         };
-        let event_bus_capacity = match optional("EVENT_BUS_CAPACITY")? {
-            None => crate::events::EVENT_BUS_CAPACITY,
-            Some(raw) => raw
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=1_000_000).contains(n))
-                .context("EVENT_BUS_CAPACITY must be an integer from 1 to 1000000")?,
-        };
+        let event_bus_capacity =
+            bounded("EVENT_BUS_CAPACITY", 1..=1_000_000)?.unwrap_or(crate::events::EVENT_BUS_CAPACITY);
         let introspection = match optional("GRAPHQL_INTROSPECTION")?.as_deref() {
             None | Some("on") => true,
             Some("off") => false,

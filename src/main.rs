@@ -11,7 +11,7 @@ use migration::{Migrator, MigratorTrait};
 use protodesk_credits::auth::{Claims, mint_hs256};
 use protodesk_credits::config::{Config, DatabaseConfig};
 use protodesk_credits::domain::clock::SystemClock;
-use protodesk_credits::events::EventBus;
+use protodesk_credits::events::{EventBus, notify_channel};
 use protodesk_credits::service::Ledger;
 use protodesk_credits::startup::{App, shutdown_signal};
 use protodesk_credits::store;
@@ -143,8 +143,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate { action } => migrate(action).await,
         Command::Verify => verify().await,
         Command::Renew { at } => {
-            let db = store::connect_and_migrate(&DatabaseConfig::from_env()?).await?;
-            let ledger = Ledger::new(db, Arc::new(SystemClock), EventBus::default());
+            let config = DatabaseConfig::from_env()?;
+            let db = store::connect_and_migrate(&config).await?;
+            // Instances serving this database hear of the renewals.
+            let channel = notify_channel(config.schema.as_deref());
+            let ledger = Ledger::with_notify_channel(db, Arc::new(SystemClock), EventBus::default(), channel);
             let at = at.unwrap_or_else(Utc::now);
             let report = ledger
                 .roll_over_periods(at)
