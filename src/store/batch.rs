@@ -155,6 +155,49 @@ fn id_list(ids: impl Iterator<Item = i64>) -> Value {
     Value::from(ids.map(|id| id.to_string()).collect::<Vec<_>>().join(","))
 }
 
+/// PostgreSQL: `INSERT INTO ledger_entry … RETURNING *` of the JSON rows in
+/// parameter `rows`, stamped with parameter `now` (e.g. `"$1"`, `"$2"`).
+fn insert_rows_sql(rows: &str, now: &str) -> String {
+    format!(
+        "INSERT INTO ledger_entry (wallet_id, sequence, kind, amount_credits, balance_after_credits, reference, \
+         action, actor, idempotency_key, created_at, allocation_after_credits, purchased_after_credits, \
+         bonus_after_credits) \
+         SELECT x.wallet_id, x.sequence, x.kind, x.amount_credits, x.balance_after_credits, x.reference, \
+         x.action, x.actor, x.idempotency_key, {now}, x.allocation_after_credits, x.purchased_after_credits, \
+         x.bonus_after_credits \
+         FROM json_to_recordset({rows}::json) AS x(wallet_id bigint, sequence bigint, kind text, \
+         amount_credits bigint, balance_after_credits bigint, allocation_after_credits bigint, \
+         purchased_after_credits bigint, bonus_after_credits bigint, reference text, action text, \
+         actor text, idempotency_key text) \
+         RETURNING *"
+    )
+}
+
+/// PostgreSQL: moves grants by the JSON (id, delta) pairs in parameter
+/// `deltas`; parameter `ids` lists the ids (see [`id_list`]).
+fn move_grants_sql(deltas: &str, ids: &str) -> String {
+    format!(
+        "UPDATE credit_grant SET remaining_credits = credit_grant.remaining_credits + v.delta \
+         FROM json_to_recordset({deltas}::json) AS v(id bigint, delta bigint) \
+         WHERE credit_grant.id = v.id AND credit_grant.id = ANY(string_to_array({ids}, ',')::bigint[])"
+    )
+}
+
+/// PostgreSQL: writes the JSON [`WalletHead`]s in parameter `heads`, each
+/// guarded on the sequence read; parameter `ids` lists the wallet ids.
+fn save_heads_sql(heads: &str, now: &str, ids: &str) -> String {
+    format!(
+        "UPDATE wallet SET balance_credits = v.balance_credits, last_sequence = v.last_sequence, \
+         plan_code = v.plan_code, pending_plan_code = v.pending_plan_code, period_start_at = v.period_start_at, \
+         period_end_at = v.period_end_at, low_balance_alerted_at = v.low_balance_alerted_at, updated_at = {now} \
+         FROM json_to_recordset({heads}::json) AS v(id bigint, sequence_read bigint, balance_credits bigint, \
+         last_sequence bigint, plan_code text, pending_plan_code text, period_start_at timestamptz, \
+         period_end_at timestamptz, low_balance_alerted_at timestamptz) \
+         WHERE wallet.id = v.id AND wallet.last_sequence = v.sequence_read \
+         AND wallet.id = ANY(string_to_array({ids}, ',')::bigint[])"
+    )
+}
+
 fn json(rows: &impl Serialize) -> Result<Value, DbErr> {
     serde_json::to_string(rows)
         .map(Value::from)
@@ -253,17 +296,7 @@ pub async fn insert_rows(
     ledger_entry::Entity::find()
         .from_raw_sql(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            "INSERT INTO ledger_entry (wallet_id, sequence, kind, amount_credits, balance_after_credits, reference, \
-             action, actor, idempotency_key, created_at, allocation_after_credits, purchased_after_credits, \
-             bonus_after_credits) \
-             SELECT x.wallet_id, x.sequence, x.kind, x.amount_credits, x.balance_after_credits, x.reference, \
-             x.action, x.actor, x.idempotency_key, $2, x.allocation_after_credits, x.purchased_after_credits, \
-             x.bonus_after_credits \
-             FROM json_to_recordset($1::json) AS x(wallet_id bigint, sequence bigint, kind text, \
-             amount_credits bigint, balance_after_credits bigint, allocation_after_credits bigint, \
-             purchased_after_credits bigint, bonus_after_credits bigint, reference text, action text, \
-             actor text, idempotency_key text) \
-             RETURNING *",
+            insert_rows_sql("$1", "$2"),
             [json(&rows)?, Value::from(now)],
         ))
         .all(txn)
@@ -419,9 +452,7 @@ pub async fn move_grants(txn: &impl ConnectionTrait, deltas: Vec<(i64, i64)>) ->
         .collect();
     txn.execute_raw(Statement::from_sql_and_values(
         DbBackend::Postgres,
-        "UPDATE credit_grant SET remaining_credits = credit_grant.remaining_credits + v.delta \
-         FROM json_to_recordset($1::json) AS v(id bigint, delta bigint) \
-         WHERE credit_grant.id = v.id AND credit_grant.id = ANY(string_to_array($2, ',')::bigint[])",
+        move_grants_sql("$1", "$2"),
         [json(&deltas)?, ids],
     ))
     .await?;
@@ -582,14 +613,7 @@ async fn save_wallets_postgres(
     let result = txn
         .execute_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            "UPDATE wallet SET balance_credits = v.balance_credits, last_sequence = v.last_sequence, \
-             plan_code = v.plan_code, pending_plan_code = v.pending_plan_code, period_start_at = v.period_start_at, \
-             period_end_at = v.period_end_at, low_balance_alerted_at = v.low_balance_alerted_at, updated_at = $2 \
-             FROM json_to_recordset($1::json) AS v(id bigint, sequence_read bigint, balance_credits bigint, \
-             last_sequence bigint, plan_code text, pending_plan_code text, period_start_at timestamptz, \
-             period_end_at timestamptz, low_balance_alerted_at timestamptz) \
-             WHERE wallet.id = v.id AND wallet.last_sequence = v.sequence_read \
-             AND wallet.id = ANY(string_to_array($3, ',')::bigint[])",
+            save_heads_sql("$1", "$2", "$3"),
             [
                 json(&heads)?,
                 Value::from(now),
@@ -725,29 +749,23 @@ pub async fn write_spends(
     let rows = txn
         .query_all_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            "WITH r AS ( \
-               INSERT INTO ledger_entry (wallet_id, sequence, kind, amount_credits, balance_after_credits, \
-               reference, action, actor, idempotency_key, created_at, allocation_after_credits, \
-               purchased_after_credits, bonus_after_credits) \
-               SELECT x.wallet_id, x.sequence, x.kind, x.amount_credits, x.balance_after_credits, x.reference, \
-               x.action, x.actor, x.idempotency_key, $1, x.allocation_after_credits, x.purchased_after_credits, \
-               x.bonus_after_credits \
-               FROM json_to_recordset($2::json) AS x(wallet_id bigint, sequence bigint, kind text, \
-               amount_credits bigint, balance_after_credits bigint, allocation_after_credits bigint, \
-               purchased_after_credits bigint, bonus_after_credits bigint, reference text, action text, \
-               actor text, idempotency_key text) \
-               RETURNING *), \
-             m AS ( \
-               INSERT INTO ledger_entry_grant (ledger_entry_id, credit_grant_id, amount_credits) \
-               SELECT r.id, x.credit_grant_id, x.amount_credits \
-               FROM json_to_recordset($3::json) AS x(wallet_id bigint, sequence bigint, credit_grant_id bigint, \
-               amount_credits bigint) JOIN r ON r.wallet_id = x.wallet_id AND r.sequence = x.sequence), \
-             k AS ( \
-               INSERT INTO idempotency_record (wallet_id, scope, key, fingerprint, ledger_entry_id, created_at) \
-               SELECT r.wallet_id, $4, x.key, x.fingerprint, r.id, $1 \
-               FROM json_to_recordset($5::json) AS x(wallet_id bigint, sequence bigint, key text, fingerprint text) \
-               JOIN r ON r.wallet_id = x.wallet_id AND r.sequence = x.sequence) \
-             SELECT * FROM r",
+            format!(
+                "WITH r AS ({}), \
+                 m AS ( \
+                   INSERT INTO ledger_entry_grant (ledger_entry_id, credit_grant_id, amount_credits) \
+                   SELECT r.id, x.credit_grant_id, x.amount_credits \
+                   FROM json_to_recordset($3::json) AS x(wallet_id bigint, sequence bigint, \
+                   credit_grant_id bigint, amount_credits bigint) \
+                   JOIN r ON r.wallet_id = x.wallet_id AND r.sequence = x.sequence), \
+                 k AS ( \
+                   INSERT INTO idempotency_record (wallet_id, scope, key, fingerprint, ledger_entry_id, created_at) \
+                   SELECT r.wallet_id, $4, x.key, x.fingerprint, r.id, $1 \
+                   FROM json_to_recordset($5::json) AS x(wallet_id bigint, sequence bigint, key text, \
+                   fingerprint text) \
+                   JOIN r ON r.wallet_id = x.wallet_id AND r.sequence = x.sequence) \
+                 SELECT * FROM r",
+                insert_rows_sql("$2", "$1")
+            ),
             [
                 Value::from(now),
                 json(&writes.rows)?,
@@ -760,23 +778,13 @@ pub async fn write_spends(
     let saved = txn
         .query_one_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            "WITH g AS ( \
-               UPDATE credit_grant SET remaining_credits = credit_grant.remaining_credits + v.delta \
-               FROM json_to_recordset($1::json) AS v(id bigint, delta bigint) \
-               WHERE credit_grant.id = v.id AND credit_grant.id = ANY(string_to_array($2, ',')::bigint[])), \
-             h AS ( \
-               UPDATE wallet SET balance_credits = v.balance_credits, last_sequence = v.last_sequence, \
-               plan_code = v.plan_code, pending_plan_code = v.pending_plan_code, \
-               period_start_at = v.period_start_at, period_end_at = v.period_end_at, \
-               low_balance_alerted_at = v.low_balance_alerted_at, updated_at = $3 \
-               FROM json_to_recordset($4::json) AS v(id bigint, sequence_read bigint, balance_credits bigint, \
-               last_sequence bigint, plan_code text, pending_plan_code text, period_start_at timestamptz, \
-               period_end_at timestamptz, low_balance_alerted_at timestamptz) \
-               WHERE wallet.id = v.id AND wallet.last_sequence = v.sequence_read \
-               AND wallet.id = ANY(string_to_array($5, ',')::bigint[]) RETURNING wallet.id), \
-             n AS ( \
-               SELECT pg_notify($6, p) FROM unnest(string_to_array($7, chr(31))) AS p) \
-             SELECT (SELECT COUNT(*) FROM h) AS heads_saved, (SELECT COUNT(*) FROM n) AS notified",
+            format!(
+                "WITH g AS ({}), h AS ({} RETURNING wallet.id), \
+                 n AS (SELECT pg_notify($6, p) FROM unnest(string_to_array($7, chr(31))) AS p) \
+                 SELECT (SELECT COUNT(*) FROM h) AS heads_saved, (SELECT COUNT(*) FROM n) AS notified",
+                move_grants_sql("$1", "$2"),
+                save_heads_sql("$4", "$3", "$5")
+            ),
             [
                 json(&deltas)?,
                 grant_ids,
