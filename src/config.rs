@@ -127,12 +127,19 @@ where
     }
 }
 
+/// An `on`/`off` setting, `on` when unset.
+fn switch(name: &str) -> anyhow::Result<bool> {
+    match optional(name)?.as_deref() {
+        None | Some("on") => Ok(true),
+        Some("off") => Ok(false),
+        Some(_) => bail!("{name} must be on or off"),
+    }
+}
+
 /// Reads the group commit settings.
 fn group_commit_from_env() -> anyhow::Result<Option<GroupCommitSettings>> {
-    match optional("SPEND_GROUP_COMMIT")?.as_deref() {
-        None | Some("on") => {}
-        Some("off") => return Ok(None),
-        Some(_) => bail!("SPEND_GROUP_COMMIT must be on or off"),
+    if !switch("SPEND_GROUP_COMMIT")? {
+        return Ok(None);
     }
     let defaults = GroupCommitSettings::default();
     Ok(Some(GroupCommitSettings {
@@ -203,11 +210,7 @@ impl Config {
         };
         let event_bus_capacity =
             bounded("EVENT_BUS_CAPACITY", 1..=1_000_000)?.unwrap_or(crate::events::EVENT_BUS_CAPACITY);
-        let introspection = match optional("GRAPHQL_INTROSPECTION")?.as_deref() {
-            None | Some("on") => true,
-            Some("off") => false,
-            Some(_) => bail!("GRAPHQL_INTROSPECTION must be on or off"),
-        };
+        let introspection = switch("GRAPHQL_INTROSPECTION")?;
         Ok(Config {
             introspection,
             group_commit: group_commit_from_env()?,

@@ -35,11 +35,9 @@ use tokio::sync::{mpsc, oneshot};
 use super::period::period_state;
 use super::spend::{SPEND_SCOPE, conflict, suggestion};
 use super::{
-    BalanceView, Ledger, SpendRequest, SpendResult, TransactionView, check_heads, grant_source,
-    low_balance_step,
+    BalanceView, Ledger, SpendRequest, SpendResult, TransactionView, check_heads, low_balance_step, spendable,
 };
 use crate::auth::WalletScope;
-use crate::domain::burn_down::GrantBalance;
 use crate::domain::catalogue::LedgerKind;
 use crate::domain::settlement::{is_grant_due, renewal_due};
 use crate::domain::spend::{SpendDecision, SpendOutcome, decide_spend, spend_fingerprint};
@@ -456,18 +454,7 @@ impl Charging {
             }
             return Ok(self.pending(SpendOutcome::Duplicate, Some(*bound), cost));
         }
-        let spendable: Vec<GrantBalance> = self
-            .grants
-            .iter()
-            .map(|grant| {
-                Ok(GrantBalance {
-                    id: grant.id,
-                    source: grant_source(grant)?,
-                    remaining: grant.remaining_credits,
-                    expires_at: grant.expires_at,
-                })
-            })
-            .collect::<AppResult<_>>()?;
+        let spendable = spendable(&self.grants)?;
         let burns = match decide_spend(&spendable, cost) {
             SpendDecision::Insufficient { .. } => {
                 return Ok(self.pending(SpendOutcome::InsufficientCredits, None, cost));

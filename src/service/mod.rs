@@ -326,17 +326,7 @@ impl LockedWallet {
 
     /// The live grants as the burn-down rule sees them.
     fn spendable_grants(&self) -> AppResult<Vec<crate::domain::burn_down::GrantBalance>> {
-        self.grants
-            .iter()
-            .map(|grant| {
-                Ok(crate::domain::burn_down::GrantBalance {
-                    id: grant.id,
-                    source: grant_source(grant)?,
-                    remaining: grant.remaining_credits,
-                    expires_at: grant.expires_at,
-                })
-            })
-            .collect()
+        spendable(&self.grants)
     }
 
     /// Takes each burn's credits from its grant; returns the row's moves.
@@ -413,6 +403,21 @@ fn low_balance_step(wallet: &mut wallet_entity::Model, balance: i64, now: DateTi
         }
         LowBalance::Unchanged => None,
     }
+}
+
+/// Live grants as the burn-down rule sees them.
+fn spendable(grants: &[credit_grant::Model]) -> AppResult<Vec<crate::domain::burn_down::GrantBalance>> {
+    grants
+        .iter()
+        .map(|grant| {
+            Ok(crate::domain::burn_down::GrantBalance {
+                id: grant.id,
+                source: grant_source(grant)?,
+                remaining: grant.remaining_credits,
+                expires_at: grant.expires_at,
+            })
+        })
+        .collect()
 }
 
 /// A source's balance bucket, for a stored source name.
