@@ -15,8 +15,8 @@ use protodesk_credits::store;
 use sea_orm::{ConnectionTrait, Statement};
 use serde_json::json;
 
-use crate::helpers::postgres_url;
 use crate::helpers::server::RealServer;
+use crate::helpers::{drop_schema, postgres_database};
 
 const SPEND: &str =
     "mutation($k: String!) { spendCredit(input: {action: TRIAGE, idempotencyKey: $k}) { outcome } }";
@@ -150,9 +150,7 @@ async fn crash_mid_load(database: Option<(String, String)>) {
     assert!(store::verify::audit(&db).await.unwrap().violations.is_empty());
     server.stop();
     if let Some((_, schema)) = &database {
-        db.execute_unprepared(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
-            .await
-            .unwrap();
+        drop_schema(schema).await;
     }
 }
 
@@ -163,10 +161,5 @@ async fn sqlite_a_kill_9_mid_load_loses_and_half_writes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_a_kill_9_mid_load_loses_and_half_writes_nothing() {
-    let schema = format!(
-        "test_{}_crash_{}",
-        chrono::Utc::now().timestamp(),
-        std::process::id()
-    );
-    crash_mid_load(Some((postgres_url(), schema))).await;
+    crash_mid_load(Some(postgres_database("crash"))).await;
 }

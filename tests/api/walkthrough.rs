@@ -11,8 +11,8 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::helpers::postgres_url;
 use crate::helpers::server::{RealServer, SECRET};
+use crate::helpers::{drop_schema, postgres_database};
 
 async fn walkthrough(database: Option<(String, String)>) {
     let mut server = RealServer::start(database.as_ref()).await;
@@ -66,24 +66,6 @@ fn assert_json_logs_without_secrets(log: &str, secrets: &[&str]) {
     }
 }
 
-fn postgres_schema(name: &str) -> (String, String) {
-    (
-        postgres_url(),
-        format!(
-            "test_{}_{name}_{}",
-            chrono::Utc::now().timestamp(),
-            std::process::id()
-        ),
-    )
-}
-
-async fn drop_schema(schema: &str) {
-    let db = sea_orm::Database::connect(postgres_url()).await.unwrap();
-    sea_orm::ConnectionTrait::execute_unprepared(&db, &format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
-        .await
-        .unwrap();
-}
-
 #[tokio::test]
 async fn sqlite_the_readme_walkthrough_works_on_the_real_binary() {
     walkthrough(None).await;
@@ -91,7 +73,7 @@ async fn sqlite_the_readme_walkthrough_works_on_the_real_binary() {
 
 #[tokio::test]
 async fn postgres_the_readme_walkthrough_works_on_the_real_binary() {
-    let database = postgres_schema("walkthrough");
+    let database = postgres_database("walkthrough");
     walkthrough(Some(database.clone())).await;
     drop_schema(&database.1).await;
 }
@@ -160,7 +142,7 @@ async fn sqlite_the_console_page_updates_live_in_chromium() {
 
 #[tokio::test]
 async fn postgres_the_console_page_updates_live_in_chromium() {
-    let database = postgres_schema("console");
+    let database = postgres_database("console");
     console_in_chromium(Some(database.clone())).await;
     drop_schema(&database.1).await;
 }

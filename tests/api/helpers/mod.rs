@@ -333,13 +333,28 @@ impl TestApp {
     /// Drops the PostgreSQL schema.
     pub async fn teardown(&self) {
         if let Some(schema) = &self.pg_schema {
-            let db = Database::connect(postgres_url()).await.unwrap();
-            db.execute_unprepared(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
-                .await
-                .unwrap();
-            db.close().await.ok();
+            drop_schema(schema).await;
         }
     }
+}
+
+/// (URL, schema) of a fresh PostgreSQL schema for a process of its own;
+/// the name carries its creation time, so a later run sweeps it if a
+/// failed test leaves it behind.
+pub fn postgres_database(name: &str) -> (String, String) {
+    (
+        postgres_url(),
+        format!("test_{}_{name}_{}", Utc::now().timestamp(), std::process::id()),
+    )
+}
+
+/// Drops a PostgreSQL schema and everything in it.
+pub async fn drop_schema(schema: &str) {
+    let db = Database::connect(postgres_url()).await.unwrap();
+    db.execute_unprepared(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+        .await
+        .unwrap();
+    db.close().await.ok();
 }
 
 /// Mints an HS256 token with the test secret.
