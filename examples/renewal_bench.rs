@@ -13,6 +13,8 @@
 //! cargo run --release --example renewal_bench -- postgres 10000 100000
 //! ```
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -107,15 +109,7 @@ async fn fill(db: &impl ConnectionTrait, n: u64) -> anyhow::Result<()> {
         db.execute_raw(Statement::from_sql_and_values(backend, &sql, values))
             .await?;
     }
-    if backend == DbBackend::Postgres {
-        for table in ["wallet", "credit_grant", "ledger_entry", "ledger_entry_grant"] {
-            db.execute_unprepared(&format!(
-                "SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT MAX(id) FROM {table}))"
-            ))
-            .await?;
-        }
-    }
-    Ok(())
+    common::align_id_sequences(db).await
 }
 
 /// Settles `n` wallets one transaction each; returns wallets per second.

@@ -27,6 +27,8 @@
 //! for the baseline and the service alike), `SERVER_LOG` (the server's
 //! `RUST_LOG`).
 
+mod common;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -105,15 +107,7 @@ async fn fill(db: &DatabaseConnection, n: u64) -> anyhow::Result<()> {
         db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
             .await?;
     }
-    if backend == DbBackend::Postgres {
-        for table in ["wallet", "credit_grant", "ledger_entry", "ledger_entry_grant"] {
-            db.execute_unprepared(&format!(
-                "SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT MAX(id) FROM {table}))"
-            ))
-            .await?;
-        }
-    }
-    Ok(())
+    common::align_id_sequences(db).await
 }
 
 async fn drop_database(config: &DatabaseConfig, db: &DatabaseConnection) {
