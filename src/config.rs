@@ -103,6 +103,10 @@ pub struct Config {
     /// `GRAPHQL_INTROSPECTION`: `off` refuses `__schema` and `__type`
     /// (default `on`: the schema is public in `schema.graphql` anyway).
     pub introspection: bool,
+    /// `WS_KEEPALIVE_SECONDS`: how often an idle WebSocket is pinged; one
+    /// left unanswered until the next ping closes it (default
+    /// [`crate::http::WS_KEEPALIVE_DEFAULT`]).
+    pub ws_keepalive: std::time::Duration,
 }
 
 /// An optional integer setting within `range`.
@@ -211,8 +215,12 @@ impl Config {
         let event_bus_capacity =
             bounded("EVENT_BUS_CAPACITY", 1..=1_000_000)?.unwrap_or(crate::events::EVENT_BUS_CAPACITY);
         let introspection = switch("GRAPHQL_INTROSPECTION")?;
+        let ws_keepalive = bounded("WS_KEEPALIVE_SECONDS", 1..=3600)?
+            .map(std::time::Duration::from_secs)
+            .unwrap_or(crate::http::WS_KEEPALIVE_DEFAULT);
         Ok(Config {
             introspection,
+            ws_keepalive,
             group_commit: group_commit_from_env()?,
             event_bus_capacity,
             renewal_cron,

@@ -13,8 +13,8 @@ use crate::auth::TokenVerifier;
 use crate::config::Config;
 use crate::domain::clock::Clock;
 use crate::events::{EventBus, notify_channel, relay_notifications};
-use crate::graphql::build_schema;
-use crate::http::{AppState, router};
+use crate::graphql::{Live, build_schema};
+use crate::http::{AppState, WsShared, router};
 use crate::scheduler::Scheduler;
 use crate::service::Ledger;
 use crate::store;
@@ -31,7 +31,7 @@ pub struct App {
 impl App {
     /// Connects and migrates the database, builds the schema, binds the port.
     pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
-        let verifier = TokenVerifier::from_config(&config.jwt)?;
+        let verifier = Arc::new(TokenVerifier::from_config(&config.jwt)?);
         let db = store::connect_and_migrate(&config.database).await?;
         let events = EventBus::new(config.event_bus_capacity);
         let channel = notify_channel(config.database.schema.as_deref());
@@ -51,10 +51,15 @@ impl App {
             relay,
             listener,
             state: AppState {
+                ws: WsShared {
+                    live: Live::new(schema.clone(), Some(ledger.metrics().clone())),
+                    verifier: verifier.clone(),
+                    connections: Arc::default(),
+                    keepalive: config.ws_keepalive,
+                },
                 schema,
-                verifier: Arc::new(verifier),
+                verifier,
                 ledger,
-                ws_connections: Arc::default(),
             },
         })
     }

@@ -7,6 +7,7 @@
 mod codes;
 mod connection;
 mod limits;
+mod live;
 mod mutation;
 mod query;
 mod subscription;
@@ -20,6 +21,7 @@ use crate::error::AppError;
 use crate::service::Ledger;
 
 pub use limits::{QUERY_ALIASES_MAX, QUERY_FIELDS_MAX};
+pub use live::Live;
 pub use mutation::MutationRoot;
 pub use query::QueryRoot;
 pub use subscription::{SUBSCRIPTIONS_PER_CONNECTION_MAX, SubscriptionRoot, SubscriptionSlots};

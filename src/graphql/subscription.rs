@@ -5,9 +5,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_graphql::{Context, Enum, ErrorExtensions, ID, SimpleObject, Subscription};
 use chrono::{DateTime, Utc};
-use futures_util::{Stream, StreamExt};
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
 
 use super::types::{Balance, int};
+use super::live::StartSlot;
 use super::{ledger, scope};
 use crate::auth::Operation;
 use crate::domain::catalogue::LedgerKind;
@@ -108,7 +110,7 @@ impl SubscriptionRoot {
         ctx: &Context<'_>,
         workspace_id: Option<ID>,
         after_sequence: Option<i32>,
-    ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<BalanceChange>> + use<>> {
+    ) -> async_graphql::Result<BoxStream<'static, async_graphql::Result<BalanceChange>>> {
         let scope = scope(ctx, workspace_id.as_ref(), Operation::Read).gql()?;
         let guard = match ctx.data_opt::<SubscriptionSlots>() {
             Some(SubscriptionSlots(count)) => {
@@ -129,9 +131,21 @@ impl SubscriptionRoot {
             .await
             .gql()?;
         let live = ledger.metrics().subscriber();
-        Ok(stream.map(move |item| {
-            let _slot = (&guard, &live);
-            item.map(BalanceChange::from).gql()
-        }))
+        let changes = stream
+            .map(move |item| {
+                let _held = (&guard, &live);
+                item
+            })
+            .boxed();
+        // Started by the WebSocket layer: the stream goes on without this
+        // execution (see `live`).
+        if let Some(slot) = ctx.data_opt::<StartSlot>() {
+            if !slot.fill(changes) {
+                return Err(async_graphql::Error::new("a subscription selects exactly one root field")
+                    .extend_with(|_, extensions| extensions.set("code", "BAD_USER_INPUT")));
+            }
+            return Ok(futures_util::stream::empty().boxed());
+        }
+        Ok(changes.map(|item| item.map(BalanceChange::from).gql()).boxed())
     }
 }

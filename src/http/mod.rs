@@ -7,14 +7,16 @@
 //! resolvers as [`Authentication`] in the request's data.
 
 mod export;
+mod ws;
+
+pub use ws::{WS_KEEPALIVE_DEFAULT, WsShared};
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_graphql::Data;
 use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::OperationType;
-use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
+use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::extract::{FromRequest, FromRequestParts, Request, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -25,7 +27,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::auth::TokenVerifier;
-use crate::graphql::{AppSchema, Authentication, SubscriptionSlots};
+use crate::graphql::{AppSchema, Authentication};
 use crate::service::Ledger;
 
 /// Largest request body accepted, in bytes.
@@ -53,8 +55,8 @@ pub struct AppState {
     pub verifier: Arc<TokenVerifier>,
     /// The service, for readiness.
     pub ledger: Ledger,
-    /// Open WebSocket connections per token (keyed by the token itself).
-    pub ws_connections: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
+    /// What WebSocket connections share.
+    pub ws: WsShared,
 }
 
 /// Builds the router.
@@ -195,77 +197,30 @@ async fn graphql_get(State(state): State<AppState>, request: Request) -> Respons
 
 async fn websocket(state: AppState, request: Request) -> Response {
     let (mut parts, _body) = request.into_parts();
-    let protocol = match GraphQLProtocol::from_request_parts(&mut parts, &()).await {
-        Ok(protocol) => protocol,
-        Err(status) => return status.into_response(),
-    };
+    let offered = parts
+        .headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|protocol| protocol.trim().eq_ignore_ascii_case(ws::WS_PROTOCOL));
+    if !offered {
+        let message = format!("Sec-WebSocket-Protocol must offer {}", ws::WS_PROTOCOL);
+        return (StatusCode::BAD_REQUEST, message).into_response();
+    }
     let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
         Ok(upgrade) => upgrade,
         Err(rejection) => return rejection.into_response(),
     };
-    let schema = state.schema.clone();
-    let verifier = state.verifier.clone();
-    let connections = state.ws_connections.clone();
+    let shared = state.ws.clone();
     upgrade
-        .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
+        .protocols([ws::WS_PROTOCOL])
         .read_buffer_size(WS_READ_BUFFER_BYTES)
         // 0: every message is written out at once, no buffer kept idle.
         .write_buffer_size(0)
         .max_write_buffer_size(WS_WRITE_BUFFER_MAX_BYTES)
         .max_message_size(WS_MESSAGE_MAX_BYTES)
         .max_frame_size(WS_MESSAGE_MAX_BYTES)
-        .on_upgrade(move |socket| async move {
-            // The token this connection counts against, once accepted.
-            let counted: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
-            let init_counted = counted.clone();
-            let init_connections = connections.clone();
-            GraphQLWebSocket::new(socket, schema, protocol)
-                .on_connection_init(move |payload| async move {
-                    let token = ["Authorization", "authorization", "token"]
-                        .iter()
-                        .find_map(|field| payload.get(*field).and_then(|value| value.as_str()))
-                        .map(|value| bearer_token(value).unwrap_or(value).to_owned());
-                    let Some(token) = token else {
-                        return Err(async_graphql::Error::new(
-                            "UNAUTHENTICATED: connection_init must carry Authorization or token",
-                        ));
-                    };
-                    match authenticate_token(&verifier, &token) {
-                        Authentication::Caller(caller) => {
-                            {
-                                let mut open = init_connections.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                                let count = open.entry(token.clone()).or_default();
-                                if *count >= WS_CONNECTIONS_PER_TOKEN_MAX {
-                                    return Err(async_graphql::Error::new(format!(
-                                        "LIMIT_EXCEEDED: at most {WS_CONNECTIONS_PER_TOKEN_MAX} connections per token"
-                                    )));
-                                }
-                                *count += 1;
-                            }
-                            *init_counted.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(token);
-                            let mut data = Data::default();
-                            data.insert(Authentication::Caller(caller));
-                            data.insert(SubscriptionSlots::default());
-                            Ok(data)
-                        }
-                        Authentication::Refused(reason) => {
-                            Err(async_graphql::Error::new(format!("UNAUTHENTICATED: {reason}")))
-                        }
-                        Authentication::Anonymous => Err(async_graphql::Error::new("UNAUTHENTICATED")),
-                    }
-                })
-                .serve()
-                .await;
-            let token = counted.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
-            if let Some(token) = token {
-                let mut open = connections.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                if let Some(count) = open.get_mut(&token) {
-                    *count -= 1;
-                    if *count == 0 {
-                        open.remove(&token);
-                    }
-                }
-            }
-        })
+        .on_upgrade(move |socket| ws::serve(shared, socket))
         .into_response()
 }

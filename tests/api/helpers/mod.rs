@@ -66,6 +66,8 @@ pub struct Options {
     pub database_url: Option<String>,
     /// `DATABASE_ACQUIRE_TIMEOUT_MS`.
     pub acquire_timeout: Option<std::time::Duration>,
+    /// `WS_KEEPALIVE_SECONDS`.
+    pub ws_keepalive: Option<std::time::Duration>,
 }
 
 /// A running app and what a test needs to talk to it.
@@ -243,6 +245,9 @@ impl TestApp {
             renewal_cron: options.renewal_cron,
             group_commit: (!options.unbatched).then(|| options.group_commit.unwrap_or_default()),
             introspection: !options.no_introspection,
+            ws_keepalive: options
+                .ws_keepalive
+                .unwrap_or(protodesk_credits::http::WS_KEEPALIVE_DEFAULT),
             event_bus_capacity: options
                 .event_bus_capacity
                 .unwrap_or(protodesk_credits::events::EVENT_BUS_CAPACITY),

@@ -25,14 +25,20 @@ pub enum Init {
 }
 
 impl TestApp {
-    /// Opens a WebSocket on /graphql and sends connection_init with `payload`.
-    pub async fn ws_connect(&self, payload: Value) -> Init {
+    /// Opens a graphql-transport-ws WebSocket on /graphql, sending nothing.
+    pub async fn ws_open(&self) -> WsClient {
         let url = format!("{}/graphql", self.address.replacen("http", "ws", 1));
         let mut request = url.into_client_request().unwrap();
         request
             .headers_mut()
             .insert("sec-websocket-protocol", "graphql-transport-ws".parse().unwrap());
-        let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+        let (socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+        WsClient { socket }
+    }
+
+    /// Opens a WebSocket on /graphql and sends connection_init with `payload`.
+    pub async fn ws_connect(&self, payload: Value) -> Init {
+        let WsClient { mut socket } = self.ws_open().await;
         socket
             .send(Message::text(
                 json!({ "type": "connection_init", "payload": payload }).to_string(),
@@ -131,6 +137,30 @@ impl WsClient {
                 return serde_json::from_str(&text).unwrap();
             }
         }
+    }
+
+    /// Waits for the server to close the connection (skipping what comes
+    /// before, pings unanswered): its close code and reason.
+    pub async fn closed(&mut self) -> (u16, String) {
+        loop {
+            let message = tokio::time::timeout(Duration::from_secs(10), self.socket.next())
+                .await
+                .expect("the server closes within 10 s");
+            match message {
+                Some(Ok(Message::Close(frame))) => {
+                    return frame
+                        .map(|f| (u16::from(f.code), f.reason.to_string()))
+                        .unwrap_or((0, String::new()));
+                }
+                Some(Ok(_)) => {}
+                _ => return (0, "dropped".into()),
+            }
+        }
+    }
+
+    /// Sends a raw text frame.
+    pub async fn send_text(&mut self, text: &str) {
+        self.socket.send(Message::text(text.to_owned())).await.unwrap();
     }
 
     /// Closes the connection.
