@@ -96,6 +96,15 @@ fn init_tracing() {
     }
 }
 
+/// jemalloc: a server holding thousands of small long-lived subscriber
+/// states among short-lived request allocations fragments glibc's heap
+/// (measured: 440 MiB resident for 148 MiB in use with 10,000 subscribers);
+/// jemalloc gives freed pages back to the system: its settings (a
+/// background thread returns pages unused for a second) are built in from
+/// `.cargo/config.toml`; `_RJEM_MALLOC_CONF` overrides them at run time.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     init_tracing();

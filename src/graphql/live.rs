@@ -25,11 +25,11 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, Weak};
 
+use async_graphql::Name;
 use async_graphql::parser::Positioned;
 use async_graphql::parser::types::{
     DocumentOperations, ExecutableDocument, FragmentDefinition, OperationType, Selection, SelectionSet,
 };
-use async_graphql::Name;
 use async_graphql::{
     Context, Data, EmptyMutation, EmptySubscription, ID, Object, Request, Response, Schema, Variables,
 };
@@ -48,6 +48,8 @@ pub type Changes = BoxStream<'static, AppResult<Change>>;
 
 /// Renderings kept per document, so the subscribers of one wallet share them.
 const RENDERINGS_KEPT: usize = 16;
+/// Operations in their start phase at once, per instance.
+pub const STARTS_AT_ONCE: usize = 32;
 /// Size of the renderer map from which unused renderers are swept.
 const RENDERERS_SWEEP_AT: usize = 256;
 
@@ -146,7 +148,12 @@ impl Renderer {
             Ok(change) => change,
             Err(error) => return self.execute(Phase::Failed(error.into_graphql())).await,
         };
-        if let Some(payload) = self.recent().iter().find(|(seen, _)| *seen == change).map(|(_, p)| p.clone()) {
+        if let Some(payload) = self
+            .recent()
+            .iter()
+            .find(|(seen, _)| *seen == change)
+            .map(|(_, p)| p.clone())
+        {
             return payload;
         }
         let payload = self.execute(Phase::Event(change.clone())).await;
@@ -159,11 +166,15 @@ impl Renderer {
     }
 
     fn recent(&self) -> std::sync::MutexGuard<'_, VecDeque<(Change, Arc<str>)>> {
-        self.recent.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.recent
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     async fn execute(&self, phase: Phase) -> Arc<str> {
-        let mut request = Request::new(String::new()).variables(self.variables.clone()).data(phase);
+        let mut request = Request::new(String::new())
+            .variables(self.variables.clone())
+            .data(phase);
         request.set_parsed_query(self.document.clone());
         payload(&self.schema.execute(request).await)
     }
@@ -183,6 +194,7 @@ pub struct Live {
     schema: AppSchema,
     events: EventSchema,
     renderers: Arc<Mutex<HashMap<RenderKey, Weak<Renderer>>>>,
+    starting: Arc<tokio::sync::Semaphore>,
 }
 
 impl Live {
@@ -196,6 +208,7 @@ impl Live {
             schema,
             events,
             renderers: Arc::default(),
+            starting: Arc::new(tokio::sync::Semaphore::new(STARTS_AT_ONCE)),
         }
     }
 
@@ -209,10 +222,19 @@ impl Live {
             variables: serde_json::to_string(&request.variables).unwrap_or_default(),
         };
         let slot = StartSlot::default();
-        let start = self
-            .schema
-            .execute_stream_with_session_data(request.data(slot.clone()), connection)
-            .map(|response| payload(&response));
+        let schema = self.schema.clone();
+        let starting = self.starting.clone();
+        let start_slot = slot.clone();
+        // The start phase runs whole, with a permit: a reconnect storm
+        // executes a bounded number of starts at once.
+        let start = async move {
+            let _permit = starting.acquire_owned().await;
+            schema
+                .execute_stream_with_session_data(request.data(start_slot), connection)
+                .map(|response| payload(&response))
+                .collect::<Vec<_>>()
+                .await
+        };
         let live = self.clone();
         let events = async move {
             let Some(changes) = slot.take() else {
@@ -226,12 +248,19 @@ impl Live {
                 }
             }
         };
-        start.chain(events.into_stream().flatten()).boxed()
+        start
+            .into_stream()
+            .flat_map(stream::iter)
+            .chain(events.into_stream().flatten())
+            .boxed()
     }
 
     /// The shared renderer of `key`'s document, made on first use.
     fn renderer(&self, key: RenderKey) -> AppResult<Arc<Renderer>> {
-        let mut renderers = self.renderers.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut renderers = self
+            .renderers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(renderer) = renderers.get(&key).and_then(Weak::upgrade) {
             return Ok(renderer);
         }
@@ -239,7 +268,8 @@ impl Live {
             renderers.retain(|_, renderer| renderer.strong_count() > 0);
         }
         let internal = |what: &str| AppError::Internal(anyhow::anyhow!("subscription document: {what}"));
-        let mut document = async_graphql::parser::parse_query(&key.query).map_err(|_| internal("no longer parses"))?;
+        let mut document =
+            async_graphql::parser::parse_query(&key.query).map_err(|_| internal("no longer parses"))?;
         // The start phase validated the document and chose its operation;
         // keep that one only, as a query of the event schema.
         let mut operation = match document.operations {
@@ -267,7 +297,10 @@ impl Live {
 }
 
 /// The fragments a selection set spreads, directly or through other fragments.
-fn used_fragments(selection_set: &SelectionSet, fragments: &HashMap<Name, Positioned<FragmentDefinition>>) -> HashSet<Name> {
+fn used_fragments(
+    selection_set: &SelectionSet,
+    fragments: &HashMap<Name, Positioned<FragmentDefinition>>,
+) -> HashSet<Name> {
     let mut used = HashSet::new();
     let mut pending = vec![selection_set];
     while let Some(set) = pending.pop() {

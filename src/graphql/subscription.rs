@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 
-use super::types::{Balance, int};
 use super::live::StartSlot;
+use super::types::{Balance, int};
 use super::{ledger, scope};
 use crate::auth::Operation;
 use crate::domain::catalogue::LedgerKind;
@@ -141,8 +141,10 @@ impl SubscriptionRoot {
         // execution (see `live`).
         if let Some(slot) = ctx.data_opt::<StartSlot>() {
             if !slot.fill(changes) {
-                return Err(async_graphql::Error::new("a subscription selects exactly one root field")
-                    .extend_with(|_, extensions| extensions.set("code", "BAD_USER_INPUT")));
+                return Err(
+                    async_graphql::Error::new("a subscription selects exactly one root field")
+                        .extend_with(|_, extensions| extensions.set("code", "BAD_USER_INPUT")),
+                );
             }
             return Ok(futures_util::stream::empty().boxed());
         }

@@ -36,8 +36,9 @@ pub const REQUEST_BODY_MAX: usize = 256 * 1024;
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// WebSocket read buffer per connection. tungstenite's default is 128 KiB
 /// for each of the read and write buffers, which would dominate the memory
-/// of an idle subscriber; GraphQL messages here are small.
-pub const WS_READ_BUFFER_BYTES: usize = 4 * 1024;
+/// of an idle subscriber; the protocol's messages here are small (a larger
+/// one is read in several steps).
+pub const WS_READ_BUFFER_BYTES: usize = 1024;
 /// Largest WebSocket message accepted (same bound as an HTTP body).
 pub const WS_MESSAGE_MAX_BYTES: usize = REQUEST_BODY_MAX;
 /// Unsent bytes a slow client may hold on the server before its connection

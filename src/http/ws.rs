@@ -28,8 +28,8 @@ use std::time::Duration;
 
 use async_graphql::Data;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use futures_util::stream::{self, BoxStream};
 use futures_util::StreamExt;
+use futures_util::stream::{self, BoxStream};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -74,7 +74,7 @@ enum ClientMessage {
     Pong {},
     Subscribe {
         id: String,
-        payload: async_graphql::Request,
+        payload: Box<async_graphql::Request>,
     },
     Complete {
         id: String,
@@ -98,7 +98,10 @@ struct Counted {
 
 impl Drop for Counted {
     fn drop(&mut self) {
-        let mut open = self.connections.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut open = self
+            .connections
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(count) = open.get_mut(&self.token) {
             *count -= 1;
             if *count == 0 {
@@ -182,7 +185,9 @@ impl Connection {
                         code,
                         reason: Utf8Bytes::from(close_reason(&reason)),
                     };
-                    let _ = tokio::time::timeout(WS_SEND_TIMEOUT, self.socket.send(Message::Close(Some(frame)))).await;
+                    let _ =
+                        tokio::time::timeout(WS_SEND_TIMEOUT, self.socket.send(Message::Close(Some(frame))))
+                            .await;
                     return;
                 }
             }
@@ -214,7 +219,7 @@ impl Connection {
             ClientMessage::ConnectionInit { payload } => self.on_init(payload.unwrap_or_default()).await,
             ClientMessage::Ping {} => self.send(json!({ "type": "pong" }).to_string()).await,
             ClientMessage::Pong {} => Flow::Continue,
-            ClientMessage::Subscribe { id, payload } => self.on_subscribe(id, payload).await,
+            ClientMessage::Subscribe { id, payload } => self.on_subscribe(id, *payload).await,
             ClientMessage::Complete { id } => {
                 self.operations.remove(&id);
                 Flow::Continue
@@ -238,11 +243,17 @@ impl Connection {
         };
         match authenticate_token(&self.shared.verifier, &token) {
             Authentication::Caller(_) => {}
-            Authentication::Refused(reason) => return Flow::Close(4403, format!("UNAUTHENTICATED: {reason}")),
+            Authentication::Refused(reason) => {
+                return Flow::Close(4403, format!("UNAUTHENTICATED: {reason}"));
+            }
             Authentication::Anonymous => return Flow::Close(4403, "UNAUTHENTICATED".into()),
         }
         {
-            let mut open = self.shared.connections.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut open = self
+                .shared
+                .connections
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             let count = open.entry(token.clone()).or_default();
             if *count >= super::WS_CONNECTIONS_PER_TOKEN_MAX {
                 return Flow::Close(
@@ -274,7 +285,11 @@ impl Connection {
         }
         if self.operations.len() >= WS_OPERATIONS_MAX {
             return self
-                .error(&id, "LIMIT_EXCEEDED", &format!("at most {WS_OPERATIONS_MAX} operations at once per connection"))
+                .error(
+                    &id,
+                    "LIMIT_EXCEEDED",
+                    &format!("at most {WS_OPERATIONS_MAX} operations at once per connection"),
+                )
                 .await;
         }
         // The token is checked again: it may have expired since the ack.

@@ -439,9 +439,9 @@ mod protocol {
     async fn gather(client: &mut WsClient, ids: &[&str], count: usize) -> HashMap<String, Vec<Value>> {
         let mut seen: HashMap<String, Vec<Value>> = HashMap::new();
         while ids.iter().any(|id| {
-            seen.get(*id)
-                .map_or(0, |messages| messages.iter().filter(|m| m["type"] == "next").count())
-                < count
+            seen.get(*id).map_or(0, |messages| {
+                messages.iter().filter(|m| m["type"] == "next").count()
+            }) < count
         }) {
             let message = client.next_message().await;
             let id = message["id"].as_str().unwrap_or_default().to_owned();
@@ -456,7 +456,11 @@ mod protocol {
 
         let mut early = app.ws_open().await;
         early
-            .send(subscribe("1", "subscription { balanceChanged { kind } }", json!({})))
+            .send(subscribe(
+                "1",
+                "subscription { balanceChanged { kind } }",
+                json!({}),
+            ))
             .await;
         let early = early.closed().await;
         let mut garbled = Vec::new();
@@ -526,9 +530,15 @@ mod protocol {
             spent["without"][0]["payload"],
             json!({ "data": { "live": { "what": "SPEND", "sequence": 2, "__typename": "BalanceChange" } } })
         );
-        assert_eq!(spent["plain"][0]["payload"]["data"]["balanceChanged"]["delta"], -1);
         assert_eq!(
-            (after_complete["id"].clone(), after_complete["payload"]["data"]["balanceChanged"]["sequence"].clone()),
+            spent["plain"][0]["payload"]["data"]["balanceChanged"]["delta"],
+            -1
+        );
+        assert_eq!(
+            (
+                after_complete["id"].clone(),
+                after_complete["payload"]["data"]["balanceChanged"]["sequence"].clone()
+            ),
             (json!("plain"), json!(3)),
             "completed subscriptions send nothing more: {after_complete}"
         );
@@ -543,7 +553,11 @@ mod protocol {
         let query = gather(&mut client, &["q"], 1).await;
         let query_done = client.next_message().await;
         client
-            .send(subscribe("bad", "subscription { balanceChanged { nope } }", json!({})))
+            .send(subscribe(
+                "bad",
+                "subscription { balanceChanged { nope } }",
+                json!({}),
+            ))
             .await;
         let bad = gather(&mut client, &["bad"], 1).await;
         let bad_done = client.next_message().await;
@@ -557,9 +571,15 @@ mod protocol {
         let two = gather(&mut client, &["two"], 1).await;
         let two_done = client.next_message().await;
 
-        assert_eq!(query["q"][0]["payload"], json!({ "data": { "wallet": { "balance": { "total": 300 } } } }));
+        assert_eq!(
+            query["q"][0]["payload"],
+            json!({ "data": { "wallet": { "balance": { "total": 300 } } } })
+        );
         assert_eq!(query_done, json!({ "id": "q", "type": "complete" }));
-        assert_eq!(bad["bad"][0]["payload"]["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+        assert_eq!(
+            bad["bad"][0]["payload"]["errors"][0]["extensions"]["code"],
+            "BAD_USER_INPUT"
+        );
         assert_eq!(bad_done, json!({ "id": "bad", "type": "complete" }));
         let errors = two["two"][0]["payload"]["errors"].to_string();
         assert!(errors.contains("exactly one root field"), "{errors}");
@@ -602,7 +622,10 @@ mod protocol {
         let (code, reason) = silent.closed().await;
         assert_eq!(code, 4408, "{reason}");
         assert!(reason.contains("keep-alive"), "{reason}");
-        assert_eq!(mute.closed().await, (4408, "Connection initialisation timeout".into()));
+        assert_eq!(
+            mute.closed().await,
+            (4408, "Connection initialisation timeout".into())
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
