@@ -4,8 +4,10 @@
 //! its own) on a fresh database, opens N graphql-transport-ws connections,
 //! each with one `balanceChanged` subscription (N / 100 per workspace over
 //! 100 workspaces), and measures:
-//! - the server's resident memory before any connection and with all N
-//!   subscribers idle, hence the memory per idle subscriber;
+//! - the server's resident memory before any connection, with N
+//!   acknowledged connections that subscribe to nothing (the baseline), and
+//!   with all N subscribers idle, hence the memory per idle subscriber and
+//!   the subscription's share of it;
 //! - while spends run, the delay from each event's commit time (its `at`,
 //!   stamped in the committing transaction, so this is an upper bound) to
 //!   its receipt, p50/p99/max, next to the spends' own HTTP round trip
@@ -126,7 +128,11 @@ async fn main() -> anyhow::Result<()> {
 
     let latencies: Arc<Mutex<Vec<f64>>> = Arc::default();
     let received: Arc<Mutex<Vec<(usize, i64)>>> = Arc::default();
+    // Connections first (acknowledged, nothing subscribed), measured; then
+    // every connection subscribes, measured again.
+    let (acked_sender, mut acked) = tokio::sync::mpsc::channel::<()>(subscribers);
     let (ready_sender, mut ready) = tokio::sync::mpsc::channel::<()>(subscribers);
+    let (go_sender, go) = tokio::sync::watch::channel(false);
     let started = Instant::now();
     for index in 0..subscribers {
         let workspace = format!("bench-{}", index % WORKSPACES);
@@ -135,6 +141,8 @@ async fn main() -> anyhow::Result<()> {
         let latencies = latencies.clone();
         let received = received.clone();
         let ready_sender = ready_sender.clone();
+        let acked_sender = acked_sender.clone();
+        let mut go = go.clone();
         tokio::spawn(async move {
             let mut request = url.into_client_request().expect("request");
             request.headers_mut().insert(
@@ -158,9 +166,9 @@ async fn main() -> anyhow::Result<()> {
                 match value["type"].as_str() {
                     Some("connection_ack") if !subscribed => {
                         subscribed = true;
-                        if std::env::var_os("CONNECT_ONLY").is_some() {
-                            let _ = ready_sender.send(()).await;
-                            continue;
+                        let _ = acked_sender.send(()).await;
+                        if go.wait_for(|go| *go).await.is_err() {
+                            return;
                         }
                         let _ = socket.send(Message::text(subscribe.to_string())).await;
                     }
@@ -189,8 +197,19 @@ async fn main() -> anyhow::Result<()> {
         });
     }
     drop(ready_sender);
+    drop(acked_sender);
+    let mut connections = 0;
+    while connections < subscribers {
+        match tokio::time::timeout(Duration::from_secs(60), acked.recv()).await {
+            Ok(Some(())) => connections += 1,
+            _ => break,
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let connected_kib = rss_kib(server.0.id());
+    go_sender.send(true)?;
     let mut connected = 0;
-    while connected < subscribers {
+    while connected < connections {
         match tokio::time::timeout(Duration::from_secs(60), ready.recv()).await {
             Ok(Some(())) => connected += 1,
             _ => break,
@@ -232,10 +251,16 @@ async fn main() -> anyhow::Result<()> {
 
     println!("subscribers: {connected} of {subscribers} connected and subscribed in {connect_seconds:.1} s");
     println!(
-        "server RSS: idle {:.1} MiB, with {connected} idle subscribers {:.1} MiB -> {:.1} KiB per subscriber",
+        "server RSS: idle {:.1} MiB; {connections} connections, nothing subscribed, {:.1} MiB -> {:.1} KiB per connection",
         idle_kib as f64 / 1024.0,
+        connected_kib as f64 / 1024.0,
+        (connected_kib.saturating_sub(idle_kib)) as f64 / connections.max(1) as f64
+    );
+    println!(
+        "server RSS: with {connected} idle subscribers {:.1} MiB -> {:.1} KiB per subscriber ({:.1} KiB of it the subscription)",
         loaded_kib as f64 / 1024.0,
-        (loaded_kib.saturating_sub(idle_kib)) as f64 / connected.max(1) as f64
+        (loaded_kib.saturating_sub(idle_kib)) as f64 / connected.max(1) as f64,
+        (loaded_kib.saturating_sub(connected_kib)) as f64 / connected.max(1) as f64
     );
     println!(
         "events: {} received of {expected} expected, {in_order} in order ({SPENDS} spends in {spend_seconds:.1} s)",

@@ -425,6 +425,7 @@ mod protocol {
     use std::time::Duration as StdDuration;
 
     use serde_json::Value;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
     use super::*;
     use crate::helpers::ws::WsClient;
@@ -479,6 +480,23 @@ mod protocol {
         let first = duplicate.next_event().await;
         duplicate.subscribe_balance("dup", None, None).await;
         let duplicate = duplicate.closed().await;
+
+        let url = format!("{}/graphql", app.address.replacen("http", "ws", 1));
+        let mut legacy = url.as_str().into_client_request().unwrap();
+        legacy
+            .headers_mut()
+            .insert("sec-websocket-protocol", "graphql-ws".parse().unwrap());
+        for request in [url.clone().into_client_request().unwrap(), legacy] {
+            match tokio_tungstenite::connect_async(request).await {
+                Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                    assert_eq!(response.status(), 400)
+                }
+                other => panic!(
+                    "a WebSocket without graphql-transport-ws was not refused: {:?}",
+                    other.map(|_| ())
+                ),
+            }
+        }
 
         assert_eq!(early, (4401, "Unauthorized".into()));
         assert_eq!(garbled, [4400, 4400, 4400]);
