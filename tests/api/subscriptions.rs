@@ -604,7 +604,88 @@ mod protocol {
         assert_eq!(two_done, json!({ "id": "two", "type": "complete" }));
     }
 
+    /// 200 seeded random messages (`SEED=` replays), each on an acknowledged
+    /// connection: every one is answered by a protocol message or a close
+    /// with a 44xx code, never a dropped socket; the server keeps serving.
+    async fn random_messages_never_break_the_server(app: TestApp) {
+        app.create_workspace("ws-fuzz").await;
+        let token = app.token("agent", Some("ws-fuzz"));
+        let seed = crate::helpers::seed(0x5eed_0004);
+        println!("SEED={seed}");
+        let mut random = crate::helpers::Random(seed);
+        let types = [
+            "connection_init",
+            "ping",
+            "pong",
+            "subscribe",
+            "complete",
+            "next",
+            "error",
+            "",
+            "PING",
+        ];
+        let queries = [
+            json!("subscription { balanceChanged { kind sequence } }"),
+            json!("subscription { balanceChanged(afterSequence: -5) { kind } }"),
+            json!("subscription { balanceChanged(workspaceId: \"\") { kind } }"),
+            json!("{ wallet { balance { total } } }"),
+            json!("mutation { spendCredit(input: {action: TRIAGE, idempotencyKey: \"k\"}) { outcome } }"),
+            json!("subscription {"),
+            json!(42),
+            json!(null),
+        ];
+        let ids = [
+            json!("a"),
+            json!(""),
+            json!(7),
+            json!(null),
+            json!("x".repeat(200)),
+        ];
+        let mut outcomes = Vec::new();
+        for _ in 0..200 {
+            let mut message = json!({ "type": types[random.below(types.len())] });
+            if random.below(2) == 0 {
+                message["id"] = ids[random.below(ids.len())].clone();
+            }
+            match random.below(4) {
+                0 => message["payload"] = json!({ "query": queries[random.below(queries.len())] }),
+                1 => {
+                    message["payload"] =
+                        json!({ "query": queries[random.below(queries.len())], "variables": [1] })
+                }
+                2 => message["payload"] = json!("text"),
+                _ => {}
+            }
+            let mut client = app.ws(&token).await;
+            client.send(message.clone()).await;
+            // The answer: a message, or a close; then the server must still
+            // answer a ping on the same socket unless it closed it.
+            client.send(json!({ "type": "ping" })).await;
+            let outcome = loop {
+                match tokio::time::timeout(StdDuration::from_secs(10), client.next_frame()).await {
+                    Ok(Some(Ok(frame))) if frame["type"] == "pong" => break "pong".to_owned(),
+                    Ok(Some(Ok(_))) => continue,
+                    Ok(Some(Err(code))) => break format!("close {code}"),
+                    Ok(None) => break "dropped".to_owned(),
+                    Err(_) => break "silent".to_owned(),
+                }
+            };
+            assert!(
+                outcome == "pong" || outcome.starts_with("close 44"),
+                "{message} -> {outcome} (SEED={seed})"
+            );
+            outcomes.push(outcome);
+            client.close().await;
+        }
+        let mut client = app.ws(&token).await;
+        client.subscribe_balance("after", None, None).await;
+
+        assert!(outcomes.iter().any(|o| o == "pong") && outcomes.iter().any(|o| o != "pong"));
+        assert_eq!(client.next_event().await["kind"], "SNAPSHOT");
+    }
+
     both_backends!(
+        random_messages_never_break_the_server,
         misbehaving_clients_are_closed_with_the_protocols_codes,
         each_document_shapes_its_events_and_complete_stops_them,
         queries_and_refused_documents_over_the_socket,

@@ -158,6 +158,19 @@ impl WsClient {
         }
     }
 
+    /// The next text message (`Ok`), or the close code (`Err`); `None` if
+    /// the socket ended without a close frame.
+    pub async fn next_frame(&mut self) -> Option<Result<Value, u16>> {
+        loop {
+            match self.socket.next().await {
+                Some(Ok(Message::Text(text))) => return Some(Ok(serde_json::from_str(&text).unwrap())),
+                Some(Ok(Message::Close(frame))) => return Some(Err(frame.map_or(0, |f| u16::from(f.code)))),
+                Some(Ok(_)) => {}
+                _ => return None,
+            }
+        }
+    }
+
     /// Sends a raw text frame.
     pub async fn send_text(&mut self, text: &str) {
         self.socket.send(Message::text(text.to_owned())).await.unwrap();
