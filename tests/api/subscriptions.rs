@@ -565,29 +565,19 @@ mod protocol {
     async fn queries_and_refused_documents_over_the_socket(app: TestApp) {
         app.create_workspace("ws-docs").await;
         let mut client = app.ws(&app.token("agent", Some("ws-docs"))).await;
-        client
-            .send(subscribe("q", "{ wallet { balance { total } } }", json!({})))
-            .await;
-        let query = gather(&mut client, &["q"], 1).await;
-        let query_done = client.next_message().await;
-        client
-            .send(subscribe(
-                "bad",
-                "subscription { balanceChanged { nope } }",
-                json!({}),
-            ))
-            .await;
-        let bad = gather(&mut client, &["bad"], 1).await;
-        let bad_done = client.next_message().await;
-        client
-            .send(subscribe(
-                "two",
-                "subscription { a: balanceChanged { kind } b: balanceChanged { kind } }",
-                json!({}),
-            ))
-            .await;
-        let two = gather(&mut client, &["two"], 1).await;
-        let two_done = client.next_message().await;
+        // One operation to its end: its first `next` and the message after it.
+        let mut run = async |id: &str, query: &str| {
+            client.send(subscribe(id, query, json!({}))).await;
+            let first = gather(&mut client, &[id], 1).await;
+            (first, client.next_message().await)
+        };
+        let (query, query_done) = run("q", "{ wallet { balance { total } } }").await;
+        let (bad, bad_done) = run("bad", "subscription { balanceChanged { nope } }").await;
+        let (two, two_done) = run(
+            "two",
+            "subscription { a: balanceChanged { kind } b: balanceChanged { kind } }",
+        )
+        .await;
 
         assert_eq!(
             query["q"][0]["payload"],
