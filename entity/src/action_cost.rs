@@ -1,7 +1,7 @@
 use sea_orm::entity::prelude::*;
 
 /// What one AI action costs, in credits.
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Deserialize)]
 #[sea_orm(table_name = "action_cost")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]

@@ -3,7 +3,7 @@ use sea_orm::entity::prelude::*;
 /// A block of credits: where credits live until they are spent or expire.
 /// `source` is TRIAL, ALLOCATION, PURCHASE or ADJUSTMENT. A grant is live
 /// while `expired_at` is NULL; expiring it sets `remaining_credits` to 0.
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Deserialize)]
 #[sea_orm(table_name = "credit_grant")]
 pub struct Model {
     #[sea_orm(primary_key)]

@@ -3,7 +3,7 @@ use sea_orm::entity::prelude::*;
 /// One append-only ledger row. `sequence` is dense per wallet (1, 2, 3…);
 /// `amount_credits` is signed; `balance_after_credits` is the wallet balance
 /// once this row applied, and split by bucket in the `*_after_credits`.
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Deserialize)]
 #[sea_orm(table_name = "ledger_entry")]
 pub struct Model {
     #[sea_orm(primary_key)]

@@ -3,7 +3,7 @@ use sea_orm::entity::prelude::*;
 /// One wallet per workspace. `balance_credits` and `last_sequence` are the
 /// materialised head of the ledger; the CHECK `balance_credits >= 0` is the
 /// database's last line of defence against an overdraft.
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Deserialize)]
 #[sea_orm(table_name = "wallet")]
 pub struct Model {
     #[sea_orm(primary_key)]

@@ -220,50 +220,40 @@ impl Ledger {
             .collect();
         workspace_ids.sort_unstable();
         workspace_ids.dedup();
-        let wallets = store::batch::lock_wallets(&txn, workspace_ids)
+        let keys: Vec<(String, String)> = jobs
+            .iter()
+            .map(|job| {
+                (
+                    job.scope.workspace_id().as_str().to_owned(),
+                    job.request.idempotency_key.as_str().to_owned(),
+                )
+            })
+            .collect();
+        let reads = store::batch::read_spends(&txn, SPEND_SCOPE, workspace_ids, &keys)
             .await
             .map_err(db_error)?;
         let mut grants: HashMap<i64, Vec<credit_grant::Model>> = HashMap::new();
-        for grant in store::batch::live_grants_of(&txn, wallets.iter().map(|wallet| wallet.id).collect())
-            .await
-            .map_err(db_error)?
-        {
+        for grant in reads.grants {
             grants.entry(grant.wallet_id).or_default().push(grant);
         }
-        let costs: HashMap<String, i64> = store::catalogue::action_costs(&txn)
-            .await
-            .map_err(db_error)?
+        let costs: HashMap<String, i64> = reads
+            .costs
             .into_iter()
             .map(|cost| (cost.action, cost.credits))
             .collect();
         let mut states: HashMap<String, Charging> = HashMap::new();
-        for wallet in wallets {
+        for wallet in reads.wallets {
             let grants = grants.remove(&wallet.id).unwrap_or_default();
             let due = renewal_due(&period_state(&wallet)?, now).is_some()
                 || grants.iter().any(|grant| is_grant_due(grant.expires_at, now));
             states.insert(wallet.workspace_id.clone(), Charging::new(wallet, grants, due));
         }
-
-        let pairs: Vec<(i64, String)> = jobs
-            .iter()
-            .filter_map(|job| {
-                let state = states.get(job.scope.workspace_id().as_str())?;
-                (!state.due).then(|| (state.wallet.id, job.request.idempotency_key.as_str().to_owned()))
-            })
+        let stored: HashMap<i64, ledger_entry::Model> = reads
+            .entries
+            .into_iter()
+            .map(|entry| (entry.id, entry))
             .collect();
-        let records = store::batch::find_keys(&txn, SPEND_SCOPE, &pairs)
-            .await
-            .map_err(db_error)?;
-        let stored: HashMap<i64, ledger_entry::Model> = store::batch::entries(
-            &txn,
-            records.iter().map(|record| record.ledger_entry_id).collect(),
-        )
-        .await
-        .map_err(db_error)?
-        .into_iter()
-        .map(|entry| (entry.id, entry))
-        .collect();
-        for record in records {
+        for record in reads.keys {
             if let Some(state) = states
                 .values_mut()
                 .find(|state| state.wallet.id == record.wallet_id)

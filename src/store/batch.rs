@@ -5,7 +5,7 @@
 //! them, and reads the batch under lock.
 
 use chrono::{DateTime, Utc};
-use entity::{credit_grant, idempotency_record, ledger_entry, ledger_entry_grant, low_balance_alert, wallet};
+use entity::{action_cost, credit_grant, idempotency_record, ledger_entry, ledger_entry_grant, low_balance_alert, wallet};
 use sea_orm::sea_query::{Expr, LockBehavior, LockType, Query};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait, ExprTrait, FromQueryResult,
@@ -376,6 +376,147 @@ pub async fn entries(db: &impl ConnectionTrait, ids: Vec<i64>) -> Result<Vec<led
         .filter(ledger_entry::Column::Id.is_in(ids))
         .all(db)
         .await
+}
+
+/// What a batch of spends reads under its wallets' locks.
+#[derive(Debug, Default)]
+pub struct SpendReads {
+    /// The wallets found, locked, in id order.
+    pub wallets: Vec<wallet::Model>,
+    /// Their live grants, in id order.
+    pub grants: Vec<credit_grant::Model>,
+    /// The records of the keys asked for that are already bound.
+    pub keys: Vec<idempotency_record::Model>,
+    /// The rows those keys bound.
+    pub entries: Vec<ledger_entry::Model>,
+    /// The catalogue's action costs.
+    pub costs: Vec<action_cost::Model>,
+}
+
+/// PostgreSQL: everything a batch of spends reads, in one statement.
+///
+/// `w` locks the wallets (`FOR UPDATE`, in id order); the other parts read
+/// the statement's snapshot, taken before any wait for those locks. `seen`
+/// returns each wallet's sequence in that snapshot: every change to a
+/// wallet's grants or keys moves its sequence, so when each locked
+/// sequence equals the one seen, what was read is what the lock protects.
+/// Keys are probed one by one (`LATERAL … LIMIT 1` on the unique index),
+/// so the lookup never depends on the table's statistics: a key list
+/// filtered over a wallet's whole history made every batch of a busy
+/// wallet slower than the one before.
+const SPEND_READS_SQL: &str = "\
+    WITH w AS (SELECT * FROM wallet \
+      WHERE workspace_id = ANY(ARRAY(SELECT json_array_elements_text($1::json))) ORDER BY id FOR UPDATE), \
+    s AS (SELECT id, workspace_id, last_sequence FROM wallet \
+      WHERE workspace_id = ANY(ARRAY(SELECT json_array_elements_text($1::json)))), \
+    k AS (SELECT r.* FROM json_to_recordset($2::json) AS x(workspace_id text, key text) \
+      JOIN s ON s.workspace_id = x.workspace_id \
+      CROSS JOIN LATERAL (SELECT * FROM idempotency_record i \
+        WHERE i.wallet_id = s.id AND i.scope = $3 AND i.key = x.key LIMIT 1) AS r) \
+    SELECT (SELECT COALESCE(json_agg(w ORDER BY w.id), '[]') FROM w)::text AS wallets, \
+      (SELECT COALESCE(json_agg(s), '[]') FROM s)::text AS seen, \
+      (SELECT COALESCE(json_agg(g ORDER BY g.id), '[]') FROM credit_grant g \
+        WHERE g.wallet_id = ANY(ARRAY(SELECT id FROM s)) AND g.expired_at IS NULL)::text AS grants, \
+      (SELECT COALESCE(json_agg(k), '[]') FROM k)::text AS keys, \
+      (SELECT COALESCE(json_agg(e), '[]') FROM ledger_entry e \
+        WHERE e.id = ANY(ARRAY(SELECT ledger_entry_id FROM k)))::text AS entries, \
+      (SELECT COALESCE(json_agg(c), '[]') FROM action_cost c)::text AS costs";
+
+/// A wallet's sequence as the snapshot of [`SPEND_READS_SQL`] saw it.
+#[derive(serde::Deserialize)]
+struct Seen {
+    id: i64,
+    last_sequence: i64,
+}
+
+/// Locks the wallets of these workspaces (in id order, so batches sharing
+/// wallets cannot deadlock) and reads, under those locks, their live
+/// grants, the bound records among these (workspace, key) pairs of
+/// `scope` and their rows, and the action costs.
+///
+/// PostgreSQL: one statement (see [`SPEND_READS_SQL`]), run a second time
+/// (the locks then held, its snapshot fresh) when a wallet changed between
+/// its snapshot and its lock. SQLite: one statement each, after taking the
+/// database's write lock.
+pub async fn read_spends(
+    txn: &impl ConnectionTrait,
+    scope: &str,
+    workspace_ids: Vec<String>,
+    keys: &[(String, String)],
+) -> Result<SpendReads, DbErr> {
+    if is_sqlite(txn) {
+        return read_spends_sqlite(txn, scope, workspace_ids, keys).await;
+    }
+    #[derive(Serialize)]
+    struct Key<'a> {
+        workspace_id: &'a str,
+        key: &'a str,
+    }
+    let keys: Vec<Key<'_>> = keys
+        .iter()
+        .map(|(workspace_id, key)| Key { workspace_id, key })
+        .collect();
+    let statement = Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        SPEND_READS_SQL,
+        [json(&workspace_ids)?, json(&keys)?, Value::from(scope)],
+    );
+    for _ in 0..2 {
+        let row = txn
+            .query_one_raw(statement.clone())
+            .await?
+            .ok_or_else(|| DbErr::Custom("the batch read returned no row".to_owned()))?;
+        let column = |name: &str| row.try_get::<String>("", name);
+        let reads = SpendReads {
+            wallets: from_json(&column("wallets")?)?,
+            grants: from_json(&column("grants")?)?,
+            keys: from_json(&column("keys")?)?,
+            entries: from_json(&column("entries")?)?,
+            costs: from_json(&column("costs")?)?,
+        };
+        let seen: Vec<Seen> = from_json(&column("seen")?)?;
+        let current = reads.wallets.iter().all(|wallet| {
+            seen.iter()
+                .any(|seen| seen.id == wallet.id && seen.last_sequence == wallet.last_sequence)
+        });
+        if current {
+            return Ok(reads);
+        }
+    }
+    Err(DbErr::Custom(
+        "wallets changed under their locks while a batch read them".to_owned(),
+    ))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, DbErr> {
+    serde_json::from_str(text).map_err(|error| DbErr::Custom(format!("decoding a batch read: {error}")))
+}
+
+async fn read_spends_sqlite(
+    txn: &impl ConnectionTrait,
+    scope: &str,
+    workspace_ids: Vec<String>,
+    keys: &[(String, String)],
+) -> Result<SpendReads, DbErr> {
+    let wallets = lock_wallets(txn, workspace_ids).await?;
+    let grants = live_grants_of(txn, wallets.iter().map(|wallet| wallet.id).collect()).await?;
+    let pairs: Vec<(i64, String)> = keys
+        .iter()
+        .filter_map(|(workspace_id, key)| {
+            let wallet = wallets.iter().find(|wallet| wallet.workspace_id == *workspace_id)?;
+            Some((wallet.id, key.clone()))
+        })
+        .collect();
+    let keys = find_keys(txn, scope, &pairs).await?;
+    let entries = entries(txn, keys.iter().map(|record| record.ledger_entry_id).collect()).await?;
+    let costs = super::catalogue::action_costs(txn).await?;
+    Ok(SpendReads {
+        wallets,
+        grants,
+        keys,
+        entries,
+        costs,
+    })
 }
 
 /// A key binding of the group commit.
