@@ -248,11 +248,8 @@ impl Ledger {
                 || grants.iter().any(|grant| is_grant_due(grant.expires_at, now));
             states.insert(wallet.workspace_id.clone(), Charging::new(wallet, grants, due));
         }
-        let stored: HashMap<i64, ledger_entry::Model> = reads
-            .entries
-            .into_iter()
-            .map(|entry| (entry.id, entry))
-            .collect();
+        let stored: HashMap<i64, ledger_entry::Model> =
+            reads.entries.into_iter().map(|entry| (entry.id, entry)).collect();
         for record in reads.keys {
             if let Some(state) = states
                 .values_mut()

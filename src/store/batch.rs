@@ -5,7 +5,10 @@
 //! them, and reads the batch under lock.
 
 use chrono::{DateTime, Utc};
-use entity::{action_cost, credit_grant, idempotency_record, ledger_entry, ledger_entry_grant, low_balance_alert, wallet};
+use entity::{
+    action_cost, credit_grant, idempotency_record, ledger_entry, ledger_entry_grant, low_balance_alert,
+    wallet,
+};
 use sea_orm::sea_query::{Expr, LockBehavior, LockType, Query};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait, ExprTrait, FromQueryResult,
@@ -303,24 +306,18 @@ pub async fn insert_rows(
         .await
 }
 
-/// Locks the wallets of these workspaces, in id order (so two batches
-/// that share wallets cannot deadlock), and returns them.
-///
-/// PostgreSQL: `FOR UPDATE`, waiting for writers that hold one of them.
-/// SQLite: a no-op write first takes the database's single write lock.
-pub async fn lock_wallets(
+/// SQLite: takes the database's write lock and reads the wallets of these
+/// workspaces, in id order.
+async fn lock_wallets_sqlite(
     txn: &impl ConnectionTrait,
     workspace_ids: Vec<String>,
 ) -> Result<Vec<wallet::Model>, DbErr> {
-    let query = wallet::Entity::find()
+    take_sqlite_write_lock(txn).await?;
+    wallet::Entity::find()
         .filter(wallet::Column::WorkspaceId.is_in(workspace_ids))
-        .order_by_asc(wallet::Column::Id);
-    if is_sqlite(txn) {
-        take_sqlite_write_lock(txn).await?;
-        query.all(txn).await
-    } else {
-        query.lock_exclusive().all(txn).await
-    }
+        .order_by_asc(wallet::Column::Id)
+        .all(txn)
+        .await
 }
 
 /// SQLite: an UPDATE that matches nothing still makes the transaction the
@@ -339,7 +336,7 @@ async fn take_sqlite_write_lock(txn: &impl ConnectionTrait) -> Result<(), DbErr>
 }
 
 /// The idempotency records of `scope` among these (wallet id, key) pairs.
-pub async fn find_keys(
+async fn find_keys(
     txn: &impl ConnectionTrait,
     scope: &str,
     pairs: &[(i64, String)],
@@ -368,7 +365,7 @@ pub async fn find_keys(
 }
 
 /// Ledger rows by id.
-pub async fn entries(db: &impl ConnectionTrait, ids: Vec<i64>) -> Result<Vec<ledger_entry::Model>, DbErr> {
+async fn entries(db: &impl ConnectionTrait, ids: Vec<i64>) -> Result<Vec<ledger_entry::Model>, DbErr> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -498,12 +495,14 @@ async fn read_spends_sqlite(
     workspace_ids: Vec<String>,
     keys: &[(String, String)],
 ) -> Result<SpendReads, DbErr> {
-    let wallets = lock_wallets(txn, workspace_ids).await?;
+    let wallets = lock_wallets_sqlite(txn, workspace_ids).await?;
     let grants = live_grants_of(txn, wallets.iter().map(|wallet| wallet.id).collect()).await?;
     let pairs: Vec<(i64, String)> = keys
         .iter()
         .filter_map(|(workspace_id, key)| {
-            let wallet = wallets.iter().find(|wallet| wallet.workspace_id == *workspace_id)?;
+            let wallet = wallets
+                .iter()
+                .find(|wallet| wallet.workspace_id == *workspace_id)?;
             Some((wallet.id, key.clone()))
         })
         .collect();

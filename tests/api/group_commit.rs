@@ -315,6 +315,67 @@ async fn concurrent_spends_keep_their_shape_batched_and_unbatched(backend: Backe
     }
 }
 
+/// A batch that waits for a wallet's lock decides on what the lock's
+/// holder committed: here 3 credits granted while the batch waited (on
+/// PostgreSQL its statement's snapshot predates them; without the re-read
+/// it would answer INSUFFICIENT_CREDITS).
+async fn a_batch_waiting_for_a_lock_sees_what_its_holder_committed(backend: Backend) {
+    let app = prepared(backend, Options::default()).await;
+    let db = app.ledger.db().clone();
+    let sql = |text: &str| {
+        let text = match db.get_database_backend() {
+            sea_orm::DbBackend::Postgres => text.replace('?', "$1"),
+            _ => text.to_owned(),
+        };
+        Statement::from_sql_and_values(db.get_database_backend(), text, [chrono::Utc::now().into()])
+    };
+    // Drain ws-a's 6 trial credits first, then hold its lock.
+    for key in 0..6 {
+        let answer = spend(
+            &app,
+            request("ws-a", Action::Sidekick, &format!("drain-{key}"), None),
+        )
+        .await;
+        assert_eq!(answer["outcome"], "CHARGED", "{answer}");
+    }
+    let holder = sea_orm::TransactionTrait::begin(&db).await.unwrap();
+    for statement in [
+        "UPDATE wallet SET balance_credits = balance_credits + 3, last_sequence = last_sequence + 1, \
+         updated_at = ? WHERE workspace_id = 'ws-a'",
+        "INSERT INTO credit_grant (wallet_id, source, granted_credits, remaining_credits, created_at) \
+         SELECT id, 'ADJUSTMENT', 3, 3, ? FROM wallet WHERE workspace_id = 'ws-a'",
+        "INSERT INTO ledger_entry (wallet_id, sequence, kind, amount_credits, balance_after_credits, \
+         bonus_after_credits, reference, actor, created_at) \
+         SELECT id, last_sequence, 'ADJUSTMENT', 3, balance_credits, balance_credits, 'held', 'test', ? FROM wallet WHERE workspace_id = 'ws-a'",
+    ] {
+        holder.execute_raw(sql(statement)).await.unwrap();
+    }
+    holder
+        .execute_raw(Statement::from_string(
+            db.get_database_backend(),
+            "INSERT INTO ledger_entry_grant (ledger_entry_id, credit_grant_id, amount_credits) \
+             SELECT (SELECT MAX(id) FROM ledger_entry), (SELECT MAX(id) FROM credit_grant), 3",
+        ))
+        .await
+        .unwrap();
+    let waiting = {
+        let app = app.clone();
+        tokio::spawn(async move { spend(&app, request("ws-a", Action::Triage, "after-grant", None)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(
+        !waiting.is_finished(),
+        "the spend did not wait for the wallet's lock"
+    );
+    holder.commit().await.unwrap();
+    let answer = waiting.await.unwrap();
+    assert_eq!(answer["outcome"], "CHARGED", "{answer}");
+    assert_eq!(answer["balance"], json!([2, 0, 0, 2]), "{answer}");
+    assert_eq!(answer["transaction"][0], 9, "{answer}");
+    app.verify_ledger().await;
+    app.teardown().await;
+}
+
 mod sqlite {
     use super::*;
 
@@ -326,6 +387,11 @@ mod sqlite {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_spends_keep_their_shape_batched_and_unbatched() {
         super::concurrent_spends_keep_their_shape_batched_and_unbatched(Backend::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_waiting_for_a_lock_sees_what_its_holder_committed() {
+        super::a_batch_waiting_for_a_lock_sees_what_its_holder_committed(Backend::Sqlite).await;
     }
 }
 
@@ -340,5 +406,10 @@ mod postgres {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_spends_keep_their_shape_batched_and_unbatched() {
         super::concurrent_spends_keep_their_shape_batched_and_unbatched(Backend::Postgres).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_waiting_for_a_lock_sees_what_its_holder_committed() {
+        super::a_batch_waiting_for_a_lock_sees_what_its_holder_committed(Backend::Postgres).await;
     }
 }
