@@ -573,29 +573,40 @@ struct GrantDelta {
     delta: i64,
 }
 
-/// Moves many grants' remaining credits by signed deltas, one per grant.
-pub async fn move_grants(txn: &impl ConnectionTrait, deltas: Vec<(i64, i64)>) -> Result<(), DbErr> {
-    if deltas.is_empty() {
-        return Ok(());
-    }
-    if is_sqlite(txn) {
-        // In-process: one cheap statement per grant.
-        for (grant_id, delta) in deltas {
-            super::ledger::move_grant(txn, grant_id, delta).await?;
+/// Most grants one SQLite statement moves (two parameters each).
+const SQLITE_GRANTS_PER_STATEMENT: usize = 4_000;
+
+/// SQLite: moves many live grants' remaining credits by signed deltas, one
+/// per grant, in as few statements as the parameter limit allows. Each
+/// move is guarded as a single spend's is (live, never below zero): a
+/// grant that does not match fails the whole batch.
+async fn move_grants_sqlite(txn: &impl ConnectionTrait, deltas: &[(i64, i64)]) -> Result<(), DbErr> {
+    for chunk in deltas.chunks(SQLITE_GRANTS_PER_STATEMENT) {
+        let values: Vec<Value> = chunk
+            .iter()
+            .flat_map(|(id, delta)| [Value::from(*id), Value::from(*delta)])
+            .collect();
+        let rows = vec!["(?, ?)"; chunk.len()].join(", ");
+        let result = txn
+            .execute_raw(Statement::from_sql_and_values(
+                DbBackend::Sqlite,
+                format!(
+                    "WITH v(id, delta) AS (VALUES {rows}) \
+                     UPDATE credit_grant SET remaining_credits = credit_grant.remaining_credits + v.delta \
+                     FROM v WHERE credit_grant.id = v.id AND credit_grant.expired_at IS NULL \
+                     AND credit_grant.remaining_credits + v.delta >= 0"
+                ),
+                values,
+            ))
+            .await?;
+        if result.rows_affected() != chunk.len() as u64 {
+            return Err(DbErr::Custom(format!(
+                "{} of {} grants cannot move",
+                chunk.len() as u64 - result.rows_affected(),
+                chunk.len()
+            )));
         }
-        return Ok(());
     }
-    let ids = id_list(deltas.iter().map(|(id, _)| *id));
-    let deltas: Vec<GrantDelta> = deltas
-        .into_iter()
-        .map(|(id, delta)| GrantDelta { id, delta })
-        .collect();
-    txn.execute_raw(Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        move_grants_sql("$1", "$2"),
-        [json(&deltas)?, ids],
-    ))
-    .await?;
     Ok(())
 }
 
@@ -971,7 +982,7 @@ async fn write_spends_sqlite(
         })
         .collect::<Result<_, DbErr>>()?;
     insert_moves(txn, moves).await?;
-    move_grants(txn, writes.deltas).await?;
+    move_grants_sqlite(txn, &writes.deltas).await?;
     let keys = writes
         .keys
         .into_iter()
