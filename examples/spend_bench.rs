@@ -246,6 +246,24 @@ fn kib(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU time (user + system) a process has used so far.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command's closing parenthesis; utime and stime are
+    // the 14th and 15th fields of the line, in clock ticks (100 per second).
+    let ticks: u64 = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| {
+            rest.split_whitespace()
+                .skip(11)
+                .take(2)
+                .filter_map(|n| n.parse::<u64>().ok())
+                .sum()
+        })
+        .unwrap_or(0);
+    Duration::from_millis(ticks * 10)
+}
+
 struct Server {
     child: std::process::Child,
     base: String,
@@ -415,7 +433,9 @@ async fn case(backend: &str, shape: &'static str, clients: u64, seconds: u64) ->
         seconds,
         charged: Arc::new(AtomicU64::new(0)),
     };
+    let cpu_before = cpu_time(pid);
     let max = service(&load, None, "max").await?;
+    let server_cpu = cpu_time(pid).saturating_sub(cpu_before);
     let half = service(&load, Some(max.per_second / 2.0), "half").await?;
     let peak_kib = kib(pid, "VmHWM:");
     let cold_start = server.cold_start;
@@ -446,10 +466,12 @@ async fn case(backend: &str, shape: &'static str, clients: u64, seconds: u64) ->
         },
     );
     println!(
-        "{backend:>8} {shape:<7} server  cold start to ready {:.0} ms; memory idle {:.1} MiB, peak {:.1} MiB",
+        "{backend:>8} {shape:<7} server  cold start to ready {:.0} ms; memory idle {:.1} MiB, peak {:.1} MiB; \
+         CPU {:.0} us per spend at the maximum",
         cold_start.as_secs_f64() * 1000.0,
         idle_kib as f64 / 1024.0,
-        peak_kib as f64 / 1024.0
+        peak_kib as f64 / 1024.0,
+        server_cpu.as_secs_f64() * 1e6 / max.latencies.len().max(1) as f64
     );
     drop_database(&config, &db).await;
     anyhow::ensure!(charged == rows && audit.violations.is_empty(), "checks failed");

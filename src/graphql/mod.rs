@@ -6,6 +6,7 @@
 
 mod codes;
 mod connection;
+mod documents;
 mod limits;
 mod live;
 mod mutation;
@@ -56,7 +57,9 @@ pub fn build_schema(ledger: Option<Ledger>, introspection: bool) -> AppSchema {
         .extension(limits::QueryLimits { introspection })
         .extension(codes::ErrorCodes {
             metrics: ledger.as_ref().map(|ledger| ledger.metrics().clone()),
-        });
+        })
+        // Innermost parse hook: the limits above still see every document.
+        .extension(documents::ParsedDocuments::default());
     if let Some(ledger) = ledger {
         builder = builder.data(ledger);
     }

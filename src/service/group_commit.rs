@@ -67,7 +67,7 @@ pub const MAX_BATCH_DEFAULT: usize = 256;
 /// Default for [`GroupCommitSettings::window`].
 pub const WINDOW_DEFAULT: Duration = Duration::ZERO;
 /// Default batches in flight on PostgreSQL.
-pub const POSTGRES_WORKERS_DEFAULT: usize = 4;
+pub const POSTGRES_WORKERS_DEFAULT: usize = 2;
 
 impl Default for GroupCommitSettings {
     fn default() -> Self {
