@@ -400,7 +400,9 @@ pub struct SpendReads {
 /// Keys are probed one by one (`LATERAL … LIMIT 1` on the unique index),
 /// so the lookup never depends on the table's statistics: a key list
 /// filtered over a wallet's whole history made every batch of a busy
-/// wallet slower than the one before.
+/// wallet slower than the one before. The rows of keys found (repeats
+/// only) are read apart, and only when there are some: a generic plan
+/// made while `ledger_entry` was small scanned the whole table for them.
 const SPEND_READS_SQL: &str = "\
     WITH w AS (SELECT * FROM wallet \
       WHERE workspace_id = ANY(ARRAY(SELECT json_array_elements_text($1::json))) ORDER BY id FOR UPDATE), \
@@ -415,8 +417,6 @@ const SPEND_READS_SQL: &str = "\
       (SELECT COALESCE(json_agg(g ORDER BY g.id), '[]') FROM credit_grant g \
         WHERE g.wallet_id = ANY(ARRAY(SELECT id FROM s)) AND g.expired_at IS NULL)::text AS grants, \
       (SELECT COALESCE(json_agg(k), '[]') FROM k)::text AS keys, \
-      (SELECT COALESCE(json_agg(e), '[]') FROM ledger_entry e \
-        WHERE e.id = ANY(ARRAY(SELECT ledger_entry_id FROM k)))::text AS entries, \
       (SELECT COALESCE(json_agg(c), '[]') FROM action_cost c)::text AS costs";
 
 /// A wallet's sequence as the snapshot of [`SPEND_READS_SQL`] saw it.
@@ -468,7 +468,7 @@ pub async fn read_spends(
             wallets: from_json(&column("wallets")?)?,
             grants: from_json(&column("grants")?)?,
             keys: from_json(&column("keys")?)?,
-            entries: from_json(&column("entries")?)?,
+            entries: Vec::new(),
             costs: from_json(&column("costs")?)?,
         };
         let seen: Vec<Seen> = from_json(&column("seen")?)?;
@@ -477,7 +477,11 @@ pub async fn read_spends(
                 .any(|seen| seen.id == wallet.id && seen.last_sequence == wallet.last_sequence)
         });
         if current {
-            return Ok(reads);
+            let ids = reads.keys.iter().map(|record| record.ledger_entry_id).collect();
+            return Ok(SpendReads {
+                entries: entries(txn, ids).await?,
+                ..reads
+            });
         }
     }
     Err(DbErr::Custom(
