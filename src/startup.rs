@@ -87,6 +87,8 @@ impl App {
         let relay = self
             .relay
             .map(|(url, channel, bus)| tokio::spawn(relay_notifications(url, channel, bus)));
+        let checkpoints = store::is_sqlite(self.state.ledger.db())
+            .then(|| tokio::spawn(checkpoint_continually(self.state.ledger.db().clone())));
         let router = router(self.state);
         let served = axum::serve(self.listener, router)
             .with_graceful_shutdown(shutdown)
@@ -98,7 +100,22 @@ impl App {
         if let Some(relay) = relay {
             relay.abort();
         }
+        if let Some(checkpoints) = checkpoints {
+            checkpoints.abort();
+        }
         served
+    }
+}
+
+/// SQLite: checkpoints the WAL every [`store::SQLITE_CHECKPOINT_EVERY`].
+async fn checkpoint_continually(db: sea_orm::DatabaseConnection) {
+    let mut every = tokio::time::interval(store::SQLITE_CHECKPOINT_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        if let Err(error) = store::checkpoint_wal(&db).await {
+            tracing::warn!(%error, "a WAL checkpoint failed; commits checkpoint by themselves meanwhile");
+        }
     }
 }
 

@@ -23,6 +23,48 @@ use crate::error::AppError;
 /// up; a burst of spends queues here rather than failing.
 pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// WAL pages after which a SQLite commit checkpoints by itself (SQLite's
+/// default is 1,000); see [`checkpoint_wal`].
+pub const SQLITE_AUTOCHECKPOINT_PAGES: u32 = 16_384;
+
+/// How often the server checkpoints a SQLite database's WAL.
+pub const SQLITE_CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// A SQLite WAL checkpoint's report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// Whether a writer or reader kept it from finishing.
+    pub busy: bool,
+    /// Frames in the WAL.
+    pub wal_frames: i64,
+    /// Frames copied back to the database file.
+    pub checkpointed_frames: i64,
+}
+
+/// Copies what the WAL holds back into a SQLite database file, without
+/// waiting for readers or the writer (`PASSIVE`). The server runs it every
+/// [`SQLITE_CHECKPOINT_EVERY`] on a pool connection, so that the commit
+/// that crosses SQLite's checkpoint threshold does not pay for copying and
+/// syncing the pages itself (tens of milliseconds, under a CHARGED answer).
+/// `None` on PostgreSQL.
+pub async fn checkpoint_wal(db: &DatabaseConnection) -> Result<Option<Checkpoint>, DbErr> {
+    if !is_sqlite(db) {
+        return Ok(None);
+    }
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            DbBackend::Sqlite,
+            "PRAGMA wal_checkpoint(PASSIVE)",
+        ))
+        .await?
+        .ok_or_else(|| DbErr::Custom("wal_checkpoint returned no row".to_owned()))?;
+    Ok(Some(Checkpoint {
+        busy: row.try_get_by_index::<i64>(0)? != 0,
+        wal_frames: row.try_get_by_index(1)?,
+        checkpointed_frames: row.try_get_by_index(2)?,
+    }))
+}
+
 /// Opens the pool, creates the PostgreSQL schema when one is configured,
 /// and runs the migrations.
 pub async fn connect_and_migrate(config: &DatabaseConfig) -> anyhow::Result<DatabaseConnection> {
@@ -49,6 +91,10 @@ pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<DatabaseConnecti
                 .synchronous(SqliteSynchronous::Full)
                 .busy_timeout(SQLITE_BUSY_TIMEOUT)
                 .foreign_keys(true)
+                // The server checkpoints in the background (see
+                // `checkpoint_wal`); a commit checkpoints only when that
+                // falls this far behind.
+                .pragma("wal_autocheckpoint", SQLITE_AUTOCHECKPOINT_PAGES.to_string())
         });
     if let Some(schema) = &config.schema {
         let bootstrap = Database::connect(config.url.clone())

@@ -8,6 +8,9 @@
 //! by one by an unbatched service; answers and stored rows are compared
 //! whole. (2) 120 concurrent HTTP spends (30 keys × 4 repeats) on a wallet
 //! holding 10 credits, against a batching and an unbatched server.
+//! (3) A batch that waits for a wallet's lock held by another writer
+//! decides on what that writer committed. (4) SQLite's WAL is checkpointed
+//! apart from the commits that answer spends.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -376,6 +379,42 @@ async fn a_batch_waiting_for_a_lock_sees_what_its_holder_committed(backend: Back
     app.teardown().await;
 }
 
+/// SQLite's WAL is copied back by `checkpoint_wal` (the server's
+/// background checkpointer), not by whichever commit crosses SQLite's
+/// default 1,000-page threshold; PostgreSQL has nothing to checkpoint.
+async fn the_wal_is_checkpointed_apart_from_commits(backend: Backend) {
+    let app = prepared(backend, Options::default()).await;
+    for key in 0..4 {
+        let answer = spend(&app, request("ws-a", Action::Triage, &format!("wal-{key}"), None)).await;
+        assert_eq!(answer["outcome"], "CHARGED", "{answer}");
+    }
+    let db = app.ledger.db();
+    let checkpoint = protodesk_credits::store::checkpoint_wal(db).await.unwrap();
+    if backend == Backend::Postgres {
+        assert_eq!(checkpoint, None);
+    } else {
+        let checkpoint = checkpoint.expect("a SQLite checkpoint");
+        assert!(!checkpoint.busy, "{checkpoint:?}");
+        assert_eq!(
+            checkpoint.checkpointed_frames, checkpoint.wal_frames,
+            "{checkpoint:?}"
+        );
+        let row = db
+            .query_one_raw(Statement::from_string(
+                db.get_database_backend(),
+                "PRAGMA wal_autocheckpoint",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            row.try_get_by_index::<i64>(0).unwrap(),
+            i64::from(protodesk_credits::store::SQLITE_AUTOCHECKPOINT_PAGES)
+        );
+    }
+    app.teardown().await;
+}
+
 mod sqlite {
     use super::*;
 
@@ -392,6 +431,11 @@ mod sqlite {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_batch_waiting_for_a_lock_sees_what_its_holder_committed() {
         super::a_batch_waiting_for_a_lock_sees_what_its_holder_committed(Backend::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_wal_is_checkpointed_apart_from_commits() {
+        super::the_wal_is_checkpointed_apart_from_commits(Backend::Sqlite).await;
     }
 }
 
@@ -411,5 +455,10 @@ mod postgres {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_batch_waiting_for_a_lock_sees_what_its_holder_committed() {
         super::a_batch_waiting_for_a_lock_sees_what_its_holder_committed(Backend::Postgres).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_wal_is_checkpointed_apart_from_commits() {
+        super::the_wal_is_checkpointed_apart_from_commits(Backend::Postgres).await;
     }
 }
