@@ -397,10 +397,12 @@ pub struct SpendReads {
 /// returns each wallet's sequence in that snapshot: every change to a
 /// wallet's grants or keys moves its sequence, so when each locked
 /// sequence equals the one seen, what was read is what the lock protects.
-/// Keys are probed one by one (`LATERAL … LIMIT 1` on the unique index),
-/// so the lookup never depends on the table's statistics: a key list
-/// filtered over a wallet's whole history made every batch of a busy
-/// wallet slower than the one before. The rows of keys found (repeats
+/// Keys are probed one by one (`LATERAL … LIMIT 1`, all three columns of
+/// the unique index equal): the earlier `key IN (…)` beside
+/// `wallet_id IN (…)` was planned, before the table had statistics, as an
+/// index scan on the wallet alone with the keys as a filter over the
+/// wallet's whole history, so every batch of a busy wallet was slower than
+/// the one before. The rows of keys found (repeats
 /// only) are read apart, and only when there are some: a generic plan
 /// made while `ledger_entry` was small scanned the whole table for them.
 const SPEND_READS_SQL: &str = "\
