@@ -402,9 +402,9 @@ pub struct SpendReads {
 /// `wallet_id IN (…)` was planned, before the table had statistics, as an
 /// index scan on the wallet alone with the keys as a filter over the
 /// wallet's whole history, so every batch of a busy wallet was slower than
-/// the one before. The rows of keys found (repeats
-/// only) are read apart, and only when there are some: a generic plan
-/// made while `ledger_entry` was small scanned the whole table for them.
+/// the one before. The rows of keys found (repeats only) are read apart,
+/// and only when there are some: a generic plan made while `ledger_entry`
+/// was small scanned the whole table for them.
 const SPEND_READS_SQL: &str = "\
     WITH w AS (SELECT * FROM wallet \
       WHERE workspace_id = ANY(ARRAY(SELECT json_array_elements_text($1::json))) ORDER BY id FOR UPDATE), \
