@@ -397,6 +397,9 @@ pub struct SpendReads {
 /// returns each wallet's sequence in that snapshot: every change to a
 /// wallet's grants or keys moves its sequence, so when each locked
 /// sequence equals the one seen, what was read is what the lock protects.
+/// (The one change that does not, closing an expired grant already at
+/// zero, leaves a stale read showing that grant due, and a wallet with a
+/// due grant is left to the single-spend path, which reads under its lock.)
 /// Keys are probed one by one (`LATERAL … LIMIT 1`, all three columns of
 /// the unique index equal): the earlier `key IN (…)` beside
 /// `wallet_id IN (…)` was planned, before the table had statistics, as an
