@@ -214,12 +214,6 @@ impl Ledger {
     ) -> AppResult<(Vec<Option<AppResult<SpendResult>>>, Vec<BalanceEvent>)> {
         let started = std::time::Instant::now();
         let txn = self.db.begin().await.map_err(db_error)?;
-        let mut workspace_ids: Vec<String> = jobs
-            .iter()
-            .map(|job| job.scope.workspace_id().as_str().to_owned())
-            .collect();
-        workspace_ids.sort_unstable();
-        workspace_ids.dedup();
         let keys: Vec<(String, String)> = jobs
             .iter()
             .map(|job| {
@@ -229,7 +223,7 @@ impl Ledger {
                 )
             })
             .collect();
-        let reads = store::batch::read_spends(&txn, SPEND_SCOPE, workspace_ids, &keys)
+        let reads = store::batch::read_spends(&txn, SPEND_SCOPE, &keys)
             .await
             .map_err(db_error)?;
         let mut grants: HashMap<i64, Vec<credit_grant::Model>> = HashMap::new();

@@ -310,7 +310,7 @@ pub async fn insert_rows(
 /// workspaces, in id order.
 async fn lock_wallets_sqlite(
     txn: &impl ConnectionTrait,
-    workspace_ids: Vec<String>,
+    workspace_ids: Vec<&str>,
 ) -> Result<Vec<wallet::Model>, DbErr> {
     take_sqlite_write_lock(txn).await?;
     wallet::Entity::find()
@@ -376,7 +376,7 @@ async fn entries(db: &impl ConnectionTrait, ids: Vec<i64>) -> Result<Vec<ledger_
 }
 
 /// What a batch of spends reads under its wallets' locks.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SpendReads {
     /// The wallets found, locked, in id order.
     pub wallets: Vec<wallet::Model>,
@@ -431,10 +431,10 @@ struct Seen {
     last_sequence: i64,
 }
 
-/// Locks the wallets of these workspaces (in id order, so batches sharing
-/// wallets cannot deadlock) and reads, under those locks, their live
-/// grants, the bound records among these (workspace, key) pairs of
-/// `scope` and their rows, and the action costs.
+/// Locks the wallets of the workspaces in these (workspace, key) pairs (in
+/// id order, so batches sharing wallets cannot deadlock) and reads, under
+/// those locks, their live grants, the bound records among the pairs'
+/// keys of `scope` and their rows, and the action costs.
 ///
 /// PostgreSQL: one statement (see [`SPEND_READS_SQL`]), run a second time
 /// (the locks then held, its snapshot fresh) when a wallet changed between
@@ -443,9 +443,14 @@ struct Seen {
 pub async fn read_spends(
     txn: &impl ConnectionTrait,
     scope: &str,
-    workspace_ids: Vec<String>,
     keys: &[(String, String)],
 ) -> Result<SpendReads, DbErr> {
+    let mut workspace_ids: Vec<&str> = keys
+        .iter()
+        .map(|(workspace_id, _)| workspace_id.as_str())
+        .collect();
+    workspace_ids.sort_unstable();
+    workspace_ids.dedup();
     if is_sqlite(txn) {
         return read_spends_sqlite(txn, scope, workspace_ids, keys).await;
     }
@@ -501,7 +506,7 @@ fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, DbErr> {
 async fn read_spends_sqlite(
     txn: &impl ConnectionTrait,
     scope: &str,
-    workspace_ids: Vec<String>,
+    workspace_ids: Vec<&str>,
     keys: &[(String, String)],
 ) -> Result<SpendReads, DbErr> {
     let wallets = lock_wallets_sqlite(txn, workspace_ids).await?;
