@@ -39,7 +39,6 @@ use protodesk_credits::auth::{Claims, mint_hs256};
 use protodesk_credits::config::DatabaseConfig;
 use protodesk_credits::store;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait, Value};
-use serde_json::json;
 
 const SECRET: &str = "bench-secret-bench-secret";
 const UNIFORM_WALLETS: u64 = 10_000;
@@ -334,7 +333,7 @@ const SPEND: &str =
 
 /// What drives the server: where, as whom, how hard; and the CHARGED count.
 struct Load {
-    base: String,
+    address: std::net::SocketAddr,
     tokens: Arc<Vec<String>>,
     shape: &'static str,
     clients: u64,
@@ -342,27 +341,98 @@ struct Load {
     charged: Arc<AtomicU64>,
 }
 
+/// One keep-alive HTTP/1.1 connection that posts prepared requests, as a
+/// load generator such as wrk does: the request is written as bytes and
+/// only the status, `Content-Length` and body of the answer are read, so
+/// the generator's own CPU time, which shares the machine with the server
+/// and the database, stays small.
+struct Connection {
+    stream: tokio::net::TcpStream,
+    buffer: Vec<u8>,
+}
+
+impl Connection {
+    async fn open(address: std::net::SocketAddr) -> anyhow::Result<Self> {
+        let stream = tokio::net::TcpStream::connect(address).await?;
+        stream.set_nodelay(true)?;
+        Ok(Self {
+            stream,
+            buffer: Vec::with_capacity(4096),
+        })
+    }
+
+    /// Posts `body` to `/graphql` with a bearer token; the answer's body.
+    async fn post(&mut self, token: &str, body: &str) -> anyhow::Result<&[u8]> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let request = format!(
+            "POST /graphql HTTP/1.1\r\nhost: bench\r\nauthorization: Bearer {token}\r\n\
+             content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        self.stream.write_all(request.as_bytes()).await?;
+        self.buffer.clear();
+        let (head, length) = loop {
+            if let Some(end) = self.buffer.windows(4).position(|window| window == b"\r\n\r\n") {
+                let head = std::str::from_utf8(&self.buffer[..end])?;
+                anyhow::ensure!(head.starts_with("HTTP/1.1 200"), "answered {head}");
+                let length = head
+                    .lines()
+                    .find_map(|line| {
+                        let (name, value) = line.split_once(':')?;
+                        name.eq_ignore_ascii_case("content-length")
+                            .then(|| value.trim().parse::<usize>().ok())?
+                    })
+                    .ok_or_else(|| anyhow::anyhow!("no content-length in {head}"))?;
+                break (end + 4, length);
+            }
+            anyhow::ensure!(self.stream.read_buf(&mut self.buffer).await? > 0, "connection closed");
+        };
+        while self.buffer.len() < head + length {
+            anyhow::ensure!(self.stream.read_buf(&mut self.buffer).await? > 0, "connection closed");
+        }
+        Ok(&self.buffer[head..head + length])
+    }
+}
+
+/// The part of a spend's answer the benchmark checks.
+#[derive(serde::Deserialize)]
+struct Answer<'a> {
+    #[serde(borrow)]
+    data: Option<AnswerData<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct AnswerData<'a> {
+    #[serde(rename = "spendCredit", borrow)]
+    spend_credit: SpendAnswer<'a>,
+}
+
+#[derive(serde::Deserialize)]
+struct SpendAnswer<'a> {
+    outcome: &'a str,
+}
+
 /// Spends over HTTP: closed loop (`rate` None) or open loop at `rate`/s.
 async fn service(load: &Load, rate: Option<f64>, phase: &'static str) -> anyhow::Result<Phase> {
     let Load {
-        base,
+        address,
         tokens,
         shape,
         clients,
         seconds,
         charged,
     } = load;
-    let (shape, clients, seconds) = (*shape, *clients, *seconds);
+    let (address, shape, clients, seconds) = (*address, *shape, *clients, *seconds);
     let started = Instant::now();
     let deadline = started + Duration::from_secs(seconds);
     let tasks = (0..clients).map(|client| {
-        let url = format!("{base}/graphql");
         let tokens = tokens.clone();
         let charged = charged.clone();
         tokio::spawn(async move {
             // One connection per client.
-            let http = reqwest::Client::builder().pool_max_idle_per_host(1).build()?;
+            let mut connection = Connection::open(address).await?;
             let interval = rate.map(|rate| Duration::from_secs_f64(clients as f64 / rate));
+            let query = serde_json::to_string(SPEND)?;
             let mut latencies = Vec::new();
             let mut i = 0u64;
             loop {
@@ -376,17 +446,20 @@ async fn service(load: &Load, rate: Option<f64>, phase: &'static str) -> anyhow:
                 }
                 tokio::time::sleep_until(scheduled.into()).await;
                 let wallet = wallet_for(shape, client, i);
-                let answer: serde_json::Value = http
-                    .post(&url)
-                    .bearer_auth(&tokens[(wallet - 1) as usize])
-                    .json(&json!({ "query": SPEND, "variables": { "k": format!("{phase}-{client}-{i}") } }))
-                    .send()
-                    .await?
-                    .json()
-                    .await?;
+                let body = format!(
+                    r#"{{"query":{query},"variables":{{"k":"{phase}-{client}-{i}"}}}}"#
+                );
+                let answer = connection.post(&tokens[(wallet - 1) as usize], &body).await?;
                 latencies.push(scheduled.elapsed().as_secs_f64() * 1000.0);
-                let outcome = &answer["data"]["spendCredit"]["outcome"];
-                anyhow::ensure!(outcome == "CHARGED", "spend answered {answer}");
+                let outcome = serde_json::from_slice::<Answer<'_>>(answer)
+                    .ok()
+                    .and_then(|answer| answer.data)
+                    .map(|data| data.spend_credit.outcome);
+                anyhow::ensure!(
+                    outcome == Some("CHARGED"),
+                    "spend answered {}",
+                    String::from_utf8_lossy(answer)
+                );
                 charged.fetch_add(1, Ordering::Relaxed);
                 i += 1;
             }
@@ -426,7 +499,7 @@ async fn case(backend: &str, shape: &'static str, clients: u64, seconds: u64) ->
     let pid = server.child.id();
     let idle_kib = kib(pid, "VmRSS:");
     let load = Load {
-        base: server.base.clone(),
+        address: server.base.trim_start_matches("http://").parse()?,
         tokens: Arc::new((1..=wallets).map(token).collect()),
         shape,
         clients,
