@@ -38,7 +38,7 @@ use chrono::{TimeZone, Utc};
 use protodesk_credits::auth::{Claims, mint_hs256};
 use protodesk_credits::config::DatabaseConfig;
 use protodesk_credits::store;
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait, Value};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, Value};
 
 const SECRET: &str = "bench-secret-bench-secret";
 const UNIFORM_WALLETS: u64 = 10_000;
@@ -173,6 +173,61 @@ fn wallet_for(shape: &str, client: u64, i: u64) -> u64 {
     }
 }
 
+/// The raw baseline's pool: sqlx itself, under the service's own
+/// connection settings, so the baseline's client costs what a thin driver
+/// costs (as pgbench's would), not an ORM's.
+#[derive(Clone)]
+enum RawPool {
+    Postgres(sqlx::PgPool),
+    Sqlite(sqlx::SqlitePool),
+}
+
+/// One spend as one transaction: a conditional decrement of the wallet,
+/// then its ledger row. `$n` placeholders serve both backends.
+macro_rules! raw_spend {
+    ($pool:expr, $wallet:expr, $key:expr) => {{
+        let mut txn = $pool.begin().await?;
+        let (sequence, balance): (i64, i64) = sqlx::query_as(
+            "UPDATE wallet SET balance_credits = balance_credits - 1, last_sequence = last_sequence + 1 \
+             WHERE id = $1 AND balance_credits >= 1 RETURNING last_sequence, balance_credits",
+        )
+        .bind($wallet)
+        .fetch_optional(&mut *txn)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("wallet {} is empty", $wallet))?;
+        sqlx::query(
+            "INSERT INTO ledger_entry (wallet_id, sequence, kind, amount_credits, balance_after_credits, action, \
+             actor, idempotency_key, created_at) VALUES ($1, $2, 'SPEND', -1, $3, 'TRIAGE', 'bench', $4, $5)",
+        )
+        .bind($wallet)
+        .bind(sequence)
+        .bind(balance)
+        .bind($key)
+        .bind(Utc::now())
+        .execute(&mut *txn)
+        .await?;
+        txn.commit().await?;
+    }};
+}
+
+impl RawPool {
+    fn of(db: &DatabaseConnection) -> Self {
+        if db.get_database_backend() == DbBackend::Postgres {
+            Self::Postgres(db.get_postgres_connection_pool().clone())
+        } else {
+            Self::Sqlite(db.get_sqlite_connection_pool().clone())
+        }
+    }
+
+    async fn spend(&self, wallet: i64, key: String) -> anyhow::Result<()> {
+        match self {
+            Self::Postgres(pool) => raw_spend!(pool, wallet, key),
+            Self::Sqlite(pool) => raw_spend!(pool, wallet, key),
+        }
+        Ok(())
+    }
+}
+
 /// One transaction per spend, straight to the database.
 async fn raw(
     db: &DatabaseConnection,
@@ -180,52 +235,18 @@ async fn raw(
     clients: u64,
     seconds: u64,
 ) -> anyhow::Result<Phase> {
-    let backend = db.get_database_backend();
-    let (update, insert) = if backend == DbBackend::Postgres {
-        (
-            "UPDATE wallet SET balance_credits = balance_credits - 1, last_sequence = last_sequence + 1 \
-             WHERE id = $1 AND balance_credits >= 1 RETURNING last_sequence, balance_credits",
-            "INSERT INTO ledger_entry (wallet_id, sequence, kind, amount_credits, balance_after_credits, action, \
-             actor, idempotency_key, created_at) VALUES ($1, $2, 'SPEND', -1, $3, 'TRIAGE', 'bench', $4, $5)",
-        )
-    } else {
-        (
-            "UPDATE wallet SET balance_credits = balance_credits - 1, last_sequence = last_sequence + 1 \
-             WHERE id = ? AND balance_credits >= 1 RETURNING last_sequence, balance_credits",
-            "INSERT INTO ledger_entry (wallet_id, sequence, kind, amount_credits, balance_after_credits, action, \
-             actor, idempotency_key, created_at) VALUES (?, ?, 'SPEND', -1, ?, 'TRIAGE', 'bench', ?, ?)",
-        )
-    };
+    let pool = RawPool::of(db);
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
     let tasks = (0..clients).map(|client| {
-        let db = db.clone();
+        let pool = pool.clone();
         tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut i = 0;
             while Instant::now() < deadline {
                 let wallet = wallet_for(shape, client, i) as i64;
                 let begun = Instant::now();
-                let txn = db.begin().await?;
-                let row = txn
-                    .query_one_raw(Statement::from_sql_and_values(backend, update, [wallet.into()]))
-                    .await?
-                    .ok_or_else(|| anyhow::anyhow!("wallet {wallet} is empty"))?;
-                let sequence: i64 = row.try_get("", "last_sequence")?;
-                let balance: i64 = row.try_get("", "balance_credits")?;
-                txn.execute_raw(Statement::from_sql_and_values(
-                    backend,
-                    insert,
-                    [
-                        wallet.into(),
-                        sequence.into(),
-                        balance.into(),
-                        format!("raw-{client}-{i}").into(),
-                        Utc::now().into(),
-                    ],
-                ))
-                .await?;
-                txn.commit().await?;
+                pool.spend(wallet, format!("raw-{client}-{i}")).await?;
                 latencies.push(begun.elapsed().as_secs_f64() * 1000.0);
                 i += 1;
             }
@@ -385,10 +406,16 @@ impl Connection {
                     .ok_or_else(|| anyhow::anyhow!("no content-length in {head}"))?;
                 break (end + 4, length);
             }
-            anyhow::ensure!(self.stream.read_buf(&mut self.buffer).await? > 0, "connection closed");
+            anyhow::ensure!(
+                self.stream.read_buf(&mut self.buffer).await? > 0,
+                "connection closed"
+            );
         };
         while self.buffer.len() < head + length {
-            anyhow::ensure!(self.stream.read_buf(&mut self.buffer).await? > 0, "connection closed");
+            anyhow::ensure!(
+                self.stream.read_buf(&mut self.buffer).await? > 0,
+                "connection closed"
+            );
         }
         Ok(&self.buffer[head..head + length])
     }
@@ -446,9 +473,7 @@ async fn service(load: &Load, rate: Option<f64>, phase: &'static str) -> anyhow:
                 }
                 tokio::time::sleep_until(scheduled.into()).await;
                 let wallet = wallet_for(shape, client, i);
-                let body = format!(
-                    r#"{{"query":{query},"variables":{{"k":"{phase}-{client}-{i}"}}}}"#
-                );
+                let body = format!(r#"{{"query":{query},"variables":{{"k":"{phase}-{client}-{i}"}}}}"#);
                 let answer = connection.post(&tokens[(wallet - 1) as usize], &body).await?;
                 latencies.push(scheduled.elapsed().as_secs_f64() * 1000.0);
                 let outcome = serde_json::from_slice::<Answer<'_>>(answer)
@@ -487,7 +512,10 @@ async fn case(backend: &str, shape: &'static str, clients: u64, seconds: u64) ->
     let raw_config = database(backend, directory.path(), &format!("raw_{shape}"), clients as u32);
     let raw_db = store::connect_and_migrate(&raw_config).await?;
     fill(&raw_db, wallets).await?;
+    let own = std::process::id();
+    let own_before = cpu_time(own);
     let baseline = raw(&raw_db, shape, clients, seconds).await?;
+    let raw_generator_cpu = cpu_time(own).saturating_sub(own_before);
     drop_database(&raw_config, &raw_db).await;
     raw_db.close().await?;
 
@@ -506,9 +534,10 @@ async fn case(backend: &str, shape: &'static str, clients: u64, seconds: u64) ->
         seconds,
         charged: Arc::new(AtomicU64::new(0)),
     };
-    let cpu_before = cpu_time(pid);
+    let (cpu_before, own_before) = (cpu_time(pid), cpu_time(own));
     let max = service(&load, None, "max").await?;
     let server_cpu = cpu_time(pid).saturating_sub(cpu_before);
+    let generator_cpu = cpu_time(own).saturating_sub(own_before);
     let half = service(&load, Some(max.per_second / 2.0), "half").await?;
     let peak_kib = kib(pid, "VmHWM:");
     let cold_start = server.cold_start;
@@ -545,6 +574,18 @@ async fn case(backend: &str, shape: &'static str, clients: u64, seconds: u64) ->
         idle_kib as f64 / 1024.0,
         peak_kib as f64 / 1024.0,
         server_cpu.as_secs_f64() * 1e6 / max.latencies.len().max(1) as f64
+    );
+    let per_spend =
+        |cpu: Duration, phase: &Phase| cpu.as_secs_f64() * 1e6 / phase.latencies.len().max(1) as f64;
+    println!(
+        "{backend:>8} {shape:<7} driver  CPU per spend of this process: raw {:.0} us{}, service {:.0} us",
+        per_spend(raw_generator_cpu, &baseline),
+        if backend == "sqlite" {
+            " (SQLite runs inside it)"
+        } else {
+            ""
+        },
+        per_spend(generator_cpu, &max),
     );
     drop_database(&config, &db).await;
     anyhow::ensure!(charged == rows && audit.violations.is_empty(), "checks failed");
