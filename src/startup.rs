@@ -113,8 +113,18 @@ async fn checkpoint_continually(db: sea_orm::DatabaseConnection) {
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
-        if let Err(error) = store::checkpoint_wal(&db).await {
-            tracing::warn!(%error, "a WAL checkpoint failed; commits checkpoint by themselves meanwhile");
+        let started = std::time::Instant::now();
+        match store::checkpoint_wal(&db).await {
+            Ok(Some(done)) => tracing::debug!(
+                frames = done.checkpointed_frames,
+                busy = done.busy,
+                took_us = started.elapsed().as_micros() as u64,
+                "WAL checkpoint"
+            ),
+            Ok(None) => {}
+            Err(error) => {
+                tracing::warn!(%error, "a WAL checkpoint failed; commits checkpoint by themselves meanwhile")
+            }
         }
     }
 }
