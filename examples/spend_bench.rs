@@ -10,7 +10,10 @@
 //!    over HTTP GraphQL (`spendCredit`, service tokens, distinct keys) by
 //!    the same number of clients, each with its own connection;
 //! 3. the service again at half its measured maximum rate (open loop,
-//!    latency counted from each request's scheduled time).
+//!    latency counted from each request's scheduled time);
+//! 4. one client alone for a second, against the baseline and the service:
+//!    the database's own cost of one transaction on this machine (what the
+//!    ratios are taken against) and a lone spend's latency.
 //!
 //! It prints throughput, p50/p99/p999 latency and the ratio to the raw
 //! baseline; the server's cold start to ready, idle and peak memory; and
@@ -42,6 +45,10 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, Value};
 
 const SECRET: &str = "bench-secret-bench-secret";
 const UNIFORM_WALLETS: u64 = 10_000;
+/// Length of the one-client phases: a lone spend's latency, and the
+/// database's own cost of one transaction (what the ratios are taken
+/// against).
+const LONE_SECONDS: u64 = 1;
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
@@ -158,6 +165,14 @@ impl Phase {
         Ok(Self::new(latencies, started.elapsed()))
     }
 
+    fn latency(&self) -> String {
+        format!(
+            "p50 {:.2} ms, p99 {:.2} ms",
+            percentile(&self.latencies, 0.50),
+            percentile(&self.latencies, 0.99),
+        )
+    }
+
     fn row(&self) -> String {
         format!(
             "{:>8.0}/s  p50 {:>6.2} ms  p99 {:>6.2} ms  p999 {:>6.2} ms",
@@ -240,6 +255,7 @@ async fn raw(
     shape: &'static str,
     clients: u64,
     seconds: u64,
+    phase: &'static str,
 ) -> anyhow::Result<Phase> {
     let pool = RawPool::of(db);
     let deadline = Instant::now() + Duration::from_secs(seconds);
@@ -252,7 +268,7 @@ async fn raw(
             while Instant::now() < deadline {
                 let wallet = wallet_for(shape, client, i) as i64;
                 let begun = Instant::now();
-                pool.spend(wallet, format!("raw-{client}-{i}")).await?;
+                pool.spend(wallet, format!("{phase}-{client}-{i}")).await?;
                 latencies.push(begun.elapsed().as_secs_f64() * 1000.0);
                 i += 1;
             }
@@ -359,6 +375,7 @@ const SPEND: &str =
     "mutation($k: String!) { spendCredit(input: {action: TRIAGE, idempotencyKey: $k}) { outcome } }";
 
 /// What drives the server: where, as whom, how hard; and the CHARGED count.
+#[derive(Clone)]
 struct Load {
     address: std::net::SocketAddr,
     tokens: Arc<Vec<String>>,
@@ -520,8 +537,9 @@ async fn case(backend: &str, shape: &'static str, clients: u64, seconds: u64) ->
     fill(&raw_db, wallets).await?;
     let own = std::process::id();
     let own_before = cpu_time(own);
-    let baseline = raw(&raw_db, shape, clients, seconds).await?;
+    let baseline = raw(&raw_db, shape, clients, seconds, "raw").await?;
     let raw_generator_cpu = cpu_time(own).saturating_sub(own_before);
+    let raw_lone = raw(&raw_db, shape, 1, LONE_SECONDS, "lone").await?;
     drop_database(&raw_config, &raw_db).await;
     raw_db.close().await?;
 
@@ -545,6 +563,16 @@ async fn case(backend: &str, shape: &'static str, clients: u64, seconds: u64) ->
     let server_cpu = cpu_time(pid).saturating_sub(cpu_before);
     let generator_cpu = cpu_time(own).saturating_sub(own_before);
     let half = service(&load, Some(max.per_second / 2.0), "half").await?;
+    let lone = service(
+        &Load {
+            clients: 1,
+            seconds: LONE_SECONDS,
+            ..load.clone()
+        },
+        None,
+        "lone",
+    )
+    .await?;
     let peak_kib = kib(pid, "VmHWM:");
     let cold_start = server.cold_start;
     drop(server);
@@ -562,6 +590,11 @@ async fn case(backend: &str, shape: &'static str, clients: u64, seconds: u64) ->
         "{backend:>8} {shape:<7} half    {}  (open loop at {:.0}/s)",
         half.row(),
         max.per_second / 2.0
+    );
+    println!(
+        "{backend:>8} {shape:<7} lone    one client, {LONE_SECONDS} s each: raw {}; service {}",
+        raw_lone.latency(),
+        lone.latency()
     );
     println!(
         "{backend:>8} {shape:<7} checks  CHARGED {charged} = SPEND rows {rows}: {}; invariant over {} wallets: {}",
