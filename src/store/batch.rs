@@ -148,7 +148,7 @@ pub struct NewMove {
     pub amount_credits: i64,
 }
 
-/// Ids as one text parameter for `= ANY(string_to_array($n, ',')::bigint[])`.
+/// Ids as one text parameter for [`any_id`].
 ///
 /// An UPDATE … FROM json_to_recordset(…) alone is planned for the
 /// function's default estimate of 100 rows: a hash join over a sequential
@@ -156,6 +156,20 @@ pub struct NewMove {
 /// the planner an index scan on the ids instead.
 fn id_list(ids: impl Iterator<Item = i64>) -> Value {
     Value::from(ids.map(|id| id.to_string()).collect::<Vec<_>>().join(","))
+}
+
+/// PostgreSQL: `column = ANY(…)` of the ids in text parameter `ids` (see
+/// [`id_list`]).
+///
+/// The array is built by a sub-select, which the planner cannot see into
+/// in a custom plan either: both kinds of plan count on a few ids, cost the
+/// same, and the statement keeps its cached plan. Written as
+/// `string_to_array($n, ',')`, a custom plan counted the actual ids, so at
+/// low load (batches of a few spends) the custom plan looked cheaper and
+/// PostgreSQL planned the statement afresh at every execution: 280 µs of a
+/// lone spend's 2.8 ms, against 12 µs for binding a cached plan.
+fn any_id(column: &str, ids: &str) -> String {
+    format!("{column} = ANY(ARRAY(SELECT unnest(string_to_array({ids}, ','))::bigint))")
 }
 
 /// PostgreSQL: `INSERT INTO ledger_entry … RETURNING *` of the JSON rows in
@@ -182,7 +196,8 @@ fn move_grants_sql(deltas: &str, ids: &str) -> String {
     format!(
         "UPDATE credit_grant SET remaining_credits = credit_grant.remaining_credits + v.delta \
          FROM json_to_recordset({deltas}::json) AS v(id bigint, delta bigint) \
-         WHERE credit_grant.id = v.id AND credit_grant.id = ANY(string_to_array({ids}, ',')::bigint[])"
+         WHERE credit_grant.id = v.id AND {}",
+        any_id("credit_grant.id", ids)
     )
 }
 
@@ -197,7 +212,8 @@ fn save_heads_sql(heads: &str, now: &str, ids: &str) -> String {
          last_sequence bigint, plan_code text, pending_plan_code text, period_start_at timestamptz, \
          period_end_at timestamptz, low_balance_alerted_at timestamptz) \
          WHERE wallet.id = v.id AND wallet.last_sequence = v.sequence_read \
-         AND wallet.id = ANY(string_to_array({ids}, ',')::bigint[])"
+         AND {}",
+        any_id("wallet.id", ids)
     )
 }
 
