@@ -168,9 +168,10 @@ fn id_list(ids: impl Iterator<Item = i64>) -> Value {
 /// low load (batches of a few spends) the custom plan looked cheaper and
 /// PostgreSQL planned the statement afresh at every execution: 280 µs of a
 /// lone spend's 2.8 ms, against 15 µs for binding a cached plan. (The
-/// sweep's batches of hundreds of wallets got a cached plan either way:
-/// a custom plan counting hundreds of ids looks dearer than the generic
-/// one. Rolling 100,000 wallets over took 9.2–11.4 s with either form.)
+/// sweep's batches of up to 1,000 wallets got a cached plan either way:
+/// with `string_to_array` its first five binds took 1.1–1.8 ms, the next
+/// ones 0.1 ms. Rolling 100,000 wallets over took 9.2–11.4 s with either
+/// form.)
 fn any_id(column: &str, ids: &str) -> String {
     format!("{column} = ANY(ARRAY(SELECT unnest(string_to_array({ids}, ','))::bigint))")
 }
