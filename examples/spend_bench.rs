@@ -113,8 +113,7 @@ async fn fill(db: &DatabaseConnection, n: u64) -> anyhow::Result<()> {
         db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
             .await?;
     }
-    if backend == DbBackend::Postgres && std::env::var("ANALYZE_AFTER_FILL").is_ok_and(|value| value == "on")
-    {
+    if backend == DbBackend::Postgres && env_or("ANALYZE_AFTER_FILL", String::new()) == "on" {
         // Statistics taken while the keys table is empty: the state in
         // which cached generic plans go wrong (see the README's benchmarks).
         db.execute_unprepared("ANALYZE").await?;
