@@ -355,33 +355,42 @@ async fn take_sqlite_write_lock(txn: &impl ConnectionTrait) -> Result<(), DbErr>
     Ok(())
 }
 
-/// The idempotency records of `scope` among these (wallet id, key) pairs.
+/// SQLite: the idempotency records of `scope` among these (wallet id, key)
+/// pairs, each pair probed once on the keys' unique index.
+///
+/// The pairs are a `VALUES` list, `CROSS JOIN`ed so that SQLite keeps it
+/// as the outer loop. Written as `wallet_id IN (…) AND key IN (…)`, SQLite
+/// probed the index with every wallet and every key: n² probes for n
+/// spends over n wallets. On a copy of the benchmark's tables (10,000
+/// wallets, 60,000 keys): 35 pairs 729 µs against 45 µs, 256 pairs (a
+/// full batch) 31 ms against 0.29 ms.
 async fn find_keys(
     txn: &impl ConnectionTrait,
     scope: &str,
     pairs: &[(i64, String)],
 ) -> Result<Vec<idempotency_record::Model>, DbErr> {
+    let mut pairs: Vec<&(i64, String)> = pairs.iter().collect();
+    pairs.sort_unstable();
+    pairs.dedup();
     if pairs.is_empty() {
         return Ok(Vec::new());
     }
-    let mut wallet_ids: Vec<i64> = pairs.iter().map(|(wallet_id, _)| *wallet_id).collect();
-    wallet_ids.sort_unstable();
-    wallet_ids.dedup();
-    let keys: Vec<&str> = pairs.iter().map(|(_, key)| key.as_str()).collect();
-    let found = idempotency_record::Entity::find()
-        .filter(idempotency_record::Column::Scope.eq(scope))
-        .filter(idempotency_record::Column::WalletId.is_in(wallet_ids))
-        .filter(idempotency_record::Column::Key.is_in(keys))
+    let mut values: Vec<Value> = Vec::with_capacity(pairs.len() * 2 + 1);
+    for (wallet_id, key) in &pairs {
+        values.push(Value::from(*wallet_id));
+        values.push(Value::from(key.as_str()));
+    }
+    values.push(Value::from(scope));
+    let sql = format!(
+        "WITH v(wallet_id, key) AS (VALUES {}) \
+         SELECT i.* FROM v CROSS JOIN idempotency_record i \
+         ON i.wallet_id = v.wallet_id AND i.scope = ? AND i.key = v.key",
+        vec!["(?, ?)"; pairs.len()].join(", ")
+    );
+    idempotency_record::Entity::find()
+        .from_raw_sql(Statement::from_sql_and_values(DbBackend::Sqlite, sql, values))
         .all(txn)
-        .await?;
-    Ok(found
-        .into_iter()
-        .filter(|record| {
-            pairs
-                .iter()
-                .any(|(wallet_id, key)| record.wallet_id == *wallet_id && record.key == *key)
-        })
-        .collect())
+        .await
 }
 
 /// Ledger rows by id.
