@@ -34,6 +34,7 @@ pub struct Metrics {
     expiries: IntCounter,
     sweep_batch_wallets: Histogram,
     spend_batch_size: Histogram,
+    spend_batches_failed: IntCounter,
     subscribers: IntGauge,
     errors: IntCounterVec,
     pool_connections: IntGaugeVec,
@@ -126,6 +127,13 @@ impl Default for Metrics {
                     &BATCH_SPENDS_BUCKETS,
                 ),
             ),
+            spend_batches_failed: registered(
+                &registry,
+                counter(
+                    "credits_spend_batches_failed_total",
+                    "Group-commit transactions that failed, whose spends were then applied one by one.",
+                ),
+            ),
             subscribers: registered(
                 &registry,
                 IntGauge::new(
@@ -199,6 +207,12 @@ impl Metrics {
     /// Records the size of one group-commit batch of spends.
     pub fn spend_batch(&self, spends: usize) {
         self.spend_batch_size.observe(spends as f64);
+    }
+
+    /// Counts a group-commit transaction that failed (its spends are then
+    /// applied one by one).
+    pub fn spend_batch_failed(&self) {
+        self.spend_batches_failed.inc();
     }
 
     /// Counts a subscription as live until the guard is dropped.

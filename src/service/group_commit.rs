@@ -187,6 +187,7 @@ impl Ledger {
         let (answers, events) = match self.charge_batch(&jobs, now).await {
             Ok(done) => done,
             Err(error) => {
+                self.metrics.spend_batch_failed();
                 tracing::warn!(
                     code = error.code(),
                     spends = jobs.len(),

@@ -10,7 +10,9 @@
 //! holding 10 credits, against a batching and an unbatched server.
 //! (3) A batch that waits for a wallet's lock held by another writer
 //! decides on what that writer committed. (4) SQLite's WAL is checkpointed
-//! apart from the commits that answer spends.
+//! apart from the commits that answer spends. (5) Keys bound earlier are
+//! found by (workspace, key): a batch mixing three workspaces' keys
+//! charges every pair not yet bound.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -143,7 +145,8 @@ async fn stored(app: &TestApp) -> Vec<Value> {
         .collect()
 }
 
-async fn batches(app: &TestApp) -> f64 {
+/// A metric's value (0 when not yet exported).
+async fn metric(app: &TestApp, name: &str) -> f64 {
     let text = app
         .http
         .get(format!("{}/metrics", app.address))
@@ -154,8 +157,19 @@ async fn batches(app: &TestApp) -> f64 {
         .await
         .unwrap();
     text.lines()
-        .find_map(|line| line.strip_prefix("credits_spend_batch_size_count "))
+        .find_map(|line| line.strip_prefix(&format!("{name} ")))
         .map_or(0.0, |value| value.parse().unwrap())
+}
+
+/// Group-commit transactions formed so far.
+async fn batches(app: &TestApp) -> f64 {
+    metric(app, "credits_spend_batch_size_count").await
+}
+
+/// Group-commit transactions that failed (their spends then ran alone,
+/// which would hide a wrong batch read behind right answers).
+async fn failed_batches(app: &TestApp) -> f64 {
+    metric(app, "credits_spend_batches_failed_total").await
 }
 
 async fn batched_and_sequential_spends_agree(backend: Backend) {
@@ -238,6 +252,105 @@ async fn batched_and_sequential_spends_agree(backend: Backend) {
         "the spends were applied in batches ({batch_count} for {})",
         SEQUENCE.len()
     );
+    assert_eq!(failed_batches(&batching).await, 0.0, "every batch committed");
+    for app in [batching, unbatched] {
+        app.verify_ledger().await;
+        app.teardown().await;
+    }
+}
+
+/// Keys bound in an earlier transaction are matched by (workspace, key),
+/// never by the key alone: after ws-a, ws-b and ws-c bound k1, k2 and k3
+/// (one each), one batch holding every other (workspace, key) pair of
+/// those three keys charges them all, and the three bound pairs repeat
+/// (DUPLICATE, or IDEMPOTENCY_CONFLICT for another action), exactly as the
+/// unbatched path answers.
+async fn bound_keys_are_matched_by_workspace_and_key(backend: Backend) {
+    let settings = GroupCommitSettings {
+        max_batch: 1000,
+        window: Duration::from_millis(300),
+        workers: Some(1),
+    };
+    let batching = prepared(
+        backend,
+        Options {
+            group_commit: Some(settings),
+            ..Options::default()
+        },
+    )
+    .await;
+    let unbatched = prepared(
+        backend,
+        Options {
+            unbatched: true,
+            ..Options::default()
+        },
+    )
+    .await;
+    let bound = [("ws-a", "k1"), ("ws-b", "k2"), ("ws-c", "k3")];
+    let mut second: Vec<(&str, Action, &str)> = Vec::new();
+    for workspace in ["ws-a", "ws-b", "ws-c"] {
+        for key in ["k1", "k2", "k3"] {
+            second.push((workspace, Action::Triage, key));
+        }
+    }
+    second.push(("ws-b", Action::Sidekick, "k2"));
+    let mut answers: Vec<Vec<Value>> = Vec::new();
+    for (app, batched) in [(&batching, true), (&unbatched, false)] {
+        app.create_workspace("ws-c").await;
+        for (workspace, key) in bound {
+            let answer = spend(app, request(workspace, Action::Triage, key, None)).await;
+            assert_eq!(answer["outcome"], "CHARGED", "{answer}");
+        }
+        let before = batches(app).await;
+        let round = if batched {
+            join_all(
+                second
+                    .iter()
+                    .map(|(workspace, action, key)| spend(app, request(workspace, *action, key, None))),
+            )
+            .await
+        } else {
+            let mut sequential = Vec::new();
+            for (workspace, action, key) in &second {
+                sequential.push(spend(app, request(workspace, *action, key, None)).await);
+            }
+            sequential
+        };
+        if batched {
+            let used = batches(app).await - before;
+            assert!(
+                used < second.len() as f64,
+                "the second round was batched ({used} batches for {})",
+                second.len()
+            );
+            assert_eq!(failed_batches(app).await, 0.0, "every batch committed");
+        }
+        answers.push(round);
+    }
+    for (index, (batched, sequential)) in answers[0].iter().zip(&answers[1]).enumerate() {
+        assert_eq!(batched, sequential, "answer {index} to {:?}", second[index]);
+    }
+    let outcomes: Vec<&str> = answers[1]
+        .iter()
+        .map(|answer| answer["outcome"].as_str().or(answer["error"].as_str()).unwrap())
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            "DUPLICATE",
+            "CHARGED",
+            "CHARGED",
+            "CHARGED",
+            "DUPLICATE",
+            "CHARGED",
+            "CHARGED",
+            "CHARGED",
+            "DUPLICATE",
+            "IDEMPOTENCY_CONFLICT",
+        ]
+    );
+    assert_eq!(stored(&batching).await, stored(&unbatched).await);
     for app in [batching, unbatched] {
         app.verify_ledger().await;
         app.teardown().await;
@@ -429,6 +542,11 @@ mod sqlite {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn bound_keys_are_matched_by_workspace_and_key() {
+        super::bound_keys_are_matched_by_workspace_and_key(Backend::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_batch_waiting_for_a_lock_sees_what_its_holder_committed() {
         super::a_batch_waiting_for_a_lock_sees_what_its_holder_committed(Backend::Sqlite).await;
     }
@@ -450,6 +568,11 @@ mod postgres {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_spends_keep_their_shape_batched_and_unbatched() {
         super::concurrent_spends_keep_their_shape_batched_and_unbatched(Backend::Postgres).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn bound_keys_are_matched_by_workspace_and_key() {
+        super::bound_keys_are_matched_by_workspace_and_key(Backend::Postgres).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
