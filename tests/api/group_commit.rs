@@ -261,10 +261,10 @@ async fn batched_and_sequential_spends_agree(backend: Backend) {
 
 /// Keys bound in an earlier transaction are matched by (workspace, key),
 /// never by the key alone: after ws-a, ws-b and ws-c bound k1, k2 and k3
-/// (one each), one batch holding every other (workspace, key) pair of
-/// those three keys charges them all, and the three bound pairs repeat
-/// (DUPLICATE, or IDEMPOTENCY_CONFLICT for another action), exactly as the
-/// unbatched path answers.
+/// (one each), one batch of all nine (workspace, key) pairs of those keys
+/// charges the six not bound and repeats the three bound (DUPLICATE, or
+/// IDEMPOTENCY_CONFLICT for another action), exactly as the unbatched
+/// path answers, and the batch commits.
 async fn bound_keys_are_matched_by_workspace_and_key(backend: Backend) {
     let settings = GroupCommitSettings {
         max_batch: 1000,
@@ -302,22 +302,14 @@ async fn bound_keys_are_matched_by_workspace_and_key(backend: Backend) {
             let answer = spend(app, request(workspace, Action::Triage, key, None)).await;
             assert_eq!(answer["outcome"], "CHARGED", "{answer}");
         }
-        let before = batches(app).await;
         let round = if batched {
-            join_all(
+            let before = batches(app).await;
+            let round = join_all(
                 second
                     .iter()
                     .map(|(workspace, action, key)| spend(app, request(workspace, *action, key, None))),
             )
-            .await
-        } else {
-            let mut sequential = Vec::new();
-            for (workspace, action, key) in &second {
-                sequential.push(spend(app, request(workspace, *action, key, None)).await);
-            }
-            sequential
-        };
-        if batched {
+            .await;
             let used = batches(app).await - before;
             assert!(
                 used < second.len() as f64,
@@ -325,7 +317,14 @@ async fn bound_keys_are_matched_by_workspace_and_key(backend: Backend) {
                 second.len()
             );
             assert_eq!(failed_batches(app).await, 0.0, "every batch committed");
-        }
+            round
+        } else {
+            let mut sequential = Vec::new();
+            for (workspace, action, key) in &second {
+                sequential.push(spend(app, request(workspace, *action, key, None)).await);
+            }
+            sequential
+        };
         answers.push(round);
     }
     for (index, (batched, sequential)) in answers[0].iter().zip(&answers[1]).enumerate() {
