@@ -715,6 +715,7 @@ mod protocol {
             mute.closed().await,
             (4408, "Connection initialisation timeout".into())
         );
+        app.teardown().await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
