@@ -172,7 +172,9 @@ async fn failed_batches(app: &TestApp) -> f64 {
     metric(app, "credits_spend_batches_failed_total").await
 }
 
-async fn batched_and_sequential_spends_agree(backend: Backend) {
+/// Two prepared apps side by side: one gathering every spend queued within
+/// 300 ms into one batch (one worker), one applying each spend alone.
+async fn batching_and_unbatched(backend: Backend) -> (TestApp, TestApp) {
     let batching = prepared(
         backend,
         Options {
@@ -193,6 +195,11 @@ async fn batched_and_sequential_spends_agree(backend: Backend) {
         },
     )
     .await;
+    (batching, unbatched)
+}
+
+async fn batched_and_sequential_spends_agree(backend: Backend) {
+    let (batching, unbatched) = batching_and_unbatched(backend).await;
 
     // Queued together (join_all enqueues in order before any answer).
     let batched_answers = join_all(SEQUENCE.iter().map(|(workspace, action, key, reference)| {
@@ -266,27 +273,7 @@ async fn batched_and_sequential_spends_agree(backend: Backend) {
 /// IDEMPOTENCY_CONFLICT for another action), exactly as the unbatched
 /// path answers, and the batch commits.
 async fn bound_keys_are_matched_by_workspace_and_key(backend: Backend) {
-    let settings = GroupCommitSettings {
-        max_batch: 1000,
-        window: Duration::from_millis(300),
-        workers: Some(1),
-    };
-    let batching = prepared(
-        backend,
-        Options {
-            group_commit: Some(settings),
-            ..Options::default()
-        },
-    )
-    .await;
-    let unbatched = prepared(
-        backend,
-        Options {
-            unbatched: true,
-            ..Options::default()
-        },
-    )
-    .await;
+    let (batching, unbatched) = batching_and_unbatched(backend).await;
     let bound = [("ws-a", "k1"), ("ws-b", "k2"), ("ws-c", "k3")];
     let mut second: Vec<(&str, Action, &str)> = Vec::new();
     for workspace in ["ws-a", "ws-b", "ws-c"] {
