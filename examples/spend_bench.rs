@@ -287,22 +287,71 @@ fn kib(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// CPU time (user + system) a process has used so far.
-fn cpu_time(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command's closing parenthesis; utime and stime are
-    // the 14th and 15th fields of the line, in clock ticks (100 per second).
+/// CPU time of a `/proc/<pid>/stat` line: user and system (the 14th and
+/// 15th fields, in clock ticks of 100 per second), and with `children`
+/// also that of its exited children (16th and 17th).
+fn stat_cpu(stat: &str, children: bool) -> Duration {
     let ticks: u64 = stat
         .rsplit_once(')')
         .map(|(_, rest)| {
             rest.split_whitespace()
                 .skip(11)
-                .take(2)
+                .take(if children { 4 } else { 2 })
                 .filter_map(|n| n.parse::<u64>().ok())
                 .sum()
         })
         .unwrap_or(0);
     Duration::from_millis(ticks * 10)
+}
+
+/// CPU time (user + system) a process has used so far.
+fn cpu_time(pid: u32) -> Duration {
+    stat_cpu(
+        &std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default(),
+        false,
+    )
+}
+
+/// The machine's CPU time so far, busy and in all, summed over its cores
+/// (`/proc/stat`; idle and I/O wait count as not busy).
+fn machine_cpu() -> (Duration, Duration) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    let all: u64 = ticks.iter().take(8).sum();
+    let idle = ticks.get(3).copied().unwrap_or(0) + ticks.get(4).copied().unwrap_or(0);
+    (
+        Duration::from_millis(all.saturating_sub(idle) * 10),
+        Duration::from_millis(all * 10),
+    )
+}
+
+/// The share of the machine's CPU that was busy between two readings of
+/// [`machine_cpu`].
+fn busy_share(before: (Duration, Duration), after: (Duration, Duration)) -> f64 {
+    let busy = after.0.saturating_sub(before.0).as_secs_f64();
+    let all = after.1.saturating_sub(before.1).as_secs_f64();
+    if all > 0.0 { busy / all } else { 0.0 }
+}
+
+/// CPU time used so far by the local PostgreSQL server: every `postgres`
+/// process, and the backends that have exited (in the postmaster's
+/// children's time). Zero when the server is not on this machine.
+fn postgres_cpu() -> Duration {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Duration::ZERO;
+    };
+    entries
+        .filter_map(|entry| std::fs::read_to_string(entry.ok()?.path().join("stat")).ok())
+        .filter(|stat| stat.contains(" (postgres) "))
+        .map(|stat| stat_cpu(&stat, true))
+        .sum()
 }
 
 struct Server {
@@ -536,8 +585,11 @@ async fn case(backend: &str, shape: &'static str, clients: u64, seconds: u64) ->
     fill(&raw_db, wallets).await?;
     let own = std::process::id();
     let own_before = cpu_time(own);
+    let (database_before, machine_before) = (postgres_cpu(), machine_cpu());
     let baseline = raw(&raw_db, shape, clients, seconds, "raw").await?;
+    let raw_busy = busy_share(machine_before, machine_cpu());
     let raw_generator_cpu = cpu_time(own).saturating_sub(own_before);
+    let raw_database_cpu = postgres_cpu().saturating_sub(database_before);
     let raw_lone = raw(&raw_db, shape, 1, LONE_SECONDS, "lone").await?;
     drop_database(&raw_config, &raw_db).await;
     raw_db.close().await?;
@@ -557,10 +609,13 @@ async fn case(backend: &str, shape: &'static str, clients: u64, seconds: u64) ->
         seconds,
         charged: Arc::new(AtomicU64::new(0)),
     };
-    let (cpu_before, own_before) = (cpu_time(pid), cpu_time(own));
+    let (cpu_before, own_before, database_before) = (cpu_time(pid), cpu_time(own), postgres_cpu());
+    let machine_before = machine_cpu();
     let max = service(&load, None, "max").await?;
+    let busy = busy_share(machine_before, machine_cpu());
     let server_cpu = cpu_time(pid).saturating_sub(cpu_before);
     let generator_cpu = cpu_time(own).saturating_sub(own_before);
+    let database_cpu = postgres_cpu().saturating_sub(database_before);
     let half = service(&load, Some(max.per_second / 2.0), "half").await?;
     let lone = service(
         &Load {
@@ -625,6 +680,23 @@ async fn case(backend: &str, shape: &'static str, clients: u64, seconds: u64) ->
         },
         per_spend(generator_cpu, &max),
     );
+    let cores = std::thread::available_parallelism().map_or(1, usize::from) as f64;
+    println!(
+        "{backend:>8} {shape:<7} machine CPU busy (every process, {cores} cores): raw {:.0}% ({:.0} us per spend), \
+         service {:.0}% ({:.0} us per spend) at the maximum",
+        raw_busy * 100.0,
+        raw_busy * cores * 1e6 / baseline.per_second,
+        busy * 100.0,
+        busy * cores * 1e6 / max.per_second,
+    );
+    if backend == "postgres" && !database_cpu.is_zero() {
+        println!(
+            "{backend:>8} {shape:<7} database  CPU per spend of the PostgreSQL server: raw {:.0} us, service {:.0} us \
+             at the maximum",
+            per_spend(raw_database_cpu, &baseline),
+            per_spend(database_cpu, &max),
+        );
+    }
     drop_database(&config, &db).await;
     anyhow::ensure!(charged == rows && audit.violations.is_empty(), "checks failed");
     Ok(())

@@ -39,7 +39,7 @@ impl App {
             (!store::is_sqlite(&db)).then(|| (config.database.url.clone(), channel.clone(), events.clone()));
         let mut ledger = Ledger::with_notify_channel(db, clock, events, channel);
         if let Some(settings) = config.group_commit {
-            ledger = ledger.with_group_commit(settings);
+            ledger = ledger.with_group_commit(settings, &config.database).await?;
         }
         ledger.metrics().pool_max(config.database.max_connections);
         let schema = build_schema(Some(ledger.clone()), config.introspection);

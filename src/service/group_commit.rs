@@ -27,6 +27,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use chrono::{DateTime, SubsecRound, Utc};
 use entity::{credit_grant, ledger_entry, low_balance_alert, wallet};
 use sea_orm::{Set, TransactionTrait};
@@ -38,6 +39,7 @@ use super::{
     BalanceView, Ledger, SpendRequest, SpendResult, TransactionView, check_heads, low_balance_step, spendable,
 };
 use crate::auth::WalletScope;
+use crate::config::DatabaseConfig;
 use crate::domain::catalogue::LedgerKind;
 use crate::domain::settlement::{is_grant_due, renewal_due};
 use crate::domain::spend::{SpendDecision, SpendOutcome, decide_spend, spend_fingerprint};
@@ -107,24 +109,96 @@ impl GroupCommit {
 
 impl Ledger {
     /// Routes this service's spends through group commit, with `settings`.
-    /// The workers stop when the last clone of the returned service is
-    /// dropped.
-    pub fn with_group_commit(mut self, settings: GroupCommitSettings) -> Self {
-        let workers = settings.workers.unwrap_or(if store::is_sqlite(&self.db) {
-            1
-        } else {
-            POSTGRES_WORKERS_DEFAULT
-        });
-        let mut senders = Vec::with_capacity(workers.max(1));
-        for _ in 0..workers.max(1) {
+    ///
+    /// The workers run on a thread of their own, with a single-threaded
+    /// runtime and a pool of their own (two connections per worker) opened
+    /// from `database`. Each batch is a chain of round trips to the
+    /// database; on the server's runtime, each reply waited in the run
+    /// queue behind the HTTP tasks of every client, and on their own thread
+    /// the worker runs as soon as the database answers (one hot wallet on
+    /// PostgreSQL: 7,739 and 8,782 spends/s against 6,045 and 6,398, see
+    /// the README). An in-memory SQLite database cannot be opened twice:
+    /// its workers share the server's pool and runtime.
+    ///
+    /// The workers stop, and their thread ends, when the last clone of the
+    /// returned service is dropped.
+    pub async fn with_group_commit(
+        self,
+        settings: GroupCommitSettings,
+        database: &DatabaseConfig,
+    ) -> anyhow::Result<Self> {
+        let workers = settings
+            .workers
+            .unwrap_or(if store::is_sqlite(&self.db) {
+                1
+            } else {
+                POSTGRES_WORKERS_DEFAULT
+            })
+            .max(1);
+        if store::is_in_memory(&database.url) {
+            let (queues, _) = self.clone().start_workers(workers, settings);
+            return Ok(self.routed_to(queues));
+        }
+        let mut config = database.clone();
+        config.max_connections = u32::try_from(workers * 2).unwrap_or(u32::MAX);
+        let base = self.clone();
+        let (ready, started) = oneshot::channel::<anyhow::Result<GroupCommit>>();
+        std::thread::Builder::new()
+            .name("spend-batches".to_owned())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(runtime) => runtime,
+                    Err(error) => {
+                        let _ = ready.send(Err(error.into()));
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    let db = match store::connect(&config).await {
+                        Ok(db) => db,
+                        Err(error) => {
+                            let _ = ready.send(Err(error.context("opening the spend batches' pool")));
+                            return;
+                        }
+                    };
+                    let (queues, workers) = base.on_database(db).start_workers(workers, settings);
+                    let _ = ready.send(Ok(queues));
+                    for worker in workers {
+                        let _ = worker.await;
+                    }
+                });
+            })
+            .context("starting the spend batches' thread")?;
+        let queues = started
+            .await
+            .context("the spend batches' thread ended before it started")??;
+        Ok(self.routed_to(queues))
+    }
+
+    /// Starts `workers` workers on the current runtime.
+    fn start_workers(
+        self,
+        workers: usize,
+        settings: GroupCommitSettings,
+    ) -> (GroupCommit, Vec<tokio::task::JoinHandle<()>>) {
+        let mut senders = Vec::with_capacity(workers);
+        let mut handles = Vec::with_capacity(workers);
+        for _ in 0..workers {
             let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
             // The workers' own service has no queue: it would keep it open.
-            tokio::spawn(self.clone().run_worker(receiver, settings));
+            handles.push(tokio::spawn(self.clone().run_worker(receiver, settings)));
             senders.push(sender);
         }
-        self.group_commit = Some(GroupCommit {
-            senders: Arc::new(senders),
-        });
+        (
+            GroupCommit {
+                senders: Arc::new(senders),
+            },
+            handles,
+        )
+    }
+
+    fn routed_to(mut self, queues: GroupCommit) -> Self {
+        self.group_commit = Some(queues);
         self
     }
 

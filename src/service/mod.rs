@@ -66,6 +66,11 @@ pub struct Ledger {
 }
 
 impl Ledger {
+    /// This service over another pool of the same database.
+    fn on_database(&self, db: DatabaseConnection) -> Self {
+        Self { db, ..self.clone() }
+    }
+
     /// A service over `db`, reading time from `clock`, publishing committed
     /// changes on `events`.
     pub fn new(db: DatabaseConnection, clock: Arc<dyn Clock>, events: EventBus) -> Self {

@@ -161,3 +161,9 @@ pub async fn notify(txn: &impl ConnectionTrait, channel: &str, payload: &str) ->
     .await?;
     Ok(())
 }
+
+/// Whether a `DATABASE_URL` names an in-memory SQLite database, which
+/// every pool opens afresh (so a second pool would not see the first's).
+pub fn is_in_memory(url: &str) -> bool {
+    url.starts_with("sqlite:") && (url.contains(":memory:") || url.contains("mode=memory"))
+}
