@@ -114,11 +114,10 @@ impl Ledger {
     /// runtime and a pool of their own (two connections per worker) opened
     /// from `database`. Each batch is a chain of round trips to the
     /// database; on the server's runtime, each reply waited in the run
-    /// queue behind the HTTP tasks of every client, and on their own thread
-    /// the worker runs as soon as the database answers (one hot wallet on
-    /// PostgreSQL: 7,739 and 8,782 spends/s against 6,045 and 6,398, see
-    /// the README). An in-memory SQLite database cannot be opened twice:
-    /// its workers share the server's pool and runtime.
+    /// queue behind the HTTP tasks of every client (the README's group
+    /// commit section has the figures). An in-memory SQLite database cannot
+    /// be opened twice: there the workers share the server's pool and
+    /// runtime.
     ///
     /// The workers stop, and their thread ends, when the last clone of the
     /// returned service is dropped.

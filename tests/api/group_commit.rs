@@ -12,7 +12,10 @@
 //! decides on what that writer committed. (4) SQLite's WAL is checkpointed
 //! apart from the commits that answer spends. (5) Keys bound earlier are
 //! found by (workspace, key): a batch mixing three workspaces' keys
-//! charges every pair not yet bound.
+//! charges every pair not yet bound. (6) The batches run on a pool of
+//! their own: with every connection of the server's pool held, a spend is
+//! still charged by a batch; an in-memory SQLite database (which a second
+//! pool would not see) batches on the server's pool.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -22,7 +25,7 @@ use protodesk_credits::auth::{Caller, Operation, authorize};
 use protodesk_credits::domain::catalogue::{Action, Role};
 use protodesk_credits::domain::ids::{IdempotencyKey, WorkspaceId};
 use protodesk_credits::service::{GroupCommitSettings, SpendRequest, SpendResult};
-use sea_orm::{ConnectionTrait, Statement};
+use sea_orm::{ConnectionTrait, Statement, TransactionTrait};
 use serde_json::{Value, json};
 
 use crate::helpers::{Backend, Options, TestApp};
@@ -440,7 +443,7 @@ async fn a_batch_waiting_for_a_lock_sees_what_its_holder_committed(backend: Back
         .await;
         assert_eq!(answer["outcome"], "CHARGED", "{answer}");
     }
-    let holder = sea_orm::TransactionTrait::begin(&db).await.unwrap();
+    let holder = db.begin().await.unwrap();
     for statement in [
         "UPDATE wallet SET balance_credits = balance_credits + 3, last_sequence = last_sequence + 1, \
          updated_at = ? WHERE workspace_id = 'ws-a'",
@@ -518,6 +521,30 @@ mod sqlite {
     use super::*;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn batches_have_a_pool_of_their_own() {
+        super::batches_have_a_pool_of_their_own(Backend::Sqlite).await;
+    }
+
+    /// A second pool on `sqlite::memory:` would be another, empty database:
+    /// there the batches share the server's pool, and still charge.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_in_memory_database_batches_on_the_servers_pool() {
+        let app = prepared(
+            Backend::Sqlite,
+            Options {
+                database_url: Some("sqlite::memory:".to_owned()),
+                ..Options::default()
+            },
+        )
+        .await;
+        let answer = spend(&app, request("ws-a", Action::Triage, "k1", None)).await;
+        assert_eq!(answer["outcome"], "CHARGED", "{answer}");
+        assert_eq!(batches(&app).await, 1.0);
+        assert_eq!(failed_batches(&app).await, 0.0);
+        app.verify_ledger().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn batched_and_sequential_spends_agree() {
         super::batched_and_sequential_spends_agree(Backend::Sqlite).await;
     }
@@ -543,8 +570,42 @@ mod sqlite {
     }
 }
 
+/// With every connection of the server's pool held (say, by a burst of
+/// other requests), a spend is still charged, by a batch.
+async fn batches_have_a_pool_of_their_own(backend: Backend) {
+    let app = prepared(
+        backend,
+        Options {
+            acquire_timeout: Some(Duration::from_secs(1)),
+            ..Options::default()
+        },
+    )
+    .await;
+    let before = batches(&app).await;
+    let mut held = Vec::new();
+    while let Ok(txn) = app.ledger.db().begin().await {
+        held.push(txn);
+        assert!(held.len() <= 10, "the server's pool has 10 connections");
+    }
+    assert_eq!(held.len(), 10, "every connection of the server's pool is held");
+
+    let answer = spend(&app, request("ws-a", Action::Triage, "k-held", None)).await;
+    assert_eq!(answer["outcome"], "CHARGED", "{answer}");
+    assert_eq!(answer["balance"][0], 5);
+    drop(held);
+    assert_eq!(batches(&app).await, before + 1.0);
+    assert_eq!(failed_batches(&app).await, 0.0);
+    app.verify_ledger().await;
+    app.teardown().await;
+}
+
 mod postgres {
     use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn batches_have_a_pool_of_their_own() {
+        super::batches_have_a_pool_of_their_own(Backend::Postgres).await;
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn batched_and_sequential_spends_agree() {

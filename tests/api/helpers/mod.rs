@@ -62,7 +62,8 @@ pub struct Options {
     pub group_commit: Option<GroupCommitSettings>,
     /// `GRAPHQL_INTROSPECTION=off`.
     pub no_introspection: bool,
-    /// PostgreSQL: reach the server at this URL instead (a proxy).
+    /// PostgreSQL: reach the server at this URL instead (a proxy). SQLite:
+    /// this database instead of a fresh file.
     pub database_url: Option<String>,
     /// `DATABASE_ACQUIRE_TIMEOUT_MS`.
     pub acquire_timeout: Option<std::time::Duration>,
@@ -169,10 +170,12 @@ impl TestApp {
         let directory = tempfile::tempdir().unwrap();
         let (database_url, pg_schema) = match backend {
             Backend::Sqlite => (
-                format!(
-                    "sqlite://{}?mode=rwc",
-                    directory.path().join("credits.db").display()
-                ),
+                options.database_url.clone().unwrap_or_else(|| {
+                    format!(
+                        "sqlite://{}?mode=rwc",
+                        directory.path().join("credits.db").display()
+                    )
+                }),
                 None,
             ),
             Backend::Postgres => {
