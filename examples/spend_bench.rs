@@ -18,9 +18,9 @@
 //! It prints throughput, p50/p99/p999 latency and the ratio to the raw
 //! baseline; the server's cold start to ready, idle and peak memory; CPU
 //! per spend of the server, of this driver, of the whole machine and (on a
-//! local PostgreSQL) of the database server; and ends each case by checking that the number of CHARGED answers equals the
-//! number of SPEND rows and that the ledger invariant holds for every
-//! wallet.
+//! local PostgreSQL) of the database server; and ends each case by
+//! checking that the number of CHARGED answers equals the number of SPEND
+//! rows and that the ledger invariant holds for every wallet.
 //!
 //! ```sh
 //! cargo build --release && cargo run --release --example spend_bench
