@@ -678,3 +678,59 @@ impl Batch {
         Ok(Written { rows, events })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use crate::config::DATABASE_ACQUIRE_TIMEOUT_DEFAULT;
+    use crate::domain::clock::ManualClock;
+    use crate::events::EventBus;
+
+    /// Threads of this process named as the workers' thread (no other unit
+    /// test starts one).
+    fn worker_threads() -> usize {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+            .filter(|name| name.trim() == "spend-batches")
+            .count()
+    }
+
+    /// The workers' thread lives while any handle to the service does, and
+    /// ends with the last one (a server, or a test app, leaks no thread or
+    /// pool when it is dropped).
+    #[tokio::test]
+    async fn the_workers_thread_ends_with_the_last_handle() {
+        let directory = tempfile::tempdir().unwrap();
+        let config = DatabaseConfig {
+            url: format!(
+                "sqlite://{}?mode=rwc",
+                directory.path().join("credits.db").display()
+            ),
+            schema: None,
+            max_connections: 2,
+            acquire_timeout: DATABASE_ACQUIRE_TIMEOUT_DEFAULT,
+        };
+        let db = store::connect_and_migrate(&config).await.unwrap();
+        let clock = Arc::new(ManualClock::new(Utc::now()));
+        let ledger = Ledger::new(db, clock, EventBus::default())
+            .with_group_commit(GroupCommitSettings::default(), &config)
+            .await
+            .unwrap();
+        assert_eq!(worker_threads(), 1);
+
+        let handle = ledger.clone();
+        drop(ledger);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(worker_threads(), 1, "a clone still routes spends to the workers");
+
+        drop(handle);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while worker_threads() > 0 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(worker_threads(), 0, "the workers' thread ended");
+    }
+}
