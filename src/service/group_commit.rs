@@ -153,7 +153,7 @@ impl Ledger {
                     }
                 };
                 runtime.block_on(async move {
-                    let db = match store::connect(&config).await {
+                    let db = match store::open_pool(&config).await {
                         Ok(db) => db,
                         Err(error) => {
                             let _ = ready.send(Err(error.context("opening the spend batches' pool")));

@@ -76,6 +76,25 @@ pub async fn connect_and_migrate(config: &DatabaseConfig) -> anyhow::Result<Data
 /// Opens the pool and creates the PostgreSQL schema when one is configured;
 /// migrates nothing.
 pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<DatabaseConnection> {
+    if let Some(schema) = &config.schema {
+        let bootstrap = Database::connect(config.url.clone())
+            .await
+            .context("connecting to the database to create DATABASE_SCHEMA")?;
+        bootstrap
+            .execute_unprepared(&format!(
+                "CREATE SCHEMA IF NOT EXISTS \"{}\"",
+                schema.replace('"', "")
+            ))
+            .await
+            .context("creating DATABASE_SCHEMA")?;
+        bootstrap.close().await.ok();
+    }
+    open_pool(config).await
+}
+
+/// Opens another pool on a database that [`connect`] has already prepared
+/// (its schema exists).
+pub async fn open_pool(config: &DatabaseConfig) -> anyhow::Result<DatabaseConnection> {
     let mut options = ConnectOptions::new(config.url.clone());
     options
         .max_connections(config.max_connections)
@@ -97,17 +116,6 @@ pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<DatabaseConnecti
                 .pragma("wal_autocheckpoint", SQLITE_AUTOCHECKPOINT_PAGES.to_string())
         });
     if let Some(schema) = &config.schema {
-        let bootstrap = Database::connect(config.url.clone())
-            .await
-            .context("connecting to the database to create DATABASE_SCHEMA")?;
-        bootstrap
-            .execute_unprepared(&format!(
-                "CREATE SCHEMA IF NOT EXISTS \"{}\"",
-                schema.replace('"', "")
-            ))
-            .await
-            .context("creating DATABASE_SCHEMA")?;
-        bootstrap.close().await.ok();
         options.set_schema_search_path(schema.clone());
     }
     Database::connect(options)
