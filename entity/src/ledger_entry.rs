@@ -22,6 +22,10 @@ pub struct Model {
     pub allocation_after_credits: i64,
     pub purchased_after_credits: i64,
     pub bonus_after_credits: i64,
+    /// The identity of the request that bound `idempotency_key` (action and
+    /// reference for a spend, the pack for a top-up): a repeat carries the
+    /// same, a conflicting reuse does not.
+    pub idempotency_fingerprint: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

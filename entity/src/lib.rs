@@ -6,7 +6,6 @@
 
 pub mod action_cost;
 pub mod credit_grant;
-pub mod idempotency_record;
 pub mod ledger_entry;
 pub mod ledger_entry_grant;
 pub mod low_balance_alert;

@@ -1,6 +1,5 @@
 pub use super::action_cost::Entity as ActionCost;
 pub use super::credit_grant::Entity as CreditGrant;
-pub use super::idempotency_record::Entity as IdempotencyRecord;
 pub use super::ledger_entry::Entity as LedgerEntry;
 pub use super::ledger_entry_grant::Entity as LedgerEntryGrant;
 pub use super::low_balance_alert::Entity as LowBalanceAlert;

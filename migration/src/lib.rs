@@ -7,6 +7,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261125_000001_create_ledger;
 mod m20261125_000002_seed_catalogue;
 mod m20261125_000003_add_low_balance_and_splits;
+mod m20261130_000004_keys_on_ledger_rows;
 
 /// Every migration, in the order it runs.
 pub struct Migrator;
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_create_ledger::Migration),
             Box::new(m20261125_000002_seed_catalogue::Migration),
             Box::new(m20261125_000003_add_low_balance_and_splits::Migration),
+            Box::new(m20261130_000004_keys_on_ledger_rows::Migration),
         ]
     }
 }

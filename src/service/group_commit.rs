@@ -35,7 +35,7 @@ use sea_orm::{Set, TransactionTrait};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot};
 
 use super::period::period_state;
-use super::spend::{SPEND_SCOPE, conflict, suggestion};
+use super::spend::{conflict, suggestion};
 use super::{
     BalanceView, Ledger, SpendRequest, SpendResult, TransactionView, check_heads, low_balance_step, spendable,
 };
@@ -46,7 +46,7 @@ use crate::domain::settlement::{is_grant_due, renewal_due};
 use crate::domain::spend::{SpendDecision, SpendOutcome, decide_spend, spend_fingerprint};
 use crate::error::{AppError, AppResult};
 use crate::events::{BalanceEvent, EventKind};
-use crate::store::batch::{NewRow, RowKey, RowMove, SpendWrites};
+use crate::store::batch::{NewRow, RowMove, SpendWrites};
 use crate::store::{self, db_error};
 
 /// Spends queued or in a batch, per worker; beyond this, callers wait to
@@ -398,9 +398,7 @@ impl Ledger {
                 )
             })
             .collect();
-        let reads = store::batch::read_spends(&txn, SPEND_SCOPE, &keys)
-            .await
-            .map_err(db_error)?;
+        let reads = store::batch::read_spends(&txn, &keys).await.map_err(db_error)?;
         let mut grants: HashMap<i64, Vec<credit_grant::Model>> = HashMap::new();
         for grant in reads.grants {
             grants.entry(grant.wallet_id).or_default().push(grant);
@@ -417,17 +415,19 @@ impl Ledger {
                 || grants.iter().any(|grant| is_grant_due(grant.expires_at, now));
             states.insert(wallet.workspace_id.clone(), Charging::new(wallet, grants, due));
         }
-        let stored: HashMap<i64, ledger_entry::Model> =
-            reads.entries.into_iter().map(|entry| (entry.id, entry)).collect();
-        for record in reads.keys {
-            if let Some(state) = states
-                .values_mut()
-                .find(|state| state.wallet.id == record.wallet_id)
-            {
-                state.keys.insert(
-                    record.key,
-                    (record.fingerprint, Bound::Stored(record.ledger_entry_id)),
-                );
+        let workspaces: HashMap<i64, String> = states
+            .values()
+            .map(|state| (state.wallet.id, state.wallet.workspace_id.clone()))
+            .collect();
+        let mut stored: HashMap<i64, ledger_entry::Model> = HashMap::new();
+        for entry in reads.bound {
+            let state = workspaces
+                .get(&entry.wallet_id)
+                .and_then(|workspace_id| states.get_mut(workspace_id));
+            if let (Some(state), Some(key)) = (state, entry.idempotency_key.clone()) {
+                let fingerprint = entry.idempotency_fingerprint.clone().unwrap_or_default();
+                state.keys.insert(key, (fingerprint, Bound::Stored(entry.id)));
+                stored.insert(entry.id, entry);
             }
         }
 
@@ -547,8 +547,6 @@ struct Batch {
     rows: Vec<NewRow>,
     /// Per row: its grant moves (grant id, signed credits).
     moves: Vec<Vec<(i64, i64)>>,
-    /// Per key: (row, fingerprint).
-    keys: Vec<(usize, String)>,
     alerts: Vec<low_balance_alert::ActiveModel>,
     /// Ledger rows and alerts, in the order their events are published.
     events: Vec<EventDraft>,
@@ -639,11 +637,11 @@ impl Charging {
             action: Some(request.action.as_str()),
             actor: scope.actor().to_owned(),
             idempotency_key: Some(key.to_owned()),
+            idempotency_fingerprint: Some(fingerprint.clone()),
         });
         batch
             .moves
             .push(burns.iter().map(|burn| (burn.grant_id, -burn.credits)).collect());
-        batch.keys.push((row, fingerprint.clone()));
         batch.events.push(EventDraft::Row(row));
         self.keys.insert(key.to_owned(), (fingerprint, Bound::New(row)));
         Ok(self.pending(SpendOutcome::Charged, Some(Bound::New(row)), cost))
@@ -672,7 +670,7 @@ impl Charging {
 }
 
 impl Batch {
-    /// Writes the rows, their grant moves, the grants, the keys, the alerts
+    /// Writes the rows (each with its key), their grant moves, the grants, the alerts
     /// and the changed wallet heads (guarded), and notifies other instances.
     async fn write(
         self,
@@ -701,15 +699,6 @@ impl Batch {
         }
         writes.deltas = deltas.into_iter().collect();
         writes.deltas.sort_unstable();
-        for (row, fingerprint) in self.keys {
-            let row = &self.rows[row];
-            writes.keys.push(RowKey {
-                wallet_id: row.wallet_id,
-                sequence: row.sequence,
-                key: row.idempotency_key.clone().unwrap_or_default(),
-                fingerprint,
-            });
-        }
         let mut workspaces: HashMap<i64, String> = HashMap::new();
         for state in states.into_values() {
             workspaces.insert(state.wallet.id, state.wallet.workspace_id.clone());
@@ -727,7 +716,7 @@ impl Batch {
         writes.rows = self.rows;
         let heads = writes.heads.clone();
         let mut stored: HashMap<(i64, i64), ledger_entry::Model> =
-            store::batch::write_spends(txn, SPEND_SCOPE, notify_channel, writes, now)
+            store::batch::write_spends(txn, notify_channel, writes, now)
                 .await
                 .map_err(db_error)?
                 .into_iter()

@@ -248,7 +248,7 @@ impl LockedWallet {
                         action: None,
                         reference: Some(expiry_reference(&grant.source, grant.id)),
                         actor: "system".to_owned(),
-                        idempotency_key: None,
+                        idempotency: None,
                         reverses_entry_id: None,
                         grant_moves: vec![(grant.id, -grant.remaining_credits)],
                     },

@@ -73,7 +73,7 @@ impl LockedWallet {
                 action: None,
                 reference: Some(reference),
                 actor: actor.to_owned(),
-                idempotency_key: None,
+                idempotency: None,
                 reverses_entry_id: None,
                 grant_moves: vec![(grant_id, credits)],
             },

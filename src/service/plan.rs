@@ -141,7 +141,7 @@ impl Ledger {
                                 action: None,
                                 reference: Some(reference),
                                 actor: scope.actor().to_owned(),
-                                idempotency_key: None,
+                                idempotency: None,
                                 reverses_entry_id: None,
                                 grant_moves: vec![(grant_id, raise)],
                             },

@@ -10,10 +10,8 @@ use crate::domain::catalogue::{Action, LedgerKind, PackOffer, smallest_pack_resu
 use crate::domain::ids::IdempotencyKey;
 use crate::domain::spend::{SpendDecision, SpendOutcome, decide_spend, spend_fingerprint};
 use crate::error::{AppError, AppResult};
-use crate::store::{self, db_error, ledger::EntryDraft};
-
-/// The idempotency scope of spends.
-pub(crate) const SPEND_SCOPE: &str = "SPEND";
+use crate::store::ledger::{EntryDraft, KeyBinding};
+use crate::store::{self, db_error};
 
 /// A validated spend request.
 #[derive(Debug, Clone)]
@@ -98,22 +96,18 @@ impl Ledger {
             .ok_or_else(|| AppError::Internal(anyhow::anyhow!("no cost for {}", request.action)))?
             .credits;
 
-        if let Some(record) = store::ledger::find_idempotency(
+        if let Some(original) = store::ledger::keyed_entry(
             &locked.txn,
             locked.wallet.id,
-            SPEND_SCOPE,
+            LedgerKind::Spend,
             request.idempotency_key.as_str(),
         )
         .await
         .map_err(db_error)?
         {
-            if record.fingerprint != fingerprint {
+            if original.idempotency_fingerprint.as_deref() != Some(fingerprint.as_str()) {
                 return Err(conflict());
             }
-            let original = store::ledger::entry(&locked.txn, record.ledger_entry_id)
-                .await
-                .map_err(db_error)?
-                .ok_or_else(|| AppError::Internal(anyhow::anyhow!("idempotency record without its row")))?;
             locked.settle(now).await?;
             let balance = locked.balance();
             let next_reset_at = locked.wallet.period_end_at;
@@ -157,24 +151,16 @@ impl Ledger {
                             action: Some(request.action),
                             reference: request.reference.clone(),
                             actor: scope.actor().to_owned(),
-                            idempotency_key: Some(request.idempotency_key.as_str().to_owned()),
+                            idempotency: Some(KeyBinding {
+                                key: request.idempotency_key.as_str().to_owned(),
+                                fingerprint,
+                            }),
                             reverses_entry_id: None,
                             grant_moves,
                         },
                         now,
                     )
                     .await?;
-                store::ledger::insert_idempotency(
-                    &locked.txn,
-                    locked.wallet.id,
-                    SPEND_SCOPE,
-                    request.idempotency_key.as_str(),
-                    &fingerprint,
-                    entry.id,
-                    now,
-                )
-                .await
-                .map_err(db_error)?;
                 let balance = locked.balance();
                 let next_reset_at = locked.wallet.period_end_at;
                 self.finish(locked, now).await?;

@@ -234,6 +234,7 @@ async fn write_batch(
                 action: None,
                 actor: "system".to_owned(),
                 idempotency_key: None,
+                idempotency_fingerprint: None,
             });
         }
     }

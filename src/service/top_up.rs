@@ -6,10 +6,8 @@ use crate::auth::WalletScope;
 use crate::domain::catalogue::{GrantSource, LedgerKind, PackCode};
 use crate::domain::ids::IdempotencyKey;
 use crate::error::{AppError, AppResult};
-use crate::store::{self, db_error, ledger::EntryDraft, ledger::NewGrant};
-
-/// The idempotency scope of top-ups (keys are payment references).
-const TOP_UP_SCOPE: &str = "TOP_UP";
+use crate::store::ledger::{EntryDraft, KeyBinding, NewGrant};
+use crate::store::{self, db_error};
 
 /// A validated top-up request.
 #[derive(Debug, Clone)]
@@ -52,20 +50,16 @@ impl Ledger {
         let key = request.payment_reference.as_str();
         let fingerprint = request.pack.as_str();
         locked.settle(now).await?;
-        if let Some(record) =
-            store::ledger::find_idempotency(&locked.txn, locked.wallet.id, TOP_UP_SCOPE, key)
+        if let Some(original) =
+            store::ledger::keyed_entry(&locked.txn, locked.wallet.id, LedgerKind::TopUp, key)
                 .await
                 .map_err(db_error)?
         {
-            if record.fingerprint != fingerprint {
+            if original.idempotency_fingerprint.as_deref() != Some(fingerprint) {
                 return Err(AppError::IdempotencyConflict(
                     "paymentReference was already used for a different pack".to_owned(),
                 ));
             }
-            let original = store::ledger::entry(&locked.txn, record.ledger_entry_id)
-                .await
-                .map_err(db_error)?
-                .ok_or_else(|| AppError::Internal(anyhow::anyhow!("idempotency record without its row")))?;
             let balance = locked.balance();
             self.finish(locked, now).await?;
             return Ok(TopUpResult {
@@ -98,24 +92,16 @@ impl Ledger {
                     action: None,
                     reference: Some(key.to_owned()),
                     actor: scope.actor().to_owned(),
-                    idempotency_key: Some(key.to_owned()),
+                    idempotency: Some(KeyBinding {
+                        key: key.to_owned(),
+                        fingerprint: fingerprint.to_owned(),
+                    }),
                     reverses_entry_id: None,
                     grant_moves: vec![(grant_id, pack.credits)],
                 },
                 now,
             )
             .await?;
-        store::ledger::insert_idempotency(
-            &locked.txn,
-            locked.wallet.id,
-            TOP_UP_SCOPE,
-            key,
-            fingerprint,
-            entry.id,
-            now,
-        )
-        .await
-        .map_err(db_error)?;
         let balance = locked.balance();
         self.finish(locked, now).await?;
         Ok(TopUpResult {

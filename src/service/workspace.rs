@@ -89,7 +89,7 @@ impl Ledger {
                         action: None,
                         reference: Some("trial:PRO_TRIAL".to_owned()),
                         actor: scope.actor().to_owned(),
-                        idempotency_key: None,
+                        idempotency: None,
                         reverses_entry_id: None,
                         grant_moves: vec![(grant_id, trial_credits)],
                     },

@@ -5,10 +5,7 @@
 //! them, and reads the batch under lock.
 
 use chrono::{DateTime, Utc};
-use entity::{
-    action_cost, credit_grant, idempotency_record, ledger_entry, ledger_entry_grant, low_balance_alert,
-    wallet,
-};
+use entity::{action_cost, credit_grant, ledger_entry, ledger_entry_grant, low_balance_alert, wallet};
 use sea_orm::sea_query::{Expr, LockBehavior, LockType, Query};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait, ExprTrait, FromQueryResult,
@@ -17,6 +14,7 @@ use sea_orm::{
 use serde::Serialize;
 
 use super::is_sqlite;
+use crate::domain::catalogue::LedgerKind;
 
 /// Locks and returns up to `limit` wallets due at `now`, after `after_id`.
 ///
@@ -135,6 +133,8 @@ pub struct NewRow {
     pub actor: String,
     /// The key that bound it, for spends.
     pub idempotency_key: Option<String>,
+    /// The identity of the request that bound the key.
+    pub idempotency_fingerprint: Option<String>,
 }
 
 /// A grant move of the sweep.
@@ -181,15 +181,15 @@ fn any_id(column: &str, ids: &str) -> String {
 fn insert_rows_sql(rows: &str, now: &str) -> String {
     format!(
         "INSERT INTO ledger_entry (wallet_id, sequence, kind, amount_credits, balance_after_credits, reference, \
-         action, actor, idempotency_key, created_at, allocation_after_credits, purchased_after_credits, \
-         bonus_after_credits) \
+         action, actor, idempotency_key, idempotency_fingerprint, created_at, allocation_after_credits, \
+         purchased_after_credits, bonus_after_credits) \
          SELECT x.wallet_id, x.sequence, x.kind, x.amount_credits, x.balance_after_credits, x.reference, \
-         x.action, x.actor, x.idempotency_key, {now}, x.allocation_after_credits, x.purchased_after_credits, \
-         x.bonus_after_credits \
+         x.action, x.actor, x.idempotency_key, x.idempotency_fingerprint, {now}, x.allocation_after_credits, \
+         x.purchased_after_credits, x.bonus_after_credits \
          FROM json_to_recordset({rows}::json) AS x(wallet_id bigint, sequence bigint, kind text, \
          amount_credits bigint, balance_after_credits bigint, allocation_after_credits bigint, \
          purchased_after_credits bigint, bonus_after_credits bigint, reference text, action text, \
-         actor text, idempotency_key text) \
+         actor text, idempotency_key text, idempotency_fingerprint text) \
          RETURNING *"
     )
 }
@@ -305,6 +305,7 @@ pub async fn insert_rows(
             reference: Set(row.reference),
             actor: Set(row.actor),
             idempotency_key: Set(row.idempotency_key),
+            idempotency_fingerprint: Set(row.idempotency_fingerprint),
             reverses_entry_id: Set(None),
             created_at: Set(now),
             allocation_after_credits: Set(row.allocation_after_credits),
@@ -355,8 +356,8 @@ async fn take_sqlite_write_lock(txn: &impl ConnectionTrait) -> Result<(), DbErr>
     Ok(())
 }
 
-/// SQLite: the idempotency records of `scope` among these (wallet id, key)
-/// pairs, each pair probed once on the keys' unique index.
+/// SQLite: the SPEND rows that these (wallet id, key) pairs bound, each
+/// pair probed once on the keys' unique index.
 ///
 /// The pairs are a `VALUES` list, `CROSS JOIN`ed so that SQLite keeps it
 /// as the outer loop. Written as `wallet_id IN (…) AND key IN (…)`, SQLite
@@ -364,11 +365,10 @@ async fn take_sqlite_write_lock(txn: &impl ConnectionTrait) -> Result<(), DbErr>
 /// spends over n wallets. On a copy of the benchmark's tables (10,000
 /// wallets, 60,000 keys): 35 pairs 729 µs against 45 µs, 256 pairs (a
 /// full batch) 31 ms against 0.29 ms.
-async fn find_keys(
+async fn keyed_spends(
     txn: &impl ConnectionTrait,
-    scope: &str,
     pairs: &[(i64, String)],
-) -> Result<Vec<idempotency_record::Model>, DbErr> {
+) -> Result<Vec<ledger_entry::Model>, DbErr> {
     let mut pairs: Vec<&(i64, String)> = pairs.iter().collect();
     pairs.sort_unstable();
     pairs.dedup();
@@ -380,27 +380,16 @@ async fn find_keys(
         values.push(Value::from(*wallet_id));
         values.push(Value::from(key.as_str()));
     }
-    values.push(Value::from(scope));
+    values.push(Value::from(LedgerKind::Spend.as_str()));
     let sql = format!(
         "WITH v(wallet_id, key) AS (VALUES {}) \
-         SELECT i.* FROM v CROSS JOIN idempotency_record i \
-         ON i.wallet_id = v.wallet_id AND i.scope = ? AND i.key = v.key",
+         SELECT e.* FROM v CROSS JOIN ledger_entry e \
+         ON e.wallet_id = v.wallet_id AND e.kind = ? AND e.idempotency_key = v.key",
         vec!["(?, ?)"; pairs.len()].join(", ")
     );
-    idempotency_record::Entity::find()
+    ledger_entry::Entity::find()
         .from_raw_sql(Statement::from_sql_and_values(DbBackend::Sqlite, sql, values))
         .all(txn)
-        .await
-}
-
-/// Ledger rows by id.
-async fn entries(db: &impl ConnectionTrait, ids: Vec<i64>) -> Result<Vec<ledger_entry::Model>, DbErr> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    ledger_entry::Entity::find()
-        .filter(ledger_entry::Column::Id.is_in(ids))
-        .all(db)
         .await
 }
 
@@ -411,10 +400,8 @@ pub struct SpendReads {
     pub wallets: Vec<wallet::Model>,
     /// Their live grants, in id order.
     pub grants: Vec<credit_grant::Model>,
-    /// The records of the keys asked for that are already bound.
-    pub keys: Vec<idempotency_record::Model>,
-    /// The rows those keys bound.
-    pub entries: Vec<ledger_entry::Model>,
+    /// The SPEND rows that keys asked for already bound.
+    pub bound: Vec<ledger_entry::Model>,
     /// The catalogue's action costs.
     pub costs: Vec<action_cost::Model>,
 }
@@ -430,13 +417,11 @@ pub struct SpendReads {
 /// zero, leaves a stale read showing that grant due, and a wallet with a
 /// due grant is left to the single-spend path, which reads under its lock.)
 /// Keys are probed one by one (`LATERAL … LIMIT 1`, all three columns of
-/// the unique index equal): the earlier `key IN (…)` beside
+/// the keys' unique index equal): the earlier `key IN (…)` beside
 /// `wallet_id IN (…)` was planned, before the table had statistics, as an
 /// index scan on the wallet alone with the keys as a filter over the
 /// wallet's whole history, so every batch of a busy wallet was slower than
-/// the one before. The rows of keys found (repeats only) are read apart,
-/// and only when there are some: a generic plan made while `ledger_entry`
-/// was small scanned the whole table for them.
+/// the one before.
 const SPEND_READS_SQL: &str = "\
     WITH w AS (SELECT * FROM wallet \
       WHERE workspace_id = ANY(ARRAY(SELECT json_array_elements_text($1::json))) ORDER BY id FOR UPDATE), \
@@ -444,13 +429,13 @@ const SPEND_READS_SQL: &str = "\
       WHERE workspace_id = ANY(ARRAY(SELECT json_array_elements_text($1::json)))), \
     k AS (SELECT r.* FROM json_to_recordset($2::json) AS x(workspace_id text, key text) \
       JOIN s ON s.workspace_id = x.workspace_id \
-      CROSS JOIN LATERAL (SELECT * FROM idempotency_record i \
-        WHERE i.wallet_id = s.id AND i.scope = $3 AND i.key = x.key LIMIT 1) AS r) \
+      CROSS JOIN LATERAL (SELECT * FROM ledger_entry e \
+        WHERE e.wallet_id = s.id AND e.kind = $3 AND e.idempotency_key = x.key LIMIT 1) AS r) \
     SELECT (SELECT COALESCE(json_agg(w ORDER BY w.id), '[]') FROM w)::text AS wallets, \
       (SELECT COALESCE(json_agg(s), '[]') FROM s)::text AS seen, \
       (SELECT COALESCE(json_agg(g ORDER BY g.id), '[]') FROM credit_grant g \
         WHERE g.wallet_id = ANY(ARRAY(SELECT id FROM s)) AND g.expired_at IS NULL)::text AS grants, \
-      (SELECT COALESCE(json_agg(k), '[]') FROM k)::text AS keys, \
+      (SELECT COALESCE(json_agg(k), '[]') FROM k)::text AS bound, \
       (SELECT COALESCE(json_agg(c), '[]') FROM action_cost c)::text AS costs";
 
 /// A wallet's sequence as the snapshot of [`SPEND_READS_SQL`] saw it.
@@ -462,18 +447,14 @@ struct Seen {
 
 /// Locks the wallets of the workspaces in these (workspace, key) pairs (in
 /// id order, so batches sharing wallets cannot deadlock) and reads, under
-/// those locks, their live grants, the bound records among the pairs'
-/// keys of `scope` and their rows, and the action costs.
+/// those locks, their live grants, the SPEND rows the pairs' keys already
+/// bound, and the action costs.
 ///
 /// PostgreSQL: one statement (see [`SPEND_READS_SQL`]), run a second time
 /// (the locks then held, its snapshot fresh) when a wallet changed between
 /// its snapshot and its lock. SQLite: one statement each, after taking the
 /// database's write lock.
-pub async fn read_spends(
-    txn: &impl ConnectionTrait,
-    scope: &str,
-    keys: &[(String, String)],
-) -> Result<SpendReads, DbErr> {
+pub async fn read_spends(txn: &impl ConnectionTrait, keys: &[(String, String)]) -> Result<SpendReads, DbErr> {
     let mut workspace_ids: Vec<&str> = keys
         .iter()
         .map(|(workspace_id, _)| workspace_id.as_str())
@@ -481,7 +462,7 @@ pub async fn read_spends(
     workspace_ids.sort_unstable();
     workspace_ids.dedup();
     if is_sqlite(txn) {
-        return read_spends_sqlite(txn, scope, workspace_ids, keys).await;
+        return read_spends_sqlite(txn, workspace_ids, keys).await;
     }
     #[derive(Serialize)]
     struct Key<'a> {
@@ -495,7 +476,11 @@ pub async fn read_spends(
     let statement = Statement::from_sql_and_values(
         DbBackend::Postgres,
         SPEND_READS_SQL,
-        [json(&workspace_ids)?, json(&keys)?, Value::from(scope)],
+        [
+            json(&workspace_ids)?,
+            json(&keys)?,
+            Value::from(LedgerKind::Spend.as_str()),
+        ],
     );
     for _ in 0..2 {
         let row = txn
@@ -506,8 +491,7 @@ pub async fn read_spends(
         let reads = SpendReads {
             wallets: from_json(&column("wallets")?)?,
             grants: from_json(&column("grants")?)?,
-            keys: from_json(&column("keys")?)?,
-            entries: Vec::new(),
+            bound: from_json(&column("bound")?)?,
             costs: from_json(&column("costs")?)?,
         };
         let seen: Vec<Seen> = from_json(&column("seen")?)?;
@@ -516,11 +500,7 @@ pub async fn read_spends(
                 .any(|seen| seen.id == wallet.id && seen.last_sequence == wallet.last_sequence)
         });
         if current {
-            let ids = reads.keys.iter().map(|record| record.ledger_entry_id).collect();
-            return Ok(SpendReads {
-                entries: entries(txn, ids).await?,
-                ..reads
-            });
+            return Ok(reads);
         }
     }
     Err(DbErr::Custom(
@@ -534,7 +514,6 @@ fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, DbErr> {
 
 async fn read_spends_sqlite(
     txn: &impl ConnectionTrait,
-    scope: &str,
     workspace_ids: Vec<&str>,
     keys: &[(String, String)],
 ) -> Result<SpendReads, DbErr> {
@@ -549,65 +528,14 @@ async fn read_spends_sqlite(
             Some((wallet.id, key.clone()))
         })
         .collect();
-    let keys = find_keys(txn, scope, &pairs).await?;
-    let entries = entries(txn, keys.iter().map(|record| record.ledger_entry_id).collect()).await?;
+    let bound = keyed_spends(txn, &pairs).await?;
     let costs = super::catalogue::action_costs(txn).await?;
     Ok(SpendReads {
         wallets,
         grants,
-        keys,
-        entries,
+        bound,
         costs,
     })
-}
-
-/// A key binding of the group commit.
-#[derive(Debug, Clone, Serialize)]
-pub struct NewKey {
-    /// The wallet.
-    pub wallet_id: i64,
-    /// The key.
-    pub key: String,
-    /// The request's identity.
-    pub fingerprint: String,
-    /// The row it charged.
-    pub ledger_entry_id: i64,
-}
-
-/// Binds many keys of `scope` at once.
-pub async fn insert_keys(
-    txn: &impl ConnectionTrait,
-    scope: &str,
-    keys: Vec<NewKey>,
-    now: DateTime<Utc>,
-) -> Result<(), DbErr> {
-    if keys.is_empty() {
-        return Ok(());
-    }
-    if is_sqlite(txn) {
-        let models = keys.into_iter().map(|key| idempotency_record::ActiveModel {
-            wallet_id: Set(key.wallet_id),
-            scope: Set(scope.to_owned()),
-            key: Set(key.key),
-            fingerprint: Set(key.fingerprint),
-            ledger_entry_id: Set(key.ledger_entry_id),
-            created_at: Set(now),
-            ..Default::default()
-        });
-        idempotency_record::Entity::insert_many(models)
-            .exec_without_returning(txn)
-            .await?;
-        return Ok(());
-    }
-    txn.execute_raw(Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        "INSERT INTO idempotency_record (wallet_id, scope, key, fingerprint, ledger_entry_id, created_at) \
-         SELECT x.wallet_id, $2, x.key, x.fingerprint, x.ledger_entry_id, $3 \
-         FROM json_to_recordset($1::json) AS x(wallet_id bigint, key text, fingerprint text, ledger_entry_id bigint)",
-        [json(&keys)?, Value::from(scope), Value::from(now)],
-    ))
-    .await?;
-    Ok(())
 }
 
 #[derive(Serialize)]
@@ -875,19 +803,6 @@ pub struct RowMove {
     pub amount_credits: i64,
 }
 
-/// A key bound to a row not yet written, named by (wallet, sequence).
-#[derive(Debug, Clone, Serialize)]
-pub struct RowKey {
-    /// The row's wallet.
-    pub wallet_id: i64,
-    /// The row's sequence.
-    pub sequence: i64,
-    /// The key.
-    pub key: String,
-    /// The request's identity.
-    pub fingerprint: String,
-}
-
 /// Everything a batch of spends writes.
 #[derive(Debug, Default)]
 pub struct SpendWrites {
@@ -897,8 +812,6 @@ pub struct SpendWrites {
     pub moves: Vec<RowMove>,
     /// Net change of each grant touched: (grant id, signed credits).
     pub deltas: Vec<(i64, i64)>,
-    /// The keys they bind (scope SPEND).
-    pub keys: Vec<RowKey>,
     /// Changed wallet heads, each with the sequence read under the lock.
     pub heads: Vec<(wallet::Model, i64)>,
     /// NOTIFY payloads for other instances (PostgreSQL).
@@ -913,13 +826,12 @@ pub struct SpendWrites {
 /// statement fails. SQLite: the same writes, one statement each.
 pub async fn write_spends(
     txn: &impl ConnectionTrait,
-    scope: &str,
     channel: &str,
     writes: SpendWrites,
     now: DateTime<Utc>,
 ) -> Result<Vec<ledger_entry::Model>, DbErr> {
     if is_sqlite(txn) {
-        return write_spends_sqlite(txn, scope, writes, now).await;
+        return write_spends_sqlite(txn, writes, now).await;
     }
     let heads: Vec<WalletHead<'_>> = writes
         .heads
@@ -950,23 +862,11 @@ pub async fn write_spends(
                    SELECT r.id, x.credit_grant_id, x.amount_credits \
                    FROM json_to_recordset($3::json) AS x(wallet_id bigint, sequence bigint, \
                    credit_grant_id bigint, amount_credits bigint) \
-                   JOIN r ON r.wallet_id = x.wallet_id AND r.sequence = x.sequence), \
-                 k AS ( \
-                   INSERT INTO idempotency_record (wallet_id, scope, key, fingerprint, ledger_entry_id, created_at) \
-                   SELECT r.wallet_id, $4, x.key, x.fingerprint, r.id, $1 \
-                   FROM json_to_recordset($5::json) AS x(wallet_id bigint, sequence bigint, key text, \
-                   fingerprint text) \
                    JOIN r ON r.wallet_id = x.wallet_id AND r.sequence = x.sequence) \
                  SELECT * FROM r",
                 insert_rows_sql("$2", "$1")
             ),
-            [
-                Value::from(now),
-                json(&writes.rows)?,
-                json(&writes.moves)?,
-                Value::from(scope),
-                json(&writes.keys)?,
-            ],
+            [Value::from(now), json(&writes.rows)?, json(&writes.moves)?],
         ))
         .await?;
     let saved = txn
@@ -1001,7 +901,6 @@ pub async fn write_spends(
 
 async fn write_spends_sqlite(
     txn: &impl ConnectionTrait,
-    scope: &str,
     writes: SpendWrites,
     now: DateTime<Utc>,
 ) -> Result<Vec<ledger_entry::Model>, DbErr> {
@@ -1026,19 +925,6 @@ async fn write_spends_sqlite(
         .collect::<Result<_, DbErr>>()?;
     insert_moves(txn, moves).await?;
     move_grants_sqlite(txn, &writes.deltas).await?;
-    let keys = writes
-        .keys
-        .into_iter()
-        .map(|key| {
-            Ok(NewKey {
-                wallet_id: key.wallet_id,
-                ledger_entry_id: id_of(key.wallet_id, key.sequence)?,
-                key: key.key,
-                fingerprint: key.fingerprint,
-            })
-        })
-        .collect::<Result<_, DbErr>>()?;
-    insert_keys(txn, scope, keys, now).await?;
     save_wallets(txn, &writes.heads, now).await?;
     Ok(stored)
 }

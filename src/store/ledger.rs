@@ -1,13 +1,11 @@
-//! Wallets, grants, ledger rows and idempotency records.
+//! Wallets, grants and ledger rows (with the idempotency keys they bound).
 //!
 //! Writers always start with [`lock_wallet`]: every change to a wallet, its
 //! grants and its ledger happens while holding that wallet's lock, so the
 //! decisions made in `domain` see a state nobody else is changing.
 
 use chrono::{DateTime, Utc};
-use entity::{
-    credit_grant, idempotency_record, ledger_entry, ledger_entry_grant, low_balance_alert, wallet, workspace,
-};
+use entity::{credit_grant, ledger_entry, ledger_entry_grant, low_balance_alert, wallet, workspace};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, ExprTrait, QueryFilter,
@@ -308,6 +306,16 @@ pub async fn close_grant(txn: &impl ConnectionTrait, grant_id: i64, now: DateTim
     Ok(())
 }
 
+/// An idempotency key and the identity of the request it binds, stored on
+/// the row that request wrote.
+#[derive(Debug, Clone)]
+pub struct KeyBinding {
+    /// The key.
+    pub key: String,
+    /// The request's identity (a repeat carries the same).
+    pub fingerprint: String,
+}
+
 /// A ledger row to append.
 #[derive(Debug, Clone)]
 pub struct EntryDraft {
@@ -321,8 +329,8 @@ pub struct EntryDraft {
     pub reference: Option<String>,
     /// Who caused it: the token's subject, or `system`.
     pub actor: String,
-    /// The key that bound it, if any.
-    pub idempotency_key: Option<String>,
+    /// The key it binds, if any.
+    pub idempotency: Option<KeyBinding>,
     /// The row it reverses, for reversals.
     pub reverses_entry_id: Option<i64>,
     /// How it moved each grant: (grant id, signed credits).
@@ -345,6 +353,10 @@ pub async fn append_entry(
     );
     wallet.balance_credits += draft.amount;
     wallet.last_sequence += 1;
+    let (idempotency_key, idempotency_fingerprint) = draft
+        .idempotency
+        .map(|binding| (binding.key, binding.fingerprint))
+        .unzip();
     let entry = ledger_entry::ActiveModel {
         wallet_id: Set(wallet.id),
         sequence: Set(wallet.last_sequence),
@@ -354,7 +366,8 @@ pub async fn append_entry(
         action: Set(draft.action.map(|action| action.as_str().to_owned())),
         reference: Set(draft.reference),
         actor: Set(draft.actor),
-        idempotency_key: Set(draft.idempotency_key),
+        idempotency_key: Set(idempotency_key),
+        idempotency_fingerprint: Set(idempotency_fingerprint),
         reverses_entry_id: Set(draft.reverses_entry_id),
         created_at: Set(now),
         allocation_after_credits: Set(split_after.allocation),
@@ -466,43 +479,20 @@ pub async fn net_spends(
         .await
 }
 
-/// The record a key left, if it bound a charge.
-pub async fn find_idempotency(
+/// The row of this kind that a key bound in this wallet, if any (one probe
+/// of the keys' unique index).
+pub async fn keyed_entry(
     db: &impl ConnectionTrait,
     wallet_id: i64,
-    scope: &str,
+    kind: LedgerKind,
     key: &str,
-) -> Result<Option<idempotency_record::Model>, DbErr> {
-    idempotency_record::Entity::find()
-        .filter(idempotency_record::Column::WalletId.eq(wallet_id))
-        .filter(idempotency_record::Column::Scope.eq(scope))
-        .filter(idempotency_record::Column::Key.eq(key))
+) -> Result<Option<ledger_entry::Model>, DbErr> {
+    ledger_entry::Entity::find()
+        .filter(ledger_entry::Column::WalletId.eq(wallet_id))
+        .filter(ledger_entry::Column::Kind.eq(kind.as_str()))
+        .filter(ledger_entry::Column::IdempotencyKey.eq(key))
         .one(db)
         .await
-}
-
-/// Binds a key to the row it charged.
-pub async fn insert_idempotency(
-    txn: &impl ConnectionTrait,
-    wallet_id: i64,
-    scope: &str,
-    key: &str,
-    fingerprint: &str,
-    ledger_entry_id: i64,
-    now: DateTime<Utc>,
-) -> Result<(), DbErr> {
-    idempotency_record::ActiveModel {
-        wallet_id: Set(wallet_id),
-        scope: Set(scope.to_owned()),
-        key: Set(key.to_owned()),
-        fingerprint: Set(fingerprint.to_owned()),
-        ledger_entry_id: Set(ledger_entry_id),
-        created_at: Set(now),
-        ..Default::default()
-    }
-    .insert(txn)
-    .await?;
-    Ok(())
 }
 
 /// One ledger row by id.

@@ -41,13 +41,26 @@ fn statuses(text: &str) -> Vec<(String, String)> {
 }
 
 async fn migrate_reports_reverts_and_reapplies(app: TestApp) {
+    // Keys bound before the last migration is reverted and applied again.
+    app.create_workspace("ws-keys").await;
+    let keyed = app.token("service", Some("ws-keys"));
+    let admin = app.token("admin", Some("ws-keys"));
+    assert_eq!(
+        app.spend_ok(&keyed, "TRIAGE", "kept-key").await["outcome"],
+        "CHARGED"
+    );
+    assert_eq!(
+        app.top_up(&admin, None, "PACK_100", "pay-kept").await.data()["purchaseTopUp"]["outcome"],
+        "APPLIED"
+    );
+
     let applied = statuses(&succeeded(&app.run_binary(&["migrate", "status"]).await));
-    assert_eq!(applied.len(), 3, "{applied:?}");
+    assert_eq!(applied.len(), 4, "{applied:?}");
     assert!(
         applied.iter().all(|(status, _)| status == "Applied"),
         "{applied:?}"
     );
-    assert!(applied[2].1.starts_with("m20261125_000003"), "{applied:?}");
+    assert!(applied[3].1.starts_with("m20261130_000004"), "{applied:?}");
 
     let after_down = statuses(&succeeded(
         &app.run_binary(&["migrate", "down", "--steps", "1"]).await,
@@ -57,20 +70,59 @@ async fn migrate_reports_reverts_and_reapplies(app: TestApp) {
             .iter()
             .map(|(status, _)| status.as_str())
             .collect::<Vec<_>>(),
-        ["Applied", "Applied", "Pending"]
+        ["Applied", "Applied", "Applied", "Pending"]
     );
-    let columns = app
-        .ledger
-        .db()
+    let db = app.ledger.db();
+    let column = db
         .query_all_raw(sea_orm::Statement::from_string(
-            app.ledger.db().get_database_backend(),
-            "SELECT bonus_after_credits FROM ledger_entry",
+            db.get_database_backend(),
+            "SELECT idempotency_fingerprint FROM ledger_entry",
         ))
         .await;
-    assert!(columns.is_err(), "the reverted migration's column is gone");
+    assert!(column.is_err(), "the reverted migration's column is gone");
+    let records = db
+        .query_all_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            "SELECT r.scope, r.key, r.fingerprint FROM idempotency_record r \
+             JOIN ledger_entry e ON e.id = r.ledger_entry_id \
+             WHERE e.idempotency_key = r.key ORDER BY r.id",
+        ))
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| {
+            let text = |column: &str| row.try_get::<String>("", column).unwrap();
+            [text("scope"), text("key"), text("fingerprint")]
+        })
+        .collect::<Vec<_>>();
+    assert_eq!(
+        records,
+        [
+            ["SPEND".to_owned(), "kept-key".to_owned(), "TRIAGE|0|".to_owned()],
+            ["TOP_UP".to_owned(), "pay-kept".to_owned(), "PACK_100".to_owned()],
+        ],
+        "the keys are back in their records, each beside its row"
+    );
 
     let after_up = statuses(&succeeded(&app.run_binary(&["migrate", "up"]).await));
     assert_eq!(after_up, applied);
+    // The keys moved back onto their rows still answer repeats and refuse
+    // conflicting reuses.
+    let repeat = app.spend_ok(&keyed, "TRIAGE", "kept-key").await;
+    assert_eq!(repeat["outcome"], "DUPLICATE");
+    assert_eq!(repeat["balance"]["total"], 299 + 100);
+    assert_eq!(
+        app.spend(&keyed, "SIDEKICK", "kept-key", None).await.code(),
+        "IDEMPOTENCY_CONFLICT"
+    );
+    assert_eq!(
+        app.top_up(&admin, None, "PACK_100", "pay-kept").await.data()["purchaseTopUp"]["outcome"],
+        "DUPLICATE"
+    );
+    assert_eq!(
+        app.top_up(&admin, None, "PACK_500", "pay-kept").await.code(),
+        "IDEMPOTENCY_CONFLICT"
+    );
     app.create_workspace("ws-migrated").await;
     let service = app.token("service", Some("ws-migrated"));
     let spent = app.spend_ok(&service, "TRIAGE", "after-migrations").await;

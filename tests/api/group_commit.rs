@@ -115,9 +115,8 @@ async fn stored(app: &TestApp) -> Vec<Value> {
             db.get_database_backend(),
             "SELECT w.workspace_id, e.sequence, e.kind, e.amount_credits, e.balance_after_credits, \
              e.allocation_after_credits, e.purchased_after_credits, e.bonus_after_credits, e.action, \
-             e.reference, e.actor, e.idempotency_key, \
+             e.reference, e.actor, e.idempotency_key, e.idempotency_fingerprint, \
              (SELECT COUNT(*) FROM ledger_entry_grant g WHERE g.ledger_entry_id = e.id) AS moves, \
-             (SELECT COUNT(*) FROM idempotency_record k WHERE k.ledger_entry_id = e.id) AS keys, \
              (SELECT COUNT(*) FROM low_balance_alert a WHERE a.wallet_id = w.id AND a.ledger_sequence = e.sequence) AS alerts \
              FROM ledger_entry e JOIN wallet w ON w.id = e.wallet_id ORDER BY w.workspace_id, e.sequence",
         ))
@@ -140,8 +139,8 @@ async fn stored(app: &TestApp) -> Vec<Value> {
                 text("reference"),
                 text("actor"),
                 text("idempotency_key"),
+                text("idempotency_fingerprint"),
                 int("moves"),
-                int("keys"),
                 int("alerts"),
             ])
         })
