@@ -1,6 +1,6 @@
 //! An idempotency key lives on the ledger row it bound: the row gains the
 //! request's fingerprint, and `(wallet_id, kind, idempotency_key)` is
-//! unique among keyed rows. The separate `idempotency_record` (one more
+//! unique. The separate `idempotency_record` (one more
 //! row, two more index entries and a foreign-key check per charge) goes,
 //! its fingerprints moved onto their rows.
 
@@ -10,9 +10,16 @@ use sea_orm_migration::{prelude::*, schema::*};
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
-/// Same statement on both backends (partial indexes included).
-const CREATE_KEY_INDEX: &str = "CREATE UNIQUE INDEX ledger_entry_key \
-     ON ledger_entry (wallet_id, kind, idempotency_key) WHERE idempotency_key IS NOT NULL";
+/// Rows without a key are NULL in it, and NULLs never collide. The wallet
+/// is indexed as `wallet_id + 0`, and every key probe says
+/// `wallet_id + 0 = …`, which no other index can serve. With the plain
+/// column, PostgreSQL's generic plan made while the table was nearly empty
+/// costed this index and `(wallet_id, created_at)` the same and kept the
+/// older one, probing a key by scanning its wallet's whole history: the
+/// hot-wallet benchmark fell from ~9,600 to 1,500–2,500 spends/s, slower
+/// with every run. The same statement on both backends.
+const CREATE_KEY_INDEX: &str =
+    "CREATE UNIQUE INDEX ledger_entry_key ON ledger_entry ((wallet_id + 0), kind, idempotency_key)";
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {

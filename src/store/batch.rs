@@ -356,8 +356,21 @@ async fn take_sqlite_write_lock(txn: &impl ConnectionTrait) -> Result<(), DbErr>
     Ok(())
 }
 
+/// SQLite: the statement of [`keyed_spends`] for `pairs` pairs (public so
+/// that a test can read its plan): parameters are each pair's wallet id
+/// and key, then the kind.
+pub fn sqlite_keyed_spends_sql(pairs: usize) -> String {
+    format!(
+        "WITH v(wallet_id, key) AS (VALUES {}) \
+         SELECT e.* FROM v CROSS JOIN ledger_entry e \
+         ON e.wallet_id + 0 = v.wallet_id AND e.kind = ? AND e.idempotency_key = v.key",
+        vec!["(?, ?)"; pairs].join(", ")
+    )
+}
+
 /// SQLite: the SPEND rows that these (wallet id, key) pairs bound, each
-/// pair probed once on the keys' unique index.
+/// pair probed once on the keys' unique index (on `wallet_id + 0`, see
+/// migration 4).
 ///
 /// The pairs are a `VALUES` list, `CROSS JOIN`ed so that SQLite keeps it
 /// as the outer loop. Written as `wallet_id IN (…) AND key IN (…)`, SQLite
@@ -381,14 +394,12 @@ async fn keyed_spends(
         values.push(Value::from(key.as_str()));
     }
     values.push(Value::from(LedgerKind::Spend.as_str()));
-    let sql = format!(
-        "WITH v(wallet_id, key) AS (VALUES {}) \
-         SELECT e.* FROM v CROSS JOIN ledger_entry e \
-         ON e.wallet_id = v.wallet_id AND e.kind = ? AND e.idempotency_key = v.key",
-        vec!["(?, ?)"; pairs.len()].join(", ")
-    );
     ledger_entry::Entity::find()
-        .from_raw_sql(Statement::from_sql_and_values(DbBackend::Sqlite, sql, values))
+        .from_raw_sql(Statement::from_sql_and_values(
+            DbBackend::Sqlite,
+            sqlite_keyed_spends_sql(pairs.len()),
+            values,
+        ))
         .all(txn)
         .await
 }
@@ -406,7 +417,9 @@ pub struct SpendReads {
     pub costs: Vec<action_cost::Model>,
 }
 
-/// PostgreSQL: everything a batch of spends reads, in one statement.
+/// PostgreSQL: everything a batch of spends reads, in one statement (public
+/// so that a test can read its plan). Parameters: the workspace ids and the
+/// (workspace_id, key) pairs, each as JSON text, then the kind.
 ///
 /// `w` locks the wallets (`FOR UPDATE`, in id order); the other parts read
 /// the statement's snapshot, taken before any wait for those locks. `seen`
@@ -417,12 +430,14 @@ pub struct SpendReads {
 /// zero, leaves a stale read showing that grant due, and a wallet with a
 /// due grant is left to the single-spend path, which reads under its lock.)
 /// Keys are probed one by one (`LATERAL … LIMIT 1`, all three columns of
-/// the keys' unique index equal): the earlier `key IN (…)` beside
+/// the keys' unique index equal; `wallet_id + 0` as that index has it, see
+/// migration 4, so that no other index on the wallet can be chosen instead):
+/// the earlier `key IN (…)` beside
 /// `wallet_id IN (…)` was planned, before the table had statistics, as an
 /// index scan on the wallet alone with the keys as a filter over the
 /// wallet's whole history, so every batch of a busy wallet was slower than
 /// the one before.
-const SPEND_READS_SQL: &str = "\
+pub const SPEND_READS_SQL: &str = "\
     WITH w AS (SELECT * FROM wallet \
       WHERE workspace_id = ANY(ARRAY(SELECT json_array_elements_text($1::json))) ORDER BY id FOR UPDATE), \
     s AS (SELECT id, workspace_id, last_sequence FROM wallet \
@@ -430,7 +445,7 @@ const SPEND_READS_SQL: &str = "\
     k AS (SELECT r.* FROM json_to_recordset($2::json) AS x(workspace_id text, key text) \
       JOIN s ON s.workspace_id = x.workspace_id \
       CROSS JOIN LATERAL (SELECT * FROM ledger_entry e \
-        WHERE e.wallet_id = s.id AND e.kind = $3 AND e.idempotency_key = x.key LIMIT 1) AS r) \
+        WHERE e.wallet_id + 0 = s.id AND e.kind = $3 AND e.idempotency_key = x.key LIMIT 1) AS r) \
     SELECT (SELECT COALESCE(json_agg(w ORDER BY w.id), '[]') FROM w)::text AS wallets, \
       (SELECT COALESCE(json_agg(s), '[]') FROM s)::text AS seen, \
       (SELECT COALESCE(json_agg(g ORDER BY g.id), '[]') FROM credit_grant g \

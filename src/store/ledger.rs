@@ -480,7 +480,8 @@ pub async fn net_spends(
 }
 
 /// The row of this kind that a key bound in this wallet, if any (one probe
-/// of the keys' unique index).
+/// of the keys' unique index, which has the wallet as `wallet_id + 0`: see
+/// migration 4).
 pub async fn keyed_entry(
     db: &impl ConnectionTrait,
     wallet_id: i64,
@@ -488,7 +489,7 @@ pub async fn keyed_entry(
     key: &str,
 ) -> Result<Option<ledger_entry::Model>, DbErr> {
     ledger_entry::Entity::find()
-        .filter(ledger_entry::Column::WalletId.eq(wallet_id))
+        .filter(Expr::cust("wallet_id + 0").eq(wallet_id))
         .filter(ledger_entry::Column::Kind.eq(kind.as_str()))
         .filter(ledger_entry::Column::IdempotencyKey.eq(key))
         .one(db)
