@@ -2,14 +2,13 @@
 //! one database transaction, so a burst costs one commit (one fsync) and a
 //! handful of set-based statements instead of a transaction each.
 //!
-//! The workers share one bounded queue. An idle worker takes every spend
-//! waiting (up to `max_batch`) but those of a wallet already in another
-//! worker's batch: a wallet is in one batch at a time, so its spends keep
-//! their order and a hot wallet's burst lands in one batch instead of
-//! several batches queueing on its row lock, while a spend over another
-//! wallet never waits behind a busy worker when another is idle. Only when
-//! a worker found company (so other callers are active) does it wait up to
-//! `window` for more. A lone spend is never delayed. Within a batch, decisions are made in arrival
+//! Each worker has its own bounded queue, and a wallet's spends always go
+//! to the same worker (by a hash of the workspace id), so a hot wallet's
+//! burst lands in one batch instead of several batches queueing on its row
+//! lock. A worker takes the first waiting spend and everything already
+//! queued behind it (up to `max_batch`); only when that found company (so
+//! other callers are active) does it wait up to `window` for more. A lone
+//! spend is never delayed. Within a batch, decisions are made in arrival
 //! order, each wallet's with exactly the rules of a single spend
 //! (`spend.rs`):
 //! idempotency first, then burn-down, all-or-nothing per spend, the
@@ -24,15 +23,15 @@
 //! nothing of it was written and each of its spends runs alone, so one
 //! caller's failure is never another's.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, SubsecRound, Utc};
 use entity::{credit_grant, ledger_entry, low_balance_alert, wallet};
 use sea_orm::{Set, TransactionTrait};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 use super::period::period_state;
 use super::spend::{conflict, suggestion};
@@ -49,8 +48,7 @@ use crate::events::{BalanceEvent, EventKind};
 use crate::store::batch::{NewRow, RowMove, SpendWrites};
 use crate::store::{self, db_error};
 
-/// Spends queued or in a batch, per worker; beyond this, callers wait to
-/// enqueue.
+/// Spends waiting for one worker; beyond this, callers wait to enqueue.
 const QUEUE_CAPACITY: usize = 1024;
 
 /// How spends are grouped.
@@ -88,136 +86,25 @@ struct SpendJob {
     scope: WalletScope,
     request: SpendRequest,
     reply: oneshot::Sender<AppResult<SpendResult>>,
-    /// Its place in the bounded queue, given back once it is answered.
-    _room: OwnedSemaphorePermit,
 }
 
-/// The spends waiting for a worker, shared by every worker.
-#[derive(Default)]
-struct Waiting {
-    jobs: VecDeque<SpendJob>,
-    /// Workspaces with spends in a batch now, each with the worker whose
-    /// batch it is: their later spends wait for that batch, in order.
-    in_flight: HashMap<String, usize>,
-    /// No service handle is left: workers end once `jobs` is empty.
-    closed: bool,
-}
-
-impl Waiting {
-    /// Takes, in arrival order, up to `limit` spends that `worker` may batch:
-    /// every spend whose wallet is in no other worker's batch. A wallet's
-    /// spends therefore stay in order, and a hot wallet is in one batch at a
-    /// time instead of several batches queueing on its row lock.
-    fn take(&mut self, worker: usize, limit: usize) -> Vec<SpendJob> {
-        let mut taken = Vec::new();
-        for job in std::mem::take(&mut self.jobs) {
-            let workspace = job.scope.workspace_id().as_str();
-            let free = self.in_flight.get(workspace).is_none_or(|owner| *owner == worker);
-            if free && taken.len() < limit {
-                self.in_flight.insert(workspace.to_owned(), worker);
-                taken.push(job);
-            } else {
-                self.jobs.push_back(job);
-            }
-        }
-        taken
-    }
-
-    /// `worker`'s batch is done: its wallets are free again.
-    fn finished(&mut self, worker: usize) {
-        self.in_flight.retain(|_, owner| *owner != worker);
-    }
-}
-
-/// The queue the workers share.
-struct Queue {
-    waiting: Mutex<Waiting>,
-    /// Wakes an idle worker: a spend it may take arrived, or the queue closed.
-    arrived: Notify,
-    /// Bounds the spends queued or in a batch; beyond it, callers wait.
-    room: Arc<Semaphore>,
-}
-
-impl Queue {
-    fn waiting(&self) -> std::sync::MutexGuard<'_, Waiting> {
-        // The lock guards no invariant a panic could break halfway.
-        self.waiting
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Queues a spend; gives it back if the queue is closed.
-    fn push(&self, job: SpendJob) -> Option<SpendJob> {
-        let mut waiting = self.waiting();
-        if waiting.closed {
-            return Some(job);
-        }
-        // A spend behind a batch in flight is taken by that batch's worker
-        // when it is done; no idle worker needs waking for it.
-        let wake = !waiting.in_flight.contains_key(job.scope.workspace_id().as_str());
-        waiting.jobs.push_back(job);
-        drop(waiting);
-        if wake {
-            self.arrived.notify_one();
-        }
-        None
-    }
-
-    /// `worker`'s next batch: the spends it may take now, waiting for the
-    /// first if there is none. Only when it found company (other callers
-    /// are active) does it wait up to `window` for more. `None` once the
-    /// queue is closed and empty.
-    async fn next_batch(&self, worker: usize, settings: GroupCommitSettings) -> Option<Vec<SpendJob>> {
-        let mut jobs = loop {
-            let arrived = self.arrived.notified();
-            tokio::pin!(arrived);
-            arrived.as_mut().enable();
-            {
-                let mut waiting = self.waiting();
-                let jobs = waiting.take(worker, settings.max_batch);
-                if !jobs.is_empty() {
-                    break jobs;
-                }
-                if waiting.closed && waiting.jobs.is_empty() {
-                    return None;
-                }
-            }
-            arrived.await;
-        };
-        if jobs.len() > 1 && !settings.window.is_zero() {
-            let deadline = tokio::time::Instant::now() + settings.window;
-            while jobs.len() < settings.max_batch {
-                let arrived = self.arrived.notified();
-                tokio::pin!(arrived);
-                arrived.as_mut().enable();
-                let limit = settings.max_batch - jobs.len();
-                jobs.extend(self.waiting().take(worker, limit));
-                if jobs.len() >= settings.max_batch
-                    || tokio::time::timeout_at(deadline, arrived).await.is_err()
-                {
-                    break;
-                }
-            }
-        }
-        Some(jobs)
-    }
-}
-
-/// The service's handle on the queue: the last one dropped closes it, and
-/// the workers (and their thread) end.
-struct QueueHandle(Arc<Queue>);
-
-impl Drop for QueueHandle {
-    fn drop(&mut self) {
-        self.0.waiting().closed = true;
-        self.0.arrived.notify_waiters();
-    }
-}
-
-/// The workers' queue. Cheap to clone.
+/// The workers' queues. Cheap to clone.
 #[derive(Clone)]
 pub(super) struct GroupCommit {
-    queue: Arc<QueueHandle>,
+    senders: Arc<Vec<mpsc::Sender<SpendJob>>>,
+}
+
+impl GroupCommit {
+    /// The queue of the worker that owns this workspace's wallet.
+    fn queue(&self, workspace_id: &str) -> &mpsc::Sender<SpendJob> {
+        // FNV-1a: stable, cheap, and well spread over short ids.
+        let hash = workspace_id
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+                (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+            });
+        &self.senders[(hash % self.senders.len() as u64) as usize]
+    }
 }
 
 impl Ledger {
@@ -293,19 +180,17 @@ impl Ledger {
         workers: usize,
         settings: GroupCommitSettings,
     ) -> (GroupCommit, Vec<tokio::task::JoinHandle<()>>) {
-        let queue = Arc::new(Queue {
-            waiting: Mutex::default(),
-            arrived: Notify::new(),
-            room: Arc::new(Semaphore::new(QUEUE_CAPACITY * workers)),
-        });
-        // The workers' own service has no handle on the queue: it would keep
-        // it open.
-        let handles = (0..workers)
-            .map(|worker| tokio::spawn(self.clone().run_worker(queue.clone(), worker, settings)))
-            .collect();
+        let mut senders = Vec::with_capacity(workers);
+        let mut handles = Vec::with_capacity(workers);
+        for _ in 0..workers {
+            let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
+            // The workers' own service has no queue: it would keep it open.
+            handles.push(tokio::spawn(self.clone().run_worker(receiver, settings)));
+            senders.push(sender);
+        }
         (
             GroupCommit {
-                queue: Arc::new(QueueHandle(queue)),
+                senders: Arc::new(senders),
             },
             handles,
         )
@@ -323,21 +208,14 @@ impl Ledger {
         scope: &WalletScope,
         request: SpendRequest,
     ) -> AppResult<SpendResult> {
-        let queue = &group.queue.0;
-        let room = queue
-            .room
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| AppError::Internal(anyhow::anyhow!("the spend queue is closed")))?;
         let (reply, answer) = oneshot::channel();
         let job = SpendJob {
             scope: scope.clone(),
             request,
             reply,
-            _room: room,
         };
-        if let Some(job) = queue.push(job) {
+        let queue = group.queue(job.scope.workspace_id().as_str());
+        if let Err(mpsc::error::SendError(job)) = queue.send(job).await {
             return self.spend_once(&job.scope, job.request).await;
         }
         answer
@@ -345,13 +223,34 @@ impl Ledger {
             .unwrap_or_else(|_| Err(AppError::Internal(anyhow::anyhow!("a spend batch was lost"))))
     }
 
-    async fn run_worker(self, queue: Arc<Queue>, worker: usize, settings: GroupCommitSettings) {
-        while let Some(jobs) = queue.next_batch(worker, settings).await {
+    async fn run_worker(self, mut receiver: mpsc::Receiver<SpendJob>, settings: GroupCommitSettings) {
+        loop {
+            let jobs = {
+                let Some(first) = receiver.recv().await else {
+                    return;
+                };
+                let mut jobs = vec![first];
+                while jobs.len() < settings.max_batch {
+                    match receiver.try_recv() {
+                        Ok(job) => jobs.push(job),
+                        Err(_) => break,
+                    }
+                }
+                if jobs.len() > 1 && !settings.window.is_zero() {
+                    let deadline = tokio::time::Instant::now() + settings.window;
+                    while jobs.len() < settings.max_batch {
+                        match tokio::time::timeout_at(deadline, receiver.recv()).await {
+                            Ok(Some(job)) => jobs.push(job),
+                            _ => break,
+                        }
+                    }
+                }
+                jobs
+            };
             self.metrics.spend_batch(jobs.len());
             // Its own task: a panic loses this batch's answers (its callers
             // get an internal error), not the worker.
             let _ = tokio::spawn(self.clone().spend_batch(jobs)).await;
-            queue.waiting().finished(worker);
         }
     }
 
@@ -775,103 +674,8 @@ mod tests {
 
     use super::*;
     use crate::config::DATABASE_ACQUIRE_TIMEOUT_DEFAULT;
-    use crate::domain::catalogue::Action;
     use crate::domain::clock::ManualClock;
-    use crate::domain::ids::{IdempotencyKey, WorkspaceId};
     use crate::events::EventBus;
-
-    fn job(workspace: &str, key: &str, room: &Arc<Semaphore>) -> SpendJob {
-        SpendJob {
-            scope: WalletScope::system(WorkspaceId::parse("workspaceId", workspace).unwrap()),
-            request: SpendRequest {
-                action: Action::Triage,
-                idempotency_key: IdempotencyKey::parse("idempotencyKey", key).unwrap(),
-                reference: None,
-            },
-            reply: oneshot::channel().0,
-            _room: room.clone().try_acquire_owned().unwrap(),
-        }
-    }
-
-    fn keys(jobs: &[SpendJob]) -> Vec<&str> {
-        jobs.iter()
-            .map(|job| job.request.idempotency_key.as_str())
-            .collect()
-    }
-
-    /// A wallet is in one batch at a time and its spends are taken in
-    /// arrival order; any idle worker takes the other wallets' spends.
-    #[test]
-    fn a_wallet_is_in_one_batch_at_a_time_in_order() {
-        let room = Arc::new(Semaphore::new(16));
-        let mut waiting = Waiting::default();
-        for (workspace, key) in [("a", "a1"), ("b", "b1"), ("a", "a2")] {
-            waiting.jobs.push_back(job(workspace, key, &room));
-        }
-        assert_eq!(keys(&waiting.take(0, 256)), ["a1", "b1", "a2"]);
-        for (workspace, key) in [("a", "a3"), ("c", "c1"), ("b", "b2"), ("a", "a4")] {
-            waiting.jobs.push_back(job(workspace, key, &room));
-        }
-        // Worker 0 is charging a and b: worker 1 takes only c.
-        assert_eq!(keys(&waiting.take(1, 256)), ["c1"]);
-        waiting.finished(0);
-        // a and b are free again, taken in order up to the batch's limit.
-        assert_eq!(keys(&waiting.take(1, 2)), ["a3", "b2"]);
-        // a4 waits for worker 1's batch, which holds a3.
-        assert!(waiting.take(0, 256).is_empty());
-        waiting.finished(1);
-        assert_eq!(keys(&waiting.take(0, 256)), ["a4"]);
-        assert!(waiting.jobs.is_empty());
-    }
-
-    /// A spend over another wallet goes to an idle worker at once instead of
-    /// waiting behind a busy one; the queue's last handle closes it, and an
-    /// idle worker then stops.
-    #[tokio::test]
-    async fn an_idle_worker_takes_what_a_busy_one_cannot() {
-        let queue = Arc::new(Queue {
-            waiting: Mutex::default(),
-            arrived: Notify::new(),
-            room: Arc::new(Semaphore::new(16)),
-        });
-        let settings = GroupCommitSettings::default();
-        let handle = QueueHandle(queue.clone());
-        assert!(queue.push(job("a", "a1", &queue.room)).is_none());
-        let busy = queue.next_batch(0, settings).await.unwrap();
-        assert_eq!(keys(&busy), ["a1"]);
-
-        let idle = tokio::spawn({
-            let queue = queue.clone();
-            async move { keys(&queue.next_batch(1, settings).await.unwrap()).join(",") }
-        });
-        // Worker 1 finds nothing it may take, and waits.
-        tokio::task::yield_now().await;
-        assert!(!idle.is_finished());
-        assert!(queue.push(job("a", "a2", &queue.room)).is_none());
-        assert!(queue.push(job("b", "b1", &queue.room)).is_none());
-        assert_eq!(idle.await.unwrap(), "b1", "b1 did not wait for worker 0, a2 did");
-
-        queue.waiting().finished(1);
-        let waiter = tokio::spawn({
-            let queue = queue.clone();
-            async move { queue.next_batch(1, settings).await.map(|jobs| jobs.len()) }
-        });
-        queue.waiting().finished(0);
-        assert_eq!(keys(&queue.next_batch(0, settings).await.unwrap()), ["a2"]);
-        drop(handle);
-        assert_eq!(
-            tokio::time::timeout(Duration::from_secs(5), waiter)
-                .await
-                .unwrap()
-                .unwrap(),
-            None,
-            "a closed, empty queue ends its workers"
-        );
-        assert!(
-            queue.push(job("c", "c1", &queue.room)).is_some(),
-            "a closed queue takes no spend"
-        );
-    }
 
     /// Threads of this process named as the workers' thread (no other unit
     /// test starts one).
