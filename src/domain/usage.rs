@@ -13,6 +13,24 @@ use super::catalogue::Action;
 
 /// Most buckets one usage query may return.
 pub const USAGE_BUCKETS_MAX: usize = 400;
+/// Earliest instant a time input may name (no ledger row is older).
+pub const TIME_MIN: &str = "1970-01-01T00:00:00Z";
+/// Latest instant a time input may name: every bucket and period
+/// computed from it stays far inside chrono's range.
+pub const TIME_MAX: &str = "9999-12-31T23:59:59Z";
+
+/// Checks that a time input lies in `[TIME_MIN, TIME_MAX]`: calendar
+/// arithmetic near chrono's own bounds (year ±262,142) would overflow.
+pub fn check_instant(field: &'static str, instant: DateTime<Utc>) -> Result<(), DomainError> {
+    let in_range = (1970..=9999).contains(&instant.year());
+    if !in_range {
+        return Err(DomainError::invalid(
+            field,
+            format!("must be between {TIME_MIN} and {TIME_MAX}"),
+        ));
+    }
+    Ok(())
+}
 
 /// A calendar bucket size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,17 +52,21 @@ pub fn bucket_start(instant: DateTime<Utc>, bucket: Bucket) -> DateTime<Utc> {
     let date = instant.date_naive();
     match bucket {
         Bucket::Day => midnight(date),
-        Bucket::Week => midnight(date - Days::new(u64::from(date.weekday().num_days_from_monday()))),
+        Bucket::Week => midnight(
+            date.checked_sub_days(Days::new(u64::from(date.weekday().num_days_from_monday())))
+                .unwrap_or(date),
+        ),
         Bucket::Month => midnight(date.with_day(1).unwrap_or(date)),
     }
 }
 
-/// The start of the bucket after the one starting at `start`.
-pub fn next_bucket(start: DateTime<Utc>, bucket: Bucket) -> DateTime<Utc> {
+/// The start of the bucket after the one starting at `start`; `None`
+/// past chrono's range (never for instants that passed [`check_instant`]).
+pub fn next_bucket(start: DateTime<Utc>, bucket: Bucket) -> Option<DateTime<Utc>> {
     match bucket {
-        Bucket::Day => start + Days::new(1),
-        Bucket::Week => start + Days::new(7),
-        Bucket::Month => start + Months::new(1),
+        Bucket::Day => start.checked_add_days(Days::new(1)),
+        Bucket::Week => start.checked_add_days(Days::new(7)),
+        Bucket::Month => start.checked_add_months(Months::new(1)),
     }
 }
 
@@ -61,6 +83,8 @@ pub struct UsageBucket {
 
 /// Checks a usage range: `from` before `to`, and not too many buckets.
 pub fn check_range(from: DateTime<Utc>, to: DateTime<Utc>, bucket: Bucket) -> Result<(), DomainError> {
+    check_instant("from", from)?;
+    check_instant("to", to)?;
     if from >= to {
         return Err(DomainError::invalid("from", "must be before to"));
     }
@@ -76,7 +100,8 @@ pub fn check_range(from: DateTime<Utc>, to: DateTime<Utc>, bucket: Bucket) -> Re
                 ),
             ));
         }
-        start = next_bucket(start, bucket);
+        start = next_bucket(start, bucket)
+            .ok_or_else(|| DomainError::invalid("to", format!("must be before {TIME_MAX}")))?;
     }
     Ok(())
 }
@@ -102,7 +127,10 @@ pub fn aggregate(
             .iter()
             .map(|action| (*action, totals.get(&(start, *action)).copied().unwrap_or(0)))
             .collect();
-        let end = next_bucket(start, bucket);
+        // check_range keeps every bucket inside chrono's range.
+        let Some(end) = next_bucket(start, bucket) else {
+            break;
+        };
         buckets.push(UsageBucket {
             start,
             end,
@@ -127,7 +155,8 @@ mod tests {
         assert_eq!(bucket_start(at(2, 1, 23), Bucket::Day), at(2, 1, 0));
         assert_eq!(bucket_start(at(2, 1, 23), Bucket::Week), at(1, 26, 0));
         assert_eq!(bucket_start(at(2, 1, 23), Bucket::Month), at(2, 1, 0));
-        assert_eq!(next_bucket(at(1, 1, 0), Bucket::Month), at(2, 1, 0));
+        assert_eq!(next_bucket(at(1, 1, 0), Bucket::Month), Some(at(2, 1, 0)));
+        assert_eq!(next_bucket(DateTime::<Utc>::MAX_UTC, Bucket::Day), None);
     }
 
     #[test]
@@ -159,6 +188,30 @@ mod tests {
         let months = aggregate(&spends, at(1, 1, 0), at(3, 1, 0), Bucket::Month);
         assert_eq!(months[0].credits_by_action[0], (Action::Triage, 2));
         assert_eq!(months[1].credits_by_action[0], (Action::Triage, 1));
+    }
+
+    #[test]
+    fn instants_near_chronos_bounds_are_refused_not_panicked_on() {
+        let far = |year: i32| Utc.with_ymd_and_hms(year, 12, 30, 0, 0, 0).unwrap();
+        for bucket in [Bucket::Day, Bucket::Week, Bucket::Month] {
+            for (from, to, field) in [
+                (far(262_142), DateTime::<Utc>::MAX_UTC, "from"),
+                (DateTime::<Utc>::MIN_UTC, at(1, 1, 0), "from"),
+                (far(9_999), far(10_000), "to"),
+                (far(1_969), at(1, 1, 0), "from"),
+            ] {
+                let refused = check_range(from, to, bucket).unwrap_err();
+                assert_eq!(
+                    refused,
+                    DomainError::invalid(field, format!("must be between {TIME_MIN} and {TIME_MAX}"))
+                );
+            }
+            // The last supported day still aggregates.
+            let last = Utc.with_ymd_and_hms(9_999, 12, 31, 0, 0, 0).unwrap();
+            let latest = Utc.with_ymd_and_hms(9_999, 12, 31, 23, 59, 59).unwrap();
+            assert_eq!(check_range(last, latest, bucket).err(), None);
+            assert_eq!(aggregate(&[], last, latest, bucket).len(), 1);
+        }
     }
 
     #[test]

@@ -21,7 +21,8 @@ use crate::domain::ids::WorkspaceId;
 use crate::error::AppError;
 use crate::service::Ledger;
 
-pub use limits::{QUERY_ALIASES_MAX, QUERY_FIELDS_MAX};
+pub use documents::parse as parse_document;
+pub use limits::{QUERY_ALIASES_MAX, QUERY_ERRORS_MAX, QUERY_FIELDS_MAX, QUERY_NESTING_MAX};
 pub use live::Live;
 pub use mutation::MutationRoot;
 pub use query::QueryRoot;
@@ -54,12 +55,12 @@ pub fn build_schema(ledger: Option<Ledger>, introspection: bool) -> AppSchema {
     let mut builder = Schema::build(QueryRoot::default(), MutationRoot::default(), SubscriptionRoot)
         .limit_depth(QUERY_DEPTH_MAX)
         .limit_complexity(QUERY_COMPLEXITY_MAX)
-        .extension(limits::QueryLimits { introspection })
+        // Outermost: every error is labelled and every panic caught.
         .extension(codes::ErrorCodes {
             metrics: ledger.as_ref().map(|ledger| ledger.metrics().clone()),
         })
-        // Innermost parse hook: the limits above still see every document.
-        .extension(documents::ParsedDocuments::default());
+        // Every document is checked before async-graphql parses it.
+        .extension(documents::Documents::new(introspection));
     if let Some(ledger) = ledger {
         builder = builder.data(ledger);
     }

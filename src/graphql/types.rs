@@ -478,6 +478,11 @@ fn transaction_query(
     };
     let before_sequence = after.as_deref().map(decode_cursor).transpose()?;
     let filter = filter.unwrap_or_default();
+    for (field, instant) in [("filter.from", filter.from), ("filter.to", filter.to)] {
+        if let Some(instant) = instant {
+            crate::domain::usage::check_instant(field, instant)?;
+        }
+    }
     if let (Some(from), Some(to)) = (filter.from, filter.to)
         && from > to
     {

@@ -180,7 +180,9 @@ async fn graphql_get(State(state): State<AppState>, request: Request) -> Respons
             Ok(request) => request.into_inner(),
             Err(rejection) => return rejection.into_response(),
         };
-    let is_mutation = async_graphql::parser::parse_query(&request.query).is_ok_and(|document| {
+    // A document that does not scan or parse is refused by the schema's
+    // own checks below, as over POST.
+    let is_mutation = crate::graphql::parse_document(&request.query).is_ok_and(|document| {
         document
             .operations
             .iter()

@@ -12,6 +12,7 @@ mod concurrency;
 mod crash;
 mod faults;
 mod group_commit;
+mod hostile;
 mod input;
 mod limits;
 mod metrics;

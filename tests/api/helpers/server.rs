@@ -83,6 +83,13 @@ impl RealServer {
         panic!("the server did not become ready");
     }
 
+    /// The process has not exited.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|child| child.try_wait().ok().flatten().is_none())
+    }
+
     /// `kill -9`: no shutdown, no drain.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {

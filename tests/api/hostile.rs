@@ -1,0 +1,267 @@
+//! Goal: no request of any size or shape crashes the server or holds a
+//! runtime thread: documents nested 2,000 and 100,000 levels deep (lists,
+//! input objects), fragment spreads that double on 25 and 30 levels,
+//! mutually recursive fragments, thousands of directives, and usage
+//! ranges at chrono's bounds are each refused within a second, and the
+//! same process answers afterwards.
+//! Method: the real binary (a debug build, whose stack frames are larger
+//! than release's, so a recursion that fits here fits there) on SQLite;
+//! each document goes over POST, GET and a WebSocket `subscribe`; after
+//! each, `/healthz` and a catalogue query must answer and the process
+//! must not have exited. The usage range runs in-process on both backends.
+
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use crate::both_backends;
+use crate::helpers::TestApp;
+use crate::helpers::server::RealServer;
+
+/// The longest a refusal may take.
+const REFUSAL_WITHIN: Duration = Duration::from_secs(1);
+
+fn nested_lists(levels: usize) -> String {
+    format!(
+        "{{ plans(x: {}1{}) {{ code }} }}",
+        "[".repeat(levels),
+        "]".repeat(levels)
+    )
+}
+
+fn nested_objects(levels: usize) -> String {
+    format!(
+        "{{ plans(x: {}1{}) {{ code }} }}",
+        "{a: ".repeat(levels),
+        "}".repeat(levels)
+    )
+}
+
+/// `{ ...L0 } fragment L0 { ...L1 ...L1 } … fragment L{levels} { __typename }`
+fn doubling_fragments(levels: usize) -> String {
+    let mut text = String::from("{ ...L0 }");
+    for level in 0..levels {
+        text += &format!(
+            " fragment L{level} on QueryRoot {{ ...L{next} ...L{next} }}",
+            next = level + 1
+        );
+    }
+    text + &format!(" fragment L{levels} on QueryRoot {{ __typename }}")
+}
+
+fn hostile_documents() -> Vec<(&'static str, String)> {
+    vec![
+        ("lists, 2,000 levels", nested_lists(2_000)),
+        ("lists, 100,000 levels", nested_lists(100_000)),
+        ("input objects, 2,000 levels", nested_objects(2_000)),
+        ("input objects, 100,000 levels", nested_objects(100_000)),
+        ("fragments doubling on 25 levels", doubling_fragments(25)),
+        ("fragments doubling on 30 levels", doubling_fragments(30)),
+        (
+            "fragments spreading each other",
+            "{ ...A } fragment A on QueryRoot { ...B __typename } fragment B on QueryRoot { ...A }"
+                .to_owned(),
+        ),
+        (
+            "5,000 directives",
+            format!("{{ __typename {} }}", "@skip(if: false) ".repeat(5_000)),
+        ),
+        (
+            "selection sets, 2,000 levels",
+            format!("{}{}", "{ a ".repeat(2_000), "}".repeat(2_000)),
+        ),
+    ]
+}
+
+/// The server's process is alive and answers.
+async fn still_answers(server: &mut RealServer, client: &reqwest::Client, after: &str) {
+    assert!(server.is_running(), "the server exited after {after}");
+    let health = client
+        .get(format!("{}/healthz", server.base))
+        .timeout(REFUSAL_WITHIN)
+        .send()
+        .await
+        .unwrap_or_else(|error| panic!("/healthz after {after}: {error}"));
+    assert_eq!(health.status(), 200, "/healthz after {after}");
+    let answer: Value = client
+        .post(format!("{}/graphql", server.base))
+        .json(&json!({ "query": "{ actionCosts { action } }" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        answer["data"]["actionCosts"].as_array().map(Vec::len),
+        Some(3),
+        "after {after}"
+    );
+}
+
+/// The first error's code of an answer's body.
+fn code(body: &Value) -> &str {
+    body["errors"][0]["extensions"]["code"].as_str().unwrap_or("")
+}
+
+async fn over_websocket(base: &str, token: &str, query: &str) -> Value {
+    let url = format!("{}/graphql", base.replacen("http", "ws", 1));
+    let mut request = url.into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", "graphql-transport-ws".parse().unwrap());
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let init =
+        json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {token}") } });
+    socket.send(Message::text(init.to_string())).await.unwrap();
+    let subscribe = json!({ "id": "1", "type": "subscribe", "payload": { "query": query } });
+    let mut sent = false;
+    loop {
+        let message = tokio::time::timeout(REFUSAL_WITHIN * 5, socket.next())
+            .await
+            .expect("an answer over the WebSocket")
+            .expect("the socket stays open")
+            .unwrap();
+        let Message::Text(text) = message else {
+            continue;
+        };
+        let value: Value = serde_json::from_str(&text).unwrap();
+        match value["type"].as_str() {
+            Some("connection_ack") if !sent => {
+                socket.send(Message::text(subscribe.to_string())).await.unwrap();
+                sent = true;
+            }
+            Some("error") => return json!({ "errors": value["payload"] }),
+            Some("next") => return value["payload"].clone(),
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_document_crashes_or_stalls_the_real_server() {
+    let mut server = RealServer::start(None).await;
+    let client = reqwest::Client::new();
+    server.create_acme().await;
+    let token = server.mint(&["--role", "agent", "--workspace", "acme"]);
+
+    for (name, document) in hostile_documents() {
+        // POST, no token: the refusal needs none.
+        let started = Instant::now();
+        let response = client
+            .post(format!("{}/graphql", server.base))
+            .json(&json!({ "query": document }))
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("POST {name}: {error}"));
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        // Past the body limit, the HTTP layer refuses before GraphQL does.
+        if status == 413 {
+            assert!(
+                document.len() > 256 * 1024,
+                "POST {name}: 413 for {} bytes",
+                document.len()
+            );
+            still_answers(&mut server, &client, &format!("POST {name}")).await;
+            continue;
+        }
+        let body: Value =
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("POST {name}: {status} {text}"));
+        assert!(
+            started.elapsed() < REFUSAL_WITHIN,
+            "POST {name} took {:?}",
+            started.elapsed()
+        );
+        assert!(status.as_u16() < 500, "POST {name}: {status}");
+        assert_eq!(code(&body), "BAD_USER_INPUT", "POST {name}: {body}");
+        still_answers(&mut server, &client, &format!("POST {name}")).await;
+
+        // GET: a URL this long is refused by the HTTP layer itself (414 or
+        // a closed connection); any shorter one must be a GraphQL refusal.
+        let started = Instant::now();
+        let response = client
+            .get(format!("{}/graphql", server.base))
+            .query(&[("query", document.as_str())])
+            .send()
+            .await;
+        assert!(
+            started.elapsed() < REFUSAL_WITHIN,
+            "GET {name} took {:?}",
+            started.elapsed()
+        );
+        if document.len() < 16 * 1024 {
+            let response = response.unwrap_or_else(|error| panic!("GET {name}: {error}"));
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(code(&body), "BAD_USER_INPUT", "GET {name}: {body}");
+        } else if let Ok(response) = response {
+            assert!(
+                response.status().is_client_error(),
+                "GET {name}: {}",
+                response.status()
+            );
+        }
+        still_answers(&mut server, &client, &format!("GET {name}")).await;
+
+        let started = Instant::now();
+        let answer = over_websocket(&server.base, &token, &document).await;
+        assert!(
+            started.elapsed() < REFUSAL_WITHIN,
+            "WebSocket {name} took {:?}",
+            started.elapsed()
+        );
+        assert_eq!(code(&answer), "BAD_USER_INPUT", "WebSocket {name}: {answer}");
+        still_answers(&mut server, &client, &format!("WebSocket {name}")).await;
+    }
+}
+
+/// Usage over ranges at chrono's bounds (where bucket arithmetic used to
+/// panic) is refused, for every bucket size, and in a transaction filter.
+async fn time_inputs_at_chronos_bounds_are_refused(app: TestApp) {
+    app.create_workspace("ws-far").await;
+    let agent = app.token("agent", Some("ws-far"));
+    for bucket in ["DAY", "WEEK", "MONTH"] {
+        for (from, to) in [
+            ("+262142-12-30T00:00:00Z", "+262142-12-31T23:59:59Z"),
+            ("-262143-01-01T00:00:00Z", "2026-01-01T00:00:00Z"),
+            ("9999-12-31T00:00:00Z", "+10000-01-01T00:00:00Z"),
+        ] {
+            let answer = app
+                .gql(
+                    Some(&agent),
+                    "query($from: DateTime!, $to: DateTime!, $bucket: UsageBucketSize!) { wallet { usage(from: $from, to: $to, bucket: $bucket) { total } } }",
+                    json!({ "from": from, "to": to, "bucket": bucket }),
+                )
+                .await;
+            assert_eq!(
+                answer.code(),
+                "BAD_USER_INPUT",
+                "{bucket} {from}..{to}: {}",
+                answer.body
+            );
+        }
+        let last_day = app
+            .gql(
+                Some(&agent),
+                "query($bucket: UsageBucketSize!) { wallet { usage(from: \"9999-12-31T00:00:00Z\", to: \"9999-12-31T23:59:59Z\", bucket: $bucket) { total } } }",
+                json!({ "bucket": bucket }),
+            )
+            .await;
+        assert_eq!(last_day.data()["wallet"]["usage"][0]["total"], 0);
+    }
+    let filtered = app
+        .gql(
+            Some(&agent),
+            "{ wallet { transactions(filter: {from: \"+262142-12-30T00:00:00Z\"}) { edges { node { id } } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(filtered.code(), "BAD_USER_INPUT", "{}", filtered.body);
+    let costs = app.gql(None, "{ actionCosts { action } }", json!({})).await;
+    assert_eq!(costs.data()["actionCosts"].as_array().unwrap().len(), 3);
+}
+
+both_backends!(time_inputs_at_chronos_bounds_are_refused);
