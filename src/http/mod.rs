@@ -7,6 +7,7 @@
 //! resolvers as [`Authentication`] in the request's data.
 
 mod export;
+mod protocol;
 mod ws;
 
 pub use ws::{WS_KEEPALIVE_DEFAULT, WsShared};
@@ -16,12 +17,13 @@ use std::time::Duration;
 
 use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::OperationType;
-use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
-use axum::extract::{FromRequest, FromRequestParts, Request, State, WebSocketUpgrade};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{FromRequestParts, Request, State, WebSocketUpgrade};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -70,11 +72,17 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/console", get(console))
+        // A panic outside GraphQL execution (which catches its own) is a
+        // 500 answer, never a dropped connection.
+        .layer(CatchPanicLayer::new())
         .layer(RequestBodyLimitLayer::new(REQUEST_BODY_MAX))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ))
+        // Outside every layer that answers on its own (404, 405, 408, 413,
+        // 500): those answers become GraphQL JSON errors too.
+        .layer(axum::middleware::from_fn(protocol::json_refusals))
         // One span per request; the path only (no query string, no headers,
         // so neither tokens nor variables reach the logs).
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
@@ -149,17 +157,49 @@ fn authenticate_token(verifier: &TokenVerifier, token: &str) -> Authentication {
     }
 }
 
-async fn graphql_post(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    request: GraphQLRequest,
-) -> GraphQLResponse {
+async fn graphql_post(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let media = match protocol::negotiate(&headers) {
+        Ok(media) => media,
+        Err(refused) => return refused,
+    };
+    if let Err(refused) = protocol::check_content_type(&headers) {
+        return refused;
+    }
+    let bytes = match axum::body::to_bytes(body, REQUEST_BODY_MAX).await {
+        Ok(bytes) => bytes,
+        Err(error) => return body_error(error),
+    };
+    let request = match protocol::read_post(&bytes) {
+        Ok(request) => request,
+        Err(refused) => return refused,
+    };
     let authentication = authenticate_headers(&state.verifier, &headers);
-    state
-        .schema
-        .execute(request.into_inner().data(authentication))
-        .await
-        .into()
+    protocol::answer(media, state.schema.execute(request.data(authentication)).await)
+}
+
+/// A body that could not be read: past the limit (413, and the connection
+/// is closed, as the rest of the body is never read), or cut short.
+fn body_error(error: axum::Error) -> Response {
+    let too_large = error
+        .into_inner()
+        .downcast_ref::<http_body_util::LengthLimitError>()
+        .is_some();
+    if !too_large {
+        return protocol::refusal(
+            StatusCode::BAD_REQUEST,
+            "BAD_USER_INPUT",
+            "the body could not be read",
+        );
+    }
+    let mut response = protocol::refusal(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "BAD_USER_INPUT",
+        format!("the body exceeds {REQUEST_BODY_MAX} bytes"),
+    );
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 /// GET serves both WebSocket upgrades and read-only queries.
@@ -172,30 +212,35 @@ async fn graphql_get(State(state): State<AppState>, request: Request) -> Respons
     if is_upgrade {
         return websocket(state, request).await;
     }
-    let authentication = authenticate_headers(&state.verifier, request.headers());
-    let request =
-        match GraphQLRequest::<async_graphql_axum::rejection::GraphQLRejection>::from_request(request, &())
-            .await
-        {
-            Ok(request) => request.into_inner(),
-            Err(rejection) => return rejection.into_response(),
-        };
+    let media = match protocol::negotiate(request.headers()) {
+        Ok(media) => media,
+        Err(refused) => return refused,
+    };
+    let graphql = match protocol::read_get(request.uri().query()) {
+        Ok(graphql) => graphql,
+        Err(refused) => return refused,
+    };
     // A document that does not scan or parse is refused by the schema's
     // own checks below, as over POST.
-    let is_mutation = crate::graphql::parse_document(&request.query).is_ok_and(|document| {
+    let is_mutation = crate::graphql::parse_document(&graphql.query).is_ok_and(|document| {
         document
             .operations
             .iter()
             .any(|(_, operation)| operation.node.ty != OperationType::Query)
     });
     if is_mutation {
-        let body = serde_json::json!({ "errors": [{
-            "message": "only queries may be sent with GET; send mutations with POST",
-            "extensions": { "code": "BAD_USER_INPUT" },
-        }] });
-        return (StatusCode::METHOD_NOT_ALLOWED, Json(body)).into_response();
+        let mut refused = protocol::refusal(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "BAD_USER_INPUT",
+            "only queries may be sent with GET; send mutations with POST",
+        );
+        refused
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return refused;
     }
-    GraphQLResponse::from(state.schema.execute(request.data(authentication)).await).into_response()
+    let authentication = authenticate_headers(&state.verifier, request.headers());
+    protocol::answer(media, state.schema.execute(graphql.data(authentication)).await)
 }
 
 async fn websocket(state: AppState, request: Request) -> Response {
@@ -209,7 +254,7 @@ async fn websocket(state: AppState, request: Request) -> Response {
         .any(|protocol| protocol.trim().eq_ignore_ascii_case(ws::WS_PROTOCOL));
     if !offered {
         let message = format!("Sec-WebSocket-Protocol must offer {}", ws::WS_PROTOCOL);
-        return (StatusCode::BAD_REQUEST, message).into_response();
+        return protocol::refusal(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", message);
     }
     let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
         Ok(upgrade) => upgrade,

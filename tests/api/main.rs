@@ -19,6 +19,7 @@ mod metrics;
 mod model;
 mod money;
 mod periods;
+mod protocol;
 mod schema;
 mod spend;
 mod subscriptions;
