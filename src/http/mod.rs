@@ -160,10 +160,10 @@ fn authenticate_token(verifier: &TokenVerifier, token: &str) -> Authentication {
 async fn graphql_post(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let media = match protocol::negotiate(&headers) {
         Ok(media) => media,
-        Err(refused) => return refused,
+        Err(refused) => return refused.into_response(),
     };
     if let Err(refused) = protocol::check_content_type(&headers) {
-        return refused;
+        return refused.into_response();
     }
     let bytes = match axum::body::to_bytes(body, REQUEST_BODY_MAX).await {
         Ok(bytes) => bytes,
@@ -171,7 +171,7 @@ async fn graphql_post(State(state): State<AppState>, headers: HeaderMap, body: B
     };
     let request = match protocol::read_post(&bytes) {
         Ok(request) => request,
-        Err(refused) => return refused,
+        Err(refused) => return refused.into_response(),
     };
     let authentication = authenticate_headers(&state.verifier, &headers);
     protocol::answer(media, state.schema.execute(request.data(authentication)).await)
@@ -214,11 +214,11 @@ async fn graphql_get(State(state): State<AppState>, request: Request) -> Respons
     }
     let media = match protocol::negotiate(request.headers()) {
         Ok(media) => media,
-        Err(refused) => return refused,
+        Err(refused) => return refused.into_response(),
     };
     let graphql = match protocol::read_get(request.uri().query()) {
         Ok(graphql) => graphql,
-        Err(refused) => return refused,
+        Err(refused) => return refused.into_response(),
     };
     // A document that does not scan or parse is refused by the schema's
     // own checks below, as over POST.

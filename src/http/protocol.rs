@@ -43,14 +43,30 @@ pub fn refusal(status: StatusCode, code: &str, message: impl Into<String>) -> Re
     response
 }
 
-fn bad_request(message: impl Into<String>) -> Response {
-    refusal(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", message)
+/// A refusal not yet rendered (small enough to travel in a `Result`).
+#[derive(Debug)]
+pub struct Refusal {
+    status: StatusCode,
+    message: String,
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        refusal(self.status, "BAD_USER_INPUT", self.message)
+    }
+}
+
+fn bad_request(message: impl Into<String>) -> Refusal {
+    Refusal {
+        status: StatusCode::BAD_REQUEST,
+        message: message.into(),
+    }
 }
 
 /// The media type `Accept` asks for: the first of ours it lists, with
 /// `*/*` and `application/*` meaning `application/json`; no `Accept` means
 /// `application/json`. Nothing acceptable: 406.
-pub fn negotiate(headers: &HeaderMap) -> Result<MediaType, Response> {
+pub fn negotiate(headers: &HeaderMap) -> Result<MediaType, Refusal> {
     let accepts: Vec<&str> = headers
         .get_all(header::ACCEPT)
         .iter()
@@ -73,21 +89,17 @@ pub fn negotiate(headers: &HeaderMap) -> Result<MediaType, Response> {
             return Ok(MediaType::Json);
         }
     }
-    Err(refusal(
-        StatusCode::NOT_ACCEPTABLE,
-        "BAD_USER_INPUT",
-        "Accept must allow application/graphql-response+json or application/json",
-    ))
+    Err(Refusal {
+        status: StatusCode::NOT_ACCEPTABLE,
+        message: "Accept must allow application/graphql-response+json or application/json".to_owned(),
+    })
 }
 
 /// Checks a POST's `Content-Type`: JSON, in UTF-8.
-pub fn check_content_type(headers: &HeaderMap) -> Result<(), Response> {
-    let unsupported = || {
-        refusal(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "BAD_USER_INPUT",
-            "Content-Type must be application/json",
-        )
+pub fn check_content_type(headers: &HeaderMap) -> Result<(), Refusal> {
+    let unsupported = || Refusal {
+        status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        message: "Content-Type must be application/json".to_owned(),
     };
     let value = headers
         .get(header::CONTENT_TYPE)
@@ -114,7 +126,7 @@ fn request_from(
     variables: Option<&Value>,
     operation_name: Option<&Value>,
     extensions: Option<&Value>,
-) -> Result<async_graphql::Request, Response> {
+) -> Result<async_graphql::Request, Refusal> {
     let mut checked = Map::new();
     match query {
         Some(Value::String(query)) => checked.insert("query".into(), Value::String(query.clone())),
@@ -141,7 +153,7 @@ fn request_from(
 
 /// Reads a POST's request from its body (already size-limited by the
 /// router, its content type checked): JSON, and each parameter's type.
-pub fn read_post(body: &Bytes) -> Result<async_graphql::Request, Response> {
+pub fn read_post(body: &Bytes) -> Result<async_graphql::Request, Refusal> {
     let value: Value = serde_json::from_slice(body).map_err(|error| {
         // serde_json's syntax messages name a line and column, never a type.
         bad_request(format!("the body is not valid JSON: {error}"))
@@ -169,7 +181,7 @@ pub fn read_post(body: &Bytes) -> Result<async_graphql::Request, Response> {
 
 /// Reads a GET's request from its query string; `variables` and
 /// `extensions` are JSON texts.
-pub fn read_get(raw_query: Option<&str>) -> Result<async_graphql::Request, Response> {
+pub fn read_get(raw_query: Option<&str>) -> Result<async_graphql::Request, Refusal> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw_query.unwrap_or(""))
         .map_err(|_| bad_request("the query string is not URL-encoded"))?;
     let mut parameters = Map::new();
@@ -355,7 +367,7 @@ mod tests {
             let read = check_content_type(&headers(&[(header::CONTENT_TYPE, content_type)]));
             assert_eq!(read.is_ok(), accepted, "{content_type}");
             if let Err(refused) = read {
-                assert_eq!(refused.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+                assert_eq!(refused.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
             }
         }
         assert!(check_content_type(&HeaderMap::new()).is_err());
@@ -377,11 +389,11 @@ mod tests {
             "{\"query\":\"{ a }\",\"extensions\":\"x\"}",
         ] {
             let refused = read_post(&Bytes::from(body)).expect_err(body);
-            assert_eq!(refused.status(), StatusCode::BAD_REQUEST, "{body}");
+            assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{body}");
         }
         for query in ["variables=%7Bx", "query=%7Ba%7D&variables=1", "query=a&query=b"] {
             let refused = read_get(Some(query)).expect_err(query);
-            assert_eq!(refused.status(), StatusCode::BAD_REQUEST, "{query}");
+            assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{query}");
         }
         assert!(read_get(Some("query=%7Ba%7D&variables=%7B%22x%22%3A1%7D&operationName=A")).is_ok());
     }
