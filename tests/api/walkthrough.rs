@@ -82,14 +82,21 @@ async fn postgres_the_readme_walkthrough_works_on_the_real_binary() {
 /// (`.ci/run` installs both). Without them it fails under CI and, elsewhere,
 /// says what is missing and passes without running.
 fn browser_ready(browser_dir: &Path) -> bool {
-    let chromium = std::env::var("CHROMIUM_PATH").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
+    node_ready(browser_dir, true)
+}
+
+/// The same, for the Node.js tests that need no browser when `chromium`
+/// is false.
+fn node_ready(browser_dir: &Path, chromium: bool) -> bool {
+    let chromium_path = std::env::var("CHROMIUM_PATH").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
     let missing: Vec<String> = [
         (
-            Path::new(&chromium).exists(),
-            format!("{chromium} (apt-get install chromium)"),
+            !chromium || Path::new(&chromium_path).exists(),
+            format!("{chromium_path} (apt-get install chromium)"),
         ),
         (
-            browser_dir.join("node_modules/playwright-core").exists(),
+            browser_dir.join("node_modules/playwright-core").exists()
+                && browser_dir.join("node_modules/graphql-http").exists(),
             "tests/browser/node_modules (npm ci --prefix tests/browser)".to_owned(),
         ),
     ]
@@ -101,9 +108,9 @@ fn browser_ready(browser_dir: &Path) -> bool {
     }
     assert!(
         std::env::var_os("CI").is_none(),
-        "the browser test cannot run under CI: missing {missing:?}"
+        "a Node.js test cannot run under CI: missing {missing:?}"
     );
-    eprintln!("browser test not run: missing {missing:?}");
+    eprintln!("Node.js test not run: missing {missing:?}");
     false
 }
 
@@ -144,5 +151,63 @@ async fn sqlite_the_console_page_updates_live_in_chromium() {
 async fn postgres_the_console_page_updates_live_in_chromium() {
     let database = postgres_database("console");
     console_in_chromium(Some(database.clone())).await;
+    drop_schema(&database.1).await;
+}
+
+/// The GraphQL over HTTP audit of graphql-http (npm), against the real
+/// binary: every MUST and every SHOULD passes (the README lists none that
+/// may fail), and the MAYs are printed.
+async fn graphql_over_http_audit(database: Option<(String, String)>) {
+    let browser_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    if !node_ready(&browser_dir, false) {
+        return;
+    }
+    let server = RealServer::start(database.as_ref()).await;
+    let url = format!("{}/graphql", server.base);
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .current_dir(&browser_dir)
+            .args(["audit.mjs", &url])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let results: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let musts = results
+        .iter()
+        .filter(|result| result["name"].as_str().unwrap().starts_with("MUST"))
+        .count();
+    assert!(musts >= 10, "the audit ran only {musts} MUST checks: {results:?}");
+    let failed: Vec<_> = results
+        .iter()
+        .filter(|result| {
+            let name = result["name"].as_str().unwrap();
+            result["status"] != "ok" && (name.starts_with("MUST") || name.starts_with("SHOULD"))
+        })
+        .collect();
+    assert!(failed.is_empty(), "failed audits: {failed:#?}");
+    for result in results.iter().filter(|result| result["status"] != "ok") {
+        eprintln!("MAY not met: {result}");
+    }
+}
+
+#[tokio::test]
+async fn sqlite_graphql_over_http_audit_passes() {
+    graphql_over_http_audit(None).await;
+}
+
+#[tokio::test]
+async fn postgres_graphql_over_http_audit_passes() {
+    let database = postgres_database("audit");
+    graphql_over_http_audit(Some(database.clone())).await;
     drop_schema(&database.1).await;
 }
