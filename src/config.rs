@@ -46,7 +46,16 @@ pub struct JwtConfig {
     pub issuer: Option<String>,
     /// `JWT_AUDIENCE`: when set, tokens must carry this `aud`.
     pub audience: Option<String>,
+    /// `JWT_MAX_LIFETIME_SECONDS`: tokens whose `exp` is further away are
+    /// refused, so a leaked long-lived token is not a permanent key
+    /// (default [`JWT_MAX_LIFETIME_DEFAULT`]).
+    pub max_lifetime: Duration,
 }
+
+/// Default longest token lifetime: a day.
+pub const JWT_MAX_LIFETIME_DEFAULT: Duration = Duration::from_secs(24 * 3600);
+/// Default header-read and idle keep-alive timeout of an HTTP connection.
+pub const HTTP_IDLE_TIMEOUT_DEFAULT: Duration = Duration::from_secs(20);
 
 /// Where the ledger is stored: all that `migrate`, `verify` and `renew`
 /// need.
@@ -107,6 +116,15 @@ pub struct Config {
     /// left unanswered until the next ping closes it (default
     /// [`crate::http::WS_KEEPALIVE_DEFAULT`]).
     pub ws_keepalive: std::time::Duration,
+    /// `HTTP_IDLE_TIMEOUT_SECONDS`: how long a connection may take to send
+    /// a request's headers, and stay idle between requests, before it is
+    /// closed (default [`HTTP_IDLE_TIMEOUT_DEFAULT`]). Behind a load
+    /// balancer, set it above the balancer's own idle timeout.
+    pub http_idle_timeout: Duration,
+    /// `CORS_ALLOWED_ORIGINS`: comma-separated origins (`https://app.example.com`)
+    /// whose pages may call the API from a browser; the WebSocket upgrade
+    /// checks `Origin` against the same list when it is set (default: none).
+    pub cors_allowed_origins: Vec<String>,
 }
 
 /// An optional integer setting within `range`.
@@ -218,9 +236,22 @@ impl Config {
         let ws_keepalive = bounded("WS_KEEPALIVE_SECONDS", 1..=3600)?
             .map(std::time::Duration::from_secs)
             .unwrap_or(crate::http::WS_KEEPALIVE_DEFAULT);
+        let http_idle_timeout = bounded("HTTP_IDLE_TIMEOUT_SECONDS", 1..=3600)?
+            .map_or(HTTP_IDLE_TIMEOUT_DEFAULT, Duration::from_secs);
+        let cors_allowed_origins = match optional("CORS_ALLOWED_ORIGINS")? {
+            None => Vec::new(),
+            Some(list) => list
+                .split(',')
+                .map(str::trim)
+                .filter(|origin| !origin.is_empty())
+                .map(parse_origin)
+                .collect::<anyhow::Result<_>>()?,
+        };
         Ok(Config {
             introspection,
             ws_keepalive,
+            http_idle_timeout,
+            cors_allowed_origins,
             group_commit: group_commit_from_env()?,
             event_bus_capacity,
             renewal_cron,
@@ -230,7 +261,22 @@ impl Config {
                 key,
                 issuer: optional("JWT_ISSUER")?,
                 audience: optional("JWT_AUDIENCE")?,
+                max_lifetime: bounded("JWT_MAX_LIFETIME_SECONDS", 60..=31_536_000)?
+                    .map_or(JWT_MAX_LIFETIME_DEFAULT, Duration::from_secs),
             },
         })
     }
+}
+
+/// An origin as browsers send it: `scheme://host[:port]`, no path, no
+/// trailing slash.
+fn parse_origin(origin: &str) -> anyhow::Result<String> {
+    let rest = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+        .with_context(|| format!("CORS_ALLOWED_ORIGINS: {origin} must start with https:// or http://"))?;
+    if rest.is_empty() || rest.contains(['/', '?', '#', '*', ' ']) {
+        bail!("CORS_ALLOWED_ORIGINS: {origin} must be scheme://host[:port], without a path or wildcard");
+    }
+    Ok(origin.to_ascii_lowercase())
 }

@@ -24,6 +24,7 @@ pub struct App {
     listener: TcpListener,
     state: AppState,
     renewal_cron: Option<String>,
+    http_idle_timeout: std::time::Duration,
     /// PostgreSQL only: (url, channel, bus) of the cross-instance relay.
     relay: Option<(String, String, EventBus)>,
 }
@@ -48,6 +49,7 @@ impl App {
             .with_context(|| format!("binding BIND_ADDR {}", config.bind_addr))?;
         Ok(Self {
             renewal_cron: config.renewal_cron.clone(),
+            http_idle_timeout: config.http_idle_timeout,
             relay,
             listener,
             state: AppState {
@@ -90,10 +92,7 @@ impl App {
         let checkpoints = store::is_sqlite(self.state.ledger.db())
             .then(|| tokio::spawn(checkpoint_continually(self.state.ledger.db().clone())));
         let router = router(self.state);
-        let served = axum::serve(self.listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("serving HTTP");
+        crate::http::serve(self.listener, router, self.http_idle_timeout, shutdown).await;
         if let Some(scheduler) = scheduler {
             scheduler.shutdown().await;
         }
@@ -103,7 +102,7 @@ impl App {
         if let Some(checkpoints) = checkpoints {
             checkpoints.abort();
         }
-        served
+        Ok(())
     }
 }
 

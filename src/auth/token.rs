@@ -1,7 +1,10 @@
 //! JWT verification. The algorithm is pinned by the configured key: HS256
 //! for `JWT_SECRET`, RS256 or ES256 for a public key file (by the key's
-//! type). `exp` is required; `iss` and `aud` are checked when configured;
-//! the default leeway of 60 seconds absorbs clock skew.
+//! type). `exp` is required and at most `JWT_MAX_LIFETIME_SECONDS` away;
+//! `nbf` is checked when present; `iss` and `aud` are checked when
+//! configured; the default leeway of 60 seconds absorbs clock skew. A
+//! `sub` is recorded on ledger rows and exported, so control and bidi
+//! characters are refused.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -61,6 +64,8 @@ pub struct Claims {
 #[derive(Clone)]
 pub struct TokenVerifier {
     keys: Keys,
+    /// Longest time from now to a token's `exp`.
+    max_lifetime_seconds: i64,
 }
 
 /// One key with its pinned algorithm's validation rules.
@@ -97,6 +102,7 @@ pub const CLOCK_SKEW_LEEWAY_SECONDS: u64 = 60;
 fn validation(algorithm: Algorithm, config: &JwtConfig) -> Validation {
     let mut validation = Validation::new(algorithm);
     validation.leeway = CLOCK_SKEW_LEEWAY_SECONDS;
+    validation.validate_nbf = true;
     validation.set_required_spec_claims(&["exp", "sub"]);
     match &config.issuer {
         Some(issuer) => {
@@ -185,6 +191,7 @@ impl TokenVerifier {
             JwtKeySource::KeySetFile(path) => {
                 return Ok(Self {
                     keys: Keys::ById(key_set(path, config)?),
+                    max_lifetime_seconds: lifetime_seconds(config),
                 });
             }
         };
@@ -193,12 +200,19 @@ impl TokenVerifier {
                 key,
                 validation: validation(algorithm, config),
             })),
+            max_lifetime_seconds: lifetime_seconds(config),
         })
     }
 
     /// Verifies a token. Every failure is UNAUTHENTICATED, with a reason
     /// that names the check but never echoes the token.
     pub fn verify(&self, token: &str) -> Result<Caller, AppError> {
+        self.verify_until(token).map(|(caller, _)| caller)
+    }
+
+    /// Verifies a token; also returns the instant (seconds since the epoch)
+    /// past which it stops being accepted: its `exp` plus the leeway.
+    pub fn verify_until(&self, token: &str) -> Result<(Caller, i64), AppError> {
         use jsonwebtoken::errors::ErrorKind;
         let key = match &self.keys {
             Keys::One(key) => key,
@@ -214,6 +228,7 @@ impl TokenVerifier {
         let data = decode::<Claims>(token, &key.key, &key.validation).map_err(|error| {
             AppError::Unauthenticated(match error.kind() {
                 ErrorKind::ExpiredSignature => "the token has expired",
+                ErrorKind::ImmatureSignature => "the token is not valid yet (nbf)",
                 ErrorKind::InvalidSignature => "the token's signature is not valid",
                 ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
                     "the token's algorithm is not accepted"
@@ -225,6 +240,12 @@ impl TokenVerifier {
             })
         })?;
         let claims = data.claims;
+        let now = i64::try_from(jsonwebtoken::get_current_timestamp()).unwrap_or(i64::MAX);
+        if claims.exp.saturating_sub(now) > self.max_lifetime_seconds.saturating_add(LEEWAY) {
+            return Err(AppError::Unauthenticated(
+                "the token's exp is further away than JWT_MAX_LIFETIME_SECONDS allows",
+            ));
+        }
         let role: Role = claims
             .role
             .parse()
@@ -242,12 +263,33 @@ impl TokenVerifier {
                 "the token's sub must be 1 to 200 bytes",
             ));
         }
-        Ok(Caller {
+        if claims.sub.chars().any(is_control_or_bidi) {
+            return Err(AppError::Unauthenticated(
+                "the token's sub must not contain control or bidirectional formatting characters",
+            ));
+        }
+        let caller = Caller {
             subject: claims.sub,
             workspace_id,
             role,
-        })
+        };
+        Ok((caller, claims.exp.saturating_add(LEEWAY)))
     }
+}
+
+/// The leeway, as a timestamp difference.
+const LEEWAY: i64 = CLOCK_SKEW_LEEWAY_SECONDS as i64;
+
+fn lifetime_seconds(config: &JwtConfig) -> i64 {
+    i64::try_from(config.max_lifetime.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// Characters that would let a `sub` rewrite how a log line, an export or
+/// an admin screen reads: C0/C1 controls and the Unicode bidi overrides,
+/// embeddings, isolates and marks.
+fn is_control_or_bidi(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 /// Mints an HS256 token: for the `token` command and for tests.

@@ -46,8 +46,75 @@ pub const WS_MESSAGE_MAX_BYTES: usize = REQUEST_BODY_MAX;
 /// Unsent bytes a slow client may hold on the server before its connection
 /// is closed (backpressure beyond this is an error, not growth).
 pub const WS_WRITE_BUFFER_MAX_BYTES: usize = 1024 * 1024;
-/// Most WebSocket connections open at once with one token.
-pub const WS_CONNECTIONS_PER_TOKEN_MAX: usize = 10;
+/// Most WebSocket connections open at once for one subject and workspace
+/// (however many tokens were minted for them).
+pub const WS_CONNECTIONS_PER_SUBJECT_MAX: usize = 10;
+
+/// Largest request head (request line and headers) accepted, in bytes:
+/// hyper's read buffer, so a larger head is answered 431 and the
+/// connection closed. A token is well under 4 KiB.
+pub const REQUEST_HEAD_MAX: usize = 16 * 1024;
+/// Longest wait for open connections to finish after a shutdown signal.
+pub const SHUTDOWN_DRAIN_MAX: Duration = Duration::from_secs(30);
+
+/// Serves `router` over HTTP/1.1 (with upgrades, for WebSockets) until
+/// `shutdown` completes, then lets open connections finish (at most
+/// [`SHUTDOWN_DRAIN_MAX`]). A connection gets `idle_timeout` to send each
+/// request's head, counted from the end of the previous answer: one that
+/// trickles its headers, or sits idle between requests, is closed.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    idle_timeout: Duration,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto::Builder;
+    use hyper_util::server::graceful::GracefulShutdown;
+    use hyper_util::service::TowerToHyperService;
+
+    let mut builder = Builder::new(TokioExecutor::new()).http1_only();
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(idle_timeout)
+        .max_buf_size(REQUEST_HEAD_MAX);
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(error) => {
+                        // Out of file descriptors, most likely: wait rather than spin.
+                        tracing::warn!(%error, "accepting a connection failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let service = TowerToHyperService::new(router.clone());
+                let connection = builder
+                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                    .into_owned();
+                let connection = graceful.watch(connection);
+                tokio::spawn(async move {
+                    // A client that goes away mid-request is not an error here.
+                    let _ = connection.await;
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(SHUTDOWN_DRAIN_MAX, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after the shutdown drain; closing them");
+    }
+}
 
 /// What every handler shares.
 #[derive(Clone)]

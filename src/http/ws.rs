@@ -11,7 +11,11 @@
 //!   `token`; a refused one closes the socket with 4403 and a reason that
 //!   starts with the error code (UNAUTHENTICATED, LIMIT_EXCEEDED).
 //! - The token is verified again at every `subscribe` (an expired token
-//!   gets an `error` message with UNAUTHENTICATED).
+//!   gets an `error` message with UNAUTHENTICATED), and the connection is
+//!   closed with 4403 when the token expires (its `exp` plus the leeway):
+//!   a subscription never outlives the token that opened it.
+//! - At most [`super::WS_CONNECTIONS_PER_SUBJECT_MAX`] connections per
+//!   subject and workspace, however many tokens were minted for them.
 //! - `ping` is answered with `pong`; the server pings every keep-alive
 //!   interval and closes (4408) a connection that has sent nothing since
 //!   the previous ping.
@@ -37,6 +41,7 @@ use tokio_stream::StreamMap;
 
 use super::{authenticate_token, bearer_token};
 use crate::auth::TokenVerifier;
+use crate::error::AppError;
 use crate::graphql::{Authentication, Live, SUBSCRIPTIONS_PER_CONNECTION_MAX, SubscriptionSlots};
 
 /// The only WebSocket subprotocol served.
@@ -58,7 +63,7 @@ pub const WS_OPERATIONS_MAX: usize = 2 * SUBSCRIPTIONS_PER_CONNECTION_MAX;
 pub struct WsShared {
     pub live: Live,
     pub verifier: Arc<TokenVerifier>,
-    /// Open connections per token (keyed by the token itself).
+    /// Open connections per subject and workspace.
     pub connections: Arc<Mutex<HashMap<String, usize>>>,
     pub keepalive: Duration,
 }
@@ -90,9 +95,11 @@ enum Flow {
     Stop,
 }
 
-/// An accepted connection's place in the per-token count.
+/// An accepted connection's place in the per-subject count.
 struct Counted {
     connections: Arc<Mutex<HashMap<String, usize>>>,
+    /// The subject and workspace counted.
+    key: String,
     token: String,
 }
 
@@ -102,10 +109,10 @@ impl Drop for Counted {
             .connections
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(count) = open.get_mut(&self.token) {
+        if let Some(count) = open.get_mut(&self.key) {
             *count -= 1;
             if *count == 0 {
-                open.remove(&self.token);
+                open.remove(&self.key);
             }
         }
     }
@@ -119,6 +126,9 @@ struct Connection {
     socket: WebSocket,
     /// Set by an accepted `connection_init`.
     accepted: Option<Counted>,
+    /// When the accepted token stops being valid (seconds since the
+    /// epoch), until `run` has armed its timer with it.
+    expires_at: Option<i64>,
     /// The connection's live subscription count, for the resolver.
     session: Arc<Data>,
     operations: StreamMap<String, Operation>,
@@ -134,6 +144,7 @@ pub async fn serve(shared: WsShared, socket: WebSocket) {
         shared,
         socket,
         accepted: None,
+        expires_at: None,
         session: Arc::new(session),
         operations: StreamMap::new(),
         awaiting_pong: false,
@@ -145,12 +156,18 @@ impl Connection {
     async fn run(&mut self) {
         let timer = tokio::time::sleep(WS_INIT_TIMEOUT.min(self.shared.keepalive));
         tokio::pin!(timer);
+        // Armed once connection_init is accepted.
+        let expiry = tokio::time::sleep(Duration::MAX / 4);
+        tokio::pin!(expiry);
         loop {
             let flow = tokio::select! {
                 message = self.socket.recv() => match message {
                     Some(Ok(message)) => {
                         self.awaiting_pong = false;
                         let flow = self.on_message(message).await;
+                        if let Some(until) = self.expires_at.take() {
+                            expiry.as_mut().reset(instant_of(until));
+                        }
                         if self.accepted.is_some() && timer.deadline() < Instant::now() + self.shared.keepalive / 2 {
                             timer.as_mut().reset(Instant::now() + self.shared.keepalive);
                         }
@@ -164,6 +181,9 @@ impl Connection {
                         None => json!({ "id": id, "type": "complete" }).to_string(),
                     };
                     self.send(message).await
+                }
+                () = &mut expiry, if self.accepted.is_some() => {
+                    Flow::Close(4403, "UNAUTHENTICATED: the token has expired".into())
                 }
                 () = &mut timer => {
                     if self.accepted.is_none() {
@@ -241,26 +261,29 @@ impl Connection {
                 "UNAUTHENTICATED: connection_init must carry Authorization or token".into(),
             );
         };
-        match authenticate_token(&self.shared.verifier, &token) {
-            Authentication::Caller(_) => {}
-            Authentication::Refused(reason) => {
+        let (caller, until) = match self.shared.verifier.verify_until(&token) {
+            Ok(verified) => verified,
+            Err(AppError::Unauthenticated(reason)) => {
                 return Flow::Close(4403, format!("UNAUTHENTICATED: {reason}"));
             }
-            Authentication::Anonymous => return Flow::Close(4403, "UNAUTHENTICATED".into()),
-        }
+            Err(_) => return Flow::Close(4403, "UNAUTHENTICATED".into()),
+        };
+        // A NUL cannot occur in a verified subject, so the key is unambiguous.
+        let workspace = caller.workspace_id.as_ref().map_or("", |id| id.as_str());
+        let key = format!("{}\0{workspace}", caller.subject);
         {
             let mut open = self
                 .shared
                 .connections
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
-            let count = open.entry(token.clone()).or_default();
-            if *count >= super::WS_CONNECTIONS_PER_TOKEN_MAX {
+            let count = open.entry(key.clone()).or_default();
+            if *count >= super::WS_CONNECTIONS_PER_SUBJECT_MAX {
                 return Flow::Close(
                     4403,
                     format!(
-                        "LIMIT_EXCEEDED: at most {} connections per token",
-                        super::WS_CONNECTIONS_PER_TOKEN_MAX
+                        "LIMIT_EXCEEDED: at most {} connections per subject and workspace",
+                        super::WS_CONNECTIONS_PER_SUBJECT_MAX
                     ),
                 );
             }
@@ -268,8 +291,10 @@ impl Connection {
         }
         self.accepted = Some(Counted {
             connections: self.shared.connections.clone(),
+            key,
             token,
         });
+        self.expires_at = Some(until);
         self.send(json!({ "type": "connection_ack" }).to_string()).await
     }
 
@@ -315,6 +340,13 @@ impl Connection {
         ] });
         self.send(error.to_string()).await
     }
+}
+
+/// The tokio instant of a time in seconds since the epoch (now, if past).
+fn instant_of(epoch_seconds: i64) -> Instant {
+    let now = i64::try_from(jsonwebtoken::get_current_timestamp()).unwrap_or(i64::MAX);
+    let left = u64::try_from(epoch_seconds.saturating_sub(now)).unwrap_or(0);
+    Instant::now() + Duration::from_secs(left)
 }
 
 fn json_string(text: &str) -> String {

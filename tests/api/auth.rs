@@ -91,6 +91,36 @@ async fn bad_tokens_are_unauthenticated(app: TestApp) {
                 ..valid.clone()
             })),
         ),
+        (
+            "a subject with a bidi override",
+            Some(mint(Claims {
+                sub: "admin\u{202E}gpj.exe".into(),
+                ..valid.clone()
+            })),
+        ),
+        (
+            "a subject with a line break",
+            Some(mint(Claims {
+                sub: "someone\nrole=operator".into(),
+                ..valid.clone()
+            })),
+        ),
+        (
+            "exp further away than JWT_MAX_LIFETIME_SECONDS",
+            Some(mint(Claims {
+                exp: Utc::now().timestamp() + 24 * 3600 + 120,
+                ..valid.clone()
+            })),
+        ),
+        (
+            "nbf an hour away",
+            Some(sign(
+                Header::new(Algorithm::HS256),
+                &json!({ "sub": "someone", "workspace_id": "ws-auth", "role": "agent",
+                         "exp": Utc::now().timestamp() + 600, "nbf": Utc::now().timestamp() + 3600 }),
+                &secret,
+            )),
+        ),
     ];
     for (name, token) in cases {
         assert_eq!(code_of(&app, token.as_deref()).await, "UNAUTHENTICATED", "{name}");
@@ -106,11 +136,25 @@ async fn bad_tokens_are_unauthenticated(app: TestApp) {
         .unwrap();
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
-    // And the valid token works, so the refusals above are about the token.
-    assert_eq!(
-        app.gql(Some(&mint(valid)), READ, json!({})).await.data()["wallet"]["balance"]["total"],
-        300
+    // And the valid token works, so the refusals above are about the token;
+    // so do a past nbf, a lifetime just under the limit and a Unicode name.
+    let past_nbf = sign(
+        Header::new(Algorithm::HS256),
+        &json!({ "sub": "someone", "workspace_id": "ws-auth", "role": "agent",
+                 "exp": Utc::now().timestamp() + 600, "nbf": Utc::now().timestamp() - 10 }),
+        &secret,
     );
+    let day_long = mint(Claims {
+        exp: Utc::now().timestamp() + 24 * 3600 - 60,
+        sub: "Zoë Ångström".into(),
+        ..valid.clone()
+    });
+    for token in [mint(valid), past_nbf, day_long] {
+        assert_eq!(
+            app.gql(Some(&token), READ, json!({})).await.data()["wallet"]["balance"]["total"],
+            300
+        );
+    }
 }
 
 async fn issuer_and_audience_are_checked_when_configured(app: TestApp) {
@@ -484,6 +528,7 @@ fn secrets_are_redacted_from_debug_output() {
         key: JwtKeySource::Secret(secrecy::SecretString::from(SECRET.to_owned())),
         issuer: None,
         audience: None,
+        max_lifetime: protodesk_credits::config::JWT_MAX_LIFETIME_DEFAULT,
     };
     let verifier = TokenVerifier::from_config(&config).unwrap();
     let token = sign(

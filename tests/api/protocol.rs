@@ -8,7 +8,7 @@
 use serde_json::{Value, json};
 
 use crate::both_backends;
-use crate::helpers::TestApp;
+use crate::helpers::{Options, TestApp};
 
 struct Raw {
     status: u16,
@@ -229,7 +229,108 @@ async fn a_413_closes_the_keep_alive_socket(app: TestApp) {
     assert!(answer.contains("\"code\":\"BAD_USER_INPUT\""), "{answer}");
 }
 
+/// Reads what the server sends until it closes the socket, for at most
+/// `within`; `None` if it is still open then.
+async fn read_until_closed(
+    socket: &mut tokio::net::TcpStream,
+    within: std::time::Duration,
+) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, socket.read(&mut chunk)).await {
+            Err(_) => return None,
+            Ok(Ok(0) | Err(_)) => return Some(String::from_utf8_lossy(&answer).into_owned()),
+            Ok(Ok(read)) => answer.extend_from_slice(&chunk[..read]),
+        }
+    }
+}
+
+/// Slow and idle connections are closed after HTTP_IDLE_TIMEOUT_SECONDS
+/// (1 s here), and a request head over 16 KiB is refused with 431.
+async fn slow_idle_and_oversized_connections_are_closed(app: TestApp) {
+    use std::time::Duration;
+    use tokio::io::AsyncWriteExt;
+    let app = TestApp::spawn_beside(
+        &app,
+        Options {
+            http_idle_timeout: Some(Duration::from_secs(1)),
+            ..Options::default()
+        },
+    )
+    .await;
+    let address = app.address.trim_start_matches("http://").to_owned();
+
+    // 20 sockets trickling a header a byte every 200 ms, never finishing.
+    let mut trickling = Vec::new();
+    for _ in 0..20 {
+        let address = address.clone();
+        trickling.push(tokio::spawn(async move {
+            let mut socket = tokio::net::TcpStream::connect(&address).await.unwrap();
+            socket
+                .write_all(b"GET /healthz HTTP/1.1\r\nx-slow: ")
+                .await
+                .unwrap();
+            let (mut reader, mut writer) = socket.into_split();
+            let trickle = tokio::spawn(async move {
+                while writer.write_all(b"a").await.is_ok() {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            });
+            let mut byte = [0u8; 1];
+            let closed = tokio::time::timeout(Duration::from_secs(5), async {
+                use tokio::io::AsyncReadExt;
+                while let Ok(read) = reader.read(&mut byte).await {
+                    if read == 0 {
+                        break;
+                    }
+                }
+            })
+            .await
+            .is_ok();
+            trickle.abort();
+            closed
+        }));
+    }
+    for socket in trickling {
+        assert!(
+            socket.await.unwrap(),
+            "a socket trickling its headers stayed open past 5 s"
+        );
+    }
+
+    // An idle keep-alive socket, after one answer.
+    let mut idle = tokio::net::TcpStream::connect(&address).await.unwrap();
+    idle.write_all(format!("GET /healthz HTTP/1.1\r\nhost: {address}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let answer = read_until_closed(&mut idle, Duration::from_secs(5))
+        .await
+        .expect("an idle keep-alive socket is closed within 5 s");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    // A 500 KB Authorization header.
+    let mut large = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let head = format!(
+        "POST /graphql HTTP/1.1\r\nhost: {address}\r\nauthorization: Bearer {}\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{{}}",
+        "a".repeat(500 * 1024)
+    );
+    // The server stops reading past its limit; the rest may not be taken.
+    let _ = tokio::time::timeout(Duration::from_secs(2), large.write_all(head.as_bytes())).await;
+    let answer = read_until_closed(&mut large, Duration::from_secs(5))
+        .await
+        .expect("the server closes a connection whose head is too large");
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer:?}");
+
+    // Meanwhile, and after, the server answers.
+    let after = app.gql(None, "{ __typename }", json!({})).await;
+    assert_eq!(after.data()["__typename"], "QueryRoot");
+}
+
 both_backends!(
+    slow_idle_and_oversized_connections_are_closed,
     answers_take_the_accepted_media_type,
     malformed_requests_get_graphql_errors,
     router_refusals_are_json,

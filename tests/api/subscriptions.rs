@@ -200,8 +200,11 @@ mod instances {
 mod limits {
     //! Goal: keep-alive works, and one connection or one token cannot hold
     //! unbounded resources. Method: exceed each limit by one.
+    use protodesk_credits::auth::Claims;
     use protodesk_credits::graphql::SUBSCRIPTIONS_PER_CONNECTION_MAX;
-    use protodesk_credits::http::WS_CONNECTIONS_PER_TOKEN_MAX;
+    use protodesk_credits::http::WS_CONNECTIONS_PER_SUBJECT_MAX;
+
+    use crate::helpers::mint;
 
     use super::*;
 
@@ -254,13 +257,34 @@ mod limits {
         );
     }
 
-    async fn connections_per_token_are_limited(app: TestApp) {
+    /// A token for `sub` in ws-conns, distinct for each `n`.
+    fn fresh_token(sub: &str, n: i64) -> String {
+        mint(Claims {
+            sub: sub.to_owned(),
+            workspace_id: Some("ws-conns".to_owned()),
+            role: "agent".to_owned(),
+            exp: chrono::Utc::now().timestamp() + 600 + n,
+            iss: None,
+            aud: None,
+        })
+    }
+
+    async fn connections_per_subject_are_limited(app: TestApp) {
         app.create_workspace("ws-conns").await;
-        let token = app.token("agent", Some("ws-conns"));
+        // A fresh token for each connection: the count is per subject.
         let mut open = Vec::new();
-        for _ in 0..WS_CONNECTIONS_PER_TOKEN_MAX {
-            open.push(app.ws(&token).await);
+        for n in 0..WS_CONNECTIONS_PER_SUBJECT_MAX {
+            open.push(app.ws(&fresh_token("agent-a", n as i64)).await);
         }
+        let token = fresh_token("agent-a", 1_000);
+        // Another subject of the same workspace is counted apart.
+        let other = app
+            .ws_connect(json!({ "Authorization": fresh_token("agent-b", 0) }))
+            .await;
+        assert!(
+            matches!(other, Init::Acked(_)),
+            "another subject is not limited by agent-a's count"
+        );
 
         let refused = app
             .ws_connect(json!({ "Authorization": format!("Bearer {token}") }))
@@ -286,10 +310,36 @@ mod limits {
         assert!(accepted, "a freed slot is reusable");
     }
 
+    /// A token inside the leeway (exp 57 s ago, accepted for 3 s more):
+    /// the connection is acknowledged, delivers, and is closed with 4403
+    /// once the token expires.
+    async fn a_subscription_ends_when_its_token_expires(app: TestApp) {
+        app.create_workspace("ws-conns").await;
+        let token = mint(Claims {
+            sub: "agent-expiring".to_owned(),
+            workspace_id: Some("ws-conns".to_owned()),
+            role: "agent".to_owned(),
+            exp: chrono::Utc::now().timestamp() - 57,
+            iss: None,
+            aud: None,
+        });
+        let mut client = app.ws(&token).await;
+        client.subscribe_balance("live", None, None).await;
+        assert_eq!(client.next_event().await["kind"], "SNAPSHOT");
+
+        let started = std::time::Instant::now();
+        let (code, reason) = client.closed().await;
+
+        assert_eq!(code, 4403, "{reason}");
+        assert!(reason.starts_with("UNAUTHENTICATED"), "{reason}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    }
+
     both_backends!(
         ping_is_answered_with_pong,
         subscriptions_per_connection_are_limited,
-        connections_per_token_are_limited,
+        connections_per_subject_are_limited,
+        a_subscription_ends_when_its_token_expires,
     );
 }
 

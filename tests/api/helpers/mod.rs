@@ -69,6 +69,12 @@ pub struct Options {
     pub acquire_timeout: Option<std::time::Duration>,
     /// `WS_KEEPALIVE_SECONDS`.
     pub ws_keepalive: Option<std::time::Duration>,
+    /// `JWT_MAX_LIFETIME_SECONDS`.
+    pub max_token_lifetime: Option<std::time::Duration>,
+    /// `HTTP_IDLE_TIMEOUT_SECONDS`.
+    pub http_idle_timeout: Option<std::time::Duration>,
+    /// `CORS_ALLOWED_ORIGINS`.
+    pub cors_allowed_origins: Vec<String>,
 }
 
 /// A running app and what a test needs to talk to it.
@@ -244,7 +250,14 @@ impl TestApp {
                     .unwrap_or_else(|| JwtKeySource::Secret(SecretString::from(TEST_SECRET.to_owned()))),
                 issuer: options.issuer,
                 audience: options.audience,
+                max_lifetime: options
+                    .max_token_lifetime
+                    .unwrap_or(protodesk_credits::config::JWT_MAX_LIFETIME_DEFAULT),
             },
+            http_idle_timeout: options
+                .http_idle_timeout
+                .unwrap_or(protodesk_credits::config::HTTP_IDLE_TIMEOUT_DEFAULT),
+            cors_allowed_origins: options.cors_allowed_origins.clone(),
             renewal_cron: options.renewal_cron,
             group_commit: (!options.unbatched).then(|| options.group_commit.unwrap_or_default()),
             introspection: !options.no_introspection,
