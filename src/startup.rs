@@ -62,6 +62,7 @@ impl App {
                 schema,
                 verifier,
                 ledger,
+                cors_allowed_origins: config.cors_allowed_origins.clone().into(),
             },
         })
     }

@@ -7,6 +7,7 @@
 //! resolvers as [`Authentication`] in the request's data.
 
 mod export;
+mod pages;
 mod protocol;
 mod ws;
 
@@ -15,13 +16,12 @@ pub use ws::{WS_KEEPALIVE_DEFAULT, WsShared};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::OperationType;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{FromRequestParts, Request, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -127,18 +127,24 @@ pub struct AppState {
     pub ledger: Ledger,
     /// What WebSocket connections share.
     pub ws: WsShared,
+    /// `CORS_ALLOWED_ORIGINS`; empty: no cross-origin browser access.
+    pub cors_allowed_origins: Arc<[String]>,
 }
 
 /// Builds the router.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/", get(graphiql))
+    let cors = cors(&state.cors_allowed_origins);
+    let router = Router::new()
+        .route("/", get(pages::graphiql))
+        .route("/graphiql.js", get(pages::graphiql_js))
+        .route("/assets/{name}", get(pages::asset))
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/export/transactions.csv", get(export::export_transactions))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .route("/console", get(console))
+        .route("/console", get(pages::console))
+        .route("/console.js", get(pages::console_js))
         // A panic outside GraphQL execution (which catches its own) is a
         // 500 answer, never a dropped connection.
         .layer(CatchPanicLayer::new())
@@ -155,12 +161,48 @@ pub fn router(state: AppState) -> Router {
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
             tracing::info_span!("http.request", method = %request.method(), path = %request.uri().path())
         }))
-        .with_state(state)
+        .with_state(state);
+    match cors {
+        // Outermost: a preflight is answered before routing.
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
 }
 
-/// The live balance page: one self-contained HTML file (no CDN).
-async fn console() -> Html<&'static str> {
-    Html(include_str!("console.html"))
+/// Browsers on the listed origins may call the API with a token; without a
+/// list, no CORS headers are sent and browsers keep other origins out.
+fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    use axum::http::Method;
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    if origins.is_empty() {
+        return None;
+    }
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|origin| HeaderValue::from_str(origin).ok())
+        .collect();
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
+            .max_age(Duration::from_secs(600)),
+    )
+}
+
+/// A WebSocket upgrade from a browser page: its `Origin` must be listed in
+/// `CORS_ALLOWED_ORIGINS` or be this server's own (same host and port as
+/// `Host`). Without a list, or without an `Origin` (not a browser), any.
+fn origin_allowed(origins: &[String], headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|value| value.to_str().ok()) else {
+        return true;
+    };
+    if origins.is_empty() || origins.iter().any(|allowed| allowed.eq_ignore_ascii_case(origin)) {
+        return true;
+    }
+    let own = origin.split_once("://").map(|(_, host)| host);
+    let host = headers.get(header::HOST).and_then(|value| value.to_str().ok());
+    matches!((own, host), (Some(own), Some(host)) if own.eq_ignore_ascii_case(host))
 }
 
 /// Prometheus text exposition.
@@ -170,16 +212,6 @@ async fn metrics(State(state): State<AppState>) -> Response {
         state.ledger.metrics().render(state.ledger.db()),
     )
         .into_response()
-}
-
-async fn graphiql() -> Html<String> {
-    Html(
-        GraphiQLSource::build()
-            .endpoint("/graphql")
-            .subscription_endpoint("/graphql")
-            .title("Protodesk credits")
-            .finish(),
-    )
 }
 
 async fn healthz() -> &'static str {
@@ -312,6 +344,13 @@ async fn graphql_get(State(state): State<AppState>, request: Request) -> Respons
 
 async fn websocket(state: AppState, request: Request) -> Response {
     let (mut parts, _body) = request.into_parts();
+    if !origin_allowed(&state.cors_allowed_origins, &parts.headers) {
+        return protocol::refusal(
+            StatusCode::FORBIDDEN,
+            "FORBIDDEN",
+            "this Origin is not in CORS_ALLOWED_ORIGINS",
+        );
+    }
     let offered = parts
         .headers
         .get_all(header::SEC_WEBSOCKET_PROTOCOL)
@@ -338,4 +377,42 @@ async fn websocket(state: AppState, request: Request) -> Response {
         .max_frame_size(WS_MESSAGE_MAX_BYTES)
         .on_upgrade(move |socket| ws::serve(shared, socket))
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(origin: Option<&str>, host: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_str(host).unwrap());
+        if let Some(origin) = origin {
+            headers.insert(header::ORIGIN, HeaderValue::from_str(origin).unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn websocket_origins_follow_the_list() {
+        let listed = ["https://app.example.com".to_owned()];
+        let table = [
+            (&listed[..], Some("https://app.example.com"), true),
+            (&listed[..], Some("https://evil.example.com"), false),
+            (&listed[..], Some("http://app.example.com"), false),
+            // The server's own pages (GraphiQL, the console).
+            (&listed[..], Some("http://credits.internal:8080"), true),
+            (&listed[..], Some("http://credits.internal:9090"), false),
+            // Not a browser.
+            (&listed[..], None, true),
+            // No list: the token is the only gate, as over HTTP.
+            (&[][..], Some("https://evil.example.com"), true),
+        ];
+        for (origins, origin, allowed) in table {
+            assert_eq!(
+                origin_allowed(origins, &headers(origin, "credits.internal:8080")),
+                allowed,
+                "{origin:?} with {origins:?}"
+            );
+        }
+    }
 }

@@ -17,7 +17,13 @@ use crate::helpers::{drop_schema, postgres_database};
 async fn walkthrough(database: Option<(String, String)>) {
     let mut server = RealServer::start(database.as_ref()).await;
     assert!(server.get_text("/").await.contains("graphiql"));
-    assert!(server.get_text("/console").await.contains("graphql-transport-ws"));
+    assert!(server.get_text("/console").await.contains("/console.js"));
+    assert!(
+        server
+            .get_text("/console.js")
+            .await
+            .contains("graphql-transport-ws")
+    );
     assert_eq!(server.create_acme().await, 300);
     let service = server.mint(&["--role", "service", "--workspace", "acme"]);
     let spent = server
@@ -209,5 +215,61 @@ async fn sqlite_graphql_over_http_audit_passes() {
 async fn postgres_graphql_over_http_audit_passes() {
     let database = postgres_database("audit");
     graphql_over_http_audit(Some(database.clone())).await;
+    drop_schema(&database.1).await;
+}
+
+/// GraphiQL from the binary's own assets, the pages' security headers, and
+/// CORS with a listed and an unlisted frontend origin, in Chromium.
+async fn pages_and_cors_in_chromium(database: Option<(String, String)>) {
+    use crate::helpers::server::free_port;
+    let browser_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    if !browser_ready(&browser_dir) {
+        return;
+    }
+    let (allowed, other) = (free_port(), free_port());
+    let origins = format!("http://127.0.0.1:{allowed}");
+    let server = RealServer::start_with_env(database.as_ref(), &[("CORS_ALLOWED_ORIGINS", &origins)]).await;
+    assert_eq!(server.create_acme().await, 300);
+    let service = server.mint(&["--role", "service", "--workspace", "acme"]);
+    let base = server.base.clone();
+    let token = service.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .current_dir(&browser_dir)
+            .args([
+                "pages.mjs",
+                &base,
+                &token,
+                "acme",
+                &allowed.to_string(),
+                &other.to_string(),
+            ])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "browser test failed\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("pages ok"));
+    // Only the listed origin's spend reached the ledger: the unlisted
+    // page's request never left the browser (its preflight was refused).
+    let wallet = server.post(&service, "{ wallet { balance { total } } }").await;
+    assert_eq!(wallet["data"]["wallet"]["balance"]["total"], 299, "{wallet}");
+}
+
+#[tokio::test]
+async fn sqlite_pages_and_cors_in_chromium() {
+    pages_and_cors_in_chromium(None).await;
+}
+
+#[tokio::test]
+async fn postgres_pages_and_cors_in_chromium() {
+    let database = postgres_database("pages");
+    pages_and_cors_in_chromium(Some(database.clone())).await;
     drop_schema(&database.1).await;
 }

@@ -18,6 +18,8 @@ pub struct RealServer {
     client: reqwest::Client,
     port: u16,
     database: Option<(String, String)>,
+    /// Extra environment variables of the server.
+    env: Vec<(String, String)>,
 }
 
 impl Drop for RealServer {
@@ -26,7 +28,9 @@ impl Drop for RealServer {
     }
 }
 
-fn free_port() -> u16 {
+/// A port free now (for a server started later; tests of the server
+/// itself bind port 0).
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -38,7 +42,16 @@ impl RealServer {
     /// Starts `serve` with JSON logs to `server.log`, on the SQLite default
     /// or on (url, schema); waits until `/readyz` answers 200.
     pub async fn start(database: Option<&(String, String)>) -> RealServer {
+        Self::start_with_env(database, &[]).await
+    }
+
+    /// The same, with extra environment variables.
+    pub async fn start_with_env(database: Option<&(String, String)>, env: &[(&str, &str)]) -> RealServer {
         let mut server = RealServer {
+            env: env
+                .iter()
+                .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+                .collect(),
             child: None,
             port: free_port(),
             base: String::new(),
@@ -71,6 +84,7 @@ impl RealServer {
         if let Some((url, schema)) = &self.database {
             command.env("DATABASE_URL", url).env("DATABASE_SCHEMA", schema);
         }
+        command.envs(self.env.iter().map(|(name, value)| (name, value)));
         self.child = Some(command.spawn().unwrap());
         for _ in 0..100 {
             if let Ok(response) = self.client.get(format!("{}/readyz", self.base)).send().await
