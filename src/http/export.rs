@@ -31,6 +31,19 @@ fn refuse(error: AppError) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
+/// A free-text cell a spreadsheet would read as a formula (`=`, `+`, `-`,
+/// `@`, or a tab or carriage return before one) gets a leading `'`, as
+/// OWASP's CSV-injection guidance says: `=HYPERLINK(…)` in a reference, a
+/// key or a token's subject reaches billing staff as text. Numbers and
+/// enum names are written by the service and need none.
+fn neutralise(cell: String) -> String {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{cell}")
+    } else {
+        cell
+    }
+}
+
 fn to_csv(rows: &[TransactionView]) -> Result<Vec<u8>, AppError> {
     let internal = |error: csv::Error| AppError::Internal(anyhow::Error::new(error));
     let mut writer = csv::Writer::from_writer(Vec::new());
@@ -61,9 +74,9 @@ fn to_csv(rows: &[TransactionView]) -> Result<Vec<u8>, AppError> {
                 row.action
                     .map(|action| action.as_str().to_owned())
                     .unwrap_or_default(),
-                row.reference.clone().unwrap_or_default(),
-                row.actor.clone(),
-                row.idempotency_key.clone().unwrap_or_default(),
+                neutralise(row.reference.clone().unwrap_or_default()),
+                neutralise(row.actor.clone()),
+                neutralise(row.idempotency_key.clone().unwrap_or_default()),
                 row.reverses_transaction_id
                     .map(|id| id.to_string())
                     .unwrap_or_default(),
@@ -94,6 +107,11 @@ pub async fn export_transactions(
             "needs from and to as RFC 3339 times, and optionally workspaceId",
         ));
     };
+    for (field, instant) in [("from", query.from), ("to", query.to)] {
+        if let Err(error) = crate::domain::usage::check_instant(field, instant) {
+            return refuse(error.into());
+        }
+    }
     let scope = match query
         .workspace_id
         .as_deref()
@@ -127,5 +145,30 @@ pub async fn export_transactions(
         )
             .into_response(),
         Err(error) => refuse(error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::neutralise;
+
+    #[test]
+    fn formula_cells_become_text() {
+        for (cell, written) in [
+            (
+                "=HYPERLINK(\"http://x\",\"y\")",
+                "'=HYPERLINK(\"http://x\",\"y\")",
+            ),
+            ("+1", "'+1"),
+            ("-2+3", "'-2+3"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\t=1", "'\t=1"),
+            ("\r=1", "'\r=1"),
+            ("ticket 7", "ticket 7"),
+            ("a=b", "a=b"),
+            ("", ""),
+        ] {
+            assert_eq!(neutralise(cell.to_owned()), written, "{cell:?}");
+        }
     }
 }

@@ -7,12 +7,13 @@
 
 use chrono::{Duration, TimeZone, Utc};
 use futures_util::future::join_all;
+use protodesk_credits::auth::Claims;
 use protodesk_credits::events::EventKind;
 use serde_json::{Value, json};
 
 use crate::both_backends;
 use crate::helpers::client::rows;
-use crate::helpers::{TestApp, start_time};
+use crate::helpers::{TestApp, mint, start_time};
 
 const ADJUST: &str = "mutation($ws: ID!, $credits: Int!, $reason: String!, $expires: DateTime) {
   adjustCredits(input: {workspaceId: $ws, credits: $credits, reason: $reason, expiresAt: $expires}) {
@@ -478,7 +479,51 @@ async fn each_transaction_shows_which_grants_paid_for_it(app: TestApp) {
     );
 }
 
+/// Formulas from a reference, a key and a token's subject reach the CSV
+/// as text, never as live cells.
+async fn exported_formulas_are_neutralised(app: TestApp) {
+    app.create_workspace("ws-formula").await;
+    let service = mint(Claims {
+        sub: "=cmd|' /C calc'!A0".into(),
+        workspace_id: Some("ws-formula".into()),
+        role: "service".into(),
+        exp: chrono::Utc::now().timestamp() + 600,
+        iss: None,
+        aud: None,
+    });
+    app.spend(
+        &service,
+        "TRIAGE",
+        "+SUM(1,2)",
+        Some("=HYPERLINK(\"http://evil\",\"x\")"),
+    )
+    .await
+    .data();
+    let body = app
+        .http
+        .get(format!("{}/export/transactions.csv", app.address))
+        .query(&[("from", "2026-01-01T00:00:00Z"), ("to", "2026-02-01T00:00:00Z")])
+        .bearer_auth(&service)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut reader = csv::Reader::from_reader(body.as_bytes());
+    let spend = reader
+        .deserialize::<std::collections::HashMap<String, String>>()
+        .map(Result::unwrap)
+        .find(|row| row["kind"] == "SPEND")
+        .expect("the spend is exported");
+    assert_eq!(spend["reference"], "'=HYPERLINK(\"http://evil\",\"x\")");
+    assert_eq!(spend["idempotency_key"], "'+SUM(1,2)");
+    assert_eq!(spend["actor"], "'=cmd|' /C calc'!A0");
+    assert_eq!(spend["amount"], "-1", "numbers are left as numbers");
+}
+
 both_backends!(
+    exported_formulas_are_neutralised,
     top_up_repeats_under_concurrency_grant_once,
     purchased_credits_survive_resets_and_trial_expiry_and_are_spent_last,
     reversals_follow_the_rules_and_link_to_what_they_undo,
