@@ -30,7 +30,7 @@ use std::time::Duration;
 use anyhow::Context;
 use chrono::{DateTime, SubsecRound, Utc};
 use entity::{credit_grant, ledger_entry, low_balance_alert, wallet};
-use sea_orm::{Set, TransactionTrait};
+use sea_orm::Set;
 use tokio::sync::{mpsc, oneshot};
 
 use super::period::period_state;
@@ -287,7 +287,7 @@ impl Ledger {
         now: DateTime<Utc>,
     ) -> AppResult<(Vec<Option<AppResult<SpendResult>>>, Vec<BalanceEvent>)> {
         let started = std::time::Instant::now();
-        let txn = self.db.begin().await.map_err(db_error)?;
+        let txn = store::begin_write(&self.db).await.map_err(db_error)?;
         let keys: Vec<(String, String)> = jobs
             .iter()
             .map(|job| {

@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use entity::{credit_grant, wallet as wallet_entity};
-use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
+use sea_orm::{DatabaseConnection, DatabaseTransaction};
 
 pub use adjust::{AdjustRequest, LedgerChange, REASON_LENGTH_MAX, ThresholdRequest, parse_reason};
 pub use group_commit::{GroupCommitSettings, MAX_BATCH_DEFAULT, POSTGRES_WORKERS_DEFAULT, WINDOW_DEFAULT};
@@ -142,7 +142,7 @@ impl Ledger {
     /// Begins a transaction, locks the workspace's wallet and loads its live
     /// grants. A workspace that does not exist is NOT_FOUND.
     async fn lock(&self, workspace_id: &str) -> AppResult<LockedWallet> {
-        let txn = self.db.begin().await.map_err(db_error)?;
+        let txn = store::begin_write(&self.db).await.map_err(db_error)?;
         let wallet = store::ledger::lock_wallet(&txn, workspace_id)
             .await
             .map_err(db_error)?

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use entity::{credit_grant, low_balance_alert, wallet};
-use sea_orm::{Set, TransactionTrait};
+use sea_orm::Set;
 
 use super::period::{allocation_for, apply_renewal, period_state};
 use super::{BalanceView, Ledger, RollOverReport, check_heads, low_balance_step};
@@ -163,7 +163,7 @@ impl Ledger {
         let mut report = RollOverReport::default();
         let mut after_id = 0;
         loop {
-            let txn = self.db.begin().await.map_err(db_error)?;
+            let txn = store::begin_write(&self.db).await.map_err(db_error)?;
             let wallets = store::batch::lock_due_wallets(&txn, now, after_id, SWEEP_BATCH_SIZE)
                 .await
                 .map_err(db_error)?;

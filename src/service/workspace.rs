@@ -1,7 +1,7 @@
 //! `createWorkspace`: a new wallet on the trial, with its one-time credits.
 
 use chrono::Duration;
-use sea_orm::{SqlErr, TransactionTrait};
+use sea_orm::SqlErr;
 
 use super::{Ledger, LockedWallet, WalletView};
 use crate::auth::WalletScope;
@@ -45,7 +45,7 @@ impl Ledger {
 
         let already = || AppError::invalid("workspaceId", "is already taken by another workspace");
         // One transaction: the workspace never exists without its trial grant.
-        let txn = self.db.begin().await.map_err(db_error)?;
+        let txn = store::begin_write(&self.db).await.map_err(db_error)?;
         if store::ledger::workspace_exists(&txn, workspace_id)
             .await
             .map_err(db_error)?

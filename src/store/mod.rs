@@ -149,6 +149,24 @@ pub fn db_error(error: DbErr) -> AppError {
     }
 }
 
+/// Begins a transaction that will write. On SQLite it is `BEGIN IMMEDIATE`:
+/// it takes the write lock at once, waiting up to [`SQLITE_BUSY_TIMEOUT`]
+/// for it. A deferred transaction that read first and writes later cannot
+/// wait (SQLite answers `database is locked` at once rather than risk a
+/// deadlock), so under the service's own concurrency writes failed instead
+/// of queueing (`docs/design/hostile-input.md`).
+pub async fn begin_write(db: &DatabaseConnection) -> Result<sea_orm::DatabaseTransaction, DbErr> {
+    use sea_orm::{SqliteTransactionMode, TransactionOptions, TransactionTrait};
+    if !is_sqlite(db) {
+        return db.begin().await;
+    }
+    db.begin_with_options(TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..TransactionOptions::default()
+    })
+    .await
+}
+
 /// Whether the connection is SQLite (a single writer, no row locks).
 pub fn is_sqlite(db: &impl ConnectionTrait) -> bool {
     db.get_database_backend() == DbBackend::Sqlite
