@@ -322,6 +322,48 @@ mod tests {
         map
     }
 
+    /// The layers' own answers (here a 408 and a 500 as plain text) leave
+    /// as GraphQL JSON errors with the same status; JSON answers pass.
+    #[tokio::test]
+    async fn layer_answers_become_json_errors() {
+        use axum::Router;
+        use axum::routing::get;
+        use tower::ServiceExt;
+        let router = Router::new()
+            .route(
+                "/slow",
+                get(|| async { (StatusCode::REQUEST_TIMEOUT, "timed out") }),
+            )
+            .route(
+                "/boom",
+                get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "panicked") }),
+            )
+            .route(
+                "/json",
+                get(|| async { refusal(StatusCode::NOT_FOUND, "NOT_FOUND", "kept") }),
+            )
+            .layer(axum::middleware::from_fn(json_refusals));
+        for (path, status, code, message) in [
+            (
+                "/slow",
+                408,
+                "SERVICE_UNAVAILABLE",
+                "the request took longer than 30 s; retry later",
+            ),
+            ("/boom", 500, "INTERNAL_SERVER_ERROR", "internal error"),
+            ("/json", 404, "NOT_FOUND", "kept"),
+        ] {
+            let request = axum::http::Request::get(path).body(Body::empty()).unwrap();
+            let response = router.clone().oneshot(request).await.unwrap();
+            assert_eq!(response.status().as_u16(), status, "{path}");
+            assert_eq!(response.headers()[header::CONTENT_TYPE], JSON, "{path}");
+            let body = axum::body::to_bytes(response.into_body(), 4096).await.unwrap();
+            let body: Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(body["errors"][0]["extensions"]["code"], code, "{path}");
+            assert_eq!(body["errors"][0]["message"], message, "{path}");
+        }
+    }
+
     #[test]
     fn accept_chooses_the_media_type() {
         let table = [
