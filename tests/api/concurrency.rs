@@ -172,7 +172,63 @@ async fn two_hundred_mixed_writes_at_once_all_succeed(app: TestApp) {
     assert_eq!(charged, 50, "every spend of the burst is charged");
 }
 
+/// Two instances on one database, each with its own group-commit workers:
+/// only the database orders their writes. 10×K distinct keys, each sent
+/// to both instances at once (500 requests): exactly K keys charge, each
+/// charged key's other request is a DUPLICATE of it, every other request
+/// is refused, and the ledger holds K spends.
+async fn two_instances_split_oversubscribed_spends_and_repeats(app: TestApp) {
+    app.set_trial_credits(K).await;
+    app.create_workspace("ws-two").await;
+    let other = TestApp::spawn_beside(&app, crate::helpers::Options::default()).await;
+    let service = app.token("service", Some("ws-two"));
+
+    let answers = join_all((0..10 * K).flat_map(|i| {
+        [&app, &other].map(|instance| {
+            let instance = instance.clone();
+            let service = service.clone();
+            async move {
+                (
+                    i,
+                    instance
+                        .spend(&service, "TRIAGE", &format!("two-{i}"), None)
+                        .await,
+                )
+            }
+        })
+    }))
+    .await;
+
+    let mut by_key: std::collections::BTreeMap<i64, Vec<String>> = Default::default();
+    for (i, answer) in &answers {
+        let payload = &answer.data()["spendCredit"];
+        by_key
+            .entry(*i)
+            .or_default()
+            .push(payload["outcome"].as_str().unwrap().to_owned());
+    }
+    let mut charged = 0;
+    for (key, mut outcomes) in by_key {
+        outcomes.sort();
+        match outcomes.as_slice() {
+            [a, b] if a == "CHARGED" && b == "DUPLICATE" => charged += 1,
+            [a, b] if a == "INSUFFICIENT_CREDITS" && b == "INSUFFICIENT_CREDITS" => {}
+            other => panic!("key two-{key}: {other:?}"),
+        }
+    }
+    assert_eq!(charged, K);
+    assert_eq!(app.balance_total("ws-two").await, 0);
+    let spends = app
+        .transactions("ws-two")
+        .await
+        .iter()
+        .filter(|row| row["kind"] == "SPEND")
+        .count() as i64;
+    assert_eq!(spends, K);
+}
+
 both_backends!(
+    two_instances_split_oversubscribed_spends_and_repeats,
     two_hundred_mixed_writes_at_once_all_succeed,
     ten_times_k_concurrent_spends_charge_exactly_k,
     one_key_repeated_concurrently_charges_once,
