@@ -153,6 +153,148 @@ async fn verify_passes_then_names_the_broken_wallet(app: TestApp) {
         .await;
 }
 
+/// Each check of the audit fires on the damage it is for, names the
+/// wallet, and only that wallet. Method: damage one wallet's rows by hand
+/// (lifting the database's own guard where there is one), audit, repair.
+async fn verify_finds_each_kind_of_damage(app: TestApp) {
+    use protodesk_credits::store::verify::audit;
+    use sea_orm::TransactionTrait;
+    app.create_workspace("ws-fine").await;
+    app.create_workspace("ws-hurt").await;
+    let admin = app.token("admin", Some("ws-hurt"));
+    app.change_plan(&admin, None, "PRO", None).await.data();
+    let service = app.token("service", Some("ws-hurt"));
+    app.spend_ok(&service, "TRIAGE", "d1").await;
+    let db = app.ledger.db();
+    let problems = || async {
+        let found = audit(db).await.unwrap();
+        assert_eq!(found.wallets, 2);
+        found
+            .violations
+            .into_iter()
+            .map(|violation| {
+                assert_eq!(violation.workspace_id, "ws-hurt");
+                violation.problem
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(problems().await, Vec::<String>::new());
+    let balance = app.balance_total("ws-hurt").await;
+    let wallet = "(SELECT id FROM wallet WHERE workspace_id = 'ws-hurt')";
+    let newest = format!("(SELECT MAX(sequence) FROM ledger_entry WHERE wallet_id = {wallet})");
+
+    // Live grants that do not sum to the balance.
+    let one_grant = format!(
+        "(SELECT MIN(id) FROM credit_grant WHERE wallet_id = {wallet} AND expired_at IS NULL AND remaining_credits > 0)"
+    );
+    app.execute_sql(&format!(
+        "UPDATE credit_grant SET remaining_credits = remaining_credits - 1 WHERE id = {one_grant}"
+    ))
+    .await;
+    assert_eq!(
+        problems().await,
+        [format!("balance {balance} != sum of live grants {}", balance - 1)]
+    );
+    app.execute_sql(&format!(
+        "UPDATE credit_grant SET remaining_credits = remaining_credits + 1 WHERE id = (SELECT MIN(id) FROM credit_grant WHERE wallet_id = {wallet} AND expired_at IS NULL AND remaining_credits < granted_credits)"
+    ))
+    .await;
+    assert_eq!(problems().await, Vec::<String>::new());
+
+    // The newest row's balance after, out of step.
+    app.execute_sql(&format!(
+        "UPDATE ledger_entry SET balance_after_credits = balance_after_credits + 1 WHERE wallet_id = {wallet} AND sequence = {newest}"
+    ))
+    .await;
+    assert_eq!(
+        problems().await,
+        [format!(
+            "balance {balance} != newest row's balance after {}",
+            balance + 1
+        )]
+    );
+    app.execute_sql(&format!(
+        "UPDATE ledger_entry SET balance_after_credits = balance_after_credits - 1 WHERE wallet_id = {wallet} AND sequence = {newest}"
+    ))
+    .await;
+
+    // A gap in the sequence.
+    app.execute_sql(&format!(
+        "UPDATE ledger_entry SET sequence = sequence + 10 WHERE wallet_id = {wallet} AND sequence = {newest}"
+    ))
+    .await;
+    let last = app.wallet(&service, None).await.data()["wallet"]["lastSequence"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(
+        problems().await,
+        [format!("ledger sequences are not dense 1..={last}")]
+    );
+    app.execute_sql(&format!(
+        "UPDATE ledger_entry SET sequence = sequence - 10 WHERE wallet_id = {wallet} AND sequence = {newest}"
+    ))
+    .await;
+    assert_eq!(problems().await, Vec::<String>::new());
+
+    // A doubled allocation (past the unique index, dropped for the
+    // damage): an expired copy of the period's grant, so sums still hold.
+    app.execute_sql("DROP INDEX credit_grant_wallet_period_key").await;
+    app.execute_sql(&format!(
+        "INSERT INTO credit_grant (wallet_id, source, granted_credits, remaining_credits, expires_at, expired_at, period_start_at, created_at)
+         SELECT wallet_id, source, granted_credits, 0, expires_at, created_at, period_start_at, created_at
+         FROM credit_grant WHERE wallet_id = {wallet} AND source = 'ALLOCATION'"
+    ))
+    .await;
+    let doubled = problems().await;
+    assert_eq!(doubled.len(), 1, "{doubled:?}");
+    assert!(
+        doubled[0].starts_with("the allocation of the period starting ")
+            && doubled[0].ends_with(" was granted more than once"),
+        "{doubled:?}"
+    );
+    app.execute_sql(&format!(
+        "DELETE FROM credit_grant WHERE wallet_id = {wallet} AND source = 'ALLOCATION' AND remaining_credits = 0 AND expired_at IS NOT NULL"
+    ))
+    .await;
+    assert_eq!(problems().await, Vec::<String>::new());
+
+    // A negative balance, past the CHECK that refuses one (lifted on the
+    // damaging connection only).
+    let txn = db.begin().await.unwrap();
+    if app.backend == crate::helpers::Backend::Sqlite {
+        txn.execute_unprepared("PRAGMA ignore_check_constraints = ON")
+            .await
+            .unwrap();
+    } else {
+        txn.execute_unprepared(
+            "DO $$ DECLARE c text; BEGIN
+               FOR c IN SELECT conname FROM pg_constraint WHERE conrelid = 'wallet'::regclass AND contype = 'c'
+                          AND pg_get_constraintdef(oid) LIKE '%balance_credits%' LOOP
+                 EXECUTE format('ALTER TABLE wallet DROP CONSTRAINT %I', c);
+               END LOOP; END $$",
+        )
+        .await
+        .unwrap();
+    }
+    txn.execute_unprepared(&format!(
+        "UPDATE wallet SET balance_credits = -1 WHERE id = {wallet}"
+    ))
+    .await
+    .unwrap();
+    if app.backend == crate::helpers::Backend::Sqlite {
+        txn.execute_unprepared("PRAGMA ignore_check_constraints = OFF")
+            .await
+            .unwrap();
+    }
+    txn.commit().await.unwrap();
+    assert_eq!(problems().await, ["balance -1 is negative".to_owned()]);
+    app.execute_sql(&format!(
+        "UPDATE wallet SET balance_credits = {balance} WHERE id = {wallet}"
+    ))
+    .await;
+    assert_eq!(problems().await, Vec::<String>::new());
+}
+
 async fn renew_rolls_over_at_the_given_time(app: TestApp) {
     app.set_trial_credits(0).await;
     app.create_workspace("ws-renew-cli").await;
@@ -206,6 +348,7 @@ async fn minted_token_is_accepted_by_the_server(app: TestApp) {
 }
 
 both_backends!(
+    verify_finds_each_kind_of_damage,
     migrate_reports_reverts_and_reapplies,
     verify_passes_then_names_the_broken_wallet,
     renew_rolls_over_at_the_given_time,
