@@ -53,34 +53,41 @@ mod tests {
             live_grants_sum: 5,
             last_balance_after: 5,
         };
-        assert!(check_totals(&good).is_ok());
-        assert!(
-            check_totals(&WalletTotals {
-                ledger_sum: 4,
-                ..good
-            })
-            .is_err()
-        );
-        assert!(
-            check_totals(&WalletTotals {
-                live_grants_sum: 6,
-                ..good
-            })
-            .is_err()
-        );
-        assert!(
-            check_totals(&WalletTotals {
-                last_balance_after: 1,
-                ..good
-            })
-            .is_err()
-        );
-        let negative = WalletTotals {
-            balance: -1,
-            ledger_sum: -1,
-            live_grants_sum: -1,
-            last_balance_after: -1,
-        };
-        assert!(check_totals(&negative).is_err());
+        assert_eq!(check_totals(&good), Ok(()));
+        let table = [
+            (
+                WalletTotals {
+                    ledger_sum: 4,
+                    ..good
+                },
+                "balance 5 != sum of ledger amounts 4",
+            ),
+            (
+                WalletTotals {
+                    live_grants_sum: 6,
+                    ..good
+                },
+                "balance 5 != sum of live grants 6",
+            ),
+            (
+                WalletTotals {
+                    last_balance_after: 1,
+                    ..good
+                },
+                "balance 5 != newest row's balance after 1",
+            ),
+            (
+                WalletTotals {
+                    balance: -1,
+                    ledger_sum: -1,
+                    live_grants_sum: -1,
+                    last_balance_after: -1,
+                },
+                "balance -1 is negative",
+            ),
+        ];
+        for (totals, problem) in table {
+            assert_eq!(check_totals(&totals), Err(problem.to_owned()), "{totals:?}");
+        }
     }
 }

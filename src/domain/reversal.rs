@@ -175,15 +175,42 @@ mod tests {
                 credits: -100
             }])
         );
-        assert!(plan_reversal(LedgerKind::TopUp, false, &[spent]).is_err());
-        assert!(plan_reversal(LedgerKind::Spend, true, &[]).is_err());
+        let refused = |reason: &str| Err(DomainError::invalid("transactionId", reason));
+        assert_eq!(
+            plan_reversal(LedgerKind::TopUp, false, &[spent]),
+            refused("is a top-up whose credits were partly spent; only an unspent top-up can be reversed")
+        );
+        let expired = MovedGrant {
+            is_live: false,
+            ..unspent
+        };
+        assert_eq!(
+            plan_reversal(LedgerKind::TopUp, false, &[expired]),
+            refused("is a top-up whose credits were partly spent; only an unspent top-up can be reversed")
+        );
+        assert_eq!(
+            plan_reversal(LedgerKind::TopUp, false, &[]),
+            refused("top-up without its grant")
+        );
+        // Already reversed wins over every other rule.
+        for kind in [LedgerKind::Spend, LedgerKind::TopUp, LedgerKind::Grant] {
+            assert_eq!(
+                plan_reversal(kind, true, &[unspent]),
+                refused("was already reversed"),
+                "{kind}"
+            );
+        }
         for kind in [
             LedgerKind::Grant,
             LedgerKind::Expire,
             LedgerKind::Adjustment,
             LedgerKind::Reversal,
         ] {
-            assert!(plan_reversal(kind, false, &[]).is_err(), "{kind}");
+            assert_eq!(
+                plan_reversal(kind, false, &[unspent]),
+                refused("only SPEND and TOP_UP transactions can be reversed"),
+                "{kind}"
+            );
         }
     }
 

@@ -92,9 +92,14 @@ mod tests {
 
     #[test]
     fn fingerprints_tell_different_references_apart() {
-        assert_eq!(
-            spend_fingerprint("TRIAGE", Some("t1")),
-            spend_fingerprint("TRIAGE", Some("t1"))
+        // The stored form: fingerprints written by earlier releases must
+        // still compare equal.
+        assert_eq!(spend_fingerprint("TRIAGE", Some("t1")), "TRIAGE|2|t1");
+        assert_eq!(spend_fingerprint("TRIAGE", None), "TRIAGE|0|");
+        // A plain join would make these two requests the same.
+        assert_ne!(
+            spend_fingerprint("A", Some("1|B")),
+            spend_fingerprint("A|1", Some("B"))
         );
         assert_ne!(
             spend_fingerprint("TRIAGE", Some("t1")),

@@ -509,16 +509,64 @@ async fn the_wal_is_checkpointed_apart_from_commits(backend: Backend) {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(
-            row.try_get_by_index::<i64>(0).unwrap(),
-            i64::from(protodesk_credits::store::SQLITE_AUTOCHECKPOINT_PAGES)
-        );
+        // The documented figure (README, group commit), not the constant.
+        assert_eq!(row.try_get_by_index::<i64>(0).unwrap(), 16_384);
     }
     app.teardown().await;
 }
 
+/// The durability claim rests on every SQLite connection committing with
+/// `synchronous=FULL` in WAL mode: the server's pool (every connection of
+/// it, held at once) and a pool opened as the spend workers open theirs
+/// (`store::open_pool`, the one constructor of both).
+async fn every_sqlite_connection_commits_with_synchronous_full(app: &TestApp) {
+    use sea_orm::TransactionTrait;
+    async fn pragmas(db: &sea_orm::DatabaseConnection, connections: usize) {
+        let mut held = Vec::new();
+        for _ in 0..connections {
+            held.push(db.begin().await.unwrap());
+        }
+        for txn in &held {
+            let synchronous = txn
+                .query_one_raw(Statement::from_string(
+                    sea_orm::DbBackend::Sqlite,
+                    "PRAGMA synchronous",
+                ))
+                .await
+                .unwrap()
+                .unwrap();
+            // 2 is FULL (0 OFF, 1 NORMAL, 3 EXTRA).
+            assert_eq!(synchronous.try_get_by_index::<i64>(0).unwrap(), 2);
+            let journal = txn
+                .query_one_raw(Statement::from_string(
+                    sea_orm::DbBackend::Sqlite,
+                    "PRAGMA journal_mode",
+                ))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(journal.try_get_by_index::<String>(0).unwrap(), "wal");
+        }
+    }
+    pragmas(app.ledger.db(), 10).await;
+    let config = protodesk_credits::config::DatabaseConfig {
+        url: app.database_url.clone(),
+        max_connections: 4,
+        ..protodesk_credits::config::DatabaseConfig::default()
+    };
+    let workers_like = protodesk_credits::store::open_pool(&config).await.unwrap();
+    pragmas(&workers_like, 4).await;
+}
+
 mod sqlite {
     use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_connection_commits_with_synchronous_full() {
+        let app = TestApp::spawn(Backend::Sqlite).await;
+        super::every_sqlite_connection_commits_with_synchronous_full(&app).await;
+        app.teardown().await;
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn batches_have_a_pool_of_their_own() {

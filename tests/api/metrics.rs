@@ -103,7 +103,25 @@ async fn metrics_count_spends_rows_errors_and_subscribers(app: TestApp) {
     ] {
         assert_eq!(sample(&samples, name), expected, "{name}");
     }
-    assert!(sample(&samples, r#"credits_db_pool_connections{state="idle"}"#) >= 0.0);
+    // Three connections held by the test show as in use (background
+    // checkpoints may briefly hold one more), never more than the pool.
+    {
+        use sea_orm::TransactionTrait;
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            let txn = app.ledger.db().begin().await.unwrap();
+            // A statement makes the transaction take its connection for sure.
+            sea_orm::ConnectionTrait::execute_unprepared(&txn, "SELECT 1")
+                .await
+                .unwrap();
+            held.push(txn);
+        }
+        let pool = scrape(&app).await;
+        let in_use = sample(&pool, r#"credits_db_pool_connections{state="in_use"}"#);
+        let idle = sample(&pool, r#"credits_db_pool_connections{state="idle"}"#);
+        assert!(in_use >= 3.0, "{in_use} in use while the test holds 3");
+        assert!(in_use + idle <= 10.0, "{in_use} + {idle} over the pool's 10");
+    }
     assert!(sample(&samples, "credits_spend_duration_seconds_sum") > 0.0);
 
     subscriber.close().await;
