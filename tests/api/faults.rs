@@ -10,7 +10,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::json;
@@ -18,20 +18,42 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 
-use crate::helpers::{Backend, Options, TestApp};
+use crate::helpers::{Backend, Options, TestApp, postgres_url};
+
+/// Waits (up to 30 s) until `condition` holds; panics naming `what`.
+async fn wait_until(what: &str, condition: impl AsyncFn() -> bool) {
+    for _ in 0..3_000 {
+        if condition().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("waited 30 s for {what}");
+}
 
 /// A TCP proxy to PostgreSQL that can cut every connection.
 struct Proxy {
     port: u16,
+    /// The `TEST_DATABASE_URL` with the proxy in place of the server.
+    url: String,
     open: Arc<AtomicBool>,
     links: Arc<Mutex<Vec<JoinHandle<()>>>>,
     accept: JoinHandle<()>,
 }
 
 impl Proxy {
+    /// A proxy to the PostgreSQL server of `TEST_DATABASE_URL`.
     async fn start() -> Proxy {
+        let mut url = reqwest::Url::parse(&postgres_url()).expect("TEST_DATABASE_URL is a URL");
+        let target = format!(
+            "{}:{}",
+            url.host_str().expect("TEST_DATABASE_URL names a host"),
+            url.port().unwrap_or(5432)
+        );
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
+        url.set_host(Some("127.0.0.1")).unwrap();
+        url.set_port(Some(port)).unwrap();
         let open = Arc::new(AtomicBool::new(true));
         let links: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
         let (accept_open, accept_links) = (open.clone(), links.clone());
@@ -44,8 +66,9 @@ impl Proxy {
                     // Refused: closed at once, like a database that is down.
                     continue;
                 }
+                let target = target.clone();
                 let link = tokio::spawn(async move {
-                    if let Ok(mut server) = TcpStream::connect("127.0.0.1:5432").await {
+                    if let Ok(mut server) = TcpStream::connect(&target).await {
                         let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
                     }
                 });
@@ -54,6 +77,7 @@ impl Proxy {
         });
         Proxy {
             port,
+            url: url.to_string(),
             open,
             links,
             accept,
@@ -106,10 +130,7 @@ async fn postgres_outage_is_unavailable_then_recovers_without_lost_or_doubled_ch
     let app = TestApp::spawn_with(
         Backend::Postgres,
         Options {
-            database_url: Some(format!(
-                "postgres://postgres@127.0.0.1:{}/postgres?sslmode=disable",
-                proxy.port
-            )),
+            database_url: Some(proxy.url.clone()),
             acquire_timeout: Some(Duration::from_millis(500)),
             ..Options::default()
         },
@@ -119,9 +140,11 @@ async fn postgres_outage_is_unavailable_then_recovers_without_lost_or_doubled_ch
     let service = app.token("service", Some("ws-outage"));
     let stop = Arc::new(AtomicBool::new(false));
     let codes: Arc<Mutex<Vec<String>>> = Arc::default();
+    let answered = Arc::new(AtomicUsize::new(0));
     let spenders: Vec<_> = (0..8)
         .map(|client| {
             let (app, service, stop, codes) = (app.clone(), service.clone(), stop.clone(), codes.clone());
+            let answered = answered.clone();
             tokio::spawn(async move {
                 let mut keys = 0;
                 while !stop.load(Ordering::SeqCst) && keys < 30 {
@@ -136,6 +159,7 @@ async fn postgres_outage_is_unavailable_then_recovers_without_lost_or_doubled_ch
                         }
                         let outcome = answer.body["data"]["spendCredit"]["outcome"].as_str().unwrap();
                         assert!(matches!(outcome, "CHARGED" | "DUPLICATE"), "{key}: {outcome}");
+                        answered.fetch_add(1, Ordering::SeqCst);
                         break;
                     }
                     keys += 1;
@@ -145,14 +169,26 @@ async fn postgres_outage_is_unavailable_then_recovers_without_lost_or_doubled_ch
         })
         .collect();
 
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Cut while the spenders are busy: some spends answered already.
+    wait_until("8 spends answered before the cut", async || {
+        answered.load(Ordering::SeqCst) >= 8
+    })
+    .await;
     proxy.cut().await;
     wait_ready_status(&app, 503).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Every spender meets the outage at least about once.
+    wait_until("8 refusals during the outage", async || {
+        codes.lock().await.len() >= 8
+    })
+    .await;
     let during: Vec<String> = codes.lock().await.clone();
+    let before_restore = answered.load(Ordering::SeqCst);
     proxy.restore();
     wait_ready_status(&app, 200).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_until("8 spends answered after the restore", async || {
+        answered.load(Ordering::SeqCst) >= before_restore + 8
+    })
+    .await;
     stop.store(true, Ordering::SeqCst);
     let mut keys = 0;
     for spender in spenders {

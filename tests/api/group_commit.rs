@@ -467,7 +467,31 @@ async fn a_batch_waiting_for_a_lock_sees_what_its_holder_committed(backend: Back
         let app = app.clone();
         tokio::spawn(async move { spend(&app, request("ws-a", Action::Triage, "after-grant", None)).await })
     };
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    if backend == Backend::Postgres {
+        // Wait until the batch really waits on the lock: its snapshot then
+        // predates the holder's commit, which is what this test is about.
+        let mut blocked = false;
+        for _ in 0..1_000 {
+            let waits = db
+                .query_all_raw(Statement::from_string(
+                    sea_orm::DbBackend::Postgres,
+                    "SELECT pid FROM pg_locks WHERE NOT granted",
+                ))
+                .await
+                .unwrap();
+            if !waits.is_empty() {
+                blocked = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(blocked, "the spend never waited for the wallet's lock");
+    } else {
+        // SQLite's wait (the busy handler at BEGIN IMMEDIATE) cannot be
+        // observed from SQL; there is no snapshot to go stale either, so the
+        // answer below is the same whenever the spend reaches the lock.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert!(
         !waiting.is_finished(),
         "the spend did not wait for the wallet's lock"

@@ -176,8 +176,8 @@ mod instances {
         let mut client = b.ws(&a.token("agent", Some("ws-fan"))).await;
         client.subscribe_balance("x", None, None).await;
         assert_eq!(client.next_event().await["kind"], "SNAPSHOT");
-        // Let B's relay start listening before the spend is committed on A.
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        // B's relay (and A's) listen before the spend is committed on A.
+        crate::helpers::wait_for_listeners(a.pg_schema.as_deref().unwrap(), 2).await;
 
         a.spend_ok(&service, "TRIAGE", "fan-1").await;
         a.spend_ok(&service, "TRIAGE", "fan-2").await;
@@ -471,7 +471,7 @@ mod listener_loss {
         let mut client = b.ws(&a.token("agent", Some("ws-kill"))).await;
         client.subscribe_balance("k", None, None).await;
         assert_eq!(client.next_event().await["kind"], "SNAPSHOT");
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        crate::helpers::wait_for_listeners(a.pg_schema.as_deref().unwrap(), 2).await;
         a.spend_ok(&service, "TRIAGE", "before").await;
         assert_eq!(client.next_event().await["sequence"], 2);
 

@@ -41,6 +41,33 @@ pub fn postgres_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
+/// Waits (up to 10 s) until at least `count` connections LISTEN on the
+/// event channel of PostgreSQL schema `schema`: each instance's relay
+/// listens once it has started, so a test can wait for that rather than
+/// sleep.
+pub async fn wait_for_listeners(schema: &str, count: usize) {
+    let admin = sea_orm::Database::connect(postgres_url()).await.unwrap();
+    let channel = format!("credits_{schema}");
+    for _ in 0..500 {
+        let listening = admin
+            .query_all_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                format!(
+                    "SELECT pid FROM pg_stat_activity WHERE query LIKE 'LISTEN%{channel}%' AND pid <> pg_backend_pid()"
+                ),
+            ))
+            .await
+            .unwrap()
+            .len();
+        if listening >= count {
+            admin.close().await.ok();
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("fewer than {count} relays listen on {channel} after 10 s");
+}
+
 /// Options of a test app beyond the defaults.
 #[derive(Clone, Default)]
 pub struct Options {

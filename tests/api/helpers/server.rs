@@ -16,7 +16,6 @@ pub struct RealServer {
     pub base: String,
     pub directory: tempfile::TempDir,
     client: reqwest::Client,
-    port: u16,
     database: Option<(String, String)>,
     /// Extra environment variables of the server.
     env: Vec<(String, String)>,
@@ -53,30 +52,31 @@ impl RealServer {
                 .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
                 .collect(),
             child: None,
-            port: free_port(),
             base: String::new(),
             directory: tempfile::tempdir().unwrap(),
             client: reqwest::Client::new(),
             database: database.cloned(),
         };
-        server.base = format!("http://127.0.0.1:{}", server.port);
         server.spawn().await;
         server
     }
 
-    /// Starts the binary again, on the same port, directory and database.
+    /// Starts the binary (again), on port 0, in the same directory and on
+    /// the same database; `base` is read from the address it logs.
     pub async fn spawn(&mut self) {
+        let log_path = self.directory.path().join("server.log");
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.directory.path().join("server.log"))
+            .open(&log_path)
             .unwrap();
+        let logged_before = log.metadata().unwrap().len() as usize;
         let mut command = Command::new(BINARY);
         command
             .current_dir(self.directory.path())
             .env_remove("DATABASE_URL")
             .env("JWT_SECRET", SECRET)
-            .env("BIND_ADDR", format!("127.0.0.1:{}", self.port))
+            .env("BIND_ADDR", "127.0.0.1:0")
             .env("LOG_FORMAT", "json")
             .env("RUST_LOG", "info,tower_http=debug")
             .stdout(Stdio::null())
@@ -86,6 +86,23 @@ impl RealServer {
         }
         command.envs(self.env.iter().map(|(name, value)| (name, value)));
         self.child = Some(command.spawn().unwrap());
+        self.base = String::new();
+        for _ in 0..100 {
+            let text = std::fs::read(&log_path).unwrap_or_default();
+            let text = String::from_utf8_lossy(&text[logged_before.min(text.len())..]).into_owned();
+            if let Some(at) = text.find("serving GraphQL at http://") {
+                let address: String = text[at + "serving GraphQL at ".len()..]
+                    .chars()
+                    .take_while(|c| !matches!(c, ' ' | '"'))
+                    .collect();
+                // "http://127.0.0.1:PORT/graphql…": keep scheme, host, port.
+                let address = address.splitn(4, '/').take(3).collect::<Vec<_>>().join("/");
+                self.base = address;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(!self.base.is_empty(), "the server logged no address");
         for _ in 0..100 {
             if let Ok(response) = self.client.get(format!("{}/readyz", self.base)).send().await
                 && response.status() == 200
