@@ -33,7 +33,6 @@ async fn wait_until(what: &str, condition: impl AsyncFn() -> bool) {
 
 /// A TCP proxy to PostgreSQL that can cut every connection.
 struct Proxy {
-    port: u16,
     /// The `TEST_DATABASE_URL` with the proxy in place of the server.
     url: String,
     open: Arc<AtomicBool>,
@@ -76,7 +75,6 @@ impl Proxy {
             }
         });
         Proxy {
-            port,
             url: url.to_string(),
             open,
             links,
