@@ -522,7 +522,166 @@ async fn exported_formulas_are_neutralised(app: TestApp) {
     assert_eq!(spend["amount"], "-1", "numbers are left as numbers");
 }
 
+/// A threshold set above the current balance alerts at once (the wallet
+/// is already below it); setting the same one again does not, a new one
+/// (a new promise to the admin) does.
+async fn a_threshold_above_the_balance_alerts_at_once(app: TestApp) {
+    app.create_workspace("ws-above").await;
+    let admin = app.token("admin", Some("ws-above"));
+    let mut events = app.ledger.events().subscribe("ws-above");
+    let set = "mutation($t: Int) { setLowBalanceThreshold(input: {threshold: $t}) { wallet { lowBalanceAlerts { threshold balance sequence } } } }";
+
+    let first = app.gql(Some(&admin), set, json!({ "t": 500 })).await;
+    let same = app.gql(Some(&admin), set, json!({ "t": 500 })).await;
+    let lower = app.gql(Some(&admin), set, json!({ "t": 400 })).await;
+
+    let one = json!([{ "threshold": 500, "balance": 300, "sequence": 1 }]);
+    assert_eq!(
+        first.data()["setLowBalanceThreshold"]["wallet"]["lowBalanceAlerts"],
+        one
+    );
+    assert_eq!(
+        same.data()["setLowBalanceThreshold"]["wallet"]["lowBalanceAlerts"],
+        one
+    );
+    assert_eq!(
+        lower.data()["setLowBalanceThreshold"]["wallet"]["lowBalanceAlerts"],
+        json!([
+            { "threshold": 400, "balance": 300, "sequence": 1 },
+            { "threshold": 500, "balance": 300, "sequence": 1 }
+        ])
+    );
+    let alerts = std::iter::from_fn(|| events.try_recv().ok())
+        .filter(|event| event.kind == EventKind::LowBalance)
+        .count();
+    assert_eq!(alerts, 2);
+}
+
+/// The renewal sweep alerts when an expiry takes the balance below the
+/// threshold: trial credits expire, a purchased pack is left.
+async fn the_sweep_alerts_when_an_expiry_crosses_the_threshold(app: TestApp) {
+    app.create_workspace("ws-sweep-low").await;
+    let admin = app.token("admin", Some("ws-sweep-low"));
+    app.top_up(&app.operator(), Some("ws-sweep-low"), "PACK_100", "pay-sweep")
+        .await
+        .data();
+    app.gql(
+        Some(&admin),
+        "mutation { setLowBalanceThreshold(input: {threshold: 200}) { __typename } }",
+        json!({}),
+    )
+    .await
+    .data();
+
+    app.clock.advance(Duration::days(8));
+    app.ledger.roll_over_periods(app.clock_now()).await.unwrap();
+
+    let wallet = app
+        .gql(
+            Some(&admin),
+            "{ wallet { balance { total } lastSequence lowBalanceAlerts { threshold balance sequence } } }",
+            json!({}),
+        )
+        .await;
+    let wallet = &wallet.data()["wallet"];
+    assert_eq!(wallet["balance"]["total"], 100);
+    // The EXPIRE row (sequence 3, after the GRANT and the TOP_UP) crossed.
+    assert_eq!(wallet["lastSequence"], 3);
+    assert_eq!(
+        wallet["lowBalanceAlerts"],
+        json!([{ "threshold": 200, "balance": 100, "sequence": 3 }])
+    );
+}
+
+/// Ten reversals of one spend at once: one succeeds, nine are refused,
+/// one REVERSAL row, the credit back once.
+async fn concurrent_reversals_of_one_transaction_reverse_it_once(app: TestApp) {
+    app.create_workspace("ws-rev-race").await;
+    let service = app.token("service", Some("ws-rev-race"));
+    let spent = app.spend_ok(&service, "TRIAGE", "to-reverse").await;
+    let id = spent["transaction"]["id"].as_str().unwrap().to_owned();
+    let operator = app.operator();
+
+    let answers = join_all((0..10).map(|n| {
+        let (app, operator, id) = (app.clone(), operator.clone(), id.clone());
+        async move {
+            app.gql(
+                Some(&operator),
+                REVERSE,
+                json!({ "id": id, "reason": format!("race {n}") }),
+            )
+            .await
+        }
+    }))
+    .await;
+
+    let succeeded = answers
+        .iter()
+        .filter(|answer| answer.body.get("errors").is_none())
+        .count();
+    assert_eq!(succeeded, 1, "{answers:?}");
+    for answer in answers
+        .iter()
+        .filter(|answer| answer.body.get("errors").is_some())
+    {
+        assert_eq!(answer.code(), "BAD_USER_INPUT", "{}", answer.body);
+    }
+    let rows = app.ledger_rows("ws-rev-race").await;
+    assert_eq!(rows.iter().filter(|(kind, _)| kind == "REVERSAL").count(), 1);
+    assert_eq!(app.balance_total("ws-rev-race").await, 300);
+}
+
+/// A downgrade waits for the period's end; past it, the first writer (a
+/// batched spend on one wallet, a single-write top-up on another) settles
+/// the wallet itself, on the new plan, before the sweep has run.
+async fn a_pending_downgrade_is_applied_by_a_writer(app: TestApp) {
+    app.set_trial_credits(0).await;
+    for workspace in ["ws-down-spend", "ws-down-top-up"] {
+        app.create_workspace(workspace).await;
+        let admin = app.token("admin", Some(workspace));
+        app.change_plan(&admin, None, "PRO", None).await.data();
+        let pending = app.change_plan(&admin, None, "STARTER", None).await;
+        assert_eq!(pending.data()["changePlan"]["wallet"]["plan"], "PRO");
+        assert_eq!(pending.data()["changePlan"]["wallet"]["pendingPlan"], "STARTER");
+    }
+    app.clock.advance(Duration::days(32));
+
+    let service = app.token("service", Some("ws-down-spend"));
+    let spent = app.spend_ok(&service, "TRIAGE", "after-reset").await;
+    app.top_up(&app.operator(), Some("ws-down-top-up"), "PACK_100", "pay-down")
+        .await
+        .data();
+
+    assert_eq!(spent["outcome"], "CHARGED");
+    assert_eq!(spent["balance"]["allocation"], 249);
+    for (workspace, expected) in [
+        (
+            "ws-down-spend",
+            rows(&[("GRANT", 1000), ("EXPIRE", -1000), ("GRANT", 250), ("SPEND", -1)]),
+        ),
+        (
+            "ws-down-top-up",
+            rows(&[
+                ("GRANT", 1000),
+                ("EXPIRE", -1000),
+                ("GRANT", 250),
+                ("TOP_UP", 100),
+            ]),
+        ),
+    ] {
+        let admin = app.token("admin", Some(workspace));
+        let wallet = app.wallet(&admin, None).await;
+        assert_eq!(wallet.data()["wallet"]["plan"], "STARTER", "{workspace}");
+        assert_eq!(wallet.data()["wallet"]["pendingPlan"], json!(null), "{workspace}");
+        assert_eq!(app.ledger_rows(workspace).await, expected, "{workspace}");
+    }
+}
+
 both_backends!(
+    a_threshold_above_the_balance_alerts_at_once,
+    the_sweep_alerts_when_an_expiry_crosses_the_threshold,
+    concurrent_reversals_of_one_transaction_reverse_it_once,
+    a_pending_downgrade_is_applied_by_a_writer,
     exported_formulas_are_neutralised,
     top_up_repeats_under_concurrency_grant_once,
     purchased_credits_survive_resets_and_trial_expiry_and_are_spent_last,
