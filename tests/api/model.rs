@@ -1,30 +1,92 @@
 //! Goal: over thousands of random operations the service agrees with a
-//! plain in-memory model of the billing rules, answer by answer and
-//! balance by balance.
-//! Method: a seeded generator draws spends (new keys, repeats, conflicting
+//! plain in-memory model of the billing rules, answer by answer, balance
+//! by balance and ledger row by ledger row.
+//! Method: a generator draws spends (new keys, repeats, conflicting
 //! reuse), top-ups (new and repeated payment references), operator
-//! adjustments (credits and debits), reversals of spends, a trial-to-PRO
-//! plan change, clock jumps (with and without the renewal sweep) that end
-//! trials and renew periods, and concurrent bursts of spends, over three
-//! workspaces. Each operation goes through the HTTP API and through the
-//! model; the outcome (or error code) and the wallet's balance split must
-//! agree after every one. The model keeps grants with their expiry and
-//! applies the documented rules: settle first (expire, then renew into the
-//! period containing now), burn-down soonest expiry first and
-//! never-expiring last (oldest first on a tie), keys bound per wallet.
-//! On failure the message names the seed; `SEED=<n> cargo test model`
-//! replays it. `MODEL_OPS` sets the number of operations (default 1500).
+//! adjustments (credits and debits), reversals of spends, plan changes
+//! (from the trial, upgrades, downgrades left pending, and their
+//! cancellation), clock jumps (with and without the renewal sweep) that end
+//! trials and renew periods, and concurrent bursts over several wallets
+//! that mix new keys with repeats, over three workspaces. Each operation
+//! goes through the HTTP API and through the model; the outcome (or error
+//! code), the wallet's balance split and its ledger rows (kind, amount)
+//! must agree after every one. The model keeps grants with their expiry
+//! and applies the documented rules with its own arithmetic (nothing of
+//! the service's code): settle first (expire, then renew into the period
+//! containing now, on the pending plan if any), burn-down soonest expiry
+//! first and never-expiring last (oldest first on a tie), keys bound per
+//! wallet, upgrades raising the period's allocation by the difference.
+//! Each run draws a fresh seed and prints it first; a failure (a panic
+//! included) prints it again: `SEED=<n> cargo test model` replays it.
+//! `MODEL_OPS` sets the number of operations (default 1500).
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
 use futures_util::future::join_all;
-use protodesk_credits::domain::period::{period_containing, period_start};
 use serde_json::{Value, json};
 
 use crate::both_backends;
 use crate::helpers::client::Answer;
-use crate::helpers::{Random, TestApp, seed};
+use crate::helpers::{Random, TestApp};
+
+/// Credits per period of each paid plan (the catalogue's).
+const PLANS: [(&str, i64); 3] = [("STARTER", 250), ("PRO", 1000), ("BUSINESS", 2500)];
+
+fn monthly(plan: &str) -> i64 {
+    PLANS
+        .iter()
+        .find(|(code, _)| *code == plan)
+        .map_or(0, |(_, credits)| *credits)
+}
+
+/// The start of the `n`th period after `anchor`: `n` calendar months on,
+/// on the anchor's day clamped to the month's length, at the anchor's time
+/// of day. The model's own arithmetic, not the service's.
+fn nth_period_start(anchor: DateTime<Utc>, n: i32) -> DateTime<Utc> {
+    let months = anchor.year() * 12 + anchor.month0() as i32 + n;
+    let (year, month) = (months.div_euclid(12), months.rem_euclid(12) as u32 + 1);
+    let first = NaiveDate::from_ymd_opt(year, month, 1).unwrap();
+    let next_first = if month == 12 {
+        NaiveDate::from_ymd_opt(year + 1, 1, 1).unwrap()
+    } else {
+        NaiveDate::from_ymd_opt(year, month + 1, 1).unwrap()
+    };
+    let days = (next_first - first).num_days() as u32;
+    let date = NaiveDate::from_ymd_opt(year, month, anchor.day().min(days)).unwrap();
+    Utc.from_utc_datetime(&date.and_time(anchor.time()))
+}
+
+/// The period (start, end) of the anchor's series that contains `now`.
+fn period_containing(anchor: DateTime<Utc>, now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+    let mut n = (now.year() - anchor.year()) * 12 + now.month0() as i32 - anchor.month0() as i32 - 1;
+    while nth_period_start(anchor, n + 1) <= now {
+        n += 1;
+    }
+    while nth_period_start(anchor, n) > now {
+        n -= 1;
+    }
+    (nth_period_start(anchor, n), nth_period_start(anchor, n + 1))
+}
+
+/// Ledger rows with each run of consecutive EXPIRE rows sorted: grants
+/// expiring in one settle may be closed in either order.
+fn normalised(rows: &[(String, i64)]) -> Vec<(String, i64)> {
+    let mut out: Vec<(String, i64)> = Vec::with_capacity(rows.len());
+    let mut run: Vec<(String, i64)> = Vec::new();
+    for row in rows {
+        if row.0 == "EXPIRE" {
+            run.push(row.clone());
+            continue;
+        }
+        run.sort();
+        out.append(&mut run);
+        out.push(row.clone());
+    }
+    run.sort();
+    out.append(&mut run);
+    out
+}
 
 const WORKSPACES: [&str; 3] = ["m-0", "m-1", "m-2"];
 const PACKS: [(&str, i64); 3] = [("PACK_100", 100), ("PACK_500", 500), ("PACK_2500", 2500)];
@@ -54,8 +116,16 @@ struct Wallet {
     top_up_keys: HashMap<String, String>,
     anchor: Option<DateTime<Utc>>,
     period_end: Option<DateTime<Utc>>,
+    /// The paid plan (none during the trial).
+    plan: Option<&'static str>,
+    /// A downgrade waiting for the next reset.
+    pending: Option<&'static str>,
+    /// The current period's allocation grant and what it was granted.
+    allocation: Option<(u64, i64)>,
     /// Spends that may be reversed (their grant is known exactly).
     charges: Vec<Charge>,
+    /// The ledger as (kind, amount), oldest first.
+    rows: Vec<(String, i64)>,
 }
 
 #[derive(Default)]
@@ -85,19 +155,47 @@ impl Model {
         order
     }
 
-    /// Expire what is due, then renew an ended period into the one
-    /// containing `now`.
+    fn row(&mut self, workspace: &str, kind: &str, amount: i64) {
+        self.wallets
+            .get_mut(workspace)
+            .unwrap()
+            .rows
+            .push((kind.to_owned(), amount));
+    }
+
+    /// Grants the allocation of the period ending `end` (a GRANT row).
+    fn grant_allocation(&mut self, workspace: &str, credits: i64, end: DateTime<Utc>) {
+        if credits <= 0 {
+            self.wallets.get_mut(workspace).unwrap().allocation = None;
+            return;
+        }
+        let order = self.grant(workspace, "allocation", credits, Some(end));
+        self.row(workspace, "GRANT", credits);
+        self.wallets.get_mut(workspace).unwrap().allocation = Some((order, credits));
+    }
+
+    /// Expire what is due (an EXPIRE row for what each grant still held),
+    /// then renew an ended period into the one containing `now`, on the
+    /// pending plan if there is one.
     fn settle(&mut self, workspace: &str, now: DateTime<Utc>) {
         let wallet = self.wallets.get_mut(workspace).unwrap();
-        wallet
-            .grants
-            .retain(|grant| grant.expires_at.is_none_or(|at| at > now));
+        let (due, live): (Vec<Grant>, Vec<Grant>) = std::mem::take(&mut wallet.grants)
+            .into_iter()
+            .partition(|grant| grant.expires_at.is_some_and(|at| at <= now));
+        wallet.grants = live;
+        for grant in due.iter().filter(|grant| grant.remaining > 0) {
+            wallet.rows.push(("EXPIRE".to_owned(), -grant.remaining));
+        }
         if let (Some(anchor), Some(end)) = (wallet.anchor, wallet.period_end)
             && end <= now
         {
-            let period = period_containing(anchor, now);
-            wallet.period_end = Some(period.end);
-            self.grant(workspace, "allocation", 1000, Some(period.end));
+            let (_, end) = period_containing(anchor, now);
+            wallet.period_end = Some(end);
+            if let Some(pending) = wallet.pending.take() {
+                wallet.plan = Some(pending);
+            }
+            let credits = monthly(wallet.plan.unwrap_or_default());
+            self.grant_allocation(workspace, credits, end);
         }
     }
 
@@ -232,6 +330,7 @@ impl Run {
         );
         if expected == "CHARGED" {
             let grant_order = self.model.burn(workspace, 1).unwrap();
+            self.model.row(workspace, "SPEND", -1);
             let wallet = self.model.wallets.get_mut(workspace).unwrap();
             wallet.spend_keys.insert(key, fingerprint);
             wallet.charges.push(Charge {
@@ -267,6 +366,7 @@ impl Run {
         );
         if expected == "APPLIED" {
             self.model.grant(workspace, "purchased", credits, None);
+            self.model.row(workspace, "TOP_UP", credits);
             self.model
                 .wallets
                 .get_mut(workspace)
@@ -301,6 +401,7 @@ impl Run {
             &json!(expected),
         );
         if expected == "OK" {
+            self.model.row(workspace, "ADJUSTMENT", credits);
             if credits > 0 {
                 self.model.grant(workspace, "bonus", credits, None);
             } else {
@@ -336,6 +437,7 @@ impl Run {
             &json!(expected),
         );
         if expected == "OK" {
+            self.model.row(workspace, "REVERSAL", 1);
             let wallet = self.model.wallets.get_mut(workspace).unwrap();
             wallet.charges[index].reversed = true;
             match wallet
@@ -351,34 +453,89 @@ impl Run {
         }
     }
 
-    async fn change_to_pro(&mut self, workspace: &'static str) {
+    /// A plan change: from the trial a first period starts now; a larger
+    /// allocation than the period's grant raises it by the difference at
+    /// once; a smaller or equal one waits for the reset; the current plan
+    /// again cancels a waiting downgrade.
+    async fn change_plan(&mut self, workspace: &'static str, target: &'static str) {
         let now = self.now();
         self.model.settle(workspace, now);
         let admin = self.admin[workspace].clone();
-        self.app
-            .change_plan(&admin, Some(workspace), "PRO", None)
-            .await
-            .data();
+        let answer = self.app.change_plan(&admin, Some(workspace), target, None).await;
         let wallet = self.model.wallets.get_mut(workspace).unwrap();
-        wallet.anchor = Some(now);
-        let end = period_start(now, 1);
-        wallet.period_end = Some(end);
-        self.model.grant(workspace, "allocation", 1000, Some(end));
+        match (wallet.plan, wallet.allocation) {
+            (None, _) => {
+                wallet.anchor = Some(now);
+                let (_, end) = period_containing(now, now);
+                wallet.period_end = Some(end);
+                wallet.plan = Some(target);
+                wallet.pending = None;
+                self.model.grant_allocation(workspace, monthly(target), end);
+            }
+            (Some(plan), allocation) => {
+                let granted = allocation.map_or(0, |(_, granted)| granted);
+                if plan == target {
+                    wallet.pending = None;
+                } else if monthly(target) > granted {
+                    let raise = monthly(target) - granted;
+                    wallet.plan = Some(target);
+                    wallet.pending = None;
+                    match allocation {
+                        Some((order, _)) => {
+                            let grant = wallet
+                                .grants
+                                .iter_mut()
+                                .find(|grant| grant.order == order)
+                                .unwrap();
+                            grant.remaining += raise;
+                            wallet.allocation = Some((order, granted + raise));
+                            self.model.row(workspace, "GRANT", raise);
+                        }
+                        None => {
+                            let end = wallet.period_end.unwrap();
+                            self.model.grant_allocation(workspace, raise, end);
+                        }
+                    }
+                } else {
+                    wallet.pending = Some(target);
+                }
+            }
+        }
+        let wallet = &self.model.wallets[workspace];
+        let shown = &answer.data()["changePlan"]["wallet"];
+        self.check(
+            &format!("plan of {workspace} after changing to {target}"),
+            &json!([shown["plan"], shown["pendingPlan"]]),
+            &json!([wallet.plan, wallet.pending]),
+        );
     }
 
-    /// Concurrent new keys on one wallet: as many are charged as there are
-    /// credits; the grants end as after that many spends in a row.
-    async fn burst(&mut self, workspace: &'static str) {
+    /// Concurrent spends over two or three wallets at once: per wallet,
+    /// new keys (as many charge as there are credits) and repeats of keys
+    /// already bound to a TRIAGE spend (each a DUPLICATE).
+    async fn burst(&mut self) {
         let now = self.now();
-        self.model.settle(workspace, now);
-        let size = 2 + self.random.below(10);
-        let keys: Vec<String> = (0..size)
-            .map(|_| {
+        let wallets = 2 + self.random.below(2);
+        let mut requests: Vec<(&'static str, String, bool)> = Vec::new();
+        for workspace in WORKSPACES.iter().copied().take(wallets) {
+            self.model.settle(workspace, now);
+            for _ in 0..1 + self.random.below(6) {
                 self.keys += 1;
-                format!("burst-{}", self.keys)
-            })
-            .collect();
-        let answers = join_all(keys.iter().map(|key| {
+                requests.push((workspace, format!("burst-{}", self.keys), false));
+            }
+            let mut bound: Vec<String> = self.model.wallets[workspace]
+                .spend_keys
+                .iter()
+                .filter(|(_, fingerprint)| *fingerprint == "TRIAGE|")
+                .map(|(key, _)| key.clone())
+                .collect();
+            bound.sort();
+            for _ in 0..self.random.below(3).min(bound.len()) {
+                let key = bound[self.random.below(bound.len())].clone();
+                requests.push((workspace, key, true));
+            }
+        }
+        let answers = join_all(requests.iter().map(|(workspace, key, _)| {
             self.app.gql(
                 Some(&self.service[workspace]),
                 SPEND,
@@ -386,22 +543,50 @@ impl Run {
             )
         }))
         .await;
-        let charged = answers
-            .iter()
-            .zip(&keys)
-            .filter(|(answer, _)| Self::outcome(answer, "spendCredit") == "CHARGED")
-            .map(|(_, key)| key.clone())
-            .collect::<Vec<_>>();
-        let expected = (size as i64).min(self.model.total(workspace));
-        self.check("burst charges", &json!(charged.len()), &json!(expected));
-        self.model.burn(workspace, expected);
-        for key in charged {
-            self.model
-                .wallets
-                .get_mut(workspace)
-                .unwrap()
-                .spend_keys
-                .insert(key, "TRIAGE|".to_owned());
+        for workspace in WORKSPACES.iter().copied().take(wallets) {
+            let mut charged = Vec::new();
+            let mut fresh = 0;
+            for ((_, key, repeat), answer) in requests
+                .iter()
+                .zip(&answers)
+                .filter(|((ws, _, _), _)| *ws == workspace)
+            {
+                let outcome = Self::outcome(answer, "spendCredit");
+                if *repeat {
+                    self.check(
+                        &format!("burst repeat {key}"),
+                        &json!(outcome),
+                        &json!("DUPLICATE"),
+                    );
+                } else {
+                    fresh += 1;
+                    if outcome == "CHARGED" {
+                        charged.push(key.clone());
+                    } else {
+                        self.check(
+                            &format!("burst {key}"),
+                            &json!(outcome),
+                            &json!("INSUFFICIENT_CREDITS"),
+                        );
+                    }
+                }
+            }
+            let expected = (fresh as i64).min(self.model.total(workspace));
+            self.check(
+                &format!("burst charges on {workspace}"),
+                &json!(charged.len()),
+                &json!(expected),
+            );
+            self.model.burn(workspace, expected);
+            for key in charged {
+                self.model.row(workspace, "SPEND", -1);
+                self.model
+                    .wallets
+                    .get_mut(workspace)
+                    .unwrap()
+                    .spend_keys
+                    .insert(key, "TRIAGE|".to_owned());
+            }
         }
     }
 
@@ -439,19 +624,66 @@ impl Run {
             60..=69 => self.adjust(workspace).await,
             70..=79 => self.reverse(workspace).await,
             80..=89 => self.advance().await,
-            90..=95 => self.burst(workspace).await,
+            90..=94 => self.burst().await,
             _ => {
-                if self.model.wallets[workspace].anchor.is_none() {
-                    self.change_to_pro(workspace).await;
-                }
+                let target = PLANS[self.random.below(PLANS.len())].0;
+                self.change_plan(workspace, target).await;
             }
         }
         self.check_balance(workspace).await;
+        // Rows every 8th step (and at the end): reading a whole ledger per
+        // step would make the run quadratic.
+        if self.step % 8 == 0 {
+            self.check_rows(workspace).await;
+        }
+    }
+
+    /// The wallet's ledger rows, settled as of now, against the model's.
+    async fn check_rows(&self, workspace: &'static str) {
+        self.app
+            .ledger
+            .settle_workspace(workspace, self.now())
+            .await
+            .unwrap();
+        let actual = self.app.ledger_rows(workspace).await;
+        self.check(
+            &format!("ledger rows of {workspace}"),
+            &json!(normalised(&actual)),
+            &json!(normalised(&self.model.wallets[workspace].rows)),
+        );
+    }
+}
+
+/// Prints the seed again if the run panics (an assertion of the harness or
+/// of the service, not only `check`).
+struct SeedOnPanic(u64);
+
+impl Drop for SeedOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "model run failed with seed {0}: replay with SEED={0} cargo test model",
+                self.0
+            );
+        }
     }
 }
 
 async fn service_agrees_with_the_model(app: TestApp) {
-    let seed = seed(20_261_125);
+    // A fresh seed each run (so CI explores), unless SEED replays one.
+    let seed = std::env::var("SEED")
+        .ok()
+        .and_then(|seed| seed.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(20_261_125, |elapsed| elapsed.as_nanos() as u64)
+        });
+    eprintln!(
+        "model seed {seed} on {:?} (replay: SEED={seed} cargo test model)",
+        app.backend
+    );
+    let _guard = SeedOnPanic(seed);
     let operations: usize = std::env::var("MODEL_OPS")
         .ok()
         .and_then(|n| n.parse().ok())
@@ -479,6 +711,7 @@ async fn service_agrees_with_the_model(app: TestApp) {
         run.model.wallets.insert(workspace, Wallet::default());
         run.model
             .grant(workspace, "bonus", 300, Some(start + Duration::days(7)));
+        run.model.row(workspace, "GRANT", 300);
     }
     for step in 0..operations {
         run.step = step;
@@ -486,6 +719,7 @@ async fn service_agrees_with_the_model(app: TestApp) {
     }
     for workspace in WORKSPACES {
         run.check_balance(workspace).await;
+        run.check_rows(workspace).await;
     }
 }
 
