@@ -633,7 +633,7 @@ impl Run {
         self.check_balance(workspace).await;
         // Rows every 8th step (and at the end): reading a whole ledger per
         // step would make the run quadratic.
-        if self.step % 8 == 0 {
+        if self.step.is_multiple_of(8) {
             self.check_rows(workspace).await;
         }
     }
