@@ -84,6 +84,30 @@ async fn postgres_the_readme_walkthrough_works_on_the_real_binary() {
     drop_schema(&database.1).await;
 }
 
+/// Runs `node <script> <args…>` in tests/browser; asserts it succeeded
+/// and returns its standard output.
+async fn run_node(script: &str, args: Vec<String>) -> String {
+    let browser_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    let script = script.to_owned();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .current_dir(&browser_dir)
+            .arg(&script)
+            .args(&args)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "node test failed\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 /// The browser test needs Debian's Chromium and `npm ci` in tests/browser
 /// (`.ci/run` installs both). Without them it fails under CI and, elsewhere,
 /// says what is missing and passes without running.
@@ -129,23 +153,12 @@ async fn console_in_chromium(database: Option<(String, String)>) {
     assert_eq!(server.create_acme().await, 300);
     let admin = server.mint(&["--role", "admin", "--workspace", "acme"]);
     let service = server.mint(&["--role", "service", "--workspace", "acme"]);
-    let base = server.base.clone();
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .current_dir(&browser_dir)
-            .args(["console.mjs", &base, &admin, &service, "300"])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        output.status.success(),
-        "browser test failed\nstdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(String::from_utf8_lossy(&output.stdout).contains("console ok: 300 -> 299 live"));
+    let stdout = run_node(
+        "console.mjs",
+        vec![server.base.clone(), admin, service, "300".to_owned()],
+    )
+    .await;
+    assert!(stdout.contains("console ok: 300 -> 299 live"));
 }
 
 #[tokio::test]
@@ -169,22 +182,8 @@ async fn graphql_over_http_audit(database: Option<(String, String)>) {
         return;
     }
     let server = RealServer::start(database.as_ref()).await;
-    let url = format!("{}/graphql", server.base);
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .current_dir(&browser_dir)
-            .args(["audit.mjs", &url])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let results: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout)
+    let stdout = run_node("audit.mjs", vec![format!("{}/graphql", server.base)]).await;
+    let results: Vec<serde_json::Value> = stdout
         .lines()
         .map(|line| serde_json::from_str(line).unwrap())
         .collect();
@@ -231,31 +230,18 @@ async fn pages_and_cors_in_chromium(database: Option<(String, String)>) {
     let server = RealServer::start_with_env(database.as_ref(), &[("CORS_ALLOWED_ORIGINS", &origins)]).await;
     assert_eq!(server.create_acme().await, 300);
     let service = server.mint(&["--role", "service", "--workspace", "acme"]);
-    let base = server.base.clone();
-    let token = service.clone();
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .current_dir(&browser_dir)
-            .args([
-                "pages.mjs",
-                &base,
-                &token,
-                "acme",
-                &allowed.to_string(),
-                &other.to_string(),
-            ])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        output.status.success(),
-        "browser test failed\nstdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(String::from_utf8_lossy(&output.stdout).contains("pages ok"));
+    let stdout = run_node(
+        "pages.mjs",
+        vec![
+            server.base.clone(),
+            service.clone(),
+            "acme".to_owned(),
+            allowed.to_string(),
+            other.to_string(),
+        ],
+    )
+    .await;
+    assert!(stdout.contains("pages ok"));
     // Only the listed origin's spend reached the ledger: the unlisted
     // page's request never left the browser (its preflight was refused).
     let wallet = server.post(&service, "{ wallet { balance { total } } }").await;

@@ -5,24 +5,14 @@
 // live, one TRIAGE spend is made with <spend-token> (outside the page) and
 // the page must show the new balance, the SPEND row and the usage bar
 // without a reload. Every request the page makes must stay on <base-url>.
-import { chromium } from "playwright-core";
+import { check, launch } from "./chromium.mjs";
 
 const [base, pageToken, spendToken, expectedRaw] = process.argv.slice(2);
 const expected = Number(expectedRaw);
-const executablePath = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
 const screenshot = process.env.CONSOLE_SCREENSHOT;
 
-function check(condition, message) {
-  if (!condition) throw new Error(message);
-}
 
-const browser = await chromium.launch({
-  executablePath,
-  args: [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  ],
-});
+const browser = await launch();
 try {
   const page = await browser.newPage();
   const foreign = [];

@@ -9,14 +9,10 @@
 // 3. A page on 127.0.0.1:<other-port> (not listed) can do none of it.
 // Prints one line "pages ok" when every check holds.
 import http from "node:http";
-import { chromium } from "playwright-core";
+import { check, launch } from "./chromium.mjs";
 
 const [base, token, workspace, allowedPort, otherPort] = process.argv.slice(2);
-const executablePath = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
 
-function check(condition, message) {
-  if (!condition) throw new Error(message);
-}
 
 // A frontend on another origin: an empty page; the test runs in it.
 function frontend(port) {
@@ -67,13 +63,7 @@ async function crossOrigin({ base, token, key }) {
 }
 
 const servers = [await frontend(allowedPort), await frontend(otherPort)];
-const browser = await chromium.launch({
-  executablePath,
-  args: [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  ],
-});
+const browser = await launch();
 try {
   // 1. GraphiQL.
   const page = await browser.newPage();
