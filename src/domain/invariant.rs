@@ -54,6 +54,14 @@ mod tests {
             last_balance_after: 5,
         };
         assert_eq!(check_totals(&good), Ok(()));
+        // An empty wallet is fine: zero is not negative.
+        let empty = WalletTotals {
+            balance: 0,
+            ledger_sum: 0,
+            live_grants_sum: 0,
+            last_balance_after: 0,
+        };
+        assert_eq!(check_totals(&empty), Ok(()));
         let table = [
             (
                 WalletTotals {

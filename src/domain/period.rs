@@ -20,14 +20,12 @@ pub struct Period {
 }
 
 fn last_day_of_month(year: i32, month: u32) -> u32 {
-    let first_of_next = if month == 12 {
-        NaiveDate::from_ymd_opt(year + 1, 1, 1)
-    } else {
-        NaiveDate::from_ymd_opt(year, month + 1, 1)
-    };
+    if month == 12 {
+        return 31;
+    }
     // Day 1 of any month in chrono's range exists; the previous day of it
     // is this month's last day.
-    first_of_next
+    NaiveDate::from_ymd_opt(year, month + 1, 1)
         .and_then(|date| date.pred_opt())
         .map_or(28, |date| date.day())
 }
@@ -52,13 +50,19 @@ pub fn period_start(anchor: DateTime<Utc>, index: u32) -> DateTime<Utc> {
 pub fn period_containing(anchor: DateTime<Utc>, now: DateTime<Utc>) -> Period {
     let months_between = (now.year() - anchor.year()) * 12 + now.month() as i32 - anchor.month() as i32;
     let mut index = u32::try_from(months_between.max(0)).unwrap_or(0);
-    // The estimate can be one too high (now is before this month's renewal).
+    // The estimate is exact or one too high (now is before this month's
+    // renewal), so each loop turns at most once: the function is O(1)
+    // however far `now` is from the anchor.
+    let mut steps = 0;
     while index > 0 && period_start(anchor, index) > now {
         index -= 1;
+        steps += 1;
     }
     while period_start(anchor, index + 1) <= now {
         index += 1;
+        steps += 1;
     }
+    debug_assert!(steps <= 1, "the month estimate was {steps} periods off");
     Period {
         start: period_start(anchor, index),
         end: period_start(anchor, index + 1),
