@@ -310,7 +310,7 @@ mod limits {
         assert!(accepted, "a freed slot is reusable");
     }
 
-    /// A token inside the leeway (exp 57 s ago, accepted for 3 s more):
+    /// A token inside the leeway (exp 54 s ago, accepted for 6 s more):
     /// the connection is acknowledged, delivers, and is closed with 4403
     /// once the token expires.
     async fn a_subscription_ends_when_its_token_expires(app: TestApp) {
@@ -319,7 +319,7 @@ mod limits {
             sub: "agent-expiring".to_owned(),
             workspace_id: Some("ws-conns".to_owned()),
             role: "agent".to_owned(),
-            exp: chrono::Utc::now().timestamp() - 57,
+            exp: chrono::Utc::now().timestamp() - 54,
             iss: None,
             aud: None,
         });
