@@ -50,19 +50,14 @@ pub fn period_start(anchor: DateTime<Utc>, index: u32) -> DateTime<Utc> {
 pub fn period_containing(anchor: DateTime<Utc>, now: DateTime<Utc>) -> Period {
     let months_between = (now.year() - anchor.year()) * 12 + now.month() as i32 - anchor.month() as i32;
     let mut index = u32::try_from(months_between.max(0)).unwrap_or(0);
-    // The estimate is exact or one too high (now is before this month's
-    // renewal), so each loop turns at most once: the function is O(1)
-    // however far `now` is from the anchor.
-    let mut steps = 0;
-    while index > 0 && period_start(anchor, index) > now {
+    // Period `index` starts in now's calendar month, so period `index + 1`
+    // starts next month: the estimate is never too low. It is one too high
+    // when now is before this month's renewal.
+    if index > 0 && period_start(anchor, index) > now {
         index -= 1;
-        steps += 1;
     }
-    while period_start(anchor, index + 1) <= now {
-        index += 1;
-        steps += 1;
-    }
-    debug_assert!(steps <= 1, "the month estimate was {steps} periods off");
+    debug_assert!(index == 0 || period_start(anchor, index) <= now);
+    debug_assert!(period_start(anchor, index + 1) > now);
     Period {
         start: period_start(anchor, index),
         end: period_start(anchor, index + 1),
