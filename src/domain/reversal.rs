@@ -153,6 +153,14 @@ mod tests {
                 Restore::NewGrant { credits: 2 }
             ]
         );
+        // All its grants live: no new grant at all (not one of 0 credits).
+        assert_eq!(
+            plan_reversal(LedgerKind::Spend, false, &[moved(1, -1, true)]),
+            Ok(vec![Restore::Grant {
+                grant_id: 1,
+                credits: 1
+            }])
+        );
     }
 
     #[test]

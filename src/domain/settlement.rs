@@ -105,4 +105,19 @@ mod tests {
         assert!(is_grant_due(Some(at(2, 1)), at(2, 1)));
         assert!(!is_grant_due(None, at(2, 1)));
     }
+
+    /// The references are stored on ledger rows and shown to clients:
+    /// their form is part of the contract's history.
+    #[test]
+    fn references_keep_their_stored_form() {
+        assert_eq!(expiry_reference("ALLOCATION", 42), "ALLOCATION:42");
+        let renewal = Renewal {
+            period: Period {
+                start: at(2, 28),
+                end: at(3, 31),
+            },
+            plan: PlanCode::Starter,
+        };
+        assert_eq!(renewal_reference(&renewal), "renewal:STARTER:2026-02-28");
+    }
 }
