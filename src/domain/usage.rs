@@ -215,6 +215,27 @@ mod tests {
     }
 
     #[test]
+    fn ranges_hold_at_most_400_buckets_and_aggregate_half_open() {
+        let from = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let days = |n: u64| from + Days::new(n);
+        assert_eq!(check_range(from, days(400), Bucket::Day), Ok(()));
+        assert!(check_range(from, days(401), Bucket::Day).is_err());
+        assert_eq!(aggregate(&[], from, days(400), Bucket::Day).len(), 400);
+        // [from, to): a spend at `to` or before `from` counts nowhere.
+        let spends = [
+            (from - Days::new(1), Action::Triage, 1),
+            (from, Action::Triage, 1),
+            (days(2), Action::Triage, 1),
+        ];
+        let buckets = aggregate(&spends, from, days(2), Bucket::Day);
+        let totals: Vec<i64> = buckets
+            .iter()
+            .map(|bucket| bucket.credits_by_action[0].1)
+            .collect();
+        assert_eq!(totals, vec![1, 0]);
+    }
+
+    #[test]
     fn ranges_are_checked() {
         assert!(check_range(at(2, 1, 0), at(1, 1, 0), Bucket::Day).is_err());
         assert!(check_range(at(1, 1, 0), at(12, 31, 0), Bucket::Day).is_ok());
