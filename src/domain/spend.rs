@@ -91,6 +91,17 @@ mod tests {
     }
 
     #[test]
+    fn outcomes_have_their_graphql_names() {
+        let names = [
+            SpendOutcome::Charged,
+            SpendOutcome::InsufficientCredits,
+            SpendOutcome::Duplicate,
+        ]
+        .map(SpendOutcome::as_str);
+        assert_eq!(names, ["CHARGED", "INSUFFICIENT_CREDITS", "DUPLICATE"]);
+    }
+
+    #[test]
     fn fingerprints_tell_different_references_apart() {
         // The stored form: fingerprints written by earlier releases must
         // still compare equal.

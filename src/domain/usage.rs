@@ -221,18 +221,22 @@ mod tests {
         assert_eq!(check_range(from, days(400), Bucket::Day), Ok(()));
         assert!(check_range(from, days(401), Bucket::Day).is_err());
         assert_eq!(aggregate(&[], from, days(400), Bucket::Day).len(), 400);
-        // [from, to): a spend at `to` or before `from` counts nowhere.
+        // [from, to) cuts buckets in the middle: a spend before `from` or at
+        // `to` counts nowhere, even inside a bucket that is shown.
+        let noon = from + chrono::Duration::hours(12);
+        let hours = |n: i64| from + chrono::Duration::hours(n);
         let spends = [
-            (from - Days::new(1), Action::Triage, 1),
-            (from, Action::Triage, 1),
-            (days(2), Action::Triage, 1),
+            (hours(6), Action::Triage, 1),
+            (hours(13), Action::Triage, 1),
+            (hours(35), Action::Triage, 1),
+            (hours(36), Action::Triage, 1),
         ];
-        let buckets = aggregate(&spends, from, days(2), Bucket::Day);
+        let buckets = aggregate(&spends, noon, hours(36), Bucket::Day);
         let totals: Vec<i64> = buckets
             .iter()
             .map(|bucket| bucket.credits_by_action[0].1)
             .collect();
-        assert_eq!(totals, vec![1, 0]);
+        assert_eq!(totals, vec![1, 1]);
     }
 
     #[test]
