@@ -636,7 +636,7 @@ async fn concurrent_reversals_of_one_transaction_reverse_it_once(app: TestApp) {
 /// the wallet itself, on the new plan, before the sweep has run.
 async fn a_pending_downgrade_is_applied_by_a_writer(app: TestApp) {
     app.set_trial_credits(0).await;
-    for workspace in ["ws-down-spend", "ws-down-top-up"] {
+    for workspace in ["ws-down-spend", "ws-down-top-up", "ws-down-idle"] {
         app.create_workspace(workspace).await;
         let admin = app.token("admin", Some(workspace));
         app.change_plan(&admin, None, "PRO", None).await.data();
@@ -654,7 +654,29 @@ async fn a_pending_downgrade_is_applied_by_a_writer(app: TestApp) {
 
     assert_eq!(spent["outcome"], "CHARGED");
     assert_eq!(spent["balance"]["allocation"], 249);
+    // A wallet nobody wrote to: settling it reports a change once.
+    let now = app.clock_now();
+    assert!(app.ledger.settle_workspace("ws-down-idle", now).await.unwrap());
+    assert!(!app.ledger.settle_workspace("ws-down-idle", now).await.unwrap());
+    // Three renewals, by two writers and a direct settle, none by the sweep.
+    let metrics = app
+        .http
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.lines().any(|line| line == "credits_renewals_total 3"),
+        "{metrics}"
+    );
     for (workspace, expected) in [
+        (
+            "ws-down-idle",
+            rows(&[("GRANT", 1000), ("EXPIRE", -1000), ("GRANT", 250)]),
+        ),
         (
             "ws-down-spend",
             rows(&[("GRANT", 1000), ("EXPIRE", -1000), ("GRANT", 250), ("SPEND", -1)]),
