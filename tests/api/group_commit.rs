@@ -148,31 +148,15 @@ async fn stored(app: &TestApp) -> Vec<Value> {
         .collect()
 }
 
-/// A metric's value (0 when not yet exported).
-async fn metric(app: &TestApp, name: &str) -> f64 {
-    let text = app
-        .http
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|line| line.strip_prefix(&format!("{name} ")))
-        .map_or(0.0, |value| value.parse().unwrap())
-}
-
 /// Group-commit transactions formed so far.
 async fn batches(app: &TestApp) -> f64 {
-    metric(app, "credits_spend_batch_size_count").await
+    app.metric("credits_spend_batch_size_count").await
 }
 
 /// Group-commit transactions that failed (their spends then ran alone,
 /// which would hide a wrong batch read behind right answers).
 async fn failed_batches(app: &TestApp) -> f64 {
-    metric(app, "credits_spend_batches_failed_total").await
+    app.metric("credits_spend_batches_failed_total").await
 }
 
 /// Two prepared apps side by side: one gathering every spend queued within

@@ -659,19 +659,7 @@ async fn a_pending_downgrade_is_applied_by_a_writer(app: TestApp) {
     assert!(app.ledger.settle_workspace("ws-down-idle", now).await.unwrap());
     assert!(!app.ledger.settle_workspace("ws-down-idle", now).await.unwrap());
     // Three renewals, by two writers and a direct settle, none by the sweep.
-    let metrics = app
-        .http
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics.lines().any(|line| line == "credits_renewals_total 3"),
-        "{metrics}"
-    );
+    assert_eq!(app.metric("credits_renewals_total").await, 3.0);
     for (workspace, expected) in [
         (
             "ws-down-idle",

@@ -186,6 +186,22 @@ impl TestApp {
 }
 
 impl TestApp {
+    /// A metric's value from `/metrics` (0 when not yet exported).
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = self
+            .http
+            .get(format!("{}/metrics", self.address))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|line| line.strip_prefix(&format!("{name} ")))
+            .map_or(0.0, |value| value.parse().unwrap())
+    }
+
     /// The wallet's ledger as (kind, amount) rows, oldest first, read from
     /// the database directly (reading through the API would settle it).
     pub async fn ledger_rows(&self, workspace: &str) -> Vec<(String, i64)> {
