@@ -517,7 +517,7 @@ async fn the_wal_is_checkpointed_apart_from_commits(backend: Backend) {
             .await
             .unwrap()
             .unwrap();
-        // The documented figure (README, group commit), not the constant.
+        // The documented figure (docs/design/group-commit.md), not the constant.
         assert_eq!(row.try_get_by_index::<i64>(0).unwrap(), 16_384);
     }
     app.teardown().await;
