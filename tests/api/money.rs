@@ -56,18 +56,9 @@ async fn top_up_repeats_under_concurrency_grant_once(app: TestApp) {
         app.ledger_rows("ws-pay").await,
         rows(&[("GRANT", 300), ("TOP_UP", 500)])
     );
-    let price: i64 = sea_orm::ConnectionTrait::query_one_raw(
-        app.ledger.db(),
-        sea_orm::Statement::from_string(
-            app.ledger.db().get_database_backend(),
-            "SELECT price_cents FROM credit_grant WHERE source = 'PURCHASE'",
-        ),
-    )
-    .await
-    .unwrap()
-    .unwrap()
-    .try_get("", "price_cents")
-    .unwrap();
+    let price = app
+        .query_i64("SELECT price_cents FROM credit_grant WHERE source = 'PURCHASE'")
+        .await;
     assert_eq!(price, 2000, "the pack's price is recorded in cents");
 }
 

@@ -271,6 +271,44 @@ async fn enterprise_allocations_are_set_per_workspace_and_renew(app: TestApp) {
     );
 }
 
+/// A plan whose allocation is zero (the catalogue is data) renews the
+/// period without a grant or a GRANT row; a trial grant spent to zero
+/// expires without an EXPIRE row. Both count as changed wallets in the
+/// sweep's report (issue 24: the sweep's `credits > 0` and "changed" flag).
+async fn zero_credit_renewals_and_empty_expiries_write_no_rows_but_count(app: TestApp) {
+    let admin = pro_workspace(&app, "ws-zero").await;
+    app.execute_sql("UPDATE plan SET monthly_credits = 0 WHERE code = 'PRO'").await;
+    app.set_trial_credits(2).await;
+    app.create_workspace("ws-spent-trial").await;
+    let service = app.token("service", Some("ws-spent-trial"));
+    app.spend_ok(&service, "TRIAGE", "t-1").await;
+    app.spend_ok(&service, "TRIAGE", "t-2").await;
+    let now = at(2026, 2, 28);
+    app.clock.set(now);
+
+    let report = app.ledger.roll_over_periods(now).await.unwrap();
+    let again = app.ledger.roll_over_periods(now).await.unwrap();
+
+    assert_eq!((report.wallets_examined, report.wallets_changed), (2, 2));
+    assert_eq!((again.wallets_examined, again.wallets_changed), (0, 0));
+    assert_eq!(
+        app.ledger_rows("ws-zero").await,
+        rows(&[("GRANT", 1000), ("EXPIRE", -1000)])
+    );
+    assert_eq!(
+        period_of(&app, &admin).await,
+        (iso(at(2026, 2, 28)), iso(at(2026, 3, 31)))
+    );
+    assert_eq!(
+        app.ledger_rows("ws-spent-trial").await,
+        rows(&[("GRANT", 2), ("SPEND", -1), ("SPEND", -1)])
+    );
+    let live = app
+        .query_i64("SELECT COUNT(*) FROM credit_grant WHERE expired_at IS NULL")
+        .await;
+    assert_eq!(live, 0, "the spent trial grant is closed");
+}
+
 async fn the_cron_job_fires_and_renews_a_due_wallet(app: TestApp) {
     // The test app runs without a scheduler; this one runs the real cron
     // job every second on the same database and clock.
@@ -310,6 +348,7 @@ both_backends!(
     trial_to_paid_starts_the_anchor_and_keeps_trial_credits_to_their_end,
     trial_expiry_pauses_ai_unless_purchased_credits_remain,
     enterprise_allocations_are_set_per_workspace_and_renew,
+    zero_credit_renewals_and_empty_expiries_write_no_rows_but_count,
     the_cron_job_fires_and_renews_a_due_wallet,
 );
 

@@ -366,6 +366,17 @@ impl TestApp {
         self.ledger.db().execute_unprepared(sql).await.unwrap();
     }
 
+    /// The first column of the one row `sql` returns, as an integer.
+    pub async fn query_i64(&self, sql: &str) -> i64 {
+        let db = self.ledger.db();
+        let row = db
+            .query_one_raw(sea_orm::Statement::from_string(db.get_database_backend(), sql))
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("no row from {sql}"));
+        row.try_get_by_index(0).unwrap()
+    }
+
     /// Checks the ledger invariant for every wallet: balance = sum of the
     /// ledger = sum of live grants = the newest row's balance after, never
     /// negative; sequences dense; one allocation grant per wallet and period.
