@@ -307,6 +307,19 @@ async fn zero_credit_renewals_and_empty_expiries_write_no_rows_but_count(app: Te
         .query_i64("SELECT COUNT(*) FROM credit_grant WHERE expired_at IS NULL")
         .await;
     assert_eq!(live, 0, "the spent trial grant is closed");
+
+    // A month on, the zero plan renews with nothing to close: only its
+    // period moves, and that is a change too.
+    let later = at(2026, 3, 31);
+    app.clock.set(later);
+    let report = app.ledger.roll_over_periods(later).await.unwrap();
+
+    assert_eq!((report.wallets_examined, report.wallets_changed), (1, 1));
+    assert_eq!(
+        period_of(&app, &admin).await,
+        (iso(at(2026, 3, 31)), iso(at(2026, 4, 30)))
+    );
+    assert_eq!(app.ledger_rows("ws-zero").await.len(), 2);
 }
 
 async fn the_cron_job_fires_and_renews_a_due_wallet(app: TestApp) {
