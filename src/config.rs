@@ -8,8 +8,6 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use secrecy::SecretString;
 
-use crate::service::GroupCommitSettings;
-
 /// Default database: a SQLite file in the working directory, created on
 /// first start, so that `cargo run` needs nothing installed.
 pub const DATABASE_URL_DEFAULT: &str = "sqlite://protodesk-credits.db?mode=rwc";
@@ -24,6 +22,43 @@ pub const DATABASE_MAX_CONNECTIONS_DEFAULT: u32 = 10;
 /// is recorded within a minute even for wallets nobody touches (writers
 /// settle a wallet themselves before anything else).
 pub const RENEWAL_CRON_DEFAULT: &str = "0 * * * * *";
+
+/// Default of [`Config::event_bus_capacity`]: balance events of one wallet
+/// the bus holds for a slow subscriber before it lags (and reads the
+/// ledger instead).
+pub const EVENT_BUS_CAPACITY_DEFAULT: usize = 64;
+/// Default interval of the server's WebSocket keep-alive pings.
+pub const WS_KEEPALIVE_DEFAULT: Duration = Duration::from_secs(30);
+
+/// How spends are grouped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupCommitSettings {
+    /// Most spends in one transaction.
+    pub max_batch: usize,
+    /// Longest wait for company once other spends are arriving.
+    pub window: Duration,
+    /// Batches in flight at once (each holds one connection); `None`: one
+    /// on SQLite (a single writer), [`POSTGRES_WORKERS_DEFAULT`] on
+    /// PostgreSQL.
+    pub workers: Option<usize>,
+}
+
+/// Default for [`GroupCommitSettings::max_batch`].
+pub const MAX_BATCH_DEFAULT: usize = 256;
+/// Default for [`GroupCommitSettings::window`].
+pub const WINDOW_DEFAULT: Duration = Duration::ZERO;
+/// Default batches in flight on PostgreSQL.
+pub const POSTGRES_WORKERS_DEFAULT: usize = 2;
+
+impl Default for GroupCommitSettings {
+    fn default() -> Self {
+        Self {
+            max_batch: MAX_BATCH_DEFAULT,
+            window: WINDOW_DEFAULT,
+            workers: None,
+        }
+    }
+}
 
 /// Where token signatures are checked against.
 #[derive(Debug, Clone)]
@@ -100,7 +135,7 @@ pub struct Config {
     pub jwt: JwtConfig,
     /// `EVENT_BUS_CAPACITY`: balance events of one wallet kept for a slow
     /// subscriber before it falls back to reading the ledger (default
-    /// [`crate::events::EVENT_BUS_CAPACITY`]).
+    /// [`EVENT_BUS_CAPACITY_DEFAULT`]).
     pub event_bus_capacity: usize,
     /// `RENEWAL_CRON`: six-field cron (UTC) of the renewal job (default
     /// [`RENEWAL_CRON_DEFAULT`]); `off` runs no scheduler on this instance.
@@ -114,7 +149,7 @@ pub struct Config {
     pub introspection: bool,
     /// `WS_KEEPALIVE_SECONDS`: how often an idle WebSocket is pinged; one
     /// left unanswered until the next ping closes it (default
-    /// [`crate::http::WS_KEEPALIVE_DEFAULT`]).
+    /// [`WS_KEEPALIVE_DEFAULT`]).
     pub ws_keepalive: std::time::Duration,
     /// `HTTP_IDLE_TIMEOUT_SECONDS`: how long a connection may take to send
     /// a request's headers, and stay idle between requests, before it is
@@ -231,11 +266,11 @@ impl Config {
             Some(value) => Some(value),
         };
         let event_bus_capacity =
-            bounded("EVENT_BUS_CAPACITY", 1..=1_000_000)?.unwrap_or(crate::events::EVENT_BUS_CAPACITY);
+            bounded("EVENT_BUS_CAPACITY", 1..=1_000_000)?.unwrap_or(EVENT_BUS_CAPACITY_DEFAULT);
         let introspection = switch("GRAPHQL_INTROSPECTION")?;
         let ws_keepalive = bounded("WS_KEEPALIVE_SECONDS", 1..=3600)?
             .map(std::time::Duration::from_secs)
-            .unwrap_or(crate::http::WS_KEEPALIVE_DEFAULT);
+            .unwrap_or(WS_KEEPALIVE_DEFAULT);
         let http_idle_timeout = bounded("HTTP_IDLE_TIMEOUT_SECONDS", 1..=3600)?
             .map_or(HTTP_IDLE_TIMEOUT_DEFAULT, Duration::from_secs);
         let cors_allowed_origins = match optional("CORS_ALLOWED_ORIGINS")? {

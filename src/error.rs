@@ -116,6 +116,17 @@ impl AppError {
     }
 }
 
+impl From<crate::store::Error> for AppError {
+    fn from(error: crate::store::Error) -> Self {
+        match error {
+            crate::store::Error::Unavailable(_) => AppError::Unavailable(anyhow::Error::new(error)),
+            crate::store::Error::Conflict { .. } | crate::store::Error::Internal(_) => {
+                AppError::Internal(anyhow::Error::new(error))
+            }
+        }
+    }
+}
+
 impl From<DomainError> for AppError {
     fn from(error: DomainError) -> Self {
         match error {

@@ -10,7 +10,6 @@ use std::time::Duration;
 use prometheus::{
     Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
-use sea_orm::{DatabaseConnection, DbBackend};
 
 use crate::events::{BalanceEvent, EventKind};
 
@@ -234,18 +233,8 @@ impl Metrics {
     }
 
     /// The text exposition of every metric, the pool read now.
-    pub fn render(&self, db: &DatabaseConnection) -> String {
-        let (size, idle) = match db.get_database_backend() {
-            DbBackend::Postgres => {
-                let pool = db.get_postgres_connection_pool();
-                (pool.size(), pool.num_idle())
-            }
-            DbBackend::Sqlite => {
-                let pool = db.get_sqlite_connection_pool();
-                (pool.size(), pool.num_idle())
-            }
-            _ => (0, 0),
-        };
+    pub fn render(&self, pool_size: u32, pool_idle: usize) -> String {
+        let (size, idle) = (pool_size, pool_idle);
         let idle = i64::try_from(idle).unwrap_or(i64::MAX);
         self.pool_connections.with_label_values(&["idle"]).set(idle);
         self.pool_connections

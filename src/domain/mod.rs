@@ -25,6 +25,7 @@
 
 pub mod burn_down;
 pub mod catalogue;
+pub mod ceiling;
 pub mod clock;
 pub mod ids;
 pub mod invariant;
@@ -33,6 +34,7 @@ pub mod reversal;
 pub mod settlement;
 pub mod spend;
 pub mod usage;
+pub mod views;
 
 use thiserror::Error;
 

@@ -12,11 +12,9 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 
 use crate::domain::catalogue::LedgerKind;
-use crate::service::BalanceView;
+use crate::domain::views::BalanceView;
 
-/// How many events of one wallet the bus holds for a slow subscriber before
-/// it lags (and reads the ledger instead).
-pub const EVENT_BUS_CAPACITY: usize = 64;
+pub use crate::config::EVENT_BUS_CAPACITY_DEFAULT as EVENT_BUS_CAPACITY;
 
 /// What an event reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +52,49 @@ pub struct BalanceEvent {
     pub balance: BalanceView,
     /// When the row was written.
     pub created_at: DateTime<Utc>,
+}
+
+impl BalanceEvent {
+    /// The event of a committed ledger row. Every writer builds its
+    /// events here (or through `service`'s stored-row form of it).
+    pub fn row(
+        workspace_id: String,
+        sequence: i64,
+        transaction_id: i64,
+        kind: LedgerKind,
+        delta: i64,
+        balance: BalanceView,
+        created_at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            workspace_id,
+            sequence,
+            transaction_id,
+            kind: EventKind::Ledger(kind),
+            delta,
+            balance,
+            created_at,
+        }
+    }
+
+    /// The event of a low-balance alert recorded at `sequence` (no row of
+    /// its own: no id, no change).
+    pub fn low_balance(
+        workspace_id: String,
+        sequence: i64,
+        balance: BalanceView,
+        created_at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            workspace_id,
+            sequence,
+            transaction_id: 0,
+            kind: EventKind::LowBalance,
+            delta: 0,
+            balance,
+            created_at,
+        }
+    }
 }
 
 /// The in-process broadcast of committed balance events, one bounded
@@ -139,8 +180,8 @@ pub fn notify_channel(schema: Option<&str>) -> String {
 
 /// Relays other instances' commits from PostgreSQL to the local bus, until
 /// the process ends. `NOTIFY` is sent inside each writing transaction, so
-/// PostgreSQL delivers it only once the rows are committed. The payload is
-/// `<sequence>:<workspace id>` (several, comma-separated, from the sweep);
+/// PostgreSQL delivers it only once the rows are committed. The payload (`store::notify`) names
+/// a wallet and its newest sequence, several per notification;
 /// the ledger stays the source of truth, and a
 /// subscriber reads the rows themselves. A lost notification is recovered by
 /// the next one for that wallet (the subscriber reads every row it missed).
@@ -166,21 +207,18 @@ pub async fn relay_notifications(database_url: String, channel: String, bus: Eve
         bus.publish([resync_event()]);
         loop {
             match listener.try_recv().await {
-                // A payload is one or more `<sequence>:<workspace id>`, comma-separated
-                // (workspace ids never contain a comma).
                 Ok(Some(notification)) => {
-                    let events = notification.payload().split(',').filter_map(|item| {
-                        let (sequence, workspace_id) = item.split_once(':')?;
-                        Some(BalanceEvent {
+                    let events = crate::store::notify::parse(notification.payload()).map(
+                        |(sequence, workspace_id)| BalanceEvent {
                             workspace_id: workspace_id.to_owned(),
-                            sequence: sequence.parse().ok()?,
+                            sequence,
                             transaction_id: 0,
                             kind: EventKind::Remote,
                             delta: 0,
                             balance: BalanceView::default(),
                             created_at: chrono::Utc::now(),
-                        })
-                    });
+                        },
+                    );
                     bus.publish(events.collect::<Vec<_>>());
                 }
                 // The connection was lost: listen again on a fresh one, then resync.

@@ -38,13 +38,11 @@ use futures_util::{FutureExt, StreamExt};
 
 use super::AppSchema;
 use super::codes::ErrorCodes;
+use super::start::StartSlot;
 use super::subscription::BalanceChange;
 use crate::error::{AppError, AppResult};
 use crate::metrics::Metrics;
 use crate::service::BalanceChange as Change;
-
-/// A subscriber's balance stream, as the resolver built it.
-pub type Changes = BoxStream<'static, AppResult<Change>>;
 
 /// Renderings kept per document, so the subscribers of one wallet share them.
 const RENDERINGS_KEPT: usize = 16;
@@ -52,46 +50,6 @@ const RENDERINGS_KEPT: usize = 16;
 pub const STARTS_AT_ONCE: usize = 32;
 /// Size of the renderer map from which unused renderers are swept.
 const RENDERERS_SWEEP_AT: usize = 256;
-
-/// Where the resolver leaves its stream during the start phase (request
-/// data). Only one root field may subscribe.
-#[derive(Clone, Default)]
-pub struct StartSlot(Arc<Mutex<Start>>);
-
-#[derive(Default)]
-enum Start {
-    #[default]
-    Empty,
-    Started(Changes),
-    /// A second root field tried to subscribe.
-    Refused,
-}
-
-impl StartSlot {
-    /// Keeps `changes` for the live phase; `false` if a stream is already
-    /// there (a subscription has exactly one root field).
-    pub fn fill(&self, changes: Changes) -> bool {
-        let mut start = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        match *start {
-            Start::Empty => {
-                *start = Start::Started(changes);
-                true
-            }
-            Start::Started(_) | Start::Refused => {
-                *start = Start::Refused;
-                false
-            }
-        }
-    }
-
-    fn take(&self) -> Option<Changes> {
-        let mut start = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        match std::mem::take(&mut *start) {
-            Start::Started(changes) => Some(changes),
-            Start::Empty | Start::Refused => None,
-        }
-    }
-}
 
 /// What the event schema's resolver answers with (request data).
 enum Phase {

@@ -11,6 +11,7 @@ mod limits;
 mod live;
 mod mutation;
 mod query;
+mod start;
 mod subscription;
 mod types;
 

@@ -1,10 +1,11 @@
 //! Mutation roots: spending, buying, plans, workspaces.
 
-use async_graphql::{Context, ID, InputObject, MergedObject, Object};
+use async_graphql::{Context, MergedObject, Object};
 
 use super::types::{
-    Action, ChangePlanPayload, CreateWorkspacePayload, LedgerChangePayload, PlanCode, PurchaseTopUpPayload,
-    SetLowBalanceThresholdPayload, SpendCreditPayload, TopUpPackCode, Wallet,
+    AdjustCreditsInput, ChangePlanInput, ChangePlanPayload, CreateWorkspaceInput, CreateWorkspacePayload,
+    LedgerChangePayload, PurchaseTopUpInput, PurchaseTopUpPayload, ReverseTransactionInput,
+    SetLowBalanceThresholdInput, SetLowBalanceThresholdPayload, SpendCreditInput, SpendCreditPayload, Wallet,
 };
 use super::{caller, ledger, scope};
 use crate::auth::{Caller, Operation, WalletScope, authorize_operator};
@@ -15,51 +16,6 @@ use crate::service::{
     AdjustRequest, ChangePlanRequest, CreateWorkspaceRequest, SpendRequest, ThresholdRequest, TopUpRequest,
     parse_reason,
 };
-
-/// Input of `spendCredit`.
-#[derive(InputObject)]
-pub struct SpendCreditInput {
-    /// The workspace to charge; defaults to the token's.
-    pub workspace_id: Option<ID>,
-    /// The action to pay for.
-    pub action: Action,
-    /// 1 to 200 characters, unique per workspace for the life of the ledger;
-    /// a retry with the same key and input is answered DUPLICATE.
-    pub idempotency_key: String,
-    /// Your reference (ticket or thread id), at most 200 characters.
-    pub reference: Option<String>,
-}
-
-/// Input of `purchaseTopUp`.
-#[derive(InputObject)]
-pub struct PurchaseTopUpInput {
-    /// The workspace to credit; defaults to the token's.
-    pub workspace_id: Option<ID>,
-    /// The pack bought.
-    pub pack: TopUpPackCode,
-    /// The payment's reference, 1 to 200 characters; also the idempotency key.
-    pub payment_reference: String,
-}
-
-/// Input of `changePlan`.
-#[derive(InputObject)]
-pub struct ChangePlanInput {
-    /// The workspace; defaults to the token's.
-    pub workspace_id: Option<ID>,
-    /// The plan to move to.
-    pub plan: PlanCode,
-    /// ENTERPRISE only (operators): credits per billing period, 1 or more.
-    pub enterprise_monthly_credits: Option<i32>,
-}
-
-/// Input of `createWorkspace`.
-#[derive(InputObject)]
-pub struct CreateWorkspaceInput {
-    /// The workspace's id in Protodesk: 1 to 64 characters of A-Z a-z 0-9 _ -.
-    pub workspace_id: ID,
-    /// Its display name, 1 to 200 characters.
-    pub name: String,
-}
 
 /// Spending and buying credits.
 #[derive(Default)]
@@ -181,38 +137,6 @@ impl AccountMutation {
             wallet: Wallet { view, scope },
         })
     }
-}
-
-/// Input of `adjustCredits`.
-#[derive(InputObject)]
-pub struct AdjustCreditsInput {
-    /// The workspace.
-    pub workspace_id: ID,
-    /// Signed credits: positive adds a bonus grant, negative burns like a
-    /// spend (refused below zero). Never zero.
-    pub credits: i32,
-    /// Why, 1 to 500 characters; recorded as the transaction's reference.
-    pub reason: String,
-    /// For a positive adjustment: when its credits expire (default never).
-    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
-}
-
-/// Input of `reverseTransaction`.
-#[derive(InputObject)]
-pub struct ReverseTransactionInput {
-    /// The SPEND or TOP_UP to reverse.
-    pub transaction_id: ID,
-    /// Why, 1 to 500 characters.
-    pub reason: String,
-}
-
-/// Input of `setLowBalanceThreshold`.
-#[derive(InputObject)]
-pub struct SetLowBalanceThresholdInput {
-    /// The workspace; defaults to the token's.
-    pub workspace_id: Option<ID>,
-    /// Alert once when the balance falls below this (1 or more); null turns alerts off.
-    pub threshold: Option<i32>,
 }
 
 /// Operator corrections and wallet settings.

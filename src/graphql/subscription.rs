@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 
-use super::live::StartSlot;
+use super::start::StartSlot;
 use super::types::{Balance, int};
 use super::{ledger, scope};
 use crate::auth::Operation;

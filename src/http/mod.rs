@@ -209,7 +209,7 @@ fn origin_allowed(origins: &[String], headers: &HeaderMap) -> bool {
 async fn metrics(State(state): State<AppState>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        state.ledger.metrics().render(state.ledger.db()),
+        state.ledger.render_metrics(),
     )
         .into_response()
 }
@@ -219,7 +219,7 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
-    match crate::store::ping(state.ledger.db()).await {
+    match state.ledger.ping().await {
         Ok(()) => (StatusCode::OK, "ready").into_response(),
         Err(error) => {
             let status = error.status();

@@ -48,8 +48,7 @@ use crate::graphql::{Authentication, Live, SUBSCRIPTIONS_PER_CONNECTION_MAX, Sub
 pub const WS_PROTOCOL: &str = "graphql-transport-ws";
 /// How long a new connection has to send `connection_init`.
 pub const WS_INIT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default interval of the server's keep-alive pings.
-pub const WS_KEEPALIVE_DEFAULT: Duration = Duration::from_secs(30);
+pub use crate::config::WS_KEEPALIVE_DEFAULT;
 /// Longest wait for a client to take one message.
 pub const WS_SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest operation id accepted.

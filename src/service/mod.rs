@@ -28,8 +28,8 @@ use chrono::{DateTime, Utc};
 use entity::{credit_grant, wallet as wallet_entity};
 use sea_orm::{DatabaseConnection, DatabaseTransaction};
 
+pub use crate::config::{GroupCommitSettings, MAX_BATCH_DEFAULT, POSTGRES_WORKERS_DEFAULT, WINDOW_DEFAULT};
 pub use adjust::{AdjustRequest, LedgerChange, REASON_LENGTH_MAX, ThresholdRequest, parse_reason};
-pub use group_commit::{GroupCommitSettings, MAX_BATCH_DEFAULT, POSTGRES_WORKERS_DEFAULT, WINDOW_DEFAULT};
 pub use period::RollOverReport;
 pub use spend::{SpendRequest, SpendResult};
 pub use stream::{BalanceChange, ChangeKind, REPLAY_ROWS_MAX};
@@ -37,18 +37,20 @@ pub use sweep::SWEEP_BATCH_SIZE;
 pub use top_up::{TopUpOutcome, TopUpRequest, TopUpResult};
 pub use usage::{EXPORT_ROWS_MAX, GrantMoveView, LOW_BALANCE_ALERTS_MAX, LowBalanceAlertView};
 pub use views::{
-    ActionCostView, BalanceView, PackView, PeriodView, PlanView, TransactionPage, TransactionView, WalletView,
+    ActionCostView, BalanceView, EntryFilter, PackView, PeriodView, PlanView, TransactionPage,
+    TransactionView, WalletView,
 };
 pub use wallet::{TRANSACTIONS_PAGE_DEFAULT, TRANSACTIONS_PAGE_MAX, TransactionQuery};
 pub use workspace::{ChangePlanRequest, CreateWorkspaceRequest, WORKSPACE_NAME_LENGTH_MAX};
 
 use crate::domain::catalogue::{GrantSource, LedgerKind};
+use crate::domain::ceiling::check_ceiling;
 use crate::domain::clock::Clock;
 use crate::domain::invariant::check_totals;
 use crate::domain::reversal::{LowBalance, low_balance};
 use crate::domain::settlement::{expiry_reference, is_grant_due};
 use crate::error::{AppError, AppResult};
-use crate::events::{BalanceEvent, EventBus, EventKind};
+use crate::events::{BalanceEvent, EventBus};
 use crate::metrics::Metrics;
 use crate::store::{self, db_error, ledger::EntryDraft};
 
@@ -102,6 +104,17 @@ impl Ledger {
     /// The bus committed balance events are published on.
     pub fn events(&self) -> &EventBus {
         &self.events
+    }
+
+    /// Whether the database answers (readiness).
+    pub async fn ping(&self) -> AppResult<()> {
+        store::ping(&self.db).await
+    }
+
+    /// Every metric in Prometheus text, with the pool's use read now.
+    pub fn render_metrics(&self) -> String {
+        let pool = store::pool_use(&self.db);
+        self.metrics.render(pool.size, pool.idle)
     }
 
     /// The database handle (for readiness checks and audits).
@@ -202,29 +215,13 @@ impl LockedWallet {
                 grant.remaining_credits += delta;
             }
         }
-        if self.wallet.balance_credits + draft.amount > i64::from(i32::MAX) {
-            return Err(AppError::invalid(
-                "amount",
-                format!("would take the balance above {} credits", i32::MAX),
-            ));
-        }
+        check_ceiling(self.wallet.balance_credits, draft.amount)?;
         let balance = BalanceView::from_grants(&self.grants);
         let entry = store::ledger::append_entry(&self.txn, &mut self.wallet, draft, balance.split, now)
             .await
             .map_err(db_error)?;
-        let kind = entry
-            .kind
-            .parse()
-            .map_err(|error| AppError::Internal(anyhow::Error::new(error)))?;
-        self.appended.push(BalanceEvent {
-            workspace_id: self.wallet.workspace_id.clone(),
-            sequence: entry.sequence,
-            transaction_id: entry.id,
-            kind: EventKind::Ledger(kind),
-            delta: entry.amount_credits,
-            balance,
-            created_at: entry.created_at,
-        });
+        self.appended
+            .push(views::row_event(&self.wallet.workspace_id, &entry)?);
         Ok(entry)
     }
 
@@ -278,10 +275,10 @@ impl LockedWallet {
             .map_err(db_error)?;
         if self.wallet.last_sequence != self.original.last_sequence && !store::is_sqlite(&self.txn) {
             // Delivered by PostgreSQL only if and when this commits.
-            store::notify(
+            store::notify::one(
                 &self.txn,
                 &self.notify_channel,
-                &format!("{}:{}", self.wallet.last_sequence, self.wallet.workspace_id),
+                &store::notify::payload(self.wallet.last_sequence, &self.wallet.workspace_id),
             )
             .await
             .map_err(db_error)?;
@@ -316,15 +313,12 @@ impl LockedWallet {
             )
             .await
             .map_err(db_error)?;
-            self.appended.push(BalanceEvent {
-                workspace_id: self.wallet.workspace_id.clone(),
-                sequence: self.wallet.last_sequence,
-                transaction_id: 0,
-                kind: EventKind::LowBalance,
-                delta: 0,
+            self.appended.push(BalanceEvent::low_balance(
+                self.wallet.workspace_id.clone(),
+                self.wallet.last_sequence,
                 balance,
-                created_at: now,
-            });
+                now,
+            ));
         }
         Ok(())
     }

@@ -27,6 +27,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Ledger, LockedWallet};
 use crate::domain::catalogue::{GrantSource, LedgerKind, PlanCode};
+use crate::domain::ceiling::allocation_that_fits;
 use crate::domain::period::Period;
 use crate::domain::settlement::{PeriodState, Renewal, renewal_due, renewal_reference};
 use crate::error::{AppError, AppResult};
@@ -92,7 +93,10 @@ impl LockedWallet {
             return Ok(());
         };
         let plans = store::catalogue::plans(&self.txn).await.map_err(db_error)?;
-        let credits = allocation_for(renewal.plan, &self.wallet, &plans);
+        let credits = allocation_that_fits(
+            self.wallet.balance_credits,
+            allocation_for(renewal.plan, &self.wallet, &plans),
+        );
         apply_renewal(&mut self.wallet, &renewal);
         self.settled.renewals += 1;
         self.grant_allocation(

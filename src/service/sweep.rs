@@ -15,9 +15,10 @@ use sea_orm::Set;
 use super::period::{allocation_for, apply_renewal, period_state};
 use super::{BalanceView, Ledger, RollOverReport, check_heads, low_balance_step};
 use crate::domain::catalogue::{GrantSource, LedgerKind};
+use crate::domain::ceiling::allocation_that_fits;
 use crate::domain::settlement::{expiry_reference, is_grant_due, renewal_due, renewal_reference};
 use crate::error::{AppError, AppResult};
-use crate::events::{BalanceEvent, EventKind};
+use crate::events::BalanceEvent;
 use crate::store::batch::{NewAllocation, NewMove, NewRow};
 use crate::store::{self, db_error};
 
@@ -86,7 +87,10 @@ fn settle_in_memory(
     let renewed = renewal_due(&period_state(&wallet)?, now);
     let is_renewed = renewed.is_some();
     if let Some(renewal) = renewed {
-        let credits = allocation_for(renewal.plan, &wallet, plans);
+        let credits = allocation_that_fits(
+            wallet.balance_credits,
+            allocation_for(renewal.plan, &wallet, plans),
+        );
         apply_renewal(&mut wallet, &renewal);
         if credits > 0 {
             let grant = NewAllocation {
@@ -264,15 +268,15 @@ async fn write_batch(
                 credit_grant_id: grant_id,
                 amount_credits: row.amount,
             });
-            events.push(BalanceEvent {
-                workspace_id: one.wallet.workspace_id.clone(),
-                sequence: row.sequence,
-                transaction_id: entry_id,
-                kind: EventKind::Ledger(row.kind),
-                delta: row.amount,
-                balance: row.balance,
-                created_at: now,
-            });
+            events.push(BalanceEvent::row(
+                one.wallet.workspace_id.clone(),
+                row.sequence,
+                entry_id,
+                row.kind,
+                row.amount,
+                row.balance,
+                now,
+            ));
         }
         if let Some((threshold, balance)) = one.alert {
             alerts.push(low_balance_alert::ActiveModel {
@@ -283,20 +287,17 @@ async fn write_batch(
                 created_at: Set(now),
                 ..Default::default()
             });
-            events.push(BalanceEvent {
-                workspace_id: one.wallet.workspace_id.clone(),
-                sequence: one.wallet.last_sequence,
-                transaction_id: 0,
-                kind: EventKind::LowBalance,
-                delta: 0,
+            events.push(BalanceEvent::low_balance(
+                one.wallet.workspace_id.clone(),
+                one.wallet.last_sequence,
                 balance,
-                created_at: now,
-            });
+                now,
+            ));
         }
         if one.wallet.last_sequence != one.sequence_read {
-            notifications.push(format!(
-                "{}:{}",
-                one.wallet.last_sequence, one.wallet.workspace_id
+            notifications.push(store::notify::payload(
+                one.wallet.last_sequence,
+                &one.wallet.workspace_id,
             ));
         }
         if one.changed {
@@ -308,7 +309,7 @@ async fn write_batch(
     store::batch::save_wallets(txn, &heads, now)
         .await
         .map_err(db_error)?;
-    store::batch::notify_many(txn, notify_channel, notifications)
+    store::notify::many(txn, notify_channel, notifications)
         .await
         .map_err(db_error)?;
     check_heads(txn, &heads).await?;

@@ -1,7 +1,6 @@
 //! `createWorkspace`: a new wallet on the trial, with its one-time credits.
 
 use chrono::Duration;
-use sea_orm::SqlErr;
 
 use super::{Ledger, LockedWallet, WalletView};
 use crate::auth::WalletScope;
@@ -62,10 +61,10 @@ impl Ledger {
             now,
         )
         .await
-        .map_err(|error| match error.sql_err() {
+        .map_err(|error| match error {
             // Two creations of one id raced; the loser is told, not failed.
-            Some(SqlErr::UniqueConstraintViolation(_)) => already(),
-            _ => db_error(error),
+            store::Error::Conflict { .. } => already(),
+            error => db_error(error),
         })?;
         let mut locked = LockedWallet::new(txn, wallet, Vec::new(), self.notify_channel.clone());
         if trial_credits > 0 {

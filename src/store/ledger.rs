@@ -8,11 +8,12 @@ use chrono::{DateTime, Utc};
 use entity::{credit_grant, ledger_entry, ledger_entry_grant, low_balance_alert, wallet, workspace};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, ExprTrait, QueryFilter,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, ExprTrait, QueryFilter,
     QueryOrder, QuerySelect, QueryTrait, Set,
 };
 
 use super::is_sqlite;
+use super::{Result, internal};
 use crate::domain::catalogue::{Action, BalanceSplit, GrantSource, LedgerKind};
 
 /// Locks one wallet for the rest of the transaction and returns it.
@@ -24,10 +25,7 @@ use crate::domain::catalogue::{Action, BalanceSplit, GrantSource, LedgerKind};
 /// A no-op UPDATE as the first statement takes the database's write lock
 /// at once, waiting through the busy timeout, so the read that follows is
 /// already under the lock.
-pub async fn lock_wallet(
-    txn: &impl ConnectionTrait,
-    workspace_id: &str,
-) -> Result<Option<wallet::Model>, DbErr> {
+pub async fn lock_wallet(txn: &impl ConnectionTrait, workspace_id: &str) -> Result<Option<wallet::Model>> {
     if is_sqlite(txn) {
         wallet::Entity::update_many()
             .col_expr(
@@ -41,28 +39,28 @@ pub async fn lock_wallet(
             .filter(wallet::Column::WorkspaceId.eq(workspace_id))
             .one(txn)
             .await
+            .map_err(Into::into)
     } else {
         wallet::Entity::find()
             .filter(wallet::Column::WorkspaceId.eq(workspace_id))
             .lock_exclusive()
             .one(txn)
             .await
+            .map_err(Into::into)
     }
 }
 
 /// Reads a wallet without locking it.
-pub async fn find_wallet(
-    db: &impl ConnectionTrait,
-    workspace_id: &str,
-) -> Result<Option<wallet::Model>, DbErr> {
+pub async fn find_wallet(db: &impl ConnectionTrait, workspace_id: &str) -> Result<Option<wallet::Model>> {
     wallet::Entity::find()
         .filter(wallet::Column::WorkspaceId.eq(workspace_id))
         .one(db)
         .await
+        .map_err(Into::into)
 }
 
 /// The workspace owning a wallet.
-pub async fn workspace_of_wallet(db: &impl ConnectionTrait, wallet_id: i64) -> Result<Option<String>, DbErr> {
+pub async fn workspace_of_wallet(db: &impl ConnectionTrait, wallet_id: i64) -> Result<Option<String>> {
     Ok(wallet::Entity::find_by_id(wallet_id)
         .one(db)
         .await?
@@ -70,7 +68,7 @@ pub async fn workspace_of_wallet(db: &impl ConnectionTrait, wallet_id: i64) -> R
 }
 
 /// Whether a workspace id is taken.
-pub async fn workspace_exists(db: &impl ConnectionTrait, workspace_id: &str) -> Result<bool, DbErr> {
+pub async fn workspace_exists(db: &impl ConnectionTrait, workspace_id: &str) -> Result<bool> {
     Ok(workspace::Entity::find_by_id(workspace_id.to_owned())
         .one(db)
         .await?
@@ -86,7 +84,7 @@ pub async fn insert_workspace(
     plan_code: &str,
     trial_ends_at: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
-) -> Result<wallet::Model, DbErr> {
+) -> Result<wallet::Model> {
     workspace::ActiveModel {
         id: Set(workspace_id.to_owned()),
         name: Set(name.to_owned()),
@@ -114,6 +112,7 @@ pub async fn insert_workspace(
     }
     .insert(txn)
     .await
+    .map_err(Into::into)
 }
 
 /// Writes the wallet's head (balance, sequence, plan and period fields)
@@ -125,7 +124,7 @@ pub async fn save_wallet(
     wallet: &wallet::Model,
     sequence_read: i64,
     now: DateTime<Utc>,
-) -> Result<(), DbErr> {
+) -> Result<()> {
     let result = wallet::Entity::update_many()
         .col_expr(
             wallet::Column::BalanceCredits,
@@ -162,7 +161,7 @@ pub async fn save_wallet(
         .exec(txn)
         .await?;
     if result.rows_affected != 1 {
-        return Err(DbErr::Custom(format!(
+        return Err(internal(format!(
             "wallet {} changed under its lock (sequence {sequence_read})",
             wallet.id
         )));
@@ -171,19 +170,12 @@ pub async fn save_wallet(
 }
 
 /// The wallet's live grants (not closed by an expiry), oldest first.
-pub async fn live_grants(
-    db: &impl ConnectionTrait,
-    wallet_id: i64,
-) -> Result<Vec<credit_grant::Model>, DbErr> {
+pub async fn live_grants(db: &impl ConnectionTrait, wallet_id: i64) -> Result<Vec<credit_grant::Model>> {
     super::batch::live_grants_of(db, vec![wallet_id]).await
 }
 
 /// Whether the wallet has a live grant whose expiry has passed.
-pub async fn has_due_grant(
-    db: &impl ConnectionTrait,
-    wallet_id: i64,
-    now: DateTime<Utc>,
-) -> Result<bool, DbErr> {
+pub async fn has_due_grant(db: &impl ConnectionTrait, wallet_id: i64, now: DateTime<Utc>) -> Result<bool> {
     Ok(credit_grant::Entity::find()
         .filter(credit_grant::Column::WalletId.eq(wallet_id))
         .filter(credit_grant::Column::ExpiredAt.is_null())
@@ -194,11 +186,7 @@ pub async fn has_due_grant(
 }
 
 /// Whether the wallet is due at `now` (period ended or a grant expired).
-pub async fn is_due(
-    db: &impl ConnectionTrait,
-    wallet: &wallet::Model,
-    now: DateTime<Utc>,
-) -> Result<bool, DbErr> {
+pub async fn is_due(db: &impl ConnectionTrait, wallet: &wallet::Model, now: DateTime<Utc>) -> Result<bool> {
     if wallet.period_end_at.is_some_and(|end| end <= now) {
         return Ok(true);
     }
@@ -226,7 +214,7 @@ pub async fn insert_grant(
     wallet_id: i64,
     grant: NewGrant,
     now: DateTime<Utc>,
-) -> Result<credit_grant::Model, DbErr> {
+) -> Result<credit_grant::Model> {
     let (pack_code, price_cents, currency) = match grant.purchase {
         Some((pack, price, currency)) => (Some(pack), Some(price), Some(currency)),
         None => (None, None, None),
@@ -247,12 +235,13 @@ pub async fn insert_grant(
     }
     .insert(txn)
     .await
+    .map_err(Into::into)
 }
 
 /// Moves a live grant's remaining credits by `delta` (negative to burn),
 /// guarded so that it can never go below zero: a guard that fails means the
 /// state changed under the lock, which fails the transaction.
-pub async fn move_grant(txn: &impl ConnectionTrait, grant_id: i64, delta: i64) -> Result<(), DbErr> {
+pub async fn move_grant(txn: &impl ConnectionTrait, grant_id: i64, delta: i64) -> Result<()> {
     let result = credit_grant::Entity::update_many()
         .col_expr(
             credit_grant::Column::RemainingCredits,
@@ -268,14 +257,14 @@ pub async fn move_grant(txn: &impl ConnectionTrait, grant_id: i64, delta: i64) -
         .exec(txn)
         .await?;
     if result.rows_affected != 1 {
-        return Err(DbErr::Custom(format!("grant {grant_id} cannot move by {delta}")));
+        return Err(internal(format!("grant {grant_id} cannot move by {delta}")));
     }
     Ok(())
 }
 
 /// Raises a live grant's size and remaining credits by `credits` (an
 /// upgrade within a period, or restoring a reversed spend).
-pub async fn enlarge_grant(txn: &impl ConnectionTrait, grant_id: i64, credits: i64) -> Result<(), DbErr> {
+pub async fn enlarge_grant(txn: &impl ConnectionTrait, grant_id: i64, credits: i64) -> Result<()> {
     let result = credit_grant::Entity::update_many()
         .col_expr(
             credit_grant::Column::GrantedCredits,
@@ -290,13 +279,13 @@ pub async fn enlarge_grant(txn: &impl ConnectionTrait, grant_id: i64, credits: i
         .exec(txn)
         .await?;
     if result.rows_affected != 1 {
-        return Err(DbErr::Custom(format!("grant {grant_id} cannot be enlarged")));
+        return Err(internal(format!("grant {grant_id} cannot be enlarged")));
     }
     Ok(())
 }
 
 /// Closes a grant: it expired, and what was left is written off.
-pub async fn close_grant(txn: &impl ConnectionTrait, grant_id: i64, now: DateTime<Utc>) -> Result<(), DbErr> {
+pub async fn close_grant(txn: &impl ConnectionTrait, grant_id: i64, now: DateTime<Utc>) -> Result<()> {
     credit_grant::Entity::update_many()
         .col_expr(credit_grant::Column::RemainingCredits, Expr::value(0i64))
         .col_expr(credit_grant::Column::ExpiredAt, Expr::value(now))
@@ -345,7 +334,7 @@ pub async fn append_entry(
     draft: EntryDraft,
     split_after: BalanceSplit,
     now: DateTime<Utc>,
-) -> Result<ledger_entry::Model, DbErr> {
+) -> Result<ledger_entry::Model> {
     debug_assert_eq!(
         draft.amount,
         draft.grant_moves.iter().map(|(_, credits)| credits).sum::<i64>(),
@@ -400,7 +389,7 @@ pub async fn insert_low_balance_alert(
     balance: i64,
     ledger_sequence: i64,
     now: DateTime<Utc>,
-) -> Result<(), DbErr> {
+) -> Result<()> {
     low_balance_alert::ActiveModel {
         wallet_id: Set(wallet_id),
         threshold_credits: Set(threshold),
@@ -419,35 +408,32 @@ pub async fn low_balance_alerts(
     db: &impl ConnectionTrait,
     wallet_id: i64,
     limit: u64,
-) -> Result<Vec<low_balance_alert::Model>, DbErr> {
+) -> Result<Vec<low_balance_alert::Model>> {
     low_balance_alert::Entity::find()
         .filter(low_balance_alert::Column::WalletId.eq(wallet_id))
         .order_by_desc(low_balance_alert::Column::Id)
         .limit(limit)
         .all(db)
         .await
+        .map_err(Into::into)
 }
 
 /// Grants by id (live or not).
-pub async fn grants_by_id(
-    db: &impl ConnectionTrait,
-    ids: Vec<i64>,
-) -> Result<Vec<credit_grant::Model>, DbErr> {
+pub async fn grants_by_id(db: &impl ConnectionTrait, ids: Vec<i64>) -> Result<Vec<credit_grant::Model>> {
     credit_grant::Entity::find()
         .filter(credit_grant::Column::Id.is_in(ids))
         .all(db)
         .await
+        .map_err(Into::into)
 }
 
 /// The row reversing `entry_id`, if any.
-pub async fn reversal_of(
-    db: &impl ConnectionTrait,
-    entry_id: i64,
-) -> Result<Option<ledger_entry::Model>, DbErr> {
+pub async fn reversal_of(db: &impl ConnectionTrait, entry_id: i64) -> Result<Option<ledger_entry::Model>> {
     ledger_entry::Entity::find()
         .filter(ledger_entry::Column::ReversesEntryId.eq(entry_id))
         .one(db)
         .await
+        .map_err(Into::into)
 }
 
 /// SPEND rows of a wallet created in `[from, to)` that no REVERSAL undid:
@@ -457,7 +443,7 @@ pub async fn net_spends(
     wallet_id: i64,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-) -> Result<Vec<(DateTime<Utc>, Option<String>, i64)>, DbErr> {
+) -> Result<Vec<(DateTime<Utc>, Option<String>, i64)>> {
     let reversed = ledger_entry::Entity::find()
         .select_only()
         .column(ledger_entry::Column::ReversesEntryId)
@@ -477,6 +463,7 @@ pub async fn net_spends(
         .into_tuple()
         .all(db)
         .await
+        .map_err(Into::into)
 }
 
 /// The row of this kind that a key bound in this wallet, if any (one probe
@@ -487,34 +474,25 @@ pub async fn keyed_entry(
     wallet_id: i64,
     kind: LedgerKind,
     key: &str,
-) -> Result<Option<ledger_entry::Model>, DbErr> {
+) -> Result<Option<ledger_entry::Model>> {
     ledger_entry::Entity::find()
         .filter(Expr::cust("wallet_id + 0").eq(wallet_id))
         .filter(ledger_entry::Column::Kind.eq(kind.as_str()))
         .filter(ledger_entry::Column::IdempotencyKey.eq(key))
         .one(db)
         .await
+        .map_err(Into::into)
 }
 
 /// One ledger row by id.
-pub async fn entry(db: &impl ConnectionTrait, id: i64) -> Result<Option<ledger_entry::Model>, DbErr> {
-    ledger_entry::Entity::find_by_id(id).one(db).await
+pub async fn entry(db: &impl ConnectionTrait, id: i64) -> Result<Option<ledger_entry::Model>> {
+    ledger_entry::Entity::find_by_id(id)
+        .one(db)
+        .await
+        .map_err(Into::into)
 }
 
-/// Filters of the transactions connection; empty lists mean "any".
-#[derive(Debug, Clone, Default)]
-pub struct EntryFilter {
-    /// Only these kinds.
-    pub kinds: Vec<LedgerKind>,
-    /// Only these actions.
-    pub actions: Vec<Action>,
-    /// Created at or after.
-    pub from: Option<DateTime<Utc>>,
-    /// Created before.
-    pub to: Option<DateTime<Utc>>,
-    /// Exactly this reference.
-    pub reference: Option<String>,
-}
+pub use crate::domain::views::EntryFilter;
 
 /// Up to `limit` rows of a wallet, newest first, strictly older than
 /// `before_sequence` when given.
@@ -524,7 +502,7 @@ pub async fn list_entries(
     filter: &EntryFilter,
     before_sequence: Option<i64>,
     limit: u64,
-) -> Result<Vec<ledger_entry::Model>, DbErr> {
+) -> Result<Vec<ledger_entry::Model>> {
     let mut condition = Condition::all().add(ledger_entry::Column::WalletId.eq(wallet_id));
     if let Some(before) = before_sequence {
         condition = condition.add(ledger_entry::Column::Sequence.lt(before));
@@ -552,18 +530,17 @@ pub async fn list_entries(
         .limit(limit)
         .all(db)
         .await
+        .map_err(Into::into)
 }
 
 /// The newest row of a wallet.
-pub async fn newest_entry(
-    db: &impl ConnectionTrait,
-    wallet_id: i64,
-) -> Result<Option<ledger_entry::Model>, DbErr> {
+pub async fn newest_entry(db: &impl ConnectionTrait, wallet_id: i64) -> Result<Option<ledger_entry::Model>> {
     ledger_entry::Entity::find()
         .filter(ledger_entry::Column::WalletId.eq(wallet_id))
         .order_by_desc(ledger_entry::Column::Sequence)
         .one(db)
         .await
+        .map_err(Into::into)
 }
 
 /// Up to `limit` rows of a wallet after sequence `after` (up to `until`),
@@ -574,7 +551,7 @@ pub async fn entries_after(
     after: i64,
     until: Option<i64>,
     limit: u64,
-) -> Result<Vec<ledger_entry::Model>, DbErr> {
+) -> Result<Vec<ledger_entry::Model>> {
     let mut query = ledger_entry::Entity::find()
         .filter(ledger_entry::Column::WalletId.eq(wallet_id))
         .filter(ledger_entry::Column::Sequence.gt(after));
@@ -586,16 +563,18 @@ pub async fn entries_after(
         .limit(limit)
         .all(db)
         .await
+        .map_err(Into::into)
 }
 
 /// The grant moves of some ledger rows.
 pub async fn grant_moves(
     db: &impl ConnectionTrait,
     entry_ids: Vec<i64>,
-) -> Result<Vec<ledger_entry_grant::Model>, DbErr> {
+) -> Result<Vec<ledger_entry_grant::Model>> {
     ledger_entry_grant::Entity::find()
         .filter(ledger_entry_grant::Column::LedgerEntryId.is_in(entry_ids))
         .order_by_asc(ledger_entry_grant::Column::Id)
         .all(db)
         .await
+        .map_err(Into::into)
 }

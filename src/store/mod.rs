@@ -7,6 +7,7 @@
 pub mod batch;
 pub mod catalogue;
 pub mod ledger;
+pub mod notify;
 pub mod verify;
 
 use std::time::Duration;
@@ -47,7 +48,7 @@ pub struct Checkpoint {
 /// that crosses SQLite's checkpoint threshold does not pay for copying and
 /// syncing the pages itself (tens of milliseconds, under a CHARGED answer).
 /// `None` on PostgreSQL.
-pub async fn checkpoint_wal(db: &DatabaseConnection) -> Result<Option<Checkpoint>, DbErr> {
+pub async fn checkpoint_wal(db: &DatabaseConnection) -> Result<Option<Checkpoint>> {
     if !is_sqlite(db) {
         return Ok(None);
     }
@@ -123,30 +124,73 @@ pub async fn open_pool(config: &DatabaseConfig) -> anyhow::Result<DatabaseConnec
         .context("connecting to DATABASE_URL")
 }
 
-/// Sorts a database error: lost connections, pool timeouts and lock
-/// time-outs are Unavailable (the client may retry); the rest is Internal.
-pub fn db_error(error: DbErr) -> AppError {
-    let text = error.to_string().to_lowercase();
-    let unavailable = matches!(error, DbErr::Conn(_) | DbErr::ConnectionAcquire(_))
-        || [
-            "database is locked",
-            "connection",
-            "timed out",
-            "broken pipe",
-            "unexpected eof",
-            "end of file",
-            "error communicating",
-            "pool",
-            "io error",
-        ]
-        .iter()
-        .any(|sign| text.contains(sign));
-    let cause = anyhow::Error::new(error);
-    if unavailable {
-        AppError::Unavailable(cause)
-    } else {
-        AppError::Internal(cause)
+/// What went wrong in the store, sorted once, here, for the layers above.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The database did not answer in time, or the connection was lost, or
+    /// SQLite's lock wait ran out: the caller may retry.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(#[source] DbErr),
+    /// A unique constraint refused the write; `constraint` is the driver's
+    /// account of which (PostgreSQL names the index, SQLite the columns).
+    #[error("a unique constraint refused the write: {constraint}")]
+    Conflict {
+        /// The constraint, as the driver named it.
+        constraint: String,
+        /// The driver's error.
+        #[source]
+        cause: DbErr,
+    },
+    /// Anything else: a bug, a broken invariant, a schema out of step.
+    #[error("database error: {0}")]
+    Internal(#[source] DbErr),
+}
+
+impl From<DbErr> for Error {
+    fn from(error: DbErr) -> Self {
+        if let Some(sea_orm::SqlErr::UniqueConstraintViolation(constraint)) = error.sql_err() {
+            return Self::Conflict {
+                constraint,
+                cause: error,
+            };
+        }
+        let text = error.to_string().to_lowercase();
+        let unavailable = matches!(error, DbErr::Conn(_) | DbErr::ConnectionAcquire(_))
+            || [
+                "database is locked",
+                "connection",
+                "timed out",
+                "broken pipe",
+                "unexpected eof",
+                "end of file",
+                "error communicating",
+                "pool",
+                "io error",
+            ]
+            .iter()
+            .any(|sign| text.contains(sign));
+        if unavailable {
+            Self::Unavailable(error)
+        } else {
+            Self::Internal(error)
+        }
     }
+}
+
+/// An internal error of the store's own making (a guard that did not
+/// match, a row not returned).
+pub(crate) fn internal(message: impl Into<String>) -> Error {
+    Error::Internal(DbErr::Custom(message.into()))
+}
+
+/// A store result.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A store error as the service answers it: Unavailable (the client may
+/// retry) or Internal. Takes raw driver errors too, for the write path's
+/// transactions that `service` still drives itself.
+pub fn db_error(error: impl Into<Error>) -> AppError {
+    AppError::from(error.into())
 }
 
 /// Begins a transaction that will write. On SQLite it is `BEGIN IMMEDIATE`:
@@ -155,16 +199,17 @@ pub fn db_error(error: DbErr) -> AppError {
 /// wait (SQLite answers `database is locked` at once rather than risk a
 /// deadlock), so under the service's own concurrency writes failed instead
 /// of queueing (`docs/design/hostile-input.md`).
-pub async fn begin_write(db: &DatabaseConnection) -> Result<sea_orm::DatabaseTransaction, DbErr> {
+pub async fn begin_write(db: &DatabaseConnection) -> Result<sea_orm::DatabaseTransaction> {
     use sea_orm::{SqliteTransactionMode, TransactionOptions, TransactionTrait};
     if !is_sqlite(db) {
-        return db.begin().await;
+        return db.begin().await.map_err(Into::into);
     }
     db.begin_with_options(TransactionOptions {
         sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
         ..TransactionOptions::default()
     })
     .await
+    .map_err(Into::into)
 }
 
 /// Whether the connection is SQLite (a single writer, no row locks).
@@ -177,15 +222,29 @@ pub async fn ping(db: &DatabaseConnection) -> Result<(), AppError> {
     db.ping().await.map_err(db_error)
 }
 
-/// `NOTIFY channel, payload` inside the caller's transaction (PostgreSQL).
-pub async fn notify(txn: &impl ConnectionTrait, channel: &str, payload: &str) -> Result<(), DbErr> {
-    txn.execute_raw(sea_orm::Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        "SELECT pg_notify($1, $2)",
-        [channel.into(), payload.into()],
-    ))
-    .await?;
-    Ok(())
+/// Connections of a pool, read now.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PoolUse {
+    /// Open connections.
+    pub size: u32,
+    /// Of those, idle.
+    pub idle: usize,
+}
+
+/// How the pool's connections are used now.
+pub fn pool_use(db: &DatabaseConnection) -> PoolUse {
+    let (size, idle) = match db.get_database_backend() {
+        DbBackend::Postgres => {
+            let pool = db.get_postgres_connection_pool();
+            (pool.size(), pool.num_idle())
+        }
+        DbBackend::Sqlite => {
+            let pool = db.get_sqlite_connection_pool();
+            (pool.size(), pool.num_idle())
+        }
+        _ => (0, 0),
+    };
+    PoolUse { size, idle }
 }
 
 /// Whether a `DATABASE_URL` names an in-memory SQLite database, which

@@ -4,17 +4,18 @@
 use entity::{credit_grant, ledger_entry, wallet};
 use sea_orm::sea_query::{Expr, Func};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, ExprTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait, PaginatorTrait, QueryFilter, QueryOrder,
     QuerySelect,
 };
 
+use super::Result;
 use crate::domain::invariant::{WalletTotals, check_totals};
 
 async fn sum(
     db: &impl ConnectionTrait,
     select: sea_orm::Select<impl EntityTrait>,
     column: impl sea_orm::ColumnTrait,
-) -> Result<i64, DbErr> {
+) -> Result<i64> {
     let total: Option<Option<i64>> = select
         .select_only()
         .column_as(
@@ -29,7 +30,7 @@ async fn sum(
 
 /// The totals of one wallet, read in one consistent view when run inside a
 /// transaction.
-pub async fn wallet_totals(db: &impl ConnectionTrait, wallet: &wallet::Model) -> Result<WalletTotals, DbErr> {
+pub async fn wallet_totals(db: &impl ConnectionTrait, wallet: &wallet::Model) -> Result<WalletTotals> {
     let ledger_sum = sum(
         db,
         ledger_entry::Entity::find().filter(ledger_entry::Column::WalletId.eq(wallet.id)),
@@ -59,16 +60,17 @@ pub async fn wallet_totals(db: &impl ConnectionTrait, wallet: &wallet::Model) ->
 }
 
 /// Every wallet, for a full audit.
-pub async fn all_wallets(db: &impl ConnectionTrait) -> Result<Vec<wallet::Model>, DbErr> {
+pub async fn all_wallets(db: &impl ConnectionTrait) -> Result<Vec<wallet::Model>> {
     wallet::Entity::find()
         .order_by_asc(wallet::Column::Id)
         .all(db)
         .await
+        .map_err(Into::into)
 }
 
 /// Rows whose sequence numbers are not dense 1..=n for the wallet: the
 /// count of rows and the highest sequence must both equal `last_sequence`.
-pub async fn sequence_is_dense(db: &impl ConnectionTrait, wallet: &wallet::Model) -> Result<bool, DbErr> {
+pub async fn sequence_is_dense(db: &impl ConnectionTrait, wallet: &wallet::Model) -> Result<bool> {
     let count = ledger_entry::Entity::find()
         .filter(ledger_entry::Column::WalletId.eq(wallet.id))
         .count(db)
@@ -86,10 +88,7 @@ pub async fn sequence_is_dense(db: &impl ConnectionTrait, wallet: &wallet::Model
 
 /// Sums of ledger amounts and of live grants' remaining credits for many
 /// wallets at once, as (wallet id, ledger sum, live grants sum).
-pub async fn batch_sums(
-    db: &impl ConnectionTrait,
-    wallet_ids: Vec<i64>,
-) -> Result<Vec<(i64, i64, i64)>, DbErr> {
+pub async fn batch_sums(db: &impl ConnectionTrait, wallet_ids: Vec<i64>) -> Result<Vec<(i64, i64, i64)>> {
     let ledger: Vec<(i64, Option<i64>)> = ledger_entry::Entity::find()
         .select_only()
         .column(ledger_entry::Column::WalletId)
@@ -154,7 +153,7 @@ pub struct Audit {
 /// Checks every wallet: balance = sum of the ledger = sum of live grants =
 /// the newest row's balance after, never negative; sequences dense 1..=n;
 /// at most one allocation grant per wallet and period. Reads only.
-pub async fn audit(db: &impl ConnectionTrait) -> Result<Audit, DbErr> {
+pub async fn audit(db: &impl ConnectionTrait) -> Result<Audit> {
     let mut audit = Audit::default();
     let wallets = all_wallets(db).await?;
     let workspaces: std::collections::HashMap<i64, String> = wallets

@@ -277,7 +277,8 @@ async fn enterprise_allocations_are_set_per_workspace_and_renew(app: TestApp) {
 /// sweep's report (issue 24: the sweep's `credits > 0` and "changed" flag).
 async fn zero_credit_renewals_and_empty_expiries_write_no_rows_but_count(app: TestApp) {
     let admin = pro_workspace(&app, "ws-zero").await;
-    app.execute_sql("UPDATE plan SET monthly_credits = 0 WHERE code = 'PRO'").await;
+    app.execute_sql("UPDATE plan SET monthly_credits = 0 WHERE code = 'PRO'")
+        .await;
     app.set_trial_credits(2).await;
     app.create_workspace("ws-spent-trial").await;
     let service = app.token("service", Some("ws-spent-trial"));
@@ -322,6 +323,61 @@ async fn zero_credit_renewals_and_empty_expiries_write_no_rows_but_count(app: Te
     assert_eq!(app.ledger_rows("ws-zero").await.len(), 2);
 }
 
+/// A renewal whose allocation would take the balance past the ceiling
+/// (`i32::MAX`) grants what fits, whether the sweep or a writer settles it:
+/// a period always renews (`domain::ceiling`). A caller's top-up past the
+/// ceiling is refused and writes nothing.
+async fn a_renewal_at_the_balance_ceiling_grants_what_fits(app: TestApp) {
+    let ceiling = i64::from(i32::MAX);
+    for workspace in ["ws-full-swept", "ws-full-spent"] {
+        pro_workspace(&app, workspace).await;
+        app.gql(
+            Some(&app.operator()),
+            "mutation($ws: ID!, $credits: Int!) { adjustCredits(input: {workspaceId: $ws, credits: $credits, reason: \"test\"}) { balance { total } } }",
+            json!({ "ws": workspace, "credits": ceiling - 1000 }),
+        )
+        .await
+        .data();
+    }
+    // The plan now grants more than the expiring allocation gives back.
+    app.execute_sql("UPDATE plan SET monthly_credits = 2000 WHERE code = 'PRO'")
+        .await;
+    let now = at(2026, 2, 28);
+    app.clock.set(now);
+
+    let service = app.token("service", Some("ws-full-spent"));
+    let spent = app.spend_ok(&service, "TRIAGE", "after-reset").await;
+    let report = app.ledger.roll_over_periods(now).await.unwrap();
+    let refused = app
+        .top_up(
+            &app.token("admin", Some("ws-full-swept")),
+            None,
+            "PACK_100",
+            "pay-full",
+        )
+        .await;
+
+    assert_eq!(spent["balance"]["total"], ceiling - 1);
+    assert_eq!(report.wallets_changed, 1);
+    assert_eq!(refused.code(), "BAD_USER_INPUT");
+    let adjusted = ("ADJUSTMENT", ceiling - 1000);
+    assert_eq!(
+        app.ledger_rows("ws-full-swept").await,
+        rows(&[("GRANT", 1000), adjusted, ("EXPIRE", -1000), ("GRANT", 1000)])
+    );
+    assert_eq!(
+        app.ledger_rows("ws-full-spent").await,
+        rows(&[
+            ("GRANT", 1000),
+            adjusted,
+            ("EXPIRE", -1000),
+            ("GRANT", 1000),
+            ("SPEND", -1)
+        ])
+    );
+    assert_eq!(app.balance_total("ws-full-swept").await, ceiling);
+}
+
 async fn the_cron_job_fires_and_renews_a_due_wallet(app: TestApp) {
     // The test app runs without a scheduler; this one runs the real cron
     // job every second on the same database and clock.
@@ -362,6 +418,7 @@ both_backends!(
     trial_expiry_pauses_ai_unless_purchased_credits_remain,
     enterprise_allocations_are_set_per_workspace_and_renew,
     zero_credit_renewals_and_empty_expiries_write_no_rows_but_count,
+    a_renewal_at_the_balance_ceiling_grants_what_fits,
     the_cron_job_fires_and_renews_a_due_wallet,
 );
 
@@ -393,12 +450,16 @@ mod constraint {
         let second = insert_grant(db, wallet.id, grant, start_time()).await;
 
         let error = second.expect_err("a second allocation for the period is refused");
+        // The store names the constraint: PostgreSQL gives the index,
+        // SQLite the columns of the table.
+        let protodesk_credits::store::Error::Conflict { constraint, .. } = &error else {
+            panic!("a conflict, not {error:?}");
+        };
         assert!(
-            matches!(
-                error.sql_err(),
-                Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
-            ),
-            "{error}"
+            constraint.contains("credit_grant_wallet_period_key")
+                || constraint
+                    .contains("credit_grant.wallet_id, credit_grant.source, credit_grant.period_start_at"),
+            "{constraint}"
         );
     }
 

@@ -1,0 +1,21 @@
+//! Public GraphQL types. Names are the contract (../shared/CONTRACT.md);
+//! they are set here, apart from storage, so a column rename cannot change
+//! the API.
+
+mod enums;
+mod inputs;
+mod objects;
+mod payloads;
+mod wallet;
+
+pub use enums::*;
+pub use inputs::*;
+pub use objects::*;
+pub use payloads::*;
+pub use wallet::*;
+
+/// Converts a stored amount to GraphQL `Int`. Writes refuse any balance
+/// above `i32::MAX` (`domain::ceiling`), so stored amounts always fit.
+pub fn int(value: i64) -> i32 {
+    i32::try_from(value).unwrap_or(if value < 0 { i32::MIN } else { i32::MAX })
+}

@@ -1,0 +1,211 @@
+//! The `Wallet` object and its fields' queries.
+
+use async_graphql::connection::{Connection, Edge, EmptyFields};
+use async_graphql::{Context, ID, Object};
+use chrono::{DateTime, Utc};
+
+use super::*;
+use crate::auth::WalletScope;
+use crate::error::{AppError, GraphqlResult};
+use crate::graphql::connection::{decode_cursor, encode_cursor};
+use crate::graphql::ledger;
+use crate::service::{self, EntryFilter, TRANSACTIONS_PAGE_DEFAULT, TRANSACTIONS_PAGE_MAX, TransactionQuery};
+
+/// A workspace's wallet.
+pub struct Wallet {
+    pub(crate) view: service::WalletView,
+    pub(crate) scope: WalletScope,
+}
+
+/// A workspace's credit wallet.
+#[Object]
+impl Wallet {
+    /// The workspace it belongs to.
+    async fn workspace_id(&self) -> ID {
+        ID(self.view.workspace_id.clone())
+    }
+
+    /// The spendable balance and its split.
+    async fn balance(&self) -> Balance {
+        self.view.balance.into()
+    }
+
+    /// The current plan.
+    async fn plan(&self) -> PlanCode {
+        self.view.plan.into()
+    }
+
+    /// A downgrade that takes effect at the next reset.
+    async fn pending_plan(&self) -> Option<PlanCode> {
+        self.view.pending_plan.map(Into::into)
+    }
+
+    /// The current billing period; null until a paid plan starts.
+    async fn current_period(&self) -> Option<Period> {
+        self.view.current_period.map(|period| Period {
+            start: period.start,
+            end: period.end,
+        })
+    }
+
+    /// When the trial ends (or ended).
+    async fn trial_ends_at(&self) -> Option<DateTime<Utc>> {
+        self.view.trial_ends_at
+    }
+
+    /// True when the balance cannot pay for any AI action: AI is paused,
+    /// everything else keeps working.
+    async fn ai_paused(&self) -> bool {
+        self.view.ai_paused
+    }
+
+    /// The sequence of the newest transaction (0 when there is none).
+    async fn last_sequence(&self) -> i32 {
+        int(self.view.last_sequence)
+    }
+
+    /// The per-period allocation of an ENTERPRISE wallet.
+    async fn enterprise_monthly_credits(&self) -> Option<i32> {
+        self.view.enterprise_monthly_credits.map(int)
+    }
+
+    /// Alert when the balance falls below this many credits; null when off.
+    async fn low_balance_threshold(&self) -> Option<i32> {
+        self.view.low_balance_threshold.map(int)
+    }
+
+    /// When the outstanding low-balance alert fired; null when armed (the
+    /// balance is at or above the threshold, or no threshold is set).
+    async fn low_balance_alerted_at(&self) -> Option<DateTime<Utc>> {
+        self.view.low_balance_alerted_at
+    }
+
+    /// The latest low-balance alerts (up to 50), newest first.
+    async fn low_balance_alerts(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<LowBalanceAlert>> {
+        let alerts = ledger(ctx).gql()?.low_balance_alerts(&self.scope).await.gql()?;
+        Ok(alerts
+            .into_iter()
+            .map(|alert| LowBalanceAlert {
+                threshold: int(alert.threshold),
+                balance: int(alert.balance),
+                sequence: int(alert.sequence),
+                created_at: alert.created_at,
+            })
+            .collect())
+    }
+
+    /// Credits spent per action per UTC bucket over `[from, to)`, net of
+    /// reversals (at most 400 buckets).
+    async fn usage(
+        &self,
+        ctx: &Context<'_>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        bucket: UsageBucketSize,
+    ) -> async_graphql::Result<Vec<UsageBucket>> {
+        let buckets = ledger(ctx)
+            .gql()?
+            .usage(&self.scope, from, to, bucket.into())
+            .await
+            .gql()?;
+        Ok(buckets
+            .into_iter()
+            .map(|bucket| UsageBucket {
+                start: bucket.start,
+                end: bucket.end,
+                total: int(bucket.credits_by_action.iter().map(|(_, credits)| credits).sum()),
+                by_action: bucket
+                    .credits_by_action
+                    .into_iter()
+                    .map(|(action, credits)| ActionUsage {
+                        action: action.into(),
+                        credits: int(credits),
+                    })
+                    .collect(),
+            })
+            .collect())
+    }
+
+    /// The ledger, newest first, as a Relay cursor connection.
+    #[graphql(complexity = "first.unwrap_or(20).clamp(1, 100) as usize * child_complexity")]
+    async fn transactions(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size, 1 to 100 (default 20).")] first: Option<i32>,
+        #[graphql(desc = "A cursor from a previous page's `pageInfo.endCursor`.")] after: Option<String>,
+        filter: Option<TransactionFilter>,
+    ) -> async_graphql::Result<Connection<String, Transaction, EmptyFields, EmptyFields>> {
+        let query = transaction_query(first, after, filter).gql()?;
+        let page = ledger(ctx).gql()?.transactions(&self.scope, &query).await.gql()?;
+        let has_previous_page = query.before_sequence.is_some();
+        let mut connection = Connection::new(has_previous_page, page.has_next_page);
+        let ids: Vec<i64> = page.transactions.iter().map(|view| view.id).collect();
+        let mut moves = ledger(ctx).gql()?.grant_moves(&ids).await.gql()?.into_iter();
+        connection.edges.extend(page.transactions.into_iter().map(|view| {
+            let sequence = view.sequence;
+            let mut transaction = Transaction::from(view);
+            transaction.preloaded_grants = moves
+                .next()
+                .map(|(_, views)| views.into_iter().map(Into::into).collect());
+            Edge::new(encode_cursor(sequence), transaction)
+        }));
+        Ok(connection)
+    }
+}
+
+fn transaction_query(
+    first: Option<i32>,
+    after: Option<String>,
+    filter: Option<TransactionFilter>,
+) -> Result<TransactionQuery, AppError> {
+    let first = match first {
+        None => TRANSACTIONS_PAGE_DEFAULT,
+        Some(first) => u64::try_from(first)
+            .ok()
+            .filter(|first| (1..=TRANSACTIONS_PAGE_MAX).contains(first))
+            .ok_or_else(|| AppError::invalid("first", format!("must be 1 to {TRANSACTIONS_PAGE_MAX}")))?,
+    };
+    let before_sequence = after.as_deref().map(decode_cursor).transpose()?;
+    let filter = filter.unwrap_or_default();
+    for (field, instant) in [("filter.from", filter.from), ("filter.to", filter.to)] {
+        if let Some(instant) = instant {
+            crate::domain::usage::check_instant(field, instant)?;
+        }
+    }
+    if let (Some(from), Some(to)) = (filter.from, filter.to)
+        && from > to
+    {
+        return Err(AppError::invalid("filter.from", "must not be after filter.to"));
+    }
+    if filter
+        .reference
+        .as_ref()
+        .is_some_and(|reference| reference.chars().count() > 200)
+    {
+        return Err(AppError::invalid(
+            "filter.reference",
+            "must be at most 200 characters",
+        ));
+    }
+    Ok(TransactionQuery {
+        first,
+        before_sequence,
+        filter: EntryFilter {
+            kinds: filter
+                .kinds
+                .unwrap_or_default()
+                .into_iter()
+                .map(Into::into)
+                .collect(),
+            actions: filter
+                .actions
+                .unwrap_or_default()
+                .into_iter()
+                .map(Into::into)
+                .collect(),
+            from: filter.from,
+            to: filter.to,
+            reference: filter.reference,
+        },
+    })
+}
