@@ -429,27 +429,33 @@ pub fn fixture(name: &str) -> PathBuf {
 }
 
 /// Runs one scenario on one backend, then audits the ledger and cleans up.
-pub async fn run<F, Fut>(backend: Backend, scenario: F)
+pub async fn run_with<F, Fut>(backend: Backend, options: Options, scenario: F)
 where
     F: FnOnce(TestApp) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let app = TestApp::spawn(backend).await;
+    let app = TestApp::spawn_with(backend, options).await;
     scenario(app.clone()).await;
     app.verify_ledger().await;
     app.teardown().await;
 }
 
-/// Turns scenario functions `async fn name(app: TestApp)` of the calling
-/// module into two tests each: `sqlite::name` and `postgres::name`.
+/// Turns scenario functions of the calling module into two tests each,
+/// `sqlite::name` and `postgres::name`, so that no scenario is paired with
+/// its backends by hand:
+/// - `both_backends!(a, b)`: `async fn a(app: TestApp)`, on an app spawned
+///   with the default options, audited and torn down after;
+/// - `both_backends!(options = expr; a, b)`: the same, spawned with `expr`;
+/// - `both_backends!(each_backend: a, b)`: `async fn a(backend: Backend)`,
+///   for scenarios that spawn their own apps (several, or prepared).
 #[macro_export]
 macro_rules! both_backends {
-    ($($name:ident),+ $(,)?) => {
+    (each_backend: $($name:ident),+ $(,)?) => {
         mod sqlite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    $crate::helpers::run($crate::helpers::Backend::Sqlite, super::$name).await;
+                    super::$name($crate::helpers::Backend::Sqlite).await;
                 }
             )+
         }
@@ -457,9 +463,30 @@ macro_rules! both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    $crate::helpers::run($crate::helpers::Backend::Postgres, super::$name).await;
+                    super::$name($crate::helpers::Backend::Postgres).await;
                 }
             )+
         }
+    };
+    (options = $options:expr; $($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    $crate::helpers::run_with($crate::helpers::Backend::Sqlite, $options, super::$name).await;
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    $crate::helpers::run_with($crate::helpers::Backend::Postgres, $options, super::$name).await;
+                }
+            )+
+        }
+    };
+    ($($name:ident),+ $(,)?) => {
+        $crate::both_backends!(options = $crate::helpers::Options::default(); $($name),+);
     };
 }
