@@ -1,268 +1,29 @@
-//! Goal: over thousands of random operations the service agrees with a
-//! plain in-memory model of the billing rules, answer by answer, balance
-//! by balance and ledger row by ledger row.
-//! Method: a generator draws spends (new keys, repeats, conflicting
-//! reuse), top-ups (new and repeated payment references), operator
-//! adjustments (credits and debits), reversals of spends, plan changes
-//! (from the trial, upgrades, downgrades left pending, and their
-//! cancellation), clock jumps (with and without the renewal sweep) that end
-//! trials and renew periods, and concurrent bursts over several wallets
-//! that mix new keys with repeats, over three workspaces. Each operation
-//! goes through the HTTP API and through the model; the outcome (or error
-//! code), the wallet's balance split and its ledger rows (kind, amount)
-//! must agree after every one. The model keeps grants with their expiry
-//! and applies the documented rules with its own arithmetic (nothing of
-//! the service's code): settle first (expire, then renew into the period
-//! containing now, on the pending plan if any), burn-down soonest expiry
-//! first and never-expiring last (oldest first on a tie), keys bound per
-//! wallet, upgrades raising the period's allocation by the difference.
-//! Each run draws a fresh seed and prints it first; a failure (a panic
-//! included) prints it again: `SEED=<n> cargo test model` replays it.
-//! `MODEL_OPS` sets the number of operations (default 1500).
+//! The driver: draws operations, sends each through the API and the
+//! model, and compares answers, balances and ledger rows.
 
-use std::collections::HashMap;
+use super::rules::*;
+use super::*;
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
-use futures_util::future::join_all;
-use serde_json::{Value, json};
-
-use crate::both_backends;
-use crate::helpers::client::Answer;
-use crate::helpers::{Random, TestApp};
-
-/// Credits per period of each paid plan (the catalogue's).
-const PLANS: [(&str, i64); 3] = [("STARTER", 250), ("PRO", 1000), ("BUSINESS", 2500)];
-
-fn monthly(plan: &str) -> i64 {
-    PLANS
-        .iter()
-        .find(|(code, _)| *code == plan)
-        .map_or(0, |(_, credits)| *credits)
+pub(super) struct Run {
+    pub(super) app: TestApp,
+    pub(super) model: Model,
+    pub(super) random: Random,
+    pub(super) seed: u64,
+    pub(super) step: usize,
+    pub(super) operator: String,
+    pub(super) service: HashMap<&'static str, String>,
+    pub(super) admin: HashMap<&'static str, String>,
+    pub(super) keys: usize,
 }
 
-/// The start of the `n`th period after `anchor`: `n` calendar months on,
-/// on the anchor's day clamped to the month's length, at the anchor's time
-/// of day. The model's own arithmetic, not the service's.
-fn nth_period_start(anchor: DateTime<Utc>, n: i32) -> DateTime<Utc> {
-    let months = anchor.year() * 12 + anchor.month0() as i32 + n;
-    let (year, month) = (months.div_euclid(12), months.rem_euclid(12) as u32 + 1);
-    let first = NaiveDate::from_ymd_opt(year, month, 1).unwrap();
-    let next_first = if month == 12 {
-        NaiveDate::from_ymd_opt(year + 1, 1, 1).unwrap()
-    } else {
-        NaiveDate::from_ymd_opt(year, month + 1, 1).unwrap()
-    };
-    let days = (next_first - first).num_days() as u32;
-    let date = NaiveDate::from_ymd_opt(year, month, anchor.day().min(days)).unwrap();
-    Utc.from_utc_datetime(&date.and_time(anchor.time()))
-}
-
-/// The period (start, end) of the anchor's series that contains `now`.
-fn period_containing(anchor: DateTime<Utc>, now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
-    let mut n = (now.year() - anchor.year()) * 12 + now.month0() as i32 - anchor.month0() as i32 - 1;
-    while nth_period_start(anchor, n + 1) <= now {
-        n += 1;
-    }
-    while nth_period_start(anchor, n) > now {
-        n -= 1;
-    }
-    (nth_period_start(anchor, n), nth_period_start(anchor, n + 1))
-}
-
-/// Ledger rows with each run of consecutive EXPIRE rows sorted: grants
-/// expiring in one settle may be closed in either order.
-fn normalised(rows: &[(String, i64)]) -> Vec<(String, i64)> {
-    let mut out: Vec<(String, i64)> = Vec::with_capacity(rows.len());
-    let mut run: Vec<(String, i64)> = Vec::new();
-    for row in rows {
-        if row.0 == "EXPIRE" {
-            run.push(row.clone());
-            continue;
-        }
-        run.sort();
-        out.append(&mut run);
-        out.push(row.clone());
-    }
-    run.sort();
-    out.append(&mut run);
-    out
-}
-
-const WORKSPACES: [&str; 3] = ["m-0", "m-1", "m-2"];
-const PACKS: [(&str, i64); 3] = [("PACK_100", 100), ("PACK_500", 500), ("PACK_2500", 2500)];
-const ACTIONS: [&str; 3] = ["TRIAGE", "AUTO_RESOLVE", "SIDEKICK"];
-
-#[derive(Debug, Clone)]
-struct Grant {
-    /// Creation order (the service's ids grow the same way).
-    order: u64,
-    /// allocation, purchased or bonus.
-    bucket: &'static str,
-    remaining: i64,
-    expires_at: Option<DateTime<Utc>>,
-}
-
-#[derive(Debug, Clone)]
-struct Charge {
-    transaction_id: String,
-    grant_order: u64,
-    reversed: bool,
-}
-
-#[derive(Debug, Default)]
-struct Wallet {
-    grants: Vec<Grant>,
-    spend_keys: HashMap<String, String>,
-    top_up_keys: HashMap<String, String>,
-    anchor: Option<DateTime<Utc>>,
-    period_end: Option<DateTime<Utc>>,
-    /// The paid plan (none during the trial).
-    plan: Option<&'static str>,
-    /// A downgrade waiting for the next reset.
-    pending: Option<&'static str>,
-    /// The current period's allocation grant and what it was granted.
-    allocation: Option<(u64, i64)>,
-    /// Spends that may be reversed (their grant is known exactly).
-    charges: Vec<Charge>,
-    /// The ledger as (kind, amount), oldest first.
-    rows: Vec<(String, i64)>,
-}
-
-#[derive(Default)]
-struct Model {
-    wallets: HashMap<&'static str, Wallet>,
-    next_order: u64,
-}
-
-impl Model {
-    fn grant(
-        &mut self,
-        workspace: &str,
-        bucket: &'static str,
-        credits: i64,
-        expires_at: Option<DateTime<Utc>>,
-    ) -> u64 {
-        self.next_order += 1;
-        let order = self.next_order;
-        if let Some(wallet) = self.wallets.get_mut(workspace) {
-            wallet.grants.push(Grant {
-                order,
-                bucket,
-                remaining: credits,
-                expires_at,
-            });
-        }
-        order
-    }
-
-    fn row(&mut self, workspace: &str, kind: &str, amount: i64) {
-        self.wallets
-            .get_mut(workspace)
-            .unwrap()
-            .rows
-            .push((kind.to_owned(), amount));
-    }
-
-    /// Grants the allocation of the period ending `end` (a GRANT row).
-    fn grant_allocation(&mut self, workspace: &str, credits: i64, end: DateTime<Utc>) {
-        if credits <= 0 {
-            self.wallets.get_mut(workspace).unwrap().allocation = None;
-            return;
-        }
-        let order = self.grant(workspace, "allocation", credits, Some(end));
-        self.row(workspace, "GRANT", credits);
-        self.wallets.get_mut(workspace).unwrap().allocation = Some((order, credits));
-    }
-
-    /// Expire what is due (an EXPIRE row for what each grant still held),
-    /// then renew an ended period into the one containing `now`, on the
-    /// pending plan if there is one.
-    fn settle(&mut self, workspace: &str, now: DateTime<Utc>) {
-        let wallet = self.wallets.get_mut(workspace).unwrap();
-        let (due, live): (Vec<Grant>, Vec<Grant>) = std::mem::take(&mut wallet.grants)
-            .into_iter()
-            .partition(|grant| grant.expires_at.is_some_and(|at| at <= now));
-        wallet.grants = live;
-        for grant in due.iter().filter(|grant| grant.remaining > 0) {
-            wallet.rows.push(("EXPIRE".to_owned(), -grant.remaining));
-        }
-        if let (Some(anchor), Some(end)) = (wallet.anchor, wallet.period_end)
-            && end <= now
-        {
-            let (_, end) = period_containing(anchor, now);
-            wallet.period_end = Some(end);
-            if let Some(pending) = wallet.pending.take() {
-                wallet.plan = Some(pending);
-            }
-            let credits = monthly(wallet.plan.unwrap_or_default());
-            self.grant_allocation(workspace, credits, end);
-        }
-    }
-
-    fn total(&self, workspace: &str) -> i64 {
-        self.wallets[workspace]
-            .grants
-            .iter()
-            .map(|grant| grant.remaining)
-            .sum()
-    }
-
-    fn split(&self, workspace: &str) -> Value {
-        let sum = |bucket: &str| -> i64 {
-            self.wallets[workspace]
-                .grants
-                .iter()
-                .filter(|grant| grant.bucket == bucket)
-                .map(|grant| grant.remaining)
-                .sum()
-        };
-        json!({ "total": self.total(workspace), "allocation": sum("allocation"),
-                "purchased": sum("purchased"), "bonus": sum("bonus") })
-    }
-
-    /// Takes `credits` in burn-down order; which grant paid the last one.
-    fn burn(&mut self, workspace: &str, credits: i64) -> Option<u64> {
-        if self.total(workspace) < credits {
-            return None;
-        }
-        let wallet = self.wallets.get_mut(workspace).unwrap();
-        wallet
-            .grants
-            .sort_by_key(|grant| (grant.expires_at.is_none(), grant.expires_at, grant.order));
-        let mut left = credits;
-        let mut last = None;
-        for grant in &mut wallet.grants {
-            let take = grant.remaining.min(left);
-            if take > 0 {
-                grant.remaining -= take;
-                left -= take;
-                last = Some(grant.order);
-            }
-        }
-        last
-    }
-}
-
-struct Run {
-    app: TestApp,
-    model: Model,
-    random: Random,
-    seed: u64,
-    step: usize,
-    operator: String,
-    service: HashMap<&'static str, String>,
-    admin: HashMap<&'static str, String>,
-    keys: usize,
-}
-
-const SPEND: &str = "mutation($ws: ID, $a: Action!, $k: String!, $r: String) { spendCredit(input: {workspaceId: $ws, action: $a, idempotencyKey: $k, reference: $r}) { outcome balance { total allocation purchased bonus } transaction { id } } }";
+pub(super) const SPEND: &str = "mutation($ws: ID, $a: Action!, $k: String!, $r: String) { spendCredit(input: {workspaceId: $ws, action: $a, idempotencyKey: $k, reference: $r}) { outcome balance { total allocation purchased bonus } transaction { id } } }";
 
 impl Run {
-    fn now(&self) -> DateTime<Utc> {
+    pub(super) fn now(&self) -> DateTime<Utc> {
         self.app.clock_now()
     }
 
-    fn check(&self, what: &str, actual: &Value, expected: &Value) {
+    pub(super) fn check(&self, what: &str, actual: &Value, expected: &Value) {
         assert_eq!(
             actual, expected,
             "seed {} step {}: {what} (replay: SEED={} cargo test model)",
@@ -270,7 +31,7 @@ impl Run {
         );
     }
 
-    async fn check_balance(&self, workspace: &'static str) {
+    pub(super) async fn check_balance(&self, workspace: &'static str) {
         let answer = self
             .app
             .gql(
@@ -288,7 +49,7 @@ impl Run {
     }
 
     /// "OK", or the error's code.
-    fn ok_or_code(answer: &Answer) -> String {
+    pub(super) fn ok_or_code(answer: &Answer) -> String {
         if answer.body["errors"].is_array() {
             answer.code()
         } else {
@@ -296,14 +57,20 @@ impl Run {
         }
     }
 
-    fn outcome(answer: &Answer, field: &str) -> String {
+    pub(super) fn outcome(answer: &Answer, field: &str) -> String {
         match answer.body["data"][field]["outcome"].as_str() {
             Some(outcome) => outcome.to_owned(),
             None => answer.code(),
         }
     }
 
-    async fn spend(&mut self, workspace: &'static str, action: &str, key: String, reference: Option<&str>) {
+    pub(super) async fn spend(
+        &mut self,
+        workspace: &'static str,
+        action: &str,
+        key: String,
+        reference: Option<&str>,
+    ) {
         let now = self.now();
         self.model.settle(workspace, now);
         let fingerprint = format!("{action}|{}", reference.unwrap_or(""));
@@ -344,7 +111,7 @@ impl Run {
         }
     }
 
-    async fn top_up(&mut self, workspace: &'static str) {
+    pub(super) async fn top_up(&mut self, workspace: &'static str) {
         let now = self.now();
         self.model.settle(workspace, now);
         let (pack, credits) = PACKS[self.random.below(PACKS.len())];
@@ -376,7 +143,7 @@ impl Run {
         }
     }
 
-    async fn adjust(&mut self, workspace: &'static str) {
+    pub(super) async fn adjust(&mut self, workspace: &'static str) {
         let now = self.now();
         self.model.settle(workspace, now);
         let credits = self.random.below(40) as i64 - 15;
@@ -412,7 +179,7 @@ impl Run {
         }
     }
 
-    async fn reverse(&mut self, workspace: &'static str) {
+    pub(super) async fn reverse(&mut self, workspace: &'static str) {
         let now = self.now();
         self.model.settle(workspace, now);
         let charges = &self.model.wallets[workspace].charges;
@@ -457,7 +224,7 @@ impl Run {
     /// allocation than the period's grant raises it by the difference at
     /// once; a smaller or equal one waits for the reset; the current plan
     /// again cancels a waiting downgrade.
-    async fn change_plan(&mut self, workspace: &'static str, target: &'static str) {
+    pub(super) async fn change_plan(&mut self, workspace: &'static str, target: &'static str) {
         let now = self.now();
         self.model.settle(workspace, now);
         let admin = self.admin[workspace].clone();
@@ -513,7 +280,7 @@ impl Run {
     /// Concurrent spends over two or three wallets at once: per wallet,
     /// new keys (as many charge as there are credits) and repeats of keys
     /// already bound to a TRIAGE spend (each a DUPLICATE).
-    async fn burst(&mut self) {
+    pub(super) async fn burst(&mut self) {
         let now = self.now();
         let wallets = 2 + self.random.below(2);
         let mut requests: Vec<(&'static str, String, bool)> = Vec::new();
@@ -590,7 +357,7 @@ impl Run {
         }
     }
 
-    async fn advance(&mut self) {
+    pub(super) async fn advance(&mut self) {
         let hours = 1 + self.random.below(24 * 6) as i64;
         let now = self.now() + Duration::hours(hours);
         self.app.clock.set(now);
@@ -602,7 +369,7 @@ impl Run {
         }
     }
 
-    async fn step(&mut self) {
+    pub(super) async fn step(&mut self) {
         let workspace = WORKSPACES[self.random.below(WORKSPACES.len())];
         let roll = self.random.below(100);
         match roll {
@@ -639,7 +406,7 @@ impl Run {
     }
 
     /// The wallet's ledger rows, settled as of now, against the model's.
-    async fn check_rows(&self, workspace: &'static str) {
+    pub(super) async fn check_rows(&self, workspace: &'static str) {
         self.app
             .ledger
             .settle_workspace(workspace, self.now())
@@ -653,74 +420,3 @@ impl Run {
         );
     }
 }
-
-/// Prints the seed again if the run panics (an assertion of the harness or
-/// of the service, not only `check`).
-struct SeedOnPanic(u64);
-
-impl Drop for SeedOnPanic {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!(
-                "model run failed with seed {0}: replay with SEED={0} cargo test model",
-                self.0
-            );
-        }
-    }
-}
-
-async fn service_agrees_with_the_model(app: TestApp) {
-    // A fresh seed each run (so CI explores), unless SEED replays one.
-    let seed = std::env::var("SEED")
-        .ok()
-        .and_then(|seed| seed.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(20_261_125, |elapsed| elapsed.as_nanos() as u64)
-        });
-    eprintln!(
-        "model seed {seed} on {:?} (replay: SEED={seed} cargo test model)",
-        app.backend
-    );
-    let _guard = SeedOnPanic(seed);
-    let operations: usize = std::env::var("MODEL_OPS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(1500);
-    let mut run = Run {
-        service: WORKSPACES
-            .iter()
-            .map(|workspace| (*workspace, app.token("service", Some(workspace))))
-            .collect(),
-        admin: WORKSPACES
-            .iter()
-            .map(|workspace| (*workspace, app.token("admin", Some(workspace))))
-            .collect(),
-        operator: app.operator(),
-        app,
-        model: Model::default(),
-        random: Random(seed.max(1)),
-        seed,
-        step: 0,
-        keys: 0,
-    };
-    let start = run.now();
-    for workspace in WORKSPACES {
-        run.app.create_workspace(workspace).await;
-        run.model.wallets.insert(workspace, Wallet::default());
-        run.model
-            .grant(workspace, "bonus", 300, Some(start + Duration::days(7)));
-        run.model.row(workspace, "GRANT", 300);
-    }
-    for step in 0..operations {
-        run.step = step;
-        run.step().await;
-    }
-    for workspace in WORKSPACES {
-        run.check_balance(workspace).await;
-        run.check_rows(workspace).await;
-    }
-}
-
-both_backends!(service_agrees_with_the_model);
