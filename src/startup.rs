@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
+use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 
 use crate::auth::TokenVerifier;
@@ -22,6 +23,7 @@ use crate::store;
 /// A built application: bound, migrated, not yet serving.
 pub struct App {
     listener: TcpListener,
+    db: DatabaseConnection,
     state: AppState,
     renewal_cron: Option<String>,
     http_idle_timeout: std::time::Duration,
@@ -38,7 +40,7 @@ impl App {
         let channel = notify_channel(config.database.schema.as_deref());
         let relay =
             (!store::is_sqlite(&db)).then(|| (config.database.url.clone(), channel.clone(), events.clone()));
-        let mut ledger = Ledger::with_notify_channel(db, clock, events, channel);
+        let mut ledger = Ledger::with_notify_channel(db.clone(), clock, events, channel);
         if let Some(settings) = config.group_commit {
             ledger = ledger.with_group_commit(settings, &config.database).await?;
         }
@@ -52,6 +54,7 @@ impl App {
             http_idle_timeout: config.http_idle_timeout,
             relay,
             listener,
+            db,
             state: AppState {
                 ws: WsShared {
                     live: Live::new(schema.clone(), Some(ledger.metrics().clone())),
@@ -77,6 +80,11 @@ impl App {
         self.state.ledger.clone()
     }
 
+    /// The server's pool, for callers that run beside it (tests, audits).
+    pub fn database(&self) -> DatabaseConnection {
+        self.db.clone()
+    }
+
     /// Starts the scheduler (when configured) and serves until `shutdown`
     /// completes; then drains open requests and stops the scheduler.
     pub async fn run_until_stopped(
@@ -90,8 +98,7 @@ impl App {
         let relay = self
             .relay
             .map(|(url, channel, bus)| tokio::spawn(relay_notifications(url, channel, bus)));
-        let checkpoints = store::is_sqlite(self.state.ledger.db())
-            .then(|| tokio::spawn(checkpoint_continually(self.state.ledger.db().clone())));
+        let checkpoints = store::is_sqlite(&self.db).then(|| tokio::spawn(checkpoint_continually(self.db)));
         let router = router(self.state);
         crate::http::serve(self.listener, router, self.http_idle_timeout, shutdown).await;
         if let Some(scheduler) = scheduler {

@@ -117,11 +117,6 @@ impl Ledger {
         self.metrics.render(pool.size, pool.idle)
     }
 
-    /// The database handle (for readiness checks and audits).
-    pub fn db(&self) -> &DatabaseConnection {
-        &self.db
-    }
-
     /// The current time, from the injected clock.
     pub fn now(&self) -> DateTime<Utc> {
         self.clock.now()

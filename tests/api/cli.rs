@@ -72,7 +72,7 @@ async fn migrate_reports_reverts_and_reapplies(app: TestApp) {
             .collect::<Vec<_>>(),
         ["Applied", "Applied", "Applied", "Pending"]
     );
-    let db = app.ledger.db();
+    let db = app.db();
     let column = db
         .query_all_raw(sea_orm::Statement::from_string(
             db.get_database_backend(),
@@ -165,7 +165,7 @@ async fn verify_finds_each_kind_of_damage(app: TestApp) {
     app.change_plan(&admin, None, "PRO", None).await.data();
     let service = app.token("service", Some("ws-hurt"));
     app.spend_ok(&service, "TRIAGE", "d1").await;
-    let db = app.ledger.db();
+    let db = app.db();
     let problems = || async {
         let found = audit(db).await.unwrap();
         assert_eq!(found.wallets, 2);

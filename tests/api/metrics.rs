@@ -109,7 +109,7 @@ async fn metrics_count_spends_rows_errors_and_subscribers(app: TestApp) {
         use sea_orm::TransactionTrait;
         let mut held = Vec::new();
         for _ in 0..3 {
-            let txn = app.ledger.db().begin().await.unwrap();
+            let txn = app.db().begin().await.unwrap();
             // A statement makes the transaction take its connection for sure.
             sea_orm::ConnectionTrait::execute_unprepared(&txn, "SELECT 1")
                 .await

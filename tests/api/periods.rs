@@ -432,7 +432,7 @@ mod constraint {
 
     async fn the_database_refuses_a_second_allocation_for_one_period(app: TestApp) {
         pro_workspace(&app, "ws-unique").await;
-        let db = app.ledger.db();
+        let db = app.db();
         let wallet = entity::wallet::Entity::find()
             .filter(entity::wallet::Column::WorkspaceId.eq("ws-unique"))
             .one(db)

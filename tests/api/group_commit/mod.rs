@@ -111,7 +111,7 @@ async fn spend(app: &TestApp, (caller, request): (Caller, SpendRequest)) -> Valu
 
 /// Every stored row and alert that the spends wrote, in ledger order.
 async fn stored(app: &TestApp) -> Vec<Value> {
-    let db = app.ledger.db();
+    let db = app.db();
     let rows = db
         .query_all_raw(Statement::from_string(
             db.get_database_backend(),

@@ -17,7 +17,7 @@ use crate::helpers::{Backend, Options, TestApp};
 /// it would answer INSUFFICIENT_CREDITS).
 async fn a_batch_waiting_for_a_lock_sees_what_its_holder_committed(backend: Backend) {
     let app = prepared(backend, Options::default()).await;
-    let db = app.ledger.db().clone();
+    let db = app.db().clone();
     let sql = |text: &str| {
         let text = match db.get_database_backend() {
             sea_orm::DbBackend::Postgres => text.replace('?', "$1"),
@@ -105,7 +105,7 @@ async fn the_wal_is_checkpointed_apart_from_commits(backend: Backend) {
         let answer = spend(&app, request("ws-a", Action::Triage, &format!("wal-{key}"), None)).await;
         assert_eq!(answer["outcome"], "CHARGED", "{answer}");
     }
-    let db = app.ledger.db();
+    let db = app.db();
     let checkpoint = protodesk_credits::store::checkpoint_wal(db).await.unwrap();
     if backend == Backend::Postgres {
         assert_eq!(checkpoint, None);
@@ -163,7 +163,7 @@ async fn every_sqlite_connection_commits_with_synchronous_full(app: &TestApp) {
             assert_eq!(journal.try_get_by_index::<String>(0).unwrap(), "wal");
         }
     }
-    pragmas(app.ledger.db(), 10).await;
+    pragmas(app.db(), 10).await;
     let config = protodesk_credits::config::DatabaseConfig {
         url: app.database_url.clone(),
         max_connections: 4,
@@ -186,7 +186,7 @@ async fn batches_have_a_pool_of_their_own(backend: Backend) {
     .await;
     let before = batches(&app).await;
     let mut held = Vec::new();
-    while let Ok(txn) = app.ledger.db().begin().await {
+    while let Ok(txn) = app.db().begin().await {
         held.push(txn);
         assert!(held.len() <= 10, "the server's pool has 10 connections");
     }
@@ -210,7 +210,7 @@ async fn batches_have_a_pool_of_their_own(backend: Backend) {
 /// history for the key: the hot-wallet benchmark fell to a fifth.
 async fn keys_are_probed_on_their_index_from_the_start(backend: Backend) {
     let app = prepared(backend, Options::default()).await;
-    let txn = app.ledger.db().begin().await.unwrap();
+    let txn = app.db().begin().await.unwrap();
     let plan: Vec<String> = match backend {
         Backend::Postgres => {
             for sql in [

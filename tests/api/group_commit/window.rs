@@ -63,7 +63,7 @@ async fn a_worker_waits_for_company_only_when_it_has_some(backend: Backend) {
 
     // Hold ws-a's wallet so the worker's next batch (x) waits, and queue a
     // and b behind it: released, the worker finds them together.
-    let db = app.ledger.db().clone();
+    let db = app.db().clone();
     let holder = db.begin().await.unwrap();
     holder
         .execute_raw(Statement::from_string(

@@ -208,14 +208,14 @@ impl TestApp {
         use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
         let wallet = entity::wallet::Entity::find()
             .filter(entity::wallet::Column::WorkspaceId.eq(workspace))
-            .one(self.ledger.db())
+            .one(self.db())
             .await
             .unwrap()
             .expect("the wallet exists");
         entity::ledger_entry::Entity::find()
             .filter(entity::ledger_entry::Column::WalletId.eq(wallet.id))
             .order_by_asc(entity::ledger_entry::Column::Sequence)
-            .all(self.ledger.db())
+            .all(self.db())
             .await
             .unwrap()
             .into_iter()

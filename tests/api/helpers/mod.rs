@@ -19,7 +19,7 @@ use protodesk_credits::domain::clock::ManualClock;
 use protodesk_credits::service::{GroupCommitSettings, Ledger};
 use protodesk_credits::startup::App;
 use protodesk_credits::store;
-use sea_orm::{ConnectionTrait, Database};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use secrecy::SecretString;
 use tokio::sync::oneshot;
 
@@ -112,6 +112,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub clock: ManualClock,
     pub ledger: Ledger,
+    /// The server's pool, for reading and damaging the database directly.
+    pub db: DatabaseConnection,
     _shutdown: Arc<ShutdownOnDrop>,
     _directory: Arc<tempfile::TempDir>,
     pub pg_schema: Option<String>,
@@ -301,6 +303,7 @@ impl TestApp {
             .unwrap_or_else(|error| panic!("the app failed to start on {backend:?}: {error:#}"));
         let address = format!("http://{}", app.local_addr().unwrap());
         let ledger = app.ledger();
+        let db = app.database();
         let (sender, receiver) = oneshot::channel::<()>();
         tokio::spawn(app.run_until_stopped(async move {
             let _ = receiver.await;
@@ -308,6 +311,7 @@ impl TestApp {
         TestApp {
             backend,
             address,
+            db,
             http: reqwest::Client::builder()
                 .pool_max_idle_per_host(64)
                 .build()
@@ -363,12 +367,17 @@ impl TestApp {
 
     /// Runs SQL against the app's database (catalogue edits in arrange steps).
     pub async fn execute_sql(&self, sql: &str) {
-        self.ledger.db().execute_unprepared(sql).await.unwrap();
+        self.db().execute_unprepared(sql).await.unwrap();
+    }
+
+    /// The server's pool.
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
     }
 
     /// The first column of the one row `sql` returns, as an integer.
     pub async fn query_i64(&self, sql: &str) -> i64 {
-        let db = self.ledger.db();
+        let db = self.db();
         let row = db
             .query_one_raw(sea_orm::Statement::from_string(db.get_database_backend(), sql))
             .await
@@ -381,7 +390,7 @@ impl TestApp {
     /// ledger = sum of live grants = the newest row's balance after, never
     /// negative; sequences dense; one allocation grant per wallet and period.
     pub async fn verify_ledger(&self) {
-        let audit = store::verify::audit(self.ledger.db()).await.unwrap();
+        let audit = store::verify::audit(self.db()).await.unwrap();
         assert!(
             audit.violations.is_empty(),
             "ledger invariant broken: {:?}",
