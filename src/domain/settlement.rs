@@ -6,6 +6,7 @@
 use chrono::{DateTime, Utc};
 
 use super::catalogue::PlanCode;
+use super::ceiling::allocation_that_fits;
 use super::period::{Period, period_containing};
 
 /// The period fields of a wallet.
@@ -39,6 +40,80 @@ pub fn renewal_due(state: &PeriodState, now: DateTime<Utc>) -> Option<Renewal> {
     })
 }
 
+/// A live grant, as settling sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveGrant {
+    /// Its id.
+    pub id: i64,
+    /// Its stored source name (it names the EXPIRE row's reference).
+    pub source: String,
+    /// Credits it still holds.
+    pub remaining: i64,
+    /// When it expires; `None` never.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// A grant closed by settling: an EXPIRE row for what it held, when it
+/// held anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expiry {
+    /// The grant.
+    pub grant_id: i64,
+    /// Credits it held (the EXPIRE row takes them; 0: no row).
+    pub credits: i64,
+    /// The EXPIRE row's reference.
+    pub reference: String,
+}
+
+/// Everything settling a wallet at `now` does, in order: the expiries,
+/// then the renewal and the allocation it grants (capped to the ceiling;
+/// 0: no grant, no row). Both writers (one wallet, and the sweep's
+/// batches) apply exactly this.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settlement {
+    /// Grants closed, oldest first.
+    pub expiries: Vec<Expiry>,
+    /// The renewal, with the credits its allocation grants.
+    pub renewal: Option<(Renewal, i64)>,
+}
+
+impl Settlement {
+    /// Whether settling changes anything.
+    pub fn is_empty(&self) -> bool {
+        self.expiries.is_empty() && self.renewal.is_none()
+    }
+}
+
+/// Settles a wallet holding `balance` in `grants` at `now`: due grants
+/// expire, then an ended period renews into the period containing `now`
+/// with `allocation(plan)` credits, capped so that the balance after the
+/// expiries stays under the ceiling.
+pub fn settle(
+    grants: &[LiveGrant],
+    period: &PeriodState,
+    balance: i64,
+    allocation: impl FnOnce(PlanCode) -> i64,
+    now: DateTime<Utc>,
+) -> Settlement {
+    let expiries: Vec<Expiry> = grants
+        .iter()
+        .filter(|grant| is_grant_due(grant.expires_at, now))
+        .map(|grant| Expiry {
+            grant_id: grant.id,
+            credits: grant.remaining,
+            reference: expiry_reference(&grant.source, grant.id),
+        })
+        .collect();
+    let expired: i64 = expiries.iter().map(|expiry| expiry.credits).sum();
+    let renewal = renewal_due(period, now).map(|renewal| {
+        (
+            renewal,
+            allocation_that_fits(balance - expired, allocation(renewal.plan)),
+        )
+    });
+    Settlement { expiries, renewal }
+}
+
 /// Whether a grant expiring at `expires_at` is due at `now`.
 pub fn is_grant_due(expires_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
     expires_at.is_some_and(|at| at <= now)
@@ -66,6 +141,72 @@ mod tests {
 
     fn at(month: u32, day: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, month, day, 10, 0, 0).unwrap()
+    }
+
+    fn grant(id: i64, source: &str, remaining: i64, expires_at: Option<DateTime<Utc>>) -> LiveGrant {
+        LiveGrant {
+            id,
+            source: source.to_owned(),
+            remaining,
+            expires_at,
+        }
+    }
+
+    /// Due grants expire in order (an empty one too, for no credits), the
+    /// others stay; the renewal's allocation is capped against the balance
+    /// left after the expiries.
+    #[test]
+    fn settling_expires_then_renews_within_the_ceiling() {
+        let paid = PeriodState {
+            anchor: Some(at(1, 31)),
+            period_end: Some(at(2, 28)),
+            plan: PlanCode::Pro,
+            pending_plan: Some(PlanCode::Starter),
+        };
+        let grants = [
+            grant(7, "ALLOCATION", 400, Some(at(2, 28))),
+            grant(8, "PURCHASE", 100, None),
+            grant(9, "TRIAL", 0, Some(at(2, 7))),
+            grant(10, "ADJUSTMENT", 5, Some(at(3, 31))),
+        ];
+        let ceiling = super::super::ceiling::BALANCE_MAX;
+        let mut asked = None;
+
+        let settled = settle(
+            &grants,
+            &paid,
+            ceiling - 50,
+            |plan| {
+                asked = Some(plan);
+                1_000
+            },
+            at(3, 1),
+        );
+
+        assert_eq!(asked, Some(PlanCode::Starter), "the pending plan's allocation");
+        assert_eq!(
+            settled.expiries,
+            vec![
+                Expiry {
+                    grant_id: 7,
+                    credits: 400,
+                    reference: "ALLOCATION:7".to_owned()
+                },
+                Expiry {
+                    grant_id: 9,
+                    credits: 0,
+                    reference: "TRIAL:9".to_owned()
+                },
+            ]
+        );
+        let (renewal, credits) = settled.renewal.expect("the period ended");
+        assert_eq!(renewal.plan, PlanCode::Starter);
+        assert_eq!(renewal.period.start, at(2, 28));
+        assert_eq!(credits, 450, "ceiling - (balance - 400 expired)");
+        assert!(!settled.is_empty());
+
+        let nothing = settle(&grants[1..2], &paid, 100, |_| 1_000, at(2, 27));
+        assert!(nothing.is_empty(), "{nothing:?}");
     }
 
     #[test]

@@ -43,12 +43,11 @@ pub use views::{
 pub use wallet::{TRANSACTIONS_PAGE_DEFAULT, TRANSACTIONS_PAGE_MAX, TransactionQuery};
 pub use workspace::{ChangePlanRequest, CreateWorkspaceRequest, WORKSPACE_NAME_LENGTH_MAX};
 
-use crate::domain::catalogue::{GrantSource, LedgerKind};
+use crate::domain::catalogue::GrantSource;
 use crate::domain::ceiling::check_ceiling;
 use crate::domain::clock::Clock;
 use crate::domain::invariant::check_totals;
 use crate::domain::reversal::{LowBalance, low_balance};
-use crate::domain::settlement::{expiry_reference, is_grant_due};
 use crate::error::{AppError, AppResult};
 use crate::events::{BalanceEvent, EventBus};
 use crate::metrics::Metrics;
@@ -218,43 +217,6 @@ impl LockedWallet {
         self.appended
             .push(views::row_event(&self.wallet.workspace_id, &entry)?);
         Ok(entry)
-    }
-
-    /// Expires every live grant whose expiry has passed: one EXPIRE row per
-    /// grant that still held credits, then the grant is closed. Rows are
-    /// stamped `now` (when the expiry was recorded); the grant keeps its
-    /// `expires_at`.
-    async fn expire_due(&mut self, now: DateTime<Utc>) -> AppResult<()> {
-        let due: Vec<credit_grant::Model> = self
-            .grants
-            .iter()
-            .filter(|grant| is_grant_due(grant.expires_at, now))
-            .cloned()
-            .collect();
-        for grant in due {
-            if grant.remaining_credits > 0 {
-                self.append(
-                    EntryDraft {
-                        kind: LedgerKind::Expire,
-                        amount: -grant.remaining_credits,
-                        action: None,
-                        reference: Some(expiry_reference(&grant.source, grant.id)),
-                        actor: "system".to_owned(),
-                        idempotency: None,
-                        reverses_entry_id: None,
-                        grant_moves: vec![(grant.id, -grant.remaining_credits)],
-                    },
-                    now,
-                )
-                .await?;
-            }
-            store::ledger::close_grant(&self.txn, grant.id, now)
-                .await
-                .map_err(db_error)?;
-            self.settled.expiries += 1;
-            self.grants.retain(|live| live.id != grant.id);
-        }
-        Ok(())
     }
 
     /// Saves the wallet head, checks the invariant in debug builds, commits.

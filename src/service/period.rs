@@ -27,9 +27,10 @@ use chrono::{DateTime, Utc};
 
 use super::{Ledger, LockedWallet};
 use crate::domain::catalogue::{GrantSource, LedgerKind, PlanCode};
-use crate::domain::ceiling::allocation_that_fits;
 use crate::domain::period::Period;
-use crate::domain::settlement::{PeriodState, Renewal, renewal_due, renewal_reference};
+use crate::domain::settlement::{
+    LiveGrant, PeriodState, Renewal, Settlement, renewal_due, renewal_reference, settle,
+};
 use crate::error::{AppError, AppResult};
 use crate::store::{self, db_error, ledger::EntryDraft, ledger::NewGrant};
 
@@ -87,16 +88,44 @@ impl LockedWallet {
     /// Brings the wallet up to `now`: expires what is due and, when the
     /// billing period ended, renews it. Idempotent: a settled wallet is
     /// left unchanged.
+    ///
+    /// What settling does is decided by `domain::settlement::settle`, as for
+    /// the sweep; this applies it row by row. Expiry rows are stamped `now`
+    /// (when the expiry was recorded); grants keep their `expires_at`.
     pub(super) async fn settle(&mut self, now: DateTime<Utc>) -> AppResult<()> {
-        self.expire_due(now).await?;
-        let Some(renewal) = renewal_due(&period_state(&self.wallet)?, now) else {
+        // The catalogue is read only when a renewal is due.
+        let plans = if renewal_due(&period_state(&self.wallet)?, now).is_some() {
+            store::catalogue::plans(&self.txn).await.map_err(db_error)?
+        } else {
+            Vec::new()
+        };
+        let settlement = settlement(&self.wallet, &self.grants, &plans, now)?;
+        for expiry in settlement.expiries {
+            if expiry.credits > 0 {
+                self.append(
+                    EntryDraft {
+                        kind: LedgerKind::Expire,
+                        amount: -expiry.credits,
+                        action: None,
+                        reference: Some(expiry.reference),
+                        actor: "system".to_owned(),
+                        idempotency: None,
+                        reverses_entry_id: None,
+                        grant_moves: vec![(expiry.grant_id, -expiry.credits)],
+                    },
+                    now,
+                )
+                .await?;
+            }
+            store::ledger::close_grant(&self.txn, expiry.grant_id, now)
+                .await
+                .map_err(db_error)?;
+            self.settled.expiries += 1;
+            self.grants.retain(|live| live.id != expiry.grant_id);
+        }
+        let Some((renewal, credits)) = settlement.renewal else {
             return Ok(());
         };
-        let plans = store::catalogue::plans(&self.txn).await.map_err(db_error)?;
-        let credits = allocation_that_fits(
-            self.wallet.balance_credits,
-            allocation_for(renewal.plan, &self.wallet, &plans),
-        );
         apply_renewal(&mut self.wallet, &renewal);
         self.settled.renewals += 1;
         self.grant_allocation(
@@ -108,6 +137,32 @@ impl LockedWallet {
         )
         .await
     }
+}
+
+/// What settling `wallet` (holding `grants`) at `now` does: the domain's
+/// decision, shared by the writers and the sweep.
+pub(super) fn settlement(
+    wallet: &entity::wallet::Model,
+    grants: &[entity::credit_grant::Model],
+    plans: &[entity::plan::Model],
+    now: DateTime<Utc>,
+) -> AppResult<Settlement> {
+    let live: Vec<LiveGrant> = grants
+        .iter()
+        .map(|grant| LiveGrant {
+            id: grant.id,
+            source: grant.source.clone(),
+            remaining: grant.remaining_credits,
+            expires_at: grant.expires_at,
+        })
+        .collect();
+    Ok(settle(
+        &live,
+        &period_state(wallet)?,
+        wallet.balance_credits,
+        |plan| allocation_for(plan, wallet, plans),
+        now,
+    ))
 }
 
 /// The period fields of a wallet row, parsed.

@@ -12,11 +12,10 @@ use chrono::{DateTime, Utc};
 use entity::{credit_grant, low_balance_alert, wallet};
 use sea_orm::Set;
 
-use super::period::{allocation_for, apply_renewal, period_state};
+use super::period::{apply_renewal, settlement};
 use super::{BalanceView, Ledger, RollOverReport, check_heads, low_balance_step};
 use crate::domain::catalogue::{GrantSource, LedgerKind};
-use crate::domain::ceiling::allocation_that_fits;
-use crate::domain::settlement::{expiry_reference, is_grant_due, renewal_due, renewal_reference};
+use crate::domain::settlement::renewal_reference;
 use crate::error::{AppError, AppResult};
 use crate::events::BalanceEvent;
 use crate::store::batch::{NewAllocation, NewMove, NewRow};
@@ -62,35 +61,26 @@ fn settle_in_memory(
     let sequence_read = wallet.last_sequence;
     let mut rows = Vec::new();
     let mut closes = Vec::new();
-    let due: Vec<(i64, String, i64)> = grants
-        .iter()
-        .filter(|grant| is_grant_due(grant.expires_at, now))
-        .map(|grant| (grant.id, grant.source.clone(), grant.remaining_credits))
-        .collect();
-    for (grant_id, source, remaining) in due {
-        grants.retain(|grant| grant.id != grant_id);
-        closes.push(grant_id);
-        if remaining > 0 {
+    let settlement = settlement(&wallet, &grants, plans, now)?;
+    for expiry in settlement.expiries {
+        grants.retain(|grant| grant.id != expiry.grant_id);
+        closes.push(expiry.grant_id);
+        if expiry.credits > 0 {
             wallet.last_sequence += 1;
-            wallet.balance_credits -= remaining;
+            wallet.balance_credits -= expiry.credits;
             rows.push(PendingRow {
                 sequence: wallet.last_sequence,
                 kind: LedgerKind::Expire,
-                amount: -remaining,
+                amount: -expiry.credits,
                 balance: BalanceView::from_grants(&grants),
-                reference: expiry_reference(&source, grant_id),
-                grant_id: Some(grant_id),
+                reference: expiry.reference,
+                grant_id: Some(expiry.grant_id),
             });
         }
     }
     let mut new_grant = None;
-    let renewed = renewal_due(&period_state(&wallet)?, now);
-    let is_renewed = renewed.is_some();
-    if let Some(renewal) = renewed {
-        let credits = allocation_that_fits(
-            wallet.balance_credits,
-            allocation_for(renewal.plan, &wallet, plans),
-        );
+    let is_renewed = settlement.renewal.is_some();
+    if let Some((renewal, credits)) = settlement.renewal {
         apply_renewal(&mut wallet, &renewal);
         if credits > 0 {
             let grant = NewAllocation {
