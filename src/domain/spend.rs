@@ -55,6 +55,35 @@ pub fn decide_spend(grants: &[GrantBalance], cost: i64) -> SpendDecision {
     }
 }
 
+/// A spend's answer by the precedence above.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SpendAnswer<R> {
+    /// Rule 1: the key already paid for this very request, with row `R`.
+    Duplicate(R),
+    /// Rule 2: the key already paid for another request.
+    Conflict,
+    /// Rules 3 and 4: a fresh key, charged or refused.
+    Fresh(SpendDecision),
+}
+
+/// Answers a spend of `cost` by the precedence above. `bound` is what the
+/// key already bound, if anything: the fingerprint of the request that
+/// bound it and its row (named however the caller names rows); `grants`
+/// are the live grants, read only for a fresh key. Both writers (one spend,
+/// and the batches) answer through this.
+pub fn answer_spend<R>(
+    bound: Option<(&str, R)>,
+    fingerprint: &str,
+    grants: &[GrantBalance],
+    cost: i64,
+) -> SpendAnswer<R> {
+    match bound {
+        Some((bound_fingerprint, row)) if bound_fingerprint == fingerprint => SpendAnswer::Duplicate(row),
+        Some(_) => SpendAnswer::Conflict,
+        None => SpendAnswer::Fresh(decide_spend(grants, cost)),
+    }
+}
+
 /// The identity of a spend request, compared when its key comes again.
 /// Two requests with the same key are the same request exactly when their
 /// fingerprints are equal.
@@ -68,6 +97,41 @@ pub fn spend_fingerprint(action: &str, reference: Option<&str>) -> String {
 mod tests {
     use super::super::catalogue::GrantSource;
     use super::*;
+
+    /// The precedence: a bound key answers DUPLICATE even on an empty
+    /// wallet and IDEMPOTENCY_CONFLICT even on a full one; only a fresh key
+    /// reaches the balance.
+    #[test]
+    fn a_bound_key_answers_before_the_balance_is_looked_at() {
+        let full = [GrantBalance {
+            id: 1,
+            source: GrantSource::Purchase,
+            remaining: 10,
+            expires_at: None,
+        }];
+        let fingerprint = spend_fingerprint("TRIAGE", Some("t-1"));
+        let other = spend_fingerprint("TRIAGE", Some("t-2"));
+
+        assert_eq!(
+            answer_spend(Some((fingerprint.as_str(), 7)), &fingerprint, &[], 1),
+            SpendAnswer::Duplicate(7)
+        );
+        assert_eq!(
+            answer_spend(Some((other.as_str(), 7)), &fingerprint, &full, 1),
+            SpendAnswer::Conflict
+        );
+        assert_eq!(
+            answer_spend::<i64>(None, &fingerprint, &full, 1),
+            SpendAnswer::Fresh(SpendDecision::Charge(vec![Burn {
+                grant_id: 1,
+                credits: 1
+            }]))
+        );
+        assert_eq!(
+            answer_spend::<i64>(None, &fingerprint, &[], 1),
+            SpendAnswer::Fresh(SpendDecision::Insufficient { available: 0 })
+        );
+    }
 
     #[test]
     fn a_spend_above_the_balance_is_refused_with_what_is_available() {

@@ -8,7 +8,7 @@ use super::{BalanceView, Ledger, PackView, TransactionView};
 use crate::auth::WalletScope;
 use crate::domain::catalogue::{Action, LedgerKind, PackOffer, smallest_pack_resuming};
 use crate::domain::ids::IdempotencyKey;
-use crate::domain::spend::{SpendDecision, SpendOutcome, decide_spend, spend_fingerprint};
+use crate::domain::spend::{SpendAnswer, SpendDecision, SpendOutcome, answer_spend, spend_fingerprint};
 use crate::error::{AppError, AppResult};
 use crate::store::ledger::{EntryDraft, KeyBinding};
 use crate::store::{self, db_error};
@@ -96,36 +96,36 @@ impl Ledger {
             .ok_or_else(|| AppError::Internal(anyhow::anyhow!("no cost for {}", request.action)))?
             .credits;
 
-        if let Some(original) = store::ledger::keyed_entry(
+        let original = store::ledger::keyed_entry(
             &locked.txn,
             locked.wallet.id,
             LedgerKind::Spend,
             request.idempotency_key.as_str(),
         )
         .await
-        .map_err(db_error)?
-        {
-            if original.idempotency_fingerprint.as_deref() != Some(fingerprint.as_str()) {
-                return Err(conflict());
-            }
-            locked.settle(now).await?;
-            let balance = locked.balance();
-            let next_reset_at = locked.wallet.period_end_at;
-            self.finish(locked, now).await?;
-            return Ok(SpendResult {
-                outcome: SpendOutcome::Duplicate,
-                transaction: Some(TransactionView::from_model(original)?),
-                balance,
-                cost,
-                next_reset_at,
-                suggested_top_up: None,
-            });
-        }
-
+        .map_err(db_error)?;
         locked.settle(now).await?;
         let spendable = locked.spendable_grants()?;
-        match decide_spend(&spendable, cost) {
-            SpendDecision::Insufficient { available } => {
+        let bound = original
+            .as_ref()
+            .map(|row| (row.idempotency_fingerprint.as_deref().unwrap_or_default(), row));
+        match answer_spend(bound, &fingerprint, &spendable, cost) {
+            // Nothing is committed: the settle above is rolled back with it.
+            SpendAnswer::Conflict => Err(conflict()),
+            SpendAnswer::Duplicate(original) => {
+                let balance = locked.balance();
+                let next_reset_at = locked.wallet.period_end_at;
+                self.finish(locked, now).await?;
+                Ok(SpendResult {
+                    outcome: SpendOutcome::Duplicate,
+                    transaction: Some(TransactionView::from_model(original.clone())?),
+                    balance,
+                    cost,
+                    next_reset_at,
+                    suggested_top_up: None,
+                })
+            }
+            SpendAnswer::Fresh(SpendDecision::Insufficient { available }) => {
                 let balance = locked.balance();
                 let next_reset_at = locked.wallet.period_end_at;
                 // Expiries recorded above are facts and are kept; the spend
@@ -141,7 +141,7 @@ impl Ledger {
                     suggested_top_up: suggested,
                 })
             }
-            SpendDecision::Charge(burns) => {
+            SpendAnswer::Fresh(SpendDecision::Charge(burns)) => {
                 let grant_moves = locked.burn(&burns).await?;
                 let entry = locked
                     .append(

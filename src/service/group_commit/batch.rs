@@ -12,7 +12,7 @@ use super::SpendJob;
 use crate::auth::WalletScope;
 use crate::domain::catalogue::LedgerKind;
 use crate::domain::settlement::{is_grant_due, renewal_due};
-use crate::domain::spend::{SpendDecision, SpendOutcome, decide_spend, spend_fingerprint};
+use crate::domain::spend::{SpendAnswer, SpendDecision, SpendOutcome, answer_spend, spend_fingerprint};
 use crate::error::{AppError, AppResult};
 use crate::events::BalanceEvent;
 use crate::service::period::period_state;
@@ -246,18 +246,19 @@ impl Charging {
     ) -> AppResult<Decided> {
         let fingerprint = spend_fingerprint(request.action.as_str(), request.reference.as_deref());
         let key = request.idempotency_key.as_str();
-        if let Some((bound_fingerprint, bound)) = self.keys.get(key) {
-            if *bound_fingerprint != fingerprint {
-                return Ok(Decided::Refused(conflict()));
+        let bound = self
+            .keys
+            .get(key)
+            .map(|(bound_fingerprint, bound)| (bound_fingerprint.as_str(), *bound));
+        let burns = match answer_spend(bound, &fingerprint, &spendable(&self.grants)?, cost) {
+            SpendAnswer::Conflict => return Ok(Decided::Refused(conflict())),
+            SpendAnswer::Duplicate(bound) => {
+                return Ok(self.pending(SpendOutcome::Duplicate, Some(bound), cost));
             }
-            return Ok(self.pending(SpendOutcome::Duplicate, Some(*bound), cost));
-        }
-        let spendable = spendable(&self.grants)?;
-        let burns = match decide_spend(&spendable, cost) {
-            SpendDecision::Insufficient { .. } => {
+            SpendAnswer::Fresh(SpendDecision::Insufficient { .. }) => {
                 return Ok(self.pending(SpendOutcome::InsufficientCredits, None, cost));
             }
-            SpendDecision::Charge(burns) => burns,
+            SpendAnswer::Fresh(SpendDecision::Charge(burns)) => burns,
         };
         for burn in &burns {
             if let Some(grant) = self.grants.iter_mut().find(|grant| grant.id == burn.grant_id) {
