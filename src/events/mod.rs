@@ -180,10 +180,9 @@ pub fn notify_channel(schema: Option<&str>) -> String {
 
 /// Relays other instances' commits from PostgreSQL to the local bus, until
 /// the process ends. `NOTIFY` is sent inside each writing transaction, so
-/// PostgreSQL delivers it only once the rows are committed. The payload (`store::notify`) names
-/// a wallet and its newest sequence, several per notification;
-/// the ledger stays the source of truth, and a
-/// subscriber reads the rows themselves. A lost notification is recovered by
+/// PostgreSQL delivers it only once the rows are committed. A payload
+/// (`store::notify`) names wallets and their newest sequences; the ledger
+/// stays the source of truth, and a subscriber reads the rows themselves. A lost notification is recovered by
 /// the next one for that wallet (the subscriber reads every row it missed).
 pub async fn relay_notifications(database_url: String, channel: String, bus: EventBus) {
     use sea_orm::sqlx::postgres::PgListener;
