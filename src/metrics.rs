@@ -34,6 +34,7 @@ pub struct Metrics {
     sweep_batch_wallets: Histogram,
     spend_batch_size: Histogram,
     spend_batches_failed: IntCounter,
+    spends_deferred: IntCounter,
     subscribers: IntGauge,
     errors: IntCounterVec,
     pool_connections: IntGaugeVec,
@@ -133,6 +134,13 @@ impl Default for Metrics {
                     "Group-commit transactions that failed, whose spends were then applied one by one.",
                 ),
             ),
+            spends_deferred: registered(
+                &registry,
+                counter(
+                    "credits_spends_settled_first_total",
+                    "Spends a group-commit batch left to the single-spend path because their wallet had a period or grant to settle first.",
+                ),
+            ),
             subscribers: registered(
                 &registry,
                 IntGauge::new(
@@ -206,6 +214,12 @@ impl Metrics {
     /// Records the size of one group-commit batch of spends.
     pub fn spend_batch(&self, spends: usize) {
         self.spend_batch_size.observe(spends as f64);
+    }
+
+    /// Counts spends a batch left to the single-spend path, whose wallet had
+    /// something to settle first.
+    pub fn spends_settled_first(&self, spends: usize) {
+        self.spends_deferred.inc_by(spends as u64);
     }
 
     /// Counts a group-commit transaction that failed (its spends are then

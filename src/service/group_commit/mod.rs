@@ -216,7 +216,9 @@ impl Ledger {
     async fn spend_batch(self, jobs: Vec<SpendJob>) {
         // Stored timestamps have microseconds; answers match what is read back.
         let now = self.now().trunc_subsecs(6);
-        let (answers, events) = match self.charge_batch(&jobs, now).await {
+        let batch = self.charge_batch(&jobs, now).await;
+        let failed = batch.is_err();
+        let (answers, events) = match batch {
             Ok(done) => done,
             Err(error) => {
                 self.metrics.spend_batch_failed();
@@ -229,6 +231,10 @@ impl Ledger {
             }
         };
         self.committed(events);
+        let deferred = answers.iter().filter(|answer| answer.is_none()).count();
+        if !failed && deferred > 0 {
+            self.metrics.spends_settled_first(deferred);
+        }
         for (job, answer) in jobs.into_iter().zip(answers) {
             let answer = match answer {
                 Some(answer) => answer,
