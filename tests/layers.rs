@@ -15,25 +15,30 @@ struct Layer {
     not_crates: &'static [&'static str],
 }
 
+/// Every top-level module of the crate: what the bottom layers may not
+/// import (a module's own name is never held against it).
+const EVERY_MODULE: &[&str] = &[
+    "domain",
+    "store",
+    "service",
+    "events",
+    "graphql",
+    "http",
+    "auth",
+    "config",
+    "metrics",
+    "error",
+    "scheduler",
+    "startup",
+];
+
 /// The layers above the domain, named once.
 const ABOVE_SERVICE: &[&str] = &["graphql", "http", "scheduler", "startup"];
 
 const LAYERS: &[Layer] = &[
     Layer {
         module: "domain",
-        not_modules: &[
-            "store",
-            "service",
-            "events",
-            "graphql",
-            "http",
-            "auth",
-            "config",
-            "metrics",
-            "error",
-            "scheduler",
-            "startup",
-        ],
+        not_modules: EVERY_MODULE,
         not_crates: &[
             "sea_orm",
             "entity",
@@ -90,19 +95,7 @@ const LAYERS: &[Layer] = &[
     },
     Layer {
         module: "config",
-        not_modules: &[
-            "domain",
-            "store",
-            "service",
-            "events",
-            "graphql",
-            "http",
-            "auth",
-            "metrics",
-            "error",
-            "scheduler",
-            "startup",
-        ],
+        not_modules: EVERY_MODULE,
         not_crates: &["entity", "sea_orm", "sqlx", "async_graphql", "axum", "tokio"],
     },
     Layer {
@@ -248,7 +241,7 @@ fn imports_point_one_way() {
         let Some(layer) = LAYERS.iter().find(|layer| layer.module == module) else {
             continue;
         };
-        for forbidden in layer.not_modules {
+        for forbidden in layer.not_modules.iter().filter(|forbidden| **forbidden != module) {
             if used.contains(&format!("crate::{forbidden}")) {
                 broken.push(format!("{file}: {module} imports crate::{forbidden}"));
             }
