@@ -116,6 +116,13 @@ impl AppError {
     }
 }
 
+/// A store error as the service answers it: Unavailable (the client may
+/// retry) or Internal. Takes raw driver errors too, for the write path's
+/// transactions that `service` still drives itself.
+pub fn db_error(error: impl Into<crate::store::Error>) -> AppError {
+    AppError::from(error.into())
+}
+
 impl From<crate::store::Error> for AppError {
     fn from(error: crate::store::Error) -> Self {
         match error {

@@ -34,7 +34,7 @@ pub struct Metrics {
     sweep_batch_wallets: Histogram,
     spend_batch_size: Histogram,
     spend_batches_failed: IntCounter,
-    spends_deferred: IntCounter,
+    spends_settled_first_total: IntCounter,
     subscribers: IntGauge,
     errors: IntCounterVec,
     pool_connections: IntGaugeVec,
@@ -134,7 +134,7 @@ impl Default for Metrics {
                     "Group-commit transactions that failed, whose spends were then applied one by one.",
                 ),
             ),
-            spends_deferred: registered(
+            spends_settled_first_total: registered(
                 &registry,
                 counter(
                     "credits_spends_settled_first_total",
@@ -219,7 +219,7 @@ impl Metrics {
     /// Counts spends a batch left to the single-spend path, whose wallet had
     /// something to settle first.
     pub fn spends_settled_first(&self, spends: usize) {
-        self.spends_deferred.inc_by(spends as u64);
+        self.spends_settled_first_total.inc_by(spends as u64);
     }
 
     /// Counts a group-commit transaction that failed (its spends are then
@@ -248,12 +248,11 @@ impl Metrics {
 
     /// The text exposition of every metric, the pool read now.
     pub fn render(&self, pool_size: u32, pool_idle: usize) -> String {
-        let (size, idle) = (pool_size, pool_idle);
-        let idle = i64::try_from(idle).unwrap_or(i64::MAX);
+        let idle = i64::try_from(pool_idle).unwrap_or(i64::MAX);
         self.pool_connections.with_label_values(&["idle"]).set(idle);
         self.pool_connections
             .with_label_values(&["in_use"])
-            .set(i64::from(size) - idle);
+            .set(i64::from(pool_size) - idle);
         TextEncoder::new()
             .encode_to_string(&self.registry.gather())
             .unwrap_or_else(|error| format!("# metrics could not be encoded: {error}\n"))

@@ -60,6 +60,7 @@ const LAYERS: &[Layer] = &[
             "http",
             "auth",
             "metrics",
+            "error",
             "scheduler",
             "startup",
         ],

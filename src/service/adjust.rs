@@ -8,8 +8,8 @@ use crate::auth::WalletScope;
 use crate::domain::catalogue::{GrantSource, LedgerKind};
 use crate::domain::reversal::{MovedGrant, Restore, plan_reversal};
 use crate::domain::spend::{SpendDecision, decide_spend};
-use crate::error::{AppError, AppResult};
-use crate::store::{self, db_error, ledger::EntryDraft, ledger::NewGrant};
+use crate::error::{AppError, AppResult, db_error};
+use crate::store::{self, ledger::EntryDraft, ledger::NewGrant};
 
 /// Longest reason, in characters.
 pub const REASON_LENGTH_MAX: usize = 500;

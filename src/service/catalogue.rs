@@ -1,8 +1,8 @@
 //! The catalogue: plans, top-up packs and action costs, read from data.
 
 use super::{ActionCostView, Ledger, PackView, PlanView};
-use crate::error::AppResult;
-use crate::store::{self, db_error};
+use crate::error::{AppResult, db_error};
+use crate::store;
 
 impl Ledger {
     /// Every plan.

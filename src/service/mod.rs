@@ -48,10 +48,10 @@ use crate::domain::ceiling::check_ceiling;
 use crate::domain::clock::Clock;
 use crate::domain::invariant::check_totals;
 use crate::domain::reversal::{LowBalance, low_balance};
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, db_error};
 use crate::events::{BalanceEvent, EventBus};
 use crate::metrics::Metrics;
-use crate::store::{self, db_error, ledger::EntryDraft};
+use crate::store::{self, ledger::EntryDraft};
 
 /// The ledger service: the one facade the GraphQL layer and the scheduler
 /// call. Cheap to clone.
@@ -107,7 +107,7 @@ impl Ledger {
 
     /// Whether the database answers (readiness).
     pub async fn ping(&self) -> AppResult<()> {
-        store::ping(&self.db).await
+        store::ping(&self.db).await.map_err(db_error)
     }
 
     /// Every metric in Prometheus text, with the pool's use read now.

@@ -31,8 +31,8 @@ use crate::domain::period::Period;
 use crate::domain::settlement::{
     LiveGrant, PeriodState, Renewal, Settlement, renewal_due, renewal_reference, settle,
 };
-use crate::error::{AppError, AppResult};
-use crate::store::{self, db_error, ledger::EntryDraft, ledger::NewGrant};
+use crate::error::{AppError, AppResult, db_error};
+use crate::store::{self, ledger::EntryDraft, ledger::NewGrant};
 
 /// What a sweep did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -18,8 +18,8 @@ use super::{Ledger, WalletView};
 use crate::auth::WalletScope;
 use crate::domain::catalogue::{GrantSource, LedgerKind, PlanCode};
 use crate::domain::period::period_containing;
-use crate::error::{AppError, AppResult};
-use crate::store::{self, db_error, ledger::EntryDraft, ledger::NewGrant};
+use crate::error::{AppError, AppResult, db_error};
+use crate::store::{self, ledger::EntryDraft, ledger::NewGrant};
 
 /// A validated plan change.
 #[derive(Debug, Clone)]

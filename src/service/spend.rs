@@ -9,9 +9,9 @@ use crate::auth::WalletScope;
 use crate::domain::catalogue::{Action, LedgerKind, PackOffer, smallest_pack_resuming};
 use crate::domain::ids::IdempotencyKey;
 use crate::domain::spend::{SpendAnswer, SpendDecision, SpendOutcome, answer_spend, spend_fingerprint};
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, db_error};
+use crate::store;
 use crate::store::ledger::{EntryDraft, KeyBinding};
-use crate::store::{self, db_error};
 
 /// A validated spend request.
 #[derive(Debug, Clone)]

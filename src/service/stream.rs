@@ -26,9 +26,9 @@ use tokio::sync::broadcast::error::RecvError;
 use super::{BalanceView, Ledger};
 use crate::auth::WalletScope;
 use crate::domain::catalogue::LedgerKind;
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, db_error};
 use crate::events::{BalanceEvent, EventKind};
-use crate::store::{self, db_error};
+use crate::store;
 
 /// Most rows replayed from the ledger at once; beyond it, a fresh snapshot.
 pub const REPLAY_ROWS_MAX: u64 = 1000;

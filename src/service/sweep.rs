@@ -16,10 +16,10 @@ use super::period::{apply_renewal, settlement};
 use super::{BalanceView, Ledger, RollOverReport, check_heads, low_balance_step};
 use crate::domain::catalogue::{GrantSource, LedgerKind};
 use crate::domain::settlement::renewal_reference;
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, db_error};
 use crate::events::BalanceEvent;
+use crate::store;
 use crate::store::batch::{NewAllocation, NewMove, NewRow};
-use crate::store::{self, db_error};
 
 /// Wallets settled per transaction by the sweep.
 pub const SWEEP_BATCH_SIZE: u64 = 1000;

@@ -5,9 +5,9 @@ use super::{BalanceView, Ledger, TransactionView};
 use crate::auth::WalletScope;
 use crate::domain::catalogue::{GrantSource, LedgerKind, PackCode};
 use crate::domain::ids::IdempotencyKey;
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, db_error};
+use crate::store;
 use crate::store::ledger::{EntryDraft, KeyBinding, NewGrant};
-use crate::store::{self, db_error};
 
 /// A validated top-up request.
 #[derive(Debug, Clone)]

@@ -7,8 +7,8 @@ use super::{Ledger, TransactionView};
 use crate::auth::WalletScope;
 use crate::domain::catalogue::{Action, GrantSource};
 use crate::domain::usage::{Bucket, UsageBucket, aggregate, check_range};
-use crate::error::{AppError, AppResult};
-use crate::store::{self, db_error, ledger::EntryFilter};
+use crate::error::{AppError, AppResult, db_error};
+use crate::store::{self, ledger::EntryFilter};
 
 /// Most alerts `low_balance_alerts` returns.
 pub const LOW_BALANCE_ALERTS_MAX: u64 = 50;

@@ -2,8 +2,8 @@
 
 use super::{BalanceView, Ledger, PeriodView, TransactionPage, TransactionView, WalletView};
 use crate::auth::WalletScope;
-use crate::error::{AppError, AppResult};
-use crate::store::{self, db_error, ledger::EntryFilter};
+use crate::error::{AppError, AppResult, db_error};
+use crate::store::{self, ledger::EntryFilter};
 
 /// Largest page of the transactions connection.
 pub const TRANSACTIONS_PAGE_MAX: u64 = 100;

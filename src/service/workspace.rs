@@ -6,8 +6,8 @@ use super::{Ledger, LockedWallet, WalletView};
 use crate::auth::WalletScope;
 use crate::domain::catalogue::{GrantSource, LedgerKind, PlanCode};
 use crate::domain::ids::WorkspaceId;
-use crate::error::{AppError, AppResult};
-use crate::store::{self, db_error, ledger::EntryDraft, ledger::NewGrant};
+use crate::error::{AppError, AppResult, db_error};
+use crate::store::{self, ledger::EntryDraft, ledger::NewGrant};
 
 pub use super::plan::ChangePlanRequest;
 

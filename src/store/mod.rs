@@ -18,7 +18,6 @@ use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
 
 use crate::config::DatabaseConfig;
-use crate::error::AppError;
 
 /// How long a SQLite writer waits for the single write lock before giving
 /// up; a burst of spends queues here rather than failing.
@@ -186,13 +185,6 @@ pub(crate) fn internal(message: impl Into<String>) -> Error {
 /// A store result.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// A store error as the service answers it: Unavailable (the client may
-/// retry) or Internal. Takes raw driver errors too, for the write path's
-/// transactions that `service` still drives itself.
-pub fn db_error(error: impl Into<Error>) -> AppError {
-    AppError::from(error.into())
-}
-
 /// Begins a transaction that will write. On SQLite it is `BEGIN IMMEDIATE`:
 /// it takes the write lock at once, waiting up to [`SQLITE_BUSY_TIMEOUT`]
 /// for it. A deferred transaction that read first and writes later cannot
@@ -218,8 +210,8 @@ pub fn is_sqlite(db: &impl ConnectionTrait) -> bool {
 }
 
 /// Readiness: one round trip to the database.
-pub async fn ping(db: &DatabaseConnection) -> Result<(), AppError> {
-    db.ping().await.map_err(db_error)
+pub async fn ping(db: &DatabaseConnection) -> Result<()> {
+    db.ping().await.map_err(Into::into)
 }
 
 /// Connections of a pool, read now.

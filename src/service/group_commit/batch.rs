@@ -13,15 +13,15 @@ use crate::auth::WalletScope;
 use crate::domain::catalogue::LedgerKind;
 use crate::domain::settlement::{is_grant_due, renewal_due};
 use crate::domain::spend::{SpendAnswer, SpendDecision, SpendOutcome, answer_spend, spend_fingerprint};
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, db_error};
 use crate::events::BalanceEvent;
 use crate::service::period::period_state;
 use crate::service::spend::{conflict, suggestion};
 use crate::service::{
     BalanceView, Ledger, SpendRequest, SpendResult, TransactionView, check_heads, low_balance_step, spendable,
 };
+use crate::store;
 use crate::store::batch::{NewRow, RowMove, SpendWrites};
-use crate::store::{self, db_error};
 
 impl Ledger {
     /// Decides and writes a batch in one transaction. An answer is `None`

@@ -33,7 +33,7 @@ use super::{Ledger, SpendRequest, SpendResult};
 use crate::auth::WalletScope;
 use crate::config::{DatabaseConfig, GroupCommitSettings, POSTGRES_WORKERS_DEFAULT};
 use crate::error::{AppError, AppResult};
-use crate::store::{self};
+use crate::store;
 
 mod batch;
 
