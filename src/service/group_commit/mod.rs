@@ -216,10 +216,15 @@ impl Ledger {
     async fn spend_batch(self, jobs: Vec<SpendJob>) {
         // Stored timestamps have microseconds; answers match what is read back.
         let now = self.now().trunc_subsecs(6);
-        let batch = self.charge_batch(&jobs, now).await;
-        let failed = batch.is_err();
-        let (answers, events) = match batch {
-            Ok(done) => done,
+        let (answers, events) = match self.charge_batch(&jobs, now).await {
+            Ok((answers, events)) => {
+                // A spend left without an answer is one whose wallet settles first.
+                let deferred = answers.iter().filter(|answer| answer.is_none()).count();
+                if deferred > 0 {
+                    self.metrics.spends_settled_first(deferred);
+                }
+                (answers, events)
+            }
             Err(error) => {
                 self.metrics.spend_batch_failed();
                 tracing::warn!(
@@ -231,10 +236,6 @@ impl Ledger {
             }
         };
         self.committed(events);
-        let deferred = answers.iter().filter(|answer| answer.is_none()).count();
-        if !failed && deferred > 0 {
-            self.metrics.spends_settled_first(deferred);
-        }
         for (job, answer) in jobs.into_iter().zip(answers) {
             let answer = match answer {
                 Some(answer) => answer,
