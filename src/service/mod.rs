@@ -230,12 +230,15 @@ impl LockedWallet {
         store::ledger::save_wallet(&self.txn, &self.wallet, self.original.last_sequence, now)
             .await
             .map_err(db_error)?;
-        if self.wallet.last_sequence != self.original.last_sequence && !store::is_sqlite(&self.txn) {
+        if self.wallet.last_sequence != self.original.last_sequence {
             // Delivered by PostgreSQL only if and when this commits.
-            store::notify::one(
+            store::notify::many(
                 &self.txn,
                 &self.notify_channel,
-                &store::notify::payload(self.wallet.last_sequence, &self.wallet.workspace_id),
+                vec![store::notify::payload(
+                    self.wallet.last_sequence,
+                    &self.wallet.workspace_id,
+                )],
             )
             .await
             .map_err(db_error)?;

@@ -22,17 +22,6 @@ pub fn parse(payload: &str) -> impl Iterator<Item = (i64, &str)> {
     })
 }
 
-/// `NOTIFY channel, payload` inside the caller's transaction (PostgreSQL).
-pub async fn one(txn: &impl ConnectionTrait, channel: &str, payload: &str) -> Result<()> {
-    txn.execute_raw(sea_orm::Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        "SELECT pg_notify($1, $2)",
-        [channel.into(), payload.into()],
-    ))
-    .await?;
-    Ok(())
-}
-
 /// Longest NOTIFY payload sent (PostgreSQL's limit is 8,000 bytes).
 const NOTIFY_PAYLOAD_MAX_BYTES: usize = 7_000;
 

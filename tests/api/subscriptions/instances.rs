@@ -27,6 +27,20 @@ async fn postgres_a_spend_on_instance_a_reaches_a_subscriber_on_instance_b() {
         (second["sequence"].clone(), second["balance"]["total"].clone()),
         (json!(3), json!(298))
     );
+
+    // A single write (a top-up, outside group commit) notifies as well.
+    a.top_up(&a.token("admin", Some("ws-fan")), None, "PACK_100", "fan-pay")
+        .await
+        .data();
+    let third = client.next_event().await;
+    assert_eq!(
+        (
+            third["kind"].clone(),
+            third["sequence"].clone(),
+            third["balance"]["total"].clone()
+        ),
+        (json!("TOP_UP"), json!(4), json!(398))
+    );
     a.verify_ledger().await;
     a.teardown().await;
 }
