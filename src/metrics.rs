@@ -34,7 +34,6 @@ pub struct Metrics {
     sweep_batch_wallets: Histogram,
     spend_batch_size: Histogram,
     spend_batches_failed: IntCounter,
-    spends_settled_first_total: IntCounter,
     subscribers: IntGauge,
     errors: IntCounterVec,
     pool_connections: IntGaugeVec,
@@ -134,13 +133,6 @@ impl Default for Metrics {
                     "Group-commit transactions that failed, whose spends were then applied one by one.",
                 ),
             ),
-            spends_settled_first_total: registered(
-                &registry,
-                counter(
-                    "credits_spends_settled_first_total",
-                    "Spends a group-commit batch left to the single-spend path because their wallet had a period or grant to settle first.",
-                ),
-            ),
             subscribers: registered(
                 &registry,
                 IntGauge::new(
@@ -214,12 +206,6 @@ impl Metrics {
     /// Records the size of one group-commit batch of spends.
     pub fn spend_batch(&self, spends: usize) {
         self.spend_batch_size.observe(spends as f64);
-    }
-
-    /// Counts spends a batch left to the single-spend path, whose wallet had
-    /// something to settle first.
-    pub fn spends_settled_first(&self, spends: usize) {
-        self.spends_settled_first_total.inc_by(spends as u64);
     }
 
     /// Counts a group-commit transaction that failed (its spends are then

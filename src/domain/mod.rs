@@ -35,6 +35,7 @@ pub mod settlement;
 pub mod spend;
 pub mod usage;
 pub mod views;
+pub mod wallet;
 
 use thiserror::Error;
 

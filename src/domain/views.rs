@@ -158,3 +158,29 @@ pub struct EntryFilter {
     /// Exactly this reference.
     pub reference: Option<String>,
 }
+
+/// How one row moved one grant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantMoveView {
+    /// The grant.
+    pub grant_id: i64,
+    /// Where its credits came from.
+    pub source: GrantSource,
+    /// When it expires (or expired); `None` never.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Signed credits moved (negative: paid by this grant).
+    pub credits: i64,
+}
+
+/// One low-balance alert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LowBalanceAlertView {
+    /// The threshold crossed.
+    pub threshold: i64,
+    /// The balance just after crossing.
+    pub balance: i64,
+    /// The ledger sequence of the row that crossed.
+    pub sequence: i64,
+    /// When.
+    pub created_at: DateTime<Utc>,
+}

@@ -13,6 +13,7 @@ use tokio::sync::broadcast;
 
 use crate::domain::catalogue::LedgerKind;
 use crate::domain::views::BalanceView;
+use crate::domain::wallet::{Change, Happened};
 
 pub use crate::config::EVENT_BUS_CAPACITY_DEFAULT as EVENT_BUS_CAPACITY;
 
@@ -55,6 +56,38 @@ pub struct BalanceEvent {
 }
 
 impl BalanceEvent {
+    /// The events of a committed change, in the order they happened: one
+    /// per row (with `ids`, the rows' stored ids) and one per alert.
+    pub fn of_change(change: &Change, ids: &[i64], created_at: DateTime<Utc>) -> Vec<Self> {
+        change
+            .happened
+            .iter()
+            .filter_map(|happened| match *happened {
+                Happened::Row(index) => {
+                    let row = &change.rows[index];
+                    Some(Self::row(
+                        change.workspace_id.clone(),
+                        row.sequence,
+                        *ids.get(index)?,
+                        row.entry.kind,
+                        row.amount,
+                        row.balance,
+                        created_at,
+                    ))
+                }
+                Happened::Alert(index) => {
+                    let alert = &change.alerts[index];
+                    Some(Self::low_balance(
+                        change.workspace_id.clone(),
+                        alert.sequence,
+                        alert.balance,
+                        created_at,
+                    ))
+                }
+            })
+            .collect()
+    }
+
     /// The event of a committed ledger row. Every writer builds its
     /// events here (or through `service`'s stored-row form of it).
     pub fn row(

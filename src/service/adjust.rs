@@ -5,11 +5,10 @@ use chrono::{DateTime, Utc};
 
 use super::{BalanceView, Ledger, TransactionView};
 use crate::auth::WalletScope;
-use crate::domain::catalogue::{GrantSource, LedgerKind};
-use crate::domain::reversal::{MovedGrant, Restore, plan_reversal};
-use crate::domain::spend::{SpendDecision, decide_spend};
+use crate::domain::catalogue::LedgerKind;
+use crate::domain::wallet::Entry;
 use crate::error::{AppError, AppResult, db_error};
-use crate::store::{self, ledger::EntryDraft, ledger::NewGrant};
+use crate::store;
 
 /// Longest reason, in characters.
 pub const REASON_LENGTH_MAX: usize = 500;
@@ -62,59 +61,14 @@ impl Ledger {
         request: AdjustRequest,
     ) -> AppResult<LedgerChange> {
         let now = self.now();
-        if request.expires_at.is_some_and(|at| at <= now) {
-            return Err(AppError::invalid("expiresAt", "must be in the future"));
-        }
-        if request.credits < 0 && request.expires_at.is_some() {
-            return Err(AppError::invalid(
-                "expiresAt",
-                "applies only to positive adjustments",
-            ));
-        }
-        let mut locked = self.lock(scope.workspace_id().as_str()).await?;
-        locked.settle(now).await?;
-        let grant_moves = if request.credits > 0 {
-            let grant_id = locked
-                .add_grant(
-                    NewGrant {
-                        source: GrantSource::Adjustment,
-                        credits: request.credits,
-                        expires_at: request.expires_at,
-                        period_start_at: None,
-                        purchase: None,
-                    },
-                    now,
-                )
-                .await?;
-            vec![(grant_id, request.credits)]
-        } else {
-            let spendable = locked.spendable_grants()?;
-            match decide_spend(&spendable, -request.credits) {
-                SpendDecision::Insufficient { available } => {
-                    return Err(AppError::invalid(
-                        "credits",
-                        format!("would take the balance below zero (the wallet holds {available})"),
-                    ));
-                }
-                SpendDecision::Charge(burns) => locked.burn(&burns).await?,
-            }
-        };
-        let entry = locked
-            .append(
-                EntryDraft {
-                    kind: LedgerKind::Adjustment,
-                    amount: request.credits,
-                    action: None,
-                    reference: Some(request.reason),
-                    actor: scope.actor().to_owned(),
-                    idempotency: None,
-                    reverses_entry_id: None,
-                    grant_moves,
-                },
-                now,
-            )
-            .await?;
-        self.finish_change(locked, entry, now).await
+        let mut locked = self.lock_settled(scope.workspace_id().as_str(), now).await?;
+        let row = locked.wallet.adjust(
+            request.credits,
+            request.expires_at,
+            Entry::by(LedgerKind::Adjustment, scope.actor(), request.reason),
+            now,
+        )?;
+        self.finish_change(locked, row, now).await
     }
 
     /// Reverses a SPEND or an unspent TOP_UP, once. Operators only: the
@@ -128,106 +82,34 @@ impl Ledger {
         // Checked first, so non-operators learn nothing about transaction ids.
         crate::auth::authorize_operator(caller)?;
         let now = self.now();
-        let original = store::ledger::entry(&self.db, transaction_id)
-            .await
-            .map_err(db_error)?
-            .ok_or(AppError::NotFound("transaction"))?;
-        let workspace_id = store::ledger::workspace_of_wallet(&self.db, original.wallet_id)
+        let workspace_id = store::ledger::workspace_of_entry(&self.db, transaction_id)
             .await
             .map_err(db_error)?
             .ok_or(AppError::NotFound("transaction"))?;
         let requested = crate::domain::ids::WorkspaceId::parse("workspaceId", &workspace_id)?;
         let scope = crate::auth::authorize(caller, Some(requested), crate::auth::Operation::Operate)?;
-        let mut locked = self.lock(scope.workspace_id().as_str()).await?;
-        locked.settle(now).await?;
-        let is_reversed = store::ledger::reversal_of(&locked.txn, original.id)
+        let mut locked = self.lock_settled(scope.workspace_id().as_str(), now).await?;
+        let original = store::ledger::reversed(&locked.txn, transaction_id)
             .await
             .map_err(db_error)?
-            .is_some();
-        let moves = store::ledger::grant_moves(&locked.txn, vec![original.id])
-            .await
-            .map_err(db_error)?;
-        let grants =
-            store::ledger::grants_by_id(&locked.txn, moves.iter().map(|m| m.credit_grant_id).collect())
-                .await
-                .map_err(db_error)?;
-        let moved: Vec<MovedGrant> = moves
-            .iter()
-            .filter_map(|movement| {
-                let grant = grants.iter().find(|grant| grant.id == movement.credit_grant_id)?;
-                Some(MovedGrant {
-                    grant_id: grant.id,
-                    moved: movement.amount_credits,
-                    is_live: grant.expired_at.is_none(),
-                    remaining: grant.remaining_credits,
-                    granted: grant.granted_credits,
-                })
-            })
-            .collect();
-        let kind: LedgerKind = original
-            .kind
-            .parse()
-            .map_err(|error| AppError::Internal(anyhow::Error::new(error)))?;
-        let mut grant_moves = Vec::new();
-        for restore in plan_reversal(kind, is_reversed, &moved)? {
-            match restore {
-                Restore::Grant { grant_id, credits } => {
-                    store::ledger::move_grant(&locked.txn, grant_id, credits)
-                        .await
-                        .map_err(db_error)?;
-                    grant_moves.push((grant_id, credits));
-                }
-                Restore::NewGrant { credits } => {
-                    let grant_id = locked
-                        .add_grant(
-                            NewGrant {
-                                source: GrantSource::Adjustment,
-                                credits,
-                                expires_at: None,
-                                period_start_at: None,
-                                purchase: None,
-                            },
-                            now,
-                        )
-                        .await?;
-                    grant_moves.push((grant_id, credits));
-                }
-            }
-        }
-        let amount = grant_moves.iter().map(|(_, credits)| credits).sum();
-        let entry = locked
-            .append(
-                EntryDraft {
-                    kind: LedgerKind::Reversal,
-                    amount,
-                    action: original.action.as_deref().map(str::parse).transpose().map_err(
-                        |error: crate::domain::catalogue::UnknownName| {
-                            AppError::Internal(anyhow::Error::new(error))
-                        },
-                    )?,
-                    reference: Some(reason),
-                    actor: scope.actor().to_owned(),
-                    idempotency: None,
-                    reverses_entry_id: Some(original.id),
-                    grant_moves,
-                },
-                now,
-            )
-            .await?;
-        self.finish_change(locked, entry, now).await
+            .ok_or(AppError::NotFound("transaction"))?;
+        let row = locked
+            .wallet
+            .reverse(&original, Entry::by(LedgerKind::Reversal, scope.actor(), reason))?;
+        self.finish_change(locked, row, now).await
     }
 
     /// Commits a one-row change and answers with the row and the balance.
     async fn finish_change(
         &self,
-        locked: super::LockedWallet,
-        entry: entity::ledger_entry::Model,
+        locked: super::Locked,
+        row: usize,
         now: DateTime<Utc>,
     ) -> AppResult<LedgerChange> {
-        let balance = locked.balance();
-        self.finish(locked, now).await?;
+        let balance = locked.wallet.balance();
+        let written = self.finish(locked, now).await?;
         Ok(LedgerChange {
-            transaction: TransactionView::from_model(entry)?,
+            transaction: written.transaction(row)?,
             balance,
         })
     }
@@ -240,12 +122,8 @@ impl Ledger {
         request: ThresholdRequest,
     ) -> AppResult<()> {
         let now = self.now();
-        let mut locked = self.lock(scope.workspace_id().as_str()).await?;
-        locked.settle(now).await?;
-        if locked.wallet.low_balance_threshold_credits != request.threshold {
-            locked.wallet.low_balance_threshold_credits = request.threshold;
-            locked.wallet.low_balance_alerted_at = None;
-        }
+        let mut locked = self.lock_settled(scope.workspace_id().as_str(), now).await?;
+        locked.wallet.set_threshold(request.threshold);
         self.finish(locked, now).await?;
         Ok(())
     }

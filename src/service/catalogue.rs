@@ -7,19 +7,16 @@ use crate::store;
 impl Ledger {
     /// Every plan.
     pub async fn plans(&self) -> AppResult<Vec<PlanView>> {
-        let rows = store::catalogue::plans(&self.db).await.map_err(db_error)?;
-        rows.into_iter().map(PlanView::from_model).collect()
+        store::catalogue::plans(&self.db).await.map_err(db_error)
     }
 
     /// Every top-up pack.
     pub async fn packs(&self) -> AppResult<Vec<PackView>> {
-        let rows = store::catalogue::packs(&self.db).await.map_err(db_error)?;
-        rows.into_iter().map(PackView::from_model).collect()
+        store::catalogue::packs(&self.db).await.map_err(db_error)
     }
 
     /// Every action's cost.
     pub async fn action_costs(&self) -> AppResult<Vec<ActionCostView>> {
-        let rows = store::catalogue::action_costs(&self.db).await.map_err(db_error)?;
-        rows.into_iter().map(ActionCostView::from_model).collect()
+        store::catalogue::action_costs(&self.db).await.map_err(db_error)
     }
 }

@@ -16,10 +16,9 @@
 
 use super::{Ledger, WalletView};
 use crate::auth::WalletScope;
-use crate::domain::catalogue::{GrantSource, LedgerKind, PlanCode};
-use crate::domain::period::period_containing;
+use crate::domain::catalogue::PlanCode;
 use crate::error::{AppError, AppResult, db_error};
-use crate::store::{self, ledger::EntryDraft, ledger::NewGrant};
+use crate::store;
 
 /// A validated plan change.
 #[derive(Debug, Clone)]
@@ -72,93 +71,10 @@ impl Ledger {
             })?,
         };
 
-        let mut locked = self.lock(scope.workspace_id().as_str()).await?;
-        locked.settle(now).await?;
-        let is_enterprise = request.plan == PlanCode::Enterprise;
-        let reference = format!("plan:{}", request.plan);
-
-        let current_period = locked.wallet.period_start_at.zip(locked.wallet.period_end_at);
-        match current_period {
-            // No paid period yet (trial, or an ended trial): start one now.
-            None => {
-                let period = period_containing(now, now);
-                locked.wallet.billing_anchor_at = Some(now);
-                locked.wallet.period_start_at = Some(period.start);
-                locked.wallet.period_end_at = Some(period.end);
-                locked.wallet.plan_code = request.plan.as_str().to_owned();
-                locked.wallet.pending_plan_code = None;
-                locked.wallet.enterprise_allocation_credits = is_enterprise.then_some(allocation);
-                locked
-                    .grant_allocation(period, allocation, scope.actor(), reference, now)
-                    .await?;
-            }
-            Some((period_start, period_end)) => {
-                let current_grant = locked
-                    .grants
-                    .iter()
-                    .find(|grant| {
-                        grant.source == GrantSource::Allocation.as_str()
-                            && grant.period_start_at == Some(period_start)
-                    })
-                    .map(|grant| (grant.id, grant.granted_credits));
-                let granted = current_grant.map_or(0, |(_, granted)| granted);
-                let same_plan = locked.wallet.plan_code == request.plan.as_str()
-                    && (!is_enterprise || locked.wallet.enterprise_allocation_credits == Some(allocation));
-                if same_plan {
-                    locked.wallet.pending_plan_code = None;
-                } else if allocation > granted {
-                    let raise = allocation - granted;
-                    let grant_id = match current_grant {
-                        Some((grant_id, _)) => {
-                            store::ledger::enlarge_grant(&locked.txn, grant_id, raise)
-                                .await
-                                .map_err(db_error)?;
-                            grant_id
-                        }
-                        None => {
-                            locked
-                                .add_grant(
-                                    NewGrant {
-                                        source: GrantSource::Allocation,
-                                        credits: raise,
-                                        expires_at: Some(period_end),
-                                        period_start_at: Some(period_start),
-                                        purchase: None,
-                                    },
-                                    now,
-                                )
-                                .await?
-                        }
-                    };
-                    if let Some(grant) = locked.grants.iter_mut().find(|grant| grant.id == grant_id) {
-                        grant.granted_credits += raise;
-                    }
-                    locked
-                        .append(
-                            EntryDraft {
-                                kind: LedgerKind::Grant,
-                                amount: raise,
-                                action: None,
-                                reference: Some(reference),
-                                actor: scope.actor().to_owned(),
-                                idempotency: None,
-                                reverses_entry_id: None,
-                                grant_moves: vec![(grant_id, raise)],
-                            },
-                            now,
-                        )
-                        .await?;
-                    locked.wallet.plan_code = request.plan.as_str().to_owned();
-                    locked.wallet.pending_plan_code = None;
-                    locked.wallet.enterprise_allocation_credits = is_enterprise.then_some(allocation);
-                } else {
-                    locked.wallet.pending_plan_code = Some(request.plan.as_str().to_owned());
-                    if is_enterprise {
-                        locked.wallet.enterprise_allocation_credits = Some(allocation);
-                    }
-                }
-            }
-        }
+        let mut locked = self.lock_settled(scope.workspace_id().as_str(), now).await?;
+        locked
+            .wallet
+            .change_plan(request.plan, allocation, scope.actor(), now)?;
         self.finish(locked, now).await?;
         self.wallet(scope).await
     }

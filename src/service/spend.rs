@@ -8,10 +8,10 @@ use super::{BalanceView, Ledger, PackView, TransactionView};
 use crate::auth::WalletScope;
 use crate::domain::catalogue::{Action, LedgerKind, PackOffer, smallest_pack_resuming};
 use crate::domain::ids::IdempotencyKey;
-use crate::domain::spend::{SpendAnswer, SpendDecision, SpendOutcome, answer_spend, spend_fingerprint};
+use crate::domain::spend::{SpendAnswer, SpendDecision, SpendOutcome, spend_fingerprint};
+use crate::domain::wallet::{Entry, KeyBinding};
 use crate::error::{AppError, AppResult, db_error};
 use crate::store;
-use crate::store::ledger::{EntryDraft, KeyBinding};
 
 /// A validated spend request.
 #[derive(Debug, Clone)]
@@ -88,91 +88,76 @@ impl Ledger {
         request: SpendRequest,
     ) -> AppResult<SpendResult> {
         let now = self.now();
-        let fingerprint = spend_fingerprint(request.action.as_str(), request.reference.as_deref());
-        let mut locked = self.lock(scope.workspace_id().as_str()).await?;
+        let mut locked = self.lock_settled(scope.workspace_id().as_str(), now).await?;
         let cost = store::catalogue::action_cost(&locked.txn, request.action.as_str())
             .await
             .map_err(db_error)?
             .ok_or_else(|| AppError::Internal(anyhow::anyhow!("no cost for {}", request.action)))?
             .credits;
-
-        let original = store::ledger::keyed_entry(
-            &locked.txn,
-            locked.wallet.id,
-            LedgerKind::Spend,
-            request.idempotency_key.as_str(),
-        )
-        .await
-        .map_err(db_error)?;
-        locked.settle(now).await?;
-        let spendable = locked.spendable_grants()?;
-        let bound = original
-            .as_ref()
-            .map(|row| (row.idempotency_fingerprint.as_deref().unwrap_or_default(), row));
-        match answer_spend(bound, &fingerprint, &spendable, cost) {
+        let key = request.idempotency_key.as_str();
+        let bound = store::ledger::keyed(&locked.txn, locked.wallet.head().id, LedgerKind::Spend, key)
+            .await
+            .map_err(db_error)?;
+        let (answer, row) = locked.wallet.spend(
+            bound
+                .as_ref()
+                .map(|(fingerprint, original)| (fingerprint.as_str(), original)),
+            spend_entry(scope, &request),
+            cost,
+        );
+        let result = SpendResult {
+            outcome: SpendOutcome::InsufficientCredits,
+            transaction: None,
+            balance: locked.wallet.balance(),
+            cost,
+            next_reset_at: locked.wallet.head().period_end,
+            suggested_top_up: None,
+        };
+        match (answer, row) {
             // Nothing is committed: the settle above is rolled back with it.
-            SpendAnswer::Conflict => Err(conflict()),
-            SpendAnswer::Duplicate(original) => {
-                let balance = locked.balance();
-                let next_reset_at = locked.wallet.period_end_at;
+            (SpendAnswer::Conflict, _) => Err(conflict()),
+            (SpendAnswer::Duplicate(original), _) => {
+                let original = original.clone();
                 self.finish(locked, now).await?;
                 Ok(SpendResult {
                     outcome: SpendOutcome::Duplicate,
-                    transaction: Some(TransactionView::from_model(original.clone())?),
-                    balance,
-                    cost,
-                    next_reset_at,
-                    suggested_top_up: None,
+                    transaction: Some(original),
+                    ..result
                 })
             }
-            SpendAnswer::Fresh(SpendDecision::Insufficient { available }) => {
-                let balance = locked.balance();
-                let next_reset_at = locked.wallet.period_end_at;
-                // Expiries recorded above are facts and are kept; the spend
-                // itself writes nothing and leaves the key unbound.
-                self.finish(locked, now).await?;
-                let suggested = suggestion(&self.packs().await?, available, cost);
-                Ok(SpendResult {
-                    outcome: SpendOutcome::InsufficientCredits,
-                    transaction: None,
-                    balance,
-                    cost,
-                    next_reset_at,
-                    suggested_top_up: suggested,
-                })
-            }
-            SpendAnswer::Fresh(SpendDecision::Charge(burns)) => {
-                let grant_moves = locked.burn(&burns).await?;
-                let entry = locked
-                    .append(
-                        EntryDraft {
-                            kind: LedgerKind::Spend,
-                            amount: -cost,
-                            action: Some(request.action),
-                            reference: request.reference.clone(),
-                            actor: scope.actor().to_owned(),
-                            idempotency: Some(KeyBinding {
-                                key: request.idempotency_key.as_str().to_owned(),
-                                fingerprint,
-                            }),
-                            reverses_entry_id: None,
-                            grant_moves,
-                        },
-                        now,
-                    )
-                    .await?;
-                let balance = locked.balance();
-                let next_reset_at = locked.wallet.period_end_at;
-                self.finish(locked, now).await?;
+            (SpendAnswer::Fresh(SpendDecision::Charge(_)), Some(row)) => {
+                let written = self.finish(locked, now).await?;
                 Ok(SpendResult {
                     outcome: SpendOutcome::Charged,
-                    transaction: Some(TransactionView::from_model(entry)?),
-                    balance,
-                    cost,
-                    next_reset_at,
-                    suggested_top_up: None,
+                    transaction: Some(written.transaction(row)?),
+                    ..result
+                })
+            }
+            (SpendAnswer::Fresh(_), _) => {
+                // Expiries settled above are facts and are kept; the spend
+                // itself writes nothing and leaves the key unbound.
+                self.finish(locked, now).await?;
+                let suggested = suggestion(&self.packs().await?, result.balance.total, cost);
+                Ok(SpendResult {
+                    suggested_top_up: suggested,
+                    ..result
                 })
             }
         }
+    }
+}
+
+/// The SPEND row a fresh spend appends, binding its key.
+pub(super) fn spend_entry(scope: &WalletScope, request: &SpendRequest) -> Entry {
+    Entry {
+        kind: LedgerKind::Spend,
+        action: Some(request.action),
+        reference: request.reference.clone(),
+        actor: scope.actor().to_owned(),
+        key: Some(KeyBinding {
+            key: request.idempotency_key.as_str().to_owned(),
+            fingerprint: spend_fingerprint(request.action.as_str(), request.reference.as_deref()),
+        }),
+        reverses: None,
     }
 }

@@ -61,19 +61,15 @@ pub struct BalanceChange {
     pub at: DateTime<Utc>,
 }
 
-fn from_row(row: entity::ledger_entry::Model) -> AppResult<BalanceChange> {
-    let kind: LedgerKind = row
-        .kind
-        .parse()
-        .map_err(|error| AppError::Internal(anyhow::Error::new(error)))?;
-    Ok(BalanceChange {
-        kind: ChangeKind::Ledger(kind),
+fn from_row((row, balance): (super::TransactionView, BalanceView)) -> BalanceChange {
+    BalanceChange {
+        kind: ChangeKind::Ledger(row.kind),
         sequence: row.sequence,
         transaction_id: Some(row.id),
-        delta: row.amount_credits,
-        balance: BalanceView::after_row(&row),
+        delta: row.amount,
+        balance,
         at: row.created_at,
-    })
+    }
 }
 
 struct Cursor {
@@ -89,13 +85,10 @@ impl Cursor {
     /// after is the wallet's balance); moves the cursor to it. One query,
     /// so a reconnect storm costs the database little.
     async fn snapshot(&mut self) -> AppResult<BalanceChange> {
-        let newest = store::ledger::newest_entry(&self.ledger.db, self.wallet_id)
+        let (sequence, balance) = store::ledger::newest_balance(&self.ledger.db, self.wallet_id)
             .await
-            .map_err(db_error)?;
-        let (sequence, balance) = match newest {
-            Some(row) => (row.sequence, BalanceView::after_row(&row)),
-            None => (0, BalanceView::default()),
-        };
+            .map_err(db_error)?
+            .unwrap_or_default();
         self.last = sequence;
         Ok(BalanceChange {
             kind: ChangeKind::Snapshot,
@@ -122,7 +115,7 @@ impl Cursor {
         if rows.len() as u64 > REPLAY_ROWS_MAX {
             return Ok(vec![self.snapshot().await?]);
         }
-        let changes = rows.into_iter().map(from_row).collect::<AppResult<Vec<_>>>()?;
+        let changes: Vec<BalanceChange> = rows.into_iter().map(from_row).collect();
         if let Some(last) = changes.last() {
             self.last = last.sequence;
         }
@@ -181,7 +174,7 @@ impl Ledger {
         // Register before reading the starting point, so nothing committed
         // in between is missed.
         let receiver = self.events.subscribe(scope.workspace_id().as_str());
-        let wallet = store::ledger::find_wallet(&self.db, scope.workspace_id().as_str())
+        let wallet = store::wallets::find(&self.db, scope.workspace_id().as_str())
             .await
             .map_err(db_error)?
             .ok_or(AppError::NotFound("workspace"))?;

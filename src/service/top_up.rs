@@ -3,11 +3,11 @@
 
 use super::{BalanceView, Ledger, TransactionView};
 use crate::auth::WalletScope;
-use crate::domain::catalogue::{GrantSource, LedgerKind, PackCode};
+use crate::domain::catalogue::{LedgerKind, PackCode};
 use crate::domain::ids::IdempotencyKey;
+use crate::domain::wallet::{Entry, KeyBinding, Purchase};
 use crate::error::{AppError, AppResult, db_error};
 use crate::store;
-use crate::store::ledger::{EntryDraft, KeyBinding, NewGrant};
 
 /// A validated top-up request.
 #[derive(Debug, Clone)]
@@ -46,67 +46,54 @@ impl Ledger {
         request: TopUpRequest,
     ) -> AppResult<TopUpResult> {
         let now = self.now();
-        let mut locked = self.lock(scope.workspace_id().as_str()).await?;
+        let mut locked = self.lock_settled(scope.workspace_id().as_str(), now).await?;
         let key = request.payment_reference.as_str();
         let fingerprint = request.pack.as_str();
-        locked.settle(now).await?;
-        if let Some(original) =
-            store::ledger::keyed_entry(&locked.txn, locked.wallet.id, LedgerKind::TopUp, key)
-                .await
-                .map_err(db_error)?
-        {
-            if original.idempotency_fingerprint.as_deref() != Some(fingerprint) {
+        let bound = store::ledger::keyed(&locked.txn, locked.wallet.head().id, LedgerKind::TopUp, key)
+            .await
+            .map_err(db_error)?;
+        if let Some((bound_fingerprint, original)) = bound {
+            if bound_fingerprint != fingerprint {
                 return Err(AppError::IdempotencyConflict(
                     "paymentReference was already used for a different pack".to_owned(),
                 ));
             }
-            let balance = locked.balance();
+            let balance = locked.wallet.balance();
             self.finish(locked, now).await?;
             return Ok(TopUpResult {
                 outcome: TopUpOutcome::Duplicate,
-                transaction: TransactionView::from_model(original)?,
+                transaction: original,
                 balance,
             });
         }
-        let pack = store::catalogue::pack(&locked.txn, request.pack.as_str())
+        let pack = store::catalogue::pack(&locked.txn, fingerprint)
             .await
             .map_err(db_error)?
             .ok_or_else(|| AppError::invalid("pack", "is not in the catalogue"))?;
-        let grant_id = locked
-            .add_grant(
-                NewGrant {
-                    source: GrantSource::Purchase,
-                    credits: pack.credits,
-                    expires_at: None,
-                    period_start_at: None,
-                    purchase: Some((pack.code.clone(), pack.price_cents, pack.currency.clone())),
-                },
-                now,
-            )
-            .await?;
-        let entry = locked
-            .append(
-                EntryDraft {
-                    kind: LedgerKind::TopUp,
-                    amount: pack.credits,
-                    action: None,
-                    reference: Some(key.to_owned()),
-                    actor: scope.actor().to_owned(),
-                    idempotency: Some(KeyBinding {
-                        key: key.to_owned(),
-                        fingerprint: fingerprint.to_owned(),
-                    }),
-                    reverses_entry_id: None,
-                    grant_moves: vec![(grant_id, pack.credits)],
-                },
-                now,
-            )
-            .await?;
-        let balance = locked.balance();
-        self.finish(locked, now).await?;
+        let row = locked.wallet.top_up(
+            pack.credits,
+            Purchase {
+                pack: fingerprint.to_owned(),
+                price_cents: pack.price_cents,
+                currency: pack.currency,
+            },
+            Entry {
+                kind: LedgerKind::TopUp,
+                action: None,
+                reference: Some(key.to_owned()),
+                actor: scope.actor().to_owned(),
+                key: Some(KeyBinding {
+                    key: key.to_owned(),
+                    fingerprint: fingerprint.to_owned(),
+                }),
+                reverses: None,
+            },
+        )?;
+        let balance = locked.wallet.balance();
+        let written = self.finish(locked, now).await?;
         Ok(TopUpResult {
             outcome: TopUpOutcome::Applied,
-            transaction: TransactionView::from_model(entry)?,
+            transaction: written.transaction(row)?,
             balance,
         })
     }

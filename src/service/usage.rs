@@ -5,41 +5,17 @@ use chrono::{DateTime, Utc};
 
 use super::{Ledger, TransactionView};
 use crate::auth::WalletScope;
-use crate::domain::catalogue::{Action, GrantSource};
+pub use crate::domain::views::{GrantMoveView, LowBalanceAlertView};
 use crate::domain::usage::{Bucket, UsageBucket, aggregate, check_range};
+use crate::domain::views::EntryFilter;
+use crate::domain::wallet::Head;
 use crate::error::{AppError, AppResult, db_error};
-use crate::store::{self, ledger::EntryFilter};
+use crate::store;
 
 /// Most alerts `low_balance_alerts` returns.
 pub const LOW_BALANCE_ALERTS_MAX: u64 = 50;
 /// Most rows one export returns; a larger period must be split.
 pub const EXPORT_ROWS_MAX: u64 = 100_000;
-
-/// How one row moved one grant.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GrantMoveView {
-    /// The grant.
-    pub grant_id: i64,
-    /// Where its credits came from.
-    pub source: GrantSource,
-    /// When it expires (or expired); `None` never.
-    pub expires_at: Option<DateTime<Utc>>,
-    /// Signed credits moved (negative: paid by this grant).
-    pub credits: i64,
-}
-
-/// One low-balance alert.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LowBalanceAlertView {
-    /// The threshold crossed.
-    pub threshold: i64,
-    /// The balance just after crossing.
-    pub balance: i64,
-    /// The ledger sequence of the row that crossed.
-    pub sequence: i64,
-    /// When.
-    pub created_at: DateTime<Utc>,
-}
 
 impl Ledger {
     /// Credits spent per action per bucket over `[from, to)`, net of reversals.
@@ -52,66 +28,39 @@ impl Ledger {
     ) -> AppResult<Vec<UsageBucket>> {
         check_range(from, to, bucket)?;
         let wallet = self.wallet_row(scope).await?;
-        let rows = store::ledger::net_spends(&self.db, wallet.id, from, to)
+        let spends: Vec<_> = store::ledger::net_spends(&self.db, wallet.id, from, to)
             .await
-            .map_err(db_error)?;
-        let spends = rows
+            .map_err(db_error)?
             .into_iter()
-            .filter_map(|(at, action, amount)| {
-                let action: Action = action?.parse().ok()?;
-                Some((at, action, -amount))
-            })
-            .collect::<Vec<_>>();
+            .map(|(at, action, amount)| (at, action, -amount))
+            .collect();
         Ok(aggregate(&spends, from, to, bucket))
     }
 
     /// The grant moves of each of `entry_ids`, in the order given.
     pub async fn grant_moves(&self, entry_ids: &[i64]) -> AppResult<Vec<(i64, Vec<GrantMoveView>)>> {
-        let moves = store::ledger::grant_moves(&self.db, entry_ids.to_vec())
+        let moves = store::ledger::moved_grants(&self.db, entry_ids.to_vec())
             .await
             .map_err(db_error)?;
-        let grants = store::ledger::grants_by_id(&self.db, moves.iter().map(|m| m.credit_grant_id).collect())
-            .await
-            .map_err(db_error)?;
-        entry_ids
+        Ok(entry_ids
             .iter()
             .map(|entry_id| {
                 let views = moves
                     .iter()
-                    .filter(|movement| movement.ledger_entry_id == *entry_id)
-                    .map(|movement| {
-                        let grant = grants
-                            .iter()
-                            .find(|grant| grant.id == movement.credit_grant_id)
-                            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("a move without its grant")))?;
-                        Ok(GrantMoveView {
-                            grant_id: grant.id,
-                            source: super::grant_source(grant)?,
-                            expires_at: grant.expires_at,
-                            credits: movement.amount_credits,
-                        })
-                    })
-                    .collect::<AppResult<Vec<_>>>()?;
-                Ok((*entry_id, views))
+                    .filter(|(moved_by, _)| moved_by == entry_id)
+                    .map(|(_, view)| view.clone())
+                    .collect();
+                (*entry_id, views)
             })
-            .collect()
+            .collect())
     }
 
     /// The wallet's latest low-balance alerts, newest first.
     pub async fn low_balance_alerts(&self, scope: &WalletScope) -> AppResult<Vec<LowBalanceAlertView>> {
         let wallet = self.wallet_row(scope).await?;
-        let alerts = store::ledger::low_balance_alerts(&self.db, wallet.id, LOW_BALANCE_ALERTS_MAX)
+        store::ledger::low_balance_alerts(&self.db, wallet.id, LOW_BALANCE_ALERTS_MAX)
             .await
-            .map_err(db_error)?;
-        Ok(alerts
-            .into_iter()
-            .map(|alert| LowBalanceAlertView {
-                threshold: alert.threshold_credits,
-                balance: alert.balance_credits,
-                sequence: alert.ledger_sequence,
-                created_at: alert.created_at,
-            })
-            .collect())
+            .map_err(db_error)
     }
 
     /// Every row of `[from, to)`, oldest first, for an export.
@@ -140,11 +89,11 @@ impl Ledger {
             ));
         }
         rows.reverse();
-        rows.into_iter().map(TransactionView::from_model).collect()
+        Ok(rows)
     }
 
-    async fn wallet_row(&self, scope: &WalletScope) -> AppResult<entity::wallet::Model> {
-        store::ledger::find_wallet(&self.db, scope.workspace_id().as_str())
+    async fn wallet_row(&self, scope: &WalletScope) -> AppResult<Head> {
+        store::wallets::find(&self.db, scope.workspace_id().as_str())
             .await
             .map_err(db_error)?
             .ok_or(AppError::NotFound("workspace"))

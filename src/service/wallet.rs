@@ -1,6 +1,6 @@
 //! Reading a wallet and its transactions.
 
-use super::{BalanceView, Ledger, PeriodView, TransactionPage, TransactionView, WalletView};
+use super::{Ledger, PeriodView, TransactionPage, WalletView};
 use crate::auth::WalletScope;
 use crate::error::{AppError, AppResult, db_error};
 use crate::store::{self, ledger::EntryFilter};
@@ -29,29 +29,20 @@ impl Ledger {
     pub async fn wallet(&self, scope: &WalletScope) -> AppResult<WalletView> {
         let now = self.now();
         let workspace_id = scope.workspace_id().as_str();
-        let wallet = store::ledger::find_wallet(&self.db, workspace_id)
+        let head = store::wallets::find(&self.db, workspace_id)
             .await
             .map_err(db_error)?
             .ok_or(AppError::NotFound("workspace"))?;
-        if store::ledger::is_due(&self.db, &wallet, now)
+        if store::ledger::is_due(&self.db, &head, now)
             .await
             .map_err(db_error)?
         {
             self.settle_wallet(workspace_id, now).await?;
         }
-        // Wallet head and grants are read in one transaction so the view is
-        // one consistent state.
-        let txn = sea_orm::TransactionTrait::begin(&self.db)
-            .await
-            .map_err(db_error)?;
-        let wallet = store::ledger::find_wallet(&txn, workspace_id)
+        let state = store::wallets::read(&self.db, workspace_id)
             .await
             .map_err(db_error)?
             .ok_or(AppError::NotFound("workspace"))?;
-        let grants = store::ledger::live_grants(&txn, wallet.id)
-            .await
-            .map_err(db_error)?;
-        txn.commit().await.map_err(db_error)?;
         let cheapest_action = self
             .action_costs()
             .await?
@@ -59,26 +50,23 @@ impl Ledger {
             .map(|cost| cost.credits)
             .min()
             .unwrap_or(1);
-        let balance = BalanceView::from_grants(&grants);
-        let stored = |text: &str| {
-            text.parse()
-                .map_err(|error| AppError::Internal(anyhow::Error::new(error)))
-        };
+        let balance = state.balance();
+        let head = state.head;
         Ok(WalletView {
-            workspace_id: wallet.workspace_id.clone(),
+            workspace_id: head.workspace_id,
             balance,
-            plan: stored(&wallet.plan_code)?,
-            pending_plan: wallet.pending_plan_code.as_deref().map(stored).transpose()?,
-            current_period: wallet
-                .period_start_at
-                .zip(wallet.period_end_at)
+            plan: head.plan,
+            pending_plan: head.pending_plan,
+            current_period: head
+                .period_start
+                .zip(head.period_end)
                 .map(|(start, end)| PeriodView { start, end }),
-            trial_ends_at: wallet.trial_ends_at,
+            trial_ends_at: head.trial_ends_at,
             ai_paused: balance.total < cheapest_action,
-            last_sequence: wallet.last_sequence,
-            enterprise_monthly_credits: wallet.enterprise_allocation_credits,
-            low_balance_threshold: wallet.low_balance_threshold_credits,
-            low_balance_alerted_at: wallet.low_balance_alerted_at,
+            last_sequence: head.last_sequence,
+            enterprise_monthly_credits: head.enterprise_allocation,
+            low_balance_threshold: head.threshold,
+            low_balance_alerted_at: head.alerted_at,
         })
     }
 
@@ -89,7 +77,7 @@ impl Ledger {
         query: &TransactionQuery,
     ) -> AppResult<TransactionPage> {
         debug_assert!((1..=TRANSACTIONS_PAGE_MAX).contains(&query.first));
-        let wallet = store::ledger::find_wallet(&self.db, scope.workspace_id().as_str())
+        let wallet = store::wallets::find(&self.db, scope.workspace_id().as_str())
             .await
             .map_err(db_error)?
             .ok_or(AppError::NotFound("workspace"))?;
@@ -105,10 +93,7 @@ impl Ledger {
         let has_next_page = rows.len() as u64 > query.first;
         rows.truncate(query.first as usize);
         Ok(TransactionPage {
-            transactions: rows
-                .into_iter()
-                .map(TransactionView::from_model)
-                .collect::<AppResult<_>>()?,
+            transactions: rows,
             has_next_page,
         })
     }

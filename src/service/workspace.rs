@@ -2,12 +2,13 @@
 
 use chrono::Duration;
 
-use super::{Ledger, LockedWallet, WalletView};
+use super::{Ledger, Locked, WalletView};
 use crate::auth::WalletScope;
-use crate::domain::catalogue::{GrantSource, LedgerKind, PlanCode};
+use crate::domain::catalogue::PlanCode;
 use crate::domain::ids::WorkspaceId;
+use crate::domain::wallet::Wallet;
 use crate::error::{AppError, AppResult, db_error};
-use crate::store::{self, ledger::EntryDraft, ledger::NewGrant};
+use crate::store;
 
 pub use super::plan::ChangePlanRequest;
 
@@ -51,7 +52,7 @@ impl Ledger {
         {
             return Err(already());
         }
-        let wallet = store::ledger::insert_workspace(
+        let state = store::ledger::insert_workspace(
             &txn,
             workspace_id,
             &request.name,
@@ -66,37 +67,9 @@ impl Ledger {
             store::Error::Conflict { .. } => already(),
             error => db_error(error),
         })?;
-        let mut locked = LockedWallet::new(txn, wallet, Vec::new(), self.notify_channel.clone());
-        if trial_credits > 0 {
-            let grant_id = locked
-                .add_grant(
-                    NewGrant {
-                        source: GrantSource::Trial,
-                        credits: trial_credits,
-                        expires_at: Some(trial_ends_at),
-                        period_start_at: None,
-                        purchase: None,
-                    },
-                    now,
-                )
-                .await?;
-            locked
-                .append(
-                    EntryDraft {
-                        kind: LedgerKind::Grant,
-                        amount: trial_credits,
-                        action: None,
-                        reference: Some("trial:PRO_TRIAL".to_owned()),
-                        actor: scope.actor().to_owned(),
-                        idempotency: None,
-                        reverses_entry_id: None,
-                        grant_moves: vec![(grant_id, trial_credits)],
-                    },
-                    now,
-                )
-                .await?;
-        }
-        self.finish(locked, now).await?;
+        let mut wallet = Wallet::new(state);
+        wallet.grant_trial(trial_credits, trial_ends_at, scope.actor())?;
+        self.finish(Locked { txn, wallet }, now).await?;
         self.wallet(scope).await
     }
 }

@@ -14,7 +14,10 @@ use sea_orm::{
 
 use super::is_sqlite;
 use super::{Result, internal};
-use crate::domain::catalogue::{Action, BalanceSplit, GrantSource, LedgerKind};
+use super::wallets::{balance_after, stored, transaction};
+use crate::domain::catalogue::{Action, LedgerKind};
+use crate::domain::views::{BalanceView, GrantMoveView, LowBalanceAlertView, TransactionView};
+use crate::domain::wallet::{Head, Reversed, WalletState};
 
 /// Locks one wallet for the rest of the transaction and returns it.
 ///
@@ -84,7 +87,7 @@ pub async fn insert_workspace(
     plan_code: &str,
     trial_ends_at: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
-) -> Result<wallet::Model> {
+) -> Result<WalletState> {
     workspace::ActiveModel {
         id: Set(workspace_id.to_owned()),
         name: Set(name.to_owned()),
@@ -93,7 +96,7 @@ pub async fn insert_workspace(
     }
     .insert(txn)
     .await?;
-    wallet::ActiveModel {
+    let wallet = wallet::ActiveModel {
         workspace_id: Set(workspace_id.to_owned()),
         plan_code: Set(plan_code.to_owned()),
         balance_credits: Set(0),
@@ -111,62 +114,11 @@ pub async fn insert_workspace(
         ..Default::default()
     }
     .insert(txn)
-    .await
-    .map_err(Into::into)
-}
-
-/// Writes the wallet's head (balance, sequence, plan and period fields)
-/// back, guarded on the sequence read under the lock: if anything else had
-/// appended meanwhile, the update matches no row and the transaction fails
-/// instead of overwriting it.
-pub async fn save_wallet(
-    txn: &impl ConnectionTrait,
-    wallet: &wallet::Model,
-    sequence_read: i64,
-    now: DateTime<Utc>,
-) -> Result<()> {
-    let result = wallet::Entity::update_many()
-        .col_expr(
-            wallet::Column::BalanceCredits,
-            Expr::value(wallet.balance_credits),
-        )
-        .col_expr(wallet::Column::LastSequence, Expr::value(wallet.last_sequence))
-        .col_expr(wallet::Column::PlanCode, Expr::value(wallet.plan_code.clone()))
-        .col_expr(wallet::Column::TrialEndsAt, Expr::value(wallet.trial_ends_at))
-        .col_expr(
-            wallet::Column::BillingAnchorAt,
-            Expr::value(wallet.billing_anchor_at),
-        )
-        .col_expr(wallet::Column::PeriodStartAt, Expr::value(wallet.period_start_at))
-        .col_expr(wallet::Column::PeriodEndAt, Expr::value(wallet.period_end_at))
-        .col_expr(
-            wallet::Column::PendingPlanCode,
-            Expr::value(wallet.pending_plan_code.clone()),
-        )
-        .col_expr(
-            wallet::Column::EnterpriseAllocationCredits,
-            Expr::value(wallet.enterprise_allocation_credits),
-        )
-        .col_expr(
-            wallet::Column::LowBalanceThresholdCredits,
-            Expr::value(wallet.low_balance_threshold_credits),
-        )
-        .col_expr(
-            wallet::Column::LowBalanceAlertedAt,
-            Expr::value(wallet.low_balance_alerted_at),
-        )
-        .col_expr(wallet::Column::UpdatedAt, Expr::value(now))
-        .filter(wallet::Column::Id.eq(wallet.id))
-        .filter(wallet::Column::LastSequence.eq(sequence_read))
-        .exec(txn)
-        .await?;
-    if result.rows_affected != 1 {
-        return Err(internal(format!(
-            "wallet {} changed under its lock (sequence {sequence_read})",
-            wallet.id
-        )));
-    }
-    Ok(())
+    .await?;
+    Ok(WalletState {
+        head: super::wallets::head(wallet)?,
+        grants: Vec::new(),
+    })
 }
 
 /// The wallet's live grants (not closed by an expiry), oldest first.
@@ -186,221 +138,11 @@ pub async fn has_due_grant(db: &impl ConnectionTrait, wallet_id: i64, now: DateT
 }
 
 /// Whether the wallet is due at `now` (period ended or a grant expired).
-pub async fn is_due(db: &impl ConnectionTrait, wallet: &wallet::Model, now: DateTime<Utc>) -> Result<bool> {
-    if wallet.period_end_at.is_some_and(|end| end <= now) {
+pub async fn is_due(db: &impl ConnectionTrait, wallet: &Head, now: DateTime<Utc>) -> Result<bool> {
+    if wallet.period_end.is_some_and(|end| end <= now) {
         return Ok(true);
     }
     has_due_grant(db, wallet.id, now).await
-}
-
-/// A grant to create.
-#[derive(Debug, Clone)]
-pub struct NewGrant {
-    /// Where the credits come from.
-    pub source: GrantSource,
-    /// How many (positive).
-    pub credits: i64,
-    /// When they expire; `None` never.
-    pub expires_at: Option<DateTime<Utc>>,
-    /// The billing period, for allocations (one per wallet and period).
-    pub period_start_at: Option<DateTime<Utc>>,
-    /// The pack bought, its price and currency, for purchases.
-    pub purchase: Option<(String, i64, String)>,
-}
-
-/// Inserts a grant holding all its credits.
-pub async fn insert_grant(
-    txn: &impl ConnectionTrait,
-    wallet_id: i64,
-    grant: NewGrant,
-    now: DateTime<Utc>,
-) -> Result<credit_grant::Model> {
-    let (pack_code, price_cents, currency) = match grant.purchase {
-        Some((pack, price, currency)) => (Some(pack), Some(price), Some(currency)),
-        None => (None, None, None),
-    };
-    credit_grant::ActiveModel {
-        wallet_id: Set(wallet_id),
-        source: Set(grant.source.as_str().to_owned()),
-        granted_credits: Set(grant.credits),
-        remaining_credits: Set(grant.credits),
-        expires_at: Set(grant.expires_at),
-        expired_at: Set(None),
-        period_start_at: Set(grant.period_start_at),
-        pack_code: Set(pack_code),
-        price_cents: Set(price_cents),
-        currency: Set(currency),
-        created_at: Set(now),
-        ..Default::default()
-    }
-    .insert(txn)
-    .await
-    .map_err(Into::into)
-}
-
-/// Moves a live grant's remaining credits by `delta` (negative to burn),
-/// guarded so that it can never go below zero: a guard that fails means the
-/// state changed under the lock, which fails the transaction.
-pub async fn move_grant(txn: &impl ConnectionTrait, grant_id: i64, delta: i64) -> Result<()> {
-    let result = credit_grant::Entity::update_many()
-        .col_expr(
-            credit_grant::Column::RemainingCredits,
-            Expr::col(credit_grant::Column::RemainingCredits).add(delta),
-        )
-        .filter(credit_grant::Column::Id.eq(grant_id))
-        .filter(credit_grant::Column::ExpiredAt.is_null())
-        .filter(
-            Expr::col(credit_grant::Column::RemainingCredits)
-                .add(delta)
-                .gte(0),
-        )
-        .exec(txn)
-        .await?;
-    if result.rows_affected != 1 {
-        return Err(internal(format!("grant {grant_id} cannot move by {delta}")));
-    }
-    Ok(())
-}
-
-/// Raises a live grant's size and remaining credits by `credits` (an
-/// upgrade within a period, or restoring a reversed spend).
-pub async fn enlarge_grant(txn: &impl ConnectionTrait, grant_id: i64, credits: i64) -> Result<()> {
-    let result = credit_grant::Entity::update_many()
-        .col_expr(
-            credit_grant::Column::GrantedCredits,
-            Expr::col(credit_grant::Column::GrantedCredits).add(credits),
-        )
-        .col_expr(
-            credit_grant::Column::RemainingCredits,
-            Expr::col(credit_grant::Column::RemainingCredits).add(credits),
-        )
-        .filter(credit_grant::Column::Id.eq(grant_id))
-        .filter(credit_grant::Column::ExpiredAt.is_null())
-        .exec(txn)
-        .await?;
-    if result.rows_affected != 1 {
-        return Err(internal(format!("grant {grant_id} cannot be enlarged")));
-    }
-    Ok(())
-}
-
-/// Closes a grant: it expired, and what was left is written off.
-pub async fn close_grant(txn: &impl ConnectionTrait, grant_id: i64, now: DateTime<Utc>) -> Result<()> {
-    credit_grant::Entity::update_many()
-        .col_expr(credit_grant::Column::RemainingCredits, Expr::value(0i64))
-        .col_expr(credit_grant::Column::ExpiredAt, Expr::value(now))
-        .filter(credit_grant::Column::Id.eq(grant_id))
-        .exec(txn)
-        .await?;
-    Ok(())
-}
-
-/// An idempotency key and the identity of the request it binds, stored on
-/// the row that request wrote.
-#[derive(Debug, Clone)]
-pub struct KeyBinding {
-    /// The key.
-    pub key: String,
-    /// The request's identity (a repeat carries the same).
-    pub fingerprint: String,
-}
-
-/// A ledger row to append.
-#[derive(Debug, Clone)]
-pub struct EntryDraft {
-    /// Its kind.
-    pub kind: LedgerKind,
-    /// Signed change of the balance.
-    pub amount: i64,
-    /// The action paid, for spends.
-    pub action: Option<Action>,
-    /// The caller's reference (ticket, payment, reason).
-    pub reference: Option<String>,
-    /// Who caused it: the token's subject, or `system`.
-    pub actor: String,
-    /// The key it binds, if any.
-    pub idempotency: Option<KeyBinding>,
-    /// The row it reverses, for reversals.
-    pub reverses_entry_id: Option<i64>,
-    /// How it moved each grant: (grant id, signed credits).
-    pub grant_moves: Vec<(i64, i64)>,
-}
-
-/// Appends one row at the wallet's next sequence, with its grant moves,
-/// and advances the in-memory wallet head (saved later by [`save_wallet`]).
-pub async fn append_entry(
-    txn: &impl ConnectionTrait,
-    wallet: &mut wallet::Model,
-    draft: EntryDraft,
-    split_after: BalanceSplit,
-    now: DateTime<Utc>,
-) -> Result<ledger_entry::Model> {
-    debug_assert_eq!(
-        draft.amount,
-        draft.grant_moves.iter().map(|(_, credits)| credits).sum::<i64>(),
-        "a row's amount is the sum of its grant moves"
-    );
-    wallet.balance_credits += draft.amount;
-    wallet.last_sequence += 1;
-    let (idempotency_key, idempotency_fingerprint) = draft
-        .idempotency
-        .map(|binding| (binding.key, binding.fingerprint))
-        .unzip();
-    let entry = ledger_entry::ActiveModel {
-        wallet_id: Set(wallet.id),
-        sequence: Set(wallet.last_sequence),
-        kind: Set(draft.kind.as_str().to_owned()),
-        amount_credits: Set(draft.amount),
-        balance_after_credits: Set(wallet.balance_credits),
-        action: Set(draft.action.map(|action| action.as_str().to_owned())),
-        reference: Set(draft.reference),
-        actor: Set(draft.actor),
-        idempotency_key: Set(idempotency_key),
-        idempotency_fingerprint: Set(idempotency_fingerprint),
-        reverses_entry_id: Set(draft.reverses_entry_id),
-        created_at: Set(now),
-        allocation_after_credits: Set(split_after.allocation),
-        purchased_after_credits: Set(split_after.purchased),
-        bonus_after_credits: Set(split_after.bonus),
-        ..Default::default()
-    }
-    .insert(txn)
-    .await?;
-    if !draft.grant_moves.is_empty() {
-        let moves = draft
-            .grant_moves
-            .iter()
-            .map(|(grant_id, credits)| ledger_entry_grant::ActiveModel {
-                ledger_entry_id: Set(entry.id),
-                credit_grant_id: Set(*grant_id),
-                amount_credits: Set(*credits),
-                ..Default::default()
-            });
-        ledger_entry_grant::Entity::insert_many(moves).exec(txn).await?;
-    }
-    Ok(entry)
-}
-
-/// Records one low-balance alert.
-pub async fn insert_low_balance_alert(
-    txn: &impl ConnectionTrait,
-    wallet_id: i64,
-    threshold: i64,
-    balance: i64,
-    ledger_sequence: i64,
-    now: DateTime<Utc>,
-) -> Result<()> {
-    low_balance_alert::ActiveModel {
-        wallet_id: Set(wallet_id),
-        threshold_credits: Set(threshold),
-        balance_credits: Set(balance),
-        ledger_sequence: Set(ledger_sequence),
-        created_at: Set(now),
-        ..Default::default()
-    }
-    .insert(txn)
-    .await?;
-    Ok(())
 }
 
 /// A wallet's latest low-balance alerts, newest first.
@@ -408,14 +150,21 @@ pub async fn low_balance_alerts(
     db: &impl ConnectionTrait,
     wallet_id: i64,
     limit: u64,
-) -> Result<Vec<low_balance_alert::Model>> {
-    low_balance_alert::Entity::find()
+) -> Result<Vec<LowBalanceAlertView>> {
+    Ok(low_balance_alert::Entity::find()
         .filter(low_balance_alert::Column::WalletId.eq(wallet_id))
         .order_by_desc(low_balance_alert::Column::Id)
         .limit(limit)
         .all(db)
-        .await
-        .map_err(Into::into)
+        .await?
+        .into_iter()
+        .map(|alert| LowBalanceAlertView {
+            threshold: alert.threshold_credits,
+            balance: alert.balance_credits,
+            sequence: alert.ledger_sequence,
+            created_at: alert.created_at,
+        })
+        .collect())
 }
 
 /// Grants by id (live or not).
@@ -437,13 +186,13 @@ pub async fn reversal_of(db: &impl ConnectionTrait, entry_id: i64) -> Result<Opt
 }
 
 /// SPEND rows of a wallet created in `[from, to)` that no REVERSAL undid:
-/// (time, action, credits).
+/// (time, action, signed credits).
 pub async fn net_spends(
     db: &impl ConnectionTrait,
     wallet_id: i64,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-) -> Result<Vec<(DateTime<Utc>, Option<String>, i64)>> {
+) -> Result<Vec<(DateTime<Utc>, Action, i64)>> {
     let reversed = ledger_entry::Entity::find()
         .select_only()
         .column(ledger_entry::Column::ReversesEntryId)
@@ -460,10 +209,13 @@ pub async fn net_spends(
         .filter(ledger_entry::Column::CreatedAt.gte(from))
         .filter(ledger_entry::Column::CreatedAt.lt(to))
         .filter(ledger_entry::Column::Id.not_in_subquery(reversed))
-        .into_tuple()
+        .into_tuple::<(DateTime<Utc>, Option<String>, i64)>()
         .all(db)
-        .await
-        .map_err(Into::into)
+        .await?
+        .into_iter()
+        .filter_map(|(at, action, amount)| Some((at, action?, amount)))
+        .map(|(at, action, amount)| Ok((at, stored(&action)?, amount)))
+        .collect()
 }
 
 /// The row of this kind that a key bound in this wallet, if any (one probe
@@ -502,7 +254,7 @@ pub async fn list_entries(
     filter: &EntryFilter,
     before_sequence: Option<i64>,
     limit: u64,
-) -> Result<Vec<ledger_entry::Model>> {
+) -> Result<Vec<TransactionView>> {
     let mut condition = Condition::all().add(ledger_entry::Column::WalletId.eq(wallet_id));
     if let Some(before) = before_sequence {
         condition = condition.add(ledger_entry::Column::Sequence.lt(before));
@@ -529,29 +281,31 @@ pub async fn list_entries(
         .order_by_desc(ledger_entry::Column::Sequence)
         .limit(limit)
         .all(db)
-        .await
-        .map_err(Into::into)
+        .await?
+        .into_iter()
+        .map(transaction)
+        .collect()
 }
 
-/// The newest row of a wallet.
-pub async fn newest_entry(db: &impl ConnectionTrait, wallet_id: i64) -> Result<Option<ledger_entry::Model>> {
-    ledger_entry::Entity::find()
+/// The sequence of a wallet's newest row and the balance after it.
+pub async fn newest_balance(db: &impl ConnectionTrait, wallet_id: i64) -> Result<Option<(i64, BalanceView)>> {
+    Ok(ledger_entry::Entity::find()
         .filter(ledger_entry::Column::WalletId.eq(wallet_id))
         .order_by_desc(ledger_entry::Column::Sequence)
         .one(db)
-        .await
-        .map_err(Into::into)
+        .await?
+        .map(|row| (row.sequence, balance_after(&row))))
 }
 
 /// Up to `limit` rows of a wallet after sequence `after` (up to `until`),
-/// oldest first.
+/// oldest first, each with the balance after it.
 pub async fn entries_after(
     db: &impl ConnectionTrait,
     wallet_id: i64,
     after: i64,
     until: Option<i64>,
     limit: u64,
-) -> Result<Vec<ledger_entry::Model>> {
+) -> Result<Vec<(TransactionView, BalanceView)>> {
     let mut query = ledger_entry::Entity::find()
         .filter(ledger_entry::Column::WalletId.eq(wallet_id))
         .filter(ledger_entry::Column::Sequence.gt(after));
@@ -562,8 +316,13 @@ pub async fn entries_after(
         .order_by_asc(ledger_entry::Column::Sequence)
         .limit(limit)
         .all(db)
-        .await
-        .map_err(Into::into)
+        .await?
+        .into_iter()
+        .map(|row| {
+            let balance = balance_after(&row);
+            Ok((transaction(row)?, balance))
+        })
+        .collect()
 }
 
 /// The grant moves of some ledger rows.
@@ -577,4 +336,72 @@ pub async fn grant_moves(
         .all(db)
         .await
         .map_err(Into::into)
+}
+
+/// The row of this kind a key bound in this wallet, with the identity of
+/// the request that bound it.
+pub async fn keyed(
+    db: &impl ConnectionTrait,
+    wallet_id: i64,
+    kind: LedgerKind,
+    key: &str,
+) -> Result<Option<(String, TransactionView)>> {
+    let Some(row) = keyed_entry(db, wallet_id, kind, key).await? else {
+        return Ok(None);
+    };
+    let fingerprint = row.idempotency_fingerprint.clone().unwrap_or_default();
+    Ok(Some((fingerprint, transaction(row)?)))
+}
+
+/// The workspace of a ledger row, if the row exists.
+pub async fn workspace_of_entry(db: &impl ConnectionTrait, entry_id: i64) -> Result<Option<String>> {
+    let Some(row) = entry(db, entry_id).await? else {
+        return Ok(None);
+    };
+    workspace_of_wallet(db, row.wallet_id).await
+}
+
+/// A row as a reversal needs it: its kind, action and grant moves, and
+/// whether it was already reversed (read under its wallet's lock).
+pub async fn reversed(db: &impl ConnectionTrait, entry_id: i64) -> Result<Option<Reversed>> {
+    let Some(row) = entry(db, entry_id).await? else {
+        return Ok(None);
+    };
+    let is_reversed = reversal_of(db, entry_id).await?.is_some();
+    let moves = grant_moves(db, vec![entry_id])
+        .await?
+        .into_iter()
+        .map(|movement| (movement.credit_grant_id, movement.amount_credits))
+        .collect();
+    Ok(Some(Reversed {
+        id: row.id,
+        kind: stored(&row.kind)?,
+        action: row.action.as_deref().map(stored).transpose()?,
+        moves,
+        is_reversed,
+    }))
+}
+
+/// How each of these rows moved each grant: (row id, the move).
+pub async fn moved_grants(db: &impl ConnectionTrait, entry_ids: Vec<i64>) -> Result<Vec<(i64, GrantMoveView)>> {
+    let moves = grant_moves(db, entry_ids).await?;
+    let grants = grants_by_id(db, moves.iter().map(|movement| movement.credit_grant_id).collect()).await?;
+    moves
+        .into_iter()
+        .map(|movement| {
+            let grant = grants
+                .iter()
+                .find(|grant| grant.id == movement.credit_grant_id)
+                .ok_or_else(|| internal("a move without its grant".to_owned()))?;
+            Ok((
+                movement.ledger_entry_id,
+                GrantMoveView {
+                    grant_id: grant.id,
+                    source: stored(&grant.source)?,
+                    expires_at: grant.expires_at,
+                    credits: movement.amount_credits,
+                },
+            ))
+        })
+        .collect()
 }

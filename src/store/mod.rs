@@ -4,11 +4,13 @@
 //! function) owns the transaction. `DbErr` never leaves this module raw:
 //! [`db_error`] sorts it into Unavailable (retry later) or Internal.
 
+pub mod apply;
 pub mod batch;
 pub mod catalogue;
 pub mod ledger;
 pub mod notify;
 pub mod verify;
+pub mod wallets;
 
 use std::time::Duration;
 
@@ -184,6 +186,18 @@ pub(crate) fn internal(message: impl Into<String>) -> Error {
 
 /// A store result.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A pool of connections to the database; the service holds one and hands
+/// it back to the store's functions.
+pub type Pool = DatabaseConnection;
+
+/// An open write transaction (see [`begin_write`]).
+pub type Tx = sea_orm::DatabaseTransaction;
+
+/// Commits a write transaction.
+pub async fn commit(txn: Tx) -> Result<()> {
+    txn.commit().await.map_err(Into::into)
+}
 
 /// Begins a transaction that will write. On SQLite it is `BEGIN IMMEDIATE`:
 /// it takes the write lock at once, waiting up to [`SQLITE_BUSY_TIMEOUT`]

@@ -425,29 +425,41 @@ both_backends!(
 mod constraint {
     //! The unique key, not only the lock, refuses a second allocation.
     use protodesk_credits::domain::catalogue::GrantSource;
-    use protodesk_credits::store::ledger::{NewGrant, insert_grant};
-    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    use protodesk_credits::domain::wallet::{Change, Grant, NEW_GRANT_ID_BASE};
+    use protodesk_credits::store;
 
     use super::*;
 
     async fn the_database_refuses_a_second_allocation_for_one_period(app: TestApp) {
         pro_workspace(&app, "ws-unique").await;
-        let db = app.db();
-        let wallet = entity::wallet::Entity::find()
-            .filter(entity::wallet::Column::WorkspaceId.eq("ws-unique"))
-            .one(db)
-            .await
-            .unwrap()
-            .unwrap();
-        let grant = NewGrant {
-            source: GrantSource::Allocation,
-            credits: 1000,
-            expires_at: wallet.period_end_at,
-            period_start_at: wallet.period_start_at,
-            purchase: None,
+        let txn = store::begin_write(app.db()).await.unwrap();
+        let state = store::wallets::lock(&txn, "ws-unique").await.unwrap().unwrap();
+        // A change that only creates a second allocation grant for the
+        // current period, written through the one applier.
+        let change = Change {
+            wallet_id: state.head.id,
+            workspace_id: state.head.workspace_id.clone(),
+            sequence_read: state.head.last_sequence,
+            rows: Vec::new(),
+            new_grants: vec![Grant {
+                id: NEW_GRANT_ID_BASE,
+                source: GrantSource::Allocation,
+                granted: 1000,
+                remaining: 0,
+                expires_at: state.head.period_end,
+                period_start_at: state.head.period_start,
+                purchase: None,
+            }],
+            deltas: Vec::new(),
+            closes: Vec::new(),
+            alerts: Vec::new(),
+            head: None,
+            happened: Vec::new(),
+            renewals: 0,
+            expiries: 0,
         };
 
-        let second = insert_grant(db, wallet.id, grant, start_time()).await;
+        let second = store::apply::apply(&txn, "unused", &[change], start_time()).await;
 
         let error = second.expect_err("a second allocation for the period is refused");
         // The store names the constraint: PostgreSQL gives the index,

@@ -216,14 +216,11 @@ impl Ledger {
     async fn spend_batch(self, jobs: Vec<SpendJob>) {
         // Stored timestamps have microseconds; answers match what is read back.
         let now = self.now().trunc_subsecs(6);
-        let (answers, events) = match self.charge_batch(&jobs, now).await {
-            Ok((answers, events)) => {
-                // A spend left without an answer is one whose wallet settles first.
-                let deferred = answers.iter().filter(|answer| answer.is_none()).count();
-                if deferred > 0 {
-                    self.metrics.spends_settled_first(deferred);
+        match self.charge_batch(&jobs, now).await {
+            Ok(answers) => {
+                for (job, answer) in jobs.into_iter().zip(answers) {
+                    let _ = job.reply.send(answer);
                 }
-                (answers, events)
             }
             Err(error) => {
                 self.metrics.spend_batch_failed();
@@ -232,16 +229,11 @@ impl Ledger {
                     spends = jobs.len(),
                     "a spend batch failed and wrote nothing; its spends run one by one"
                 );
-                (jobs.iter().map(|_| None).collect(), Vec::new())
+                for job in jobs {
+                    let answer = self.spend_once(&job.scope, job.request).await;
+                    let _ = job.reply.send(answer);
+                }
             }
-        };
-        self.committed(events);
-        for (job, answer) in jobs.into_iter().zip(answers) {
-            let answer = match answer {
-                Some(answer) => answer,
-                None => self.spend_once(&job.scope, job.request).await,
-            };
-            let _ = job.reply.send(answer);
         }
     }
 }

@@ -1,11 +1,10 @@
-//! Set-based reads and writes for the scheduler's sweep and the spends'
-//! group commit: a batch of wallets settled (or charged) in one transaction
-//! with a handful of statements, instead of a dozen round trips per wallet.
-//! The rows themselves are decided in `service`; this module only writes
-//! them, and reads the batch under lock.
+//! Set-based reads and the statements of the applier (`store::apply`): a
+//! batch of wallets read under lock and written in one transaction with a
+//! handful of statements, instead of a dozen round trips per wallet. The
+//! rows themselves are decided in `domain::wallet`.
 
 use chrono::{DateTime, Utc};
-use entity::{credit_grant, ledger_entry, ledger_entry_grant, low_balance_alert, wallet};
+use entity::{credit_grant, ledger_entry, ledger_entry_grant};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, Set, Statement, Value,
 };
@@ -18,10 +17,8 @@ mod read;
 mod sqlite;
 mod sweep;
 
-pub use postgres::write_spends;
-use postgres::*;
+pub(super) use postgres::*;
 pub use read::*;
-use sqlite::*;
 pub use sweep::*;
 
 /// The live grants of many wallets.
@@ -38,8 +35,7 @@ pub async fn live_grants_of(
         .map_err(Into::into)
 }
 
-/// A ledger row of a batch: EXPIRE or GRANT by the system (the sweep), or
-/// SPEND (the group commit).
+/// A ledger row to insert.
 #[derive(Debug, Clone, Serialize)]
 pub struct NewRow {
     /// The wallet.
@@ -68,9 +64,39 @@ pub struct NewRow {
     pub idempotency_key: Option<String>,
     /// The identity of the request that bound the key.
     pub idempotency_fingerprint: Option<String>,
+    /// The row it reverses.
+    pub reverses_entry_id: Option<i64>,
 }
 
-/// A grant move of the sweep.
+impl NewRow {
+    /// A row of wallet `wallet_id`, as `domain::wallet` decided it.
+    pub fn of(wallet_id: i64, row: &crate::domain::wallet::Row) -> Self {
+        let (idempotency_key, idempotency_fingerprint) = row
+            .entry
+            .key
+            .as_ref()
+            .map(|binding| (binding.key.clone(), binding.fingerprint.clone()))
+            .unzip();
+        Self {
+            wallet_id,
+            sequence: row.sequence,
+            kind: row.entry.kind.as_str(),
+            amount_credits: row.amount,
+            balance_after_credits: row.balance.total,
+            allocation_after_credits: row.balance.split.allocation,
+            purchased_after_credits: row.balance.split.purchased,
+            bonus_after_credits: row.balance.split.bonus,
+            reference: row.entry.reference.clone(),
+            action: row.entry.action.map(|action| action.as_str()),
+            actor: row.entry.actor.clone(),
+            idempotency_key,
+            idempotency_fingerprint,
+            reverses_entry_id: row.entry.reverses,
+        }
+    }
+}
+
+/// A grant move of a stored row.
 #[derive(Debug, Clone, Serialize)]
 pub struct NewMove {
     /// The row.
@@ -102,7 +128,7 @@ pub async fn insert_rows(
             actor: Set(row.actor),
             idempotency_key: Set(row.idempotency_key),
             idempotency_fingerprint: Set(row.idempotency_fingerprint),
-            reverses_entry_id: Set(None),
+            reverses_entry_id: Set(row.reverses_entry_id),
             created_at: Set(now),
             allocation_after_credits: Set(row.allocation_after_credits),
             purchased_after_credits: Set(row.purchased_after_credits),
@@ -117,7 +143,7 @@ pub async fn insert_rows(
     ledger_entry::Entity::find()
         .from_raw_sql(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            insert_rows_sql("$1", "$2"),
+            insert_rows_sql("$1", "$2", "*"),
             [json(&rows)?, Value::from(now)],
         ))
         .all(txn)
@@ -153,73 +179,81 @@ pub async fn insert_moves(txn: &impl ConnectionTrait, moves: Vec<NewMove>) -> Re
     Ok(())
 }
 
-/// Inserts low-balance alerts.
-pub async fn insert_alerts(
-    txn: &impl ConnectionTrait,
-    alerts: Vec<low_balance_alert::ActiveModel>,
-) -> Result<()> {
-    if alerts.is_empty() {
-        return Ok(());
-    }
-    low_balance_alert::Entity::insert_many(alerts)
-        .exec_without_returning(txn)
-        .await?;
-    Ok(())
-}
-
 /// Writes many wallet heads in one statement, each guarded on the sequence
 /// read under the lock. Fails if any wallet changed meanwhile.
-pub async fn save_wallets(
+pub(super) async fn save_heads(
     txn: &impl ConnectionTrait,
-    wallets: &[(wallet::Model, i64)],
+    heads: &[(&crate::domain::wallet::Head, i64)],
     now: DateTime<Utc>,
 ) -> Result<()> {
-    if wallets.is_empty() {
+    if heads.is_empty() {
         return Ok(());
     }
-    let backend = txn.get_database_backend();
-    if backend == DbBackend::Postgres {
-        return save_wallets_postgres(txn, wallets, now).await;
+    if !is_sqlite(txn) {
+        let rows: Vec<WalletHead<'_>> = heads
+            .iter()
+            .map(|(head, sequence_read)| WalletHead::of(head, *sequence_read))
+            .collect();
+        let result = txn
+            .execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                save_heads_sql("$1", "$2", "$3"),
+                [
+                    json(&rows)?,
+                    Value::from(now),
+                    id_list(heads.iter().map(|(head, _)| head.id)),
+                ],
+            ))
+            .await?;
+        return all_saved(heads.len(), result.rows_affected());
     }
-    let mut values: Vec<Value> = Vec::with_capacity(wallets.len() * 9 + 1);
-    let mut rows = Vec::with_capacity(wallets.len());
-    for (wallet, sequence_read) in wallets {
-        let mut slots = Vec::with_capacity(9);
-        for value in [
-            Value::from(wallet.id),
+    let mut values: Vec<Value> = Vec::with_capacity(heads.len() * HEAD_COLUMNS + 1);
+    for (head, sequence_read) in heads {
+        values.extend([
+            Value::from(head.id),
             Value::from(*sequence_read),
-            Value::from(wallet.balance_credits),
-            Value::from(wallet.last_sequence),
-            Value::from(wallet.plan_code.clone()),
-            Value::from(wallet.pending_plan_code.clone()),
-            Value::from(wallet.period_start_at),
-            Value::from(wallet.period_end_at),
-            Value::from(wallet.low_balance_alerted_at),
-        ] {
-            values.push(value);
-            slots.push(placeholder(backend, values.len()));
-        }
-        rows.push(format!("({})", slots.join(", ")));
+            Value::from(head.balance),
+            Value::from(head.last_sequence),
+            Value::from(head.plan.as_str()),
+            Value::from(head.pending_plan.map(|plan| plan.as_str())),
+            Value::from(head.anchor),
+            Value::from(head.period_start),
+            Value::from(head.period_end),
+            Value::from(head.enterprise_allocation),
+            Value::from(head.threshold),
+            Value::from(head.alerted_at),
+        ]);
     }
     values.push(Value::from(now));
-    let now_slot = placeholder(backend, values.len());
+    let row = format!("({})", ["?"; HEAD_COLUMNS].join(", "));
     let sql = format!(
-        "WITH v(id, sequence_read, balance_credits, last_sequence, plan_code, pending_plan_code, period_start_at, \
-         period_end_at, low_balance_alerted_at) AS (VALUES {}) \
-         UPDATE wallet SET balance_credits = v.balance_credits, last_sequence = v.last_sequence, \
-         plan_code = v.plan_code, pending_plan_code = v.pending_plan_code, period_start_at = v.period_start_at, \
-         period_end_at = v.period_end_at, low_balance_alerted_at = v.low_balance_alerted_at, updated_at = {now_slot} \
+        "WITH v(id, sequence_read, balance_credits, last_sequence, plan_code, pending_plan_code, billing_anchor_at, \
+         period_start_at, period_end_at, enterprise_allocation_credits, low_balance_threshold_credits, \
+         low_balance_alerted_at) AS (VALUES {}) \
+         UPDATE wallet SET {HEAD_SET}, updated_at = ? \
          FROM v WHERE wallet.id = v.id AND wallet.last_sequence = v.sequence_read",
-        rows.join(", ")
+        vec![row; heads.len()].join(", ")
     );
     let result = txn
-        .execute_raw(Statement::from_sql_and_values(backend, sql, values))
+        .execute_raw(Statement::from_sql_and_values(DbBackend::Sqlite, sql, values))
         .await?;
-    all_saved(wallets.len(), result.rows_affected())
+    all_saved(heads.len(), result.rows_affected())
 }
 
+/// Columns of a head write: the id, the sequence read, and the ten a change
+/// may move.
+const HEAD_COLUMNS: usize = 12;
+
+/// The SET list of a head write from `v`.
+pub(super) const HEAD_SET: &str = "balance_credits = v.balance_credits, last_sequence = v.last_sequence, \
+    plan_code = v.plan_code, pending_plan_code = v.pending_plan_code, billing_anchor_at = v.billing_anchor_at, \
+    period_start_at = v.period_start_at, period_end_at = v.period_end_at, \
+    enterprise_allocation_credits = v.enterprise_allocation_credits, \
+    low_balance_threshold_credits = v.low_balance_threshold_credits, \
+    low_balance_alerted_at = v.low_balance_alerted_at";
+
 /// Every guarded head write must have matched its wallet.
-pub(super) fn all_saved(expected: usize, saved: u64) -> Result<()> {
+pub(crate) fn all_saved(expected: usize, saved: u64) -> Result<()> {
     if saved == expected as u64 {
         return Ok(());
     }
@@ -240,19 +274,4 @@ pub struct RowMove {
     pub credit_grant_id: i64,
     /// Signed credits.
     pub amount_credits: i64,
-}
-
-/// Everything a batch of spends writes.
-#[derive(Debug, Default)]
-pub struct SpendWrites {
-    /// The SPEND rows.
-    pub rows: Vec<NewRow>,
-    /// Their grant moves.
-    pub moves: Vec<RowMove>,
-    /// Net change of each grant touched: (grant id, signed credits).
-    pub deltas: Vec<(i64, i64)>,
-    /// Changed wallet heads, each with the sequence read under the lock.
-    pub heads: Vec<(wallet::Model, i64)>,
-    /// NOTIFY payloads for other instances (PostgreSQL).
-    pub notifications: Vec<String>,
 }

@@ -11,6 +11,8 @@ use super::postgres::*;
 use super::sqlite::*;
 use super::*;
 use crate::domain::catalogue::LedgerKind;
+use crate::domain::views::{ActionCostView, TransactionView};
+use crate::domain::wallet::WalletState;
 use crate::store::is_sqlite;
 use crate::store::{Result, internal};
 
@@ -78,9 +80,9 @@ pub(super) async fn keyed_spends(
         .map_err(Into::into)
 }
 
-/// What a batch of spends reads under its wallets' locks.
+/// What a batch of spends reads under its wallets' locks, as stored.
 #[derive(Debug)]
-pub struct SpendReads {
+pub(super) struct SpendReads {
     /// The wallets found, locked, in id order.
     pub wallets: Vec<wallet::Model>,
     /// Their live grants, in id order.
@@ -89,6 +91,60 @@ pub struct SpendReads {
     pub bound: Vec<ledger_entry::Model>,
     /// The catalogue's action costs.
     pub costs: Vec<action_cost::Model>,
+}
+
+/// A key some spend already bound.
+#[derive(Debug, Clone)]
+pub struct BoundSpend {
+    /// The wallet.
+    pub wallet_id: i64,
+    /// The key.
+    pub key: String,
+    /// The identity of the request that bound it.
+    pub fingerprint: String,
+    /// The row it bound.
+    pub transaction: TransactionView,
+}
+
+/// What a batch of spends reads under its wallets' locks.
+#[derive(Debug)]
+pub struct SpendBatch {
+    /// The wallets found, locked, in id order.
+    pub states: Vec<WalletState>,
+    /// The SPEND rows that keys asked for already bound.
+    pub bound: Vec<BoundSpend>,
+    /// The catalogue's action costs.
+    pub costs: Vec<ActionCostView>,
+}
+
+impl SpendReads {
+    fn parse(self) -> Result<SpendBatch> {
+        let bound = self
+            .bound
+            .into_iter()
+            .filter_map(|row| {
+                let key = row.idempotency_key.clone()?;
+                Some((row.wallet_id, key, row))
+            })
+            .map(|(wallet_id, key, row)| {
+                Ok(BoundSpend {
+                    wallet_id,
+                    key,
+                    fingerprint: row.idempotency_fingerprint.clone().unwrap_or_default(),
+                    transaction: crate::store::wallets::transaction(row)?,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(SpendBatch {
+            states: crate::store::wallets::states(self.wallets, self.grants)?,
+            bound,
+            costs: self
+                .costs
+                .into_iter()
+                .map(crate::store::catalogue::cost_view)
+                .collect::<Result<_>>()?,
+        })
+    }
 }
 
 /// PostgreSQL: everything a batch of spends reads, in one statement (public
@@ -143,7 +199,11 @@ pub(super) struct Seen {
 /// (the locks then held, its snapshot fresh) when a wallet changed between
 /// its snapshot and its lock. SQLite: one statement each, after taking the
 /// database's write lock.
-pub async fn read_spends(txn: &impl ConnectionTrait, keys: &[(String, String)]) -> Result<SpendReads> {
+pub async fn read_spends(txn: &impl ConnectionTrait, keys: &[(String, String)]) -> Result<SpendBatch> {
+    read_stored(txn, keys).await?.parse()
+}
+
+async fn read_stored(txn: &impl ConnectionTrait, keys: &[(String, String)]) -> Result<SpendReads> {
     let mut workspace_ids: Vec<&str> = keys
         .iter()
         .map(|(workspace_id, _)| workspace_id.as_str())
@@ -218,7 +278,7 @@ pub(super) async fn read_spends_sqlite(
         })
         .collect();
     let bound = keyed_spends(txn, &pairs).await?;
-    let costs = crate::store::catalogue::action_costs(txn).await?;
+    let costs = action_cost::Entity::find().all(txn).await?;
     Ok(SpendReads {
         wallets,
         grants,
