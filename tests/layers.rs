@@ -82,7 +82,16 @@ const LAYERS: &[Layer] = &[
     Layer {
         module: "service",
         not_modules: ABOVE_SERVICE,
-        not_crates: &["async_graphql", "axum", "hyper", "tower", "tower_http"],
+        not_crates: &[
+            "entity",
+            "sea_orm",
+            "sqlx",
+            "async_graphql",
+            "axum",
+            "hyper",
+            "tower",
+            "tower_http",
+        ],
     },
     Layer {
         module: "graphql",
@@ -117,22 +126,6 @@ const LAYERS: &[Layer] = &[
         ],
         not_crates: &["entity", "sea_orm", "sqlx", "axum"],
     },
-];
-
-/// Files of `service` that still hold the wallet's rows as `entity` models
-/// and drive `sea_orm` transactions themselves: the write path not yet moved
-/// behind `store` (issue 19). A ratchet: no other `service` file may start
-/// using them, and a file that stops must leave this list.
-const SERVICE_STILL_ON_ROWS: &[&str] = &[
-    "src/service/adjust.rs",
-    "src/service/group_commit/batch.rs",
-    "src/service/mod.rs",
-    "src/service/period.rs",
-    "src/service/stream.rs",
-    "src/service/sweep.rs",
-    "src/service/usage.rs",
-    "src/service/views.rs",
-    "src/service/wallet.rs",
 ];
 
 fn source_files(directory: &Path, into: &mut Vec<PathBuf>) {
@@ -227,18 +220,11 @@ fn imports_point_one_way() {
     files.sort();
     assert!(files.len() > 40, "found the sources ({} files)", files.len());
     let mut broken = Vec::new();
-    let mut still_on_rows = BTreeSet::new();
     for path in &files {
         let module = module_of(path);
         let text = std::fs::read_to_string(path).expect("a readable source file");
         let used = paths_used(&code_of(&text));
         let file = display(path);
-        if module == "service" && (used.contains("entity") || used.contains("sea_orm")) {
-            still_on_rows.insert(file.clone());
-            if !SERVICE_STILL_ON_ROWS.contains(&file.as_str()) {
-                broken.push(format!("{file}: service uses entity or sea_orm"));
-            }
-        }
         let Some(layer) = LAYERS.iter().find(|layer| layer.module == module) else {
             continue;
         };
@@ -251,13 +237,6 @@ fn imports_point_one_way() {
             if used.contains(*forbidden) {
                 broken.push(format!("{file}: {module} uses {forbidden}"));
             }
-        }
-    }
-    for listed in SERVICE_STILL_ON_ROWS {
-        if !still_on_rows.contains(*listed) {
-            broken.push(format!(
-                "{listed} no longer uses entity or sea_orm: take it off SERVICE_STILL_ON_ROWS"
-            ));
         }
     }
     assert!(

@@ -434,7 +434,10 @@ impl Wallet {
             Some(period.start),
             None,
         );
-        self.record(Entry::by(LedgerKind::Grant, actor, reference), vec![(id, credits)]);
+        self.record(
+            Entry::by(LedgerKind::Grant, actor, reference),
+            vec![(id, credits)],
+        );
         Ok(())
     }
 
@@ -601,7 +604,12 @@ impl Wallet {
     }
 
     /// The trial's one-time credits, expiring when the trial ends.
-    pub fn grant_trial(&mut self, credits: i64, ends_at: DateTime<Utc>, actor: &str) -> Result<(), DomainError> {
+    pub fn grant_trial(
+        &mut self,
+        credits: i64,
+        ends_at: DateTime<Utc>,
+        actor: &str,
+    ) -> Result<(), DomainError> {
         if credits <= 0 {
             return Ok(());
         }
@@ -644,7 +652,9 @@ impl Wallet {
             .state
             .grants
             .iter()
-            .find(|grant| grant.source == GrantSource::Allocation && grant.period_start_at == Some(period_start))
+            .find(|grant| {
+                grant.source == GrantSource::Allocation && grant.period_start_at == Some(period_start)
+            })
             .map(|grant| (grant.id, grant.granted));
         let granted = current.map_or(0, |(_, granted)| granted);
         let same_plan =

@@ -24,7 +24,7 @@ mod workspace;
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 
 pub use crate::config::{GroupCommitSettings, MAX_BATCH_DEFAULT, POSTGRES_WORKERS_DEFAULT, WINDOW_DEFAULT};
 pub use adjust::{AdjustRequest, LedgerChange, REASON_LENGTH_MAX, ThresholdRequest, parse_reason};
@@ -114,8 +114,10 @@ impl Ledger {
     }
 
     /// The current time, from the injected clock.
+    /// Truncated to microseconds: what both databases store, so an answer's
+    /// times equal what is read back later.
     pub fn now(&self) -> DateTime<Utc> {
-        self.clock.now()
+        self.clock.now().trunc_subsecs(6)
     }
 }
 
@@ -136,9 +138,11 @@ struct Written {
 impl Written {
     /// Row `index` of the change as readers see it.
     fn transaction(&self, index: usize) -> AppResult<TransactionView> {
-        let id = self.ids.get(index).copied().ok_or_else(|| {
-            AppError::Internal(anyhow::anyhow!("row {index} of a change has no id"))
-        })?;
+        let id = self
+            .ids
+            .get(index)
+            .copied()
+            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("row {index} of a change has no id")))?;
         Ok(self.change.rows[index].view(id, self.at))
     }
 }
@@ -175,16 +179,17 @@ impl Ledger {
             .await?
             .pop()
             .unwrap_or_default();
-        Ok(Written {
-            change,
-            ids,
-            at: now,
-        })
+        Ok(Written { change, ids, at: now })
     }
 
     /// Writes changes through the store's one applier in `txn`, commits,
     /// then counts and publishes their events. Returns each change's row ids.
-    async fn write(&self, txn: store::Tx, changes: &[Change], now: DateTime<Utc>) -> AppResult<Vec<Vec<i64>>> {
+    async fn write(
+        &self,
+        txn: store::Tx,
+        changes: &[Change],
+        now: DateTime<Utc>,
+    ) -> AppResult<Vec<Vec<i64>>> {
         let ids = store::apply::apply(&txn, &self.notify_channel, changes, now)
             .await
             .map_err(db_error)?;

@@ -5,9 +5,9 @@ use chrono::{DateTime, Utc};
 
 use super::{Ledger, TransactionView};
 use crate::auth::WalletScope;
-pub use crate::domain::views::{GrantMoveView, LowBalanceAlertView};
 use crate::domain::usage::{Bucket, UsageBucket, aggregate, check_range};
 use crate::domain::views::EntryFilter;
+pub use crate::domain::views::{GrantMoveView, LowBalanceAlertView};
 use crate::domain::wallet::Head;
 use crate::error::{AppError, AppResult, db_error};
 use crate::store;

@@ -41,7 +41,10 @@ pub async fn apply(
     };
     close_grants(
         txn,
-        changes.iter().flat_map(|change| change.closes.iter().copied()).collect(),
+        changes
+            .iter()
+            .flat_map(|change| change.closes.iter().copied())
+            .collect(),
         now,
     )
     .await?;
@@ -59,13 +62,11 @@ pub async fn apply(
                 });
             }
         }
-        writes
-            .deltas
-            .extend(change.deltas.iter().map(|delta| GrantDelta {
-                id: delta.id,
-                delta: delta.remaining,
-                granted: delta.granted,
-            }));
+        writes.deltas.extend(change.deltas.iter().map(|delta| GrantDelta {
+            id: delta.id,
+            delta: delta.remaining,
+            granted: delta.granted,
+        }));
         if let Some(head) = &change.head {
             if head.last_sequence != change.sequence_read {
                 writes
@@ -326,9 +327,8 @@ async fn write_postgres(
         ))
         .await?
         .ok_or_else(|| internal("the batch update returned no row".to_owned()))?;
-    let count = |column: &str| -> Result<u64> {
-        Ok(u64::try_from(saved.try_get::<i64>("", column)?).unwrap_or(0))
-    };
+    let count =
+        |column: &str| -> Result<u64> { Ok(u64::try_from(saved.try_get::<i64>("", column)?).unwrap_or(0)) };
     grants_moved(writes.deltas.len(), count("grants_moved")?)?;
     all_saved(writes.heads.len(), count("heads_saved")?)?;
     Ok(ids)
@@ -373,7 +373,13 @@ async fn write_sqlite(
     for chunk in writes.deltas.chunks(SQLITE_GRANTS_PER_STATEMENT) {
         let values: Vec<Value> = chunk
             .iter()
-            .flat_map(|delta| [Value::from(delta.id), Value::from(delta.delta), Value::from(delta.granted)])
+            .flat_map(|delta| {
+                [
+                    Value::from(delta.id),
+                    Value::from(delta.delta),
+                    Value::from(delta.granted),
+                ]
+            })
             .collect();
         let result = txn
             .execute_raw(Statement::from_sql_and_values(

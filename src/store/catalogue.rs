@@ -5,7 +5,7 @@ use entity::{action_cost, plan, top_up_pack};
 use sea_orm::{ConnectionTrait, EntityTrait, QueryOrder};
 
 use super::Result;
-use super::wallets::stored;
+use super::rows::stored;
 use crate::domain::views::{ActionCostView, PackView, PlanView};
 
 fn plan_view(model: plan::Model) -> Result<PlanView> {

@@ -13,8 +13,8 @@ use sea_orm::{
 };
 
 use super::is_sqlite;
+use super::rows::{balance_after, stored, transaction};
 use super::{Result, internal};
-use super::wallets::{balance_after, stored, transaction};
 use crate::domain::catalogue::{Action, LedgerKind};
 use crate::domain::views::{BalanceView, GrantMoveView, LowBalanceAlertView, TransactionView};
 use crate::domain::wallet::{Head, Reversed, WalletState};
@@ -116,7 +116,7 @@ pub async fn insert_workspace(
     .insert(txn)
     .await?;
     Ok(WalletState {
-        head: super::wallets::head(wallet)?,
+        head: super::rows::head(wallet)?,
         grants: Vec::new(),
     })
 }
@@ -383,9 +383,16 @@ pub async fn reversed(db: &impl ConnectionTrait, entry_id: i64) -> Result<Option
 }
 
 /// How each of these rows moved each grant: (row id, the move).
-pub async fn moved_grants(db: &impl ConnectionTrait, entry_ids: Vec<i64>) -> Result<Vec<(i64, GrantMoveView)>> {
+pub async fn moved_grants(
+    db: &impl ConnectionTrait,
+    entry_ids: Vec<i64>,
+) -> Result<Vec<(i64, GrantMoveView)>> {
     let moves = grant_moves(db, entry_ids).await?;
-    let grants = grants_by_id(db, moves.iter().map(|movement| movement.credit_grant_id).collect()).await?;
+    let grants = grants_by_id(
+        db,
+        moves.iter().map(|movement| movement.credit_grant_id).collect(),
+    )
+    .await?;
     moves
         .into_iter()
         .map(|movement| {

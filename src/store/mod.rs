@@ -9,6 +9,7 @@ pub mod batch;
 pub mod catalogue;
 pub mod ledger;
 pub mod notify;
+pub mod rows;
 pub mod verify;
 pub mod wallets;
 

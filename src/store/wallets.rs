@@ -1,80 +1,10 @@
-//! Wallets as `domain::wallet` sees them: stored rows parsed once, here,
-//! into heads, grants and transactions.
+//! Wallets as `domain::wallet` sees them: locked for a change, or read.
 
-use entity::{credit_grant, ledger_entry, wallet};
 use sea_orm::ConnectionTrait;
 
-use super::{Result, internal};
-use crate::domain::catalogue::UnknownName;
-use crate::domain::views::{BalanceView, TransactionView};
-use crate::domain::wallet::{Grant, Head, Purchase, WalletState};
-
-/// A stored name, parsed; an unknown one is the store's error.
-pub(crate) fn stored<T: std::str::FromStr<Err = UnknownName>>(text: &str) -> Result<T> {
-    text.parse()
-        .map_err(|error: UnknownName| internal(error.to_string()))
-}
-
-/// A wallet row as a head.
-pub fn head(model: wallet::Model) -> Result<Head> {
-    Ok(Head {
-        id: model.id,
-        balance: model.balance_credits,
-        last_sequence: model.last_sequence,
-        plan: stored(&model.plan_code)?,
-        pending_plan: model.pending_plan_code.as_deref().map(stored).transpose()?,
-        trial_ends_at: model.trial_ends_at,
-        anchor: model.billing_anchor_at,
-        period_start: model.period_start_at,
-        period_end: model.period_end_at,
-        enterprise_allocation: model.enterprise_allocation_credits,
-        threshold: model.low_balance_threshold_credits,
-        alerted_at: model.low_balance_alerted_at,
-        workspace_id: model.workspace_id,
-    })
-}
-
-/// A grant row as a grant.
-pub fn grant(model: credit_grant::Model) -> Result<Grant> {
-    let purchase = match (model.pack_code, model.price_cents, model.currency) {
-        (Some(pack), Some(price_cents), Some(currency)) => Some(Purchase {
-            pack,
-            price_cents,
-            currency,
-        }),
-        _ => None,
-    };
-    Ok(Grant {
-        id: model.id,
-        source: stored(&model.source)?,
-        granted: model.granted_credits,
-        remaining: model.remaining_credits,
-        expires_at: model.expires_at,
-        period_start_at: model.period_start_at,
-        purchase,
-    })
-}
-
-/// Wallet rows and their live grants (any order) as states, in the
-/// wallets' order.
-pub fn states(wallets: Vec<wallet::Model>, grants: Vec<credit_grant::Model>) -> Result<Vec<WalletState>> {
-    let mut by_wallet: std::collections::HashMap<i64, Vec<Grant>> = std::collections::HashMap::new();
-    let mut grants = grants;
-    grants.sort_unstable_by_key(|grant| grant.id);
-    for model in grants {
-        by_wallet.entry(model.wallet_id).or_default().push(grant(model)?);
-    }
-    wallets
-        .into_iter()
-        .map(|model| {
-            let grants = by_wallet.remove(&model.id).unwrap_or_default();
-            Ok(WalletState {
-                head: head(model)?,
-                grants,
-            })
-        })
-        .collect()
-}
+use super::Result;
+use super::rows::{head, states};
+use crate::domain::wallet::{Head, WalletState};
 
 /// Locks one wallet for the rest of the transaction (see
 /// [`super::ledger::lock_wallet`]) and reads its live grants.
@@ -84,35 +14,6 @@ pub async fn lock(txn: &impl ConnectionTrait, workspace_id: &str) -> Result<Opti
     };
     let grants = super::batch::live_grants_of(txn, vec![wallet.id]).await?;
     Ok(states(vec![wallet], grants)?.pop())
-}
-
-/// A stored ledger row as readers see it.
-pub fn transaction(model: ledger_entry::Model) -> Result<TransactionView> {
-    Ok(TransactionView {
-        id: model.id,
-        sequence: model.sequence,
-        kind: stored(&model.kind)?,
-        amount: model.amount_credits,
-        balance_after: model.balance_after_credits,
-        action: model.action.as_deref().map(stored).transpose()?,
-        reference: model.reference,
-        actor: model.actor,
-        idempotency_key: model.idempotency_key,
-        reverses_transaction_id: model.reverses_entry_id,
-        created_at: model.created_at,
-    })
-}
-
-/// The balance after a stored row, as the row recorded it.
-pub fn balance_after(model: &ledger_entry::Model) -> BalanceView {
-    BalanceView {
-        total: model.balance_after_credits,
-        split: crate::domain::catalogue::BalanceSplit {
-            allocation: model.allocation_after_credits,
-            purchased: model.purchased_after_credits,
-            bonus: model.bonus_after_credits,
-        },
-    }
 }
 
 /// Reads a wallet's head without locking it.

@@ -69,9 +69,9 @@ impl Ledger {
                 decided.push(Decided::Refused(AppError::NotFound("workspace")));
                 continue;
             };
-            let cost = *costs.get(&job.request.action).ok_or_else(|| {
-                AppError::Internal(anyhow::anyhow!("no cost for {}", job.request.action))
-            })?;
+            let cost = *costs
+                .get(&job.request.action)
+                .ok_or_else(|| AppError::Internal(anyhow::anyhow!("no cost for {}", job.request.action)))?;
             let charging = &mut wallets[index];
             decided.push(charging.decide(index, job, cost));
             charging.wallet.check_low_balance(now);
@@ -203,8 +203,7 @@ impl Charging {
             (SpendAnswer::Duplicate(bound), _) => self.pending(SpendOutcome::Duplicate, Some(bound), cost),
             (SpendAnswer::Fresh(SpendDecision::Charge(_)), Some(row)) => {
                 let bound = Bound::New { wallet: index, row };
-                self.keys
-                    .insert(key.to_owned(), (fingerprint, bound.clone()));
+                self.keys.insert(key.to_owned(), (fingerprint, bound.clone()));
                 self.pending(SpendOutcome::Charged, Some(bound), cost)
             }
             (SpendAnswer::Fresh(_), _) => self.pending(SpendOutcome::InsufficientCredits, None, cost),

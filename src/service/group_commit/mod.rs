@@ -26,7 +26,6 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use chrono::SubsecRound;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Ledger, SpendRequest, SpendResult};
@@ -214,8 +213,7 @@ impl Ledger {
     }
 
     async fn spend_batch(self, jobs: Vec<SpendJob>) {
-        // Stored timestamps have microseconds; answers match what is read back.
-        let now = self.now().trunc_subsecs(6);
+        let now = self.now();
         match self.charge_batch(&jobs, now).await {
             Ok(answers) => {
                 for (job, answer) in jobs.into_iter().zip(answers) {

@@ -131,12 +131,12 @@ impl SpendReads {
                     wallet_id,
                     key,
                     fingerprint: row.idempotency_fingerprint.clone().unwrap_or_default(),
-                    transaction: crate::store::wallets::transaction(row)?,
+                    transaction: crate::store::rows::transaction(row)?,
                 })
             })
             .collect::<Result<_>>()?;
         Ok(SpendBatch {
-            states: crate::store::wallets::states(self.wallets, self.grants)?,
+            states: crate::store::rows::states(self.wallets, self.grants)?,
             bound,
             costs: self
                 .costs

@@ -3,7 +3,9 @@
 use chrono::{DateTime, Utc};
 use entity::{credit_grant, wallet};
 use sea_orm::sea_query::{Expr, LockBehavior, LockType, Query};
-use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect,
+};
 
 use super::sqlite::*;
 use crate::store::Result;
@@ -67,5 +69,5 @@ pub async fn lock_due_states(
         return Ok(Vec::new());
     }
     let grants = super::live_grants_of(txn, wallets.iter().map(|wallet| wallet.id).collect()).await?;
-    crate::store::wallets::states(wallets, grants)
+    crate::store::rows::states(wallets, grants)
 }

@@ -99,11 +99,6 @@ async fn batched_and_sequential_spends_agree(backend: Backend) {
         SEQUENCE.len()
     );
     assert_eq!(failed_batches(&batching).await, 0.0, "every batch committed");
-    assert_eq!(
-        settled_first(&batching).await,
-        0.0,
-        "every spend decided in its batch"
-    );
     for app in [batching, unbatched] {
         app.verify_ledger().await;
         app.teardown().await;
@@ -148,7 +143,6 @@ async fn bound_keys_are_matched_by_workspace_and_key(backend: Backend) {
                 second.len()
             );
             assert_eq!(failed_batches(app).await, 0.0, "every batch committed");
-            assert_eq!(settled_first(app).await, 0.0, "every spend decided in its batch");
             round
         } else {
             let mut sequential = Vec::new();

@@ -160,10 +160,3 @@ async fn batches(app: &TestApp) -> f64 {
 async fn failed_batches(app: &TestApp) -> f64 {
     app.metric("credits_spend_batches_failed_total").await
 }
-
-/// Spends a batch left to the single-spend path because their wallet had
-/// something to settle first (a spend decided in no batch would hide there
-/// too, behind right answers).
-async fn settled_first(app: &TestApp) -> f64 {
-    app.metric("credits_spends_settled_first_total").await
-}
