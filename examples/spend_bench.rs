@@ -381,7 +381,11 @@ impl Drop for Server {
 }
 
 async fn start_server(config: &DatabaseConfig, http: &reqwest::Client) -> anyhow::Result<Server> {
-    let binary = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/protodesk-credits");
+    // SERVER_BINARY: another build, to compare binaries alternated in one sitting.
+    let binary = std::env::var("SERVER_BINARY").map_or_else(
+        |_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/protodesk-credits"),
+        PathBuf::from,
+    );
     anyhow::ensure!(binary.exists(), "build the server first: cargo build --release");
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let started = Instant::now();
