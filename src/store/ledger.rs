@@ -121,11 +121,6 @@ pub async fn insert_workspace(
     })
 }
 
-/// The wallet's live grants (not closed by an expiry), oldest first.
-pub async fn live_grants(db: &impl ConnectionTrait, wallet_id: i64) -> Result<Vec<credit_grant::Model>> {
-    super::batch::live_grants_of(db, vec![wallet_id]).await
-}
-
 /// Whether the wallet has a live grant whose expiry has passed.
 pub async fn has_due_grant(db: &impl ConnectionTrait, wallet_id: i64, now: DateTime<Utc>) -> Result<bool> {
     Ok(credit_grant::Entity::find()
