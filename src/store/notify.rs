@@ -1,12 +1,8 @@
 //! PostgreSQL `NOTIFY`: how a committed change tells other instances. The
 //! payload is `<sequence>:<workspace id>`, several joined with `,` (workspace
-//! ids never contain a comma); it is written and read only here. Sent inside
-//! the writing transaction, so PostgreSQL delivers it only on commit.
-
-use sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
-
-use super::Result;
-use super::is_sqlite;
+//! ids never contain a comma); it is written and read only here. The one
+//! applier (`store::apply`) sends it inside the writing transaction, so
+//! PostgreSQL delivers it only on commit.
 
 /// The payload saying that `workspace_id`'s ledger reached `sequence`.
 pub fn payload(sequence: i64, workspace_id: &str) -> String {
@@ -38,28 +34,6 @@ pub fn chunks(payloads: Vec<String>) -> Vec<String> {
         }
     }
     chunks
-}
-
-/// `NOTIFY` many payloads on one channel (PostgreSQL): joined with `,` into
-/// as few notifications as fit the payload limit, all in one statement.
-pub async fn many(txn: &impl ConnectionTrait, channel: &str, payloads: Vec<String>) -> Result<()> {
-    if payloads.is_empty() || is_sqlite(txn) {
-        return Ok(());
-    }
-    let chunks = chunks(payloads);
-    let mut values: Vec<Value> = vec![channel.into()];
-    let mut rows = Vec::with_capacity(chunks.len());
-    for chunk in chunks {
-        values.push(chunk.into());
-        rows.push(format!("(${})", values.len()));
-    }
-    let sql = format!(
-        "SELECT pg_notify($1, p) FROM (VALUES {}) AS t(p)",
-        rows.join(", ")
-    );
-    txn.query_all_raw(Statement::from_sql_and_values(DbBackend::Postgres, sql, values))
-        .await?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -1,0 +1,291 @@
+//! A wallet as a state machine: every change to a wallet is decided here,
+//! in memory, and comes out as one [`Change`] that the store's one applier
+//! writes (`docs/design/write-path.md`).
+//!
+//! A [`Wallet`] starts from the [`WalletState`] read under the wallet's lock
+//! and runs operations on it in order (settle, then spends, a top-up, an
+//! adjustment…), each by the rules of this crate's other modules. Each
+//! operation keeps the state in step with the rows it appends, so the next
+//! one decides against what the previous ones did: a batch of spends, a
+//! renewal followed by a spend, and a single write are the same code.
+//! [`Wallet::finish`] applies the low-balance rule and returns the `Change`:
+//! rows, new grants, grant deltas, closes, the alert, the new head.
+//!
+//! Nothing here reads the clock or touches the database.
+
+use chrono::{DateTime, Utc};
+
+use super::catalogue::{Action, GrantSource, LedgerKind, PlanCode};
+use super::settlement::PeriodState;
+use super::views::{BalanceView, TransactionView};
+
+mod machine;
+#[cfg(test)]
+mod tests;
+
+pub use machine::Wallet;
+
+/// Grants created by a change get provisional ids from here up, in order,
+/// until the applier stores them: above every stored id, so the burn-down
+/// order (oldest first on equal expiry) is the same before and after.
+pub const NEW_GRANT_ID_BASE: i64 = 1 << 62;
+
+/// What a purchased pack cost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Purchase {
+    /// The pack.
+    pub pack: String,
+    /// Its price, in cents.
+    pub price_cents: i64,
+    /// Its currency.
+    pub currency: String,
+}
+
+/// A live grant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    /// Its id (provisional for a grant this change creates).
+    pub id: i64,
+    /// Where its credits come from.
+    pub source: GrantSource,
+    /// Credits granted.
+    pub granted: i64,
+    /// Credits left.
+    pub remaining: i64,
+    /// When it expires; `None` never.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// The billing period, for allocations.
+    pub period_start_at: Option<DateTime<Utc>>,
+    /// The pack bought, for purchases.
+    pub purchase: Option<Purchase>,
+}
+
+impl Grant {
+    /// Whether this change creates the grant (its id is provisional).
+    pub fn is_new(&self) -> bool {
+        self.id >= NEW_GRANT_ID_BASE
+    }
+}
+
+/// A wallet's head row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    /// The wallet's id.
+    pub id: i64,
+    /// Its workspace.
+    pub workspace_id: String,
+    /// Its balance (the sum of its ledger and of its live grants).
+    pub balance: i64,
+    /// Its newest ledger sequence.
+    pub last_sequence: i64,
+    /// The current plan.
+    pub plan: PlanCode,
+    /// A downgrade waiting for the next reset.
+    pub pending_plan: Option<PlanCode>,
+    /// When the trial ends.
+    pub trial_ends_at: Option<DateTime<Utc>>,
+    /// The billing anchor, once a paid plan started.
+    pub anchor: Option<DateTime<Utc>>,
+    /// The current period's start.
+    pub period_start: Option<DateTime<Utc>>,
+    /// The current period's end.
+    pub period_end: Option<DateTime<Utc>>,
+    /// ENTERPRISE's per-period allocation.
+    pub enterprise_allocation: Option<i64>,
+    /// The low-balance threshold.
+    pub threshold: Option<i64>,
+    /// When the outstanding low-balance alert fired.
+    pub alerted_at: Option<DateTime<Utc>>,
+}
+
+impl Head {
+    /// The period fields, as settling reads them.
+    pub fn period_state(&self) -> PeriodState {
+        PeriodState {
+            anchor: self.anchor,
+            period_end: self.period_end,
+            plan: self.plan,
+            pending_plan: self.pending_plan,
+        }
+    }
+}
+
+/// A wallet as read under its lock: the head and its live grants, oldest
+/// first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalletState {
+    /// The head.
+    pub head: Head,
+    /// The live grants.
+    pub grants: Vec<Grant>,
+}
+
+impl WalletState {
+    /// The balance the live grants hold, split.
+    pub fn balance(&self) -> BalanceView {
+        BalanceView::from_sources(self.grants.iter().map(|grant| (grant.source, grant.remaining)))
+    }
+}
+
+/// An idempotency key and the identity of the request that binds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyBinding {
+    /// The key.
+    pub key: String,
+    /// The request's identity (a repeat carries the same).
+    pub fingerprint: String,
+}
+
+/// What a row says besides its amount: who, why, which key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Its kind.
+    pub kind: LedgerKind,
+    /// The action paid, for spends (and their reversals).
+    pub action: Option<Action>,
+    /// The caller's reference (ticket, payment, reason).
+    pub reference: Option<String>,
+    /// Who caused it: the token's subject, or `system`.
+    pub actor: String,
+    /// The key it binds.
+    pub key: Option<KeyBinding>,
+    /// The row it reverses.
+    pub reverses: Option<i64>,
+}
+
+impl Entry {
+    /// A row of the system's (expiry, renewal), or of an actor's with only
+    /// a reference.
+    pub fn by(kind: LedgerKind, actor: &str, reference: String) -> Self {
+        Self {
+            kind,
+            action: None,
+            reference: Some(reference),
+            actor: actor.to_owned(),
+            key: None,
+            reverses: None,
+        }
+    }
+}
+
+/// A ledger row to append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    /// Its sequence in the wallet's ledger.
+    pub sequence: i64,
+    /// Signed change of the balance.
+    pub amount: i64,
+    /// The balance after it, split.
+    pub balance: BalanceView,
+    /// Who, why, which key.
+    pub entry: Entry,
+    /// How it moved each grant: (grant id, possibly provisional; signed credits).
+    pub moves: Vec<(i64, i64)>,
+}
+
+impl Row {
+    /// The row as readers see it, once stored with `id` at `created_at`.
+    pub fn view(&self, id: i64, created_at: DateTime<Utc>) -> TransactionView {
+        TransactionView {
+            id,
+            sequence: self.sequence,
+            kind: self.entry.kind,
+            amount: self.amount,
+            balance_after: self.balance.total,
+            action: self.entry.action,
+            reference: self.entry.reference.clone(),
+            actor: self.entry.actor.clone(),
+            idempotency_key: self.entry.key.as_ref().map(|binding| binding.key.clone()),
+            reverses_transaction_id: self.entry.reverses,
+            created_at,
+        }
+    }
+}
+
+/// A low-balance alert to record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Alert {
+    /// The threshold crossed.
+    pub threshold: i64,
+    /// The balance then.
+    pub balance: BalanceView,
+    /// The ledger sequence it follows.
+    pub sequence: i64,
+}
+
+/// What happened, in order: a row appended, or an alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Happened {
+    /// Row `n` of the change.
+    Row(usize),
+    /// Alert `n` of the change.
+    Alert(usize),
+}
+
+/// How a stored grant moves: signed deltas of its remaining and granted
+/// credits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GrantDelta {
+    /// The grant.
+    pub id: i64,
+    /// Change of its remaining credits.
+    pub remaining: i64,
+    /// Change of its granted credits (an upgrade within a period).
+    pub granted: i64,
+}
+
+/// Everything one wallet's operations write, for the store's applier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// The wallet.
+    pub wallet_id: i64,
+    /// Its workspace.
+    pub workspace_id: String,
+    /// The sequence read under the lock: the head write is guarded on it.
+    pub sequence_read: i64,
+    /// Rows to append, in sequence order.
+    pub rows: Vec<Row>,
+    /// Grants to create (provisional ids), holding what they hold at the end.
+    pub new_grants: Vec<Grant>,
+    /// Stored live grants that moved.
+    pub deltas: Vec<GrantDelta>,
+    /// Stored grants closed by an expiry.
+    pub closes: Vec<i64>,
+    /// Low-balance alerts to record.
+    pub alerts: Vec<Alert>,
+    /// The new head, when it changed.
+    pub head: Option<Head>,
+    /// Rows and alerts in the order they happened (events are published so).
+    pub happened: Vec<Happened>,
+    /// Periods renewed (0 or 1).
+    pub renewals: u64,
+    /// Grants expired.
+    pub expiries: u64,
+}
+
+impl Change {
+    /// Whether anything about the wallet changed.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+            && self.new_grants.is_empty()
+            && self.deltas.is_empty()
+            && self.closes.is_empty()
+            && self.alerts.is_empty()
+            && self.head.is_none()
+    }
+}
+
+/// The original row of a reversal, as the rules need it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reversed {
+    /// Its id.
+    pub id: i64,
+    /// Its kind.
+    pub kind: LedgerKind,
+    /// Its action.
+    pub action: Option<Action>,
+    /// How it moved each grant.
+    pub moves: Vec<(i64, i64)>,
+    /// Whether a REVERSAL row already undid it.
+    pub is_reversed: bool,
+}
