@@ -64,7 +64,7 @@ impl BalanceEvent {
             .iter()
             .filter_map(|happened| match *happened {
                 Happened::Row(index) => {
-                    let row = &change.rows[index];
+                    let row = change.rows.get(index)?;
                     Some(Self::row(
                         change.workspace_id.clone(),
                         row.sequence,
@@ -76,7 +76,7 @@ impl BalanceEvent {
                     ))
                 }
                 Happened::Alert(index) => {
-                    let alert = &change.alerts[index];
+                    let alert = change.alerts.get(index)?;
                     Some(Self::low_balance(
                         change.workspace_id.clone(),
                         alert.sequence,

@@ -138,12 +138,10 @@ struct Written {
 impl Written {
     /// Row `index` of the change as readers see it.
     fn transaction(&self, index: usize) -> AppResult<TransactionView> {
-        let id = self
-            .ids
-            .get(index)
-            .copied()
-            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("row {index} of a change has no id")))?;
-        Ok(self.change.rows[index].view(id, self.at))
+        let missing = || AppError::Internal(anyhow::anyhow!("row {index} of a change has no id"));
+        let id = self.ids.get(index).copied().ok_or_else(missing)?;
+        let row = self.change.rows.get(index).ok_or_else(missing)?;
+        Ok(row.view(id, self.at))
     }
 }
 

@@ -61,11 +61,6 @@ impl Wallet {
         self.state.balance()
     }
 
-    /// A row appended since the state was read.
-    pub fn row(&self, index: usize) -> &Row {
-        &self.rows[index]
-    }
-
     /// The live grants as the burn-down rule sees them.
     pub fn spendable(&self) -> Vec<GrantBalance> {
         self.state

@@ -115,12 +115,12 @@ impl Ledger {
                 let transaction = match pending.bound {
                     Some(Bound::Stored(transaction)) => Some(transaction),
                     Some(Bound::New { wallet, row }) => {
-                        let id = ids
-                            .get(wallet)
-                            .and_then(|ids| ids.get(row))
-                            .copied()
-                            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("a batch row has no id")))?;
-                        Some(changes[wallet].rows[row].view(id, now))
+                        let id = ids.get(wallet).and_then(|ids| ids.get(row)).copied();
+                        let appended = changes.get(wallet).and_then(|change| change.rows.get(row));
+                        let (Some(id), Some(appended)) = (id, appended) else {
+                            return Err(AppError::Internal(anyhow::anyhow!("a batch row has no id")));
+                        };
+                        Some(appended.view(id, now))
                     }
                     None => None,
                 };
