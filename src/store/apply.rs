@@ -259,8 +259,8 @@ async fn close_grants(txn: &impl ConnectionTrait, ids: Vec<i64>, now: DateTime<U
 /// PostgreSQL: two statements, each part a data-modifying CTE fed by a
 /// JSON parameter: the rows and their moves (whose foreign-key checks lock
 /// the wallet and grant rows), then the updates of those rows, and NOTIFY.
-/// Updating in the same statement as the inserts made each key check chase
-/// the rows' new versions: one statement for a 32-spend batch took ~20 ms.
+/// Updated in the inserts' statement, each key check chased the rows' new
+/// versions (`docs/benchmarks.md`, planner traps).
 async fn write_postgres(
     txn: &impl ConnectionTrait,
     channel: &str,

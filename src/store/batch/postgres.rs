@@ -22,17 +22,10 @@ pub(crate) fn id_list(ids: impl Iterator<Item = i64>) -> Value {
 /// PostgreSQL: `column = ANY(…)` of the ids in text parameter `ids` (see
 /// [`id_list`]).
 ///
-/// The array is built by a sub-select, which the planner cannot see into
-/// in a custom plan either: both kinds of plan count on a few ids, cost the
-/// same, and the statement keeps its cached plan. Written as
-/// `string_to_array($n, ',')`, a custom plan counted the actual ids, so at
-/// low load (batches of a few spends) the custom plan looked cheaper and
-/// PostgreSQL planned the statement afresh at every execution: 280 µs of a
-/// lone spend's 2.8 ms, against 15 µs for binding a cached plan. (The
-/// sweep's batches of up to 1,000 wallets got a cached plan either way:
-/// with `string_to_array` its first five binds took 1.1–1.8 ms, the next
-/// ones 0.1 ms. Rolling 100,000 wallets over took 9.2–11.4 s with either
-/// form.)
+/// The array is built by a sub-select, which the planner cannot see into:
+/// every plan counts on a few ids and the statement keeps its cached plan
+/// (with `string_to_array($n, ',')` a custom plan was made afresh at every
+/// execution at low load; `docs/benchmarks.md`, planner traps).
 pub(super) fn any_id(column: &str, ids: &str) -> String {
     format!("{column} = ANY(ARRAY(SELECT unnest(string_to_array({ids}, ','))::bigint))")
 }

@@ -48,11 +48,8 @@ pub fn sqlite_keyed_spends_sql(pairs: usize) -> String {
 /// migration 4).
 ///
 /// The pairs are a `VALUES` list, `CROSS JOIN`ed so that SQLite keeps it
-/// as the outer loop. Written as `wallet_id IN (…) AND key IN (…)`, SQLite
-/// probed the index with every wallet and every key: n² probes for n
-/// spends over n wallets. On a copy of the benchmark's tables (10,000
-/// wallets, 60,000 keys): 35 pairs 729 µs against 45 µs, 256 pairs (a
-/// full batch) 31 ms against 0.29 ms.
+/// as the outer loop: `wallet_id IN (…) AND key IN (…)` probed every wallet
+/// with every key (`docs/benchmarks.md`, planner traps).
 pub(super) async fn keyed_spends(
     txn: &impl ConnectionTrait,
     pairs: &[(i64, String)],
