@@ -221,9 +221,8 @@ impl Wallet {
     }
 
     /// A spend of `cost` by the precedence of `domain::spend`: `bound` is
-    /// what the key already bound (fingerprint and row); a fresh key is
-    /// charged (the row's index in [`SpendAnswer::Fresh`]'s place is
-    /// returned beside) or refused.
+    /// what the key already bound (fingerprint and row). Returns the answer
+    /// and, when charged, the index of the SPEND row appended.
     pub fn spend<R>(
         &mut self,
         bound: Option<(&str, R)>,
