@@ -136,6 +136,63 @@ async fn a_spend_after_the_period_end_sees_the_new_allocation(app: TestApp) {
     );
 }
 
+/// A top-up after the period's end is one change creating two grants (the
+/// renewal's allocation, then the pack): each is stored holding its own
+/// credits, with its own kind and period, whatever order the database
+/// assigns their ids in.
+async fn a_top_up_after_the_period_end_writes_both_new_grants_apart(app: TestApp) {
+    let admin = pro_workspace(&app, "ws-two").await;
+    app.clock.set(at(2026, 2, 28) + Duration::seconds(1));
+
+    let topped = app.top_up(&admin, None, "PACK_500", "pay-after-end").await;
+
+    let balance = &topped.data()["purchaseTopUp"]["balance"];
+    assert_eq!(balance["allocation"], 1000);
+    assert_eq!(balance["purchased"], 500);
+    assert_eq!(
+        app.ledger_rows("ws-two").await,
+        rows(&[
+            ("GRANT", 1000),
+            ("EXPIRE", -1000),
+            ("GRANT", 1000),
+            ("TOP_UP", 500)
+        ])
+    );
+    let grant = |condition: &str| {
+        format!(
+            "SELECT COUNT(*) FROM credit_grant g JOIN wallet w ON w.id = g.wallet_id \
+             WHERE w.workspace_id = 'ws-two' AND g.expired_at IS NULL AND {condition}"
+        )
+    };
+    assert_eq!(
+        app.query_i64(&grant(
+            "g.source = 'ALLOCATION' AND g.granted_credits = 1000 AND g.remaining_credits = 1000 \
+             AND g.pack_code IS NULL AND g.period_start_at IS NOT NULL"
+        ))
+        .await,
+        1
+    );
+    assert_eq!(
+        app.query_i64(&grant(
+            "g.source = 'PURCHASE' AND g.granted_credits = 500 AND g.remaining_credits = 500 \
+             AND g.pack_code = 'PACK_500' AND g.expires_at IS NULL"
+        ))
+        .await,
+        1
+    );
+    // Each row moved its own grant.
+    assert_eq!(
+        app.query_i64(
+            "SELECT COUNT(*) FROM ledger_entry e JOIN ledger_entry_grant m ON m.ledger_entry_id = e.id \
+             JOIN credit_grant g ON g.id = m.credit_grant_id JOIN wallet w ON w.id = e.wallet_id \
+             WHERE w.workspace_id = 'ws-two' AND e.sequence IN (3, 4) \
+             AND ((e.kind = 'GRANT' AND g.source = 'ALLOCATION') OR (e.kind = 'TOP_UP' AND g.source = 'PURCHASE'))"
+        )
+        .await,
+        2
+    );
+}
+
 async fn an_upgrade_raises_the_allocation_less_what_was_used(app: TestApp) {
     let admin = pro_workspace(&app, "ws-up").await;
     let service = app.token("service", Some("ws-up"));
@@ -411,6 +468,7 @@ both_backends!(
     two_instances_sweeping_at_once_grant_each_period_once,
     a_scheduler_down_for_three_months_catches_up_once,
     a_spend_after_the_period_end_sees_the_new_allocation,
+    a_top_up_after_the_period_end_writes_both_new_grants_apart,
     an_upgrade_raises_the_allocation_less_what_was_used,
     a_downgrade_waits_for_the_next_reset,
     downgrade_then_upgrade_in_one_period_grants_no_second_allowance,
