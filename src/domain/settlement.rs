@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::catalogue::PlanCode;
+use super::catalogue::{GrantSource, PlanCode};
 use super::ceiling::allocation_that_fits;
 use super::period::{Period, period_containing};
 
@@ -45,8 +45,8 @@ pub fn renewal_due(state: &PeriodState, now: DateTime<Utc>) -> Option<Renewal> {
 pub struct LiveGrant {
     /// Its id.
     pub id: i64,
-    /// Its stored source name (it names the EXPIRE row's reference).
-    pub source: String,
+    /// Where its credits came from (it names the EXPIRE row's reference).
+    pub source: GrantSource,
     /// Credits it still holds.
     pub remaining: i64,
     /// When it expires; `None` never.
@@ -101,7 +101,7 @@ pub fn settle(
         .map(|grant| Expiry {
             grant_id: grant.id,
             credits: grant.remaining,
-            reference: expiry_reference(&grant.source, grant.id),
+            reference: expiry_reference(grant.source, grant.id),
         })
         .collect();
     let expired: i64 = expiries.iter().map(|expiry| expiry.credits).sum();
@@ -120,7 +120,7 @@ pub fn is_grant_due(expires_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bo
 }
 
 /// The reference of an EXPIRE row.
-pub fn expiry_reference(source: &str, grant_id: i64) -> String {
+pub fn expiry_reference(source: GrantSource, grant_id: i64) -> String {
     format!("{source}:{grant_id}")
 }
 
@@ -146,7 +146,7 @@ mod tests {
     fn grant(id: i64, source: &str, remaining: i64, expires_at: Option<DateTime<Utc>>) -> LiveGrant {
         LiveGrant {
             id,
-            source: source.to_owned(),
+            source: source.parse().unwrap(),
             remaining,
             expires_at,
         }
@@ -251,7 +251,7 @@ mod tests {
     /// their form is part of the contract's history.
     #[test]
     fn references_keep_their_stored_form() {
-        assert_eq!(expiry_reference("ALLOCATION", 42), "ALLOCATION:42");
+        assert_eq!(expiry_reference(GrantSource::Allocation, 42), "ALLOCATION:42");
         let renewal = Renewal {
             period: Period {
                 start: at(2, 28),

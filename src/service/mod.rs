@@ -194,7 +194,7 @@ impl Ledger {
         store::commit(txn).await.map_err(db_error)?;
         let mut events = Vec::new();
         for (change, ids) in changes.iter().zip(&ids) {
-            self.metrics.settled(change.renewals, change.expiries);
+            self.metrics.settled(change.renewals, change.closes.len() as u64);
             events.extend(BalanceEvent::of_change(change, ids, now));
         }
         self.committed(events);

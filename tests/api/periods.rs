@@ -514,7 +514,6 @@ mod constraint {
             head: None,
             happened: Vec::new(),
             renewals: 0,
-            expiries: 0,
         };
 
         let second = store::apply::apply(&txn, "unused", &[change], start_time()).await;

@@ -51,11 +51,6 @@ impl Wallet {
         &self.state.head
     }
 
-    /// The live grants now.
-    pub fn grants(&self) -> &[Grant] {
-        &self.state.grants
-    }
-
     /// The balance now, split.
     pub fn balance(&self) -> BalanceView {
         self.state.balance()
@@ -174,7 +169,7 @@ impl Wallet {
             .iter()
             .map(|grant| LiveGrant {
                 id: grant.id,
-                source: grant.source.as_str().to_owned(),
+                source: grant.source,
                 remaining: grant.remaining,
                 expires_at: grant.expires_at,
             })
@@ -475,7 +470,6 @@ impl Wallet {
             rows: self.rows,
             new_grants,
             deltas,
-            expiries: self.closes.len() as u64,
             closes: self.closes,
             alerts: self.alerts,
             head: (head != self.original.head).then_some(head),

@@ -257,10 +257,8 @@ pub struct Change {
     pub head: Option<Head>,
     /// Rows and alerts in the order they happened (events are published so).
     pub happened: Vec<Happened>,
-    /// Periods renewed (0 or 1).
+    /// Periods renewed (0 or 1); the grants expired are `closes`.
     pub renewals: u64,
-    /// Grants expired.
-    pub expiries: u64,
 }
 
 impl Change {

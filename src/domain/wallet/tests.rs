@@ -100,7 +100,6 @@ fn a_renewal_and_a_spend_are_one_change_in_order() {
         ]
     );
     assert_eq!(change.closes, vec![1, 2]);
-    assert_eq!(change.expiries, 2);
     assert_eq!(change.renewals, 1);
     let [new] = change.new_grants.as_slice() else {
         panic!("one new grant: {:?}", change.new_grants)
