@@ -26,6 +26,8 @@ pub struct Model {
     /// reference for a spend, the pack for a top-up): a repeat carries the
     /// same, a conflicting reuse does not.
     pub idempotency_fingerprint: Option<String>,
+    /// The agent a spend was for (and its reversal), when it named one.
+    pub agent_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

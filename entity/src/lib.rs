@@ -5,6 +5,8 @@
 //! change the API.
 
 pub mod action_cost;
+pub mod budget;
+pub mod budget_counter;
 pub mod credit_grant;
 pub mod ledger_entry;
 pub mod ledger_entry_grant;

@@ -1,3 +1,5 @@
+pub use super::budget::Entity as Budget;
+pub use super::budget_counter::Entity as BudgetCounter;
 pub use super::action_cost::Entity as ActionCost;
 pub use super::credit_grant::Entity as CreditGrant;
 pub use super::ledger_entry::Entity as LedgerEntry;

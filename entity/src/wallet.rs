@@ -23,6 +23,11 @@ pub struct Model {
     pub low_balance_alerted_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// The workspace's IANA time zone: budgets' days end at its midnight.
+    pub time_zone: String,
+    /// Moves with every change of the wallet's budgets or their counters
+    /// that appends no ledger row, so a batch read can tell a stale one.
+    pub budget_version: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

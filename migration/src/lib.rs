@@ -8,6 +8,7 @@ mod m20261125_000001_create_ledger;
 mod m20261125_000002_seed_catalogue;
 mod m20261125_000003_add_low_balance_and_splits;
 mod m20261130_000004_keys_on_ledger_rows;
+mod m20261203_000005_budgets;
 
 /// Every migration, in the order it runs.
 pub struct Migrator;
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000002_seed_catalogue::Migration),
             Box::new(m20261125_000003_add_low_balance_and_splits::Migration),
             Box::new(m20261130_000004_keys_on_ledger_rows::Migration),
+            Box::new(m20261203_000005_budgets::Migration),
         ]
     }
 }

@@ -9,6 +9,7 @@
 //!    written, and the key stays free for a retry after a top-up;
 //! 4. otherwise CHARGED, burning grants in burn-down order.
 
+use super::budget::BudgetUsage;
 use super::burn_down::{Burn, GrantBalance, plan_burn};
 
 /// What a spend did; each value is an ordinary answer, not an error.
@@ -20,6 +21,8 @@ pub enum SpendOutcome {
     InsufficientCredits,
     /// The key already paid for this very request; nothing was charged again.
     Duplicate,
+    /// A HARD budget would go over its limit; nothing was charged.
+    BudgetExceeded,
 }
 
 impl SpendOutcome {
@@ -29,6 +32,7 @@ impl SpendOutcome {
             Self::Charged => "CHARGED",
             Self::InsufficientCredits => "INSUFFICIENT_CREDITS",
             Self::Duplicate => "DUPLICATE",
+            Self::BudgetExceeded => "BUDGET_EXCEEDED",
         }
     }
 }
@@ -64,6 +68,9 @@ pub enum SpendAnswer<R> {
     Conflict,
     /// Rules 3 and 4: a fresh key, charged or refused.
     Fresh(SpendDecision),
+    /// A fresh key refused by a HARD budget (decided by the wallet, between
+    /// rules 2 and 3: a top-up would not help).
+    OverBudget(BudgetUsage),
 }
 
 /// Answers a spend of `cost` by the precedence above. `bound` is what the
@@ -87,10 +94,15 @@ pub fn answer_spend<R>(
 /// The identity of a spend request, compared when its key comes again.
 /// Two requests with the same key are the same request exactly when their
 /// fingerprints are equal.
-pub fn spend_fingerprint(action: &str, reference: Option<&str>) -> String {
+/// The agent is part of it when named (keys bound before agents existed
+/// keep their fingerprint).
+pub fn spend_fingerprint(action: &str, reference: Option<&str>, agent: Option<&str>) -> String {
     // The length prefix keeps ("A", "B|C") and ("A|B", "C") apart.
     let reference = reference.unwrap_or("");
-    format!("{action}|{}|{reference}", reference.len())
+    match agent {
+        None => format!("{action}|{}|{reference}", reference.len()),
+        Some(agent) => format!("{action}|{}|{reference}|agent|{agent}", reference.len()),
+    }
 }
 
 #[cfg(test)]
@@ -109,8 +121,8 @@ mod tests {
             remaining: 10,
             expires_at: None,
         }];
-        let fingerprint = spend_fingerprint("TRIAGE", Some("t-1"));
-        let other = spend_fingerprint("TRIAGE", Some("t-2"));
+        let fingerprint = spend_fingerprint("TRIAGE", Some("t-1"), None);
+        let other = spend_fingerprint("TRIAGE", Some("t-2"), None);
 
         assert_eq!(
             answer_spend(Some((fingerprint.as_str(), 7)), &fingerprint, &[], 1),
@@ -160,29 +172,33 @@ mod tests {
             SpendOutcome::Charged,
             SpendOutcome::InsufficientCredits,
             SpendOutcome::Duplicate,
+            SpendOutcome::BudgetExceeded,
         ]
         .map(SpendOutcome::as_str);
-        assert_eq!(names, ["CHARGED", "INSUFFICIENT_CREDITS", "DUPLICATE"]);
+        assert_eq!(
+            names,
+            ["CHARGED", "INSUFFICIENT_CREDITS", "DUPLICATE", "BUDGET_EXCEEDED"]
+        );
     }
 
     #[test]
     fn fingerprints_tell_different_references_apart() {
         // The stored form: fingerprints written by earlier releases must
         // still compare equal.
-        assert_eq!(spend_fingerprint("TRIAGE", Some("t1")), "TRIAGE|2|t1");
-        assert_eq!(spend_fingerprint("TRIAGE", None), "TRIAGE|0|");
+        assert_eq!(spend_fingerprint("TRIAGE", Some("t1"), None), "TRIAGE|2|t1");
+        assert_eq!(spend_fingerprint("TRIAGE", None, None), "TRIAGE|0|");
         // A plain join would make these two requests the same.
         assert_ne!(
-            spend_fingerprint("A", Some("1|B")),
-            spend_fingerprint("A|1", Some("B"))
+            spend_fingerprint("A", Some("1|B"), None),
+            spend_fingerprint("A|1", Some("B"), None)
         );
         assert_ne!(
-            spend_fingerprint("TRIAGE", Some("t1")),
-            spend_fingerprint("TRIAGE", None)
+            spend_fingerprint("TRIAGE", Some("t1"), None),
+            spend_fingerprint("TRIAGE", None, None)
         );
         assert_ne!(
-            spend_fingerprint("TRIAGE", None),
-            spend_fingerprint("SIDEKICK", None)
+            spend_fingerprint("TRIAGE", None, None),
+            spend_fingerprint("SIDEKICK", None, None)
         );
     }
 }

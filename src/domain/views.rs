@@ -92,6 +92,8 @@ pub struct WalletView {
     pub low_balance_threshold: Option<i64>,
     /// When the outstanding low-balance alert fired (none when armed).
     pub low_balance_alerted_at: Option<DateTime<Utc>>,
+    /// The workspace's IANA time zone.
+    pub time_zone: String,
 }
 
 /// One ledger row.
@@ -117,6 +119,8 @@ pub struct TransactionView {
     pub idempotency_key: Option<String>,
     /// The row it reverses.
     pub reverses_transaction_id: Option<i64>,
+    /// The agent a spend (or its reversal) was for.
+    pub agent_id: Option<String>,
     /// When it was written.
     pub created_at: DateTime<Utc>,
 }

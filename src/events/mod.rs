@@ -25,6 +25,9 @@ pub enum EventKind {
     /// The balance crossed below the wallet's low-balance threshold (no
     /// ledger row of its own; `sequence` is the row that crossed).
     LowBalance,
+    /// A budget's window was exhausted for the first time (`budget` names
+    /// it; `sequence` is the row it follows).
+    BudgetExceeded,
     /// Another instance committed rows up to `sequence` (relayed through
     /// PostgreSQL NOTIFY); subscribers read them from the ledger.
     Remote,
@@ -53,6 +56,17 @@ pub struct BalanceEvent {
     pub balance: BalanceView,
     /// When the row was written.
     pub created_at: DateTime<Utc>,
+    /// The budget, for BudgetExceeded.
+    pub budget: Option<BudgetRef>,
+}
+
+/// A budget window named by an event: the budget and the agent counted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BudgetRef {
+    /// The budget's name.
+    pub name: String,
+    /// The agent, for agent budgets.
+    pub agent_id: Option<String>,
 }
 
 impl BalanceEvent {
@@ -84,6 +98,22 @@ impl BalanceEvent {
                         created_at,
                     ))
                 }
+                Happened::Exhausted(index) => {
+                    let exhausted = change.exhausted.get(index)?;
+                    Some(Self {
+                        kind: EventKind::BudgetExceeded,
+                        budget: Some(BudgetRef {
+                            name: exhausted.budget.clone(),
+                            agent_id: exhausted.agent_id.clone(),
+                        }),
+                        ..Self::low_balance(
+                            change.workspace_id.clone(),
+                            exhausted.sequence,
+                            exhausted.balance,
+                            created_at,
+                        )
+                    })
+                }
             })
             .collect()
     }
@@ -107,6 +137,7 @@ impl BalanceEvent {
             delta,
             balance,
             created_at,
+            budget: None,
         }
     }
 
@@ -126,6 +157,7 @@ impl BalanceEvent {
             delta: 0,
             balance,
             created_at,
+            budget: None,
         }
     }
 }
@@ -249,6 +281,7 @@ pub async fn relay_notifications(database_url: String, channel: String, bus: Eve
                             delta: 0,
                             balance: BalanceView::default(),
                             created_at: chrono::Utc::now(),
+                            budget: None,
                         },
                     );
                     bus.publish(events.collect::<Vec<_>>());
@@ -278,5 +311,6 @@ pub fn resync_event() -> BalanceEvent {
         delta: 0,
         balance: BalanceView::default(),
         created_at: chrono::Utc::now(),
+        budget: None,
     }
 }

@@ -1,19 +1,23 @@
 //! Mutation roots: spending, buying, plans, workspaces.
 
-use async_graphql::{Context, MergedObject, Object};
+use async_graphql::{Context, ID, MergedObject, Object};
 
 use super::types::{
     AdjustCreditsInput, ChangePlanInput, ChangePlanPayload, CreateWorkspaceInput, CreateWorkspacePayload,
     LedgerChangePayload, PurchaseTopUpInput, PurchaseTopUpPayload, ReverseTransactionInput,
-    SetLowBalanceThresholdInput, SetLowBalanceThresholdPayload, SpendCreditInput, SpendCreditPayload, Wallet,
+    RemoveBudgetInput, RemoveBudgetPayload, SetBudgetInput, SetBudgetPayload, SetLowBalanceThresholdInput,
+    SetLowBalanceThresholdPayload, SetTimeZoneInput, SetTimeZonePayload, SpendCreditInput, SpendCreditPayload,
+    Wallet, Workspace,
 };
 use super::{caller, ledger, scope};
 use crate::auth::{Caller, Operation, WalletScope, authorize_operator};
+use crate::domain::budget::{check_agent_id, check_budget, parse_time_zone};
+use crate::domain::catalogue::Role;
 use crate::domain::ids::{IdempotencyKey, WorkspaceId, parse_reference};
 use crate::error::{AppError, GraphqlResult};
 use crate::service::WORKSPACE_NAME_LENGTH_MAX;
 use crate::service::{
-    AdjustRequest, ChangePlanRequest, CreateWorkspaceRequest, SpendRequest, ThresholdRequest, TopUpRequest,
+    AdjustRequest, BudgetInput, ChangePlanRequest, CreateWorkspaceRequest, SpendRequest, ThresholdRequest, TopUpRequest,
     parse_reason,
 };
 
@@ -31,15 +35,30 @@ impl SpendMutation {
         input: SpendCreditInput,
     ) -> async_graphql::Result<SpendCreditPayload> {
         let (scope, request) = (|| -> Result<(WalletScope, SpendRequest), AppError> {
-            let request = SpendRequest {
+            let mut request = SpendRequest {
                 action: input.action.into(),
                 idempotency_key: IdempotencyKey::parse("idempotencyKey", &input.idempotency_key)?,
                 reference: parse_reference("reference", input.reference.as_deref())?,
+                agent_id: input.agent_id.map(|agent| agent.0),
             };
-            Ok((
-                scope(ctx, input.workspace_id.as_ref(), Operation::Spend(request.action))?,
-                request,
-            ))
+            if let Some(agent) = &request.agent_id {
+                check_agent_id(agent)?;
+            }
+            let scope = scope(ctx, input.workspace_id.as_ref(), Operation::Spend(request.action))?;
+            // An agent spends for itself (`docs/design/budgets.md`).
+            let caller = caller(ctx)?;
+            if caller.role == Role::Agent {
+                match &request.agent_id {
+                    None => request.agent_id = Some(caller.subject.clone()),
+                    Some(agent) if *agent == caller.subject => {}
+                    Some(_) => {
+                        return Err(AppError::Forbidden(
+                            "spend for another agent (an agent token spends for its own sub)",
+                        ));
+                    }
+                }
+            }
+            Ok((scope, request))
         })()
         .gql()?;
         let result = ledger(ctx).gql()?.spend(&scope, request).await.gql()?;
@@ -228,6 +247,75 @@ impl OperatorMutation {
     }
 }
 
+/// Budgets and the workspace's time zone (admin or operator).
+#[derive(Default)]
+pub struct BudgetMutation;
+
+#[Object]
+impl BudgetMutation {
+    /// Creates or updates (by name) a budget: a cap on the credits spends
+    /// may use per window, checked with each charge.
+    async fn set_budget(&self, ctx: &Context<'_>, input: SetBudgetInput) -> async_graphql::Result<SetBudgetPayload> {
+        let (scope, request) = (|| -> Result<(WalletScope, BudgetInput), AppError> {
+            let agent_id = input.agent_id.map(|agent| agent.0);
+            if let Some(agent) = &agent_id {
+                check_agent_id(agent)?;
+            }
+            let request = BudgetInput {
+                name: input.name,
+                applies_to: input.applies_to.into(),
+                agent_id,
+                action: input.action.map(Into::into),
+                window: input.window.into(),
+                limit: i64::from(input.limit),
+                mode: input.mode.into(),
+            };
+            check_budget(&request.name, request.applies_to, request.agent_id.as_deref(), request.limit)?;
+            Ok((
+                scope(ctx, input.workspace_id.as_ref(), Operation::Configure)?,
+                request,
+            ))
+        })()
+        .gql()?;
+        let budget = ledger(ctx).gql()?.set_budget(&scope, request).await.gql()?;
+        Ok(SetBudgetPayload {
+            budget: budget.into(),
+        })
+    }
+
+    /// Removes a budget and what it counted.
+    async fn remove_budget(
+        &self,
+        ctx: &Context<'_>,
+        input: RemoveBudgetInput,
+    ) -> async_graphql::Result<RemoveBudgetPayload> {
+        let scope = scope(ctx, input.workspace_id.as_ref(), Operation::Configure).gql()?;
+        ledger(ctx).gql()?.remove_budget(&scope, &input.name).await.gql()?;
+        Ok(RemoveBudgetPayload { name: input.name })
+    }
+
+    /// Sets the workspace's IANA time zone: DAY budgets end at its midnight.
+    async fn set_time_zone(
+        &self,
+        ctx: &Context<'_>,
+        input: SetTimeZoneInput,
+    ) -> async_graphql::Result<SetTimeZonePayload> {
+        let scope = (|| -> Result<WalletScope, AppError> {
+            parse_time_zone(&input.time_zone)?;
+            scope(ctx, input.workspace_id.as_ref(), Operation::Configure)
+        })()
+        .gql()?;
+        let ledger = ledger(ctx).gql()?;
+        ledger.set_time_zone(&scope, &input.time_zone).await.gql()?;
+        Ok(SetTimeZonePayload {
+            workspace: Workspace {
+                id: ID(scope.workspace_id().as_str().to_owned()),
+                time_zone: ledger.time_zone(&scope).await.gql()?,
+            },
+        })
+    }
+}
+
 /// The mutation root.
 #[derive(MergedObject, Default)]
-pub struct MutationRoot(SpendMutation, AccountMutation, OperatorMutation);
+pub struct MutationRoot(SpendMutation, AccountMutation, OperatorMutation, BudgetMutation);

@@ -35,6 +35,9 @@ pub enum BalanceChangeKind {
     Reversal,
     /// The balance fell below the low-balance threshold.
     LowBalance,
+    /// A budget's window was exhausted (once per window): `budgetName` and
+    /// `agentId` name it.
+    BudgetExceeded,
 }
 
 /// One event of the balance stream.
@@ -53,6 +56,10 @@ pub struct BalanceChange {
     pub balance: Balance,
     /// When it happened.
     pub at: DateTime<Utc>,
+    /// For BUDGET_EXCEEDED: the budget.
+    pub budget_name: Option<String>,
+    /// For BUDGET_EXCEEDED of an agent's budget: the agent.
+    pub agent_id: Option<ID>,
 }
 
 impl From<Change> for BalanceChange {
@@ -60,6 +67,7 @@ impl From<Change> for BalanceChange {
         let kind = match change.kind {
             ChangeKind::Snapshot => BalanceChangeKind::Snapshot,
             ChangeKind::LowBalance => BalanceChangeKind::LowBalance,
+            ChangeKind::BudgetExceeded => BalanceChangeKind::BudgetExceeded,
             ChangeKind::Ledger(kind) => match kind {
                 LedgerKind::Grant => BalanceChangeKind::Grant,
                 LedgerKind::Spend => BalanceChangeKind::Spend,
@@ -76,6 +84,12 @@ impl From<Change> for BalanceChange {
             delta: int(change.delta),
             balance: change.balance.into(),
             at: change.at,
+            agent_id: change
+                .budget
+                .as_ref()
+                .and_then(|budget| budget.agent_id.clone())
+                .map(ID),
+            budget_name: change.budget.map(|budget| budget.name),
         }
     }
 }

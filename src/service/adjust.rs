@@ -93,9 +93,13 @@ impl Ledger {
             .await
             .map_err(db_error)?
             .ok_or(AppError::NotFound("transaction"))?;
-        let row = locked
-            .wallet
-            .reverse(&original, Entry::by(LedgerKind::Reversal, scope.actor(), reason))?;
+        let subjects = vec![String::new(), original.agent_id.clone().unwrap_or_default()];
+        Self::load_budgets(&mut locked, subjects).await?;
+        let row = locked.wallet.reverse(
+            &original,
+            Entry::by(LedgerKind::Reversal, scope.actor(), reason),
+            now,
+        )?;
         self.finish_change(locked, row, now).await
     }
 

@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 mod adjust;
+mod budgets;
 mod catalogue;
 mod group_commit;
 mod period;
@@ -27,6 +28,7 @@ use std::sync::Arc;
 use chrono::{DateTime, SubsecRound, Utc};
 
 pub use crate::config::{GroupCommitSettings, MAX_BATCH_DEFAULT, POSTGRES_WORKERS_DEFAULT, WINDOW_DEFAULT};
+pub use budgets::{AgentUsageView, BudgetInput};
 pub use adjust::{AdjustRequest, LedgerChange, REASON_LENGTH_MAX, ThresholdRequest, parse_reason};
 pub use period::RollOverReport;
 pub use spend::{SpendRequest, SpendResult};
@@ -158,6 +160,16 @@ impl Ledger {
             txn,
             wallet: Wallet::new(state),
         })
+    }
+
+    /// Reads the locked wallet's budgets and their counters for `subjects`
+    /// (the writes that count: spends and reversals).
+    async fn load_budgets(locked: &mut Locked, subjects: Vec<String>) -> AppResult<()> {
+        let (budgets, counters) = store::budgets::load(&locked.txn, locked.wallet.head().id, subjects)
+            .await
+            .map_err(db_error)?;
+        locked.wallet.load_budgets(budgets, counters);
+        Ok(())
     }
 
     /// Locks a wallet and settles it at `now`: every writer's first step.

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::{BalanceView, Ledger, PackView, TransactionView};
 use crate::auth::WalletScope;
+use crate::domain::budget::BudgetUsage;
 use crate::domain::catalogue::{Action, LedgerKind, PackOffer, smallest_pack_resuming};
 use crate::domain::ids::IdempotencyKey;
 use crate::domain::spend::{SpendAnswer, SpendDecision, SpendOutcome, spend_fingerprint};
@@ -22,6 +23,9 @@ pub struct SpendRequest {
     pub idempotency_key: IdempotencyKey,
     /// The caller's reference (ticket, thread…), part of the request's identity.
     pub reference: Option<String>,
+    /// The agent the action is for (counted by agent budgets), part of the
+    /// request's identity.
+    pub agent_id: Option<String>,
 }
 
 /// The answer to a spend.
@@ -39,6 +43,10 @@ pub struct SpendResult {
     pub next_reset_at: Option<DateTime<Utc>>,
     /// For INSUFFICIENT_CREDITS: the smallest pack that pays for the action.
     pub suggested_top_up: Option<PackView>,
+    /// For BUDGET_EXCEEDED: the budget that refused.
+    pub budget: Option<BudgetUsage>,
+    /// SOFT budgets this spend left over their limit.
+    pub budget_warnings: Vec<BudgetUsage>,
 }
 
 /// A key reused for another spend.
@@ -98,12 +106,14 @@ impl Ledger {
         let bound = store::ledger::keyed(&locked.txn, locked.wallet.head().id, LedgerKind::Spend, key)
             .await
             .map_err(db_error)?;
-        let (answer, row) = locked.wallet.spend(
+        Self::load_budgets(&mut locked, budget_subjects([request.agent_id.as_deref()])).await?;
+        let spent = locked.wallet.spend(
             bound
                 .as_ref()
                 .map(|(fingerprint, original)| (fingerprint.as_str(), original)),
             spend_entry(scope, &request),
             cost,
+            now,
         );
         let result = SpendResult {
             outcome: SpendOutcome::InsufficientCredits,
@@ -112,8 +122,10 @@ impl Ledger {
             cost,
             next_reset_at: locked.wallet.head().period_end,
             suggested_top_up: None,
+            budget: None,
+            budget_warnings: spent.warnings,
         };
-        match (answer, row) {
+        match (spent.answer, spent.row) {
             // Nothing is committed: the settle above is rolled back with it.
             (SpendAnswer::Conflict, _) => Err(conflict()),
             (SpendAnswer::Duplicate(original), _) => {
@@ -122,6 +134,16 @@ impl Ledger {
                 Ok(SpendResult {
                     outcome: SpendOutcome::Duplicate,
                     transaction: Some(original),
+                    ..result
+                })
+            }
+            (SpendAnswer::OverBudget(budget), _) => {
+                // The refusal may exhaust the budget's window (its counter
+                // and event), and settling is kept, as for running out.
+                self.finish(locked, now).await?;
+                Ok(SpendResult {
+                    outcome: SpendOutcome::BudgetExceeded,
+                    budget: Some(budget),
                     ..result
                 })
             }
@@ -147,6 +169,20 @@ impl Ledger {
     }
 }
 
+/// The budget counters spends by these agents may touch: the workspace's
+/// (`""`) and each agent's.
+pub(super) fn budget_subjects<'a>(agents: impl IntoIterator<Item = Option<&'a str>>) -> Vec<String> {
+    let mut subjects: Vec<String> = agents
+        .into_iter()
+        .flatten()
+        .map(str::to_owned)
+        .chain([String::new()])
+        .collect();
+    subjects.sort_unstable();
+    subjects.dedup();
+    subjects
+}
+
 /// The SPEND row a fresh spend appends, binding its key.
 pub(super) fn spend_entry(scope: &WalletScope, request: &SpendRequest) -> Entry {
     Entry {
@@ -156,8 +192,13 @@ pub(super) fn spend_entry(scope: &WalletScope, request: &SpendRequest) -> Entry 
         actor: scope.actor().to_owned(),
         key: Some(KeyBinding {
             key: request.idempotency_key.as_str().to_owned(),
-            fingerprint: spend_fingerprint(request.action.as_str(), request.reference.as_deref()),
+            fingerprint: spend_fingerprint(
+                request.action.as_str(),
+                request.reference.as_deref(),
+                request.agent_id.as_deref(),
+            ),
         }),
         reverses: None,
+        agent_id: request.agent_id.clone(),
     }
 }

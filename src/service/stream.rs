@@ -27,7 +27,7 @@ use super::{BalanceView, Ledger};
 use crate::auth::WalletScope;
 use crate::domain::catalogue::LedgerKind;
 use crate::error::{AppError, AppResult, db_error};
-use crate::events::{BalanceEvent, EventKind};
+use crate::events::{BalanceEvent, BudgetRef, EventKind};
 use crate::store;
 
 /// Most rows replayed from the ledger at once; beyond it, a fresh snapshot.
@@ -42,6 +42,8 @@ pub enum ChangeKind {
     Ledger(LedgerKind),
     /// The balance crossed below the low-balance threshold.
     LowBalance,
+    /// A budget's window was exhausted (once per window).
+    BudgetExceeded,
 }
 
 /// One item of the balance stream.
@@ -59,6 +61,8 @@ pub struct BalanceChange {
     pub balance: BalanceView,
     /// When it happened.
     pub at: DateTime<Utc>,
+    /// The budget, for BudgetExceeded.
+    pub budget: Option<BudgetRef>,
 }
 
 fn from_row((row, balance): (super::TransactionView, BalanceView)) -> BalanceChange {
@@ -69,6 +73,7 @@ fn from_row((row, balance): (super::TransactionView, BalanceView)) -> BalanceCha
         delta: row.amount,
         balance,
         at: row.created_at,
+        budget: None,
     }
 }
 
@@ -97,6 +102,7 @@ impl Cursor {
             delta: 0,
             balance,
             at: self.ledger.now(),
+            budget: None,
         })
     }
 
@@ -125,19 +131,24 @@ impl Cursor {
     /// What a bus event means for this subscriber.
     async fn on_event(&mut self, event: BalanceEvent) -> AppResult<Vec<BalanceChange>> {
         match event.kind {
-            EventKind::LowBalance => {
+            EventKind::LowBalance | EventKind::BudgetExceeded => {
                 let mut changes = if event.sequence > self.last {
                     self.catch_up(Some(event.sequence)).await?
                 } else {
                     Vec::new()
                 };
                 changes.push(BalanceChange {
-                    kind: ChangeKind::LowBalance,
+                    kind: if event.kind == EventKind::LowBalance {
+                        ChangeKind::LowBalance
+                    } else {
+                        ChangeKind::BudgetExceeded
+                    },
                     sequence: event.sequence,
                     transaction_id: None,
                     delta: 0,
                     balance: event.balance,
                     at: event.created_at,
+                    budget: event.budget,
                 });
                 Ok(changes)
             }
@@ -158,6 +169,7 @@ impl Cursor {
                     delta: event.delta,
                     balance: event.balance,
                     at: event.created_at,
+                    budget: None,
                 }])
             }
         }

@@ -87,6 +87,7 @@ impl Ledger {
                     fingerprint: fingerprint.to_owned(),
                 }),
                 reverses: None,
+                agent_id: None,
             },
         )?;
         let balance = locked.wallet.balance();

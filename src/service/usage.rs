@@ -32,7 +32,7 @@ impl Ledger {
             .await
             .map_err(db_error)?
             .into_iter()
-            .map(|(at, action, amount)| (at, action, -amount))
+            .map(|(at, action, amount, _)| (at, action, -amount))
             .collect();
         Ok(aggregate(&spends, from, to, bucket))
     }
@@ -92,7 +92,7 @@ impl Ledger {
         Ok(rows)
     }
 
-    async fn wallet_row(&self, scope: &WalletScope) -> AppResult<Head> {
+    pub(super) async fn wallet_row(&self, scope: &WalletScope) -> AppResult<Head> {
         store::wallets::find(&self.db, scope.workspace_id().as_str())
             .await
             .map_err(db_error)?

@@ -67,6 +67,7 @@ impl Ledger {
             enterprise_monthly_credits: head.enterprise_allocation,
             low_balance_threshold: head.threshold,
             low_balance_alerted_at: head.alerted_at,
+            time_zone: head.time_zone,
         })
     }
 

@@ -5,7 +5,7 @@
 //!
 //! Order: new grants (their real ids replace the provisional ones), closes,
 //! rows with their grant moves, grant deltas, guarded heads and NOTIFY,
-//! alerts; then, in debug builds, the invariant over every written wallet.
+//! alerts, budget counters; then, in debug builds, the invariant over every written wallet.
 
 use std::collections::HashMap;
 
@@ -84,6 +84,7 @@ pub async fn apply(
         write_postgres(txn, channel, &writes, now).await?
     };
     insert_alerts(txn, changes, now).await?;
+    super::budgets::write_counters(txn, changes.iter().flat_map(|change| &change.counters).collect()).await?;
     check_heads(txn, &writes.heads).await?;
 
     changes

@@ -116,6 +116,8 @@ pub async fn insert_workspace(
     .insert(txn)
     .await?;
     Ok(WalletState {
+        budgets: Vec::new(),
+        counters: Vec::new(),
         head: super::rows::head(wallet)?,
         grants: Vec::new(),
     })
@@ -187,7 +189,7 @@ pub async fn net_spends(
     wallet_id: i64,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-) -> Result<Vec<(DateTime<Utc>, Action, i64)>> {
+) -> Result<Vec<(DateTime<Utc>, Action, i64, Option<String>)>> {
     let reversed = ledger_entry::Entity::find()
         .select_only()
         .column(ledger_entry::Column::ReversesEntryId)
@@ -199,17 +201,18 @@ pub async fn net_spends(
         .column(ledger_entry::Column::CreatedAt)
         .column(ledger_entry::Column::Action)
         .column(ledger_entry::Column::AmountCredits)
+        .column(ledger_entry::Column::AgentId)
         .filter(ledger_entry::Column::WalletId.eq(wallet_id))
         .filter(ledger_entry::Column::Kind.eq(LedgerKind::Spend.as_str()))
         .filter(ledger_entry::Column::CreatedAt.gte(from))
         .filter(ledger_entry::Column::CreatedAt.lt(to))
         .filter(ledger_entry::Column::Id.not_in_subquery(reversed))
-        .into_tuple::<(DateTime<Utc>, Option<String>, i64)>()
+        .into_tuple::<(DateTime<Utc>, Option<String>, i64, Option<String>)>()
         .all(db)
         .await?
         .into_iter()
-        .filter_map(|(at, action, amount)| Some((at, action?, amount)))
-        .map(|(at, action, amount)| Ok((at, stored(&action)?, amount)))
+        .filter_map(|(at, action, amount, agent)| Some((at, action?, amount, agent)))
+        .map(|(at, action, amount, agent)| Ok((at, stored(&action)?, amount, agent)))
         .collect()
 }
 
@@ -374,6 +377,8 @@ pub async fn reversed(db: &impl ConnectionTrait, entry_id: i64) -> Result<Option
         action: row.action.as_deref().map(stored).transpose()?,
         moves,
         is_reversed,
+        agent_id: row.agent_id,
+        created_at: row.created_at,
     }))
 }
 

@@ -6,6 +6,7 @@
 
 pub mod apply;
 pub mod batch;
+pub mod budgets;
 pub mod catalogue;
 pub mod ledger;
 pub mod notify;

@@ -29,6 +29,8 @@ pub fn head(model: wallet::Model) -> Result<Head> {
         enterprise_allocation: model.enterprise_allocation_credits,
         threshold: model.low_balance_threshold_credits,
         alerted_at: model.low_balance_alerted_at,
+        time_zone: model.time_zone,
+        budget_version: model.budget_version,
         workspace_id: model.workspace_id,
     })
 }
@@ -70,6 +72,8 @@ pub fn states(wallets: Vec<wallet::Model>, grants: Vec<credit_grant::Model>) -> 
             Ok(WalletState {
                 head: head(model)?,
                 grants,
+                budgets: Vec::new(),
+                counters: Vec::new(),
             })
         })
         .collect()
@@ -88,6 +92,7 @@ pub fn transaction(model: ledger_entry::Model) -> Result<TransactionView> {
         actor: model.actor,
         idempotency_key: model.idempotency_key,
         reverses_transaction_id: model.reverses_entry_id,
+        agent_id: model.agent_id,
         created_at: model.created_at,
     })
 }
@@ -101,5 +106,33 @@ pub fn balance_after(model: &ledger_entry::Model) -> BalanceView {
             purchased: model.purchased_after_credits,
             bonus: model.bonus_after_credits,
         },
+    }
+}
+
+/// A budget row as a budget.
+pub fn budget(model: entity::budget::Model) -> Result<crate::domain::budget::Budget> {
+    Ok(crate::domain::budget::Budget {
+        id: model.id,
+        name: model.name,
+        applies_to: stored(&model.applies_to)?,
+        agent_id: model.agent_id,
+        action: model.action.as_deref().map(stored).transpose()?,
+        window: stored(&model.budget_window)?,
+        limit: model.limit_credits,
+        mode: stored(&model.mode)?,
+        counting_since: model.counting_since,
+        created_at: model.created_at,
+        updated_at: model.updated_at,
+    })
+}
+
+/// A counter row as a counter.
+pub fn counter(model: entity::budget_counter::Model) -> crate::domain::budget::Counter {
+    crate::domain::budget::Counter {
+        budget_id: model.budget_id,
+        subject: model.subject,
+        window_start: model.window_start,
+        used: model.used_credits,
+        exhausted_at: model.exhausted_at,
     }
 }

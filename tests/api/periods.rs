@@ -511,6 +511,8 @@ mod constraint {
             deltas: Vec::new(),
             closes: Vec::new(),
             alerts: Vec::new(),
+            counters: Vec::new(),
+            exhausted: Vec::new(),
             head: None,
             happened: Vec::new(),
             renewals: 0,

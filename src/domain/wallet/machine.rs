@@ -14,19 +14,20 @@ use crate::domain::ceiling::check_ceiling;
 use crate::domain::period::{Period, period_containing};
 use crate::domain::reversal::{LowBalance, MovedGrant, Restore, low_balance, plan_reversal};
 use crate::domain::settlement::{LiveGrant, renewal_reference, settle};
-use crate::domain::spend::{SpendAnswer, SpendDecision, answer_spend, decide_spend};
+use crate::domain::spend::{SpendDecision, decide_spend};
 use crate::domain::views::BalanceView;
 
 /// A wallet under change: the state read, the state now, and what was
 /// appended since.
 #[derive(Debug, Clone)]
 pub struct Wallet {
-    state: WalletState,
-    original: WalletState,
-    rows: Vec<Row>,
+    pub(super) state: WalletState,
+    pub(super) original: WalletState,
+    pub(super) rows: Vec<Row>,
     closes: Vec<i64>,
     alerts: Vec<Alert>,
-    happened: Vec<Happened>,
+    pub(super) exhausted: Vec<super::Exhausted>,
+    pub(super) happened: Vec<Happened>,
     renewals: u64,
     next_new_grant: i64,
 }
@@ -40,6 +41,7 @@ impl Wallet {
             rows: Vec::new(),
             closes: Vec::new(),
             alerts: Vec::new(),
+            exhausted: Vec::new(),
             happened: Vec::new(),
             renewals: 0,
             next_new_grant: NEW_GRANT_ID_BASE,
@@ -127,7 +129,7 @@ impl Wallet {
     }
 
     /// A burn's row: each grant gives its credits.
-    fn burn(&mut self, entry: Entry, burns: &[Burn]) -> usize {
+    pub(super) fn burn(&mut self, entry: Entry, burns: &[Burn]) -> usize {
         let moves = burns.iter().map(|burn| (burn.grant_id, -burn.credits)).collect();
         self.record(entry, moves)
     }
@@ -215,27 +217,6 @@ impl Wallet {
         }
     }
 
-    /// A spend of `cost` by the precedence of `domain::spend`: `bound` is
-    /// what the key already bound (fingerprint and row). Returns the answer
-    /// and, when charged, the index of the SPEND row appended.
-    pub fn spend<R>(
-        &mut self,
-        bound: Option<(&str, R)>,
-        entry: Entry,
-        cost: i64,
-    ) -> (SpendAnswer<R>, Option<usize>) {
-        let fingerprint = entry
-            .key
-            .as_ref()
-            .map_or("", |binding| binding.fingerprint.as_str());
-        let answer = answer_spend(bound, fingerprint, &self.spendable(), cost);
-        let row = match &answer {
-            SpendAnswer::Fresh(SpendDecision::Charge(burns)) => Some(self.burn(entry, burns)),
-            _ => None,
-        };
-        (answer, row)
-    }
-
     /// A purchased pack of `credits`: a never-expiring grant and its TOP_UP
     /// row.
     pub fn top_up(&mut self, credits: i64, purchase: Purchase, entry: Entry) -> Result<usize, DomainError> {
@@ -280,7 +261,12 @@ impl Wallet {
     /// Reverses a SPEND (credits back to the grants they came from, or to a
     /// new bonus grant for those that expired) or an unspent TOP_UP, by
     /// `domain::reversal`.
-    pub fn reverse(&mut self, original: &Reversed, mut entry: Entry) -> Result<usize, DomainError> {
+    pub fn reverse(
+        &mut self,
+        original: &Reversed,
+        mut entry: Entry,
+        now: DateTime<Utc>,
+    ) -> Result<usize, DomainError> {
         let moved: Vec<MovedGrant> = original
             .moves
             .iter()
@@ -316,6 +302,8 @@ impl Wallet {
         }
         entry.action = original.action;
         entry.reverses = Some(original.id);
+        entry.agent_id.clone_from(&original.agent_id);
+        self.uncount(original, now);
         Ok(self.record(entry, moves))
     }
 
@@ -420,6 +408,11 @@ impl Wallet {
         }
     }
 
+    /// Sets the workspace's time zone (budgets' days end at its midnight).
+    pub fn set_time_zone(&mut self, time_zone: &str) {
+        time_zone.clone_into(&mut self.state.head.time_zone);
+    }
+
     /// Alerts once when the balance is below the threshold, and re-arms at
     /// or above it.
     pub fn check_low_balance(&mut self, now: DateTime<Utc>) {
@@ -443,6 +436,7 @@ impl Wallet {
     /// Applies the low-balance rule and returns what to write.
     pub fn finish(mut self, now: DateTime<Utc>) -> Change {
         self.check_low_balance(now);
+        let counters = self.finish_counters();
         let mut new_grants = Vec::new();
         let mut deltas = Vec::new();
         for grant in self.state.grants {
@@ -472,6 +466,8 @@ impl Wallet {
             deltas,
             closes: self.closes,
             alerts: self.alerts,
+            counters,
+            exhausted: self.exhausted,
             head: (head != self.original.head).then_some(head),
             happened: self.happened,
             renewals: self.renewals,

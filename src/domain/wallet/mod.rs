@@ -15,14 +15,17 @@
 
 use chrono::{DateTime, Utc};
 
+use super::budget::{Budget, Counter};
 use super::catalogue::{Action, GrantSource, LedgerKind, PlanCode};
 use super::settlement::PeriodState;
 use super::views::{BalanceView, TransactionView};
 
+mod budgets;
 mod machine;
 #[cfg(test)]
 mod tests;
 
+pub use budgets::{Exhausted, Spent};
 pub use machine::Wallet;
 
 /// Grants created by a change get provisional ids from here up, in order,
@@ -96,6 +99,10 @@ pub struct Head {
     pub threshold: Option<i64>,
     /// When the outstanding low-balance alert fired.
     pub alerted_at: Option<DateTime<Utc>>,
+    /// The workspace's IANA time zone (budgets' days).
+    pub time_zone: String,
+    /// Moves with each change of budgets or counters that appends no row.
+    pub budget_version: i64,
 }
 
 impl Head {
@@ -118,6 +125,10 @@ pub struct WalletState {
     pub head: Head,
     /// The live grants.
     pub grants: Vec<Grant>,
+    /// The wallet's budgets (read only by the writes that count them).
+    pub budgets: Vec<Budget>,
+    /// Their counters for the subjects this change may count.
+    pub counters: Vec<Counter>,
 }
 
 impl WalletState {
@@ -151,6 +162,8 @@ pub struct Entry {
     pub key: Option<KeyBinding>,
     /// The row it reverses.
     pub reverses: Option<i64>,
+    /// The agent a spend was for.
+    pub agent_id: Option<String>,
 }
 
 impl Entry {
@@ -164,6 +177,7 @@ impl Entry {
             actor: actor.to_owned(),
             key: None,
             reverses: None,
+            agent_id: None,
         }
     }
 }
@@ -197,6 +211,7 @@ impl Row {
             actor: self.entry.actor.clone(),
             idempotency_key: self.entry.key.as_ref().map(|binding| binding.key.clone()),
             reverses_transaction_id: self.entry.reverses,
+            agent_id: self.entry.agent_id.clone(),
             created_at,
         }
     }
@@ -220,6 +235,8 @@ pub enum Happened {
     Row(usize),
     /// Alert `n` of the change.
     Alert(usize),
+    /// Budget window `n` of the change exhausted.
+    Exhausted(usize),
 }
 
 /// How a stored grant moves: signed deltas of its remaining and granted
@@ -253,6 +270,10 @@ pub struct Change {
     pub closes: Vec<i64>,
     /// Low-balance alerts to record.
     pub alerts: Vec<Alert>,
+    /// Budget counters to write, as they end.
+    pub counters: Vec<Counter>,
+    /// Budget windows exhausted for the first time.
+    pub exhausted: Vec<Exhausted>,
     /// The new head, when it changed.
     pub head: Option<Head>,
     /// Rows and alerts in the order they happened (events are published so).
@@ -269,6 +290,7 @@ impl Change {
             && self.deltas.is_empty()
             && self.closes.is_empty()
             && self.alerts.is_empty()
+            && self.counters.is_empty()
             && self.head.is_none()
     }
 }
@@ -286,4 +308,8 @@ pub struct Reversed {
     pub moves: Vec<(i64, i64)>,
     /// Whether a REVERSAL row already undid it.
     pub is_reversed: bool,
+    /// The agent it was for.
+    pub agent_id: Option<String>,
+    /// When it was written.
+    pub created_at: DateTime<Utc>,
 }

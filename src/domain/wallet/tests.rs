@@ -46,12 +46,16 @@ fn pro_wallet() -> WalletState {
             enterprise_allocation: None,
             threshold: Some(100),
             alerted_at: None,
+            time_zone: "UTC".to_owned(),
+            budget_version: 0,
         },
         grants: vec![
             allocation,
             grant(2, GrantSource::Adjustment, 5, Some(at(1, 15))),
             grant(3, GrantSource::Purchase, 50, None),
         ],
+        budgets: Vec::new(),
+        counters: Vec::new(),
     }
 }
 
@@ -66,6 +70,7 @@ fn spend(key: &str) -> Entry {
             fingerprint: format!("TRIAGE:{key}"),
         }),
         reverses: None,
+        agent_id: None,
     }
 }
 
@@ -80,9 +85,9 @@ fn a_renewal_and_a_spend_are_one_change_in_order() {
         |plan| if plan == PlanCode::Starter { 300 } else { 1000 },
         at(2, 3),
     );
-    let (answer, row) = wallet.spend::<()>(None, spend("k1"), 1);
-    assert!(matches!(answer, SpendAnswer::Fresh(SpendDecision::Charge(_))));
-    assert_eq!(row, Some(3));
+    let spent = wallet.spend::<()>(None, spend("k1"), 1, at(2, 3));
+    assert!(matches!(spent.answer, SpendAnswer::Fresh(SpendDecision::Charge(_))));
+    assert_eq!(spent.row, Some(3));
     let change = wallet.finish(at(2, 3));
 
     let kinds: Vec<(LedgerKind, i64, i64)> = change
@@ -135,8 +140,8 @@ fn spends_become_deltas_and_one_alert() {
     state.head.balance = 150;
     let mut wallet = Wallet::new(state);
     for key in ["a", "b"] {
-        let (_, row) = wallet.spend::<()>(None, spend(key), 30);
-        assert!(row.is_some());
+        let spent = wallet.spend::<()>(None, spend(key), 30, at(1, 20));
+        assert!(spent.row.is_some());
         wallet.check_low_balance(at(1, 20));
     }
     let change = wallet.finish(at(1, 20));
@@ -222,11 +227,14 @@ fn a_reversal_restores_live_grants_and_replaces_closed_ones() {
         action: Some(Action::Triage),
         moves: vec![(99, -2), (3, -1)],
         is_reversed: false,
+        agent_id: None,
+        created_at: at(1, 5),
     };
     let row = wallet
         .reverse(
             &original,
             Entry::by(LedgerKind::Reversal, "op", "mistake".to_owned()),
+            at(1, 10),
         )
         .unwrap();
     let change = wallet.finish(at(1, 10));
@@ -249,4 +257,178 @@ fn a_reversal_restores_live_grants_and_replaces_closed_ones() {
         (new.source, new.remaining, new.expires_at),
         (GrantSource::Adjustment, 2, None)
     );
+}
+
+mod budgets {
+    use super::*;
+    use crate::domain::budget::{Budget, BudgetMode, BudgetTarget, BudgetWindow, Counter};
+
+    fn budget(id: i64, name: &str, applies_to: BudgetTarget, limit: i64, mode: BudgetMode) -> Budget {
+        Budget {
+            id,
+            name: name.to_owned(),
+            applies_to,
+            agent_id: None,
+            action: None,
+            window: BudgetWindow::Day,
+            limit,
+            mode,
+            counting_since: at(1, 1),
+            created_at: at(1, 1),
+            updated_at: at(1, 1),
+        }
+    }
+
+    fn by(agent: &str, key: &str) -> Entry {
+        Entry {
+            agent_id: Some(agent.to_owned()),
+            ..spend(key)
+        }
+    }
+
+    fn wallet_with(budgets: Vec<Budget>, counters: Vec<Counter>) -> Wallet {
+        let mut wallet = Wallet::new(pro_wallet());
+        wallet.load_budgets(budgets, counters);
+        wallet
+    }
+
+    /// A HARD budget refuses what would go over, before the balance is
+    /// looked at, and its window's event comes once; each agent has its
+    /// own counter.
+    #[test]
+    fn a_hard_budget_refuses_past_its_limit_per_agent() {
+        let now = at(1, 10) + chrono::Duration::hours(3);
+        let mut wallet = wallet_with(
+            vec![budget(1, "each", BudgetTarget::EachAgent, 2, BudgetMode::Hard)],
+            Vec::new(),
+        );
+        let outcomes: Vec<bool> = (0..4)
+            .map(|n| wallet.spend::<()>(None, by("ana", &format!("a{n}")), 1, now).row.is_some())
+            .collect();
+        assert_eq!(outcomes, [true, true, false, false]);
+        let refused = wallet.spend::<()>(None, by("ana", "a9"), 1, now);
+        let SpendAnswer::OverBudget(usage) = refused.answer else {
+            panic!("refused by the budget")
+        };
+        assert_eq!((usage.used, usage.remaining), (2, 0));
+        assert_eq!(usage.agent_id.as_deref(), Some("ana"));
+        assert_eq!(usage.resets_at, Some(at(1, 11)));
+        assert!(wallet.spend::<()>(None, by("bob", "b1"), 1, now).row.is_some());
+
+        let change = wallet.finish(now);
+        assert_eq!(change.rows.len(), 3);
+        assert_eq!(change.exhausted.len(), 1, "once per window");
+        assert_eq!(change.exhausted[0].agent_id.as_deref(), Some("ana"));
+        let mut used: Vec<(String, i64)> = change
+            .counters
+            .iter()
+            .map(|counter| (counter.subject.clone(), counter.used))
+            .collect();
+        used.sort();
+        assert_eq!(used, [("ana".to_owned(), 2), ("bob".to_owned(), 1)]);
+    }
+
+    /// BUDGET_EXCEEDED wins over an empty pool; a spend with no agent is
+    /// not counted by EACH_AGENT budgets.
+    #[test]
+    fn budget_exceeded_wins_over_an_empty_pool() {
+        let mut state = pro_wallet();
+        state.grants.clear();
+        state.head.balance = 0;
+        let mut wallet = Wallet::new(state);
+        wallet.load_budgets(
+            vec![budget(1, "none", BudgetTarget::EachAgent, 0, BudgetMode::Hard)],
+            Vec::new(),
+        );
+        let spent = wallet.spend::<()>(None, by("ana", "k"), 1, at(1, 10));
+        assert!(matches!(spent.answer, SpendAnswer::OverBudget(_)));
+        let spent = wallet.spend::<()>(None, spend("k2"), 1, at(1, 10));
+        assert!(matches!(
+            spent.answer,
+            SpendAnswer::Fresh(SpendDecision::Insufficient { .. })
+        ));
+        let change = wallet.finish(at(1, 10));
+        assert!(change.rows.is_empty());
+        assert_eq!(change.exhausted.len(), 1);
+        let head = change.head.expect("a refusal that exhausts a window moves the budget version");
+        assert_eq!(head.budget_version, 1);
+    }
+
+    /// A SOFT budget charges and warns once over; a counter of an older
+    /// window counts as 0.
+    #[test]
+    fn soft_budgets_warn_and_windows_roll() {
+        let yesterday = Counter {
+            budget_id: 1,
+            subject: String::new(),
+            window_start: at(1, 9),
+            used: 50,
+            exhausted_at: Some(at(1, 9)),
+        };
+        let mut wallet = wallet_with(
+            vec![budget(1, "soft", BudgetTarget::Workspace, 1, BudgetMode::Soft)],
+            vec![yesterday],
+        );
+        let first = wallet.spend::<()>(None, spend("a"), 1, at(1, 10));
+        assert!(first.row.is_some() && first.warnings.is_empty());
+        let second = wallet.spend::<()>(None, spend("b"), 1, at(1, 10));
+        assert!(second.row.is_some());
+        assert_eq!(second.warnings.len(), 1);
+        assert_eq!(second.warnings[0].used, 2);
+        let change = wallet.finish(at(1, 10));
+        assert_eq!(change.counters[0].window_start, at(1, 10));
+        assert_eq!(change.counters[0].used, 2);
+        assert_eq!(change.exhausted.len(), 1, "a new window exhausts again");
+    }
+
+    /// A reversal gives back to windows still current, never below zero,
+    /// and not to a budget set after the spend.
+    #[test]
+    fn a_reversal_gives_back_to_current_windows() {
+        let now = at(1, 10) + chrono::Duration::hours(5);
+        let counter = |budget_id: i64| Counter {
+            budget_id,
+            subject: "ana".to_owned(),
+            window_start: at(1, 10),
+            used: 3,
+            exhausted_at: None,
+        };
+        let mut later = budget(2, "later", BudgetTarget::EachAgent, 9, BudgetMode::Hard);
+        later.counting_since = at(1, 10) + chrono::Duration::hours(2);
+        let mut wallet = wallet_with(
+            vec![budget(1, "each", BudgetTarget::EachAgent, 9, BudgetMode::Hard), later],
+            vec![counter(1), counter(2)],
+        );
+        let original = |created_at| Reversed {
+            id: 40,
+            kind: LedgerKind::Spend,
+            action: Some(Action::Triage),
+            moves: vec![(3, -1)],
+            is_reversed: false,
+            agent_id: Some("ana".to_owned()),
+            created_at,
+        };
+        let entry = || Entry::by(LedgerKind::Reversal, "op", "mistake".to_owned());
+        wallet
+            .reverse(&original(at(1, 10) + chrono::Duration::hours(1)), entry(), now)
+            .unwrap();
+        let change = wallet.finish(now);
+        let used: Vec<(i64, i64)> = change
+            .counters
+            .iter()
+            .map(|counter| (counter.budget_id, counter.used))
+            .collect();
+        assert_eq!(used, [(1, 2)], "the budget set after the spend did not count it");
+        assert_eq!(change.rows[0].entry.agent_id.as_deref(), Some("ana"));
+
+        let mut wallet = wallet_with(
+            vec![budget(1, "each", BudgetTarget::EachAgent, 9, BudgetMode::Hard)],
+            vec![counter(1)],
+        );
+        wallet.reverse(&original(at(1, 9)), entry(), now).unwrap();
+        assert!(
+            wallet.finish(now).counters.is_empty(),
+            "yesterday's spend is not given back to today"
+        );
+    }
 }

@@ -77,6 +77,9 @@ pub enum SpendOutcome {
     InsufficientCredits,
     /// This idempotency key already paid for this request; nothing was charged again.
     Duplicate,
+    /// A HARD budget would go over its limit: nothing was charged (the
+    /// payload's `budget` names it; a top-up would not help).
+    BudgetExceeded,
 }
 
 /// What a top-up did.

@@ -32,6 +32,11 @@ pub struct SpendCreditInput {
     pub idempotency_key: String,
     /// Your reference (ticket or thread id), at most 200 characters.
     pub reference: Option<String>,
+    /// The agent the action is for (Sidekick: the agent who opened the
+    /// thread; triage has none), counted by agent budgets. Agent tokens
+    /// spend for their own `sub`: it is the default, and another value is
+    /// FORBIDDEN.
+    pub agent_id: Option<ID>,
 }
 
 /// Input of `purchaseTopUp`.

@@ -2,12 +2,14 @@
 //! they are set here, apart from storage, so a column rename cannot change
 //! the API.
 
+mod budgets;
 mod enums;
 mod inputs;
 mod objects;
 mod payloads;
 mod wallet;
 
+pub use budgets::*;
 pub use enums::*;
 pub use inputs::*;
 pub use objects::*;

@@ -143,6 +143,8 @@ pub struct Transaction {
     pub idempotency_key: Option<String>,
     /// The transaction it reverses.
     pub reverses_transaction_id: Option<ID>,
+    /// The agent a spend (or its reversal) was for, when it named one.
+    pub agent_id: Option<ID>,
     /// When it was written.
     pub created_at: DateTime<Utc>,
     #[graphql(skip)]
@@ -204,6 +206,7 @@ impl From<service::TransactionView> for Transaction {
             actor: view.actor,
             idempotency_key: view.idempotency_key,
             reverses_transaction_id: view.reverses_transaction_id.map(|id| ID(id.to_string())),
+            agent_id: view.agent_id.map(ID),
             created_at: view.created_at,
             entry_id: view.id,
             preloaded_grants: None,

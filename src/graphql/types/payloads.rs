@@ -22,6 +22,10 @@ pub struct SpendCreditPayload {
     pub next_reset_at: Option<DateTime<Utc>>,
     /// For INSUFFICIENT_CREDITS: the smallest pack that would resume AI.
     pub suggested_top_up: Option<TopUpPack>,
+    /// For BUDGET_EXCEEDED: the budget that refused, with what it used.
+    pub budget: Option<BudgetUsage>,
+    /// SOFT budgets this spend left over their limit.
+    pub budget_warnings: Vec<BudgetUsage>,
 }
 
 #[ComplexObject]
@@ -41,6 +45,8 @@ impl From<service::SpendResult> for SpendCreditPayload {
             cost: int(result.cost),
             next_reset_at: result.next_reset_at,
             suggested_top_up: result.suggested_top_up.map(Into::into),
+            budget: result.budget.map(Into::into),
+            budget_warnings: result.budget_warnings.into_iter().map(Into::into).collect(),
         }
     }
 }

@@ -25,6 +25,71 @@ impl Wallet {
         ID(self.view.workspace_id.clone())
     }
 
+    /// The workspace (its time zone).
+    async fn workspace(&self) -> Workspace {
+        Workspace {
+            id: ID(self.view.workspace_id.clone()),
+            time_zone: self.view.time_zone.clone(),
+        }
+    }
+
+    /// The workspace's budgets, by name.
+    async fn budgets(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Budget>> {
+        let budgets = ledger(ctx).gql()?.budgets(&self.scope).await.gql()?;
+        Ok(budgets.into_iter().map(Into::into).collect())
+    }
+
+    /// Each budget that counts this agent's spends (with no agent: the
+    /// WORKSPACE budgets), with what it used in its current window.
+    async fn budget_usage(
+        &self,
+        ctx: &Context<'_>,
+        agent_id: Option<ID>,
+    ) -> async_graphql::Result<Vec<BudgetUsage>> {
+        let agent = agent_id
+            .as_ref()
+            .map(|agent| crate::domain::budget::check_agent_id(agent).map(|()| agent.as_str()))
+            .transpose()
+            .map_err(AppError::from)
+            .gql()?;
+        let usage = ledger(ctx)
+            .gql()?
+            .budget_usage(&self.scope, agent)
+            .await
+            .gql()?;
+        Ok(usage.into_iter().map(Into::into).collect())
+    }
+
+    /// Credits spent over `[from, to)` per agent, net of reversals: agents
+    /// by id, then spends that named no agent.
+    async fn usage_by_agent(
+        &self,
+        ctx: &Context<'_>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> async_graphql::Result<Vec<AgentUsage>> {
+        let agents = ledger(ctx)
+            .gql()?
+            .usage_by_agent(&self.scope, from, to)
+            .await
+            .gql()?;
+        Ok(agents
+            .into_iter()
+            .map(|agent| AgentUsage {
+                agent_id: agent.agent_id.map(ID),
+                total: int(agent.credits_by_action.iter().map(|(_, credits)| credits).sum()),
+                by_action: agent
+                    .credits_by_action
+                    .into_iter()
+                    .map(|(action, credits)| ActionUsage {
+                        action: action.into(),
+                        credits: int(credits),
+                    })
+                    .collect(),
+            })
+            .collect())
+    }
+
     /// The spendable balance and its split.
     async fn balance(&self) -> Balance {
         self.view.balance.into()

@@ -12,7 +12,8 @@ use crate::domain::catalogue::Action;
 use crate::domain::spend::{SpendAnswer, SpendDecision, SpendOutcome};
 use crate::domain::wallet::{Change, Wallet};
 use crate::error::{AppError, AppResult, db_error};
-use crate::service::spend::{conflict, spend_entry, suggestion};
+use crate::domain::budget::BudgetUsage;
+use crate::service::spend::{budget_subjects, conflict, spend_entry, suggestion};
 use crate::service::{BalanceView, Ledger, SpendResult, TransactionView, plans_if_renewing, settle};
 use crate::store;
 
@@ -34,7 +35,10 @@ impl Ledger {
                 )
             })
             .collect();
-        let reads = store::batch::read_spends(&txn, &keys).await.map_err(db_error)?;
+        let subjects = budget_subjects(jobs.iter().map(|job| job.request.agent_id.as_deref()));
+        let reads = store::batch::read_spends(&txn, &keys, &subjects)
+            .await
+            .map_err(db_error)?;
         let plans = plans_if_renewing(&txn, reads.states.iter().map(|state| &state.head), now).await?;
         let costs: HashMap<Action, i64> = reads
             .costs
@@ -73,7 +77,7 @@ impl Ledger {
                 .get(&job.request.action)
                 .ok_or_else(|| AppError::Internal(anyhow::anyhow!("no cost for {}", job.request.action)))?;
             let charging = &mut wallets[index];
-            decided.push(charging.decide(index, job, cost));
+            decided.push(charging.decide(index, job, cost, now));
             charging.wallet.check_low_balance(now);
         }
         let changes: Vec<Change> = wallets
@@ -137,6 +141,8 @@ impl Ledger {
                     cost: pending.cost,
                     next_reset_at: pending.next_reset_at,
                     suggested_top_up,
+                    budget: pending.budget,
+                    budget_warnings: pending.warnings,
                 }))
             })
             .collect()
@@ -158,6 +164,8 @@ struct Pending {
     balance: BalanceView,
     cost: i64,
     next_reset_at: Option<DateTime<Utc>>,
+    budget: Option<BudgetUsage>,
+    warnings: Vec<BudgetUsage>,
 }
 
 enum Decided {
@@ -174,19 +182,21 @@ struct Charging {
 }
 
 impl Charging {
-    fn pending(&self, outcome: SpendOutcome, bound: Option<Bound>, cost: i64) -> Decided {
-        Decided::Answer(Pending {
+    fn pending(&self, outcome: SpendOutcome, bound: Option<Bound>, cost: i64) -> Pending {
+        Pending {
             outcome,
             bound,
             balance: self.wallet.balance(),
             cost,
             next_reset_at: self.wallet.head().period_end,
-        })
+            budget: None,
+            warnings: Vec::new(),
+        }
     }
 
     /// One spend, by the rules of a single spend, against the state so far
     /// (this is wallet `index` of the batch).
-    fn decide(&mut self, index: usize, job: &SpendJob, cost: i64) -> Decided {
+    fn decide(&mut self, index: usize, job: &SpendJob, cost: i64, now: DateTime<Utc>) -> Decided {
         let entry = spend_entry(&job.scope, &job.request);
         let key = job.request.idempotency_key.as_str();
         let fingerprint = entry
@@ -198,15 +208,24 @@ impl Charging {
             .keys
             .get(key)
             .map(|(bound_fingerprint, bound)| (bound_fingerprint.as_str(), bound.clone()));
-        match self.wallet.spend(bound, entry, cost) {
-            (SpendAnswer::Conflict, _) => Decided::Refused(conflict()),
+        let spent = self.wallet.spend(bound, entry, cost, now);
+        let pending = match (spent.answer, spent.row) {
+            (SpendAnswer::Conflict, _) => return Decided::Refused(conflict()),
             (SpendAnswer::Duplicate(bound), _) => self.pending(SpendOutcome::Duplicate, Some(bound), cost),
+            (SpendAnswer::OverBudget(budget), _) => Pending {
+                budget: Some(budget),
+                ..self.pending(SpendOutcome::BudgetExceeded, None, cost)
+            },
             (SpendAnswer::Fresh(SpendDecision::Charge(_)), Some(row)) => {
                 let bound = Bound::New { wallet: index, row };
                 self.keys.insert(key.to_owned(), (fingerprint, bound.clone()));
                 self.pending(SpendOutcome::Charged, Some(bound), cost)
             }
             (SpendAnswer::Fresh(_), _) => self.pending(SpendOutcome::InsufficientCredits, None, cost),
-        }
+        };
+        Decided::Answer(Pending {
+            warnings: spent.warnings,
+            ..pending
+        })
     }
 }

@@ -66,6 +66,8 @@ pub struct NewRow {
     pub idempotency_fingerprint: Option<String>,
     /// The row it reverses.
     pub reverses_entry_id: Option<i64>,
+    /// The agent a spend was for.
+    pub agent_id: Option<String>,
 }
 
 impl NewRow {
@@ -92,6 +94,7 @@ impl NewRow {
             idempotency_key,
             idempotency_fingerprint,
             reverses_entry_id: row.entry.reverses,
+            agent_id: row.entry.agent_id.clone(),
         }
     }
 }
@@ -129,6 +132,7 @@ pub async fn insert_rows(
             idempotency_key: Set(row.idempotency_key),
             idempotency_fingerprint: Set(row.idempotency_fingerprint),
             reverses_entry_id: Set(row.reverses_entry_id),
+            agent_id: Set(row.agent_id),
             created_at: Set(now),
             allocation_after_credits: Set(row.allocation_after_credits),
             purchased_after_credits: Set(row.purchased_after_credits),
@@ -222,6 +226,8 @@ pub(super) async fn save_heads(
             Value::from(head.enterprise_allocation),
             Value::from(head.threshold),
             Value::from(head.alerted_at),
+            Value::from(head.time_zone.as_str()),
+            Value::from(head.budget_version),
         ]);
     }
     values.push(Value::from(now));
@@ -229,7 +235,7 @@ pub(super) async fn save_heads(
     let sql = format!(
         "WITH v(id, sequence_read, balance_credits, last_sequence, plan_code, pending_plan_code, billing_anchor_at, \
          period_start_at, period_end_at, enterprise_allocation_credits, low_balance_threshold_credits, \
-         low_balance_alerted_at) AS (VALUES {}) \
+         low_balance_alerted_at, time_zone, budget_version) AS (VALUES {}) \
          UPDATE wallet SET {HEAD_SET}, updated_at = ? \
          FROM v WHERE wallet.id = v.id AND wallet.last_sequence = v.sequence_read",
         vec![row; heads.len()].join(", ")
@@ -240,9 +246,9 @@ pub(super) async fn save_heads(
     all_saved(heads.len(), result.rows_affected())
 }
 
-/// Columns of a head write: the id, the sequence read, and the ten a change
-/// may move.
-const HEAD_COLUMNS: usize = 12;
+/// Columns of a head write: the id, the sequence read, and the twelve a
+/// change may move.
+const HEAD_COLUMNS: usize = 14;
 
 /// The SET list of a head write from `v`.
 pub(super) const HEAD_SET: &str = "balance_credits = v.balance_credits, last_sequence = v.last_sequence, \
@@ -250,7 +256,8 @@ pub(super) const HEAD_SET: &str = "balance_credits = v.balance_credits, last_seq
     period_start_at = v.period_start_at, period_end_at = v.period_end_at, \
     enterprise_allocation_credits = v.enterprise_allocation_credits, \
     low_balance_threshold_credits = v.low_balance_threshold_credits, \
-    low_balance_alerted_at = v.low_balance_alerted_at";
+    low_balance_alerted_at = v.low_balance_alerted_at, time_zone = v.time_zone, \
+    budget_version = v.budget_version";
 
 /// Every guarded head write must have matched its wallet.
 pub(crate) fn all_saved(expected: usize, saved: u64) -> Result<()> {

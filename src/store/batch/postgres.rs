@@ -37,14 +37,15 @@ pub(crate) fn insert_rows_sql(rows: &str, now: &str, returning: &str) -> String 
     format!(
         "INSERT INTO ledger_entry (wallet_id, sequence, kind, amount_credits, balance_after_credits, reference, \
          action, actor, idempotency_key, idempotency_fingerprint, reverses_entry_id, created_at, \
-         allocation_after_credits, purchased_after_credits, bonus_after_credits) \
+         allocation_after_credits, purchased_after_credits, bonus_after_credits, agent_id) \
          SELECT x.wallet_id, x.sequence, x.kind, x.amount_credits, x.balance_after_credits, x.reference, \
          x.action, x.actor, x.idempotency_key, x.idempotency_fingerprint, x.reverses_entry_id, {now}, \
-         x.allocation_after_credits, x.purchased_after_credits, x.bonus_after_credits \
+         x.allocation_after_credits, x.purchased_after_credits, x.bonus_after_credits, x.agent_id \
          FROM json_to_recordset({rows}::json) AS x(wallet_id bigint, sequence bigint, kind text, \
          amount_credits bigint, balance_after_credits bigint, allocation_after_credits bigint, \
          purchased_after_credits bigint, bonus_after_credits bigint, reference text, action text, \
-         actor text, idempotency_key text, idempotency_fingerprint text, reverses_entry_id bigint) \
+         actor text, idempotency_key text, idempotency_fingerprint text, reverses_entry_id bigint, \
+         agent_id text) \
          RETURNING {returning}"
     )
 }
@@ -72,7 +73,8 @@ pub(crate) fn save_heads_sql(heads: &str, now: &str, ids: &str) -> String {
          FROM json_to_recordset({heads}::json) AS v(id bigint, sequence_read bigint, balance_credits bigint, \
          last_sequence bigint, plan_code text, pending_plan_code text, billing_anchor_at timestamptz, \
          period_start_at timestamptz, period_end_at timestamptz, enterprise_allocation_credits bigint, \
-         low_balance_threshold_credits bigint, low_balance_alerted_at timestamptz) \
+         low_balance_threshold_credits bigint, low_balance_alerted_at timestamptz, time_zone text, \
+         budget_version bigint) \
          WHERE wallet.id = v.id AND wallet.last_sequence = v.sequence_read \
          AND {}",
         any_id("wallet.id", ids)
@@ -100,6 +102,8 @@ pub(crate) struct WalletHead<'a> {
     enterprise_allocation_credits: Option<i64>,
     low_balance_threshold_credits: Option<i64>,
     low_balance_alerted_at: Option<DateTime<Utc>>,
+    time_zone: &'a str,
+    budget_version: i64,
     #[serde(skip)]
     head: std::marker::PhantomData<&'a Head>,
 }
@@ -119,6 +123,8 @@ impl<'a> WalletHead<'a> {
             enterprise_allocation_credits: head.enterprise_allocation,
             low_balance_threshold_credits: head.threshold,
             low_balance_alerted_at: head.alerted_at,
+            time_zone: &head.time_zone,
+            budget_version: head.budget_version,
             head: std::marker::PhantomData,
         }
     }

@@ -1,7 +1,7 @@
 //! The spend batch's read under lock: wallets, live grants, keys already
 //! bound, action costs (one statement on PostgreSQL, a few on SQLite).
 
-use entity::{action_cost, credit_grant, ledger_entry, wallet};
+use entity::{action_cost, budget, budget_counter, credit_grant, ledger_entry, wallet};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, Statement, Value,
 };
@@ -88,6 +88,10 @@ pub(super) struct SpendReads {
     pub bound: Vec<ledger_entry::Model>,
     /// The catalogue's action costs.
     pub costs: Vec<action_cost::Model>,
+    /// The wallets' budgets.
+    pub budgets: Vec<budget::Model>,
+    /// Their counters for the batch's subjects.
+    pub counters: Vec<budget_counter::Model>,
 }
 
 /// A key some spend already bound.
@@ -132,8 +136,21 @@ impl SpendReads {
                 })
             })
             .collect::<Result<_>>()?;
+        let mut states = crate::store::rows::states(self.wallets, self.grants)?;
+        let mut counters: Vec<_> = self.counters.into_iter().map(crate::store::rows::counter).collect();
+        for model in self.budgets {
+            let Some(state) = states.iter_mut().find(|state| state.head.id == model.wallet_id) else {
+                continue;
+            };
+            let budget = crate::store::rows::budget(model)?;
+            let (mine, others): (Vec<_>, Vec<_>) =
+                counters.into_iter().partition(|counter| counter.budget_id == budget.id);
+            counters = others;
+            state.counters.extend(mine);
+            state.budgets.push(budget);
+        }
         Ok(SpendBatch {
-            states: crate::store::rows::states(self.wallets, self.grants)?,
+            states,
             bound,
             costs: self
                 .costs
@@ -146,7 +163,8 @@ impl SpendReads {
 
 /// PostgreSQL: everything a batch of spends reads, in one statement (public
 /// so that a test can read its plan). Parameters: the workspace ids and the
-/// (workspace_id, key) pairs, each as JSON text, then the kind.
+/// (workspace_id, key) pairs, each as JSON text, then the kind, then the
+/// budget subjects (the batch's agents and `""`) as JSON text.
 ///
 /// `w` locks the wallets (`FOR UPDATE`, in id order); the other parts read
 /// the statement's snapshot, taken before any wait for those locks. `seen`
@@ -167,40 +185,54 @@ impl SpendReads {
 pub const SPEND_READS_SQL: &str = "\
     WITH w AS (SELECT * FROM wallet \
       WHERE workspace_id = ANY(ARRAY(SELECT json_array_elements_text($1::json))) ORDER BY id FOR UPDATE), \
-    s AS (SELECT id, workspace_id, last_sequence FROM wallet \
+    s AS (SELECT id, workspace_id, last_sequence, budget_version FROM wallet \
       WHERE workspace_id = ANY(ARRAY(SELECT json_array_elements_text($1::json)))), \
     k AS (SELECT r.* FROM json_to_recordset($2::json) AS x(workspace_id text, key text) \
       JOIN s ON s.workspace_id = x.workspace_id \
       CROSS JOIN LATERAL (SELECT * FROM ledger_entry e \
-        WHERE e.wallet_id + 0 = s.id AND e.kind = $3 AND e.idempotency_key = x.key LIMIT 1) AS r) \
+        WHERE e.wallet_id + 0 = s.id AND e.kind = $3 AND e.idempotency_key = x.key LIMIT 1) AS r), \
+    b AS (SELECT * FROM budget WHERE wallet_id = ANY(ARRAY(SELECT id FROM s))) \
     SELECT (SELECT COALESCE(json_agg(w ORDER BY w.id), '[]') FROM w)::text AS wallets, \
       (SELECT COALESCE(json_agg(s), '[]') FROM s)::text AS seen, \
       (SELECT COALESCE(json_agg(g ORDER BY g.id), '[]') FROM credit_grant g \
         WHERE g.wallet_id = ANY(ARRAY(SELECT id FROM s)) AND g.expired_at IS NULL)::text AS grants, \
       (SELECT COALESCE(json_agg(k), '[]') FROM k)::text AS bound, \
-      (SELECT COALESCE(json_agg(c), '[]') FROM action_cost c)::text AS costs";
+      (SELECT COALESCE(json_agg(c), '[]') FROM action_cost c)::text AS costs, \
+      (SELECT COALESCE(json_agg(b ORDER BY b.id), '[]') FROM b)::text AS budgets, \
+      (SELECT COALESCE(json_agg(u), '[]') FROM budget_counter u WHERE u.budget_id = ANY(ARRAY(SELECT id FROM b)) \
+        AND u.subject = ANY(ARRAY(SELECT json_array_elements_text($4::json))))::text AS counters";
 
 /// A wallet's sequence as the snapshot of [`SPEND_READS_SQL`] saw it.
 #[derive(serde::Deserialize)]
 pub(super) struct Seen {
     id: i64,
     last_sequence: i64,
+    budget_version: i64,
 }
 
 /// Locks the wallets of the workspaces in these (workspace, key) pairs (in
 /// id order, so batches sharing wallets cannot deadlock) and reads, under
 /// those locks, their live grants, the SPEND rows the pairs' keys already
-/// bound, and the action costs.
+/// bound, the action costs, the wallets' budgets and their counters for
+/// `subjects`.
 ///
 /// PostgreSQL: one statement (see [`SPEND_READS_SQL`]), run a second time
 /// (the locks then held, its snapshot fresh) when a wallet changed between
 /// its snapshot and its lock. SQLite: one statement each, after taking the
 /// database's write lock.
-pub async fn read_spends(txn: &impl ConnectionTrait, keys: &[(String, String)]) -> Result<SpendBatch> {
-    read_stored(txn, keys).await?.parse()
+pub async fn read_spends(
+    txn: &impl ConnectionTrait,
+    keys: &[(String, String)],
+    subjects: &[String],
+) -> Result<SpendBatch> {
+    read_stored(txn, keys, subjects).await?.parse()
 }
 
-async fn read_stored(txn: &impl ConnectionTrait, keys: &[(String, String)]) -> Result<SpendReads> {
+async fn read_stored(
+    txn: &impl ConnectionTrait,
+    keys: &[(String, String)],
+    subjects: &[String],
+) -> Result<SpendReads> {
     let mut workspace_ids: Vec<&str> = keys
         .iter()
         .map(|(workspace_id, _)| workspace_id.as_str())
@@ -208,7 +240,7 @@ async fn read_stored(txn: &impl ConnectionTrait, keys: &[(String, String)]) -> R
     workspace_ids.sort_unstable();
     workspace_ids.dedup();
     if is_sqlite(txn) {
-        return read_spends_sqlite(txn, workspace_ids, keys).await;
+        return read_spends_sqlite(txn, workspace_ids, keys, subjects).await;
     }
     #[derive(Serialize)]
     struct Key<'a> {
@@ -226,6 +258,7 @@ async fn read_stored(txn: &impl ConnectionTrait, keys: &[(String, String)]) -> R
             json(&workspace_ids)?,
             json(&keys)?,
             Value::from(LedgerKind::Spend.as_str()),
+            json(&subjects)?,
         ],
     );
     for _ in 0..2 {
@@ -239,11 +272,17 @@ async fn read_stored(txn: &impl ConnectionTrait, keys: &[(String, String)]) -> R
             grants: from_json(&column("grants")?)?,
             bound: from_json(&column("bound")?)?,
             costs: from_json(&column("costs")?)?,
+            budgets: from_json(&column("budgets")?)?,
+            counters: from_json(&column("counters")?)?,
         };
         let seen: Vec<Seen> = from_json(&column("seen")?)?;
         let current = reads.wallets.iter().all(|wallet| {
             seen.iter()
-                .any(|seen| seen.id == wallet.id && seen.last_sequence == wallet.last_sequence)
+                .any(|seen| {
+                    seen.id == wallet.id
+                        && seen.last_sequence == wallet.last_sequence
+                        && seen.budget_version == wallet.budget_version
+                })
         });
         if current {
             return Ok(reads);
@@ -262,6 +301,7 @@ pub(super) async fn read_spends_sqlite(
     txn: &impl ConnectionTrait,
     workspace_ids: Vec<&str>,
     keys: &[(String, String)],
+    subjects: &[String],
 ) -> Result<SpendReads> {
     let wallets = lock_wallets_sqlite(txn, workspace_ids).await?;
     let grants = live_grants_of(txn, wallets.iter().map(|wallet| wallet.id).collect()).await?;
@@ -276,10 +316,26 @@ pub(super) async fn read_spends_sqlite(
         .collect();
     let bound = keyed_spends(txn, &pairs).await?;
     let costs = action_cost::Entity::find().all(txn).await?;
+    let budgets = budget::Entity::find()
+        .filter(budget::Column::WalletId.is_in(wallets.iter().map(|wallet| wallet.id)))
+        .order_by_asc(budget::Column::Id)
+        .all(txn)
+        .await?;
+    let counters = if budgets.is_empty() {
+        Vec::new()
+    } else {
+        budget_counter::Entity::find()
+            .filter(budget_counter::Column::BudgetId.is_in(budgets.iter().map(|budget| budget.id)))
+            .filter(budget_counter::Column::Subject.is_in(subjects.iter().map(String::as_str)))
+            .all(txn)
+            .await?
+    };
     Ok(SpendReads {
         wallets,
         grants,
         bound,
         costs,
+        budgets,
+        counters,
     })
 }

@@ -79,6 +79,7 @@ fn request(workspace: &str, action: Action, key: &str, reference: Option<&str>) 
         action,
         idempotency_key: IdempotencyKey::parse("idempotencyKey", key).unwrap(),
         reference: reference.map(str::to_owned),
+        agent_id: None,
     };
     (caller, request)
 }

@@ -1,0 +1,240 @@
+//! Budgets as the wallet counts them: a spend checks every budget that
+//! applies before the balance, and counts in each once charged; a reversal
+//! gives back to the windows still current (`docs/design/budgets.md`).
+
+use chrono::{DateTime, Utc};
+
+use super::{Entry, Happened, Reversed, Wallet};
+use crate::domain::budget::{
+    Budget, BudgetMode, BudgetUsage, Counter, Window, applicable, usage, used_in, window_of,
+};
+use crate::domain::catalogue::{Action, LedgerKind};
+use crate::domain::spend::{SpendAnswer, SpendDecision, answer_spend};
+use crate::domain::views::BalanceView;
+
+/// A budget window exhausted for the first time (used reached the limit,
+/// or a spend was refused by it): its event is sent once per window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exhausted {
+    /// The budget's name.
+    pub budget: String,
+    /// The agent counted, for agent budgets.
+    pub agent_id: Option<String>,
+    /// The ledger sequence it follows.
+    pub sequence: i64,
+    /// The balance then.
+    pub balance: BalanceView,
+}
+
+/// A spend's answer, the row it appended when charged, and the soft
+/// budgets it took over their limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spent<R> {
+    /// The answer, by the precedence of `domain::spend`.
+    pub answer: SpendAnswer<R>,
+    /// The index of the SPEND row appended, when charged.
+    pub row: Option<usize>,
+    /// Soft budgets now over their limit.
+    pub warnings: Vec<BudgetUsage>,
+}
+
+/// One budget counting one spend: which, for whom, in which window, and
+/// what it used before.
+struct Counting {
+    budget: usize,
+    subject: String,
+    window: Window,
+    used: i64,
+}
+
+impl Wallet {
+    /// Loads the wallet's budgets and the counters of the subjects this
+    /// change may count (part of the state read).
+    pub fn load_budgets(&mut self, budgets: Vec<Budget>, counters: Vec<Counter>) {
+        self.original.budgets.clone_from(&budgets);
+        self.original.counters.clone_from(&counters);
+        self.state.budgets = budgets;
+        self.state.counters = counters;
+    }
+
+    /// Notes that the budgets changed, so readers of a stale state can tell.
+    pub fn budgets_changed(&mut self) {
+        self.state.head.budget_version += 1;
+    }
+
+    /// A spend of `cost`: a bound key answers first, then any HARD budget
+    /// the spend would take over its limit (BUDGET_EXCEEDED, even with an
+    /// empty pool), then the balance by `domain::spend`. Charged, it counts
+    /// in every budget that applies.
+    pub fn spend<R>(&mut self, bound: Option<(&str, R)>, entry: Entry, cost: i64, now: DateTime<Utc>) -> Spent<R> {
+        let fingerprint = entry
+            .key
+            .as_ref()
+            .map_or("", |binding| binding.fingerprint.as_str());
+        let answer = answer_spend(bound, fingerprint, &self.spendable(), cost);
+        let decision = match answer {
+            SpendAnswer::Fresh(decision) => decision,
+            answer => {
+                return Spent {
+                    answer,
+                    row: None,
+                    warnings: Vec::new(),
+                };
+            }
+        };
+        let counted = match entry.action {
+            Some(action) => self.counting(entry.agent_id.as_deref(), action, now),
+            None => Vec::new(),
+        };
+        let blocking = counted.iter().find(|counting| {
+            let budget = &self.state.budgets[counting.budget];
+            budget.mode == BudgetMode::Hard && counting.used + cost > budget.limit
+        });
+        if let Some(blocking) = blocking {
+            let budget = &self.state.budgets[blocking.budget];
+            let standing = usage(budget, &blocking.subject, blocking.used, blocking.window);
+            let (index, subject, window, used) = (
+                blocking.budget,
+                blocking.subject.clone(),
+                blocking.window,
+                blocking.used,
+            );
+            self.set_counter(index, &subject, window, used, true, now);
+            return Spent {
+                answer: SpendAnswer::OverBudget(standing),
+                row: None,
+                warnings: Vec::new(),
+            };
+        }
+        let SpendDecision::Charge(burns) = &decision else {
+            return Spent {
+                answer: SpendAnswer::Fresh(decision),
+                row: None,
+                warnings: Vec::new(),
+            };
+        };
+        let row = self.burn(entry, burns);
+        let mut warnings = Vec::new();
+        for counting in counted {
+            let used = counting.used + cost;
+            self.set_counter(counting.budget, &counting.subject, counting.window, used, false, now);
+            let budget = &self.state.budgets[counting.budget];
+            if budget.mode == BudgetMode::Soft && used > budget.limit {
+                warnings.push(usage(budget, &counting.subject, used, counting.window));
+            }
+        }
+        Spent {
+            answer: SpendAnswer::Fresh(decision),
+            row: Some(row),
+            warnings,
+        }
+    }
+
+    /// Gives a reversed spend's credits back to the budgets that counted it,
+    /// in windows still current.
+    pub(super) fn uncount(&mut self, original: &Reversed, now: DateTime<Utc>) {
+        let (LedgerKind::Spend, Some(action)) = (original.kind, original.action) else {
+            return;
+        };
+        let credits: i64 = -original.moves.iter().map(|(_, moved)| moved).sum::<i64>();
+        for counting in self.counting(original.agent_id.as_deref(), action, now) {
+            let budget = &self.state.budgets[counting.budget];
+            let counted = budget.counting_since <= original.created_at && counting.window.start <= original.created_at;
+            if counted && counting.used > 0 {
+                let used = (counting.used - credits).max(0);
+                self.set_counter(counting.budget, &counting.subject, counting.window, used, false, now);
+            }
+        }
+    }
+
+    /// The budgets counting a spend of `action` by `agent` now, with what
+    /// each used in its current window.
+    fn counting(&self, agent: Option<&str>, action: Action, now: DateTime<Utc>) -> Vec<Counting> {
+        applicable(&self.state.budgets, agent, action)
+            .into_iter()
+            .filter_map(|budget| {
+                let index = self.state.budgets.iter().position(|b| b.id == budget.id)?;
+                let subject = budget.subject(agent);
+                let window = window_of(budget, &self.state.head, now);
+                let used = used_in(self.counter(budget.id, &subject), window);
+                Some(Counting {
+                    budget: index,
+                    subject,
+                    window,
+                    used,
+                })
+            })
+            .collect()
+    }
+
+    fn counter(&self, budget_id: i64, subject: &str) -> Option<&Counter> {
+        self.state
+            .counters
+            .iter()
+            .find(|counter| counter.budget_id == budget_id && counter.subject == subject)
+    }
+
+    /// Sets budget `index`'s counter for `subject` to `used` in `window`;
+    /// the first time a window is exhausted (at or over the limit, or
+    /// refusing), records it for its event.
+    #[allow(clippy::too_many_arguments)]
+    fn set_counter(
+        &mut self,
+        index: usize,
+        subject: &str,
+        window: Window,
+        used: i64,
+        refused: bool,
+        now: DateTime<Utc>,
+    ) {
+        let budget = &self.state.budgets[index];
+        let (budget_id, name, limit) = (budget.id, budget.name.clone(), budget.limit);
+        let position = self
+            .state
+            .counters
+            .iter()
+            .position(|counter| counter.budget_id == budget_id && counter.subject == subject);
+        let position = position.unwrap_or_else(|| {
+            self.state.counters.push(Counter {
+                budget_id,
+                subject: subject.to_owned(),
+                window_start: window.start,
+                used: 0,
+                exhausted_at: None,
+            });
+            self.state.counters.len() - 1
+        });
+        let counter = &mut self.state.counters[position];
+        if counter.window_start != window.start {
+            counter.window_start = window.start;
+            counter.exhausted_at = None;
+        }
+        counter.used = used;
+        if (used >= limit || refused) && counter.exhausted_at.is_none() {
+            counter.exhausted_at = Some(now);
+            self.exhausted.push(Exhausted {
+                budget: name,
+                agent_id: (!subject.is_empty()).then(|| subject.to_owned()),
+                sequence: self.state.head.last_sequence,
+                balance: self.state.balance(),
+            });
+            self.happened.push(Happened::Exhausted(self.exhausted.len() - 1));
+        }
+    }
+
+    /// The counters that moved, for the change; a change of counters alone
+    /// (a refusal exhausting a window) moves the budget version.
+    pub(super) fn finish_counters(&mut self) -> Vec<Counter> {
+        let moved: Vec<Counter> = self
+            .state
+            .counters
+            .iter()
+            .filter(|counter| !self.original.counters.contains(counter))
+            .cloned()
+            .collect();
+        if !moved.is_empty() && self.rows.is_empty() {
+            self.budgets_changed();
+        }
+        moved
+    }
+}

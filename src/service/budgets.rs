@@ -1,0 +1,153 @@
+//! Budgets: setting and removing them, the workspace's time zone, and what
+//! each budget used (`docs/design/budgets.md`). Spends count in them inside
+//! the wallet's change (`domain::wallet`).
+
+use chrono::{DateTime, Utc};
+
+use super::Ledger;
+use crate::auth::WalletScope;
+use crate::domain::budget::{BUDGETS_MAX, Budget, BudgetUsage, applying_to, usage, used_in, window_of};
+use crate::domain::catalogue::Action;
+use crate::error::{AppError, AppResult, db_error};
+pub use crate::store::budgets::BudgetInput;
+use crate::store;
+
+/// Credits one agent (or no agent) spent over a range, per action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentUsageView {
+    /// The agent; `None` for spends that named none.
+    pub agent_id: Option<String>,
+    /// Credits spent per action, net of reversals (every action listed).
+    pub credits_by_action: Vec<(Action, i64)>,
+}
+
+impl Ledger {
+    /// Creates or updates a budget (by name); at most [`BUDGETS_MAX`] a
+    /// workspace.
+    pub async fn set_budget(&self, scope: &WalletScope, input: BudgetInput) -> AppResult<Budget> {
+        let now = self.now();
+        let mut locked = self.lock_settled(scope.workspace_id().as_str(), now).await?;
+        let existing = store::budgets::of_wallets(&locked.txn, vec![locked.wallet.head().id])
+            .await
+            .map_err(db_error)?;
+        let is_new = !existing.iter().any(|(_, budget)| budget.name == input.name);
+        if is_new && existing.len() >= BUDGETS_MAX {
+            return Err(AppError::invalid(
+                "name",
+                format!("a workspace has at most {BUDGETS_MAX} budgets; remove one first"),
+            ));
+        }
+        let budget = store::budgets::upsert(&locked.txn, locked.wallet.head().id, input, now)
+            .await
+            .map_err(db_error)?;
+        locked.wallet.budgets_changed();
+        self.finish(locked, now).await?;
+        Ok(budget)
+    }
+
+    /// Removes a budget and its counters; NOT_FOUND when there is none of
+    /// that name.
+    pub async fn remove_budget(&self, scope: &WalletScope, name: &str) -> AppResult<()> {
+        let now = self.now();
+        let mut locked = self.lock_settled(scope.workspace_id().as_str(), now).await?;
+        let removed = store::budgets::remove(&locked.txn, locked.wallet.head().id, name)
+            .await
+            .map_err(db_error)?;
+        if !removed {
+            return Err(AppError::NotFound("budget"));
+        }
+        locked.wallet.budgets_changed();
+        self.finish(locked, now).await?;
+        Ok(())
+    }
+
+    /// Sets the workspace's time zone (an IANA name, checked by the caller).
+    pub async fn set_time_zone(&self, scope: &WalletScope, time_zone: &str) -> AppResult<()> {
+        let now = self.now();
+        let mut locked = self.lock_settled(scope.workspace_id().as_str(), now).await?;
+        locked.wallet.set_time_zone(time_zone);
+        self.finish(locked, now).await?;
+        Ok(())
+    }
+
+    /// The workspace's time zone.
+    pub async fn time_zone(&self, scope: &WalletScope) -> AppResult<String> {
+        Ok(self.wallet_row(scope).await?.time_zone)
+    }
+
+    /// The wallet's budgets, by name.
+    pub async fn budgets(&self, scope: &WalletScope) -> AppResult<Vec<Budget>> {
+        let head = self.wallet_row(scope).await?;
+        let mut budgets: Vec<Budget> = store::budgets::of_wallets(&self.db, vec![head.id])
+            .await
+            .map_err(db_error)?
+            .into_iter()
+            .map(|(_, budget)| budget)
+            .collect();
+        budgets.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(budgets)
+    }
+
+    /// Each budget that counts `agent`'s spends (or, with no agent, the
+    /// workspace's), with what it used in its current window.
+    pub async fn budget_usage(&self, scope: &WalletScope, agent: Option<&str>) -> AppResult<Vec<BudgetUsage>> {
+        let now = self.now();
+        let head = self.wallet_row(scope).await?;
+        let subjects = super::spend::budget_subjects([agent]);
+        let (budgets, counters) = store::budgets::load(&self.db, head.id, subjects)
+            .await
+            .map_err(db_error)?;
+        Ok(applying_to(&budgets, agent)
+            .into_iter()
+            .map(|budget| {
+                let subject = budget.subject(agent);
+                let window = window_of(budget, &head, now);
+                let counter = counters
+                    .iter()
+                    .find(|counter| counter.budget_id == budget.id && counter.subject == subject);
+                usage(budget, &subject, used_in(counter, window), window)
+            })
+            .collect())
+    }
+
+    /// Credits spent over `[from, to)` per agent and action, net of
+    /// reversals; agents by id, spends with no agent last.
+    pub async fn usage_by_agent(
+        &self,
+        scope: &WalletScope,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> AppResult<Vec<AgentUsageView>> {
+        crate::domain::usage::check_instant("from", from)?;
+        crate::domain::usage::check_instant("to", to)?;
+        if from >= to {
+            return Err(AppError::invalid("to", "must be after from"));
+        }
+        let head = self.wallet_row(scope).await?;
+        let spends = store::ledger::net_spends(&self.db, head.id, from, to)
+            .await
+            .map_err(db_error)?;
+        let mut agents: Vec<AgentUsageView> = Vec::new();
+        for (_, action, amount, agent_id) in spends {
+            let position = match agents.iter().position(|view| view.agent_id == agent_id) {
+                Some(position) => position,
+                None => {
+                    agents.push(AgentUsageView {
+                        agent_id,
+                        credits_by_action: Action::ALL.iter().map(|action| (*action, 0)).collect(),
+                    });
+                    agents.len() - 1
+                }
+            };
+            if let Some((_, credits)) = agents[position]
+                .credits_by_action
+                .iter_mut()
+                .find(|(counted, _)| *counted == action)
+            {
+                *credits -= amount;
+            }
+        }
+        agents.sort_by(|a, b| (a.agent_id.is_none(), &a.agent_id).cmp(&(b.agent_id.is_none(), &b.agent_id)));
+        Ok(agents)
+    }
+}

@@ -1,0 +1,184 @@
+//! Budgets and their counters (`docs/design/budgets.md`). Counters are
+//! written by the applier with the change that counted them; budgets by
+//! `setBudget` and `removeBudget`, under the wallet's lock.
+
+use chrono::{DateTime, Utc};
+use entity::{budget, budget_counter};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+
+use super::Result;
+use super::rows::{budget as parse_budget, counter as parse_counter};
+use crate::domain::budget::{Budget, BudgetMode, BudgetTarget, BudgetWindow, Counter};
+use crate::domain::catalogue::Action;
+
+/// The budgets of these wallets, by id: (wallet id, budget).
+pub async fn of_wallets(db: &impl ConnectionTrait, wallet_ids: Vec<i64>) -> Result<Vec<(i64, Budget)>> {
+    if wallet_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    budget::Entity::find()
+        .filter(budget::Column::WalletId.is_in(wallet_ids))
+        .order_by_asc(budget::Column::Id)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|model| Ok((model.wallet_id, parse_budget(model)?)))
+        .collect()
+}
+
+/// The counters of these budgets for these subjects.
+pub async fn counters(db: &impl ConnectionTrait, budget_ids: Vec<i64>, subjects: Vec<String>) -> Result<Vec<Counter>> {
+    if budget_ids.is_empty() || subjects.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(budget_counter::Entity::find()
+        .filter(budget_counter::Column::BudgetId.is_in(budget_ids))
+        .filter(budget_counter::Column::Subject.is_in(subjects))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(parse_counter)
+        .collect())
+}
+
+/// One wallet's budgets and their counters for `subjects`.
+pub async fn load(
+    db: &impl ConnectionTrait,
+    wallet_id: i64,
+    subjects: Vec<String>,
+) -> Result<(Vec<Budget>, Vec<Counter>)> {
+    let budgets: Vec<Budget> = of_wallets(db, vec![wallet_id])
+        .await?
+        .into_iter()
+        .map(|(_, budget)| budget)
+        .collect();
+    let counters = counters(db, budgets.iter().map(|budget| budget.id).collect(), subjects).await?;
+    Ok((budgets, counters))
+}
+
+/// Writes counters as they end (the wallet's lock held: plain upserts).
+pub async fn write_counters(txn: &impl ConnectionTrait, counters: Vec<&Counter>) -> Result<()> {
+    if counters.is_empty() {
+        return Ok(());
+    }
+    let models = counters.into_iter().map(|counter| budget_counter::ActiveModel {
+        budget_id: Set(counter.budget_id),
+        subject: Set(counter.subject.clone()),
+        window_start: Set(counter.window_start),
+        used_credits: Set(counter.used),
+        exhausted_at: Set(counter.exhausted_at),
+    });
+    budget_counter::Entity::insert_many(models)
+        .on_conflict(
+            OnConflict::columns([budget_counter::Column::BudgetId, budget_counter::Column::Subject])
+                .update_columns([
+                    budget_counter::Column::WindowStart,
+                    budget_counter::Column::UsedCredits,
+                    budget_counter::Column::ExhaustedAt,
+                ])
+                .to_owned(),
+        )
+        .exec_without_returning(txn)
+        .await?;
+    Ok(())
+}
+
+/// A budget as `setBudget` sets it.
+#[derive(Debug, Clone)]
+pub struct BudgetInput {
+    /// Its name.
+    pub name: String,
+    /// Whose spends it counts.
+    pub applies_to: BudgetTarget,
+    /// The agent, for AGENT.
+    pub agent_id: Option<String>,
+    /// The action, or every one.
+    pub action: Option<Action>,
+    /// Its window.
+    pub window: BudgetWindow,
+    /// Credits per window.
+    pub limit: i64,
+    /// Hard or soft.
+    pub mode: BudgetMode,
+}
+
+/// Creates or updates the wallet's budget of this name. A budget whose
+/// scope (target, agent, action, window) changes starts counting afresh;
+/// one whose limit or mode changes keeps its counters.
+pub async fn upsert(
+    txn: &impl ConnectionTrait,
+    wallet_id: i64,
+    input: BudgetInput,
+    now: DateTime<Utc>,
+) -> Result<Budget> {
+    let existing = budget::Entity::find()
+        .filter(budget::Column::WalletId.eq(wallet_id))
+        .filter(budget::Column::Name.eq(input.name.as_str()))
+        .one(txn)
+        .await?;
+    let action = input.action.map(|action| action.as_str().to_owned());
+    let model = match existing {
+        Some(model) => {
+            let same_scope = model.applies_to == input.applies_to.as_str()
+                && model.agent_id == input.agent_id
+                && model.action == action
+                && model.budget_window == input.window.as_str();
+            let id = model.id;
+            let mut active: budget::ActiveModel = model.into();
+            if !same_scope {
+                budget_counter::Entity::delete_many()
+                    .filter(budget_counter::Column::BudgetId.eq(id))
+                    .exec(txn)
+                    .await?;
+                active.counting_since = Set(now);
+            }
+            active.applies_to = Set(input.applies_to.as_str().to_owned());
+            active.agent_id = Set(input.agent_id);
+            active.action = Set(action);
+            active.budget_window = Set(input.window.as_str().to_owned());
+            active.limit_credits = Set(input.limit);
+            active.mode = Set(input.mode.as_str().to_owned());
+            active.updated_at = Set(now);
+            active.update(txn).await?
+        }
+        None => {
+            budget::ActiveModel {
+                wallet_id: Set(wallet_id),
+                name: Set(input.name),
+                applies_to: Set(input.applies_to.as_str().to_owned()),
+                agent_id: Set(input.agent_id),
+                action: Set(action),
+                budget_window: Set(input.window.as_str().to_owned()),
+                limit_credits: Set(input.limit),
+                mode: Set(input.mode.as_str().to_owned()),
+                counting_since: Set(now),
+                created_at: Set(now),
+                updated_at: Set(now),
+                ..Default::default()
+            }
+            .insert(txn)
+            .await?
+        }
+    };
+    parse_budget(model)
+}
+
+/// Removes the wallet's budget of this name and its counters; whether it
+/// existed.
+pub async fn remove(txn: &impl ConnectionTrait, wallet_id: i64, name: &str) -> Result<bool> {
+    let Some(model) = budget::Entity::find()
+        .filter(budget::Column::WalletId.eq(wallet_id))
+        .filter(budget::Column::Name.eq(name))
+        .one(txn)
+        .await?
+    else {
+        return Ok(false);
+    };
+    budget_counter::Entity::delete_many()
+        .filter(budget_counter::Column::BudgetId.eq(model.id))
+        .exec(txn)
+        .await?;
+    budget::Entity::delete_by_id(model.id).exec(txn).await?;
+    Ok(true)
+}
