@@ -1,6 +1,6 @@
+pub use super::action_cost::Entity as ActionCost;
 pub use super::budget::Entity as Budget;
 pub use super::budget_counter::Entity as BudgetCounter;
-pub use super::action_cost::Entity as ActionCost;
 pub use super::credit_grant::Entity as CreditGrant;
 pub use super::ledger_entry::Entity as LedgerEntry;
 pub use super::ledger_entry_grant::Entity as LedgerEntryGrant;

@@ -89,9 +89,16 @@ impl MigrationTrait for Migration {
         manager
             .drop_table(Table::drop().table("budget_counter").to_owned())
             .await?;
-        manager.drop_table(Table::drop().table("budget").to_owned()).await?;
         manager
-            .alter_table(Table::alter().table("ledger_entry").drop_column("agent_id").to_owned())
+            .drop_table(Table::drop().table("budget").to_owned())
+            .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table("ledger_entry")
+                    .drop_column("agent_id")
+                    .to_owned(),
+            )
             .await?;
         for column in ["time_zone", "budget_version"] {
             manager

@@ -213,7 +213,9 @@ pub fn day_window(zone: Tz, now: DateTime<Utc>) -> Window {
     let today = now.with_timezone(&zone).date_naive();
     Window {
         start: local_midnight(zone, today),
-        resets_at: today.checked_add_days(Days::new(1)).map(|next| local_midnight(zone, next)),
+        resets_at: today
+            .checked_add_days(Days::new(1))
+            .map(|next| local_midnight(zone, next)),
     }
 }
 
@@ -221,7 +223,10 @@ pub fn day_window(zone: Tz, now: DateTime<Utc>) -> Window {
 /// one period (until it ends), else the wallet's whole life.
 pub fn period_window(head: &Head) -> Window {
     match (head.period_start, head.period_end, head.trial_ends_at) {
-        (Some(start), end, _) => Window { start, resets_at: end },
+        (Some(start), end, _) => Window {
+            start,
+            resets_at: end,
+        },
         (None, _, Some(ends)) => Window {
             start: DateTime::<Utc>::UNIX_EPOCH,
             resets_at: Some(ends),
@@ -281,7 +286,8 @@ pub fn check_budget(
     agent_id: Option<&str>,
     limit: i64,
 ) -> Result<(), DomainError> {
-    if name.trim().is_empty() || name.chars().count() > BUDGET_NAME_MAX || name.chars().any(char::is_control) {
+    if name.trim().is_empty() || name.chars().count() > BUDGET_NAME_MAX || name.chars().any(char::is_control)
+    {
         return Err(DomainError::invalid(
             "name",
             format!("must be 1 to {BUDGET_NAME_MAX} characters, without control characters"),
@@ -307,7 +313,10 @@ pub fn check_budget(
 
 /// Checks an agent id: 1 to 200 characters, no control characters.
 pub fn check_agent_id(agent_id: &str) -> Result<(), DomainError> {
-    if agent_id.is_empty() || agent_id.chars().count() > AGENT_ID_MAX || agent_id.chars().any(char::is_control) {
+    if agent_id.is_empty()
+        || agent_id.chars().count() > AGENT_ID_MAX
+        || agent_id.chars().any(char::is_control)
+    {
         return Err(DomainError::invalid(
             "agentId",
             format!("must be 1 to {AGENT_ID_MAX} characters, without control characters"),
@@ -376,7 +385,10 @@ mod tests {
     fn a_day_without_midnight_starts_after_the_gap() {
         let santiago = parse_time_zone("America/Santiago").unwrap();
         let window = day_window(santiago, utc("2026-09-06T12:00:00Z"));
-        assert_eq!(window.start.with_timezone(&santiago).time().to_string(), "01:00:00");
+        assert_eq!(
+            window.start.with_timezone(&santiago).time().to_string(),
+            "01:00:00"
+        );
     }
 
     #[test]
@@ -415,7 +427,11 @@ mod tests {
             .into_iter()
             .map(|budget| budget.name.as_str())
             .collect();
-        assert_eq!(names, ["each", "lead", "team"], "another window overrides nothing");
+        assert_eq!(
+            names,
+            ["each", "lead", "team"],
+            "another window overrides nothing"
+        );
     }
 
     #[test]

@@ -4,10 +4,10 @@ use async_graphql::{Context, ID, MergedObject, Object};
 
 use super::types::{
     AdjustCreditsInput, ChangePlanInput, ChangePlanPayload, CreateWorkspaceInput, CreateWorkspacePayload,
-    LedgerChangePayload, PurchaseTopUpInput, PurchaseTopUpPayload, ReverseTransactionInput,
-    RemoveBudgetInput, RemoveBudgetPayload, SetBudgetInput, SetBudgetPayload, SetLowBalanceThresholdInput,
-    SetLowBalanceThresholdPayload, SetTimeZoneInput, SetTimeZonePayload, SpendCreditInput, SpendCreditPayload,
-    Wallet, Workspace,
+    LedgerChangePayload, PurchaseTopUpInput, PurchaseTopUpPayload, RemoveBudgetInput, RemoveBudgetPayload,
+    ReverseTransactionInput, SetBudgetInput, SetBudgetPayload, SetLowBalanceThresholdInput,
+    SetLowBalanceThresholdPayload, SetTimeZoneInput, SetTimeZonePayload, SpendCreditInput,
+    SpendCreditPayload, Wallet, Workspace,
 };
 use super::{caller, ledger, scope};
 use crate::auth::{Caller, Operation, WalletScope, authorize_operator};
@@ -17,8 +17,8 @@ use crate::domain::ids::{IdempotencyKey, WorkspaceId, parse_reference};
 use crate::error::{AppError, GraphqlResult};
 use crate::service::WORKSPACE_NAME_LENGTH_MAX;
 use crate::service::{
-    AdjustRequest, BudgetInput, ChangePlanRequest, CreateWorkspaceRequest, SpendRequest, ThresholdRequest, TopUpRequest,
-    parse_reason,
+    AdjustRequest, BudgetInput, ChangePlanRequest, CreateWorkspaceRequest, SpendRequest, ThresholdRequest,
+    TopUpRequest, parse_reason,
 };
 
 /// Spending and buying credits.
@@ -255,7 +255,11 @@ pub struct BudgetMutation;
 impl BudgetMutation {
     /// Creates or updates (by name) a budget: a cap on the credits spends
     /// may use per window, checked with each charge.
-    async fn set_budget(&self, ctx: &Context<'_>, input: SetBudgetInput) -> async_graphql::Result<SetBudgetPayload> {
+    async fn set_budget(
+        &self,
+        ctx: &Context<'_>,
+        input: SetBudgetInput,
+    ) -> async_graphql::Result<SetBudgetPayload> {
         let (scope, request) = (|| -> Result<(WalletScope, BudgetInput), AppError> {
             let agent_id = input.agent_id.map(|agent| agent.0);
             if let Some(agent) = &agent_id {
@@ -270,7 +274,12 @@ impl BudgetMutation {
                 limit: i64::from(input.limit),
                 mode: input.mode.into(),
             };
-            check_budget(&request.name, request.applies_to, request.agent_id.as_deref(), request.limit)?;
+            check_budget(
+                &request.name,
+                request.applies_to,
+                request.agent_id.as_deref(),
+                request.limit,
+            )?;
             Ok((
                 scope(ctx, input.workspace_id.as_ref(), Operation::Configure)?,
                 request,
@@ -290,7 +299,11 @@ impl BudgetMutation {
         input: RemoveBudgetInput,
     ) -> async_graphql::Result<RemoveBudgetPayload> {
         let scope = scope(ctx, input.workspace_id.as_ref(), Operation::Configure).gql()?;
-        ledger(ctx).gql()?.remove_budget(&scope, &input.name).await.gql()?;
+        ledger(ctx)
+            .gql()?
+            .remove_budget(&scope, &input.name)
+            .await
+            .gql()?;
         Ok(RemoveBudgetPayload { name: input.name })
     }
 

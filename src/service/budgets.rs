@@ -9,8 +9,8 @@ use crate::auth::WalletScope;
 use crate::domain::budget::{BUDGETS_MAX, Budget, BudgetUsage, applying_to, usage, used_in, window_of};
 use crate::domain::catalogue::Action;
 use crate::error::{AppError, AppResult, db_error};
-pub use crate::store::budgets::BudgetInput;
 use crate::store;
+pub use crate::store::budgets::BudgetInput;
 
 /// Credits one agent (or no agent) spent over a range, per action.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,7 +90,11 @@ impl Ledger {
 
     /// Each budget that counts `agent`'s spends (or, with no agent, the
     /// workspace's), with what it used in its current window.
-    pub async fn budget_usage(&self, scope: &WalletScope, agent: Option<&str>) -> AppResult<Vec<BudgetUsage>> {
+    pub async fn budget_usage(
+        &self,
+        scope: &WalletScope,
+        agent: Option<&str>,
+    ) -> AppResult<Vec<BudgetUsage>> {
         let now = self.now();
         let head = self.wallet_row(scope).await?;
         let subjects = super::spend::budget_subjects([agent]);

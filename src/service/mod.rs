@@ -28,8 +28,8 @@ use std::sync::Arc;
 use chrono::{DateTime, SubsecRound, Utc};
 
 pub use crate::config::{GroupCommitSettings, MAX_BATCH_DEFAULT, POSTGRES_WORKERS_DEFAULT, WINDOW_DEFAULT};
-pub use budgets::{AgentUsageView, BudgetInput};
 pub use adjust::{AdjustRequest, LedgerChange, REASON_LENGTH_MAX, ThresholdRequest, parse_reason};
+pub use budgets::{AgentUsageView, BudgetInput};
 pub use period::RollOverReport;
 pub use spend::{SpendRequest, SpendResult};
 pub use stream::{BalanceChange, ChangeKind, REPLAY_ROWS_MAX};

@@ -28,7 +28,11 @@ pub async fn of_wallets(db: &impl ConnectionTrait, wallet_ids: Vec<i64>) -> Resu
 }
 
 /// The counters of these budgets for these subjects.
-pub async fn counters(db: &impl ConnectionTrait, budget_ids: Vec<i64>, subjects: Vec<String>) -> Result<Vec<Counter>> {
+pub async fn counters(
+    db: &impl ConnectionTrait,
+    budget_ids: Vec<i64>,
+    subjects: Vec<String>,
+) -> Result<Vec<Counter>> {
     if budget_ids.is_empty() || subjects.is_empty() {
         return Ok(Vec::new());
     }

@@ -6,6 +6,7 @@
 mod helpers;
 
 mod auth;
+mod budgets;
 mod catalogue;
 mod cli;
 mod concurrency;

@@ -66,7 +66,13 @@ impl Wallet {
     /// the spend would take over its limit (BUDGET_EXCEEDED, even with an
     /// empty pool), then the balance by `domain::spend`. Charged, it counts
     /// in every budget that applies.
-    pub fn spend<R>(&mut self, bound: Option<(&str, R)>, entry: Entry, cost: i64, now: DateTime<Utc>) -> Spent<R> {
+    pub fn spend<R>(
+        &mut self,
+        bound: Option<(&str, R)>,
+        entry: Entry,
+        cost: i64,
+        now: DateTime<Utc>,
+    ) -> Spent<R> {
         let fingerprint = entry
             .key
             .as_ref()
@@ -117,7 +123,14 @@ impl Wallet {
         let mut warnings = Vec::new();
         for counting in counted {
             let used = counting.used + cost;
-            self.set_counter(counting.budget, &counting.subject, counting.window, used, false, now);
+            self.set_counter(
+                counting.budget,
+                &counting.subject,
+                counting.window,
+                used,
+                false,
+                now,
+            );
             let budget = &self.state.budgets[counting.budget];
             if budget.mode == BudgetMode::Soft && used > budget.limit {
                 warnings.push(usage(budget, &counting.subject, used, counting.window));
@@ -139,10 +152,18 @@ impl Wallet {
         let credits: i64 = -original.moves.iter().map(|(_, moved)| moved).sum::<i64>();
         for counting in self.counting(original.agent_id.as_deref(), action, now) {
             let budget = &self.state.budgets[counting.budget];
-            let counted = budget.counting_since <= original.created_at && counting.window.start <= original.created_at;
+            let counted =
+                budget.counting_since <= original.created_at && counting.window.start <= original.created_at;
             if counted && counting.used > 0 {
                 let used = (counting.used - credits).max(0);
-                self.set_counter(counting.budget, &counting.subject, counting.window, used, false, now);
+                self.set_counter(
+                    counting.budget,
+                    &counting.subject,
+                    counting.window,
+                    used,
+                    false,
+                    now,
+                );
             }
         }
     }

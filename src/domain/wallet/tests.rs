@@ -86,7 +86,10 @@ fn a_renewal_and_a_spend_are_one_change_in_order() {
         at(2, 3),
     );
     let spent = wallet.spend::<()>(None, spend("k1"), 1, at(2, 3));
-    assert!(matches!(spent.answer, SpendAnswer::Fresh(SpendDecision::Charge(_))));
+    assert!(matches!(
+        spent.answer,
+        SpendAnswer::Fresh(SpendDecision::Charge(_))
+    ));
     assert_eq!(spent.row, Some(3));
     let change = wallet.finish(at(2, 3));
 
@@ -303,7 +306,12 @@ mod budgets {
             Vec::new(),
         );
         let outcomes: Vec<bool> = (0..4)
-            .map(|n| wallet.spend::<()>(None, by("ana", &format!("a{n}")), 1, now).row.is_some())
+            .map(|n| {
+                wallet
+                    .spend::<()>(None, by("ana", &format!("a{n}")), 1, now)
+                    .row
+                    .is_some()
+            })
             .collect();
         assert_eq!(outcomes, [true, true, false, false]);
         let refused = wallet.spend::<()>(None, by("ana", "a9"), 1, now);
@@ -350,7 +358,9 @@ mod budgets {
         let change = wallet.finish(at(1, 10));
         assert!(change.rows.is_empty());
         assert_eq!(change.exhausted.len(), 1);
-        let head = change.head.expect("a refusal that exhausts a window moves the budget version");
+        let head = change
+            .head
+            .expect("a refusal that exhausts a window moves the budget version");
         assert_eq!(head.budget_version, 1);
     }
 
@@ -396,7 +406,10 @@ mod budgets {
         let mut later = budget(2, "later", BudgetTarget::EachAgent, 9, BudgetMode::Hard);
         later.counting_since = at(1, 10) + chrono::Duration::hours(2);
         let mut wallet = wallet_with(
-            vec![budget(1, "each", BudgetTarget::EachAgent, 9, BudgetMode::Hard), later],
+            vec![
+                budget(1, "each", BudgetTarget::EachAgent, 9, BudgetMode::Hard),
+                later,
+            ],
             vec![counter(1), counter(2)],
         );
         let original = |created_at| Reversed {

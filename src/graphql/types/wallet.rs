@@ -52,11 +52,7 @@ impl Wallet {
             .transpose()
             .map_err(AppError::from)
             .gql()?;
-        let usage = ledger(ctx)
-            .gql()?
-            .budget_usage(&self.scope, agent)
-            .await
-            .gql()?;
+        let usage = ledger(ctx).gql()?.budget_usage(&self.scope, agent).await.gql()?;
         Ok(usage.into_iter().map(Into::into).collect())
     }
 

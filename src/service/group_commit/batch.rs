@@ -8,11 +8,11 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 
 use super::SpendJob;
+use crate::domain::budget::BudgetUsage;
 use crate::domain::catalogue::Action;
 use crate::domain::spend::{SpendAnswer, SpendDecision, SpendOutcome};
 use crate::domain::wallet::{Change, Wallet};
 use crate::error::{AppError, AppResult, db_error};
-use crate::domain::budget::BudgetUsage;
 use crate::service::spend::{budget_subjects, conflict, spend_entry, suggestion};
 use crate::service::{BalanceView, Ledger, SpendResult, TransactionView, plans_if_renewing, settle};
 use crate::store;
@@ -96,13 +96,7 @@ impl Ledger {
         );
 
         let needs_packs = decided.iter().any(|decision| {
-            matches!(
-                decision,
-                Decided::Answer(Pending {
-                    outcome: SpendOutcome::InsufficientCredits,
-                    ..
-                })
-            )
+            matches!(decision, Decided::Answer(pending) if pending.outcome == SpendOutcome::InsufficientCredits)
         });
         let packs = if needs_packs {
             Some(self.packs().await?)
@@ -114,7 +108,7 @@ impl Ledger {
             .map(|decision| {
                 let pending = match decision {
                     Decided::Refused(error) => return Ok(Err(error)),
-                    Decided::Answer(pending) => pending,
+                    Decided::Answer(pending) => *pending,
                 };
                 let transaction = match pending.bound {
                     Some(Bound::Stored(transaction)) => Some(transaction),
@@ -169,7 +163,7 @@ struct Pending {
 }
 
 enum Decided {
-    Answer(Pending),
+    Answer(Box<Pending>),
     Refused(AppError),
 }
 
@@ -223,9 +217,9 @@ impl Charging {
             }
             (SpendAnswer::Fresh(_), _) => self.pending(SpendOutcome::InsufficientCredits, None, cost),
         };
-        Decided::Answer(Pending {
+        Decided::Answer(Box::new(Pending {
             warnings: spent.warnings,
             ..pending
-        })
+        }))
     }
 }

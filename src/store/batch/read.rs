@@ -137,14 +137,19 @@ impl SpendReads {
             })
             .collect::<Result<_>>()?;
         let mut states = crate::store::rows::states(self.wallets, self.grants)?;
-        let mut counters: Vec<_> = self.counters.into_iter().map(crate::store::rows::counter).collect();
+        let mut counters: Vec<_> = self
+            .counters
+            .into_iter()
+            .map(crate::store::rows::counter)
+            .collect();
         for model in self.budgets {
             let Some(state) = states.iter_mut().find(|state| state.head.id == model.wallet_id) else {
                 continue;
             };
             let budget = crate::store::rows::budget(model)?;
-            let (mine, others): (Vec<_>, Vec<_>) =
-                counters.into_iter().partition(|counter| counter.budget_id == budget.id);
+            let (mine, others): (Vec<_>, Vec<_>) = counters
+                .into_iter()
+                .partition(|counter| counter.budget_id == budget.id);
             counters = others;
             state.counters.extend(mine);
             state.budgets.push(budget);
@@ -277,12 +282,11 @@ async fn read_stored(
         };
         let seen: Vec<Seen> = from_json(&column("seen")?)?;
         let current = reads.wallets.iter().all(|wallet| {
-            seen.iter()
-                .any(|seen| {
-                    seen.id == wallet.id
-                        && seen.last_sequence == wallet.last_sequence
-                        && seen.budget_version == wallet.budget_version
-                })
+            seen.iter().any(|seen| {
+                seen.id == wallet.id
+                    && seen.last_sequence == wallet.last_sequence
+                    && seen.budget_version == wallet.budget_version
+            })
         });
         if current {
             return Ok(reads);

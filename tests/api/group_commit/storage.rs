@@ -215,14 +215,14 @@ async fn keys_are_probed_on_their_index_from_the_start(backend: Backend) {
         Backend::Postgres => {
             for sql in [
                 "SET LOCAL plan_cache_mode = force_generic_plan".to_owned(),
-                format!("PREPARE reads(text, text, text) AS {SPEND_READS_SQL}"),
+                format!("PREPARE reads(text, text, text, text) AS {SPEND_READS_SQL}"),
             ] {
                 txn.execute_unprepared(&sql).await.unwrap();
             }
             let rows = txn
                 .query_all_raw(Statement::from_string(
                     DbBackend::Postgres,
-                    r#"EXPLAIN EXECUTE reads('["ws-a"]', '[{"workspace_id":"ws-a","key":"k"}]', 'SPEND')"#,
+                    r#"EXPLAIN EXECUTE reads('["ws-a"]', '[{"workspace_id":"ws-a","key":"k"}]', 'SPEND', '[""]')"#,
                 ))
                 .await
                 .unwrap();
