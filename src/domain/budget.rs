@@ -219,19 +219,24 @@ pub fn day_window(zone: Tz, now: DateTime<Utc>) -> Window {
     }
 }
 
-/// The billing period the head is in: the paid period, else the trial as
-/// one period (until it ends), else the wallet's whole life.
-pub fn period_window(head: &Head) -> Window {
+/// The billing period the head is in at `now`: the paid period; else the
+/// trial as one period until it ends, then the time since it ended (until
+/// a paid period starts).
+pub fn period_window(head: &Head, now: DateTime<Utc>) -> Window {
     match (head.period_start, head.period_end, head.trial_ends_at) {
         (Some(start), end, _) => Window {
             start,
             resets_at: end,
         },
-        (None, _, Some(ends)) => Window {
+        (None, _, Some(ends)) if now < ends => Window {
             start: DateTime::<Utc>::UNIX_EPOCH,
             resets_at: Some(ends),
         },
-        _ => Window {
+        (None, _, Some(ends)) => Window {
+            start: ends,
+            resets_at: None,
+        },
+        (None, _, None) => Window {
             start: DateTime::<Utc>::UNIX_EPOCH,
             resets_at: None,
         },
@@ -242,7 +247,7 @@ pub fn period_window(head: &Head) -> Window {
 pub fn window_of(budget: &Budget, head: &Head, now: DateTime<Utc>) -> Window {
     match budget.window {
         BudgetWindow::Day => day_window(parse_time_zone(&head.time_zone).unwrap_or(Tz::UTC), now),
-        BudgetWindow::BillingPeriod => period_window(head),
+        BudgetWindow::BillingPeriod => period_window(head, now),
     }
 }
 

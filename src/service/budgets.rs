@@ -96,7 +96,8 @@ impl Ledger {
         agent: Option<&str>,
     ) -> AppResult<Vec<BudgetUsage>> {
         let now = self.now();
-        let head = self.wallet_row(scope).await?;
+        // Settled first, so a billing period that ended shows its new window.
+        let head = self.settled_head(scope, now).await?;
         let subjects = super::spend::budget_subjects([agent]);
         let (budgets, counters) = store::budgets::load(&self.db, head.id, subjects)
             .await

@@ -2,6 +2,7 @@
 
 use super::{Ledger, PeriodView, TransactionPage, WalletView};
 use crate::auth::WalletScope;
+use crate::domain::wallet::Head;
 use crate::error::{AppError, AppResult, db_error};
 use crate::store::{self, ledger::EntryFilter};
 
@@ -29,16 +30,7 @@ impl Ledger {
     pub async fn wallet(&self, scope: &WalletScope) -> AppResult<WalletView> {
         let now = self.now();
         let workspace_id = scope.workspace_id().as_str();
-        let head = store::wallets::find(&self.db, workspace_id)
-            .await
-            .map_err(db_error)?
-            .ok_or(AppError::NotFound("workspace"))?;
-        if store::ledger::is_due(&self.db, &head, now)
-            .await
-            .map_err(db_error)?
-        {
-            self.settle_wallet(workspace_id, now).await?;
-        }
+        self.settled_head(scope, now).await?;
         let state = store::wallets::read(&self.db, workspace_id)
             .await
             .map_err(db_error)?
@@ -69,6 +61,31 @@ impl Ledger {
             low_balance_alerted_at: head.alerted_at,
             time_zone: head.time_zone,
         })
+    }
+
+    /// The scope's wallet head, settled first when a grant's expiry or the
+    /// period's end has passed and no writer has recorded it yet.
+    pub(super) async fn settled_head(
+        &self,
+        scope: &WalletScope,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> AppResult<Head> {
+        let workspace_id = scope.workspace_id().as_str();
+        let head = store::wallets::find(&self.db, workspace_id)
+            .await
+            .map_err(db_error)?
+            .ok_or(AppError::NotFound("workspace"))?;
+        if !store::ledger::is_due(&self.db, &head, now)
+            .await
+            .map_err(db_error)?
+        {
+            return Ok(head);
+        }
+        self.settle_wallet(workspace_id, now).await?;
+        store::wallets::find(&self.db, workspace_id)
+            .await
+            .map_err(db_error)?
+            .ok_or(AppError::NotFound("workspace"))
     }
 
     /// A page of the scope's ledger, newest first.

@@ -16,6 +16,13 @@
 //! containing now, on the pending plan if any), burn-down soonest expiry
 //! first and never-expiring last (oldest first on a tie), keys bound per
 //! wallet, upgrades raising the period's allocation by the difference.
+//! Budgets too (`docs/design/budgets.md`): each workspace has a team cap,
+//! per-agent caps (one overridden for one agent), a soft cap, in its own
+//! time zone; spends name one of three agents or none; the model counts
+//! each budget's window with its own calendar arithmetic, refuses with
+//! BUDGET_EXCEEDED before looking at the balance, gives reversed spends
+//! back to current windows, and its counters must equal
+//! `wallet.budgetUsage` for a drawn agent every fourth step.
 //! Each run draws a fresh seed and prints it first; a failure (a panic
 //! included) prints it again: `SEED=<n> cargo test model` replays it.
 //! `MODEL_OPS` sets the number of operations (default 1500).
@@ -33,7 +40,7 @@ use crate::helpers::{Random, TestApp};
 mod rules;
 mod run;
 
-use rules::{Model, WORKSPACES, Wallet};
+use rules::{Model, TIME_ZONES, WORKSPACES, Wallet, starting_budgets};
 use run::Run;
 
 /// Prints the seed again if the run panics (an assertion of the harness or
@@ -86,11 +93,42 @@ async fn service_agrees_with_the_model(app: TestApp) {
         seed,
         step: 0,
         keys: 0,
+        budget_refusals: 0,
     };
     let start = run.now();
-    for workspace in WORKSPACES {
+    for (workspace, time_zone) in WORKSPACES.into_iter().zip(TIME_ZONES) {
         run.app.create_workspace(workspace).await;
-        run.model.wallets.insert(workspace, Wallet::default());
+        let budgets = starting_budgets(&mut run.random);
+        run.app
+            .gql(
+                Some(&run.admin[workspace]),
+                "mutation($tz: String!) { setTimeZone(input: {timeZone: $tz}) { workspace { timeZone } } }",
+                json!({ "tz": time_zone }),
+            )
+            .await
+            .data();
+        for budget in &budgets {
+            run.set_budget(workspace, budget).await;
+        }
+        run.model.wallets.insert(
+            workspace,
+            Wallet {
+                grants: Vec::new(),
+                spend_keys: HashMap::new(),
+                top_up_keys: HashMap::new(),
+                anchor: None,
+                period_end: None,
+                plan: None,
+                pending: None,
+                allocation: None,
+                charges: Vec::new(),
+                rows: Vec::new(),
+                trial_end: start + Duration::days(7),
+                time_zone,
+                budgets,
+                counters: HashMap::new(),
+            },
+        );
         run.model
             .grant(workspace, "bonus", 300, Some(start + Duration::days(7)));
         run.model.row(workspace, "GRANT", 300);
@@ -103,6 +141,12 @@ async fn service_agrees_with_the_model(app: TestApp) {
         run.check_balance(workspace).await;
         run.check_rows(workspace).await;
     }
+    eprintln!("model run: {} spends refused by a budget", run.budget_refusals);
+    assert!(
+        run.budget_refusals > operations / 50,
+        "the run exercised budgets too rarely: {} refusals",
+        run.budget_refusals
+    );
 }
 
 both_backends!(service_agrees_with_the_model);

@@ -82,9 +82,12 @@ pub(super) struct Charge {
     pub(super) transaction_id: String,
     pub(super) grant_order: u64,
     pub(super) reversed: bool,
+    pub(super) agent: Option<&'static str>,
+    pub(super) action: &'static str,
+    pub(super) at: DateTime<Utc>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Wallet {
     pub(super) grants: Vec<Grant>,
     pub(super) spend_keys: HashMap<String, String>,
@@ -101,6 +104,14 @@ pub(super) struct Wallet {
     pub(super) charges: Vec<Charge>,
     /// The ledger as (kind, amount), oldest first.
     pub(super) rows: Vec<(String, i64)>,
+    /// When the trial ends.
+    pub(super) trial_end: DateTime<Utc>,
+    /// The workspace's time zone.
+    pub(super) time_zone: &'static str,
+    /// Its budgets.
+    pub(super) budgets: Vec<Budget>,
+    /// (budget, subject) → (window start, used in it).
+    pub(super) counters: HashMap<(&'static str, String), (DateTime<Utc>, i64)>,
 }
 
 #[derive(Default)]
@@ -215,5 +226,209 @@ impl Model {
             }
         }
         last
+    }
+}
+
+/// The agents spends are drawn for (`None`: a spend naming no agent).
+pub(super) const AGENTS: [Option<&str>; 4] = [None, Some("ana"), Some("bob"), Some("cy")];
+
+/// Each workspace's time zone (budgets' days end at its midnight).
+pub(super) const TIME_ZONES: [&str; 3] = ["UTC", "America/Los_Angeles", "Asia/Kolkata"];
+
+/// A budget as the model keeps it.
+#[derive(Debug, Clone)]
+pub(super) struct Budget {
+    pub(super) name: &'static str,
+    /// WORKSPACE, EACH_AGENT or AGENT.
+    pub(super) applies_to: &'static str,
+    pub(super) agent: Option<&'static str>,
+    pub(super) action: Option<&'static str>,
+    /// DAY or BILLING_PERIOD.
+    pub(super) window: &'static str,
+    pub(super) limit: i64,
+    pub(super) hard: bool,
+}
+
+/// The budgets every model workspace starts with (limits drawn per
+/// workspace): a team cap, a per-agent cap per period, a per-agent
+/// Sidekick cap per day with a higher override for ana, a soft cap.
+pub(super) fn starting_budgets(random: &mut Random) -> Vec<Budget> {
+    let mut limit = |from: usize, to: usize| (from + random.below(to - from + 1)) as i64;
+    vec![
+        Budget {
+            name: "team",
+            applies_to: "WORKSPACE",
+            agent: None,
+            action: None,
+            window: "DAY",
+            limit: limit(1, 5),
+            hard: true,
+        },
+        Budget {
+            name: "each",
+            applies_to: "EACH_AGENT",
+            agent: None,
+            action: None,
+            window: "BILLING_PERIOD",
+            limit: limit(2, 8),
+            hard: true,
+        },
+        Budget {
+            name: "each-sidekick",
+            applies_to: "EACH_AGENT",
+            agent: None,
+            action: Some("SIDEKICK"),
+            window: "DAY",
+            limit: limit(0, 2),
+            hard: true,
+        },
+        Budget {
+            name: "ana-sidekick",
+            applies_to: "AGENT",
+            agent: Some("ana"),
+            action: Some("SIDEKICK"),
+            window: "DAY",
+            limit: limit(1, 4),
+            hard: true,
+        },
+        Budget {
+            name: "soft-triage",
+            applies_to: "WORKSPACE",
+            agent: None,
+            action: Some("TRIAGE"),
+            window: "DAY",
+            limit: limit(0, 2),
+            hard: false,
+        },
+    ]
+}
+
+impl Budget {
+    /// Whether it counts `agent`'s spends of some action, overrides applied.
+    fn applies(&self, all: &[Budget], agent: Option<&str>) -> bool {
+        match self.applies_to {
+            "WORKSPACE" => true,
+            "EACH_AGENT" => {
+                agent.is_some()
+                    && !all.iter().any(|other| {
+                        other.applies_to == "AGENT"
+                            && other.agent == agent
+                            && other.action == self.action
+                            && other.window == self.window
+                    })
+            }
+            _ => agent.is_some() && self.agent == agent,
+        }
+    }
+
+    fn subject(&self, agent: Option<&str>) -> String {
+        if self.applies_to == "WORKSPACE" {
+            String::new()
+        } else {
+            agent.unwrap_or_default().to_owned()
+        }
+    }
+}
+
+impl Model {
+    /// The start of the window `budget` counts in at `now`: the local day,
+    /// or the billing period (the trial as one, then the time after it).
+    pub(super) fn window_start(&self, workspace: &str, budget: &Budget, now: DateTime<Utc>) -> DateTime<Utc> {
+        let wallet = &self.wallets[workspace];
+        if budget.window == "DAY" {
+            let zone: chrono_tz::Tz = wallet.time_zone.parse().unwrap();
+            let midnight = now
+                .with_timezone(&zone)
+                .date_naive()
+                .and_hms_opt(0, 0, 0)
+                .unwrap();
+            return zone
+                .from_local_datetime(&midnight)
+                .earliest()
+                .unwrap()
+                .with_timezone(&Utc);
+        }
+        match (wallet.anchor, wallet.trial_end) {
+            (Some(anchor), _) => period_containing(anchor, now).0,
+            (None, end) if now < end => DateTime::<Utc>::UNIX_EPOCH,
+            (None, end) => end,
+        }
+    }
+
+    /// The budgets counting a spend of `action` by `agent`, by name, with
+    /// (subject, window start, used in that window).
+    pub(super) fn counting(
+        &self,
+        workspace: &str,
+        agent: Option<&str>,
+        action: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Vec<(Budget, String, DateTime<Utc>, i64)> {
+        let wallet = &self.wallets[workspace];
+        let mut found: Vec<_> = wallet
+            .budgets
+            .iter()
+            .filter(|budget| budget.applies(&wallet.budgets, agent))
+            .filter(|budget| action.is_none() || budget.action.is_none() || budget.action == action)
+            .map(|budget| {
+                let subject = budget.subject(agent);
+                let start = self.window_start(workspace, budget, now);
+                let used = match wallet.counters.get(&(budget.name, subject.clone())) {
+                    Some((counted, used)) if *counted == start => *used,
+                    _ => 0,
+                };
+                (budget.clone(), subject, start, used)
+            })
+            .collect();
+        found.sort_by_key(|(budget, ..)| budget.name);
+        found
+    }
+
+    /// The first HARD budget a spend of 1 would take over its limit.
+    pub(super) fn blocking(
+        &self,
+        workspace: &str,
+        agent: Option<&str>,
+        action: &str,
+        now: DateTime<Utc>,
+    ) -> Option<&'static str> {
+        self.counting(workspace, agent, Some(action), now)
+            .into_iter()
+            .find(|(budget, _, _, used)| budget.hard && used + 1 > budget.limit)
+            .map(|(budget, ..)| budget.name)
+    }
+
+    /// Counts a charged spend in every budget that applies.
+    pub(super) fn count(
+        &mut self,
+        workspace: &str,
+        agent: Option<&str>,
+        action: &str,
+        now: DateTime<Utc>,
+        by: i64,
+    ) {
+        for (budget, subject, start, used) in self.counting(workspace, agent, Some(action), now) {
+            let counted = (used + by).max(0);
+            self.wallets
+                .get_mut(workspace)
+                .unwrap()
+                .counters
+                .insert((budget.name, subject), (start, counted));
+        }
+    }
+
+    /// A reversal at `now` of a spend charged at `at`: each budget gives one
+    /// back when the spend is in its current window.
+    pub(super) fn uncount(&mut self, workspace: &str, charge: &Charge, now: DateTime<Utc>) {
+        for (budget, subject, start, used) in self.counting(workspace, charge.agent, Some(charge.action), now)
+        {
+            if start <= charge.at && used > 0 {
+                self.wallets
+                    .get_mut(workspace)
+                    .unwrap()
+                    .counters
+                    .insert((budget.name, subject), (start, used - 1));
+            }
+        }
     }
 }

@@ -14,9 +14,16 @@ pub(super) struct Run {
     pub(super) service: HashMap<&'static str, String>,
     pub(super) admin: HashMap<&'static str, String>,
     pub(super) keys: usize,
+    /// Spends the model expected a budget to refuse.
+    pub(super) budget_refusals: usize,
 }
 
-pub(super) const SPEND: &str = "mutation($ws: ID, $a: Action!, $k: String!, $r: String) { spendCredit(input: {workspaceId: $ws, action: $a, idempotencyKey: $k, reference: $r}) { outcome balance { total allocation purchased bonus } transaction { id } } }";
+pub(super) const SPEND: &str = "mutation($ws: ID, $a: Action!, $k: String!, $r: String, $ag: ID) { spendCredit(input: {workspaceId: $ws, action: $a, idempotencyKey: $k, reference: $r, agentId: $ag}) { outcome balance { total allocation purchased bonus } transaction { id } } }";
+
+/// A spend request's identity, as the model keeps it.
+fn fingerprint(action: &str, reference: Option<&str>, agent: Option<&str>) -> String {
+    format!("{action}|{}|{}", reference.unwrap_or(""), agent.unwrap_or(""))
+}
 
 impl Run {
     pub(super) fn now(&self) -> DateTime<Utc> {
@@ -67,17 +74,22 @@ impl Run {
     pub(super) async fn spend(
         &mut self,
         workspace: &'static str,
-        action: &str,
+        action: &'static str,
         key: String,
         reference: Option<&str>,
+        agent: Option<&'static str>,
     ) {
         let now = self.now();
         self.model.settle(workspace, now);
-        let fingerprint = format!("{action}|{}", reference.unwrap_or(""));
+        let fingerprint = fingerprint(action, reference, agent);
         let wallet = &self.model.wallets[workspace];
         let expected = match wallet.spend_keys.get(&key) {
             Some(bound) if *bound == fingerprint => "DUPLICATE",
             Some(_) => "IDEMPOTENCY_CONFLICT",
+            None if self.model.blocking(workspace, agent, action, now).is_some() => {
+                self.budget_refusals += 1;
+                "BUDGET_EXCEEDED"
+            }
             None if self.model.total(workspace) >= 1 => "CHARGED",
             None => "INSUFFICIENT_CREDITS",
         };
@@ -86,7 +98,7 @@ impl Run {
             .gql(
                 Some(&self.service[workspace]),
                 SPEND,
-                json!({ "ws": workspace, "a": action, "k": key, "r": reference }),
+                json!({ "ws": workspace, "a": action, "k": key, "r": reference, "ag": agent }),
             )
             .await;
         let actual = Self::outcome(&answer, "spendCredit");
@@ -98,6 +110,7 @@ impl Run {
         if expected == "CHARGED" {
             let grant_order = self.model.burn(workspace, 1).unwrap();
             self.model.row(workspace, "SPEND", -1);
+            self.model.count(workspace, agent, action, now, 1);
             let wallet = self.model.wallets.get_mut(workspace).unwrap();
             wallet.spend_keys.insert(key, fingerprint);
             wallet.charges.push(Charge {
@@ -107,6 +120,9 @@ impl Run {
                     .to_owned(),
                 grant_order,
                 reversed: false,
+                agent,
+                action,
+                at: now,
             });
         }
     }
@@ -205,6 +221,7 @@ impl Run {
         );
         if expected == "OK" {
             self.model.row(workspace, "REVERSAL", 1);
+            self.model.uncount(workspace, &charge, now);
             let wallet = self.model.wallets.get_mut(workspace).unwrap();
             wallet.charges[index].reversed = true;
             match wallet
@@ -293,7 +310,7 @@ impl Run {
             let mut bound: Vec<String> = self.model.wallets[workspace]
                 .spend_keys
                 .iter()
-                .filter(|(_, fingerprint)| *fingerprint == "TRIAGE|")
+                .filter(|(_, bound)| **bound == fingerprint("TRIAGE", None, None))
                 .map(|(key, _)| key.clone())
                 .collect();
             bound.sort();
@@ -311,8 +328,19 @@ impl Run {
         }))
         .await;
         for workspace in WORKSPACES.iter().copied().take(wallets) {
+            // What the HARD budgets counting a TRIAGE spend with no agent
+            // still allow; past it, refusals are BUDGET_EXCEEDED.
+            let allowed = self
+                .model
+                .counting(workspace, None, Some("TRIAGE"), now)
+                .iter()
+                .filter(|(budget, ..)| budget.hard)
+                .map(|(budget, _, _, used)| (budget.limit - used).max(0))
+                .min()
+                .unwrap_or(i64::MAX);
             let mut charged = Vec::new();
             let mut fresh = 0;
+            let mut refusals = Vec::new();
             for ((_, key, repeat), answer) in requests
                 .iter()
                 .zip(&answers)
@@ -330,21 +358,26 @@ impl Run {
                     if outcome == "CHARGED" {
                         charged.push(key.clone());
                     } else {
-                        self.check(
-                            &format!("burst {key}"),
-                            &json!(outcome),
-                            &json!("INSUFFICIENT_CREDITS"),
-                        );
+                        refusals.push((key.clone(), outcome));
                     }
                 }
             }
-            let expected = (fresh as i64).min(self.model.total(workspace));
+            let expected = (fresh as i64).min(self.model.total(workspace)).min(allowed);
+            let refusal = if expected >= allowed {
+                "BUDGET_EXCEEDED"
+            } else {
+                "INSUFFICIENT_CREDITS"
+            };
+            for (key, outcome) in refusals {
+                self.check(&format!("burst {key}"), &json!(outcome), &json!(refusal));
+            }
             self.check(
                 &format!("burst charges on {workspace}"),
                 &json!(charged.len()),
                 &json!(expected),
             );
             self.model.burn(workspace, expected);
+            self.model.count(workspace, None, "TRIAGE", now, expected);
             for key in charged {
                 self.model.row(workspace, "SPEND", -1);
                 self.model
@@ -352,7 +385,7 @@ impl Run {
                     .get_mut(workspace)
                     .unwrap()
                     .spend_keys
-                    .insert(key, "TRIAGE|".to_owned());
+                    .insert(key, fingerprint("TRIAGE", None, None));
             }
         }
     }
@@ -377,7 +410,8 @@ impl Run {
                 self.keys += 1;
                 let key = format!("k-{}", self.keys);
                 let action = ACTIONS[self.random.below(3)];
-                self.spend(workspace, action, key, None).await;
+                let agent = AGENTS[self.random.below(AGENTS.len())];
+                self.spend(workspace, action, key, None, agent).await;
             }
             40..=51 => {
                 // A repeat of a recent key, sometimes with another reference.
@@ -385,19 +419,24 @@ impl Run {
                 let reference = ["", "", "", "other"][self.random.below(4)];
                 let action = ACTIONS[self.random.below(3)];
                 let reference = (!reference.is_empty()).then_some(reference);
-                self.spend(workspace, action, key, reference).await;
+                let agent = AGENTS[self.random.below(AGENTS.len())];
+                self.spend(workspace, action, key, reference, agent).await;
             }
             52..=59 => self.top_up(workspace).await,
             60..=69 => self.adjust(workspace).await,
             70..=79 => self.reverse(workspace).await,
             80..=89 => self.advance().await,
             90..=94 => self.burst().await,
-            _ => {
+            95..=97 => {
                 let target = PLANS[self.random.below(PLANS.len())].0;
                 self.change_plan(workspace, target).await;
             }
+            _ => self.change_limit(workspace).await,
         }
         self.check_balance(workspace).await;
+        if self.step.is_multiple_of(4) {
+            self.check_budgets(workspace).await;
+        }
         // Rows every 8th step (and at the end): reading a whole ledger per
         // step would make the run quadratic.
         if self.step.is_multiple_of(8) {
@@ -417,6 +456,71 @@ impl Run {
             &format!("ledger rows of {workspace}"),
             &json!(normalised(&actual)),
             &json!(normalised(&self.model.wallets[workspace].rows)),
+        );
+    }
+}
+
+impl Run {
+    /// `setBudget` as the model's budget says.
+    pub(super) async fn set_budget(&self, workspace: &'static str, budget: &Budget) {
+        self.app
+            .gql(
+                Some(&self.admin[workspace]),
+                crate::budgets::SET_BUDGET,
+                json!({
+                    "ws": workspace, "name": budget.name, "to": budget.applies_to, "agent": budget.agent,
+                    "action": budget.action, "window": budget.window, "limit": budget.limit,
+                    "mode": if budget.hard { "HARD" } else { "SOFT" },
+                }),
+            )
+            .await
+            .data();
+    }
+
+    /// A new limit for one budget: its counters are kept.
+    pub(super) async fn change_limit(&mut self, workspace: &'static str) {
+        let budgets = &self.model.wallets[workspace].budgets;
+        let index = self.random.below(budgets.len());
+        let mut budget = budgets[index].clone();
+        budget.limit = self.random.below(6) as i64;
+        self.set_budget(workspace, &budget).await;
+        self.model.wallets.get_mut(workspace).unwrap().budgets[index] = budget;
+    }
+
+    /// `wallet.budgetUsage` for a drawn agent against the model's counters.
+    pub(super) async fn check_budgets(&mut self, workspace: &'static str) {
+        let agent = AGENTS[self.random.below(AGENTS.len())];
+        let answer = self
+            .app
+            .gql(
+                Some(&self.service[workspace]),
+                "query($agent: ID) { wallet { budgetUsage(agentId: $agent) { budget { name } used } } }",
+                json!({ "agent": agent }),
+            )
+            .await;
+        let actual: Vec<(String, i64)> = answer.data()["wallet"]["budgetUsage"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|usage| {
+                (
+                    usage["budget"]["name"].as_str().unwrap().to_owned(),
+                    usage["used"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        let now = self.now();
+        self.model.settle(workspace, now);
+        let expected: Vec<(String, i64)> = self
+            .model
+            .counting(workspace, agent, None, now)
+            .into_iter()
+            .map(|(budget, _, _, used)| (budget.name.to_owned(), used))
+            .collect();
+        self.check(
+            &format!("budget usage of {workspace} for {agent:?}"),
+            &json!(actual),
+            &json!(expected),
         );
     }
 }
