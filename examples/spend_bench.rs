@@ -32,7 +32,9 @@
 //! (default 5), `BACKENDS` (`sqlite,postgres`), `SHAPES` (`uniform,hot`),
 //! `TEST_DATABASE_URL` (default: the local server over TCP without TLS,
 //! for the baseline and the service alike), `SERVER_LOG` (the server's
-//! `RUST_LOG`).
+//! `RUST_LOG`), `BUDGETS=on` (every service wallet gets a HARD daily
+//! EACH_AGENT budget that never refuses, and each spend names one of
+//! 1,000 agents, so every charge is checked against and counted in it).
 
 mod common;
 
@@ -439,6 +441,39 @@ fn token(workspace: u64) -> String {
 const SPEND: &str =
     "mutation($k: String!) { spendCredit(input: {action: TRIAGE, idempotencyKey: $k}) { outcome } }";
 
+/// The same spend for an agent (`BUDGETS=on`).
+const SPEND_FOR_AGENT: &str = "mutation($k: String!, $a: ID) { spendCredit(input: {action: TRIAGE, idempotencyKey: $k, agentId: $a}) { outcome } }";
+
+/// Agents the spends are spread over with `BUDGETS=on`.
+const AGENTS: u64 = 1_000;
+
+/// Whether `BUDGETS=on`.
+fn with_budgets() -> bool {
+    env_or("BUDGETS", String::new()) == "on"
+}
+
+/// `BUDGETS=on`: a HARD daily EACH_AGENT budget on every wallet, with a
+/// limit no run reaches (written as `setBudget` would).
+async fn add_budgets(db: &DatabaseConnection, n: u64) -> anyhow::Result<()> {
+    let backend = db.get_database_backend();
+    let at = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).single().expect("date");
+    let placeholder = if backend == DbBackend::Postgres { "$1" } else { "?" };
+    let sql = format!(
+        "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < {n}) \
+         INSERT INTO budget (wallet_id, name, applies_to, budget_window, limit_credits, mode, counting_since, \
+         created_at, updated_at) SELECT n, 'per-agent', 'EACH_AGENT', 'DAY', 1000000000, 'HARD', {p}, {p}, {p} FROM s",
+        p = placeholder
+    );
+    let values: Vec<Value> = if backend == DbBackend::Postgres {
+        vec![at.into()]
+    } else {
+        vec![at.into(); 3]
+    };
+    db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
+        .await?;
+    Ok(())
+}
+
 /// What drives the server: where, as whom, how hard; and the CHARGED count.
 #[derive(Clone)]
 struct Load {
@@ -548,7 +583,8 @@ async fn service(load: &Load, rate: Option<f64>, phase: &'static str) -> anyhow:
             // One connection per client.
             let mut connection = Connection::open(address).await?;
             let interval = rate.map(|rate| Duration::from_secs_f64(clients as f64 / rate));
-            let query = serde_json::to_string(SPEND)?;
+            let budgets = with_budgets();
+            let query = serde_json::to_string(if budgets { SPEND_FOR_AGENT } else { SPEND })?;
             let mut latencies = Vec::new();
             let mut answered = started;
             let mut i = 0u64;
@@ -568,7 +604,12 @@ async fn service(load: &Load, rate: Option<f64>, phase: &'static str) -> anyhow:
                 }
                 let sent = Instant::now();
                 let wallet = wallet_for(shape, client, i);
-                let body = format!(r#"{{"query":{query},"variables":{{"k":"{phase}-{client}-{i}"}}}}"#);
+                let body = if budgets {
+                    let agent = (client * 7919 + i * 31) % AGENTS;
+                    format!(r#"{{"query":{query},"variables":{{"k":"{phase}-{client}-{i}","a":"agent-{agent}"}}}}"#)
+                } else {
+                    format!(r#"{{"query":{query},"variables":{{"k":"{phase}-{client}-{i}"}}}}"#)
+                };
                 let answer = connection.post(&tokens[(wallet - 1) as usize], &body).await?;
                 // A spend held back by this client's previous answer counts
                 // from its scheduled time (no coordinated omission); one
@@ -632,6 +673,9 @@ async fn case(backend: &str, shape: &'static str, clients: u64, seconds: u64) ->
     let config = database(backend, directory.path(), &format!("svc_{shape}"), clients as u32);
     let db = store::connect_and_migrate(&config).await?;
     fill(&db, wallets).await?;
+    if with_budgets() {
+        add_budgets(&db, wallets).await?;
+    }
     let http = reqwest::Client::new();
     let server = start_server(&config, &http).await?;
     let pid = server.child.id();
@@ -743,7 +787,14 @@ async fn case(backend: &str, shape: &'static str, clients: u64, seconds: u64) ->
 async fn main() -> anyhow::Result<()> {
     let clients: u64 = env_or("CLIENTS", 64);
     let seconds: u64 = env_or("SECONDS", 5);
-    println!("spend path: {clients} clients, {seconds} s per phase; latencies per spend");
+    println!(
+        "spend path: {clients} clients, {seconds} s per phase; latencies per spend{}",
+        if with_budgets() {
+            "; an EACH_AGENT budget on every wallet, spends over 1,000 agents"
+        } else {
+            ""
+        }
+    );
     for backend in list("BACKENDS", "sqlite,postgres") {
         for shape in list("SHAPES", "uniform,hot") {
             let shape: &'static str = if shape == "hot" { "hot" } else { "uniform" };

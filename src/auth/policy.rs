@@ -2,9 +2,9 @@
 //!
 //! | role | may |
 //! |---|---|
-//! | agent | read its own workspace; spend SIDEKICK |
+//! | agent | read its own workspace; spend SIDEKICK (for itself: `agentId` is its `sub`) |
 //! | service | what agent may, and spend any action for its workspace |
-//! | admin | what agent may, and top up and change the plan of its workspace |
+//! | admin | what agent may, and top up, change the plan, set budgets, the time zone and the low-balance threshold of its workspace |
 //! | operator | any workspace: everything, and the operator-only operations |
 //!
 //! The workspace is checked before the role, and another workspace is
@@ -41,7 +41,9 @@ impl Operation {
             Operation::Spend(_) => "spend this action (only service tokens spend TRIAGE and AUTO_RESOLVE)",
             Operation::TopUp => "purchase top-ups (admin or operator only)",
             Operation::ChangePlan => "change the plan (admin or operator only)",
-            Operation::Configure => "configure this wallet (admin or operator only)",
+            Operation::Configure => {
+                "configure this wallet: budgets, time zone, low-balance threshold (admin or operator only)"
+            }
             Operation::Operate => "perform operator operations",
         }
     }

@@ -4,7 +4,9 @@
 // The page is given <page-token>; once it shows <expected-total> and is
 // live, one TRIAGE spend is made with <spend-token> (outside the page) and
 // the page must show the new balance, the SPEND row and the usage bar
-// without a reload. Every request the page makes must stay on <base-url>.
+// without a reload; then, with two budgets set and a Sidekick spend for
+// agent ana, each budget with used / limit and the usage per agent. Every
+// request the page makes must stay on <base-url>.
 import { check, launch } from "./chromium.mjs";
 
 const [base, pageToken, spendToken, expectedRaw] = process.argv.slice(2);
@@ -47,10 +49,47 @@ try {
   await page.waitForFunction(() => document.querySelector('#chart rect[data-action="TRIAGE"][data-credits="1"]') !== null, null, { timeout: 10000 });
   check((await page.textContent("#last-event")).startsWith("SPEND -1"), "the live event is shown");
 
+  // Budgets: each with used / limit, and usage per agent, refreshed live.
+  const call = async (token, query) => {
+    const answer = await fetch(`${base}/graphql`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+      body: JSON.stringify({ query }),
+    });
+    return answer.json();
+  };
+  for (const budget of [
+    'name: "team-daily", appliesTo: WORKSPACE, window: DAY, limit: 10, mode: HARD',
+    'name: "sidekick-each", appliesTo: EACH_AGENT, action: SIDEKICK, window: DAY, limit: 2, mode: HARD',
+  ]) {
+    const set = await call(pageToken, `mutation { setBudget(input: {${budget}}) { budget { name } } }`);
+    check(set.data?.setBudget?.budget, `setBudget answered ${JSON.stringify(set)}`);
+  }
+  const forAna = await call(spendToken, 'mutation { spendCredit(input: {action: SIDEKICK, idempotencyKey: "browser-2", agentId: "ana"}) { outcome } }');
+  check(forAna.data?.spendCredit?.outcome === "CHARGED", `agent spend answered ${JSON.stringify(forAna)}`);
+  await page.waitForFunction((total) => document.getElementById("total").textContent === String(total), expected - 2, { timeout: 10000 });
+  await page.waitForFunction(() => {
+    const used = document.querySelector('#budget-rows tr[data-budget="team-daily"] td.used');
+    return used && used.textContent === "1 / 10";
+  }, null, { timeout: 10000 });
+  check(
+    (await page.textContent('#budget-rows tr[data-budget="sidekick-each"] td.used')) === "per agent, of 2",
+    "an agent budget points to the per-agent table",
+  );
+  await page.waitForFunction(() => {
+    const chip = document.querySelector('#agent-rows tr[data-agent="ana"] span[data-budget="sidekick-each"]');
+    const credits = document.querySelector('#agent-rows tr[data-agent="ana"] td.credits');
+    return chip && chip.textContent === "sidekick-each 1/2" && credits.textContent === "1";
+  }, null, { timeout: 10000 });
+  check(
+    (await page.textContent('#agent-rows tr[data-agent=""] td.credits')) === "1",
+    "spends naming no agent have their own row",
+  );
+
   check(foreign.length === 0, `requests left the service: ${foreign.join(", ")}`);
   check(failures.length === 0, `page errors: ${failures.join("; ")}`);
   if (screenshot) await page.screenshot({ path: screenshot, fullPage: true });
-  console.log(`console ok: ${expected} -> ${expected - 1} live, SPEND row and usage bar shown`);
+  console.log(`console ok: ${expected} -> ${expected - 1} live, SPEND row and usage bar shown; budgets and usage per agent shown`);
 } finally {
   await browser.close();
 }

@@ -10,10 +10,14 @@ const WALLET_QUERY = `query Console($ws: ID, $from: DateTime!, $to: DateTime!) {
     balance { total allocation purchased bonus }
     usage(from: $from, to: $to, bucket: DAY) { start total byAction { action credits } }
     transactions(first: 10) { edges { node { sequence kind action amount balanceAfter reference createdAt } } }
+    workspace { timeZone }
+    budgets { name appliesTo agentId action window limit mode }
+    budgetUsage { budget { name } used resetsAt }
+    usageByAgent(from: $from, to: $to) { agentId total }
   }
 }`;
 const SUBSCRIPTION = `subscription Live($ws: ID, $after: Int) {
-  balanceChanged(workspaceId: $ws, afterSequence: $after) { kind sequence delta balance { total allocation purchased bonus } at }
+  balanceChanged(workspaceId: $ws, afterSequence: $after) { kind sequence delta balance { total allocation purchased bonus } at budgetName agentId }
 }`;
 const state = { token: "", workspace: null, socket: null, lastSequence: 0, refresh: null, generation: 0 };
 
@@ -117,6 +121,66 @@ function renderTransactions(edges) {
   $("transactions").replaceChildren(...rows);
 }
 
+function cell(tr, value, className) {
+  const td = document.createElement("td");
+  td.textContent = value;
+  if (className) td.className = className;
+  tr.appendChild(td);
+  return td;
+}
+
+// Each agent's standing in the budgets that count it: one aliased
+// budgetUsage per agent, in one request.
+async function agentBudgets(agents) {
+  if (!agents.length) return {};
+  const params = agents.map((_, i) => `$a${i}: ID`).join(", ");
+  const fields = agents.map((_, i) => `a${i}: budgetUsage(agentId: $a${i}) { budget { name limit } used }`).join(" ");
+  const variables = { ws: state.workspace };
+  agents.forEach((agent, i) => { variables["a" + i] = agent; });
+  const data = await gql(`query Agents($ws: ID, ${params}) { wallet(workspaceId: $ws) { ${fields} } }`, variables);
+  const byAgent = {};
+  agents.forEach((agent, i) => { byAgent[agent] = data.wallet["a" + i]; });
+  return byAgent;
+}
+
+async function renderBudgets(wallet) {
+  $("time-zone").textContent = wallet.workspace.timeZone;
+  const used = {};
+  for (const usage of wallet.budgetUsage) used[usage.budget.name] = usage;
+  const rows = wallet.budgets.map((budget) => {
+    const tr = document.createElement("tr");
+    tr.dataset.budget = budget.name;
+    const counts = budget.appliesTo === "AGENT" ? "agent " + budget.agentId : budget.appliesTo === "EACH_AGENT" ? "each agent" : "workspace";
+    for (const value of [budget.name, counts, budget.action || "every action", budget.window, budget.mode]) cell(tr, value);
+    const usage = used[budget.name];
+    const shown = usage ? `${usage.used} / ${budget.limit}` : `per agent, of ${budget.limit}`;
+    const td = cell(tr, shown, "num used");
+    if (usage && usage.used >= budget.limit) td.classList.add("over");
+    cell(tr, usage && usage.resetsAt ? usage.resetsAt.replace("T", " ").slice(0, 16) : "");
+    return tr;
+  });
+  $("budget-rows").replaceChildren(...rows);
+  $("no-budgets").hidden = wallet.budgets.length > 0;
+  const agents = wallet.usageByAgent.filter((row) => row.agentId).map((row) => row.agentId);
+  const standing = await agentBudgets(agents);
+  const agentRows = wallet.usageByAgent.map((row) => {
+    const tr = document.createElement("tr");
+    tr.dataset.agent = row.agentId || "";
+    cell(tr, row.agentId || "(no agent)");
+    cell(tr, row.total, "num credits");
+    const td = cell(tr, "");
+    for (const usage of (row.agentId ? standing[row.agentId] : []).filter((u) => u.budget)) {
+      const chip = document.createElement("span");
+      chip.className = "chip" + (usage.used >= usage.budget.limit ? " over" : "");
+      chip.dataset.budget = usage.budget.name;
+      chip.textContent = `${usage.budget.name} ${usage.used}/${usage.budget.limit}`;
+      td.appendChild(chip);
+    }
+    return tr;
+  });
+  $("agent-rows").replaceChildren(...agentRows);
+}
+
 async function loadWallet() {
   const data = await gql(WALLET_QUERY, {
     ws: state.workspace,
@@ -133,7 +197,8 @@ async function loadWallet() {
     : wallet.trialEndsAt ? "none (trial ends " + wallet.trialEndsAt.slice(0, 10) + ")" : "none";
   renderChart(wallet.usage);
   renderTransactions(wallet.transactions.edges);
-  for (const id of ["wallet", "usage", "history"]) $(id).hidden = false;
+  await renderBudgets(wallet);
+  for (const id of ["wallet", "usage", "budgets", "history"]) $(id).hidden = false;
   return wallet;
 }
 
@@ -148,6 +213,7 @@ function onChange(change) {
   const sign = change.delta > 0 ? "+" : "";
   $("last-event").textContent = `${change.kind} ${change.delta ? sign + change.delta : ""} at ${change.at.replace("T", " ").slice(0, 19)} UTC (#${change.sequence})`;
   if (change.kind !== "SNAPSHOT" && change.kind !== "LOW_BALANCE") scheduleRefresh();
+  if (change.kind === "BUDGET_EXCEEDED") $("last-event").textContent += ` · budget ${change.budgetName} exhausted${change.agentId ? " for " + change.agentId : ""}`;
 }
 
 function connectLive(generation) {
