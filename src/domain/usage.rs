@@ -79,6 +79,45 @@ pub struct UsageBucket {
     pub end: DateTime<Utc>,
     /// Credits spent per action (every action present, zero included).
     pub credits_by_action: Vec<(Action, i64)>,
+    /// The same per agent, when asked for ([`split_by_agent`]): agents by
+    /// id, then spends that named none; agents that spent nothing omitted.
+    pub by_agent: Vec<AgentCredits>,
+}
+
+/// Credits one agent (or no agent) spent per action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentCredits {
+    /// The agent; `None` for spends that named none.
+    pub agent_id: Option<String>,
+    /// Credits spent per action (every action present, zero included).
+    pub credits_by_action: Vec<(Action, i64)>,
+}
+
+/// Fills each bucket's `by_agent` from spends `(time, action, credits,
+/// agent)`, the same spends `aggregate` bucketed.
+pub fn split_by_agent(buckets: &mut [UsageBucket], spends: &[(DateTime<Utc>, Action, i64, Option<String>)]) {
+    for bucket in buckets.iter_mut() {
+        let mut agents: BTreeMap<(bool, Option<&str>), BTreeMap<Action, i64>> = BTreeMap::new();
+        for (at, action, credits, agent) in spends {
+            if *at >= bucket.start && *at < bucket.end {
+                *agents
+                    .entry((agent.is_none(), agent.as_deref()))
+                    .or_default()
+                    .entry(*action)
+                    .or_default() += credits;
+            }
+        }
+        bucket.by_agent = agents
+            .into_iter()
+            .map(|((_, agent), credits)| AgentCredits {
+                agent_id: agent.map(str::to_owned),
+                credits_by_action: Action::ALL
+                    .iter()
+                    .map(|action| (*action, credits.get(action).copied().unwrap_or(0)))
+                    .collect(),
+            })
+            .collect();
+    }
 }
 
 /// Checks a usage range: `from` before `to`, and not too many buckets.
@@ -135,6 +174,7 @@ pub fn aggregate(
             start,
             end,
             credits_by_action,
+            by_agent: Vec::new(),
         });
         start = end;
     }
@@ -157,6 +197,35 @@ mod tests {
         assert_eq!(bucket_start(at(2, 1, 23), Bucket::Month), at(2, 1, 0));
         assert_eq!(next_bucket(at(1, 1, 0), Bucket::Month), Some(at(2, 1, 0)));
         assert_eq!(next_bucket(DateTime::<Utc>::MAX_UTC, Bucket::Day), None);
+    }
+
+    #[test]
+    fn buckets_split_by_agent_agents_first() {
+        let spends = [
+            (at(1, 31, 22), Action::Triage, 1, None),
+            (at(1, 31, 23), Action::Sidekick, 2, Some("bob".to_owned())),
+            (at(1, 31, 23), Action::Sidekick, 1, Some("ana".to_owned())),
+            (at(2, 1, 9), Action::Triage, 1, Some("bob".to_owned())),
+        ];
+        let plain: Vec<_> = spends
+            .iter()
+            .map(|(at, action, credits, _)| (*at, *action, *credits))
+            .collect();
+        let mut days = aggregate(&plain, at(1, 31, 0), at(2, 2, 0), Bucket::Day);
+        split_by_agent(&mut days, &spends);
+        let agents: Vec<(Option<&str>, i64)> = days[0]
+            .by_agent
+            .iter()
+            .map(|agent| {
+                (
+                    agent.agent_id.as_deref(),
+                    agent.credits_by_action.iter().map(|(_, credits)| credits).sum(),
+                )
+            })
+            .collect();
+        assert_eq!(agents, [(Some("ana"), 1), (Some("bob"), 2), (None, 1)]);
+        assert_eq!(days[1].by_agent.len(), 1);
+        assert_eq!(days[1].by_agent[0].credits_by_action[0], (Action::Triage, 1));
     }
 
     #[test]

@@ -8,6 +8,7 @@ use super::Ledger;
 use crate::auth::WalletScope;
 use crate::domain::budget::{BUDGETS_MAX, Budget, BudgetUsage, applying_to, usage, used_in, window_of};
 use crate::domain::catalogue::Action;
+use crate::domain::usage::{Bucket, check_range};
 use crate::error::{AppError, AppResult, db_error};
 use crate::store;
 pub use crate::store::budgets::BudgetInput;
@@ -115,25 +116,21 @@ impl Ledger {
             .collect())
     }
 
-    /// Credits spent over `[from, to)` per agent and action, net of
-    /// reversals; agents by id, spends with no agent last.
+    /// Credits spent over `[from, to)` (at most 400 days) per agent and
+    /// action, net of reversals; agents by id, spends with no agent last.
     pub async fn usage_by_agent(
         &self,
         scope: &WalletScope,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> AppResult<Vec<AgentUsageView>> {
-        crate::domain::usage::check_instant("from", from)?;
-        crate::domain::usage::check_instant("to", to)?;
-        if from >= to {
-            return Err(AppError::invalid("to", "must be after from"));
-        }
+        check_range(from, to, Bucket::Day)?;
         let head = self.wallet_row(scope).await?;
-        let spends = store::ledger::net_spends(&self.db, head.id, from, to)
+        let spends = store::ledger::spends_by_agent(&self.db, head.id, from, to)
             .await
             .map_err(db_error)?;
         let mut agents: Vec<AgentUsageView> = Vec::new();
-        for (_, action, amount, agent_id) in spends {
+        for (agent_id, action, credits) in spends {
             let position = match agents.iter().position(|view| view.agent_id == agent_id) {
                 Some(position) => position,
                 None => {
@@ -144,12 +141,12 @@ impl Ledger {
                     agents.len() - 1
                 }
             };
-            if let Some((_, credits)) = agents[position]
+            if let Some((_, counted)) = agents[position]
                 .credits_by_action
                 .iter_mut()
                 .find(|(counted, _)| *counted == action)
             {
-                *credits -= amount;
+                *counted += credits;
             }
         }
         agents.sort_by(|a, b| (a.agent_id.is_none(), &a.agent_id).cmp(&(b.agent_id.is_none(), &b.agent_id)));

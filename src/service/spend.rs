@@ -183,6 +183,24 @@ pub(super) fn budget_subjects<'a>(agents: impl IntoIterator<Item = Option<&'a st
     subjects
 }
 
+/// The same per workspace, for a batch: (workspace, subject) pairs.
+pub(super) fn budget_pairs<'a>(
+    spends: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
+) -> Vec<(String, String)> {
+    let mut pairs: Vec<(String, String)> = spends
+        .into_iter()
+        .flat_map(|(workspace, agent)| {
+            [Some(""), agent]
+                .into_iter()
+                .flatten()
+                .map(move |subject| (workspace.to_owned(), subject.to_owned()))
+        })
+        .collect();
+    pairs.sort_unstable();
+    pairs.dedup();
+    pairs
+}
+
 /// The SPEND row a fresh spend appends, binding its key.
 pub(super) fn spend_entry(scope: &WalletScope, request: &SpendRequest) -> Entry {
     Entry {

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Ledger, TransactionView};
 use crate::auth::WalletScope;
-use crate::domain::usage::{Bucket, UsageBucket, aggregate, check_range};
+use crate::domain::usage::{Bucket, UsageBucket, aggregate, check_range, split_by_agent};
 use crate::domain::views::EntryFilter;
 pub use crate::domain::views::{GrantMoveView, LowBalanceAlertView};
 use crate::domain::wallet::Head;
@@ -18,13 +18,15 @@ pub const LOW_BALANCE_ALERTS_MAX: u64 = 50;
 pub const EXPORT_ROWS_MAX: u64 = 100_000;
 
 impl Ledger {
-    /// Credits spent per action per bucket over `[from, to)`, net of reversals.
+    /// Credits spent per action per bucket over `[from, to)`, net of
+    /// reversals; with `by_agent`, each bucket split per agent too.
     pub async fn usage(
         &self,
         scope: &WalletScope,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         bucket: Bucket,
+        by_agent: bool,
     ) -> AppResult<Vec<UsageBucket>> {
         check_range(from, to, bucket)?;
         let wallet = self.wallet_row(scope).await?;
@@ -32,9 +34,17 @@ impl Ledger {
             .await
             .map_err(db_error)?
             .into_iter()
-            .map(|(at, action, amount, _)| (at, action, -amount))
+            .map(|(at, action, amount, agent)| (at, action, -amount, agent))
             .collect();
-        Ok(aggregate(&spends, from, to, bucket))
+        let plain: Vec<_> = spends
+            .iter()
+            .map(|(at, action, credits, _)| (*at, *action, *credits))
+            .collect();
+        let mut buckets = aggregate(&plain, from, to, bucket);
+        if by_agent {
+            split_by_agent(&mut buckets, &spends);
+        }
+        Ok(buckets)
     }
 
     /// The grant moves of each of `entry_ids`, in the order given.

@@ -4,8 +4,8 @@
 //! (`docs/design/write-path.md`).
 //!
 //! Order: new grants (their real ids replace the provisional ones), closes,
-//! rows with their grant moves, grant deltas, guarded heads and NOTIFY,
-//! alerts, budget counters; then, in debug builds, the invariant over every written wallet.
+//! rows with their grant moves, grant deltas, guarded heads, budget
+//! counters and NOTIFY, alerts; then, in debug builds, the invariant over every written wallet.
 
 use std::collections::HashMap;
 
@@ -17,6 +17,7 @@ use serde::Serialize;
 
 use super::batch::{NewMove, NewRow, RowMove, all_saved, insert_moves, insert_rows, json, save_heads};
 use super::{Result, internal, is_sqlite};
+use crate::domain::budget::Counter;
 use crate::domain::wallet::{Change, Head, NEW_GRANT_ID_BASE};
 
 /// Writes every change in the caller's transaction; returns, per change,
@@ -62,6 +63,7 @@ pub async fn apply(
                 });
             }
         }
+        writes.counters.extend(&change.counters);
         writes.deltas.extend(change.deltas.iter().map(|delta| GrantDelta {
             id: delta.id,
             delta: delta.remaining,
@@ -84,7 +86,6 @@ pub async fn apply(
         write_postgres(txn, channel, &writes, now).await?
     };
     insert_alerts(txn, changes, now).await?;
-    super::budgets::write_counters(txn, changes.iter().flat_map(|change| &change.counters).collect()).await?;
     check_heads(txn, &writes.heads).await?;
 
     changes
@@ -111,6 +112,7 @@ struct Writes<'a> {
     deltas: Vec<GrantDelta>,
     heads: Vec<(&'a Head, i64)>,
     notifications: Vec<String>,
+    counters: Vec<&'a Counter>,
 }
 
 /// How a stored grant moves.
@@ -297,9 +299,14 @@ async fn write_postgres(
             );
         }
     }
-    if writes.deltas.is_empty() && writes.heads.is_empty() {
+    if writes.deltas.is_empty() && writes.heads.is_empty() && writes.counters.is_empty() {
         return Ok(ids);
     }
+    let counters: Vec<super::budgets::CounterRow<'_>> = writes
+        .counters
+        .iter()
+        .map(|counter| super::budgets::CounterRow::of(counter))
+        .collect();
     let heads: Vec<super::batch::WalletHead<'_>> = writes
         .heads
         .iter()
@@ -310,11 +317,13 @@ async fn write_postgres(
             DbBackend::Postgres,
             format!(
                 "WITH g AS ({} RETURNING credit_grant.id), h AS ({} RETURNING wallet.id), \
+                 c AS ({} RETURNING 1), \
                  n AS (SELECT pg_notify($6, p) FROM unnest(string_to_array($7, chr(31))) AS p) \
                  SELECT (SELECT COUNT(*) FROM g) AS grants_moved, (SELECT COUNT(*) FROM h) AS heads_saved, \
-                 (SELECT COUNT(*) FROM n) AS notified",
+                 (SELECT COUNT(*) FROM c) AS counters_written, (SELECT COUNT(*) FROM n) AS notified",
                 super::batch::move_grants_sql("$1", "$2"),
-                super::batch::save_heads_sql("$4", "$3", "$5")
+                super::batch::save_heads_sql("$4", "$3", "$5"),
+                super::budgets::counters_upsert_sql("$8"),
             ),
             [
                 json(&writes.deltas)?,
@@ -324,6 +333,7 @@ async fn write_postgres(
                 super::batch::id_list(writes.heads.iter().map(|(head, _)| head.id)),
                 Value::from(channel),
                 Value::from(super::notify::chunks(writes.notifications.clone()).join("\u{1f}")),
+                json(&counters)?,
             ],
         ))
         .await?
@@ -332,6 +342,9 @@ async fn write_postgres(
         |column: &str| -> Result<u64> { Ok(u64::try_from(saved.try_get::<i64>("", column)?).unwrap_or(0)) };
     grants_moved(writes.deltas.len(), count("grants_moved")?)?;
     all_saved(writes.heads.len(), count("heads_saved")?)?;
+    if count("counters_written")? != writes.counters.len() as u64 {
+        return Err(internal("budget counters were not all written".to_owned()));
+    }
     Ok(ids)
 }
 
@@ -399,6 +412,7 @@ async fn write_sqlite(
         grants_moved(chunk.len(), result.rows_affected())?;
     }
     save_heads(txn, &writes.heads, now).await?;
+    super::budgets::write_counters(txn, writes.counters.clone()).await?;
     Ok(ids)
 }
 

@@ -5,7 +5,10 @@
 use chrono::{DateTime, Utc};
 use entity::{budget, budget_counter};
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, Set,
+    Statement, Value,
+};
 
 use super::Result;
 use super::rows::{budget as parse_budget, counter as parse_counter};
@@ -27,23 +30,48 @@ pub async fn of_wallets(db: &impl ConnectionTrait, wallet_ids: Vec<i64>) -> Resu
         .collect()
 }
 
-/// The counters of these budgets for these subjects.
-pub async fn counters(
+/// The counters of these (budget, subject) pairs, each probed on the
+/// primary key (`IN` on both columns would probe every combination).
+pub async fn counter_rows(
     db: &impl ConnectionTrait,
-    budget_ids: Vec<i64>,
-    subjects: Vec<String>,
-) -> Result<Vec<Counter>> {
-    if budget_ids.is_empty() || subjects.is_empty() {
+    pairs: Vec<(i64, &str)>,
+) -> Result<Vec<budget_counter::Model>> {
+    let mut pairs = pairs;
+    pairs.sort_unstable();
+    pairs.dedup();
+    if pairs.is_empty() {
         return Ok(Vec::new());
     }
-    Ok(budget_counter::Entity::find()
-        .filter(budget_counter::Column::BudgetId.is_in(budget_ids))
-        .filter(budget_counter::Column::Subject.is_in(subjects))
+    let backend = db.get_database_backend();
+    let placeholders: Vec<String> = (0..pairs.len())
+        .map(|n| match backend {
+            DbBackend::Postgres => format!("(${}::bigint, ${}::text)", 2 * n + 1, 2 * n + 2),
+            _ => "(?, ?)".to_owned(),
+        })
+        .collect();
+    let values: Vec<Value> = pairs
+        .iter()
+        .flat_map(|(budget_id, subject)| [Value::from(*budget_id), Value::from(*subject)])
+        .collect();
+    budget_counter::Entity::find()
+        .from_raw_sql(Statement::from_sql_and_values(
+            backend,
+            format!(
+                // SQLite's CROSS JOIN keeps the pairs as the outer loop.
+                "WITH v(budget_id, subject) AS (VALUES {}) SELECT u.* FROM v {} budget_counter u \
+                 ON u.budget_id = v.budget_id AND u.subject = v.subject",
+                placeholders.join(", "),
+                if backend == DbBackend::Postgres {
+                    "JOIN"
+                } else {
+                    "CROSS JOIN"
+                }
+            ),
+            values,
+        ))
         .all(db)
-        .await?
-        .into_iter()
-        .map(parse_counter)
-        .collect())
+        .await
+        .map_err(Into::into)
 }
 
 /// One wallet's budgets and their counters for `subjects`.
@@ -57,11 +85,21 @@ pub async fn load(
         .into_iter()
         .map(|(_, budget)| budget)
         .collect();
-    let counters = counters(db, budgets.iter().map(|budget| budget.id).collect(), subjects).await?;
+    let pairs = budgets
+        .iter()
+        .flat_map(|budget| subjects.iter().map(|subject| (budget.id, subject.as_str())))
+        .collect();
+    let counters = counter_rows(db, pairs)
+        .await?
+        .into_iter()
+        .map(parse_counter)
+        .collect();
     Ok((budgets, counters))
 }
 
 /// Writes counters as they end (the wallet's lock held: plain upserts).
+/// SQLite's applier calls this; PostgreSQL's writes them in its second
+/// statement ([`COUNTERS_UPSERT_SQL`]).
 pub async fn write_counters(txn: &impl ConnectionTrait, counters: Vec<&Counter>) -> Result<()> {
     if counters.is_empty() {
         return Ok(());
@@ -185,4 +223,41 @@ pub async fn remove(txn: &impl ConnectionTrait, wallet_id: i64, name: &str) -> R
         .await?;
     budget::Entity::delete_by_id(model.id).exec(txn).await?;
     Ok(true)
+}
+
+/// PostgreSQL: the counters in JSON parameter `$n` upserted, as a
+/// data-modifying CTE of the applier's second statement (one fixed
+/// statement text whatever the batch).
+pub fn counters_upsert_sql(counters: &str) -> String {
+    format!(
+        "INSERT INTO budget_counter (budget_id, subject, window_start, used_credits, exhausted_at) \
+         SELECT x.budget_id, x.subject, x.window_start, x.used_credits, x.exhausted_at \
+         FROM json_to_recordset({counters}::json) AS x(budget_id bigint, subject text, window_start timestamptz, \
+         used_credits bigint, exhausted_at timestamptz) \
+         ON CONFLICT (budget_id, subject) DO UPDATE SET window_start = excluded.window_start, \
+         used_credits = excluded.used_credits, exhausted_at = excluded.exhausted_at"
+    )
+}
+
+/// A counter as [`counters_upsert_sql`] reads it.
+#[derive(serde::Serialize)]
+pub struct CounterRow<'a> {
+    budget_id: i64,
+    subject: &'a str,
+    window_start: DateTime<Utc>,
+    used_credits: i64,
+    exhausted_at: Option<DateTime<Utc>>,
+}
+
+impl<'a> CounterRow<'a> {
+    /// The row of `counter`.
+    pub fn of(counter: &'a Counter) -> Self {
+        Self {
+            budget_id: counter.budget_id,
+            subject: &counter.subject,
+            window_start: counter.window_start,
+            used_credits: counter.used,
+            exhausted_at: counter.exhausted_at,
+        }
+    }
 }

@@ -216,6 +216,42 @@ pub async fn net_spends(
         .collect()
 }
 
+/// Credits spent over `[from, to)` per agent and action, net of
+/// reversals, summed by the database: (agent, action, credits).
+pub async fn spends_by_agent(
+    db: &impl ConnectionTrait,
+    wallet_id: i64,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<(Option<String>, Action, i64)>> {
+    let reversed = ledger_entry::Entity::find()
+        .select_only()
+        .column(ledger_entry::Column::ReversesEntryId)
+        .filter(ledger_entry::Column::WalletId.eq(wallet_id))
+        .filter(ledger_entry::Column::ReversesEntryId.is_not_null())
+        .into_query();
+    ledger_entry::Entity::find()
+        .select_only()
+        .column(ledger_entry::Column::AgentId)
+        .column(ledger_entry::Column::Action)
+        // PostgreSQL sums a bigint into a numeric.
+        .column_as(Expr::cust("CAST(SUM(amount_credits) AS BIGINT)"), "credits")
+        .filter(ledger_entry::Column::WalletId.eq(wallet_id))
+        .filter(ledger_entry::Column::Kind.eq(LedgerKind::Spend.as_str()))
+        .filter(ledger_entry::Column::CreatedAt.gte(from))
+        .filter(ledger_entry::Column::CreatedAt.lt(to))
+        .filter(ledger_entry::Column::Id.not_in_subquery(reversed))
+        .group_by(ledger_entry::Column::AgentId)
+        .group_by(ledger_entry::Column::Action)
+        .into_tuple::<(Option<String>, Option<String>, i64)>()
+        .all(db)
+        .await?
+        .into_iter()
+        .filter_map(|(agent, action, credits)| Some((agent, action?, -credits)))
+        .map(|(agent, action, credits)| Ok((agent, stored(&action)?, credits)))
+        .collect()
+}
+
 /// The row of this kind that a key bound in this wallet, if any (one probe
 /// of the keys' unique index, which has the wallet as `wallet_id + 0`: see
 /// migration 4).

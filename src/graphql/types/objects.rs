@@ -225,6 +225,9 @@ pub struct UsageBucket {
     pub total: i32,
     /// Credits spent per action (every action listed).
     pub by_action: Vec<ActionUsage>,
+    /// With `usage(byAgent: true)`: the same per agent (agents by id, then
+    /// spends that named none; agents that spent nothing omitted).
+    pub by_agent: Vec<AgentUsage>,
 }
 
 /// Credits spent on one action.

@@ -56,8 +56,8 @@ impl Wallet {
         Ok(usage.into_iter().map(Into::into).collect())
     }
 
-    /// Credits spent over `[from, to)` per agent, net of reversals: agents
-    /// by id, then spends that named no agent.
+    /// Credits spent over `[from, to)` (at most 400 days) per agent, net of
+    /// reversals: agents by id, then spends that named no agent.
     async fn usage_by_agent(
         &self,
         ctx: &Context<'_>,
@@ -74,14 +74,7 @@ impl Wallet {
             .map(|agent| AgentUsage {
                 agent_id: agent.agent_id.map(ID),
                 total: int(agent.credits_by_action.iter().map(|(_, credits)| credits).sum()),
-                by_action: agent
-                    .credits_by_action
-                    .into_iter()
-                    .map(|(action, credits)| ActionUsage {
-                        action: action.into(),
-                        credits: int(credits),
-                    })
-                    .collect(),
+                by_action: action_usage(agent.credits_by_action),
             })
             .collect())
     }
@@ -163,10 +156,11 @@ impl Wallet {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         bucket: UsageBucketSize,
+        #[graphql(default = false, desc = "Also split each bucket per agent (`byAgent`).")] by_agent: bool,
     ) -> async_graphql::Result<Vec<UsageBucket>> {
         let buckets = ledger(ctx)
             .gql()?
-            .usage(&self.scope, from, to, bucket.into())
+            .usage(&self.scope, from, to, bucket.into(), by_agent)
             .await
             .gql()?;
         Ok(buckets
@@ -175,12 +169,14 @@ impl Wallet {
                 start: bucket.start,
                 end: bucket.end,
                 total: int(bucket.credits_by_action.iter().map(|(_, credits)| credits).sum()),
-                by_action: bucket
-                    .credits_by_action
+                by_action: action_usage(bucket.credits_by_action),
+                by_agent: bucket
+                    .by_agent
                     .into_iter()
-                    .map(|(action, credits)| ActionUsage {
-                        action: action.into(),
-                        credits: int(credits),
+                    .map(|agent| AgentUsage {
+                        agent_id: agent.agent_id.map(ID),
+                        total: int(agent.credits_by_action.iter().map(|(_, credits)| credits).sum()),
+                        by_action: action_usage(agent.credits_by_action),
                     })
                     .collect(),
             })
@@ -269,4 +265,15 @@ fn transaction_query(
             reference: filter.reference,
         },
     })
+}
+
+/// Credits per action as GraphQL objects.
+fn action_usage(credits_by_action: Vec<(crate::domain::catalogue::Action, i64)>) -> Vec<ActionUsage> {
+    credits_by_action
+        .into_iter()
+        .map(|(action, credits)| ActionUsage {
+            action: action.into(),
+            credits: int(credits),
+        })
+        .collect()
 }

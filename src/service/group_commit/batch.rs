@@ -13,7 +13,7 @@ use crate::domain::catalogue::Action;
 use crate::domain::spend::{SpendAnswer, SpendDecision, SpendOutcome};
 use crate::domain::wallet::{Change, Wallet};
 use crate::error::{AppError, AppResult, db_error};
-use crate::service::spend::{budget_subjects, conflict, spend_entry, suggestion};
+use crate::service::spend::{budget_pairs, conflict, spend_entry, suggestion};
 use crate::service::{BalanceView, Ledger, SpendResult, TransactionView, plans_if_renewing, settle};
 use crate::store;
 
@@ -35,7 +35,10 @@ impl Ledger {
                 )
             })
             .collect();
-        let subjects = budget_subjects(jobs.iter().map(|job| job.request.agent_id.as_deref()));
+        let subjects = budget_pairs(
+            jobs.iter()
+                .map(|job| (job.scope.workspace_id().as_str(), job.request.agent_id.as_deref())),
+        );
         let reads = store::batch::read_spends(&txn, &keys, &subjects)
             .await
             .map_err(db_error)?;

@@ -169,7 +169,8 @@ impl SpendReads {
 /// PostgreSQL: everything a batch of spends reads, in one statement (public
 /// so that a test can read its plan). Parameters: the workspace ids and the
 /// (workspace_id, key) pairs, each as JSON text, then the kind, then the
-/// budget subjects (the batch's agents and `""`) as JSON text.
+/// (workspace_id, subject) pairs whose budget counters to read (each
+/// spend's agent, and `""` for the workspace) as JSON text.
 ///
 /// `w` locks the wallets (`FOR UPDATE`, in id order); the other parts read
 /// the statement's snapshot, taken before any wait for those locks. `seen`
@@ -179,7 +180,9 @@ impl SpendReads {
 /// (The one change that does not, closing an expired grant already at
 /// zero, leaves a stale read showing that grant due, and a wallet with a
 /// due grant is left to the single-spend path, which reads under its lock.)
-/// Keys are probed one by one (`LATERAL … LIMIT 1`, all three columns of
+/// Budgets are probed per wallet, and counters per (budget, subject) pair
+/// on their primary key, so no plan can scan either table whatever its
+/// statistics. Keys are probed one by one (`LATERAL … LIMIT 1`, all three columns of
 /// the keys' unique index equal; `wallet_id + 0` as that index has it, see
 /// migration 4, so that no other index on the wallet can be chosen instead):
 /// the earlier `key IN (…)` beside
@@ -196,7 +199,11 @@ pub const SPEND_READS_SQL: &str = "\
       JOIN s ON s.workspace_id = x.workspace_id \
       CROSS JOIN LATERAL (SELECT * FROM ledger_entry e \
         WHERE e.wallet_id + 0 = s.id AND e.kind = $3 AND e.idempotency_key = x.key LIMIT 1) AS r), \
-    b AS (SELECT * FROM budget WHERE wallet_id = ANY(ARRAY(SELECT id FROM s))) \
+    b AS (SELECT r.* FROM s CROSS JOIN LATERAL (SELECT * FROM budget WHERE budget.wallet_id = s.id) AS r), \
+    u AS (SELECT c.* FROM json_to_recordset($4::json) AS x(workspace_id text, subject text) \
+      JOIN s ON s.workspace_id = x.workspace_id JOIN b ON b.wallet_id = s.id \
+      CROSS JOIN LATERAL (SELECT * FROM budget_counter \
+        WHERE budget_counter.budget_id = b.id AND budget_counter.subject = x.subject) AS c) \
     SELECT (SELECT COALESCE(json_agg(w ORDER BY w.id), '[]') FROM w)::text AS wallets, \
       (SELECT COALESCE(json_agg(s), '[]') FROM s)::text AS seen, \
       (SELECT COALESCE(json_agg(g ORDER BY g.id), '[]') FROM credit_grant g \
@@ -204,8 +211,7 @@ pub const SPEND_READS_SQL: &str = "\
       (SELECT COALESCE(json_agg(k), '[]') FROM k)::text AS bound, \
       (SELECT COALESCE(json_agg(c), '[]') FROM action_cost c)::text AS costs, \
       (SELECT COALESCE(json_agg(b ORDER BY b.id), '[]') FROM b)::text AS budgets, \
-      (SELECT COALESCE(json_agg(u), '[]') FROM budget_counter u WHERE u.budget_id = ANY(ARRAY(SELECT id FROM b)) \
-        AND u.subject = ANY(ARRAY(SELECT json_array_elements_text($4::json))))::text AS counters";
+      (SELECT COALESCE(json_agg(u), '[]') FROM u)::text AS counters";
 
 /// A wallet's sequence as the snapshot of [`SPEND_READS_SQL`] saw it.
 #[derive(serde::Deserialize)]
@@ -219,7 +225,7 @@ pub(super) struct Seen {
 /// id order, so batches sharing wallets cannot deadlock) and reads, under
 /// those locks, their live grants, the SPEND rows the pairs' keys already
 /// bound, the action costs, the wallets' budgets and their counters for
-/// `subjects`.
+/// the (workspace, subject) pairs in `subjects`.
 ///
 /// PostgreSQL: one statement (see [`SPEND_READS_SQL`]), run a second time
 /// (the locks then held, its snapshot fresh) when a wallet changed between
@@ -228,7 +234,7 @@ pub(super) struct Seen {
 pub async fn read_spends(
     txn: &impl ConnectionTrait,
     keys: &[(String, String)],
-    subjects: &[String],
+    subjects: &[(String, String)],
 ) -> Result<SpendBatch> {
     read_stored(txn, keys, subjects).await?.parse()
 }
@@ -236,7 +242,7 @@ pub async fn read_spends(
 async fn read_stored(
     txn: &impl ConnectionTrait,
     keys: &[(String, String)],
-    subjects: &[String],
+    subjects: &[(String, String)],
 ) -> Result<SpendReads> {
     let mut workspace_ids: Vec<&str> = keys
         .iter()
@@ -252,6 +258,18 @@ async fn read_stored(
         workspace_id: &'a str,
         key: &'a str,
     }
+    #[derive(Serialize)]
+    struct Subject<'a> {
+        workspace_id: &'a str,
+        subject: &'a str,
+    }
+    let subjects: Vec<Subject<'_>> = subjects
+        .iter()
+        .map(|(workspace_id, subject)| Subject {
+            workspace_id,
+            subject,
+        })
+        .collect();
     let keys: Vec<Key<'_>> = keys
         .iter()
         .map(|(workspace_id, key)| Key { workspace_id, key })
@@ -305,7 +323,7 @@ pub(super) async fn read_spends_sqlite(
     txn: &impl ConnectionTrait,
     workspace_ids: Vec<&str>,
     keys: &[(String, String)],
-    subjects: &[String],
+    subjects: &[(String, String)],
 ) -> Result<SpendReads> {
     let wallets = lock_wallets_sqlite(txn, workspace_ids).await?;
     let grants = live_grants_of(txn, wallets.iter().map(|wallet| wallet.id).collect()).await?;
@@ -325,15 +343,22 @@ pub(super) async fn read_spends_sqlite(
         .order_by_asc(budget::Column::Id)
         .all(txn)
         .await?;
-    let counters = if budgets.is_empty() {
-        Vec::new()
-    } else {
-        budget_counter::Entity::find()
-            .filter(budget_counter::Column::BudgetId.is_in(budgets.iter().map(|budget| budget.id)))
-            .filter(budget_counter::Column::Subject.is_in(subjects.iter().map(String::as_str)))
-            .all(txn)
-            .await?
-    };
+    let pairs: Vec<(i64, &str)> = subjects
+        .iter()
+        .filter_map(|(workspace_id, subject)| {
+            let wallet = wallets
+                .iter()
+                .find(|wallet| wallet.workspace_id == *workspace_id)?;
+            Some((wallet.id, subject.as_str()))
+        })
+        .flat_map(|(wallet_id, subject)| {
+            budgets
+                .iter()
+                .filter(move |budget| budget.wallet_id == wallet_id)
+                .map(move |budget| (budget.id, subject))
+        })
+        .collect();
+    let counters = crate::store::budgets::counter_rows(txn, pairs).await?;
     Ok(SpendReads {
         wallets,
         grants,

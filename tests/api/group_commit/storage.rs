@@ -222,7 +222,7 @@ async fn keys_are_probed_on_their_index_from_the_start(backend: Backend) {
             let rows = txn
                 .query_all_raw(Statement::from_string(
                     DbBackend::Postgres,
-                    r#"EXPLAIN EXECUTE reads('["ws-a"]', '[{"workspace_id":"ws-a","key":"k"}]', 'SPEND', '[""]')"#,
+                    r#"EXPLAIN EXECUTE reads('["ws-a"]', '[{"workspace_id":"ws-a","key":"k"}]', 'SPEND', '[{"workspace_id":"ws-a","subject":""}]')"#,
                 ))
                 .await
                 .unwrap();
