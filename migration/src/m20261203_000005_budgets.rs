@@ -63,9 +63,19 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
+        // Counters are written with the spends they count, often one new
+        // row per spend (an agent's first spend of the day on a wallet):
+        // no foreign key (its check locked the budget row on every insert;
+        // counters are deleted with their budget, under the wallet's lock,
+        // by the same code) and, on SQLite, clustered on its key (one B-tree
+        // insert instead of a table row and an index entry).
+        let mut counters = Table::create();
+        if manager.get_database_backend() == sea_orm_migration::sea_orm::DatabaseBackend::Sqlite {
+            counters.extra("WITHOUT ROWID");
+        }
         manager
             .create_table(
-                Table::create()
+                counters
                     .table("budget_counter")
                     .col(big_integer("budget_id"))
                     .col(string_len("subject", 200))
@@ -73,13 +83,6 @@ impl MigrationTrait for Migration {
                     .col(big_integer("used_credits"))
                     .col(timestamp_with_time_zone_null("exhausted_at"))
                     .primary_key(Index::create().col("budget_id").col("subject"))
-                    .foreign_key(
-                        ForeignKey::create()
-                            .name("budget_counter_budget_fk")
-                            .from("budget_counter", "budget_id")
-                            .to("budget", "id")
-                            .on_delete(ForeignKeyAction::Cascade),
-                    )
                     .to_owned(),
             )
             .await

@@ -4,7 +4,6 @@
 
 use chrono::{DateTime, Utc};
 use entity::{budget, budget_counter};
-use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, Set,
     Statement, Value,
@@ -43,35 +42,42 @@ pub async fn counter_rows(
         return Ok(Vec::new());
     }
     let backend = db.get_database_backend();
-    let placeholders: Vec<String> = (0..pairs.len())
-        .map(|n| match backend {
-            DbBackend::Postgres => format!("(${}::bigint, ${}::text)", 2 * n + 1, 2 * n + 2),
-            _ => "(?, ?)".to_owned(),
-        })
-        .collect();
-    let values: Vec<Value> = pairs
-        .iter()
-        .flat_map(|(budget_id, subject)| [Value::from(*budget_id), Value::from(*subject)])
-        .collect();
-    budget_counter::Entity::find()
-        .from_raw_sql(Statement::from_sql_and_values(
-            backend,
-            format!(
-                // SQLite's CROSS JOIN keeps the pairs as the outer loop.
-                "WITH v(budget_id, subject) AS (VALUES {}) SELECT u.* FROM v {} budget_counter u \
-                 ON u.budget_id = v.budget_id AND u.subject = v.subject",
-                placeholders.join(", "),
-                if backend == DbBackend::Postgres {
-                    "JOIN"
-                } else {
-                    "CROSS JOIN"
-                }
+    // One fixed statement per backend, fed by a JSON list of pairs; SQLite's
+    // CROSS JOIN keeps the pairs as the outer loop.
+    let (sql, text) = match backend {
+        DbBackend::Postgres => (
+            "SELECT u.* FROM json_to_recordset($1::json) AS v(budget_id bigint, subject text) \
+             CROSS JOIN LATERAL (SELECT * FROM budget_counter \
+               WHERE budget_counter.budget_id = v.budget_id AND budget_counter.subject = v.subject LIMIT 1) AS u",
+            serde_json::to_string(
+                &pairs
+                    .iter()
+                    .map(|(budget_id, subject)| PairRow {
+                        budget_id: *budget_id,
+                        subject,
+                    })
+                    .collect::<Vec<_>>(),
             ),
-            values,
-        ))
+        ),
+        _ => (
+            "SELECT u.* FROM json_each(?) AS v CROSS JOIN budget_counter u \
+             ON u.budget_id = json_extract(v.value, '$[0]') AND u.subject = json_extract(v.value, '$[1]')",
+            serde_json::to_string(&pairs),
+        ),
+    };
+    let text = text.map_err(|error| super::internal(format!("encoding counters: {error}")))?;
+    budget_counter::Entity::find()
+        .from_raw_sql(Statement::from_sql_and_values(backend, sql, [Value::from(text)]))
         .all(db)
         .await
         .map_err(Into::into)
+}
+
+/// A (budget, subject) pair as PostgreSQL's `json_to_recordset` reads it.
+#[derive(serde::Serialize)]
+struct PairRow<'a> {
+    budget_id: i64,
+    subject: &'a str,
 }
 
 /// One wallet's budgets and their counters for `subjects`.
@@ -97,32 +103,32 @@ pub async fn load(
     Ok((budgets, counters))
 }
 
-/// Writes counters as they end (the wallet's lock held: plain upserts).
-/// SQLite's applier calls this; PostgreSQL's writes them in its second
-/// statement ([`COUNTERS_UPSERT_SQL`]).
+/// SQLite: writes counters as they end (the wallet's lock held: plain
+/// upserts), one fixed statement fed by a JSON parameter (a statement text
+/// per batch size would be prepared again and again). PostgreSQL writes
+/// them in the applier's second statement ([`counters_upsert_sql`]).
 pub async fn write_counters(txn: &impl ConnectionTrait, counters: Vec<&Counter>) -> Result<()> {
     if counters.is_empty() {
         return Ok(());
     }
-    let models = counters.into_iter().map(|counter| budget_counter::ActiveModel {
-        budget_id: Set(counter.budget_id),
-        subject: Set(counter.subject.clone()),
-        window_start: Set(counter.window_start),
-        used_credits: Set(counter.used),
-        exhausted_at: Set(counter.exhausted_at),
-    });
-    budget_counter::Entity::insert_many(models)
-        .on_conflict(
-            OnConflict::columns([budget_counter::Column::BudgetId, budget_counter::Column::Subject])
-                .update_columns([
-                    budget_counter::Column::WindowStart,
-                    budget_counter::Column::UsedCredits,
-                    budget_counter::Column::ExhaustedAt,
-                ])
-                .to_owned(),
-        )
-        .exec_without_returning(txn)
+    let rows: Vec<CounterRow<'_>> = counters.into_iter().map(CounterRow::of).collect();
+    let text = serde_json::to_string(&rows)
+        .map_err(|error| super::internal(format!("encoding counters: {error}")))?;
+    let written = txn
+        .execute_raw(Statement::from_sql_and_values(
+            DbBackend::Sqlite,
+            "INSERT INTO budget_counter (budget_id, subject, window_start, used_credits, exhausted_at) \
+             SELECT json_extract(value, '$.budget_id'), json_extract(value, '$.subject'), \
+             json_extract(value, '$.window_start'), json_extract(value, '$.used_credits'), \
+             json_extract(value, '$.exhausted_at') FROM json_each(?) WHERE true \
+             ON CONFLICT (budget_id, subject) DO UPDATE SET window_start = excluded.window_start, \
+             used_credits = excluded.used_credits, exhausted_at = excluded.exhausted_at",
+            [Value::from(text)],
+        ))
         .await?;
+    if written.rows_affected() != rows.len() as u64 {
+        return Err(super::internal("budget counters were not all written".to_owned()));
+    }
     Ok(())
 }
 

@@ -180,9 +180,10 @@ impl SpendReads {
 /// (The one change that does not, closing an expired grant already at
 /// zero, leaves a stale read showing that grant due, and a wallet with a
 /// due grant is left to the single-spend path, which reads under its lock.)
-/// Budgets are probed per wallet, and counters per (budget, subject) pair
-/// on their primary key, so no plan can scan either table whatever its
-/// statistics. Keys are probed one by one (`LATERAL … LIMIT 1`, all three columns of
+/// Budgets are probed per wallet (at most 100 each), and counters per
+/// (budget, subject) pair on their primary key; the `LIMIT`s keep PostgreSQL
+/// from flattening the `LATERAL` probes into joins it may plan as scans of
+/// the whole table. Keys are probed one by one (`LATERAL … LIMIT 1`, all three columns of
 /// the keys' unique index equal; `wallet_id + 0` as that index has it, see
 /// migration 4, so that no other index on the wallet can be chosen instead):
 /// the earlier `key IN (…)` beside
@@ -199,11 +200,11 @@ pub const SPEND_READS_SQL: &str = "\
       JOIN s ON s.workspace_id = x.workspace_id \
       CROSS JOIN LATERAL (SELECT * FROM ledger_entry e \
         WHERE e.wallet_id + 0 = s.id AND e.kind = $3 AND e.idempotency_key = x.key LIMIT 1) AS r), \
-    b AS (SELECT r.* FROM s CROSS JOIN LATERAL (SELECT * FROM budget WHERE budget.wallet_id = s.id) AS r), \
+    b AS (SELECT r.* FROM s CROSS JOIN LATERAL (SELECT * FROM budget WHERE budget.wallet_id = s.id LIMIT 100) AS r), \
     u AS (SELECT c.* FROM json_to_recordset($4::json) AS x(workspace_id text, subject text) \
       JOIN s ON s.workspace_id = x.workspace_id JOIN b ON b.wallet_id = s.id \
       CROSS JOIN LATERAL (SELECT * FROM budget_counter \
-        WHERE budget_counter.budget_id = b.id AND budget_counter.subject = x.subject) AS c) \
+        WHERE budget_counter.budget_id = b.id AND budget_counter.subject = x.subject LIMIT 1) AS c) \
     SELECT (SELECT COALESCE(json_agg(w ORDER BY w.id), '[]') FROM w)::text AS wallets, \
       (SELECT COALESCE(json_agg(s), '[]') FROM s)::text AS seen, \
       (SELECT COALESCE(json_agg(g ORDER BY g.id), '[]') FROM credit_grant g \
@@ -338,9 +339,15 @@ pub(super) async fn read_spends_sqlite(
         .collect();
     let bound = keyed_spends(txn, &pairs).await?;
     let costs = action_cost::Entity::find().all(txn).await?;
+    let ids = serde_json::to_string(&wallets.iter().map(|wallet| wallet.id).collect::<Vec<_>>())
+        .map_err(|error| internal(format!("encoding a batch: {error}")))?;
+    // One fixed statement whatever the batch (see `store::budgets::counter_rows`).
     let budgets = budget::Entity::find()
-        .filter(budget::Column::WalletId.is_in(wallets.iter().map(|wallet| wallet.id)))
-        .order_by_asc(budget::Column::Id)
+        .from_raw_sql(Statement::from_sql_and_values(
+            DbBackend::Sqlite,
+            "SELECT * FROM budget WHERE wallet_id IN (SELECT value FROM json_each(?)) ORDER BY id",
+            [Value::from(ids)],
+        ))
         .all(txn)
         .await?;
     let pairs: Vec<(i64, &str)> = subjects
