@@ -14,7 +14,7 @@ use chrono::{DateTime, Days, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 
 use super::DomainError;
-use super::catalogue::{Action, UnknownName};
+use super::catalogue::{Action, stored_enum};
 use super::wallet::Head;
 
 /// Most budgets one workspace may have.
@@ -26,37 +26,7 @@ pub const AGENT_ID_MAX: usize = 200;
 /// Longest time zone name (the IANA database's longest is 32).
 pub const TIME_ZONE_MAX: usize = 64;
 
-macro_rules! named {
-    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum $name {
-            $($(#[$vmeta])* $variant),+
-        }
-
-        impl $name {
-            /// The stored and public name.
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $($name::$variant => $text),+
-                }
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = UnknownName;
-
-            fn from_str(text: &str) -> Result<Self, Self::Err> {
-                match text {
-                    $($text => Ok($name::$variant),)+
-                    _ => Err(UnknownName(text.to_owned())),
-                }
-            }
-        }
-    };
-}
-
-named! {
+stored_enum! {
     /// Whose spends a budget counts.
     BudgetTarget {
         /// Every spend of the workspace, as one counter.
@@ -69,7 +39,7 @@ named! {
     }
 }
 
-named! {
+stored_enum! {
     /// How long a budget's counter lasts.
     BudgetWindow {
         /// A calendar day in the workspace's time zone.
@@ -79,7 +49,7 @@ named! {
     }
 }
 
-named! {
+stored_enum! {
     /// What a budget does at its limit.
     BudgetMode {
         /// Refuses spends that would go over (BUDGET_EXCEEDED).

@@ -2,9 +2,6 @@
 //! costs) are data in the catalogue tables; only the names are code, because
 //! they are the public contract.
 
-use std::fmt;
-use std::str::FromStr;
-
 /// Declares a closed enum stored as its SCREAMING_CASE name.
 macro_rules! stored_enum {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
@@ -26,24 +23,26 @@ macro_rules! stored_enum {
             }
         }
 
-        impl FromStr for $name {
-            type Err = UnknownName;
+        impl ::std::str::FromStr for $name {
+            type Err = $crate::domain::catalogue::UnknownName;
 
             fn from_str(text: &str) -> Result<Self, Self::Err> {
                 match text {
                     $($text => Ok($name::$variant),)+
-                    _ => Err(UnknownName(text.to_owned())),
+                    _ => Err($crate::domain::catalogue::UnknownName(text.to_owned())),
                 }
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.write_str(self.as_str())
             }
         }
     };
 }
+
+pub(crate) use stored_enum;
 
 /// A stored name that no variant matches: the database holds a value this
 /// build does not know, which is a deployment error, never client input.

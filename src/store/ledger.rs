@@ -190,12 +190,7 @@ pub async fn net_spends(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<Vec<(DateTime<Utc>, Action, i64, Option<String>)>> {
-    let reversed = ledger_entry::Entity::find()
-        .select_only()
-        .column(ledger_entry::Column::ReversesEntryId)
-        .filter(ledger_entry::Column::WalletId.eq(wallet_id))
-        .filter(ledger_entry::Column::ReversesEntryId.is_not_null())
-        .into_query();
+    let reversed = reversed_ids(wallet_id);
     ledger_entry::Entity::find()
         .select_only()
         .column(ledger_entry::Column::CreatedAt)
@@ -216,6 +211,16 @@ pub async fn net_spends(
         .collect()
 }
 
+/// The ids of the wallet's rows that a REVERSAL undid, as a sub-query.
+fn reversed_ids(wallet_id: i64) -> sea_orm::sea_query::SelectStatement {
+    ledger_entry::Entity::find()
+        .select_only()
+        .column(ledger_entry::Column::ReversesEntryId)
+        .filter(ledger_entry::Column::WalletId.eq(wallet_id))
+        .filter(ledger_entry::Column::ReversesEntryId.is_not_null())
+        .into_query()
+}
+
 /// Credits spent over `[from, to)` per agent and action, net of
 /// reversals, summed by the database: (agent, action, credits).
 pub async fn spends_by_agent(
@@ -224,12 +229,7 @@ pub async fn spends_by_agent(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<Vec<(Option<String>, Action, i64)>> {
-    let reversed = ledger_entry::Entity::find()
-        .select_only()
-        .column(ledger_entry::Column::ReversesEntryId)
-        .filter(ledger_entry::Column::WalletId.eq(wallet_id))
-        .filter(ledger_entry::Column::ReversesEntryId.is_not_null())
-        .into_query();
+    let reversed = reversed_ids(wallet_id);
     ledger_entry::Entity::find()
         .select_only()
         .column(ledger_entry::Column::AgentId)

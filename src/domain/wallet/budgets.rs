@@ -40,6 +40,7 @@ pub struct Spent<R> {
 
 /// One budget counting one spend: which, for whom, in which window, and
 /// what it used before.
+#[derive(Clone)]
 struct Counting {
     budget: usize,
     subject: String,
@@ -99,13 +100,8 @@ impl Wallet {
         if let Some(blocking) = blocking {
             let budget = &self.state.budgets[blocking.budget];
             let standing = usage(budget, &blocking.subject, blocking.used, blocking.window);
-            let (index, subject, window, used) = (
-                blocking.budget,
-                blocking.subject.clone(),
-                blocking.window,
-                blocking.used,
-            );
-            self.set_counter(index, &subject, window, used, true, now);
+            let blocking = blocking.clone();
+            self.set_counter(&blocking, blocking.used, true, now);
             return Spent {
                 answer: SpendAnswer::OverBudget(standing),
                 row: None,
@@ -123,14 +119,7 @@ impl Wallet {
         let mut warnings = Vec::new();
         for counting in counted {
             let used = counting.used + cost;
-            self.set_counter(
-                counting.budget,
-                &counting.subject,
-                counting.window,
-                used,
-                false,
-                now,
-            );
+            self.set_counter(&counting, used, false, now);
             let budget = &self.state.budgets[counting.budget];
             if budget.mode == BudgetMode::Soft && used > budget.limit {
                 warnings.push(usage(budget, &counting.subject, used, counting.window));
@@ -156,14 +145,7 @@ impl Wallet {
                 budget.counting_since <= original.created_at && counting.window.start <= original.created_at;
             if counted && counting.used > 0 {
                 let used = (counting.used - credits).max(0);
-                self.set_counter(
-                    counting.budget,
-                    &counting.subject,
-                    counting.window,
-                    used,
-                    false,
-                    now,
-                );
+                self.set_counter(&counting, used, false, now);
             }
         }
     }
@@ -195,20 +177,12 @@ impl Wallet {
             .find(|counter| counter.budget_id == budget_id && counter.subject == subject)
     }
 
-    /// Sets budget `index`'s counter for `subject` to `used` in `window`;
+    /// Sets the counter `counting` names to `used` in its window;
     /// the first time a window is exhausted (at or over the limit, or
     /// refusing), records it for its event.
-    #[allow(clippy::too_many_arguments)]
-    fn set_counter(
-        &mut self,
-        index: usize,
-        subject: &str,
-        window: Window,
-        used: i64,
-        refused: bool,
-        now: DateTime<Utc>,
-    ) {
-        let budget = &self.state.budgets[index];
+    fn set_counter(&mut self, counting: &Counting, used: i64, refused: bool, now: DateTime<Utc>) {
+        let (subject, window) = (counting.subject.as_str(), counting.window);
+        let budget = &self.state.budgets[counting.budget];
         let (budget_id, name, limit) = (budget.id, budget.name.clone(), budget.limit);
         let position = self
             .state
