@@ -93,8 +93,7 @@ impl Ledger {
             .await
             .map_err(db_error)?
             .ok_or(AppError::NotFound("transaction"))?;
-        let subjects = vec![String::new(), original.agent_id.clone().unwrap_or_default()];
-        Self::load_budgets(&mut locked, subjects).await?;
+        Self::load_budgets(&mut locked, original.agent_id.as_deref()).await?;
         let row = locked.wallet.reverse(
             &original,
             Entry::by(LedgerKind::Reversal, scope.actor(), reason),

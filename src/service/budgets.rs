@@ -28,10 +28,10 @@ impl Ledger {
     pub async fn set_budget(&self, scope: &WalletScope, input: BudgetInput) -> AppResult<Budget> {
         let now = self.now();
         let mut locked = self.lock_settled(scope.workspace_id().as_str(), now).await?;
-        let existing = store::budgets::of_wallets(&locked.txn, vec![locked.wallet.head().id])
+        let existing = store::budgets::of_wallet(&locked.txn, locked.wallet.head().id)
             .await
             .map_err(db_error)?;
-        let is_new = !existing.iter().any(|(_, budget)| budget.name == input.name);
+        let is_new = !existing.iter().any(|budget| budget.name == input.name);
         if is_new && existing.len() >= BUDGETS_MAX {
             return Err(AppError::invalid(
                 "name",
@@ -79,12 +79,9 @@ impl Ledger {
     /// The wallet's budgets, by name.
     pub async fn budgets(&self, scope: &WalletScope) -> AppResult<Vec<Budget>> {
         let head = self.wallet_row(scope).await?;
-        let mut budgets: Vec<Budget> = store::budgets::of_wallets(&self.db, vec![head.id])
+        let mut budgets = store::budgets::of_wallet(&self.db, head.id)
             .await
-            .map_err(db_error)?
-            .into_iter()
-            .map(|(_, budget)| budget)
-            .collect();
+            .map_err(db_error)?;
         budgets.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(budgets)
     }
@@ -99,8 +96,7 @@ impl Ledger {
         let now = self.now();
         // Settled first, so a billing period that ended shows its new window.
         let head = self.settled_head(scope, now).await?;
-        let subjects = super::spend::budget_subjects([agent]);
-        let (budgets, counters) = store::budgets::load(&self.db, head.id, subjects)
+        let (budgets, counters) = store::budgets::load(&self.db, head.id, agent)
             .await
             .map_err(db_error)?;
         Ok(applying_to(&budgets, agent)

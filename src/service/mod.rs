@@ -162,10 +162,10 @@ impl Ledger {
         })
     }
 
-    /// Reads the locked wallet's budgets and their counters for `subjects`
-    /// (the writes that count: spends and reversals).
-    async fn load_budgets(locked: &mut Locked, subjects: Vec<String>) -> AppResult<()> {
-        let (budgets, counters) = store::budgets::load(&locked.txn, locked.wallet.head().id, subjects)
+    /// Reads the locked wallet's budgets and their counters for `agent`'s
+    /// spends (the writes that count: spends and reversals).
+    async fn load_budgets(locked: &mut Locked, agent: Option<&str>) -> AppResult<()> {
+        let (budgets, counters) = store::budgets::load(&locked.txn, locked.wallet.head().id, agent)
             .await
             .map_err(db_error)?;
         locked.wallet.load_budgets(budgets, counters);

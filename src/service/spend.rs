@@ -106,7 +106,7 @@ impl Ledger {
         let bound = store::ledger::keyed(&locked.txn, locked.wallet.head().id, LedgerKind::Spend, key)
             .await
             .map_err(db_error)?;
-        Self::load_budgets(&mut locked, budget_subjects([request.agent_id.as_deref()])).await?;
+        Self::load_budgets(&mut locked, request.agent_id.as_deref()).await?;
         let spent = locked.wallet.spend(
             bound
                 .as_ref()
@@ -169,21 +169,8 @@ impl Ledger {
     }
 }
 
-/// The budget counters spends by these agents may touch: the workspace's
-/// (`""`) and each agent's.
-pub(super) fn budget_subjects<'a>(agents: impl IntoIterator<Item = Option<&'a str>>) -> Vec<String> {
-    let mut subjects: Vec<String> = agents
-        .into_iter()
-        .flatten()
-        .map(str::to_owned)
-        .chain([String::new()])
-        .collect();
-    subjects.sort_unstable();
-    subjects.dedup();
-    subjects
-}
-
-/// The same per workspace, for a batch: (workspace, subject) pairs.
+/// The budget counters a batch's spends may touch: (workspace, subject)
+/// pairs, each workspace's own (`""`) and each spend's agent's.
 pub(super) fn budget_pairs<'a>(
     spends: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
 ) -> Vec<(String, String)> {

@@ -14,18 +14,15 @@ use super::rows::{budget as parse_budget, counter as parse_counter};
 use crate::domain::budget::{Budget, BudgetMode, BudgetTarget, BudgetWindow, Counter};
 use crate::domain::catalogue::Action;
 
-/// The budgets of these wallets, by id: (wallet id, budget).
-pub async fn of_wallets(db: &impl ConnectionTrait, wallet_ids: Vec<i64>) -> Result<Vec<(i64, Budget)>> {
-    if wallet_ids.is_empty() {
-        return Ok(Vec::new());
-    }
+/// A wallet's budgets, by id.
+pub async fn of_wallet(db: &impl ConnectionTrait, wallet_id: i64) -> Result<Vec<Budget>> {
     budget::Entity::find()
-        .filter(budget::Column::WalletId.is_in(wallet_ids))
+        .filter(budget::Column::WalletId.eq(wallet_id))
         .order_by_asc(budget::Column::Id)
         .all(db)
         .await?
         .into_iter()
-        .map(|model| Ok((model.wallet_id, parse_budget(model)?)))
+        .map(parse_budget)
         .collect()
 }
 
@@ -44,28 +41,26 @@ pub async fn counter_rows(
     let backend = db.get_database_backend();
     // One fixed statement per backend, fed by a JSON list of pairs; SQLite's
     // CROSS JOIN keeps the pairs as the outer loop.
-    let (sql, text) = match backend {
-        DbBackend::Postgres => (
+    let sql = match backend {
+        DbBackend::Postgres => {
             "SELECT u.* FROM json_to_recordset($1::json) AS v(budget_id bigint, subject text) \
              CROSS JOIN LATERAL (SELECT * FROM budget_counter \
-               WHERE budget_counter.budget_id = v.budget_id AND budget_counter.subject = v.subject LIMIT 1) AS u",
-            serde_json::to_string(
-                &pairs
-                    .iter()
-                    .map(|(budget_id, subject)| PairRow {
-                        budget_id: *budget_id,
-                        subject,
-                    })
-                    .collect::<Vec<_>>(),
-            ),
-        ),
-        _ => (
+               WHERE budget_counter.budget_id = v.budget_id AND budget_counter.subject = v.subject LIMIT 1) AS u"
+        }
+        _ => {
             "SELECT u.* FROM json_each(?) AS v CROSS JOIN budget_counter u \
-             ON u.budget_id = json_extract(v.value, '$[0]') AND u.subject = json_extract(v.value, '$[1]')",
-            serde_json::to_string(&pairs),
-        ),
+             ON u.budget_id = json_extract(v.value, '$.budget_id') AND u.subject = json_extract(v.value, '$.subject')"
+        }
     };
-    let text = text.map_err(|error| super::internal(format!("encoding counters: {error}")))?;
+    let pairs: Vec<PairRow<'_>> = pairs
+        .iter()
+        .map(|(budget_id, subject)| PairRow {
+            budget_id: *budget_id,
+            subject,
+        })
+        .collect();
+    let text = serde_json::to_string(&pairs)
+        .map_err(|error| super::internal(format!("encoding counters: {error}")))?;
     budget_counter::Entity::find()
         .from_raw_sql(Statement::from_sql_and_values(backend, sql, [Value::from(text)]))
         .all(db)
@@ -73,27 +68,28 @@ pub async fn counter_rows(
         .map_err(Into::into)
 }
 
-/// A (budget, subject) pair as PostgreSQL's `json_to_recordset` reads it.
+/// A (budget, subject) pair as the statements of [`counter_rows`] read it.
 #[derive(serde::Serialize)]
 struct PairRow<'a> {
     budget_id: i64,
     subject: &'a str,
 }
 
-/// One wallet's budgets and their counters for `subjects`.
+/// One wallet's budgets and, for each, its counter for `agent`'s spends
+/// (the workspace's for a WORKSPACE budget, the agent's otherwise).
 pub async fn load(
     db: &impl ConnectionTrait,
     wallet_id: i64,
-    subjects: Vec<String>,
+    agent: Option<&str>,
 ) -> Result<(Vec<Budget>, Vec<Counter>)> {
-    let budgets: Vec<Budget> = of_wallets(db, vec![wallet_id])
-        .await?
-        .into_iter()
-        .map(|(_, budget)| budget)
-        .collect();
-    let pairs = budgets
+    let budgets = of_wallet(db, wallet_id).await?;
+    let subjects: Vec<(i64, String)> = budgets
         .iter()
-        .flat_map(|budget| subjects.iter().map(|subject| (budget.id, subject.as_str())))
+        .map(|budget| (budget.id, budget.subject(agent)))
+        .collect();
+    let pairs = subjects
+        .iter()
+        .map(|(budget_id, subject)| (*budget_id, subject.as_str()))
         .collect();
     let counters = counter_rows(db, pairs)
         .await?

@@ -159,7 +159,10 @@ impl Wallet {
                 let index = self.state.budgets.iter().position(|b| b.id == budget.id)?;
                 let subject = budget.subject(agent);
                 let window = window_of(budget, &self.state.head, now);
-                let used = used_in(self.counter(budget.id, &subject), window);
+                let counter = self
+                    .counter_index(budget.id, &subject)
+                    .map(|index| &self.state.counters[index]);
+                let used = used_in(counter, window);
                 Some(Counting {
                     budget: index,
                     subject,
@@ -170,11 +173,12 @@ impl Wallet {
             .collect()
     }
 
-    fn counter(&self, budget_id: i64, subject: &str) -> Option<&Counter> {
+    /// Where the counter of `budget_id` for `subject` is, if loaded.
+    fn counter_index(&self, budget_id: i64, subject: &str) -> Option<usize> {
         self.state
             .counters
             .iter()
-            .find(|counter| counter.budget_id == budget_id && counter.subject == subject)
+            .position(|counter| counter.budget_id == budget_id && counter.subject == subject)
     }
 
     /// Sets the counter `counting` names to `used` in its window;
@@ -184,12 +188,7 @@ impl Wallet {
         let (subject, window) = (counting.subject.as_str(), counting.window);
         let budget = &self.state.budgets[counting.budget];
         let (budget_id, name, limit) = (budget.id, budget.name.clone(), budget.limit);
-        let position = self
-            .state
-            .counters
-            .iter()
-            .position(|counter| counter.budget_id == budget_id && counter.subject == subject);
-        let position = position.unwrap_or_else(|| {
+        let position = self.counter_index(budget_id, subject).unwrap_or_else(|| {
             self.state.counters.push(Counter {
                 budget_id,
                 subject: subject.to_owned(),
