@@ -490,24 +490,12 @@ impl Run {
     /// `wallet.budgetUsage` for a drawn agent against the model's counters.
     pub(super) async fn check_budgets(&mut self, workspace: &'static str) {
         let agent = AGENTS[self.random.below(AGENTS.len())];
-        let answer = self
+        let actual: Vec<(String, i64)> = self
             .app
-            .gql(
-                Some(&self.service[workspace]),
-                "query($agent: ID) { wallet { budgetUsage(agentId: $agent) { budget { name } used } } }",
-                json!({ "agent": agent }),
-            )
-            .await;
-        let actual: Vec<(String, i64)> = answer.data()["wallet"]["budgetUsage"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|usage| {
-                (
-                    usage["budget"]["name"].as_str().unwrap().to_owned(),
-                    usage["used"].as_i64().unwrap(),
-                )
-            })
+            .budget_usage(&self.service[workspace], agent)
+            .await
+            .into_iter()
+            .map(|(name, used, _)| (name, used))
             .collect();
         let now = self.now();
         self.model.settle(workspace, now);
