@@ -31,6 +31,10 @@ pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// default is 1,000); see [`checkpoint_wal`].
 pub const SQLITE_AUTOCHECKPOINT_PAGES: u32 = 16_384;
 
+/// Each SQLite connection's page cache, in KiB (SQLite's default is 2,000):
+/// the spend path's wallets, grants, budgets and index pages stay in memory.
+pub const SQLITE_CACHE_KIB: u32 = 32_768;
+
 /// How often the server checkpoints a SQLite database's WAL.
 pub const SQLITE_CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
@@ -118,6 +122,7 @@ pub async fn open_pool(config: &DatabaseConfig) -> anyhow::Result<DatabaseConnec
                 // `checkpoint_wal`); a commit checkpoints only when that
                 // falls this far behind.
                 .pragma("wal_autocheckpoint", SQLITE_AUTOCHECKPOINT_PAGES.to_string())
+                .pragma("cache_size", format!("-{SQLITE_CACHE_KIB}"))
         });
     if let Some(schema) = &config.schema {
         options.set_schema_search_path(schema.clone());

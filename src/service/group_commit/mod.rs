@@ -97,7 +97,11 @@ impl Ledger {
             return Ok(self.routed_to(queues));
         }
         let mut config = database.clone();
-        config.max_connections = u32::try_from(workers * 2).unwrap_or(u32::MAX);
+        // SQLite: one connection per worker, so each batch finds the pages
+        // the last one read still in the connection's cache (a connection
+        // that sees another's commit discards its cache).
+        let per_worker = if store::is_sqlite(&self.db) { 1 } else { 2 };
+        config.max_connections = u32::try_from(workers * per_worker).unwrap_or(u32::MAX);
         let base = self.clone();
         let (ready, started) = oneshot::channel::<anyhow::Result<GroupCommit>>();
         std::thread::Builder::new()

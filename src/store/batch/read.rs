@@ -5,11 +5,14 @@ use entity::{action_cost, budget, budget_counter, credit_grant, ledger_entry, wa
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, Statement, Value,
 };
+use std::collections::HashMap;
+
 use serde::Serialize;
 
 use super::postgres::*;
 use super::sqlite::*;
 use super::*;
+use crate::domain::budget::Counter;
 use crate::domain::catalogue::LedgerKind;
 use crate::domain::views::{ActionCostView, TransactionView};
 use crate::domain::wallet::WalletState;
@@ -137,21 +140,31 @@ impl SpendReads {
             })
             .collect::<Result<_>>()?;
         let mut states = crate::store::rows::states(self.wallets, self.grants)?;
-        let mut counters: Vec<_> = self
-            .counters
-            .into_iter()
-            .map(crate::store::rows::counter)
+        // Budgets in id order (the first HARD budget over its limit is the
+        // one a refusal names), each with its counters, on its wallet.
+        let mut budgets = self.budgets;
+        budgets.sort_unstable_by_key(|budget| budget.id);
+        let mut counters: HashMap<i64, Vec<Counter>> = HashMap::new();
+        for model in self.counters {
+            counters
+                .entry(model.budget_id)
+                .or_default()
+                .push(crate::store::rows::counter(model));
+        }
+        let at: HashMap<i64, usize> = states
+            .iter()
+            .enumerate()
+            .map(|(index, state)| (state.head.id, index))
             .collect();
-        for model in self.budgets {
-            let Some(state) = states.iter_mut().find(|state| state.head.id == model.wallet_id) else {
+        for model in budgets {
+            let Some(&index) = at.get(&model.wallet_id) else {
                 continue;
             };
             let budget = crate::store::rows::budget(model)?;
-            let (mine, others): (Vec<_>, Vec<_>) = counters
-                .into_iter()
-                .partition(|counter| counter.budget_id == budget.id);
-            counters = others;
-            state.counters.extend(mine);
+            let state = &mut states[index];
+            state
+                .counters
+                .extend(counters.remove(&budget.id).unwrap_or_default());
             state.budgets.push(budget);
         }
         Ok(SpendBatch {
@@ -320,6 +333,31 @@ pub(super) fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T>
     serde_json::from_str(text).map_err(|error| internal(format!("decoding a batch read: {error}")))
 }
 
+/// SQLite: the budgets of the wallets in JSON parameter 1 and their
+/// counters for the (wallet, subject) pairs in parameter 2, in one row of
+/// two JSON columns: one statement, and one row across sqlx's worker
+/// thread rather than one per budget (`docs/benchmarks.md`, budgets).
+/// Counters are probed per pair on their primary key (`CROSS JOIN` keeps
+/// the pairs as the outer loop).
+pub const SQLITE_BUDGET_READS_SQL: &str = "\
+    SELECT (SELECT json_group_array(json_object('id', id, 'wallet_id', wallet_id, 'name', name, \
+        'applies_to', applies_to, 'agent_id', agent_id, 'action', action, 'budget_window', budget_window, \
+        'limit_credits', limit_credits, 'mode', mode, 'counting_since', counting_since, \
+        'created_at', created_at, 'updated_at', updated_at)) \
+      FROM budget WHERE wallet_id IN (SELECT value FROM json_each(?))) AS budgets, \
+    (SELECT json_group_array(json_object('budget_id', u.budget_id, 'subject', u.subject, \
+        'window_start', u.window_start, 'used_credits', u.used_credits, 'exhausted_at', u.exhausted_at)) \
+      FROM json_each(?) AS v CROSS JOIN budget b ON b.wallet_id = json_extract(v.value, '$.wallet_id') \
+      CROSS JOIN budget_counter u ON u.budget_id = b.id AND u.subject = json_extract(v.value, '$.subject')) \
+      AS counters";
+
+/// A (wallet, subject) pair whose counters [`SQLITE_BUDGET_READS_SQL`] reads.
+#[derive(Serialize)]
+struct WalletSubject<'a> {
+    wallet_id: i64,
+    subject: &'a str,
+}
+
 pub(super) async fn read_spends_sqlite(
     txn: &impl ConnectionTrait,
     workspace_ids: Vec<&str>,
@@ -339,33 +377,30 @@ pub(super) async fn read_spends_sqlite(
         .collect();
     let bound = keyed_spends(txn, &pairs).await?;
     let costs = action_cost::Entity::find().all(txn).await?;
-    let ids = serde_json::to_string(&wallets.iter().map(|wallet| wallet.id).collect::<Vec<_>>())
-        .map_err(|error| internal(format!("encoding a batch: {error}")))?;
-    // One fixed statement whatever the batch (see `store::budgets::counter_rows`).
-    let budgets = budget::Entity::find()
-        .from_raw_sql(Statement::from_sql_and_values(
-            DbBackend::Sqlite,
-            "SELECT * FROM budget WHERE wallet_id IN (SELECT value FROM json_each(?)) ORDER BY id",
-            [Value::from(ids)],
-        ))
-        .all(txn)
-        .await?;
-    let pairs: Vec<(i64, &str)> = subjects
+    let ids: Vec<i64> = wallets.iter().map(|wallet| wallet.id).collect();
+    let pairs: Vec<WalletSubject<'_>> = subjects
         .iter()
         .filter_map(|(workspace_id, subject)| {
             let wallet = wallets
                 .iter()
                 .find(|wallet| wallet.workspace_id == *workspace_id)?;
-            Some((wallet.id, subject.as_str()))
-        })
-        .flat_map(|(wallet_id, subject)| {
-            budgets
-                .iter()
-                .filter(move |budget| budget.wallet_id == wallet_id)
-                .map(move |budget| (budget.id, subject))
+            Some(WalletSubject {
+                wallet_id: wallet.id,
+                subject,
+            })
         })
         .collect();
-    let counters = crate::store::budgets::counter_rows(txn, pairs).await?;
+    let row = txn
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Sqlite,
+            SQLITE_BUDGET_READS_SQL,
+            [json(&ids)?, json(&pairs)?],
+        ))
+        .await?
+        .ok_or_else(|| internal("the budget read returned no row".to_owned()))?;
+    let column = |name: &str| row.try_get::<String>("", name);
+    let budgets = from_json(&column("budgets")?)?;
+    let counters = from_json(&column("counters")?)?;
     Ok(SpendReads {
         wallets,
         grants,

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use protodesk_credits::store::batch::{SPEND_READS_SQL, sqlite_keyed_spends_sql};
+use protodesk_credits::store::batch::{SPEND_READS_SQL, SQLITE_BUDGET_READS_SQL, sqlite_keyed_spends_sql};
 use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait};
 use serde_json::json;
 
@@ -269,6 +269,38 @@ mod sqlite_only {
     async fn every_connection_commits_with_synchronous_full() {
         let app = TestApp::spawn(Backend::Sqlite).await;
         super::every_sqlite_connection_commits_with_synchronous_full(&app).await;
+        app.teardown().await;
+    }
+
+    /// The batch's budget read finds budgets by their wallet and counters
+    /// by their key, never scanning either table.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn budgets_and_counters_are_probed_on_their_keys() {
+        let app = prepared(Backend::Sqlite, Options::default()).await;
+        let plan: Vec<String> = app
+            .db()
+            .query_all_raw(Statement::from_sql_and_values(
+                DbBackend::Sqlite,
+                format!("EXPLAIN QUERY PLAN {SQLITE_BUDGET_READS_SQL}"),
+                ["[1]".into(), r#"[{"wallet_id":1,"subject":"agent-1"}]"#.into()],
+            ))
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.try_get::<String>("", "detail").unwrap())
+            .collect();
+        let plan = plan.join("\n");
+        assert!(plan.contains("SEARCH budget USING"), "{plan}");
+        assert!(
+            plan.contains("SEARCH u USING PRIMARY KEY (budget_id=? AND subject=?)"),
+            "{plan}"
+        );
+        assert!(
+            !plan
+                .lines()
+                .any(|line| line.contains("SCAN budget") || line.contains("SCAN u")),
+            "{plan}"
+        );
         app.teardown().await;
     }
 
