@@ -48,7 +48,7 @@ pub async fn counter_rows(
                WHERE budget_counter.budget_id = v.budget_id AND budget_counter.subject = v.subject LIMIT 1) AS u"
         }
         _ => {
-            "SELECT u.* FROM json_each(?) AS v CROSS JOIN budget_counter u \
+            "SELECT u.* FROM jsonb_each(?) AS v CROSS JOIN budget_counter u \
              ON u.budget_id = json_extract(v.value, '$.budget_id') AND u.subject = json_extract(v.value, '$.subject')"
         }
     };
@@ -101,7 +101,9 @@ pub async fn load(
 
 /// SQLite: writes counters as they end (the wallet's lock held: plain
 /// upserts), one fixed statement fed by a JSON parameter (a statement text
-/// per batch size would be prepared again and again). PostgreSQL writes
+/// per batch size would be prepared again and again; `jsonb_each` hands
+/// each object over as JSONB, which `json_extract` reads without parsing
+/// its text again). PostgreSQL writes
 /// them in the applier's second statement ([`counters_upsert_sql`]).
 pub async fn write_counters(txn: &impl ConnectionTrait, counters: Vec<&Counter>) -> Result<()> {
     if counters.is_empty() {
@@ -116,7 +118,7 @@ pub async fn write_counters(txn: &impl ConnectionTrait, counters: Vec<&Counter>)
             "INSERT INTO budget_counter (budget_id, subject, window_start, used_credits, exhausted_at) \
              SELECT json_extract(value, '$.budget_id'), json_extract(value, '$.subject'), \
              json_extract(value, '$.window_start'), json_extract(value, '$.used_credits'), \
-             json_extract(value, '$.exhausted_at') FROM json_each(?) WHERE true \
+             json_extract(value, '$.exhausted_at') FROM jsonb_each(?) WHERE true \
              ON CONFLICT (budget_id, subject) DO UPDATE SET window_start = excluded.window_start, \
              used_credits = excluded.used_credits, exhausted_at = excluded.exhausted_at",
             [Value::from(text)],

@@ -347,7 +347,7 @@ pub const SQLITE_BUDGET_READS_SQL: &str = "\
       FROM budget WHERE wallet_id IN (SELECT value FROM json_each(?))) AS budgets, \
     (SELECT json_group_array(json_object('budget_id', u.budget_id, 'subject', u.subject, \
         'window_start', u.window_start, 'used_credits', u.used_credits, 'exhausted_at', u.exhausted_at)) \
-      FROM json_each(?) AS v CROSS JOIN budget b ON b.wallet_id = json_extract(v.value, '$.wallet_id') \
+      FROM jsonb_each(?) AS v CROSS JOIN budget b ON b.wallet_id = json_extract(v.value, '$.wallet_id') \
       CROSS JOIN budget_counter u ON u.budget_id = b.id AND u.subject = json_extract(v.value, '$.subject')) \
       AS counters";
 
