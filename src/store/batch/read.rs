@@ -1,12 +1,12 @@
 //! The spend batch's read under lock: wallets, live grants, keys already
 //! bound, action costs (one statement on PostgreSQL, a few on SQLite).
 
+use std::collections::HashMap;
+
 use entity::{action_cost, budget, budget_counter, credit_grant, ledger_entry, wallet};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, Statement, Value,
 };
-use std::collections::HashMap;
-
 use serde::Serialize;
 
 use super::postgres::*;
