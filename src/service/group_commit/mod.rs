@@ -69,8 +69,8 @@ impl Ledger {
     /// Routes this service's spends through group commit, with `settings`.
     ///
     /// The workers run on a thread of their own, with a single-threaded
-    /// runtime and a pool of their own (two connections per worker) opened
-    /// from `database`. Each batch is a chain of round trips to the
+    /// runtime and a pool of their own (two connections per worker on
+    /// PostgreSQL, one on SQLite) opened from `database`. Each batch is a chain of round trips to the
     /// database; on the server's runtime, each reply waited in the run
     /// queue behind the HTTP tasks of every client (`docs/design/group-commit.md`
     /// has the figures). An in-memory SQLite database cannot
