@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use entity::{budget, budget_counter};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, Set,
-    Statement, Value,
+    Statement,
 };
 
 use super::Result;
@@ -59,10 +59,12 @@ pub async fn counter_rows(
             subject,
         })
         .collect();
-    let text = serde_json::to_string(&pairs)
-        .map_err(|error| super::internal(format!("encoding counters: {error}")))?;
     budget_counter::Entity::find()
-        .from_raw_sql(Statement::from_sql_and_values(backend, sql, [Value::from(text)]))
+        .from_raw_sql(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [super::batch::json(&pairs)?],
+        ))
         .all(db)
         .await
         .map_err(Into::into)
@@ -110,8 +112,6 @@ pub async fn write_counters(txn: &impl ConnectionTrait, counters: Vec<&Counter>)
         return Ok(());
     }
     let rows: Vec<CounterRow<'_>> = counters.into_iter().map(CounterRow::of).collect();
-    let text = serde_json::to_string(&rows)
-        .map_err(|error| super::internal(format!("encoding counters: {error}")))?;
     let written = txn
         .execute_raw(Statement::from_sql_and_values(
             DbBackend::Sqlite,
@@ -121,7 +121,7 @@ pub async fn write_counters(txn: &impl ConnectionTrait, counters: Vec<&Counter>)
              json_extract(value, '$.exhausted_at') FROM jsonb_each(?) WHERE true \
              ON CONFLICT (budget_id, subject) DO UPDATE SET window_start = excluded.window_start, \
              used_credits = excluded.used_credits, exhausted_at = excluded.exhausted_at",
-            [Value::from(text)],
+            [super::batch::json(&rows)?],
         ))
         .await?;
     if written.rows_affected() != rows.len() as u64 {

@@ -70,12 +70,12 @@ impl Ledger {
     ///
     /// The workers run on a thread of their own, with a single-threaded
     /// runtime and a pool of their own (two connections per worker on
-    /// PostgreSQL, one on SQLite) opened from `database`. Each batch is a chain of round trips to the
-    /// database; on the server's runtime, each reply waited in the run
-    /// queue behind the HTTP tasks of every client (`docs/design/group-commit.md`
-    /// has the figures). An in-memory SQLite database cannot
-    /// be opened twice: there the workers share the server's pool and
-    /// runtime.
+    /// PostgreSQL, one on SQLite) opened from `database`. Each batch is a
+    /// chain of round trips to the database; on the server's runtime, each
+    /// reply waited in the run queue behind the HTTP tasks of every client
+    /// (`docs/design/group-commit.md` has the figures). An in-memory SQLite
+    /// database cannot be opened twice: there the workers share the
+    /// server's pool and runtime.
     ///
     /// The workers stop, and their thread ends, when the last clone of the
     /// returned service is dropped.

@@ -365,27 +365,25 @@ pub(super) async fn read_spends_sqlite(
     subjects: &[(String, String)],
 ) -> Result<SpendReads> {
     let wallets = lock_wallets_sqlite(txn, workspace_ids).await?;
-    let grants = live_grants_of(txn, wallets.iter().map(|wallet| wallet.id).collect()).await?;
+    let ids: Vec<i64> = wallets.iter().map(|wallet| wallet.id).collect();
+    let grants = live_grants_of(txn, ids.clone()).await?;
+    let wallet_of = |workspace_id: &str| {
+        wallets
+            .iter()
+            .find(|wallet| wallet.workspace_id == workspace_id)
+            .map(|wallet| wallet.id)
+    };
     let pairs: Vec<(i64, String)> = keys
         .iter()
-        .filter_map(|(workspace_id, key)| {
-            let wallet = wallets
-                .iter()
-                .find(|wallet| wallet.workspace_id == *workspace_id)?;
-            Some((wallet.id, key.clone()))
-        })
+        .filter_map(|(workspace_id, key)| Some((wallet_of(workspace_id)?, key.clone())))
         .collect();
     let bound = keyed_spends(txn, &pairs).await?;
     let costs = action_cost::Entity::find().all(txn).await?;
-    let ids: Vec<i64> = wallets.iter().map(|wallet| wallet.id).collect();
     let pairs: Vec<WalletSubject<'_>> = subjects
         .iter()
         .filter_map(|(workspace_id, subject)| {
-            let wallet = wallets
-                .iter()
-                .find(|wallet| wallet.workspace_id == *workspace_id)?;
             Some(WalletSubject {
-                wallet_id: wallet.id,
+                wallet_id: wallet_of(workspace_id)?,
                 subject,
             })
         })
