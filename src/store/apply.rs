@@ -65,6 +65,7 @@ pub async fn apply(
         }
         writes.counters.extend(&change.counters);
         writes.deltas.extend(change.deltas.iter().map(|delta| GrantDelta {
+            wallet_id: change.wallet_id,
             id: delta.id,
             delta: delta.remaining,
             granted: delta.granted,
@@ -118,6 +119,8 @@ struct Writes<'a> {
 /// How a stored grant moves.
 #[derive(Debug, Clone, Copy, Serialize)]
 struct GrantDelta {
+    #[serde(skip)]
+    wallet_id: i64,
     id: i64,
     delta: i64,
     granted: i64,
@@ -321,7 +324,7 @@ async fn write_postgres(
                  n AS (SELECT pg_notify($6, p) FROM unnest(string_to_array($7, chr(31))) AS p) \
                  SELECT (SELECT COUNT(*) FROM g) AS grants_moved, (SELECT COUNT(*) FROM h) AS heads_saved, \
                  (SELECT COUNT(*) FROM c) AS counters_written, (SELECT COUNT(*) FROM n) AS notified",
-                super::batch::move_grants_sql("$1", "$2"),
+                super::batch::move_grants_sql("$1", "$2", "$9"),
                 super::batch::save_heads_sql("$4", "$3", "$5"),
                 super::budgets::counters_upsert_sql("$8"),
             ),
@@ -334,6 +337,7 @@ async fn write_postgres(
                 Value::from(channel),
                 Value::from(super::notify::chunks(writes.notifications.clone()).join("\u{1f}")),
                 json(&counters)?,
+                super::batch::id_list(writes.deltas.iter().map(|delta| delta.wallet_id)),
             ],
         ))
         .await?

@@ -102,6 +102,12 @@ pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<DatabaseConnecti
 
 /// Opens another pool on a database that [`connect`] has already prepared
 /// (its schema exists).
+///
+/// PostgreSQL: its connections never plan a sequential scan where an index
+/// can serve. Every statement of the service is keyed, and PostgreSQL keeps
+/// a statement's generic plan for the connection's life: a plan made while
+/// a table was small (or before it had statistics) read it whole on every
+/// run after it grew (`docs/design/write-path.md`, "Plans").
 pub async fn open_pool(config: &DatabaseConfig) -> anyhow::Result<DatabaseConnection> {
     let mut options = ConnectOptions::new(config.url.clone());
     options
@@ -123,7 +129,8 @@ pub async fn open_pool(config: &DatabaseConfig) -> anyhow::Result<DatabaseConnec
                 // falls this far behind.
                 .pragma("wal_autocheckpoint", SQLITE_AUTOCHECKPOINT_PAGES.to_string())
                 .pragma("cache_size", format!("-{SQLITE_CACHE_KIB}"))
-        });
+        })
+        .map_sqlx_postgres_opts(|options| options.options([("enable_seqscan", "off")]));
     if let Some(schema) = &config.schema {
         options.set_schema_search_path(schema.clone());
     }

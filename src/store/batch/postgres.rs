@@ -52,16 +52,18 @@ pub(crate) fn insert_rows_sql(rows: &str, now: &str, returning: &str) -> String 
 
 /// PostgreSQL: moves live grants by the JSON (id, delta, granted) deltas
 /// in parameter `deltas`, never below zero (a grant that does not match is
-/// counted missing by the caller); parameter `ids` lists the ids (see
-/// [`id_list`]).
-pub(crate) fn move_grants_sql(deltas: &str, ids: &str) -> String {
+/// counted missing by the caller); parameter `ids` lists the ids and
+/// `wallets` their wallets' ids (see [`id_list`]): with the live grants'
+/// index led by its wallet, no plan can read that index whole.
+pub(crate) fn move_grants_sql(deltas: &str, ids: &str, wallets: &str) -> String {
     format!(
         "UPDATE credit_grant SET remaining_credits = credit_grant.remaining_credits + v.delta, \
          granted_credits = credit_grant.granted_credits + v.granted \
          FROM json_to_recordset({deltas}::json) AS v(id bigint, delta bigint, granted bigint) \
          WHERE credit_grant.id = v.id AND credit_grant.expired_at IS NULL \
-         AND credit_grant.remaining_credits + v.delta >= 0 AND {}",
-        any_id("credit_grant.id", ids)
+         AND credit_grant.remaining_credits + v.delta >= 0 AND {} AND {}",
+        any_id("credit_grant.id", ids),
+        any_id("credit_grant.wallet_id", wallets)
     )
 }
 

@@ -185,9 +185,10 @@ impl SpendReads {
 /// (workspace_id, subject) pairs whose budget counters to read (each
 /// spend's agent, and `""` for the workspace) as JSON text.
 ///
-/// `w` locks the wallets (`FOR UPDATE`, in id order); the other parts read
-/// the statement's snapshot, taken before any wait for those locks. `seen`
-/// returns each wallet's sequence in that snapshot: every change to a
+/// `s` finds the wallets, one probe per workspace; `w` locks them (`FOR
+/// UPDATE`, in id order); the other parts read the statement's snapshot,
+/// taken before any wait for those locks. `seen` returns each wallet's
+/// sequence in that snapshot: every change to a
 /// wallet's grants or keys moves its sequence, so when each locked
 /// sequence equals the one seen, what was read is what the lock protects.
 /// (The one change that does not, closing an expired grant already at
@@ -205,10 +206,10 @@ impl SpendReads {
 /// wallet's whole history, so every batch of a busy wallet was slower than
 /// the one before.
 pub const SPEND_READS_SQL: &str = "\
-    WITH w AS (SELECT * FROM wallet \
-      WHERE workspace_id = ANY(ARRAY(SELECT json_array_elements_text($1::json))) ORDER BY id FOR UPDATE), \
-    s AS (SELECT id, workspace_id, last_sequence, budget_version FROM wallet \
-      WHERE workspace_id = ANY(ARRAY(SELECT json_array_elements_text($1::json)))), \
+    WITH s AS (SELECT r.* FROM json_array_elements_text($1::json) AS x(workspace_id) \
+      CROSS JOIN LATERAL (SELECT id, workspace_id, last_sequence, budget_version FROM wallet \
+        WHERE wallet.workspace_id = x.workspace_id LIMIT 1) AS r), \
+    w AS (SELECT * FROM wallet WHERE id = ANY(ARRAY(SELECT id FROM s)) ORDER BY id FOR UPDATE), \
     k AS (SELECT r.* FROM json_to_recordset($2::json) AS x(workspace_id text, key text) \
       JOIN s ON s.workspace_id = x.workspace_id \
       CROSS JOIN LATERAL (SELECT * FROM ledger_entry e \

@@ -15,7 +15,9 @@
 //! charges every pair not yet bound. (6) The batches run on a pool of
 //! their own: with every connection of the server's pool held, a spend is
 //! still charged by a batch; an in-memory SQLite database (which a second
-//! pool would not see) batches on the server's pool.
+//! pool would not see) batches on the server's pool. (7) PostgreSQL:
+//! spends over 1,500 wallets never scan a whole table, before and after
+//! `ANALYZE`.
 
 use std::collections::HashMap;
 
@@ -29,6 +31,7 @@ use serde_json::{Value, json};
 use crate::helpers::{Backend, Options, TestApp};
 
 mod agreement;
+mod scans;
 mod settle;
 mod storage;
 mod window;
