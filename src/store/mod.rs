@@ -130,7 +130,10 @@ pub async fn open_pool(config: &DatabaseConfig) -> anyhow::Result<DatabaseConnec
                 .pragma("wal_autocheckpoint", SQLITE_AUTOCHECKPOINT_PAGES.to_string())
                 .pragma("cache_size", format!("-{SQLITE_CACHE_KIB}"))
         })
-        .map_sqlx_postgres_opts(|options| options.options([("enable_seqscan", "off")]));
+        // A plan that must read a small table whole (the catalogue) then
+        // costs over `jit_above_cost`, and JIT compiled it at every run
+        // (380 ms): the service's statements are too short for JIT anyway.
+        .map_sqlx_postgres_opts(|options| options.options([("enable_seqscan", "off"), ("jit", "off")]));
     if let Some(schema) = &config.schema {
         options.set_schema_search_path(schema.clone());
     }
