@@ -107,7 +107,7 @@ pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<DatabaseConnecti
 /// can serve. Every statement of the service is keyed, and PostgreSQL keeps
 /// a statement's generic plan for the connection's life: a plan made while
 /// a table was small (or before it had statistics) read it whole on every
-/// run after it grew (`docs/design/write-path.md`, "Plans").
+/// run after it grew (`docs/design/write-path.md`, "Plans (PostgreSQL)").
 pub async fn open_pool(config: &DatabaseConfig) -> anyhow::Result<DatabaseConnection> {
     let mut options = ConnectOptions::new(config.url.clone());
     options
