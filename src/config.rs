@@ -160,6 +160,10 @@ pub struct Config {
     /// whose pages may call the API from a browser; the WebSocket upgrade
     /// checks `Origin` against the same list when it is set (default: none).
     pub cors_allowed_origins: Vec<String>,
+    /// `STRIPE_WEBHOOK_SECRET`: the signing secret (`whsec_…`) of the
+    /// Stripe endpoint that posts to `/webhooks/stripe`; unset, that path
+    /// answers 404.
+    pub stripe_webhook_secret: Option<SecretString>,
 }
 
 /// An optional integer setting within `range`.
@@ -283,6 +287,7 @@ impl Config {
                 .collect::<anyhow::Result<_>>()?,
         };
         Ok(Config {
+            stripe_webhook_secret: optional("STRIPE_WEBHOOK_SECRET")?.map(SecretString::from),
             introspection,
             ws_keepalive,
             http_idle_timeout,

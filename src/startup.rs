@@ -66,6 +66,7 @@ impl App {
                 verifier,
                 ledger,
                 cors_allowed_origins: config.cors_allowed_origins.clone().into(),
+                stripe_webhook_secret: config.stripe_webhook_secret.clone().map(Arc::new),
             },
         })
     }

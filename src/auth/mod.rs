@@ -6,6 +6,7 @@
 //! Resolvers never check roles themselves.
 
 mod policy;
+pub mod stripe;
 mod token;
 
 pub use policy::{Operation, WalletScope, authorize, authorize_operator};

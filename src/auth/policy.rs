@@ -89,6 +89,16 @@ impl WalletScope {
         self.role == Role::Operator
     }
 
+    /// A scope for payments the provider confirmed (`/webhooks/stripe`),
+    /// acting as `stripe`.
+    pub fn payment_provider(workspace_id: WorkspaceId) -> Self {
+        Self {
+            workspace_id,
+            actor: "stripe".to_owned(),
+            role: Role::Operator,
+        }
+    }
+
     /// A scope for internal jobs (the scheduler), acting as `system`.
     pub fn system(workspace_id: WorkspaceId) -> Self {
         Self {

@@ -24,7 +24,7 @@ pub struct ExportQuery {
     to: DateTime<Utc>,
 }
 
-fn refuse(error: AppError) -> Response {
+pub(super) fn refuse(error: AppError) -> Response {
     let status = error.status();
     let body = serde_json::json!({ "errors": [{ "message": error.message(), "extensions": { "code": error.code() } }] });
     let _ = error.into_graphql();

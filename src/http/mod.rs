@@ -9,6 +9,7 @@
 mod export;
 mod pages;
 mod protocol;
+mod stripe;
 mod ws;
 
 pub use ws::{WS_KEEPALIVE_DEFAULT, WsShared};
@@ -129,6 +130,8 @@ pub struct AppState {
     pub ws: WsShared,
     /// `CORS_ALLOWED_ORIGINS`; empty: no cross-origin browser access.
     pub cors_allowed_origins: Arc<[String]>,
+    /// `STRIPE_WEBHOOK_SECRET`; `None`: `/webhooks/stripe` answers 404.
+    pub stripe_webhook_secret: Option<Arc<secrecy::SecretString>>,
 }
 
 /// Builds the router.
@@ -145,6 +148,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/console", get(pages::console))
         .route("/console.js", get(pages::console_js))
+        .route("/webhooks/stripe", axum::routing::post(stripe::webhook))
         // A panic outside GraphQL execution (which catches its own) is a
         // 500 answer, never a dropped connection.
         .layer(CatchPanicLayer::new())

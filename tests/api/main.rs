@@ -19,6 +19,7 @@ mod limits;
 mod metrics;
 mod model;
 mod money;
+mod payments;
 mod periods;
 mod protocol;
 mod schema;

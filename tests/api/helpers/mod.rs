@@ -25,6 +25,8 @@ use tokio::sync::oneshot;
 
 /// The HS256 secret every test app verifies with.
 pub const TEST_SECRET: &str = "test-secret-at-least-16-bytes";
+/// The Stripe endpoint's signing secret every test server has.
+pub const STRIPE_SECRET: &str = "whsec_test_protodesk";
 
 /// Which database a scenario runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -287,6 +289,7 @@ impl TestApp {
                 .http_idle_timeout
                 .unwrap_or(protodesk_credits::config::HTTP_IDLE_TIMEOUT_DEFAULT),
             cors_allowed_origins: options.cors_allowed_origins.clone(),
+            stripe_webhook_secret: Some(STRIPE_SECRET.to_owned().into()),
             renewal_cron: options.renewal_cron,
             group_commit: (!options.unbatched).then(|| options.group_commit.unwrap_or_default()),
             introspection: !options.no_introspection,

@@ -1,0 +1,156 @@
+//! `POST /webhooks/stripe`: payments confirmed by Stripe become top-ups,
+//! exactly once per payment intent (`docs/design/payments.md`).
+//!
+//! The signature is checked on the raw body before anything is parsed. A
+//! paid Checkout Session carrying `metadata.workspace_id` and
+//! `metadata.pack` applies that pack with its payment intent as the
+//! payment reference (the top-up's idempotency key), so a redelivered event
+//! finds the reference bound and grants nothing. Every other event is
+//! acknowledged and ignored. Answers: 200 when done or ignored; 400 when
+//! the signature, its timestamp or the body is bad, or the session names a
+//! workspace or pack that cannot be; 404 for an unknown workspace; 409 when
+//! the payment intent was already applied for another pack; 503 when the
+//! database is unavailable (Stripe retries every non-2xx).
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+
+use super::AppState;
+use super::export::refuse;
+use crate::auth::WalletScope;
+use crate::auth::stripe::verify;
+use crate::domain::catalogue::PackCode;
+use crate::domain::ids::{IdempotencyKey, WorkspaceId};
+use crate::error::AppError;
+use crate::service::{TopUpOutcome, TopUpRequest};
+
+/// The part of a Stripe event read here.
+#[derive(Deserialize)]
+struct Event {
+    id: String,
+    #[serde(rename = "type")]
+    kind: String,
+    data: EventData,
+}
+
+#[derive(Deserialize)]
+struct EventData {
+    object: serde_json::Value,
+}
+
+/// The part of a Checkout Session read here.
+#[derive(Deserialize)]
+struct Session {
+    payment_status: Option<String>,
+    payment_intent: Option<String>,
+    #[serde(default)]
+    metadata: HashMap<String, String>,
+}
+
+/// What became of an event.
+fn done(outcome: &str) -> Response {
+    axum::Json(serde_json::json!({ "received": true, "outcome": outcome })).into_response()
+}
+
+/// The handler.
+pub async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(secret) = &state.stripe_webhook_secret else {
+        return refuse(AppError::NotFound(
+            "Stripe endpoint (STRIPE_WEBHOOK_SECRET is not set)",
+        ));
+    };
+    let header = headers
+        .get("stripe-signature")
+        .and_then(|value| value.to_str().ok());
+    if let Err(error) = verify(
+        secret.expose_secret().as_bytes(),
+        header,
+        &body,
+        chrono::Utc::now(),
+    ) {
+        tracing::warn!(%error, "a Stripe webhook was refused");
+        return refuse(AppError::invalid("Stripe-Signature", error.to_string()));
+    }
+    let event: Event = match serde_json::from_slice(&body) {
+        Ok(event) => event,
+        Err(error) => {
+            return refuse(AppError::invalid(
+                "body",
+                format!("is not a Stripe event: {error}"),
+            ));
+        }
+    };
+    match event.kind.as_str() {
+        "checkout.session.completed" | "checkout.session.async_payment_succeeded" => {
+            match serde_json::from_value::<Session>(event.data.object) {
+                Ok(session) => checkout_paid(&state, &event.id, session).await,
+                Err(error) => refuse(AppError::invalid(
+                    "data.object",
+                    format!("is not a Checkout Session: {error}"),
+                )),
+            }
+        }
+        _ => done("IGNORED"),
+    }
+}
+
+/// A completed Checkout Session: its pack, once, when it is paid and ours.
+async fn checkout_paid(state: &AppState, event_id: &str, session: Session) -> Response {
+    if session.payment_status.as_deref() != Some("paid") {
+        // An asynchronous payment method: `async_payment_succeeded` follows.
+        return done("IGNORED");
+    }
+    let (Some(workspace), Some(pack)) = (session.metadata.get("workspace_id"), session.metadata.get("pack"))
+    else {
+        tracing::info!(
+            event_id,
+            "a paid Checkout Session without workspace_id and pack metadata was ignored"
+        );
+        return done("IGNORED");
+    };
+    let request = (|| {
+        let workspace = WorkspaceId::parse("metadata.workspace_id", workspace)?;
+        let pack = pack
+            .parse::<PackCode>()
+            .map_err(|_| AppError::invalid("metadata.pack", "is not a top-up pack of the catalogue"))?;
+        let reference = session
+            .payment_intent
+            .as_deref()
+            .ok_or_else(|| AppError::invalid("payment_intent", "is missing from a paid session"))?;
+        let payment_reference = IdempotencyKey::parse("payment_intent", reference)?;
+        Ok::<_, AppError>((
+            WalletScope::payment_provider(workspace),
+            TopUpRequest {
+                pack,
+                payment_reference,
+            },
+        ))
+    })();
+    let (scope, request) = match request {
+        Ok(request) => request,
+        Err(error) => {
+            tracing::error!(event_id, error = %error.message(), "a paid Checkout Session could not be applied");
+            return refuse(error);
+        }
+    };
+    match state.ledger.purchase_top_up(&scope, request).await {
+        Ok(result) => {
+            let outcome = match result.outcome {
+                TopUpOutcome::Applied => "APPLIED",
+                TopUpOutcome::Duplicate => "DUPLICATE",
+            };
+            tracing::info!(event_id, outcome, "a Stripe payment was applied");
+            done(outcome)
+        }
+        Err(error) => {
+            tracing::error!(event_id, error = %error.message(), "a paid Checkout Session could not be applied");
+            refuse(error)
+        }
+    }
+}

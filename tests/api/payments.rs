@@ -1,0 +1,240 @@
+//! `POST /webhooks/stripe`: events signed here with Stripe's documented
+//! scheme (HMAC-SHA256 of `t.payload`, hex, in `Stripe-Signature`), by this
+//! file's own code. A paid Checkout Session applies its pack once however
+//! often it is delivered; a bad signature, a stale timestamp or a malformed
+//! body is answered 400 and writes nothing; other events are acknowledged
+//! and ignored.
+
+use futures_util::future::join_all;
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+use crate::both_backends;
+use crate::helpers::{STRIPE_SECRET, TestApp};
+
+fn signature(secret: &str, timestamp: i64, body: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{timestamp}.{body}").as_bytes());
+    format!("t={timestamp},v1={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// A Checkout Session event for `workspace` buying `pack`, paid by `intent`.
+fn checkout(event: &str, workspace: &str, pack: &str, intent: &str, status: &str) -> String {
+    json!({
+        "id": event,
+        "object": "event",
+        "type": "checkout.session.completed",
+        "data": { "object": {
+            "id": format!("cs_{event}"),
+            "object": "checkout.session",
+            "mode": "payment",
+            "payment_status": status,
+            "payment_intent": intent,
+            "amount_total": 1900,
+            "metadata": { "workspace_id": workspace, "pack": pack },
+        }},
+    })
+    .to_string()
+}
+
+/// Posts `body` with `signature` (none when `None`): the status and the JSON answer.
+async fn post(app: &TestApp, body: &str, signature: Option<String>) -> (u16, Value) {
+    let mut request = app
+        .http
+        .post(format!("{}/webhooks/stripe", app.address))
+        .header("content-type", "application/json")
+        .body(body.to_owned());
+    if let Some(signature) = signature {
+        request = request.header("stripe-signature", signature);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+async fn deliver(app: &TestApp, body: &str) -> (u16, Value) {
+    post(app, body, Some(signature(STRIPE_SECRET, now(), body))).await
+}
+
+async fn top_up_rows(app: &TestApp) -> i64 {
+    app.query_i64("SELECT COUNT(*) FROM ledger_entry WHERE kind = 'TOP_UP'")
+        .await
+}
+
+async fn a_paid_session_applies_its_pack_once_however_often_delivered(app: TestApp) {
+    app.create_workspace("ws-pay").await;
+    let before = app.balance_total("ws-pay").await;
+    let body = checkout("evt_1", "ws-pay", "PACK_500", "pi_1", "paid");
+
+    let (status, answer) = deliver(&app, &body).await;
+    assert_eq!(
+        (status, answer["outcome"].as_str()),
+        (200, Some("APPLIED")),
+        "{answer}"
+    );
+    assert_eq!(app.balance_total("ws-pay").await, before + 500);
+    let rows = app.transactions("ws-pay").await;
+    let top_up = rows.iter().find(|row| row["kind"] == "TOP_UP").unwrap();
+    assert_eq!(top_up["reference"], "pi_1", "{top_up}");
+    assert_eq!(top_up["actor"], "stripe", "{top_up}");
+
+    // Stripe redelivers (and may deliver twice at once): nothing more.
+    let again = join_all((0..6).map(|_| deliver(&app, &body))).await;
+    for (status, answer) in &again {
+        assert_eq!(
+            (*status, answer["outcome"].as_str()),
+            (200, Some("DUPLICATE")),
+            "{answer}"
+        );
+    }
+    assert_eq!(app.balance_total("ws-pay").await, before + 500);
+    assert_eq!(top_up_rows(&app).await, 1);
+
+    // The same payment intent for another pack is refused, not applied.
+    let other = checkout("evt_2", "ws-pay", "PACK_100", "pi_1", "paid");
+    let (status, answer) = deliver(&app, &other).await;
+    assert_eq!(status, 409, "{answer}");
+    assert_eq!(answer["errors"][0]["extensions"]["code"], "IDEMPOTENCY_CONFLICT");
+    assert_eq!(top_up_rows(&app).await, 1);
+}
+
+async fn concurrent_first_deliveries_apply_one_top_up(app: TestApp) {
+    app.create_workspace("ws-race").await;
+    let before = app.balance_total("ws-race").await;
+    let body = checkout("evt_r", "ws-race", "PACK_100", "pi_race", "paid");
+    let answers = join_all((0..8).map(|_| deliver(&app, &body))).await;
+    let applied = answers
+        .iter()
+        .filter(|(status, answer)| *status == 200 && answer["outcome"] == "APPLIED")
+        .count();
+    let duplicates = answers
+        .iter()
+        .filter(|(status, answer)| *status == 200 && answer["outcome"] == "DUPLICATE")
+        .count();
+    assert_eq!((applied, duplicates), (1, 7), "{answers:?}");
+    assert_eq!(app.balance_total("ws-race").await, before + 100);
+}
+
+async fn bad_signatures_stale_timestamps_and_malformed_bodies_write_nothing(app: TestApp) {
+    app.create_workspace("ws-bad").await;
+    let body = checkout("evt_b", "ws-bad", "PACK_2500", "pi_bad", "paid");
+    let signed = signature(STRIPE_SECRET, now(), &body);
+    let tampered = body.replace("PACK_2500", "PACK_500");
+    let malformed = "{\"id\": \"evt_m\", \"type\": ";
+    let cases: Vec<(&str, String, Option<String>)> = vec![
+        ("tampered body", tampered.clone(), Some(signed.clone())),
+        (
+            "another secret",
+            body.clone(),
+            Some(signature("whsec_attacker", now(), &body)),
+        ),
+        ("no header", body.clone(), None),
+        ("a header without v1", body.clone(), Some(format!("t={}", now()))),
+        (
+            "stale by 301 s",
+            body.clone(),
+            Some(signature(STRIPE_SECRET, now() - 301, &body)),
+        ),
+        (
+            "from 301 s ahead",
+            body.clone(),
+            Some(signature(STRIPE_SECRET, now() + 301, &body)),
+        ),
+        (
+            "malformed body, signed",
+            malformed.to_owned(),
+            Some(signature(STRIPE_SECRET, now(), malformed)),
+        ),
+    ];
+    for (case, body, signature) in cases {
+        let (status, answer) = post(&app, &body, signature).await;
+        assert_eq!(status, 400, "{case}: {answer}");
+        assert_eq!(
+            answer["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+            "{case}"
+        );
+    }
+    assert_eq!(top_up_rows(&app).await, 0);
+    // The genuine event still applies afterwards.
+    let (status, answer) = post(&app, &body, Some(signed)).await;
+    assert_eq!(
+        (status, answer["outcome"].as_str()),
+        (200, Some("APPLIED")),
+        "{answer}"
+    );
+}
+
+async fn other_events_unpaid_and_foreign_sessions_are_acknowledged_and_ignored(app: TestApp) {
+    app.create_workspace("ws-other").await;
+    let unknown = json!({
+        "id": "evt_u", "type": "customer.created", "data": { "object": { "id": "cus_1" } },
+    })
+    .to_string();
+    let unpaid = checkout("evt_p", "ws-other", "PACK_100", "pi_unpaid", "unpaid");
+    let foreign = json!({
+        "id": "evt_f", "type": "checkout.session.completed",
+        "data": { "object": { "payment_status": "paid", "payment_intent": "pi_f", "metadata": {} } },
+    })
+    .to_string();
+    for body in [unknown, unpaid, foreign] {
+        let (status, answer) = deliver(&app, &body).await;
+        assert_eq!(
+            (status, answer["outcome"].as_str()),
+            (200, Some("IGNORED")),
+            "{answer}"
+        );
+    }
+    assert_eq!(top_up_rows(&app).await, 0);
+
+    // Paid later (an asynchronous payment method): applied then.
+    let succeeded = checkout("evt_s", "ws-other", "PACK_100", "pi_unpaid", "paid").replace(
+        "checkout.session.completed",
+        "checkout.session.async_payment_succeeded",
+    );
+    let (status, answer) = deliver(&app, &succeeded).await;
+    assert_eq!(
+        (status, answer["outcome"].as_str()),
+        (200, Some("APPLIED")),
+        "{answer}"
+    );
+}
+
+async fn sessions_naming_what_does_not_exist_are_refused(app: TestApp) {
+    app.create_workspace("ws-meta").await;
+    let cases = [
+        (
+            checkout("evt_w", "ws-nowhere", "PACK_100", "pi_w", "paid"),
+            404,
+            "NOT_FOUND",
+        ),
+        (
+            checkout("evt_k", "ws-meta", "PACK_7", "pi_k", "paid"),
+            400,
+            "BAD_USER_INPUT",
+        ),
+        (
+            checkout("evt_i", "bad id!", "PACK_100", "pi_i", "paid"),
+            400,
+            "BAD_USER_INPUT",
+        ),
+    ];
+    for (body, expected, code) in cases {
+        let (status, answer) = deliver(&app, &body).await;
+        assert_eq!(status, expected, "{answer}");
+        assert_eq!(answer["errors"][0]["extensions"]["code"], code, "{answer}");
+    }
+    assert_eq!(top_up_rows(&app).await, 0);
+}
+
+both_backends!(
+    a_paid_session_applies_its_pack_once_however_often_delivered,
+    concurrent_first_deliveries_apply_one_top_up,
+    bad_signatures_stale_timestamps_and_malformed_bodies_write_nothing,
+    other_events_unpaid_and_foreign_sessions_are_acknowledged_and_ignored,
+    sessions_naming_what_does_not_exist_are_refused,
+);
