@@ -4,8 +4,8 @@
 //! |---|---|
 //! | agent | read its own workspace; spend SIDEKICK (for itself: `agentId` is its `sub`) |
 //! | service | what agent may, and spend any action for its workspace |
-//! | admin | what agent may, and top up, change the plan, set budgets, the time zone and the low-balance threshold of its workspace |
-//! | operator | any workspace: everything, and the operator-only operations |
+//! | admin | what agent may, and change the plan, set budgets, the time zone and the low-balance threshold of its workspace (its top-ups arrive from the payment provider) |
+//! | operator | any workspace: everything, and the operator-only operations (`purchaseTopUp` among them: the billing back office) |
 //!
 //! The workspace is checked before the role, and another workspace is
 //! refused exactly like a workspace that does not exist (NOT_FOUND), so a
@@ -23,7 +23,7 @@ pub enum Operation {
     Read,
     /// Spend credits for an action.
     Spend(Action),
-    /// Buy a top-up pack.
+    /// Apply a purchased top-up pack.
     TopUp,
     /// Change the plan.
     ChangePlan,
@@ -39,7 +39,9 @@ impl Operation {
             Operation::Read => "read this wallet",
             Operation::Spend(Action::Sidekick) => "spend SIDEKICK",
             Operation::Spend(_) => "spend this action (only service tokens spend TRIAGE and AUTO_RESOLVE)",
-            Operation::TopUp => "purchase top-ups (admin or operator only)",
+            Operation::TopUp => {
+                "apply top-ups (operator only: admins buy through the payment provider's checkout)"
+            }
             Operation::ChangePlan => "change the plan (admin or operator only)",
             Operation::Configure => {
                 "configure this wallet: budgets, time zone, low-balance threshold (admin or operator only)"
@@ -55,10 +57,7 @@ impl Operation {
                 | (Operation::Read, _)
                 | (Operation::Spend(Action::Sidekick), _)
                 | (Operation::Spend(_), Role::Service)
-                | (
-                    Operation::TopUp | Operation::ChangePlan | Operation::Configure,
-                    Role::Admin
-                )
+                | (Operation::ChangePlan | Operation::Configure, Role::Admin)
         )
     }
 }

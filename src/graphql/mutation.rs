@@ -65,7 +65,9 @@ impl SpendMutation {
         Ok(result.into())
     }
 
-    /// Credits a purchased pack (admin or operator), once per payment reference.
+    /// Credits a purchased pack, once per payment reference: operators only (the
+    /// billing back office); admins buy through Stripe Checkout, whose payments
+    /// arrive at `/webhooks/stripe`.
     async fn purchase_top_up(
         &self,
         ctx: &Context<'_>,

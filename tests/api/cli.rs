@@ -50,7 +50,9 @@ async fn migrate_reports_reverts_and_reapplies(app: TestApp) {
         "CHARGED"
     );
     assert_eq!(
-        app.top_up(&admin, None, "PACK_100", "pay-kept").await.data()["purchaseTopUp"]["outcome"],
+        app.top_up(&app.operator(), Some("ws-keys"), "PACK_100", "pay-kept")
+            .await
+            .data()["purchaseTopUp"]["outcome"],
         "APPLIED"
     );
 
@@ -128,11 +130,15 @@ async fn migrate_reports_reverts_and_reapplies(app: TestApp) {
         "IDEMPOTENCY_CONFLICT"
     );
     assert_eq!(
-        app.top_up(&admin, None, "PACK_100", "pay-kept").await.data()["purchaseTopUp"]["outcome"],
+        app.top_up(&app.operator(), Some("ws-keys"), "PACK_100", "pay-kept")
+            .await
+            .data()["purchaseTopUp"]["outcome"],
         "DUPLICATE"
     );
     assert_eq!(
-        app.top_up(&admin, None, "PACK_500", "pay-kept").await.code(),
+        app.top_up(&app.operator(), Some("ws-keys"), "PACK_500", "pay-kept")
+            .await
+            .code(),
         "IDEMPOTENCY_CONFLICT"
     );
     app.create_workspace("ws-migrated").await;

@@ -83,9 +83,13 @@ async fn bad_input_is_refused_and_writes_nothing(app: TestApp) {
         assert_eq!(answer.code(), "BAD_USER_INPUT", "{name}: {}", answer.body);
         assert!(answer.status < 500, "{name} answered {}", answer.status);
     }
-    let unknown_pack = app.top_up(&admin, None, "PACK_1000000", "pay").await;
+    let unknown_pack = app
+        .top_up(&app.operator(), Some("ws-input"), "PACK_1000000", "pay")
+        .await;
     assert_eq!(unknown_pack.code(), "BAD_USER_INPUT");
-    let empty_reference = app.top_up(&admin, None, "PACK_100", "").await;
+    let empty_reference = app
+        .top_up(&app.operator(), Some("ws-input"), "PACK_100", "")
+        .await;
     assert_eq!(empty_reference.code(), "BAD_USER_INPUT");
     let trial = app.change_plan(&admin, None, "PRO_TRIAL", None).await;
     assert_eq!(trial.code(), "BAD_USER_INPUT");

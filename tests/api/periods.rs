@@ -144,7 +144,9 @@ async fn a_top_up_after_the_period_end_writes_both_new_grants_apart(app: TestApp
     let admin = pro_workspace(&app, "ws-two").await;
     app.clock.set(at(2026, 2, 28) + Duration::seconds(1));
 
-    let topped = app.top_up(&admin, None, "PACK_500", "pay-after-end").await;
+    let topped = app
+        .top_up(&app.operator(), Some("ws-two"), "PACK_500", "pay-after-end")
+        .await;
 
     let balance = &topped.data()["purchaseTopUp"]["balance"];
     assert_eq!(balance["allocation"], 1000);
@@ -286,7 +288,7 @@ async fn trial_to_paid_starts_the_anchor_and_keeps_trial_credits_to_their_end(ap
 async fn trial_expiry_pauses_ai_unless_purchased_credits_remain(app: TestApp) {
     app.create_workspace("ws-lapsed").await;
     app.create_workspace("ws-bought").await;
-    app.top_up(&app.token("admin", Some("ws-bought")), None, "PACK_100", "pay-1")
+    app.top_up(&app.operator(), Some("ws-bought"), "PACK_100", "pay-1")
         .await
         .data();
     let end = start_time() + Duration::days(7);
@@ -406,12 +408,7 @@ async fn a_renewal_at_the_balance_ceiling_grants_what_fits(app: TestApp) {
     let spent = app.spend_ok(&service, "TRIAGE", "after-reset").await;
     let report = app.ledger.roll_over_periods(now).await.unwrap();
     let refused = app
-        .top_up(
-            &app.token("admin", Some("ws-full-swept")),
-            None,
-            "PACK_100",
-            "pay-full",
-        )
+        .top_up(&app.operator(), Some("ws-full-swept"), "PACK_100", "pay-full")
         .await;
 
     assert_eq!(spent["balance"]["total"], ceiling - 1);

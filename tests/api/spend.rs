@@ -135,7 +135,9 @@ async fn an_empty_wallet_refuses_with_a_typed_answer_and_the_key_stays_free(app:
 
     // Only a charge binds a key: after a top-up the same key charges.
     let admin = app.token("admin", Some("ws-empty"));
-    app.top_up(&admin, None, "PACK_100", "pay-1").await.data();
+    app.top_up(&app.operator(), Some("ws-empty"), "PACK_100", "pay-1")
+        .await
+        .data();
     let retried = app.spend(&service, "AUTO_RESOLVE", "k2", Some("ticket-2")).await;
     assert_eq!(retried.data()["spendCredit"]["outcome"], "CHARGED");
     assert_eq!(app.balance_total("ws-empty").await, 99);
@@ -148,7 +150,9 @@ async fn spends_burn_trial_then_allocation_then_purchased_credits(app: TestApp) 
     app.create_workspace("ws-burn").await;
     let admin = app.token("admin", Some("ws-burn"));
     let service = app.token("service", Some("ws-burn"));
-    app.top_up(&admin, None, "PACK_100", "pay-burn").await.data();
+    app.top_up(&app.operator(), Some("ws-burn"), "PACK_100", "pay-burn")
+        .await
+        .data();
     app.change_plan(&admin, None, "PRO", None).await.data();
     let wallet = app.wallet(&admin, None).await;
     assert_eq!(

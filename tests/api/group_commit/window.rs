@@ -94,7 +94,7 @@ async fn a_worker_waits_for_company_only_when_it_has_some(backend: Backend) {
 
     // Hold ws-a's wallet so the worker's next batch (x) waits, and queue a
     // and b behind it: released, the worker finds them together.
-    app.top_up(&app.token("admin", Some("ws-a")), None, "PACK_100", "pay-window")
+    app.top_up(&app.operator(), Some("ws-a"), "PACK_100", "pay-window")
         .await
         .data();
 

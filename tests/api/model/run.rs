@@ -139,7 +139,7 @@ impl Run {
         };
         let answer = self
             .app
-            .top_up(&self.admin[workspace], Some(workspace), pack, &reference)
+            .top_up(&self.operator, Some(workspace), pack, &reference)
             .await;
         let actual = Self::outcome(&answer, "purchaseTopUp");
         self.check(

@@ -23,7 +23,9 @@ async fn the_low_balance_alert_fires_once_per_crossing(app: TestApp) {
     let at_threshold = app.wallet(&admin, None).await;
     app.spend_ok(&service, "TRIAGE", "d").await; // 4: crosses, one alert
     app.spend_ok(&service, "TRIAGE", "e").await; // 3: still below, no new alert
-    app.top_up(&admin, None, "PACK_100", "pay-low").await.data(); // 103: re-armed
+    app.top_up(&app.operator(), Some("ws-low"), "PACK_100", "pay-low")
+        .await
+        .data(); // 103: re-armed
     app.gql(
         Some(&app.operator()),
         ADJUST,

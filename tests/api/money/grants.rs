@@ -11,10 +11,15 @@ async fn top_up_repeats_under_concurrency_grant_once(app: TestApp) {
     let answers = join_all((0..20).map(|_| {
         let app = app.clone();
         let admin = admin.clone();
-        async move { app.top_up(&admin, None, "PACK_500", "stripe_pi_123").await }
+        async move {
+            app.top_up(&app.operator(), Some("ws-pay"), "PACK_500", "stripe_pi_123")
+                .await
+        }
     }))
     .await;
-    let conflict = app.top_up(&admin, None, "PACK_100", "stripe_pi_123").await;
+    let conflict = app
+        .top_up(&app.operator(), Some("ws-pay"), "PACK_100", "stripe_pi_123")
+        .await;
 
     let outcomes: Vec<_> = answers
         .iter()
@@ -37,7 +42,9 @@ async fn purchased_credits_survive_resets_and_trial_expiry_and_are_spent_last(ap
     app.create_workspace("ws-keep").await;
     let admin = app.token("admin", Some("ws-keep"));
     let service = app.token("service", Some("ws-keep"));
-    app.top_up(&admin, None, "PACK_100", "pay-keep").await.data();
+    app.top_up(&app.operator(), Some("ws-keep"), "PACK_100", "pay-keep")
+        .await
+        .data();
     app.change_plan(&admin, None, "STARTER", None).await.data();
 
     let after_trial = start_time() + Duration::days(8);
@@ -103,11 +110,15 @@ async fn reversals_follow_the_rules_and_link_to_what_they_undo(app: TestApp) {
     );
 
     // Top-ups: unspent is reversible; partly spent is refused.
-    let unspent = app.top_up(&admin, None, "PACK_100", "pay-a").await;
+    let unspent = app
+        .top_up(&app.operator(), Some("ws-rev"), "PACK_100", "pay-a")
+        .await;
     let unspent_id = unspent.data()["purchaseTopUp"]["transaction"]["id"].clone();
     let undone = reverse(&app, &unspent_id).await;
     assert_eq!(undone.data()["reverseTransaction"]["transaction"]["amount"], -100);
-    let spent_pack = app.top_up(&admin, None, "PACK_100", "pay-b").await;
+    let spent_pack = app
+        .top_up(&app.operator(), Some("ws-rev"), "PACK_100", "pay-b")
+        .await;
     let spent_pack_id = spent_pack.data()["purchaseTopUp"]["transaction"]["id"].clone();
     app.spend_ok(&service, "TRIAGE", "s1").await;
     app.spend_ok(&service, "TRIAGE", "s2").await;
@@ -201,7 +212,7 @@ async fn adjustments_add_bonus_grants_and_burn_but_never_below_zero(app: TestApp
 async fn each_transaction_shows_which_grants_paid_for_it(app: TestApp) {
     app.set_trial_credits(1).await;
     app.create_workspace("ws-grants").await;
-    app.top_up(&app.token("admin", Some("ws-grants")), None, "PACK_100", "pay-g")
+    app.top_up(&app.operator(), Some("ws-grants"), "PACK_100", "pay-g")
         .await
         .data();
     let service = app.token("service", Some("ws-grants"));

@@ -29,7 +29,7 @@ async fn postgres_a_spend_on_instance_a_reaches_a_subscriber_on_instance_b() {
     );
 
     // A single write (a top-up, outside group commit) notifies as well.
-    a.top_up(&a.token("admin", Some("ws-fan")), None, "PACK_100", "fan-pay")
+    a.top_up(&a.operator(), Some("ws-fan"), "PACK_100", "fan-pay")
         .await
         .data();
     let third = client.next_event().await;

@@ -21,7 +21,9 @@ async fn a_subscriber_gets_a_snapshot_then_every_change_in_order(app: TestApp) {
     client.subscribe_balance("1", None, None).await;
     let snapshot = client.next_event().await;
     app.spend_ok(&service, "TRIAGE", "l1").await;
-    app.top_up(&admin, None, "PACK_100", "pay-live").await.data();
+    app.top_up(&app.operator(), Some("ws-live"), "PACK_100", "pay-live")
+        .await
+        .data();
     app.gql(
         Some(&admin),
         "mutation { setLowBalanceThreshold(input: {threshold: 109}) { wallet { lowBalanceThreshold } } }",
