@@ -44,7 +44,6 @@ async fn migrate_reports_reverts_and_reapplies(app: TestApp) {
     // Keys bound before the last migration is reverted and applied again.
     app.create_workspace("ws-keys").await;
     let keyed = app.token("service", Some("ws-keys"));
-    let admin = app.token("admin", Some("ws-keys"));
     assert_eq!(
         app.spend_ok(&keyed, "TRIAGE", "kept-key").await["outcome"],
         "CHARGED"

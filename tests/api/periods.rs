@@ -141,7 +141,7 @@ async fn a_spend_after_the_period_end_sees_the_new_allocation(app: TestApp) {
 /// credits, with its own kind and period, whatever order the database
 /// assigns their ids in.
 async fn a_top_up_after_the_period_end_writes_both_new_grants_apart(app: TestApp) {
-    let admin = pro_workspace(&app, "ws-two").await;
+    pro_workspace(&app, "ws-two").await;
     app.clock.set(at(2026, 2, 28) + Duration::seconds(1));
 
     let topped = app

@@ -134,7 +134,6 @@ async fn an_empty_wallet_refuses_with_a_typed_answer_and_the_key_stays_free(app:
     assert_eq!(wallet.data()["wallet"]["aiPaused"], true);
 
     // Only a charge binds a key: after a top-up the same key charges.
-    let admin = app.token("admin", Some("ws-empty"));
     app.top_up(&app.operator(), Some("ws-empty"), "PACK_100", "pay-1")
         .await
         .data();

@@ -6,11 +6,9 @@ use crate::both_backends;
 
 async fn top_up_repeats_under_concurrency_grant_once(app: TestApp) {
     app.create_workspace("ws-pay").await;
-    let admin = app.token("admin", Some("ws-pay"));
 
     let answers = join_all((0..20).map(|_| {
         let app = app.clone();
-        let admin = admin.clone();
         async move {
             app.top_up(&app.operator(), Some("ws-pay"), "PACK_500", "stripe_pi_123")
                 .await
