@@ -11,6 +11,7 @@ pub mod credit_grant;
 pub mod ledger_entry;
 pub mod ledger_entry_grant;
 pub mod low_balance_alert;
+pub mod payment_refund;
 pub mod plan;
 pub mod prelude;
 pub mod top_up_pack;

@@ -6,7 +6,9 @@
 //! `metadata.pack` applies that pack with its payment intent as the
 //! payment reference (the top-up's idempotency key), so a redelivered event
 //! finds the reference bound and grants nothing. Every other event is
-//! acknowledged and ignored. Answers: 200 when done or ignored; 400 when
+//! acknowledged and ignored, but `charge.refunded`: the top-up its payment
+//! bought is reversed while none of it was spent, and otherwise the refund
+//! is recorded and logged for an operator. Answers: 200 when done or ignored; 400 when
 //! the signature, its timestamp or the body is bad, or the session names a
 //! workspace or pack that cannot be; 404 for an unknown workspace; 409 when
 //! the payment intent was already applied for another pack; 503 when the
@@ -28,7 +30,7 @@ use crate::auth::stripe::verify;
 use crate::domain::catalogue::PackCode;
 use crate::domain::ids::{IdempotencyKey, WorkspaceId};
 use crate::error::AppError;
-use crate::service::{TopUpOutcome, TopUpRequest};
+use crate::service::{Refund, RefundOutcome, TopUpOutcome, TopUpRequest};
 
 /// The part of a Stripe event read here.
 #[derive(Deserialize)]
@@ -96,7 +98,52 @@ pub async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: By
                 )),
             }
         }
+        "charge.refunded" => match serde_json::from_value::<Charge>(event.data.object) {
+            Ok(charge) => charge_refunded(&state, &event.id, charge).await,
+            Err(error) => refuse(AppError::invalid(
+                "data.object",
+                format!("is not a Charge: {error}"),
+            )),
+        },
         _ => done("IGNORED"),
+    }
+}
+
+/// The part of a Charge read here.
+#[derive(Deserialize)]
+struct Charge {
+    payment_intent: Option<String>,
+    #[serde(default)]
+    refunded: bool,
+    #[serde(default)]
+    amount_refunded: i64,
+}
+
+/// A refunded charge: the top-up its payment bought is reversed while
+/// unspent; otherwise recorded for an operator (`Ledger::refund_payment`).
+async fn charge_refunded(state: &AppState, event_id: &str, charge: Charge) -> Response {
+    let Some(reference) = charge.payment_intent else {
+        return done("IGNORED");
+    };
+    let refund = Refund {
+        reference,
+        amount_refunded_cents: charge.amount_refunded,
+        full: charge.refunded,
+    };
+    match state.ledger.refund_payment(&refund).await {
+        Ok(RefundOutcome::UnknownPayment) => done("IGNORED"),
+        Ok(outcome) => {
+            tracing::info!(
+                event_id,
+                outcome = outcome.as_str(),
+                "a Stripe refund was handled"
+            );
+            done(outcome.as_str())
+        }
+        Err(error) => {
+            tracing::error!(event_id, error = %error.message(), "a Stripe refund could not be handled");
+            refuse(error)
+        }
     }
 }
 

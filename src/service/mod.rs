@@ -14,6 +14,7 @@ mod catalogue;
 mod group_commit;
 mod period;
 mod plan;
+mod refund;
 mod spend;
 mod stream;
 mod sweep;
@@ -31,6 +32,7 @@ pub use crate::config::{GroupCommitSettings, MAX_BATCH_DEFAULT, POSTGRES_WORKERS
 pub use adjust::{AdjustRequest, LedgerChange, REASON_LENGTH_MAX, ThresholdRequest, parse_reason};
 pub use budgets::{AgentUsageView, BudgetInput};
 pub use period::RollOverReport;
+pub use refund::{Refund, RefundOutcome};
 pub use spend::{SpendRequest, SpendResult};
 pub use stream::{BalanceChange, ChangeKind, REPLAY_ROWS_MAX};
 pub use sweep::SWEEP_BATCH_SIZE;

@@ -2,13 +2,17 @@
 //! scheme (HMAC-SHA256 of `t.payload`, hex, in `Stripe-Signature`), by this
 //! file's own code. A paid Checkout Session applies its pack once however
 //! often it is delivered; a bad signature, a stale timestamp or a malformed
-//! body is answered 400 and writes nothing; other events are acknowledged
-//! and ignored.
+//! body is answered 400 and writes nothing; a refund reverses an unspent
+//! top-up once and records one that was spent; other events are
+//! acknowledged and ignored.
 
 use futures_util::future::join_all;
 use hmac::{Hmac, Mac};
+use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 use sha2::Sha256;
+
+use protodesk_credits::store::payments::top_ups_by_reference_sql;
 
 use crate::both_backends;
 use crate::helpers::{STRIPE_SECRET, TestApp};
@@ -231,10 +235,147 @@ async fn sessions_naming_what_does_not_exist_are_refused(app: TestApp) {
     assert_eq!(top_up_rows(&app).await, 0);
 }
 
+/// A `charge.refunded` event for the charge of `intent`.
+fn refunded(event: &str, intent: &str, amount_refunded: i64, full: bool) -> String {
+    json!({
+        "id": event,
+        "type": "charge.refunded",
+        "data": { "object": {
+            "id": format!("ch_{intent}"), "object": "charge", "payment_intent": intent,
+            "amount": 1900, "amount_refunded": amount_refunded, "refunded": full,
+        }},
+    })
+    .to_string()
+}
+
+async fn refund_outcome(app: &TestApp, intent: &str) -> String {
+    let db = app.db();
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            format!("SELECT outcome FROM payment_refund WHERE payment_reference = '{intent}'"),
+        ))
+        .await
+        .unwrap()
+        .expect("the refund is recorded");
+    row.try_get::<String>("", "outcome").unwrap()
+}
+
+async fn reversals(app: &TestApp) -> i64 {
+    app.query_i64("SELECT COUNT(*) FROM ledger_entry WHERE kind = 'REVERSAL'")
+        .await
+}
+
+async fn the_refund_of_an_unspent_top_up_reverses_it_once(app: TestApp) {
+    app.create_workspace("ws-refund").await;
+    let before = app.balance_total("ws-refund").await;
+    deliver(&app, &checkout("evt_c", "ws-refund", "PACK_500", "pi_r", "paid")).await;
+    assert_eq!(app.balance_total("ws-refund").await, before + 500);
+
+    let refund = refunded("evt_r", "pi_r", 1900, true);
+    let answers = join_all((0..4).map(|_| deliver(&app, &refund))).await;
+    let mut outcomes: Vec<&str> = answers
+        .iter()
+        .map(|(status, answer)| {
+            assert_eq!(*status, 200, "{answer}");
+            answer["outcome"].as_str().unwrap()
+        })
+        .collect();
+    outcomes.sort_unstable();
+    assert_eq!(outcomes, ["DUPLICATE", "DUPLICATE", "DUPLICATE", "REVERSED"]);
+    assert_eq!(app.balance_total("ws-refund").await, before);
+    assert_eq!(reversals(&app).await, 1);
+    let rows = app.transactions("ws-refund").await;
+    let reversal = rows.iter().find(|row| row["kind"] == "REVERSAL").unwrap();
+    assert_eq!(reversal["actor"], "stripe", "{reversal}");
+    assert_eq!(reversal["amount"], -500, "{reversal}");
+    assert_eq!(refund_outcome(&app, "pi_r").await, "REVERSED");
+    app.verify_ledger().await;
+}
+
+async fn the_refund_of_a_spent_top_up_is_recorded_not_reversed(app: TestApp) {
+    app.set_trial_credits(0).await;
+    app.create_workspace("ws-spent").await;
+    deliver(&app, &checkout("evt_c", "ws-spent", "PACK_100", "pi_s", "paid")).await;
+    let service = app.token("service", Some("ws-spent"));
+    app.spend_ok(&service, "TRIAGE", "used-one").await;
+    assert_eq!(app.balance_total("ws-spent").await, 99);
+
+    let refund = refunded("evt_r", "pi_s", 1900, true);
+    let (status, answer) = deliver(&app, &refund).await;
+    assert_eq!(
+        (status, answer["outcome"].as_str()),
+        (200, Some("UNRECOVERED")),
+        "{answer}"
+    );
+    assert_eq!(app.balance_total("ws-spent").await, 99, "nothing taken back");
+    assert_eq!(reversals(&app).await, 0);
+    assert_eq!(refund_outcome(&app, "pi_s").await, "UNRECOVERED");
+    let (_, again) = deliver(&app, &refund).await;
+    assert_eq!(again["outcome"], "DUPLICATE", "{again}");
+    assert_eq!(app.balance_total("ws-spent").await, 99);
+}
+
+async fn a_partial_refund_waits_for_an_operator_and_a_full_one_reverses(app: TestApp) {
+    app.create_workspace("ws-part").await;
+    let before = app.balance_total("ws-part").await;
+    deliver(&app, &checkout("evt_c", "ws-part", "PACK_100", "pi_p", "paid")).await;
+
+    let partial = refunded("evt_p", "pi_p", 500, false);
+    let (_, answer) = deliver(&app, &partial).await;
+    assert_eq!(answer["outcome"], "PARTIAL", "{answer}");
+    assert_eq!(app.balance_total("ws-part").await, before + 100);
+    assert_eq!(refund_outcome(&app, "pi_p").await, "PARTIAL");
+    let (_, again) = deliver(&app, &partial).await;
+    assert_eq!(again["outcome"], "DUPLICATE", "{again}");
+
+    let full = refunded("evt_f", "pi_p", 1900, true);
+    let (_, answer) = deliver(&app, &full).await;
+    assert_eq!(answer["outcome"], "REVERSED", "{answer}");
+    assert_eq!(app.balance_total("ws-part").await, before);
+    assert_eq!(refund_outcome(&app, "pi_p").await, "REVERSED");
+
+    // A refund of a payment that bought nothing here: acknowledged.
+    let (status, answer) = deliver(&app, &refunded("evt_x", "pi_elsewhere", 100, true)).await;
+    assert_eq!(
+        (status, answer["outcome"].as_str()),
+        (200, Some("IGNORED")),
+        "{answer}"
+    );
+}
+
+/// A refund finds its top-up on the partial index of migration 6, not by
+/// reading the ledger.
+async fn a_refund_finds_its_top_up_on_its_index(app: TestApp) {
+    let db = app.db();
+    let backend = db.get_database_backend();
+    let (explain, column) = match backend {
+        sea_orm::DbBackend::Postgres => ("EXPLAIN", "QUERY PLAN"),
+        _ => ("EXPLAIN QUERY PLAN", "detail"),
+    };
+    let plan: Vec<String> = db
+        .query_all_raw(sea_orm::Statement::from_sql_and_values(
+            backend,
+            format!("{explain} {}", top_ups_by_reference_sql(backend)),
+            ["pi_1".into()],
+        ))
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.try_get::<String>("", column).unwrap())
+        .collect();
+    let plan = plan.join("\n");
+    assert!(plan.contains("ledger_entry_top_up_reference"), "{plan}");
+}
+
 both_backends!(
     a_paid_session_applies_its_pack_once_however_often_delivered,
     concurrent_first_deliveries_apply_one_top_up,
     bad_signatures_stale_timestamps_and_malformed_bodies_write_nothing,
     other_events_unpaid_and_foreign_sessions_are_acknowledged_and_ignored,
     sessions_naming_what_does_not_exist_are_refused,
+    the_refund_of_an_unspent_top_up_reverses_it_once,
+    the_refund_of_a_spent_top_up_is_recorded_not_reversed,
+    a_partial_refund_waits_for_an_operator_and_a_full_one_reverses,
+    a_refund_finds_its_top_up_on_its_index,
 );
