@@ -178,7 +178,8 @@ mod tests {
         let table: [(Role, [bool; 7]); 4] = [
             (Role::Agent, [true, true, false, false, false, false, false]),
             (Role::Service, [true, true, true, true, false, false, false]),
-            (Role::Admin, [true, true, false, false, true, true, false]),
+            // Top-ups are the operator's: admins buy through the payment provider.
+            (Role::Admin, [true, true, false, false, false, true, false]),
             (Role::Operator, [true; 7]),
         ];
         for (role, allowed) in table {

@@ -28,6 +28,7 @@ pub mod burn_down;
 pub mod catalogue;
 pub mod ceiling;
 pub mod clock;
+pub mod forecast;
 pub mod ids;
 pub mod invariant;
 pub mod period;

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Ledger, TransactionView};
 use crate::auth::WalletScope;
+use crate::domain::forecast::{Forecast, forecast, window_start};
 use crate::domain::usage::{Bucket, UsageBucket, aggregate, check_range, split_by_agent};
 use crate::domain::views::EntryFilter;
 pub use crate::domain::views::{GrantMoveView, LowBalanceAlertView};
@@ -100,6 +101,30 @@ impl Ledger {
         }
         rows.reverse();
         Ok(rows)
+    }
+
+    /// The wallet's runway from the trailing week of spends, net of
+    /// reversals (`domain::forecast`); `view` is the wallet as just read.
+    pub async fn forecast(&self, scope: &WalletScope, view: &super::WalletView) -> AppResult<Forecast> {
+        let now = self.now();
+        let head = self.wallet_row(scope).await?;
+        let first = store::ledger::first_row_at(&self.db, head.id)
+            .await
+            .map_err(db_error)?;
+        let since = window_start(now, first);
+        let spent: i64 = store::ledger::spends_by_agent(&self.db, head.id, since, now)
+            .await
+            .map_err(db_error)?
+            .iter()
+            .map(|(_, _, credits)| credits)
+            .sum();
+        Ok(forecast(
+            view.balance.total,
+            spent,
+            since,
+            now,
+            view.current_period.map(|period| period.end),
+        ))
     }
 
     pub(super) async fn wallet_row(&self, scope: &WalletScope) -> AppResult<Head> {

@@ -211,6 +211,17 @@ pub async fn net_spends(
         .collect()
 }
 
+/// When the wallet's first row was written (on the rows' `(wallet_id,
+/// created_at)` index).
+pub async fn first_row_at(db: &impl ConnectionTrait, wallet_id: i64) -> Result<Option<DateTime<Utc>>> {
+    Ok(ledger_entry::Entity::find()
+        .filter(ledger_entry::Column::WalletId.eq(wallet_id))
+        .order_by_asc(ledger_entry::Column::CreatedAt)
+        .one(db)
+        .await?
+        .map(|row| row.created_at))
+}
+
 /// The ids of the wallet's rows that a REVERSAL undid, as a sub-query.
 fn reversed_ids(wallet_id: i64) -> sea_orm::sea_query::SelectStatement {
     ledger_entry::Entity::find()

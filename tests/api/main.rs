@@ -12,6 +12,7 @@ mod cli;
 mod concurrency;
 mod crash;
 mod faults;
+mod forecast;
 mod group_commit;
 mod hostile;
 mod input;

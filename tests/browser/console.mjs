@@ -48,6 +48,8 @@ try {
   }, null, { timeout: 10000 });
   await page.waitForFunction(() => document.querySelector('#chart rect[data-action="TRIAGE"][data-credits="1"]') !== null, null, { timeout: 10000 });
   check((await page.textContent("#last-event")).startsWith("SPEND -1"), "the live event is shown");
+  // The runway follows the spend: a pace and the date it leads to.
+  await page.waitForFunction(() => /^\d+\.\d credits a day · lasts until \d{4}-\d\d-\d\d \d\d:\d\d UTC/.test(document.getElementById("runway").textContent), null, { timeout: 10000 });
 
   // Budgets: each with used / limit, and usage per agent, refreshed live.
   const call = async (token, query) => {

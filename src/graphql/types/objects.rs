@@ -251,3 +251,27 @@ pub struct LowBalanceAlert {
     /// When.
     pub created_at: DateTime<Utc>,
 }
+
+/// A wallet's runway at its recent pace.
+#[derive(SimpleObject)]
+pub struct Forecast {
+    /// Credits spent a day, net of reversals, over the trailing seven days
+    /// (over the wallet's life when younger, and at least one day).
+    pub daily_burn: f64,
+    /// When the balance runs out at that pace; null when nothing was spent,
+    /// or not within a hundred years.
+    pub depletes_at: Option<DateTime<Utc>>,
+    /// Whether the balance lasts until the next reset at that pace; null
+    /// without a reset to come (a trial).
+    pub covers_until_reset: Option<bool>,
+}
+
+impl From<crate::domain::forecast::Forecast> for Forecast {
+    fn from(forecast: crate::domain::forecast::Forecast) -> Self {
+        Self {
+            daily_burn: forecast.daily_burn,
+            depletes_at: forecast.depletes_at,
+            covers_until_reset: forecast.covers_until_reset,
+        }
+    }
+}

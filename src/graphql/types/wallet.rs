@@ -79,6 +79,13 @@ impl Wallet {
             .collect())
     }
 
+    /// The runway: the trailing week's burn and when the balance runs out
+    /// at that pace.
+    async fn forecast(&self, ctx: &Context<'_>) -> async_graphql::Result<Forecast> {
+        let forecast = ledger(ctx).gql()?.forecast(&self.scope, &self.view).await.gql()?;
+        Ok(forecast.into())
+    }
+
     /// The spendable balance and its split.
     async fn balance(&self) -> Balance {
         self.view.balance.into()

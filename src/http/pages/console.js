@@ -8,6 +8,7 @@ const WALLET_QUERY = `query Console($ws: ID, $from: DateTime!, $to: DateTime!) {
     workspaceId plan aiPaused lastSequence trialEndsAt
     currentPeriod { end }
     balance { total allocation purchased bonus }
+    forecast { dailyBurn depletesAt coversUntilReset }
     usage(from: $from, to: $to, bucket: DAY) { start total byAction { action credits } }
     transactions(first: 10) { edges { node { sequence kind action amount balanceAfter reference createdAt } } }
     workspace { timeZone }
@@ -181,6 +182,16 @@ async function renderBudgets(wallet) {
   $("agent-rows").replaceChildren(...agentRows);
 }
 
+// The trailing week's pace and where it leads (Wallet.forecast).
+function runway(forecast) {
+  if (forecast.dailyBurn === 0) return "no spends in the last 7 days";
+  const pace = `${forecast.dailyBurn.toFixed(1)} credits a day`;
+  if (!forecast.depletesAt) return `${pace} · lasts over a century`;
+  const until = `${pace} · lasts until ${forecast.depletesAt.replace("T", " ").slice(0, 16)} UTC`;
+  if (forecast.coversUntilReset === false) return `${until}, before the next reset`;
+  return forecast.coversUntilReset ? `${until}, past the next reset` : until;
+}
+
 async function loadWallet() {
   const data = await gql(WALLET_QUERY, {
     ws: state.workspace,
@@ -195,6 +206,7 @@ async function loadWallet() {
   $("reset").textContent = wallet.currentPeriod
     ? wallet.currentPeriod.end.replace("T", " ").slice(0, 16) + " UTC"
     : wallet.trialEndsAt ? "none (trial ends " + wallet.trialEndsAt.slice(0, 10) + ")" : "none";
+  $("runway").textContent = runway(wallet.forecast);
   renderChart(wallet.usage);
   renderTransactions(wallet.transactions.edges);
   await renderBudgets(wallet);
