@@ -15,6 +15,7 @@ use sha2::Sha256;
 use protodesk_credits::store::payments::top_ups_by_reference_sql;
 
 use crate::both_backends;
+use crate::helpers::server::RealServer;
 use crate::helpers::{STRIPE_SECRET, TestApp};
 
 fn signature(secret: &str, timestamp: i64, body: &str) -> String {
@@ -379,3 +380,39 @@ both_backends!(
     a_partial_refund_waits_for_an_operator_and_a_full_one_reverses,
     a_refund_finds_its_top_up_on_its_index,
 );
+
+/// The binary reads `STRIPE_WEBHOOK_SECRET` from its environment; without
+/// it the endpoint does not exist.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_serves_the_endpoint_only_with_its_secret() {
+    let client = reqwest::Client::new();
+    let body = checkout("evt_bin", "acme", "PACK_100", "pi_bin", "paid");
+    let send = |base: String| {
+        let request = client
+            .post(format!("{base}/webhooks/stripe"))
+            .header("stripe-signature", signature("whsec_binary", now(), &body))
+            .body(body.clone());
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.unwrap())
+        }
+    };
+
+    let mut without = RealServer::start(None).await;
+    without.create_acme().await;
+    let (status, answer) = send(without.base.clone()).await;
+    assert_eq!(status, 404, "{answer}");
+    assert_eq!(answer["errors"][0]["extensions"]["code"], "NOT_FOUND");
+    without.stop();
+
+    let mut with = RealServer::start_with_env(None, &[("STRIPE_WEBHOOK_SECRET", "whsec_binary")]).await;
+    with.create_acme().await;
+    let (status, answer) = send(with.base.clone()).await;
+    assert_eq!(
+        (status, answer["outcome"].as_str()),
+        (200, Some("APPLIED")),
+        "{answer}"
+    );
+    with.stop();
+}
