@@ -125,6 +125,10 @@ async fn charge_refunded(state: &AppState, event_id: &str, charge: Charge) -> Re
     let Some(reference) = charge.payment_intent else {
         return done("IGNORED");
     };
+    // Bounded like every payment reference (it is the top-up's key).
+    if let Err(error) = IdempotencyKey::parse("payment_intent", &reference) {
+        return refuse(error.into());
+    }
     let refund = Refund {
         reference,
         amount_refunded_cents: charge.amount_refunded,
