@@ -1,84 +1,21 @@
 //! The spend batch's read under lock: wallets, live grants, keys already
-//! bound, action costs (one statement on PostgreSQL, a few on SQLite).
+//! bound, action costs, budgets and their counters: one statement on each
+//! backend.
 
 use std::collections::HashMap;
 
 use entity::{action_cost, budget, budget_counter, credit_grant, ledger_entry, wallet};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, Statement, Value,
-};
+use sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
 use serde::Serialize;
 
 use super::postgres::*;
 use super::sqlite::*;
-use super::*;
 use crate::domain::budget::Counter;
 use crate::domain::catalogue::LedgerKind;
 use crate::domain::views::{ActionCostView, TransactionView};
 use crate::domain::wallet::WalletState;
 use crate::store::is_sqlite;
 use crate::store::{Result, internal};
-
-/// SQLite: takes the database's write lock and reads the wallets of these
-/// workspaces, in id order.
-pub(super) async fn lock_wallets_sqlite(
-    txn: &impl ConnectionTrait,
-    workspace_ids: Vec<&str>,
-) -> Result<Vec<wallet::Model>> {
-    take_sqlite_write_lock(txn).await?;
-    wallet::Entity::find()
-        .filter(wallet::Column::WorkspaceId.is_in(workspace_ids))
-        .order_by_asc(wallet::Column::Id)
-        .all(txn)
-        .await
-        .map_err(Into::into)
-}
-
-/// SQLite: the statement of [`keyed_spends`] for `pairs` pairs (public so
-/// that a test can read its plan): parameters are each pair's wallet id
-/// and key, then the kind.
-pub fn sqlite_keyed_spends_sql(pairs: usize) -> String {
-    format!(
-        "WITH v(wallet_id, key) AS (VALUES {}) \
-         SELECT e.* FROM v CROSS JOIN ledger_entry e \
-         ON e.wallet_id + 0 = v.wallet_id AND e.kind = ? AND e.idempotency_key = v.key",
-        vec!["(?, ?)"; pairs].join(", ")
-    )
-}
-
-/// SQLite: the SPEND rows that these (wallet id, key) pairs bound, each
-/// pair probed once on the keys' unique index (on `wallet_id + 0`, see
-/// migration 4).
-///
-/// The pairs are a `VALUES` list, `CROSS JOIN`ed so that SQLite keeps it
-/// as the outer loop: `wallet_id IN (…) AND key IN (…)` probed every wallet
-/// with every key (`docs/benchmarks.md`, planner traps).
-pub(super) async fn keyed_spends(
-    txn: &impl ConnectionTrait,
-    pairs: &[(i64, String)],
-) -> Result<Vec<ledger_entry::Model>> {
-    let mut pairs: Vec<&(i64, String)> = pairs.iter().collect();
-    pairs.sort_unstable();
-    pairs.dedup();
-    if pairs.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut values: Vec<Value> = Vec::with_capacity(pairs.len() * 2 + 1);
-    for (wallet_id, key) in &pairs {
-        values.push(Value::from(*wallet_id));
-        values.push(Value::from(key.as_str()));
-    }
-    values.push(Value::from(LedgerKind::Spend.as_str()));
-    ledger_entry::Entity::find()
-        .from_raw_sql(Statement::from_sql_and_values(
-            DbBackend::Sqlite,
-            sqlite_keyed_spends_sql(pairs.len()),
-            values,
-        ))
-        .all(txn)
-        .await
-        .map_err(Into::into)
-}
 
 /// What a batch of spends reads under its wallets' locks, as stored.
 #[derive(Debug)]
@@ -334,29 +271,143 @@ pub(super) fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T>
     serde_json::from_str(text).map_err(|error| internal(format!("decoding a batch read: {error}")))
 }
 
-/// SQLite: the budgets of the wallets in JSON parameter 1 and their
-/// counters for the (wallet, subject) pairs in parameter 2, in one row of
-/// two JSON columns: one statement, and one row across sqlx's worker
-/// thread rather than one per budget (`docs/benchmarks.md`, budgets).
-/// Counters are probed per pair on their primary key (`CROSS JOIN` keeps
-/// the pairs as the outer loop).
-pub const SQLITE_BUDGET_READS_SQL: &str = "\
-    SELECT (SELECT json_group_array(json_object('id', id, 'wallet_id', wallet_id, 'name', name, \
-        'applies_to', applies_to, 'agent_id', agent_id, 'action', action, 'budget_window', budget_window, \
-        'limit_credits', limit_credits, 'mode', mode, 'counting_since', counting_since, \
-        'created_at', created_at, 'updated_at', updated_at)) \
-      FROM budget WHERE wallet_id IN (SELECT value FROM json_each(?))) AS budgets, \
-    (SELECT json_group_array(json_object('budget_id', u.budget_id, 'subject', u.subject, \
-        'window_start', u.window_start, 'used_credits', u.used_credits, 'exhausted_at', u.exhausted_at)) \
-      FROM jsonb_each(?) AS v CROSS JOIN budget b ON b.wallet_id = json_extract(v.value, '$.wallet_id') \
-      CROSS JOIN budget_counter u ON u.budget_id = b.id AND u.subject = json_extract(v.value, '$.subject')) \
-      AS counters";
+/// A JSON object of a row's columns, named as its entity's fields.
+fn json_row(alias: &str, columns: &[&str]) -> String {
+    let pairs: Vec<String> = columns
+        .iter()
+        .map(|column| format!("'{column}', {alias}.{column}"))
+        .collect();
+    format!("json_object({})", pairs.join(", "))
+}
 
-/// A (wallet, subject) pair whose counters [`SQLITE_BUDGET_READS_SQL`] reads.
-#[derive(Serialize)]
-struct WalletSubject<'a> {
-    wallet_id: i64,
-    subject: &'a str,
+/// SQLite: everything a batch of spends reads, in one statement returning
+/// one row of JSON columns, as on PostgreSQL (public so that a test can
+/// read its plan); each statement is a round trip to sqlx's SQLite thread
+/// (`docs/benchmarks.md`, a lone spend). Parameters: the workspace ids,
+/// the (workspace_id, key) pairs and the (workspace_id, subject) pairs, each
+/// as JSON text. Read after the write lock is taken, so it is what the lock
+/// protects. Keys and counters are probed per pair (`CROSS JOIN` keeps the
+/// pairs as the outer loop; keys on `wallet_id + 0`, see migration 4,
+/// compared with `w.id + 0`: against the bare rowid SQLite scanned the
+/// ledger instead).
+pub static SQLITE_SPEND_READS_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let wallet = json_row(
+        "w",
+        &[
+            "id",
+            "workspace_id",
+            "plan_code",
+            "balance_credits",
+            "last_sequence",
+            "trial_ends_at",
+            "billing_anchor_at",
+            "period_start_at",
+            "period_end_at",
+            "pending_plan_code",
+            "enterprise_allocation_credits",
+            "low_balance_threshold_credits",
+            "low_balance_alerted_at",
+            "created_at",
+            "updated_at",
+            "time_zone",
+            "budget_version",
+        ],
+    );
+    let grant = json_row(
+        "g",
+        &[
+            "id",
+            "wallet_id",
+            "source",
+            "granted_credits",
+            "remaining_credits",
+            "expires_at",
+            "expired_at",
+            "period_start_at",
+            "pack_code",
+            "price_cents",
+            "currency",
+            "created_at",
+        ],
+    );
+    let entry = json_row(
+        "e",
+        &[
+            "id",
+            "wallet_id",
+            "sequence",
+            "kind",
+            "amount_credits",
+            "balance_after_credits",
+            "action",
+            "reference",
+            "actor",
+            "idempotency_key",
+            "reverses_entry_id",
+            "created_at",
+            "allocation_after_credits",
+            "purchased_after_credits",
+            "bonus_after_credits",
+            "idempotency_fingerprint",
+            "agent_id",
+        ],
+    );
+    let cost = json_row("c", &["action", "credits", "description"]);
+    let budget = json_row(
+        "b",
+        &[
+            "id",
+            "wallet_id",
+            "name",
+            "applies_to",
+            "agent_id",
+            "action",
+            "budget_window",
+            "limit_credits",
+            "mode",
+            "counting_since",
+            "created_at",
+            "updated_at",
+        ],
+    );
+    let counter = json_row(
+        "u",
+        &[
+            "budget_id",
+            "subject",
+            "window_start",
+            "used_credits",
+            "exhausted_at",
+        ],
+    );
+    format!(
+        "SELECT \
+         (SELECT json_group_array({wallet}) FROM json_each(?1) AS x \
+           CROSS JOIN wallet w ON w.workspace_id = x.value) AS wallets, \
+         (SELECT json_group_array({grant}) FROM json_each(?1) AS x \
+           CROSS JOIN wallet w ON w.workspace_id = x.value \
+           CROSS JOIN credit_grant g ON g.wallet_id = w.id AND g.expired_at IS NULL) AS grants, \
+         (SELECT json_group_array({entry}) FROM jsonb_each(?2) AS v \
+           CROSS JOIN wallet w ON w.workspace_id = json_extract(v.value, '$.workspace_id') \
+           CROSS JOIN ledger_entry e ON e.wallet_id + 0 = w.id + 0 AND e.kind = 'SPEND' \
+             AND e.idempotency_key = json_extract(v.value, '$.key')) AS bound, \
+         (SELECT json_group_array({cost}) FROM action_cost c) AS costs, \
+         (SELECT json_group_array({budget}) FROM json_each(?1) AS x \
+           CROSS JOIN wallet w ON w.workspace_id = x.value \
+           CROSS JOIN budget b ON b.wallet_id = w.id) AS budgets, \
+         (SELECT json_group_array({counter}) FROM jsonb_each(?3) AS v \
+           CROSS JOIN wallet w ON w.workspace_id = json_extract(v.value, '$.workspace_id') \
+           CROSS JOIN budget b ON b.wallet_id = w.id \
+           CROSS JOIN budget_counter u ON u.budget_id = b.id \
+             AND u.subject = json_extract(v.value, '$.subject')) AS counters"
+    )
+});
+
+/// A (workspace, key) pair as [`SQLITE_SPEND_READS_SQL`] reads it.
+#[derive(Serialize, PartialEq, Eq, PartialOrd, Ord)]
+struct Key<'a> {
+    workspace_id: &'a str,
+    key: &'a str,
 }
 
 pub(super) async fn read_spends_sqlite(
@@ -365,47 +416,45 @@ pub(super) async fn read_spends_sqlite(
     keys: &[(String, String)],
     subjects: &[(String, String)],
 ) -> Result<SpendReads> {
-    let wallets = lock_wallets_sqlite(txn, workspace_ids).await?;
-    let ids: Vec<i64> = wallets.iter().map(|wallet| wallet.id).collect();
-    let grants = live_grants_of(txn, ids.clone()).await?;
-    let wallet_of = |workspace_id: &str| {
-        wallets
-            .iter()
-            .find(|wallet| wallet.workspace_id == workspace_id)
-            .map(|wallet| wallet.id)
-    };
-    let pairs: Vec<(i64, String)> = keys
+    take_sqlite_write_lock(txn).await?;
+    #[derive(Serialize)]
+    struct Subject<'a> {
+        workspace_id: &'a str,
+        subject: &'a str,
+    }
+    // A key asked twice in a batch is probed once.
+    let mut pairs: Vec<Key<'_>> = keys
         .iter()
-        .filter_map(|(workspace_id, key)| Some((wallet_of(workspace_id)?, key.clone())))
+        .map(|(workspace_id, key)| Key { workspace_id, key })
         .collect();
-    let bound = keyed_spends(txn, &pairs).await?;
-    let costs = action_cost::Entity::find().all(txn).await?;
-    let pairs: Vec<WalletSubject<'_>> = subjects
+    pairs.sort_unstable();
+    pairs.dedup();
+    let subjects: Vec<Subject<'_>> = subjects
         .iter()
-        .filter_map(|(workspace_id, subject)| {
-            Some(WalletSubject {
-                wallet_id: wallet_of(workspace_id)?,
-                subject,
-            })
+        .map(|(workspace_id, subject)| Subject {
+            workspace_id,
+            subject,
         })
         .collect();
     let row = txn
         .query_one_raw(Statement::from_sql_and_values(
             DbBackend::Sqlite,
-            SQLITE_BUDGET_READS_SQL,
-            [json(&ids)?, json(&pairs)?],
+            SQLITE_SPEND_READS_SQL.as_str(),
+            [json(&workspace_ids)?, json(&pairs)?, json(&subjects)?],
         ))
         .await?
-        .ok_or_else(|| internal("the budget read returned no row".to_owned()))?;
+        .ok_or_else(|| internal("the batch read returned no row".to_owned()))?;
     let column = |name: &str| row.try_get::<String>("", name);
-    let budgets = from_json(&column("budgets")?)?;
-    let counters = from_json(&column("counters")?)?;
+    let mut wallets: Vec<wallet::Model> = from_json(&column("wallets")?)?;
+    wallets.sort_unstable_by_key(|wallet| wallet.id);
+    let mut grants: Vec<credit_grant::Model> = from_json(&column("grants")?)?;
+    grants.sort_unstable_by_key(|grant| grant.id);
     Ok(SpendReads {
         wallets,
         grants,
-        bound,
-        costs,
-        budgets,
-        counters,
+        bound: from_json(&column("bound")?)?,
+        costs: from_json(&column("costs")?)?,
+        budgets: from_json(&column("budgets")?)?,
+        counters: from_json(&column("counters")?)?,
     })
 }

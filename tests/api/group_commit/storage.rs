@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use protodesk_credits::store::batch::{SPEND_READS_SQL, SQLITE_BUDGET_READS_SQL, sqlite_keyed_spends_sql};
+use protodesk_credits::store::batch::{SPEND_READS_SQL, SQLITE_SPEND_READS_SQL};
 use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait};
 use serde_json::json;
 
@@ -231,17 +231,7 @@ async fn keys_are_probed_on_their_index_from_the_start(backend: Backend) {
                 .map(|row| row.try_get::<String>("", "QUERY PLAN").unwrap())
                 .collect()
         }
-        Backend::Sqlite => txn
-            .query_all_raw(Statement::from_sql_and_values(
-                DbBackend::Sqlite,
-                format!("EXPLAIN QUERY PLAN {}", sqlite_keyed_spends_sql(1)),
-                [1_i64.into(), "k".into(), "SPEND".into()],
-            ))
-            .await
-            .unwrap()
-            .iter()
-            .map(|row| row.try_get::<String>("", "detail").unwrap())
-            .collect(),
+        Backend::Sqlite => sqlite_plan(&txn).await,
     };
     txn.rollback().await.unwrap();
     let plan = plan.join("\n");
@@ -253,6 +243,24 @@ async fn keys_are_probed_on_their_index_from_the_start(backend: Backend) {
         "no key is filtered out of a wallet's rows: {plan}"
     );
     app.teardown().await;
+}
+
+/// SQLite: the batch read's plan, for one key and one subject.
+async fn sqlite_plan(db: &impl ConnectionTrait) -> Vec<String> {
+    db.query_all_raw(Statement::from_sql_and_values(
+        DbBackend::Sqlite,
+        format!("EXPLAIN QUERY PLAN {}", SQLITE_SPEND_READS_SQL.as_str()),
+        [
+            r#"["ws-a"]"#.into(),
+            r#"[{"workspace_id":"ws-a","key":"k"}]"#.into(),
+            r#"[{"workspace_id":"ws-a","subject":"agent-1"}]"#.into(),
+        ],
+    ))
+    .await
+    .unwrap()
+    .iter()
+    .map(|row| row.try_get::<String>("", "detail").unwrap())
+    .collect()
 }
 
 both_backends!(
@@ -272,35 +280,29 @@ mod sqlite_only {
         app.teardown().await;
     }
 
-    /// The batch's budget read finds budgets by their wallet and counters
-    /// by their key, never scanning either table.
+    /// The batch read finds wallets by workspace, grants and budgets by
+    /// wallet, keys and counters by their keys: no table of the spend path
+    /// is scanned (the catalogue's few rows are).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn budgets_and_counters_are_probed_on_their_keys() {
+    async fn the_batch_read_probes_every_table_on_its_keys() {
         let app = prepared(Backend::Sqlite, Options::default()).await;
-        let plan: Vec<String> = app
-            .db()
-            .query_all_raw(Statement::from_sql_and_values(
-                DbBackend::Sqlite,
-                format!("EXPLAIN QUERY PLAN {SQLITE_BUDGET_READS_SQL}"),
-                ["[1]".into(), r#"[{"wallet_id":1,"subject":"agent-1"}]"#.into()],
-            ))
-            .await
-            .unwrap()
-            .iter()
-            .map(|row| row.try_get::<String>("", "detail").unwrap())
-            .collect();
-        let plan = plan.join("\n");
-        assert!(plan.contains("SEARCH budget USING"), "{plan}");
-        assert!(
-            plan.contains("SEARCH u USING PRIMARY KEY (budget_id=? AND subject=?)"),
-            "{plan}"
-        );
-        assert!(
-            !plan
-                .lines()
-                .any(|line| line.contains("SCAN budget") || line.contains("SCAN u")),
-            "{plan}"
-        );
+        let plan = super::sqlite_plan(app.db()).await.join("\n");
+        for probe in [
+            "SEARCH w USING INDEX",
+            "SEARCH g USING INDEX",
+            "SEARCH e USING INDEX ledger_entry_key",
+            "SEARCH b USING INDEX",
+            "SEARCH u USING PRIMARY KEY (budget_id=? AND subject=?)",
+        ] {
+            assert!(plan.contains(probe), "{probe}: {plan}");
+        }
+        for table in ["w", "g", "e", "b", "u"] {
+            assert!(
+                !plan.lines().any(|line| line.contains(&format!("SCAN {table} "))
+                    || line.ends_with(&format!("SCAN {table}"))),
+                "{table} scanned: {plan}"
+            );
+        }
         app.teardown().await;
     }
 
