@@ -183,14 +183,11 @@ async fn checkout_paid(state: &AppState, event_id: &str, session: Session) -> Re
             },
         ))
     })();
-    let (scope, request) = match request {
-        Ok(request) => request,
-        Err(error) => {
-            tracing::error!(event_id, error = %error.message(), "a paid Checkout Session could not be applied");
-            return refuse(error);
-        }
+    let applied = match request {
+        Ok((scope, request)) => state.ledger.purchase_top_up(&scope, request).await,
+        Err(error) => Err(error),
     };
-    match state.ledger.purchase_top_up(&scope, request).await {
+    match applied {
         Ok(result) => {
             let outcome = match result.outcome {
                 TopUpOutcome::Applied => "APPLIED",

@@ -71,7 +71,11 @@ impl Ledger {
         let before = store::payments::refund_outcome(&locked.txn, &refund.reference)
             .await
             .map_err(db_error)?;
-        let settled = matches!(before.as_deref(), Some("REVERSED" | "UNRECOVERED"));
+        let settled = before.as_deref().is_some_and(|stored| {
+            [RefundOutcome::Reversed, RefundOutcome::Unrecovered]
+                .iter()
+                .any(|outcome| outcome.as_str() == stored)
+        });
         if settled || (before.is_some() && !refund.full) {
             self.finish(locked, now).await?;
             return Ok(RefundOutcome::Duplicate);
@@ -81,15 +85,15 @@ impl Ledger {
                 .await
                 .map_err(db_error)?
                 .ok_or(AppError::NotFound("transaction"))?;
-            let entry = Entry::by(
-                LedgerKind::Reversal,
-                "stripe",
-                format!("refund of {}", refund.reference),
-            );
             if original.is_reversed {
                 // An operator reversed it already: its credits are gone.
                 RefundOutcome::Reversed
             } else {
+                let entry = Entry::by(
+                    LedgerKind::Reversal,
+                    "stripe",
+                    format!("refund of {}", refund.reference),
+                );
                 match locked.wallet.reverse(&original, entry, now) {
                     Ok(_) => RefundOutcome::Reversed,
                     Err(error) => {

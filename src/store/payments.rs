@@ -7,6 +7,7 @@ use sea_orm::sea_query::OnConflict;
 use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, Set, Statement};
 
 use super::Result;
+use crate::domain::catalogue::LedgerKind;
 
 /// The statement of [`top_ups_by_reference`] (public so that a test can
 /// read its plan): the kind is written out, as the partial index of
@@ -14,9 +15,10 @@ use super::Result;
 /// condition it can match before any parameter is bound.
 pub fn top_ups_by_reference_sql(backend: DbBackend) -> String {
     let parameter = if backend == DbBackend::Postgres { "$1" } else { "?" };
+    let top_up = LedgerKind::TopUp.as_str();
     format!(
         "SELECT e.id, w.workspace_id FROM ledger_entry e JOIN wallet w ON w.id = e.wallet_id \
-         WHERE e.kind = 'TOP_UP' AND e.idempotency_key = {parameter} LIMIT 2"
+         WHERE e.kind = '{top_up}' AND e.idempotency_key = {parameter} LIMIT 2"
     )
 }
 

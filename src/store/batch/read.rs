@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use entity::{action_cost, budget, budget_counter, credit_grant, ledger_entry, wallet};
-use sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
+use sea_orm::{ConnectionTrait, DbBackend, IdenStatic, Iterable, Statement, Value};
 use serde::Serialize;
 
 use super::postgres::*;
@@ -271,11 +271,12 @@ pub(super) fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T>
     serde_json::from_str(text).map_err(|error| internal(format!("decoding a batch read: {error}")))
 }
 
-/// A JSON object of a row's columns, named as its entity's fields.
-fn json_row(alias: &str, columns: &[&str]) -> String {
-    let pairs: Vec<String> = columns
-        .iter()
-        .map(|column| format!("'{column}', {alias}.{column}"))
+/// A JSON object of every column of `C`'s table under `alias`, each named
+/// as its entity's field (the entities rename none), so the read cannot
+/// drift from the entities it is decoded into.
+fn json_row<C: Iterable + IdenStatic>(alias: &str) -> String {
+    let pairs: Vec<String> = C::iter()
+        .map(|column| format!("'{0}', {alias}.{0}", column.as_str()))
         .collect();
     format!("json_object({})", pairs.join(", "))
 }
@@ -291,95 +292,13 @@ fn json_row(alias: &str, columns: &[&str]) -> String {
 /// compared with `w.id + 0`: against the bare rowid SQLite scanned the
 /// ledger instead).
 pub static SQLITE_SPEND_READS_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    let wallet = json_row(
-        "w",
-        &[
-            "id",
-            "workspace_id",
-            "plan_code",
-            "balance_credits",
-            "last_sequence",
-            "trial_ends_at",
-            "billing_anchor_at",
-            "period_start_at",
-            "period_end_at",
-            "pending_plan_code",
-            "enterprise_allocation_credits",
-            "low_balance_threshold_credits",
-            "low_balance_alerted_at",
-            "created_at",
-            "updated_at",
-            "time_zone",
-            "budget_version",
-        ],
-    );
-    let grant = json_row(
-        "g",
-        &[
-            "id",
-            "wallet_id",
-            "source",
-            "granted_credits",
-            "remaining_credits",
-            "expires_at",
-            "expired_at",
-            "period_start_at",
-            "pack_code",
-            "price_cents",
-            "currency",
-            "created_at",
-        ],
-    );
-    let entry = json_row(
-        "e",
-        &[
-            "id",
-            "wallet_id",
-            "sequence",
-            "kind",
-            "amount_credits",
-            "balance_after_credits",
-            "action",
-            "reference",
-            "actor",
-            "idempotency_key",
-            "reverses_entry_id",
-            "created_at",
-            "allocation_after_credits",
-            "purchased_after_credits",
-            "bonus_after_credits",
-            "idempotency_fingerprint",
-            "agent_id",
-        ],
-    );
-    let cost = json_row("c", &["action", "credits", "description"]);
-    let budget = json_row(
-        "b",
-        &[
-            "id",
-            "wallet_id",
-            "name",
-            "applies_to",
-            "agent_id",
-            "action",
-            "budget_window",
-            "limit_credits",
-            "mode",
-            "counting_since",
-            "created_at",
-            "updated_at",
-        ],
-    );
-    let counter = json_row(
-        "u",
-        &[
-            "budget_id",
-            "subject",
-            "window_start",
-            "used_credits",
-            "exhausted_at",
-        ],
-    );
+    let wallet = json_row::<wallet::Column>("w");
+    let grant = json_row::<credit_grant::Column>("g");
+    let entry = json_row::<ledger_entry::Column>("e");
+    let cost = json_row::<action_cost::Column>("c");
+    let budget = json_row::<budget::Column>("b");
+    let counter = json_row::<budget_counter::Column>("u");
+    let spend = LedgerKind::Spend.as_str();
     format!(
         "SELECT \
          (SELECT json_group_array({wallet}) FROM json_each(?1) AS x \
@@ -389,7 +308,7 @@ pub static SQLITE_SPEND_READS_SQL: std::sync::LazyLock<String> = std::sync::Lazy
            CROSS JOIN credit_grant g ON g.wallet_id = w.id AND g.expired_at IS NULL) AS grants, \
          (SELECT json_group_array({entry}) FROM jsonb_each(?2) AS v \
            CROSS JOIN wallet w ON w.workspace_id = json_extract(v.value, '$.workspace_id') \
-           CROSS JOIN ledger_entry e ON e.wallet_id + 0 = w.id + 0 AND e.kind = 'SPEND' \
+           CROSS JOIN ledger_entry e ON e.wallet_id + 0 = w.id + 0 AND e.kind = '{spend}' \
              AND e.idempotency_key = json_extract(v.value, '$.key')) AS bound, \
          (SELECT json_group_array({cost}) FROM action_cost c) AS costs, \
          (SELECT json_group_array({budget}) FROM json_each(?1) AS x \
