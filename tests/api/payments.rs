@@ -62,6 +62,15 @@ async fn post(app: &TestApp, body: &str, signature: Option<String>) -> (u16, Val
     (status, response.json().await.unwrap())
 }
 
+/// An answer's outcome, once it is shown to be a 200.
+fn acknowledged((status, answer): (u16, Value)) -> String {
+    assert_eq!(status, 200, "{answer}");
+    answer["outcome"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no outcome: {answer}"))
+        .to_owned()
+}
+
 async fn deliver(app: &TestApp, body: &str) -> (u16, Value) {
     post(app, body, Some(signature(STRIPE_SECRET, now(), body))).await
 }
@@ -76,12 +85,7 @@ async fn a_paid_session_applies_its_pack_once_however_often_delivered(app: TestA
     let before = app.balance_total("ws-pay").await;
     let body = checkout("evt_1", "ws-pay", "PACK_500", "pi_1", "paid");
 
-    let (status, answer) = deliver(&app, &body).await;
-    assert_eq!(
-        (status, answer["outcome"].as_str()),
-        (200, Some("APPLIED")),
-        "{answer}"
-    );
+    assert_eq!(acknowledged(deliver(&app, &body).await), "APPLIED");
     assert_eq!(app.balance_total("ws-pay").await, before + 500);
     let rows = app.transactions("ws-pay").await;
     let top_up = rows.iter().find(|row| row["kind"] == "TOP_UP").unwrap();
@@ -90,12 +94,8 @@ async fn a_paid_session_applies_its_pack_once_however_often_delivered(app: TestA
 
     // Stripe redelivers (and may deliver twice at once): nothing more.
     let again = join_all((0..6).map(|_| deliver(&app, &body))).await;
-    for (status, answer) in &again {
-        assert_eq!(
-            (*status, answer["outcome"].as_str()),
-            (200, Some("DUPLICATE")),
-            "{answer}"
-        );
+    for answer in again {
+        assert_eq!(acknowledged(answer), "DUPLICATE");
     }
     assert_eq!(app.balance_total("ws-pay").await, before + 500);
     assert_eq!(top_up_rows(&app).await, 1);
@@ -112,16 +112,13 @@ async fn concurrent_first_deliveries_apply_one_top_up(app: TestApp) {
     app.create_workspace("ws-race").await;
     let before = app.balance_total("ws-race").await;
     let body = checkout("evt_r", "ws-race", "PACK_100", "pi_race", "paid");
-    let answers = join_all((0..8).map(|_| deliver(&app, &body))).await;
-    let applied = answers
-        .iter()
-        .filter(|(status, answer)| *status == 200 && answer["outcome"] == "APPLIED")
-        .count();
-    let duplicates = answers
-        .iter()
-        .filter(|(status, answer)| *status == 200 && answer["outcome"] == "DUPLICATE")
-        .count();
-    assert_eq!((applied, duplicates), (1, 7), "{answers:?}");
+    let mut outcomes: Vec<String> = join_all((0..8).map(|_| deliver(&app, &body)))
+        .await
+        .into_iter()
+        .map(acknowledged)
+        .collect();
+    outcomes.sort_unstable();
+    assert_eq!(outcomes, [&["APPLIED"][..], &["DUPLICATE"; 7]].concat());
     assert_eq!(app.balance_total("ws-race").await, before + 100);
 }
 
@@ -166,12 +163,7 @@ async fn bad_signatures_stale_timestamps_and_malformed_bodies_write_nothing(app:
     }
     assert_eq!(top_up_rows(&app).await, 0);
     // The genuine event still applies afterwards.
-    let (status, answer) = post(&app, &body, Some(signed)).await;
-    assert_eq!(
-        (status, answer["outcome"].as_str()),
-        (200, Some("APPLIED")),
-        "{answer}"
-    );
+    assert_eq!(acknowledged(post(&app, &body, Some(signed)).await), "APPLIED");
 }
 
 async fn other_events_unpaid_and_foreign_sessions_are_acknowledged_and_ignored(app: TestApp) {
@@ -187,12 +179,7 @@ async fn other_events_unpaid_and_foreign_sessions_are_acknowledged_and_ignored(a
     })
     .to_string();
     for body in [unknown, unpaid, foreign] {
-        let (status, answer) = deliver(&app, &body).await;
-        assert_eq!(
-            (status, answer["outcome"].as_str()),
-            (200, Some("IGNORED")),
-            "{answer}"
-        );
+        assert_eq!(acknowledged(deliver(&app, &body).await), "IGNORED");
     }
     assert_eq!(top_up_rows(&app).await, 0);
 
@@ -201,12 +188,7 @@ async fn other_events_unpaid_and_foreign_sessions_are_acknowledged_and_ignored(a
         "checkout.session.completed",
         "checkout.session.async_payment_succeeded",
     );
-    let (status, answer) = deliver(&app, &succeeded).await;
-    assert_eq!(
-        (status, answer["outcome"].as_str()),
-        (200, Some("APPLIED")),
-        "{answer}"
-    );
+    assert_eq!(acknowledged(deliver(&app, &succeeded).await), "APPLIED");
 }
 
 async fn sessions_naming_what_does_not_exist_are_refused(app: TestApp) {
@@ -274,13 +256,10 @@ async fn the_refund_of_an_unspent_top_up_reverses_it_once(app: TestApp) {
     assert_eq!(app.balance_total("ws-refund").await, before + 500);
 
     let refund = refunded("evt_r", "pi_r", 1900, true);
-    let answers = join_all((0..4).map(|_| deliver(&app, &refund))).await;
-    let mut outcomes: Vec<&str> = answers
-        .iter()
-        .map(|(status, answer)| {
-            assert_eq!(*status, 200, "{answer}");
-            answer["outcome"].as_str().unwrap()
-        })
+    let mut outcomes: Vec<String> = join_all((0..4).map(|_| deliver(&app, &refund)))
+        .await
+        .into_iter()
+        .map(acknowledged)
         .collect();
     outcomes.sort_unstable();
     assert_eq!(outcomes, ["DUPLICATE", "DUPLICATE", "DUPLICATE", "REVERSED"]);
@@ -303,17 +282,11 @@ async fn the_refund_of_a_spent_top_up_is_recorded_not_reversed(app: TestApp) {
     assert_eq!(app.balance_total("ws-spent").await, 99);
 
     let refund = refunded("evt_r", "pi_s", 1900, true);
-    let (status, answer) = deliver(&app, &refund).await;
-    assert_eq!(
-        (status, answer["outcome"].as_str()),
-        (200, Some("UNRECOVERED")),
-        "{answer}"
-    );
+    assert_eq!(acknowledged(deliver(&app, &refund).await), "UNRECOVERED");
     assert_eq!(app.balance_total("ws-spent").await, 99, "nothing taken back");
     assert_eq!(reversals(&app).await, 0);
     assert_eq!(refund_outcome(&app, "pi_s").await, "UNRECOVERED");
-    let (_, again) = deliver(&app, &refund).await;
-    assert_eq!(again["outcome"], "DUPLICATE", "{again}");
+    assert_eq!(acknowledged(deliver(&app, &refund).await), "DUPLICATE");
     assert_eq!(app.balance_total("ws-spent").await, 99);
 }
 
@@ -323,25 +296,20 @@ async fn a_partial_refund_waits_for_an_operator_and_a_full_one_reverses(app: Tes
     deliver(&app, &checkout("evt_c", "ws-part", "PACK_100", "pi_p", "paid")).await;
 
     let partial = refunded("evt_p", "pi_p", 500, false);
-    let (_, answer) = deliver(&app, &partial).await;
-    assert_eq!(answer["outcome"], "PARTIAL", "{answer}");
+    assert_eq!(acknowledged(deliver(&app, &partial).await), "PARTIAL");
     assert_eq!(app.balance_total("ws-part").await, before + 100);
     assert_eq!(refund_outcome(&app, "pi_p").await, "PARTIAL");
-    let (_, again) = deliver(&app, &partial).await;
-    assert_eq!(again["outcome"], "DUPLICATE", "{again}");
+    assert_eq!(acknowledged(deliver(&app, &partial).await), "DUPLICATE");
 
     let full = refunded("evt_f", "pi_p", 1900, true);
-    let (_, answer) = deliver(&app, &full).await;
-    assert_eq!(answer["outcome"], "REVERSED", "{answer}");
+    assert_eq!(acknowledged(deliver(&app, &full).await), "REVERSED");
     assert_eq!(app.balance_total("ws-part").await, before);
     assert_eq!(refund_outcome(&app, "pi_p").await, "REVERSED");
 
     // A refund of a payment that bought nothing here: acknowledged.
-    let (status, answer) = deliver(&app, &refunded("evt_x", "pi_elsewhere", 100, true)).await;
     assert_eq!(
-        (status, answer["outcome"].as_str()),
-        (200, Some("IGNORED")),
-        "{answer}"
+        acknowledged(deliver(&app, &refunded("evt_x", "pi_elsewhere", 100, true)).await),
+        "IGNORED"
     );
 }
 
@@ -408,11 +376,6 @@ async fn the_binary_serves_the_endpoint_only_with_its_secret() {
 
     let mut with = RealServer::start_with_env(None, &[("STRIPE_WEBHOOK_SECRET", "whsec_binary")]).await;
     with.create_acme().await;
-    let (status, answer) = send(with.base.clone()).await;
-    assert_eq!(
-        (status, answer["outcome"].as_str()),
-        (200, Some("APPLIED")),
-        "{answer}"
-    );
+    assert_eq!(acknowledged(send(with.base.clone()).await), "APPLIED");
     with.stop();
 }

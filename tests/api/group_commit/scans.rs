@@ -30,7 +30,7 @@ const TABLES: [&str; 6] = [
 ];
 
 /// Per table, as the statistics say.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Counts {
     sequential_scans: i64,
     rows_inserted: i64,
@@ -44,7 +44,7 @@ async fn settled(app: &TestApp) -> BTreeMap<String, Counts> {
     loop {
         tokio::time::sleep(Duration::from_millis(1_500)).await;
         let now = counters(app).await;
-        if format!("{now:?}") == format!("{last:?}") {
+        if now == last {
             return now;
         }
         last = now;
