@@ -30,6 +30,64 @@ pub const EVENT_BUS_CAPACITY_DEFAULT: usize = 64;
 /// Default interval of the server's WebSocket keep-alive pings.
 pub const WS_KEEPALIVE_DEFAULT: Duration = Duration::from_secs(30);
 
+/// How webhooks are delivered (`docs/design/webhooks.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WebhookSettings {
+    /// `WEBHOOK_DELIVERY`: whether this instance runs a delivery worker
+    /// (default on; PostgreSQL instances share the work).
+    pub deliver: bool,
+    /// `WEBHOOK_ALLOW_PRIVATE`: `on` accepts `http` and private, loopback
+    /// and link-local targets (development and tests; default off).
+    pub allow_private: bool,
+    /// `WEBHOOK_TIMEOUT_MS`: how long an attempt waits for a 2xx.
+    pub timeout: Duration,
+    /// `WEBHOOK_RETRY_BASE_MS`: the first retry's delay; each next one
+    /// doubles, up to [`WEBHOOK_RETRY_CAP`], with ±10% jitter.
+    pub retry_base: Duration,
+    /// `WEBHOOK_MAX_ATTEMPTS`: attempts before a delivery is FAILED.
+    pub max_attempts: u32,
+    /// `WEBHOOK_POLL_MS`: how often an idle worker looks for due deliveries.
+    pub poll: Duration,
+}
+
+/// Longest delay between two attempts.
+pub const WEBHOOK_RETRY_CAP: Duration = Duration::from_secs(6 * 3600);
+
+impl Default for WebhookSettings {
+    /// Sixteen attempts 5 s, 10 s, 20 s … apart (capped at six hours): about
+    /// 23 hours from the first to the last.
+    fn default() -> Self {
+        Self {
+            deliver: true,
+            allow_private: false,
+            timeout: Duration::from_secs(10),
+            retry_base: Duration::from_secs(5),
+            max_attempts: 16,
+            poll: Duration::from_millis(500),
+        }
+    }
+}
+
+impl WebhookSettings {
+    /// Reads the webhook settings.
+    fn from_env() -> anyhow::Result<Self> {
+        let defaults = Self::default();
+        Ok(Self {
+            deliver: switch("WEBHOOK_DELIVERY")?,
+            allow_private: match optional("WEBHOOK_ALLOW_PRIVATE")?.as_deref() {
+                None | Some("off") => false,
+                Some("on") => true,
+                Some(_) => bail!("WEBHOOK_ALLOW_PRIVATE must be on or off"),
+            },
+            timeout: bounded("WEBHOOK_TIMEOUT_MS", 100..=60_000)?.map_or(defaults.timeout, Duration::from_millis),
+            retry_base: bounded("WEBHOOK_RETRY_BASE_MS", 10..=3_600_000)?
+                .map_or(defaults.retry_base, Duration::from_millis),
+            max_attempts: bounded("WEBHOOK_MAX_ATTEMPTS", 1..=50)?.unwrap_or(defaults.max_attempts),
+            poll: bounded("WEBHOOK_POLL_MS", 10..=60_000)?.map_or(defaults.poll, Duration::from_millis),
+        })
+    }
+}
+
 /// How spends are grouped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GroupCommitSettings {
@@ -164,6 +222,8 @@ pub struct Config {
     /// Stripe endpoint that posts to `/webhooks/stripe`; unset, that path
     /// answers 404.
     pub stripe_webhook_secret: Option<SecretString>,
+    /// Outbound webhooks (`WEBHOOK_*`).
+    pub webhooks: WebhookSettings,
 }
 
 /// An optional integer setting within `range`.
@@ -288,6 +348,7 @@ impl Config {
         };
         Ok(Config {
             stripe_webhook_secret: optional("STRIPE_WEBHOOK_SECRET")?.map(SecretString::from),
+            webhooks: WebhookSettings::from_env()?,
             introspection,
             ws_keepalive,
             http_idle_timeout,

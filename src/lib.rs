@@ -25,3 +25,4 @@ pub mod scheduler;
 pub mod service;
 pub mod startup;
 pub mod store;
+pub mod webhooks;

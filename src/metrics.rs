@@ -37,6 +37,9 @@ pub struct Metrics {
     subscribers: IntGauge,
     errors: IntCounterVec,
     pool_connections: IntGaugeVec,
+    webhook_attempts: IntCounterVec,
+    webhook_pending: IntGauge,
+    outbox_lag: prometheus::Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -160,6 +163,30 @@ impl Default for Metrics {
                 )
                 .unwrap_or_else(|error| unreachable!("invalid metric: {error}")),
             ),
+            webhook_attempts: registered(
+                &registry,
+                counter_vec(
+                    "credits_webhook_attempts_total",
+                    "Webhook delivery attempts by this instance, by result (delivered, retry, failed: the last attempt failed).",
+                    &["result"],
+                ),
+            ),
+            webhook_pending: registered(
+                &registry,
+                IntGauge::new(
+                    "credits_webhook_deliveries_pending",
+                    "Webhook deliveries not yet delivered or failed, read by this instance's worker.",
+                )
+                .unwrap_or_else(|error| unreachable!("invalid metric: {error}")),
+            ),
+            outbox_lag: registered(
+                &registry,
+                prometheus::Gauge::new(
+                    "credits_outbox_lag_seconds",
+                    "How long the oldest due webhook delivery has waited, read by this instance's worker.",
+                )
+                .unwrap_or_else(|error| unreachable!("invalid metric: {error}")),
+            ),
             registry,
         }
     }
@@ -218,6 +245,17 @@ impl Metrics {
     pub fn subscriber(&self) -> SubscriberGuard {
         self.subscribers.inc();
         SubscriberGuard(self.subscribers.clone())
+    }
+
+    /// Counts one webhook delivery attempt by its result.
+    pub fn webhook_attempt(&self, result: &str) {
+        self.webhook_attempts.with_label_values(&[result]).inc();
+    }
+
+    /// Records the delivery backlog: pending deliveries and the outbox lag.
+    pub fn webhook_backlog(&self, pending: i64, lag_seconds: f64) {
+        self.webhook_pending.set(pending);
+        self.outbox_lag.set(lag_seconds);
     }
 
     /// Records one GraphQL error by its code.

@@ -40,7 +40,8 @@ impl App {
         let channel = notify_channel(config.database.schema.as_deref());
         let relay =
             (!store::is_sqlite(&db)).then(|| (config.database.url.clone(), channel.clone(), events.clone()));
-        let mut ledger = Ledger::with_notify_channel(db.clone(), clock, events, channel);
+        let mut ledger =
+            Ledger::with_notify_channel(db.clone(), clock, events, channel).with_webhooks(config.webhooks);
         if let Some(settings) = config.group_commit {
             ledger = ledger.with_group_commit(settings, &config.database).await?;
         }
@@ -99,6 +100,11 @@ impl App {
         let relay = self
             .relay
             .map(|(url, channel, bus)| tokio::spawn(relay_notifications(url, channel, bus)));
+        let settings = self.state.ledger.webhook_settings();
+        let deliveries = settings.deliver.then(|| {
+            let ledger = &self.state.ledger;
+            tokio::spawn(crate::webhooks::run(ledger.pool(), settings, ledger.metrics().clone()))
+        });
         let checkpoints = store::is_sqlite(&self.db).then(|| tokio::spawn(checkpoint_continually(self.db)));
         let router = router(self.state);
         crate::http::serve(self.listener, router, self.http_idle_timeout, shutdown).await;
@@ -110,6 +116,9 @@ impl App {
         }
         if let Some(checkpoints) = checkpoints {
             checkpoints.abort();
+        }
+        if let Some(deliveries) = deliveries {
+            deliveries.abort();
         }
         Ok(())
     }

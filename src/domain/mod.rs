@@ -31,6 +31,7 @@ pub mod clock;
 pub mod forecast;
 pub mod ids;
 pub mod invariant;
+pub mod outbox;
 pub mod period;
 pub mod reversal;
 pub mod settlement;

@@ -14,6 +14,7 @@ mod query;
 mod start;
 mod subscription;
 mod types;
+mod webhooks;
 
 use async_graphql::{Context, Schema};
 

@@ -333,4 +333,10 @@ impl BudgetMutation {
 
 /// The mutation root.
 #[derive(MergedObject, Default)]
-pub struct MutationRoot(SpendMutation, AccountMutation, OperatorMutation, BudgetMutation);
+pub struct MutationRoot(
+    SpendMutation,
+    AccountMutation,
+    OperatorMutation,
+    BudgetMutation,
+    super::webhooks::WebhookMutation,
+);

@@ -49,4 +49,4 @@ impl WalletQuery {
 
 /// The query root.
 #[derive(MergedObject, Default)]
-pub struct QueryRoot(CatalogueQuery, WalletQuery);
+pub struct QueryRoot(CatalogueQuery, WalletQuery, super::webhooks::WebhookQuery);

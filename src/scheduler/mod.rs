@@ -15,15 +15,15 @@ use tokio::sync::Mutex;
 use tokio_cron_scheduler::{Job, JobScheduler};
 use tracing::Instrument;
 
-use crate::service::Ledger;
+use crate::service::{Ledger, NoticeCursor};
 
 /// A running scheduler; [`Scheduler::shutdown`] stops it.
 pub struct Scheduler {
     inner: JobScheduler,
 }
 
-async fn run_once(ledger: &Ledger, guard: &Mutex<()>) {
-    let Ok(_running) = guard.try_lock() else {
+async fn run_once(ledger: &Ledger, guard: &Mutex<NoticeCursor>) {
+    let Ok(mut cursor) = guard.try_lock() else {
         tracing::info!("credits.roll_over_periods still running; this tick is skipped");
         return;
     };
@@ -46,13 +46,23 @@ async fn run_once(ledger: &Ledger, guard: &Mutex<()>) {
             tracing::warn!(code, "roll-over failed; the next tick retries");
         }
     }
+    // Trial-ending and runway notices (`docs/design/webhooks.md`).
+    match ledger.send_notices(&mut cursor, now).await {
+        Ok(0) => {}
+        Ok(sent) => tracing::info!(sent, "notices written to the outbox"),
+        Err(error) => {
+            let code = error.code();
+            let _ = error.into_graphql();
+            tracing::warn!(code, "notices failed; the next tick retries");
+        }
+    }
 }
 
 impl Scheduler {
     /// Starts the renewal job on `cron` (six fields, UTC) and runs it once
     /// now. Fails on an invalid expression.
     pub async fn start(ledger: Ledger, cron: &str) -> anyhow::Result<Self> {
-        let guard = Arc::new(Mutex::new(()));
+        let guard = Arc::new(Mutex::new(NoticeCursor::default()));
         let job_ledger = ledger.clone();
         let job_guard = guard.clone();
         let job = Job::new_async(cron, move |_id, _scheduler| {

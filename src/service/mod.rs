@@ -22,6 +22,7 @@ mod top_up;
 mod usage;
 mod views;
 mod wallet;
+mod webhooks;
 mod workspace;
 
 use std::sync::Arc;
@@ -43,6 +44,10 @@ pub use views::{
     TransactionView, WalletView,
 };
 pub use wallet::{TRANSACTIONS_PAGE_DEFAULT, TRANSACTIONS_PAGE_MAX, TransactionQuery};
+pub use webhooks::{
+    DELIVERIES_PAGE_MAX, DESCRIPTION_LENGTH_MAX, ENDPOINTS_PER_WORKSPACE_MAX, EndpointOwner, EndpointRequest,
+    EndpointView, NoticeCursor, TRIAL_ENDING_NOTICE,
+};
 pub use workspace::{ChangePlanRequest, CreateWorkspaceRequest, WORKSPACE_NAME_LENGTH_MAX};
 
 use crate::domain::catalogue::PlanCode;
@@ -65,6 +70,8 @@ pub struct Ledger {
     metrics: Metrics,
     /// Where spends go when group commit is on.
     group_commit: Option<group_commit::GroupCommit>,
+    /// How webhooks are checked and sent.
+    webhooks: crate::config::WebhookSettings,
 }
 
 impl Ledger {
@@ -93,7 +100,26 @@ impl Ledger {
             notify_channel,
             metrics: Metrics::default(),
             group_commit: None,
+            webhooks: crate::config::WebhookSettings::default(),
         }
+    }
+
+    /// This service with `settings` for its webhooks.
+    pub fn with_webhooks(self, settings: crate::config::WebhookSettings) -> Self {
+        Self {
+            webhooks: settings,
+            ..self
+        }
+    }
+
+    /// Its webhook settings.
+    pub fn webhook_settings(&self) -> crate::config::WebhookSettings {
+        self.webhooks
+    }
+
+    /// The pool, for the webhook worker that runs beside the service.
+    pub fn pool(&self) -> store::Pool {
+        self.db.clone()
     }
 
     /// This service's metrics.

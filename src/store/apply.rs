@@ -5,7 +5,8 @@
 //!
 //! Order: new grants (their real ids replace the provisional ones), closes,
 //! rows with their grant moves, grant deltas, guarded heads, budget
-//! counters and NOTIFY, alerts; then, in debug builds, the invariant over every written wallet.
+//! counters and NOTIFY, alerts; then, in debug builds, the invariant over every written wallet;
+//! then the outbox events the changes cause.
 
 use std::collections::HashMap;
 
@@ -18,6 +19,7 @@ use serde::Serialize;
 use super::batch::{NewMove, NewRow, RowMove, all_saved, insert_moves, insert_rows, json, save_heads};
 use super::{Result, internal, is_sqlite};
 use crate::domain::budget::Counter;
+use crate::domain::outbox::events_of_change;
 use crate::domain::wallet::{Change, Head, NEW_GRANT_ID_BASE};
 
 /// Writes every change in the caller's transaction; returns, per change,
@@ -89,7 +91,7 @@ pub async fn apply(
     insert_alerts(txn, changes, now).await?;
     check_heads(txn, &writes.heads).await?;
 
-    changes
+    let ids = changes
         .iter()
         .map(|change| {
             change
@@ -102,7 +104,17 @@ pub async fn apply(
                 })
                 .collect()
         })
-        .collect()
+        .collect::<Result<Vec<Vec<i64>>>>()?;
+    // The outbox, in this same transaction (`docs/design/webhooks.md`).
+    let events: Vec<_> = changes
+        .iter()
+        .zip(&ids)
+        .flat_map(|(change, ids)| events_of_change(change, ids))
+        .collect();
+    if !events.is_empty() {
+        super::outbox::insert_events(txn, &events, now, Utc::now()).await?;
+    }
+    Ok(ids)
 }
 
 /// What one batch writes after its grants exist.

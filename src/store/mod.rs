@@ -10,6 +10,7 @@ pub mod budgets;
 pub mod catalogue;
 pub mod ledger;
 pub mod notify;
+pub mod outbox;
 pub mod payments;
 pub mod rows;
 pub mod verify;

@@ -56,7 +56,7 @@ async fn migrate_reports_reverts_and_reapplies(app: TestApp) {
     );
 
     let applied = statuses(&succeeded(&app.run_binary(&["migrate", "status"]).await));
-    assert_eq!(applied.len(), 6, "{applied:?}");
+    assert_eq!(applied.len(), 7, "{applied:?}");
     assert!(
         applied.iter().all(|(status, _)| status == "Applied"),
         "{applied:?}"
@@ -64,20 +64,24 @@ async fn migrate_reports_reverts_and_reapplies(app: TestApp) {
     assert!(applied[3].1.starts_with("m20261130_000004"), "{applied:?}");
     assert!(applied[4].1.starts_with("m20261203_000005"), "{applied:?}");
     assert!(applied[5].1.starts_with("m20261204_000006"), "{applied:?}");
+    assert!(applied[6].1.starts_with("m20261204_000007"), "{applied:?}");
 
-    // Migration 6 (refunds), 5 (budgets), then 4 (keys on their rows).
+    // Migration 7 (outbox), 6 (refunds), 5 (budgets), then 4 (keys on their rows).
     let after_down = statuses(&succeeded(
-        &app.run_binary(&["migrate", "down", "--steps", "3"]).await,
+        &app.run_binary(&["migrate", "down", "--steps", "4"]).await,
     ));
     assert_eq!(
         after_down
             .iter()
             .map(|(status, _)| status.as_str())
             .collect::<Vec<_>>(),
-        ["Applied", "Applied", "Applied", "Pending", "Pending", "Pending"]
+        ["Applied", "Applied", "Applied", "Pending", "Pending", "Pending", "Pending"]
     );
     let db = app.db();
     for gone in [
+        "SELECT id FROM outbox_event",
+        "SELECT id FROM webhook_endpoint",
+        "SELECT id FROM webhook_delivery",
         "SELECT payment_reference FROM payment_refund",
         "SELECT id FROM budget",
         "SELECT budget_version FROM wallet",
@@ -86,7 +90,7 @@ async fn migrate_reports_reverts_and_reapplies(app: TestApp) {
         let read = db
             .query_all_raw(sea_orm::Statement::from_string(db.get_database_backend(), gone))
             .await;
-        assert!(read.is_err(), "migrations 6 and 5 reverted: {gone}");
+        assert!(read.is_err(), "migrations 7 to 5 reverted: {gone}");
     }
     let column = db
         .query_all_raw(sea_orm::Statement::from_string(

@@ -8,6 +8,7 @@ mod inputs;
 mod objects;
 mod payloads;
 mod wallet;
+mod webhooks;
 
 pub use budgets::*;
 pub use enums::*;
@@ -15,6 +16,7 @@ pub use inputs::*;
 pub use objects::*;
 pub use payloads::*;
 pub use wallet::*;
+pub use webhooks::*;
 
 /// Converts a stored amount to GraphQL `Int`. Writes refuse any balance
 /// above `i32::MAX` (`domain::ceiling`), so stored amounts always fit.

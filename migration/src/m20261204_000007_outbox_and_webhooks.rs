@@ -1,0 +1,102 @@
+//! The outbox and its webhook deliveries (`docs/design/webhooks.md`):
+//! events are written in the transaction of the ledger change that caused
+//! them, and fanned out to the endpoints subscribed at that moment.
+
+use sea_orm_migration::{prelude::*, schema::*};
+
+#[derive(DeriveMigrationName)]
+pub struct Migration;
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table("outbox_event")
+                    .col(big_pk_auto("id"))
+                    .col(string_len("event_type", 64))
+                    .col(string_len("workspace_id", 64))
+                    .col(text("data"))
+                    // Events sent once per occasion (trial ending, runway
+                    // low) carry a key; a second insert of it does nothing.
+                    .col(string_len_null("once_key", 200).unique_key())
+                    .col(timestamp_with_time_zone("created_at"))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table("webhook_endpoint")
+                    .col(big_pk_auto("id"))
+                    // NULL: every workspace's events (operators only).
+                    .col(string_len_null("workspace_id", 64))
+                    .col(string_len("url", 2048))
+                    // Space-separated event types; empty: every type.
+                    .col(text("event_types"))
+                    .col(string_len("description", 500))
+                    .col(string_len("secret", 100))
+                    .col(timestamp_with_time_zone("created_at"))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table("webhook_delivery")
+                    .col(big_pk_auto("id"))
+                    .col(big_integer("endpoint_id"))
+                    .col(big_integer("event_id"))
+                    .col(string_len("workspace_id", 64))
+                    .col(string_len("status", 16))
+                    .col(integer("attempts"))
+                    .col(timestamp_with_time_zone("next_attempt_at"))
+                    .col(timestamp_with_time_zone_null("leased_until"))
+                    .col(integer_null("last_status_code"))
+                    .col(string_len_null("last_error", 500))
+                    .col(timestamp_with_time_zone_null("delivered_at"))
+                    .col(timestamp_with_time_zone("created_at"))
+                    .foreign_key(
+                        ForeignKey::create()
+                            .name("webhook_delivery_endpoint_fk")
+                            .from("webhook_delivery", "endpoint_id")
+                            .to("webhook_endpoint", "id")
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .foreign_key(
+                        ForeignKey::create()
+                            .name("webhook_delivery_event_fk")
+                            .from("webhook_delivery", "event_id")
+                            .to("outbox_event", "id"),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        let connection = manager.get_connection();
+        // The workers' queue: only what is still to send is indexed.
+        connection
+            .execute_unprepared(
+                "CREATE INDEX webhook_delivery_pending ON webhook_delivery (next_attempt_at, id) \
+                 WHERE status = 'PENDING'",
+            )
+            .await?;
+        // Order per endpoint and workspace, and each endpoint's history.
+        connection
+            .execute_unprepared(
+                "CREATE INDEX webhook_delivery_endpoint ON webhook_delivery (endpoint_id, workspace_id, id)",
+            )
+            .await?;
+        connection
+            .execute_unprepared("CREATE INDEX webhook_endpoint_workspace ON webhook_endpoint (workspace_id)")
+            .await?;
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for table in ["webhook_delivery", "webhook_endpoint", "outbox_event"] {
+            manager.drop_table(Table::drop().table(table).to_owned()).await?;
+        }
+        Ok(())
+    }
+}

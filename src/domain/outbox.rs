@@ -1,0 +1,241 @@
+//! The events other systems are told about, derived from a change as it is
+//! written (`docs/design/webhooks.md`). Pure: the store writes them into the
+//! outbox in the change's own transaction.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Value, json};
+
+use super::catalogue::{LedgerKind, stored_enum};
+use super::views::BalanceView;
+use super::wallet::{Change, Happened, Row};
+
+stored_enum! {
+    /// The type of an outbox event, as subscribers filter on it.
+    EventType {
+        /// The balance went below the wallet's low-balance threshold.
+        LowBalance => "credits.low_balance",
+        /// The balance reached zero: AI actions pause.
+        AiPaused => "credits.ai_paused",
+        /// Credits came back after the balance was zero.
+        AiResumed => "credits.ai_resumed",
+        /// A purchased pack was credited.
+        TopUpApplied => "credits.top_up_applied",
+        /// A billing period began with its allocation.
+        PeriodRenewed => "credits.period_renewed",
+        /// The trial ends within 48 hours (once per trial).
+        TrialEnding => "credits.trial_ending",
+        /// At the current burn, the pool runs out before the next reset
+        /// (once per period).
+        RunwayLow => "credits.runway_low",
+        /// Automatic top-up asks the payment system for a pack.
+        AutoTopUpRequested => "credits.auto_top_up_requested",
+        /// Automatic top-up was switched off after failed payments.
+        AutoTopUpDisabled => "credits.auto_top_up_disabled",
+        /// A budget's window was used up for the first time.
+        BudgetExceeded => "credits.budget_exceeded",
+    }
+}
+
+/// An event to write: its type, workspace, `data`, and for events sent once
+/// per occasion, the occasion's key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    /// What happened.
+    pub event_type: EventType,
+    /// Whose wallet.
+    pub workspace_id: String,
+    /// The body's `data`.
+    pub data: Value,
+    /// Unique per occasion; a second event with the same key is dropped.
+    pub once_key: Option<String>,
+}
+
+/// The body posted for a stored event: `{id, type, createdAt, workspaceId, data}`.
+pub fn body(id: &str, event_type: &str, created_at: DateTime<Utc>, workspace_id: &str, data: &Value) -> Value {
+    json!({
+        "id": id,
+        "type": event_type,
+        "createdAt": created_at.to_rfc3339_opts(SecondsFormat::Micros, true),
+        "workspaceId": workspace_id,
+        "data": data,
+    })
+}
+
+/// The public id of stored event `id` (its `webhook-id`, stable across retries).
+pub fn event_id(id: i64) -> String {
+    format!("evt_{id}")
+}
+
+/// A balance as events carry it.
+pub fn balance_json(balance: &BalanceView) -> Value {
+    json!({
+        "total": balance.total,
+        "allocation": balance.split.allocation,
+        "purchased": balance.split.purchased,
+        "bonus": balance.split.bonus,
+    })
+}
+
+/// The events of `change`, in the order they happened; `ids` are its rows'
+/// stored ids.
+pub fn events_of_change(change: &Change, ids: &[i64]) -> Vec<NewEvent> {
+    let event = |event_type: EventType, data: Value| NewEvent {
+        event_type,
+        workspace_id: change.workspace_id.clone(),
+        data,
+        once_key: None,
+    };
+    let mut events = Vec::new();
+    for happened in &change.happened {
+        match *happened {
+            Happened::Row(index) => {
+                let (Some(row), Some(&id)) = (change.rows.get(index), ids.get(index)) else {
+                    continue;
+                };
+                events.extend(
+                    row_events(change, row, id)
+                        .into_iter()
+                        .map(|(event_type, data)| event(event_type, data)),
+                );
+            }
+            Happened::Alert(index) => {
+                if let Some(alert) = change.alerts.get(index) {
+                    events.push(event(
+                        EventType::LowBalance,
+                        json!({
+                            "threshold": alert.threshold,
+                            "sequence": alert.sequence,
+                            "balance": balance_json(&alert.balance),
+                        }),
+                    ));
+                }
+            }
+            Happened::Exhausted(index) => {
+                if let Some(exhausted) = change.exhausted.get(index) {
+                    events.push(event(
+                        EventType::BudgetExceeded,
+                        json!({
+                            "budget": exhausted.budget,
+                            "agentId": exhausted.agent_id,
+                            "sequence": exhausted.sequence,
+                            "balance": balance_json(&exhausted.balance),
+                        }),
+                    ));
+                }
+            }
+        }
+    }
+    events
+}
+
+/// What one row tells: a top-up, a renewal's allocation, and the balance
+/// reaching or leaving zero.
+fn row_events(change: &Change, row: &Row, id: i64) -> Vec<(EventType, Value)> {
+    let mut events = Vec::new();
+    let common = |extra: Value| {
+        let mut data = json!({
+            "transactionId": id.to_string(),
+            "sequence": row.sequence,
+            "kind": row.entry.kind.as_str(),
+            "amount": row.amount,
+            "balance": balance_json(&row.balance),
+        });
+        if let (Some(data), Value::Object(extra)) = (data.as_object_mut(), extra) {
+            data.extend(extra);
+        }
+        data
+    };
+    match row.entry.kind {
+        LedgerKind::TopUp => {
+            let pack = row.moves.iter().find_map(|(grant_id, _)| {
+                change
+                    .new_grants
+                    .iter()
+                    .find(|grant| grant.id == *grant_id)
+                    .and_then(|grant| grant.purchase.as_ref())
+                    .map(|purchase| purchase.pack.clone())
+            });
+            events.push((
+                EventType::TopUpApplied,
+                common(json!({
+                    "pack": pack,
+                    "paymentReference": row.entry.key.as_ref().map(|binding| binding.key.clone()),
+                })),
+            ));
+        }
+        // A renewal's GRANT; the trial's GRANT opens a wallet, renewing nothing.
+        LedgerKind::Grant if change.renewals > 0 => {
+            events.push((EventType::PeriodRenewed, common(json!({}))));
+        }
+        _ => {}
+    }
+    let before = row.balance.total - row.amount;
+    if row.balance.total == 0 && before > 0 {
+        events.push((EventType::AiPaused, common(json!({}))));
+    } else if row.balance.total > 0 && before <= 0 && row.sequence > 1 {
+        // Not the wallet's first row: a wallet never paused does not resume.
+        events.push((EventType::AiResumed, common(json!({}))));
+    }
+    events
+}
+
+/// The data of a trial ending, and its once-per-trial key.
+pub fn trial_ending(workspace_id: &str, ends_at: DateTime<Utc>, balance: &BalanceView) -> NewEvent {
+    NewEvent {
+        event_type: EventType::TrialEnding,
+        workspace_id: workspace_id.to_owned(),
+        data: json!({
+            "endsAt": ends_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+            "balance": balance_json(balance),
+        }),
+        once_key: Some(format!("trial_ending:{workspace_id}:{}", ends_at.timestamp())),
+    }
+}
+
+/// The data of a runway too short for the period, once per period.
+pub fn runway_low(
+    workspace_id: &str,
+    period_end: DateTime<Utc>,
+    depletes_at: DateTime<Utc>,
+    daily_burn: f64,
+    balance: &BalanceView,
+) -> NewEvent {
+    NewEvent {
+        event_type: EventType::RunwayLow,
+        workspace_id: workspace_id.to_owned(),
+        data: json!({
+            "depletesAt": depletes_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+            "resetsAt": period_end.to_rfc3339_opts(SecondsFormat::Secs, true),
+            "dailyBurn": daily_burn,
+            "balance": balance_json(balance),
+        }),
+        once_key: Some(format!("runway_low:{workspace_id}:{}", period_end.timestamp())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_types_round_trip_their_public_names() {
+        for event_type in EventType::ALL {
+            assert_eq!(event_type.as_str().parse::<EventType>(), Ok(*event_type));
+            assert!(event_type.as_str().starts_with("credits."));
+        }
+        assert_eq!(EventType::ALL.len(), 10);
+    }
+
+    #[test]
+    fn the_body_has_the_documented_fields() {
+        let at = DateTime::parse_from_rfc3339("2026-12-04T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let body = body("evt_7", "credits.ai_paused", at, "ws-1", &json!({"a": 1}));
+        assert_eq!(
+            body,
+            json!({"id": "evt_7", "type": "credits.ai_paused", "createdAt": "2026-12-04T10:00:00.000000Z",
+                   "workspaceId": "ws-1", "data": {"a": 1}})
+        );
+    }
+}

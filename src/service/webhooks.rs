@@ -1,0 +1,274 @@
+//! Webhook endpoints, their deliveries, and the events no single write
+//! causes: a trial ending and a runway too short (`docs/design/webhooks.md`).
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration, Utc};
+use entity::{webhook_delivery, webhook_endpoint};
+
+use super::Ledger;
+use crate::auth::WalletScope;
+use crate::domain::ids::WorkspaceId;
+use crate::domain::outbox::{self, EventType, NewEvent};
+use crate::error::{AppError, AppResult, db_error};
+use crate::store;
+use crate::webhooks::{signing, target};
+
+/// Longest endpoint description.
+pub const DESCRIPTION_LENGTH_MAX: usize = 500;
+/// Most endpoints one workspace may have.
+pub const ENDPOINTS_PER_WORKSPACE_MAX: usize = 20;
+/// Most deliveries one page lists.
+pub const DELIVERIES_PAGE_MAX: u64 = 100;
+/// How long before a trial ends `credits.trial_ending` is sent.
+pub const TRIAL_ENDING_NOTICE: Duration = Duration::hours(48);
+/// How often one wallet's runway is examined at most.
+const RUNWAY_CHECK_EVERY: Duration = Duration::hours(1);
+
+/// Whose endpoint: one workspace's, or every workspace's (operators).
+#[derive(Debug, Clone)]
+pub enum EndpointOwner {
+    /// One workspace, by the caller's capability.
+    Workspace(WalletScope),
+    /// Every workspace; the caller is an operator.
+    Everyone,
+}
+
+impl EndpointOwner {
+    fn workspace_id(&self) -> Option<&str> {
+        match self {
+            EndpointOwner::Workspace(scope) => Some(scope.workspace_id().as_str()),
+            EndpointOwner::Everyone => None,
+        }
+    }
+}
+
+/// A new endpoint as asked for.
+#[derive(Debug, Clone)]
+pub struct EndpointRequest {
+    /// Where to post.
+    pub url: String,
+    /// The types to send; empty: all.
+    pub event_types: Vec<EventType>,
+    /// A note.
+    pub description: String,
+}
+
+/// An endpoint and, once, its secret.
+#[derive(Debug, Clone)]
+pub struct EndpointView {
+    /// As stored.
+    pub endpoint: webhook_endpoint::Model,
+    /// The secret, only when just created or rotated.
+    pub secret: Option<String>,
+}
+
+/// What the notices sweep remembers between runs.
+#[derive(Debug, Default)]
+pub struct NoticeCursor {
+    /// Ledger rows up to this id were examined for spends.
+    last_ledger_id: Option<i64>,
+    /// When each wallet's runway was last examined.
+    examined: HashMap<String, DateTime<Utc>>,
+}
+
+impl Ledger {
+    /// Creates an endpoint; its secret is in the answer and never again.
+    pub async fn create_webhook_endpoint(
+        &self,
+        owner: &EndpointOwner,
+        request: EndpointRequest,
+    ) -> AppResult<EndpointView> {
+        if request.description.chars().count() > DESCRIPTION_LENGTH_MAX {
+            return Err(AppError::invalid("description", "must be at most 500 characters"));
+        }
+        let url = target::check_url(&request.url, self.webhooks.allow_private).await?;
+        if let Some(workspace_id) = owner.workspace_id() {
+            store::wallets::find(&self.db, workspace_id)
+                .await
+                .map_err(db_error)?
+                .ok_or(AppError::NotFound("workspace"))?;
+            let existing = store::outbox::endpoints(&self.db, Some(workspace_id), false)
+                .await
+                .map_err(db_error)?;
+            if existing.len() >= ENDPOINTS_PER_WORKSPACE_MAX {
+                return Err(AppError::invalid("url", "a workspace has at most 20 endpoints"));
+            }
+        }
+        let secret = signing::new_secret().map_err(AppError::Internal)?;
+        let mut types: Vec<&str> = request.event_types.iter().map(|event_type| event_type.as_str()).collect();
+        types.sort_unstable();
+        types.dedup();
+        let endpoint = store::outbox::create_endpoint(
+            &self.db,
+            store::outbox::NewEndpoint {
+                workspace_id: owner.workspace_id(),
+                url: url.as_str(),
+                event_types: types.join(" "),
+                description: &request.description,
+                secret: &secret,
+            },
+            self.now(),
+        )
+        .await
+        .map_err(db_error)?;
+        Ok(EndpointView {
+            endpoint,
+            secret: Some(secret),
+        })
+    }
+
+    /// The endpoint `id` if `owner` may see it; another workspace's is
+    /// NOT_FOUND, as if it did not exist.
+    pub async fn webhook_endpoint(&self, owner: &EndpointOwner, id: i64) -> AppResult<webhook_endpoint::Model> {
+        let endpoint = store::outbox::endpoint(&self.db, id)
+            .await
+            .map_err(db_error)?
+            .ok_or(AppError::NotFound("webhook endpoint"))?;
+        let visible = match owner {
+            EndpointOwner::Everyone => true,
+            EndpointOwner::Workspace(scope) => {
+                endpoint.workspace_id.as_deref() == Some(scope.workspace_id().as_str())
+            }
+        };
+        if !visible {
+            return Err(AppError::NotFound("webhook endpoint"));
+        }
+        Ok(endpoint)
+    }
+
+    /// A new secret for an endpoint, answered once; the old one stops at once.
+    pub async fn rotate_webhook_secret(&self, owner: &EndpointOwner, id: i64) -> AppResult<EndpointView> {
+        let mut endpoint = self.webhook_endpoint(owner, id).await?;
+        let secret = signing::new_secret().map_err(AppError::Internal)?;
+        store::outbox::set_secret(&self.db, id, &secret)
+            .await
+            .map_err(db_error)?;
+        endpoint.secret.clone_from(&secret);
+        Ok(EndpointView {
+            endpoint,
+            secret: Some(secret),
+        })
+    }
+
+    /// Deletes an endpoint and its delivery history.
+    pub async fn delete_webhook_endpoint(&self, owner: &EndpointOwner, id: i64) -> AppResult<()> {
+        self.webhook_endpoint(owner, id).await?;
+        store::outbox::delete_endpoint(&self.db, id)
+            .await
+            .map_err(db_error)
+    }
+
+    /// The workspace's endpoints (an operator's list without a workspace:
+    /// the endpoints for every workspace).
+    pub async fn webhook_endpoints(&self, owner: &EndpointOwner) -> AppResult<Vec<webhook_endpoint::Model>> {
+        let (workspace_id, global) = match owner {
+            EndpointOwner::Workspace(scope) => (Some(scope.workspace_id().as_str()), false),
+            EndpointOwner::Everyone => (None, true),
+        };
+        store::outbox::endpoints(&self.db, workspace_id, global)
+            .await
+            .map_err(db_error)
+    }
+
+    /// A page of an endpoint's deliveries, newest first, with each event's type.
+    pub async fn webhook_deliveries(
+        &self,
+        owner: &EndpointOwner,
+        endpoint_id: i64,
+        first: u64,
+        after: Option<i64>,
+    ) -> AppResult<Vec<(webhook_delivery::Model, String)>> {
+        self.webhook_endpoint(owner, endpoint_id).await?;
+        store::outbox::deliveries(&self.db, endpoint_id, after, first.min(DELIVERIES_PAGE_MAX))
+            .await
+            .map_err(db_error)
+    }
+
+    /// Sends a stored event to an endpoint again, as a new delivery due now.
+    pub async fn redeliver_webhook_event(
+        &self,
+        owner: &EndpointOwner,
+        endpoint_id: i64,
+        event_id: i64,
+    ) -> AppResult<(webhook_delivery::Model, String)> {
+        let endpoint = self.webhook_endpoint(owner, endpoint_id).await?;
+        let workspace = store::outbox::event_workspace(&self.db, event_id)
+            .await
+            .map_err(db_error)?
+            .ok_or(AppError::NotFound("event"))?;
+        // An endpoint receives only events it could have received.
+        if endpoint.workspace_id.as_ref().is_some_and(|own| *own != workspace) {
+            return Err(AppError::NotFound("event"));
+        }
+        store::outbox::redeliver(&self.db, endpoint_id, event_id, chrono::Utc::now())
+            .await
+            .map_err(db_error)?
+            .ok_or(AppError::NotFound("event"))
+    }
+
+    /// Writes the events no single ledger write causes, each once per
+    /// occasion: `credits.trial_ending` for trials ending within 48 hours,
+    /// and `credits.runway_low` for wallets that spent since the last run
+    /// and, at their burn, run out before their next reset. Returns how
+    /// many events were written.
+    pub async fn send_notices(&self, cursor: &mut NoticeCursor, now: DateTime<Utc>) -> AppResult<usize> {
+        let mut events: Vec<NewEvent> = Vec::new();
+        for (workspace_id, ends_at) in store::outbox::trials_ending(&self.db, now, now + TRIAL_ENDING_NOTICE)
+            .await
+            .map_err(db_error)?
+        {
+            let scope = WalletScope::system(WorkspaceId::parse("workspaceId", &workspace_id)?);
+            let view = self.wallet(&scope).await?;
+            events.push(outbox::trial_ending(&workspace_id, ends_at, &view.balance));
+        }
+        let after = match cursor.last_ledger_id {
+            Some(id) => id,
+            None => store::outbox::last_ledger_id(&self.db).await.map_err(db_error)?,
+        };
+        let (spenders, last) = store::outbox::wallets_spending_since(&self.db, after)
+            .await
+            .map_err(db_error)?;
+        let due: Vec<String> = {
+            cursor.last_ledger_id = Some(last);
+            cursor
+                .examined
+                .retain(|_, at| *at + RUNWAY_CHECK_EVERY > now);
+            spenders
+                .into_iter()
+                .filter(|workspace_id| match cursor.examined.entry(workspace_id.clone()) {
+                    std::collections::hash_map::Entry::Occupied(_) => false,
+                    std::collections::hash_map::Entry::Vacant(vacant) => {
+                        vacant.insert(now);
+                        true
+                    }
+                })
+                .collect()
+        };
+        for workspace_id in due {
+            let scope = WalletScope::system(WorkspaceId::parse("workspaceId", &workspace_id)?);
+            let view = self.wallet(&scope).await?;
+            let forecast = self.forecast(&scope, &view).await?;
+            if let (Some(false), Some(period), Some(depletes_at)) =
+                (forecast.covers_until_reset, view.current_period, forecast.depletes_at)
+            {
+                events.push(outbox::runway_low(
+                    &workspace_id,
+                    period.end,
+                    depletes_at,
+                    forecast.daily_burn,
+                    &view.balance,
+                ));
+            }
+        }
+        if events.is_empty() {
+            return Ok(0);
+        }
+        let txn = store::begin_write(&self.db).await.map_err(db_error)?;
+        let written = store::outbox::insert_events(&txn, &events, now, chrono::Utc::now())
+            .await
+            .map_err(db_error)?;
+        store::commit(txn).await.map_err(db_error)?;
+        Ok(written)
+    }
+}

@@ -1,0 +1,503 @@
+//! The outbox, webhook endpoints and their delivery queue
+//! (`docs/design/webhooks.md`).
+//!
+//! Events are inserted in the caller's transaction and fanned out there to
+//! the endpoints subscribed at that moment, one `webhook_delivery` row
+//! each. Workers claim due deliveries by setting a lease; on PostgreSQL the
+//! claim skips rows another instance is claiming (`FOR UPDATE SKIP LOCKED`).
+
+use chrono::{DateTime, Utc};
+use entity::{webhook_delivery, webhook_endpoint};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, Statement, Value,
+};
+
+use super::{Result, internal};
+use crate::domain::outbox::NewEvent;
+
+/// A delivery's states, as stored.
+pub const PENDING: &str = "PENDING";
+/// Answered 2xx.
+pub const DELIVERED: &str = "DELIVERED";
+/// Its last attempt failed.
+pub const FAILED: &str = "FAILED";
+
+/// `sql` with its `?` placeholders numbered for PostgreSQL.
+fn placeholders(backend: DbBackend, sql: &str) -> String {
+    if backend != DbBackend::Postgres {
+        return sql.to_owned();
+    }
+    let mut numbered = String::with_capacity(sql.len() + 8);
+    let mut n = 0;
+    for character in sql.chars() {
+        if character == '?' {
+            n += 1;
+            numbered.push('$');
+            numbered.push_str(&n.to_string());
+        } else {
+            numbered.push(character);
+        }
+    }
+    numbered
+}
+
+fn statement(db: &impl ConnectionTrait, sql: &str, values: Vec<Value>) -> Statement {
+    let backend = db.get_database_backend();
+    Statement::from_sql_and_values(backend, placeholders(backend, sql), values)
+}
+
+/// Writes `events` (an event whose once-key exists is dropped) and a
+/// delivery of each to every endpoint subscribed to it; returns how many
+/// events were written. `due` is when their first attempt is due.
+pub async fn insert_events(
+    txn: &impl ConnectionTrait,
+    events: &[NewEvent],
+    created_at: DateTime<Utc>,
+    due: DateTime<Utc>,
+) -> Result<usize> {
+    let mut ids = Vec::with_capacity(events.len());
+    for event in events {
+        let inserted = txn
+            .query_one_raw(statement(
+                txn,
+                "INSERT INTO outbox_event (event_type, workspace_id, data, once_key, created_at) \
+                 VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id",
+                vec![
+                    event.event_type.as_str().into(),
+                    event.workspace_id.clone().into(),
+                    event.data.to_string().into(),
+                    event.once_key.clone().into(),
+                    created_at.into(),
+                ],
+            ))
+            .await?;
+        if let Some(row) = inserted {
+            ids.push(row.try_get::<i64>("", "id")?);
+        }
+    }
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
+    txn.execute_raw(statement(
+        txn,
+        &format!(
+            "INSERT INTO webhook_delivery (endpoint_id, event_id, workspace_id, status, attempts, \
+             next_attempt_at, created_at) \
+             SELECT p.id, e.id, e.workspace_id, '{PENDING}', 0, ?, ? FROM outbox_event e \
+             JOIN webhook_endpoint p ON (p.workspace_id = e.workspace_id OR p.workspace_id IS NULL) \
+             AND (p.event_types = '' OR (' ' || p.event_types || ' ') LIKE ('% ' || e.event_type || ' %')) \
+             WHERE e.id IN ({list}) ORDER BY e.id, p.id"
+        ),
+        vec![due.into(), created_at.into()],
+    ))
+    .await?;
+    Ok(ids.len())
+}
+
+/// A new endpoint.
+pub struct NewEndpoint<'a> {
+    /// Its workspace; `None`: every workspace.
+    pub workspace_id: Option<&'a str>,
+    /// Where to post.
+    pub url: &'a str,
+    /// Space-separated types; empty: all.
+    pub event_types: String,
+    /// The caller's note.
+    pub description: &'a str,
+    /// The signing secret.
+    pub secret: &'a str,
+}
+
+/// Stores an endpoint.
+pub async fn create_endpoint(
+    db: &impl ConnectionTrait,
+    endpoint: NewEndpoint<'_>,
+    now: DateTime<Utc>,
+) -> Result<webhook_endpoint::Model> {
+    Ok(webhook_endpoint::ActiveModel {
+        workspace_id: Set(endpoint.workspace_id.map(str::to_owned)),
+        url: Set(endpoint.url.to_owned()),
+        event_types: Set(endpoint.event_types),
+        description: Set(endpoint.description.to_owned()),
+        secret: Set(endpoint.secret.to_owned()),
+        created_at: Set(now),
+        ..Default::default()
+    }
+    .insert(db)
+    .await?)
+}
+
+/// An endpoint by id.
+pub async fn endpoint(db: &impl ConnectionTrait, id: i64) -> Result<Option<webhook_endpoint::Model>> {
+    Ok(webhook_endpoint::Entity::find_by_id(id).one(db).await?)
+}
+
+/// Endpoints of `workspace_id` (and, with `with_global`, those for every
+/// workspace), oldest first.
+pub async fn endpoints(
+    db: &impl ConnectionTrait,
+    workspace_id: Option<&str>,
+    with_global: bool,
+) -> Result<Vec<webhook_endpoint::Model>> {
+    let mut condition = sea_orm::Condition::any();
+    if let Some(workspace_id) = workspace_id {
+        condition = condition.add(webhook_endpoint::Column::WorkspaceId.eq(workspace_id));
+    }
+    if with_global {
+        condition = condition.add(webhook_endpoint::Column::WorkspaceId.is_null());
+    }
+    Ok(webhook_endpoint::Entity::find()
+        .filter(condition)
+        .order_by_asc(webhook_endpoint::Column::Id)
+        .all(db)
+        .await?)
+}
+
+/// Replaces an endpoint's secret.
+pub async fn set_secret(db: &impl ConnectionTrait, id: i64, secret: &str) -> Result<()> {
+    let result = webhook_endpoint::Entity::update_many()
+        .col_expr(webhook_endpoint::Column::Secret, Expr::value(secret))
+        .filter(webhook_endpoint::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    if result.rows_affected != 1 {
+        return Err(internal(format!("endpoint {id} vanished")));
+    }
+    Ok(())
+}
+
+/// Deletes an endpoint and its deliveries.
+pub async fn delete_endpoint(db: &impl ConnectionTrait, id: i64) -> Result<()> {
+    webhook_delivery::Entity::delete_many()
+        .filter(webhook_delivery::Column::EndpointId.eq(id))
+        .exec(db)
+        .await?;
+    webhook_endpoint::Entity::delete_by_id(id).exec(db).await?;
+    Ok(())
+}
+
+/// A page of an endpoint's deliveries, newest first, after delivery id
+/// `after` (exclusive), at most `limit`.
+pub async fn deliveries(
+    db: &impl ConnectionTrait,
+    endpoint_id: i64,
+    after: Option<i64>,
+    limit: u64,
+) -> Result<Vec<(webhook_delivery::Model, String)>> {
+    let mut query = webhook_delivery::Entity::find().filter(webhook_delivery::Column::EndpointId.eq(endpoint_id));
+    if let Some(after) = after {
+        query = query.filter(webhook_delivery::Column::Id.lt(after));
+    }
+    let rows = query
+        .order_by_desc(webhook_delivery::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await?;
+    let ids: Vec<i64> = rows.iter().map(|row| row.event_id).collect();
+    let types: std::collections::HashMap<i64, String> = entity::outbox_event::Entity::find()
+        .filter(entity::outbox_event::Column::Id.is_in(ids))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|event| (event.id, event.event_type))
+        .collect();
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let event_type = types.get(&row.event_id).cloned().unwrap_or_default();
+            (row, event_type)
+        })
+        .collect())
+}
+
+/// A new delivery of event `event_id` to endpoint `endpoint_id`, due now,
+/// with the event's type; `None` when the event does not exist.
+pub async fn redeliver(
+    db: &impl ConnectionTrait,
+    endpoint_id: i64,
+    event_id: i64,
+    now: DateTime<Utc>,
+) -> Result<Option<(webhook_delivery::Model, String)>> {
+    let Some(event) = entity::outbox_event::Entity::find_by_id(event_id).one(db).await? else {
+        return Ok(None);
+    };
+    Ok(Some((
+        webhook_delivery::ActiveModel {
+            endpoint_id: Set(endpoint_id),
+            event_id: Set(event.id),
+            workspace_id: Set(event.workspace_id),
+            status: Set(PENDING.to_owned()),
+            attempts: Set(0),
+            next_attempt_at: Set(now),
+            leased_until: Set(None),
+            last_status_code: Set(None),
+            last_error: Set(None),
+            delivered_at: Set(None),
+            created_at: Set(now),
+            ..Default::default()
+        }
+        .insert(db)
+        .await?,
+        event.event_type,
+    )))
+}
+
+/// The workspace of stored event `event_id`.
+pub async fn event_workspace(db: &impl ConnectionTrait, event_id: i64) -> Result<Option<String>> {
+    Ok(entity::outbox_event::Entity::find_by_id(event_id)
+        .one(db)
+        .await?
+        .map(|event| event.workspace_id))
+}
+
+/// A delivery a worker claimed, with what it sends.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    /// The delivery.
+    pub id: i64,
+    /// Attempts before this one.
+    pub attempts: i32,
+    /// Where.
+    pub url: String,
+    /// Signing secret (`whsec_…`).
+    pub secret: String,
+    /// The event's stored id.
+    pub event_id: i64,
+    /// Its type.
+    pub event_type: String,
+    /// Its workspace.
+    pub workspace_id: String,
+    /// Its data, JSON text.
+    pub data: String,
+    /// When it happened.
+    pub created_at: DateTime<Utc>,
+}
+
+/// The oldest due delivery's due time, if any is due at `now` (a cheap
+/// read before a claim, which writes).
+pub async fn oldest_due(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
+    let row = db
+        .query_one_raw(statement(
+            db,
+            &format!(
+                "SELECT next_attempt_at FROM webhook_delivery WHERE status = '{PENDING}' \
+                 AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT 1"
+            ),
+            vec![now.into()],
+        ))
+        .await?;
+    row.map(|row| row.try_get::<DateTime<Utc>>("", "next_attempt_at"))
+        .transpose()
+        .map_err(Into::into)
+}
+
+/// Claims up to `limit` due deliveries until `lease_until`: the oldest of
+/// each endpoint and workspace first (a later event waits while an earlier
+/// one is on its first attempt or being sent; one waiting for a retry does
+/// not hold the rest back).
+pub async fn claim(
+    db: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    limit: u64,
+) -> Result<Vec<Claimed>> {
+    let backend = db.get_database_backend();
+    let skip_locked = if backend == DbBackend::Postgres {
+        " FOR UPDATE SKIP LOCKED"
+    } else {
+        ""
+    };
+    let claimed = db
+        .query_all_raw(statement(
+            db,
+            &format!(
+                "UPDATE webhook_delivery SET leased_until = ? WHERE id IN ( \
+                 SELECT d.id FROM webhook_delivery d WHERE d.status = '{PENDING}' AND d.next_attempt_at <= ? \
+                 AND (d.leased_until IS NULL OR d.leased_until < ?) \
+                 AND NOT EXISTS (SELECT 1 FROM webhook_delivery b WHERE b.endpoint_id = d.endpoint_id \
+                   AND b.workspace_id = d.workspace_id AND b.id < d.id AND b.status = '{PENDING}' \
+                   AND (b.attempts = 0 OR b.leased_until >= ?)) \
+                 ORDER BY d.next_attempt_at, d.id LIMIT {limit}{skip_locked}) \
+                 AND status = '{PENDING}' AND (leased_until IS NULL OR leased_until < ?) RETURNING id"
+            ),
+            vec![
+                lease_until.into(),
+                now.into(),
+                now.into(),
+                now.into(),
+                now.into(),
+            ],
+        ))
+        .await?;
+    let ids: Vec<i64> = claimed
+        .iter()
+        .map(|row| row.try_get::<i64>("", "id"))
+        .collect::<std::result::Result<_, _>>()?;
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
+    let rows = db
+        .query_all_raw(statement(
+            db,
+            &format!(
+                "SELECT d.id, d.attempts, p.url, p.secret, e.id AS event_id, e.event_type, e.workspace_id, \
+                 e.data, e.created_at FROM webhook_delivery d \
+                 JOIN webhook_endpoint p ON p.id = d.endpoint_id JOIN outbox_event e ON e.id = d.event_id \
+                 WHERE d.id IN ({list}) ORDER BY d.id"
+            ),
+            Vec::new(),
+        ))
+        .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(Claimed {
+                id: row.try_get("", "id")?,
+                attempts: row.try_get("", "attempts")?,
+                url: row.try_get("", "url")?,
+                secret: row.try_get("", "secret")?,
+                event_id: row.try_get("", "event_id")?,
+                event_type: row.try_get("", "event_type")?,
+                workspace_id: row.try_get("", "workspace_id")?,
+                data: row.try_get("", "data")?,
+                created_at: row.try_get("", "created_at")?,
+            })
+        })
+        .collect()
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempted {
+    /// 2xx.
+    Delivered { status: u16 },
+    /// Another answer or none; retry at `retry_at`, or give up when `None`.
+    Failed {
+        status: Option<u16>,
+        error: String,
+        retry_at: Option<DateTime<Utc>>,
+    },
+}
+
+/// Records attempt `attempt` (1-based) of a claimed delivery and releases it.
+pub async fn record_attempt(
+    db: &impl ConnectionTrait,
+    id: i64,
+    attempt: i32,
+    outcome: &Attempted,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let (status, code, error, next, delivered_at) = match outcome {
+        Attempted::Delivered { status } => (DELIVERED, Some(*status), None, now, Some(now)),
+        Attempted::Failed {
+            status,
+            error,
+            retry_at,
+        } => (
+            if retry_at.is_some() { PENDING } else { FAILED },
+            *status,
+            Some(error.chars().take(500).collect::<String>()),
+            retry_at.unwrap_or(now),
+            None,
+        ),
+    };
+    webhook_delivery::Entity::update_many()
+        .col_expr(webhook_delivery::Column::Status, Expr::value(status))
+        .col_expr(webhook_delivery::Column::Attempts, Expr::value(attempt))
+        .col_expr(
+            webhook_delivery::Column::LastStatusCode,
+            Expr::value(code.map(i32::from)),
+        )
+        .col_expr(webhook_delivery::Column::LastError, Expr::value(error))
+        .col_expr(webhook_delivery::Column::NextAttemptAt, Expr::value(next))
+        .col_expr(webhook_delivery::Column::DeliveredAt, Expr::value(delivered_at))
+        .col_expr(
+            webhook_delivery::Column::LeasedUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .filter(webhook_delivery::Column::Id.eq(id))
+        .filter(webhook_delivery::Column::Status.eq(PENDING))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Pending deliveries and the age in seconds of the oldest due one (the
+/// outbox lag), for the metrics.
+pub async fn backlog(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<(i64, f64)> {
+    let pending = webhook_delivery::Entity::find()
+        .filter(webhook_delivery::Column::Status.eq(PENDING))
+        .count(db)
+        .await?;
+    let lag = oldest_due(db, now)
+        .await?
+        .map_or(0.0, |due| (now - due).num_milliseconds().max(0) as f64 / 1000.0);
+    Ok((i64::try_from(pending).unwrap_or(i64::MAX), lag))
+}
+
+/// Trial wallets whose trial ends in `(now, until]`: (workspace, end, balance).
+pub async fn trials_ending(
+    db: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<Vec<(String, DateTime<Utc>)>> {
+    let rows = entity::wallet::Entity::find()
+        .filter(entity::wallet::Column::TrialEndsAt.gt(now))
+        .filter(entity::wallet::Column::TrialEndsAt.lte(until))
+        .filter(entity::wallet::Column::PlanCode.eq(crate::domain::catalogue::PlanCode::ProTrial.as_str()))
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|wallet| Some((wallet.workspace_id, wallet.trial_ends_at?)))
+        .collect())
+}
+
+/// Wallets with a SPEND row after ledger row `after_id`, and the largest
+/// row id seen (the next call's `after_id`).
+pub async fn wallets_spending_since(db: &impl ConnectionTrait, after_id: i64) -> Result<(Vec<String>, i64)> {
+    let rows = db
+        .query_all_raw(statement(
+            db,
+            &format!(
+                "SELECT w.workspace_id, MAX(e.id) AS last_id FROM ledger_entry e JOIN wallet w ON w.id = e.wallet_id \
+                 WHERE e.id > ? AND e.kind = '{}' GROUP BY w.workspace_id",
+                crate::domain::catalogue::LedgerKind::Spend.as_str()
+            ),
+            vec![after_id.into()],
+        ))
+        .await?;
+    let mut last = after_id;
+    let mut workspaces = Vec::with_capacity(rows.len());
+    for row in &rows {
+        workspaces.push(row.try_get::<String>("", "workspace_id")?);
+        last = last.max(row.try_get::<i64>("", "last_id")?);
+    }
+    Ok((workspaces, last))
+}
+
+/// The largest ledger row id (0 for an empty ledger).
+pub async fn last_ledger_id(db: &impl ConnectionTrait) -> Result<i64> {
+    let row = db
+        .query_one_raw(statement(
+            db,
+            "SELECT COALESCE(MAX(id), 0) AS last_id FROM ledger_entry",
+            Vec::new(),
+        ))
+        .await?;
+    Ok(row.map(|row| row.try_get::<i64>("", "last_id")).transpose()?.unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_numbered_for_postgres_only() {
+        assert_eq!(placeholders(DbBackend::Postgres, "a = ? AND b = ?"), "a = $1 AND b = $2");
+        assert_eq!(placeholders(DbBackend::Sqlite, "a = ? AND b = ?"), "a = ? AND b = ?");
+    }
+}
