@@ -125,11 +125,40 @@ pub fn events_of_change(change: &Change, ids: &[i64]) -> Vec<NewEvent> {
             }
         }
     }
+    events.extend(
+        pause_change(change, ids)
+            .into_iter()
+            .map(|(event_type, data)| event(event_type, data)),
+    );
     events
 }
 
-/// What one row tells: a top-up, a renewal's allocation, and the balance
-/// reaching or leaving zero.
+/// The balance reaching zero (AI pauses) or leaving it (AI resumes) over
+/// the whole change, so that an expiry followed by a renewal's grant, or a
+/// spend reversed in the same batch, tells nothing.
+fn pause_change(change: &Change, ids: &[i64]) -> Option<(EventType, Value)> {
+    let first = change.rows.first()?;
+    let (last, &id) = change.rows.last().zip(ids.last())?;
+    let before = first.balance.total - first.amount;
+    let after = last.balance.total;
+    let data = || {
+        json!({
+            "transactionId": id.to_string(),
+            "sequence": last.sequence,
+            "balance": balance_json(&last.balance),
+        })
+    };
+    if before > 0 && after == 0 {
+        return Some((EventType::AiPaused, data()));
+    }
+    // The wallet's first row opens it: a wallet never paused does not resume.
+    if before <= 0 && after > 0 && first.sequence > 1 {
+        return Some((EventType::AiResumed, data()));
+    }
+    None
+}
+
+/// What one row tells: a top-up, or a renewal's allocation.
 fn row_events(change: &Change, row: &Row, id: i64) -> Vec<(EventType, Value)> {
     let mut events = Vec::new();
     let common = |extra: Value| {
@@ -168,13 +197,6 @@ fn row_events(change: &Change, row: &Row, id: i64) -> Vec<(EventType, Value)> {
             events.push((EventType::PeriodRenewed, common(json!({}))));
         }
         _ => {}
-    }
-    let before = row.balance.total - row.amount;
-    if row.balance.total == 0 && before > 0 {
-        events.push((EventType::AiPaused, common(json!({}))));
-    } else if row.balance.total > 0 && before <= 0 && row.sequence > 1 {
-        // Not the wallet's first row: a wallet never paused does not resume.
-        events.push((EventType::AiResumed, common(json!({}))));
     }
     events
 }

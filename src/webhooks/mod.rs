@@ -33,6 +33,12 @@ pub fn retry_delay(base: Duration, attempts: u32, jitter: f64) -> Duration {
     capped.mul_f64(0.9 + 0.2 * jitter.clamp(0.0, 1.0))
 }
 
+/// How long a claim holds a delivery: well beyond an attempt's longest
+/// (the timeout) and its recording, so no other worker sends it meanwhile.
+pub fn lease(timeout: Duration) -> Duration {
+    timeout * 2 + Duration::from_secs(5)
+}
+
 /// Runs the delivery worker until the task is dropped.
 pub async fn run(db: store::Pool, settings: WebhookSettings, metrics: Metrics) {
     let client = match target::client(settings.allow_private, settings.timeout) {
@@ -72,8 +78,7 @@ async fn deliver_due(
     if store::outbox::oldest_due(db, now).await?.is_none() {
         return Ok(0);
     }
-    let lease = chrono::Duration::from_std(settings.timeout + Duration::from_secs(30))
-        .unwrap_or(chrono::Duration::seconds(60));
+    let lease = chrono::Duration::from_std(lease(settings.timeout)).unwrap_or(chrono::Duration::seconds(60));
     let claimed = store::outbox::claim(db, now, now + lease, CLAIM_BATCH).await?;
     let sent = claimed.len();
     join_all(

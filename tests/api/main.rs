@@ -28,3 +28,4 @@ mod spend;
 mod subscriptions;
 mod transactions;
 mod walkthrough;
+mod webhooks;

@@ -104,6 +104,8 @@ pub struct Options {
     pub http_idle_timeout: Option<std::time::Duration>,
     /// `CORS_ALLOWED_ORIGINS`.
     pub cors_allowed_origins: Vec<String>,
+    /// `WEBHOOK_*` (default: no delivery worker, private targets allowed).
+    pub webhooks: Option<protodesk_credits::config::WebhookSettings>,
 }
 
 /// A running app and what a test needs to talk to it.
@@ -290,6 +292,13 @@ impl TestApp {
                 .unwrap_or(protodesk_credits::config::HTTP_IDLE_TIMEOUT_DEFAULT),
             cors_allowed_origins: options.cors_allowed_origins.clone(),
             stripe_webhook_secret: Some(STRIPE_SECRET.to_owned().into()),
+            webhooks: options
+                .webhooks
+                .unwrap_or(protodesk_credits::config::WebhookSettings {
+                    deliver: false,
+                    allow_private: true,
+                    ..Default::default()
+                }),
             renewal_cron: options.renewal_cron,
             group_commit: (!options.unbatched).then(|| options.group_commit.unwrap_or_default()),
             introspection: !options.no_introspection,

@@ -1,0 +1,219 @@
+//! Endpoints: who may manage them, which events each receives, secret
+//! rotation, deletion, and the targets refused.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::receiver::{Receiver, signature_is_valid};
+use super::{create_endpoint, delivering, endpoint, settled_deliveries};
+use crate::both_backends;
+use crate::helpers::{Backend, Options, TestApp};
+
+async fn each_endpoint_gets_its_workspace_s_subscribed_events(app: TestApp) {
+    let (own, everyone) = (Receiver::start().await, Receiver::start().await);
+    app.create_workspace("ws-a").await;
+    app.create_workspace("ws-b").await;
+    let admin_a = app.token("admin", Some("ws-a"));
+    let operator = app.operator();
+    let (own_id, _) = endpoint(&app, &admin_a, None, &own.url, &["credits.top_up_applied"]).await;
+    let (everyone_id, _) = endpoint(&app, &operator, None, &everyone.url, &[]).await;
+
+    app.top_up(&operator, Some("ws-a"), "PACK_100", "pay-a").await.data();
+    app.top_up(&operator, Some("ws-b"), "PACK_100", "pay-b").await.data();
+    app.gql(
+        Some(&admin_a),
+        "mutation { setLowBalanceThreshold(input: {threshold: 1000}) { wallet { balance { total } } } }",
+        json!({}),
+    )
+    .await
+    .data();
+    let service_a = app.token("service", Some("ws-a"));
+    app.spend_ok(&service_a, "TRIAGE", "below").await;
+
+    let everything = everyone.wait_for(Duration::from_secs(10), |r| r.len() >= 3).await;
+    let seen: Vec<(String, String)> = everything
+        .iter()
+        .map(|r| {
+            let body = r.json();
+            (
+                body["workspaceId"].as_str().unwrap().to_owned(),
+                body["type"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert!(seen.contains(&("ws-a".into(), "credits.top_up_applied".into())), "{seen:?}");
+    assert!(seen.contains(&("ws-b".into(), "credits.top_up_applied".into())), "{seen:?}");
+    assert!(seen.contains(&("ws-a".into(), "credits.low_balance".into())), "{seen:?}");
+    settled_deliveries(&app, &operator, &everyone_id, 3).await;
+    let mine = settled_deliveries(&app, &admin_a, &own_id, 1).await;
+    assert_eq!(mine[0]["eventType"], "credits.top_up_applied");
+    let only = own.received();
+    assert_eq!(only.len(), 1);
+    assert_eq!(only[0].json()["workspaceId"], "ws-a");
+
+    // Another workspace's admin sees none of it.
+    let admin_b = app.token("admin", Some("ws-b"));
+    let listed = app
+        .gql(Some(&admin_b), "{ webhookEndpoints { id } }", json!({}))
+        .await;
+    assert_eq!(listed.data()["webhookEndpoints"], json!([]));
+    let foreign = app
+        .gql(
+            Some(&admin_b),
+            "query($id: ID!) { webhookDeliveries(endpointId: $id) { nodes { id } } }",
+            json!({ "id": own_id }),
+        )
+        .await;
+    assert_eq!(foreign.code(), "NOT_FOUND");
+    let listed = app
+        .gql(Some(&operator), "{ webhookEndpoints { id workspaceId } }", json!({}))
+        .await;
+    assert_eq!(
+        listed.data()["webhookEndpoints"],
+        json!([{ "id": everyone_id, "workspaceId": null }]),
+        "an operator's list without a workspace: the endpoints for every workspace"
+    );
+}
+
+async fn only_admins_and_operators_manage_endpoints_and_bad_input_changes_nothing(app: TestApp) {
+    app.create_workspace("ws-roles").await;
+    let receiver = Receiver::start().await;
+    for role in ["agent", "service"] {
+        let token = app.token(role, Some("ws-roles"));
+        let refused = create_endpoint(&app, &token, None, &receiver.url, &[]).await;
+        assert_eq!(refused.code(), "FORBIDDEN", "{role}");
+    }
+    let admin = app.token("admin", Some("ws-roles"));
+    let other = create_endpoint(&app, &admin, Some("ws-elsewhere"), &receiver.url, &[]).await;
+    assert_eq!(other.code(), "NOT_FOUND");
+    let unknown_type = create_endpoint(&app, &admin, None, &receiver.url, &["credits.nope"]).await;
+    assert_eq!(unknown_type.code(), "BAD_USER_INPUT");
+    let not_a_url = create_endpoint(&app, &admin, None, "not a url", &[]).await;
+    assert_eq!(not_a_url.code(), "BAD_USER_INPUT");
+    let bad_id = app
+        .gql(
+            Some(&admin),
+            "mutation { deleteWebhookEndpoint(input: {endpointId: \"x\"}) { endpointId } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(bad_id.code(), "BAD_USER_INPUT");
+    let bad_event = app
+        .gql(
+            Some(&admin),
+            "mutation { redeliverWebhookEvent(input: {endpointId: \"1\", eventId: \"1\"}) { delivery { id } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(bad_event.code(), "BAD_USER_INPUT");
+    assert_eq!(app.query_i64("SELECT COUNT(*) FROM webhook_endpoint").await, 0);
+}
+
+async fn a_rotated_secret_signs_at_once_and_a_deleted_endpoint_gets_nothing(app: TestApp) {
+    let receiver = Receiver::start().await;
+    app.create_workspace("ws-rotate").await;
+    let admin = app.token("admin", Some("ws-rotate"));
+    let operator = app.operator();
+    let (id, old) = endpoint(&app, &admin, None, &receiver.url, &[]).await;
+    let rotated = app
+        .gql(
+            Some(&admin),
+            "mutation($id: ID!) { rotateWebhookSecret(input: {endpointId: $id}) { endpoint { id } secret } }",
+            json!({ "id": id }),
+        )
+        .await;
+    let new = rotated.data()["rotateWebhookSecret"]["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(new, old);
+    app.top_up(&operator, Some("ws-rotate"), "PACK_100", "pay-rot-1").await.data();
+    let received = receiver.wait_for(Duration::from_secs(10), |r| !r.is_empty()).await;
+    assert!(signature_is_valid(&new, &received[0]));
+    assert!(!signature_is_valid(&old, &received[0]));
+
+    let deleted = app
+        .gql(
+            Some(&admin),
+            "mutation($id: ID!) { deleteWebhookEndpoint(input: {endpointId: $id}) { endpointId } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(deleted.data()["deleteWebhookEndpoint"]["endpointId"], id.as_str());
+    app.top_up(&operator, Some("ws-rotate"), "PACK_100", "pay-rot-2").await.data();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(receiver.received().len(), 1, "a deleted endpoint receives nothing");
+    let gone = app
+        .gql(
+            Some(&admin),
+            "query($id: ID!) { webhookDeliveries(endpointId: $id) { nodes { id } } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(gone.code(), "NOT_FOUND");
+    assert_eq!(
+        app.query_i64("SELECT COUNT(*) FROM outbox_event").await,
+        2,
+        "events are written whether or not anyone listens"
+    );
+}
+
+both_backends!(
+    options = crate::webhooks::with_delivery();
+    each_endpoint_gets_its_workspace_s_subscribed_events,
+    only_admins_and_operators_manage_endpoints_and_bad_input_changes_nothing,
+    a_rotated_secret_signs_at_once_and_a_deleted_endpoint_gets_nothing,
+);
+
+/// Without `WEBHOOK_ALLOW_PRIVATE`, private, loopback and link-local
+/// targets and plain http are refused, and nothing is stored.
+async fn private_targets_are_refused_without_the_setting(backend: Backend) {
+    let app = TestApp::spawn_with(
+        backend,
+        Options {
+            webhooks: Some(protodesk_credits::config::WebhookSettings {
+                allow_private: false,
+                ..delivering()
+            }),
+            ..Options::default()
+        },
+    )
+    .await;
+    app.create_workspace("ws-ssrf").await;
+    let admin = app.token("admin", Some("ws-ssrf"));
+    let receiver = Receiver::start().await;
+    let https_receiver = receiver.url.replace("http://", "https://");
+    for target in [
+        receiver.url.as_str(),
+        https_receiver.as_str(),
+        "https://localhost/hook",
+        "https://169.254.169.254/latest/meta-data/",
+        "https://10.0.0.1/hook",
+        "https://192.168.1.10/hook",
+        "https://[::1]/hook",
+        "https://[fd00::1]/hook",
+        "https://0.0.0.0/hook",
+        "http://8.8.8.8/hook",
+    ] {
+        let refused = create_endpoint(&app, &admin, None, target, &[]).await;
+        assert_eq!(refused.code(), "BAD_USER_INPUT", "{target}: {:?}", refused.body);
+    }
+    assert_eq!(app.query_i64("SELECT COUNT(*) FROM webhook_endpoint").await, 0);
+    assert!(deliveries_are_empty(&app).await);
+    app.teardown().await;
+}
+
+async fn deliveries_are_empty(app: &TestApp) -> bool {
+    app.query_i64("SELECT COUNT(*) FROM webhook_delivery").await == 0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_private_targets_are_refused_without_the_setting() {
+    private_targets_are_refused_without_the_setting(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_private_targets_are_refused_without_the_setting() {
+    private_targets_are_refused_without_the_setting(Backend::Postgres).await;
+}
