@@ -79,7 +79,8 @@ impl WebhookSettings {
                 Some("on") => true,
                 Some(_) => bail!("WEBHOOK_ALLOW_PRIVATE must be on or off"),
             },
-            timeout: bounded("WEBHOOK_TIMEOUT_MS", 100..=60_000)?.map_or(defaults.timeout, Duration::from_millis),
+            timeout: bounded("WEBHOOK_TIMEOUT_MS", 100..=60_000)?
+                .map_or(defaults.timeout, Duration::from_millis),
             retry_base: bounded("WEBHOOK_RETRY_BASE_MS", 10..=3_600_000)?
                 .map_or(defaults.retry_base, Duration::from_millis),
             max_attempts: bounded("WEBHOOK_MAX_ATTEMPTS", 1..=50)?.unwrap_or(defaults.max_attempts),

@@ -103,7 +103,11 @@ impl App {
         let settings = self.state.ledger.webhook_settings();
         let deliveries = settings.deliver.then(|| {
             let ledger = &self.state.ledger;
-            tokio::spawn(crate::webhooks::run(ledger.pool(), settings, ledger.metrics().clone()))
+            tokio::spawn(crate::webhooks::run(
+                ledger.pool(),
+                settings,
+                ledger.metrics().clone(),
+            ))
         });
         let checkpoints = store::is_sqlite(&self.db).then(|| tokio::spawn(checkpoint_continually(self.db)));
         let router = router(self.state);

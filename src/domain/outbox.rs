@@ -51,7 +51,13 @@ pub struct NewEvent {
 }
 
 /// The body posted for a stored event: `{id, type, createdAt, workspaceId, data}`.
-pub fn body(id: &str, event_type: &str, created_at: DateTime<Utc>, workspace_id: &str, data: &Value) -> Value {
+pub fn body(
+    id: &str,
+    event_type: &str,
+    created_at: DateTime<Utc>,
+    workspace_id: &str,
+    data: &Value,
+) -> Value {
     json!({
         "id": id,
         "type": event_type,

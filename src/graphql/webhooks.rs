@@ -5,8 +5,8 @@ use async_graphql::{Context, ID, Object};
 
 use super::types::{
     CreateWebhookEndpointInput, DeleteWebhookEndpointPayload, RedeliverWebhookEventInput,
-    RedeliverWebhookEventPayload, WebhookDelivery, WebhookDeliveryPage, WebhookEndpoint, WebhookEndpointInput,
-    WebhookEndpointWithSecret,
+    RedeliverWebhookEventPayload, WebhookDelivery, WebhookDeliveryPage, WebhookEndpoint,
+    WebhookEndpointInput, WebhookEndpointWithSecret,
 };
 use super::{caller, ledger, scope};
 use crate::auth::Operation;
@@ -21,7 +21,11 @@ fn owner(ctx: &Context<'_>, workspace_id: Option<&ID>) -> Result<EndpointOwner, 
     if workspace_id.is_none() && caller(ctx)?.role == Role::Operator {
         return Ok(EndpointOwner::Everyone);
     }
-    Ok(EndpointOwner::Workspace(scope(ctx, workspace_id, Operation::Configure)?))
+    Ok(EndpointOwner::Workspace(scope(
+        ctx,
+        workspace_id,
+        Operation::Configure,
+    )?))
 }
 
 /// A numeric id of `field`.
@@ -82,10 +86,13 @@ impl WebhookQuery {
                 .ok()
                 .filter(|first| (1..=DELIVERIES_PAGE_MAX).contains(first))
                 .ok_or_else(|| AppError::invalid("first", "must be from 1 to 100"))?;
-            let after = after
-                .map(|cursor| numeric_id("after", &ID(cursor)))
-                .transpose()?;
-            Ok((owner(ctx, None)?, numeric_id("endpointId", &endpoint_id)?, first, after))
+            let after = after.map(|cursor| numeric_id("after", &ID(cursor))).transpose()?;
+            Ok((
+                owner(ctx, None)?,
+                numeric_id("endpointId", &endpoint_id)?,
+                first,
+                after,
+            ))
         })()
         .gql()?;
         let page = ledger(ctx)
@@ -164,8 +171,9 @@ impl WebhookMutation {
         ctx: &Context<'_>,
         input: WebhookEndpointInput,
     ) -> async_graphql::Result<WebhookEndpointWithSecret> {
-        let (owner, id) = (|| Ok::<_, AppError>((owner(ctx, None)?, numeric_id("endpointId", &input.endpoint_id)?)))()
-            .gql()?;
+        let (owner, id) =
+            (|| Ok::<_, AppError>((owner(ctx, None)?, numeric_id("endpointId", &input.endpoint_id)?)))()
+                .gql()?;
         let view = ledger(ctx).gql()?.rotate_webhook_secret(&owner, id).await.gql()?;
         with_secret(view).gql()
     }
@@ -176,9 +184,14 @@ impl WebhookMutation {
         ctx: &Context<'_>,
         input: WebhookEndpointInput,
     ) -> async_graphql::Result<DeleteWebhookEndpointPayload> {
-        let (owner, id) = (|| Ok::<_, AppError>((owner(ctx, None)?, numeric_id("endpointId", &input.endpoint_id)?)))()
+        let (owner, id) =
+            (|| Ok::<_, AppError>((owner(ctx, None)?, numeric_id("endpointId", &input.endpoint_id)?)))()
+                .gql()?;
+        ledger(ctx)
+            .gql()?
+            .delete_webhook_endpoint(&owner, id)
+            .await
             .gql()?;
-        ledger(ctx).gql()?.delete_webhook_endpoint(&owner, id).await.gql()?;
         Ok(DeleteWebhookEndpointPayload {
             endpoint_id: input.endpoint_id,
         })

@@ -96,7 +96,11 @@ impl Ledger {
             }
         }
         let secret = signing::new_secret().map_err(AppError::Internal)?;
-        let mut types: Vec<&str> = request.event_types.iter().map(|event_type| event_type.as_str()).collect();
+        let mut types: Vec<&str> = request
+            .event_types
+            .iter()
+            .map(|event_type| event_type.as_str())
+            .collect();
         types.sort_unstable();
         types.dedup();
         let endpoint = store::outbox::create_endpoint(
@@ -120,7 +124,11 @@ impl Ledger {
 
     /// The endpoint `id` if `owner` may see it; another workspace's is
     /// NOT_FOUND, as if it did not exist.
-    pub async fn webhook_endpoint(&self, owner: &EndpointOwner, id: i64) -> AppResult<webhook_endpoint::Model> {
+    pub async fn webhook_endpoint(
+        &self,
+        owner: &EndpointOwner,
+        id: i64,
+    ) -> AppResult<webhook_endpoint::Model> {
         let endpoint = store::outbox::endpoint(&self.db, id)
             .await
             .map_err(db_error)?
@@ -198,7 +206,11 @@ impl Ledger {
             .map_err(db_error)?
             .ok_or(AppError::NotFound("event"))?;
         // An endpoint receives only events it could have received.
-        if endpoint.workspace_id.as_ref().is_some_and(|own| *own != workspace) {
+        if endpoint
+            .workspace_id
+            .as_ref()
+            .is_some_and(|own| *own != workspace)
+        {
             return Err(AppError::NotFound("event"));
         }
         store::outbox::redeliver(&self.db, endpoint_id, event_id, chrono::Utc::now())
@@ -231,9 +243,7 @@ impl Ledger {
             .map_err(db_error)?;
         let due: Vec<String> = {
             cursor.last_ledger_id = Some(last);
-            cursor
-                .examined
-                .retain(|_, at| *at + RUNWAY_CHECK_EVERY > now);
+            cursor.examined.retain(|_, at| *at + RUNWAY_CHECK_EVERY > now);
             spenders
                 .into_iter()
                 .filter(|workspace_id| match cursor.examined.entry(workspace_id.clone()) {
@@ -249,9 +259,11 @@ impl Ledger {
             let scope = WalletScope::system(WorkspaceId::parse("workspaceId", &workspace_id)?);
             let view = self.wallet(&scope).await?;
             let forecast = self.forecast(&scope, &view).await?;
-            if let (Some(false), Some(period), Some(depletes_at)) =
-                (forecast.covers_until_reset, view.current_period, forecast.depletes_at)
-            {
+            if let (Some(false), Some(period), Some(depletes_at)) = (
+                forecast.covers_until_reset,
+                view.current_period,
+                forecast.depletes_at,
+            ) {
                 events.push(outbox::runway_low(
                     &workspace_id,
                     period.end,

@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 use entity::{webhook_delivery, webhook_endpoint};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, Statement, Value,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set, Statement, Value,
 };
 
 use super::{Result, internal};
@@ -187,7 +187,8 @@ pub async fn deliveries(
     after: Option<i64>,
     limit: u64,
 ) -> Result<Vec<(webhook_delivery::Model, String)>> {
-    let mut query = webhook_delivery::Entity::find().filter(webhook_delivery::Column::EndpointId.eq(endpoint_id));
+    let mut query =
+        webhook_delivery::Entity::find().filter(webhook_delivery::Column::EndpointId.eq(endpoint_id));
     if let Some(after) = after {
         query = query.filter(webhook_delivery::Column::Id.lt(after));
     }
@@ -323,13 +324,7 @@ pub async fn claim(
                  ORDER BY d.next_attempt_at, d.id LIMIT {limit}{skip_locked}) \
                  AND status = '{PENDING}' AND (leased_until IS NULL OR leased_until < ?) RETURNING id"
             ),
-            vec![
-                lease_until.into(),
-                now.into(),
-                now.into(),
-                now.into(),
-                now.into(),
-            ],
+            vec![lease_until.into(), now.into(), now.into(), now.into(), now.into()],
         ))
         .await?;
     let ids: Vec<i64> = claimed
@@ -488,7 +483,10 @@ pub async fn last_ledger_id(db: &impl ConnectionTrait) -> Result<i64> {
             Vec::new(),
         ))
         .await?;
-    Ok(row.map(|row| row.try_get::<i64>("", "last_id")).transpose()?.unwrap_or(0))
+    Ok(row
+        .map(|row| row.try_get::<i64>("", "last_id"))
+        .transpose()?
+        .unwrap_or(0))
 }
 
 #[cfg(test)]
@@ -497,7 +495,13 @@ mod tests {
 
     #[test]
     fn placeholders_are_numbered_for_postgres_only() {
-        assert_eq!(placeholders(DbBackend::Postgres, "a = ? AND b = ?"), "a = $1 AND b = $2");
-        assert_eq!(placeholders(DbBackend::Sqlite, "a = ? AND b = ?"), "a = ? AND b = ?");
+        assert_eq!(
+            placeholders(DbBackend::Postgres, "a = ? AND b = ?"),
+            "a = $1 AND b = $2"
+        );
+        assert_eq!(
+            placeholders(DbBackend::Sqlite, "a = ? AND b = ?"),
+            "a = ? AND b = ?"
+        );
     }
 }

@@ -121,11 +121,18 @@ async fn attempt(
     };
     let result = match &outcome {
         Attempted::Delivered { .. } => "delivered",
-        Attempted::Failed { retry_at: Some(_), .. } => "retry",
+        Attempted::Failed {
+            retry_at: Some(_), ..
+        } => "retry",
         Attempted::Failed { retry_at: None, .. } => "failed",
     };
     metrics.webhook_attempt(result);
-    if let Attempted::Failed { retry_at: None, error, .. } = &outcome {
+    if let Attempted::Failed {
+        retry_at: None,
+        error,
+        ..
+    } = &outcome
+    {
         tracing::warn!(delivery = delivery.id, event = delivery.event_id, attempts = attempt, %error, "a webhook delivery failed for good");
     }
     if let Err(error) = store::outbox::record_attempt(db, delivery.id, attempt, &outcome, Utc::now()).await {
@@ -135,7 +142,11 @@ async fn attempt(
 }
 
 /// Posts the delivery's event; the answer's status, or why there was none.
-async fn send(client: &reqwest::Client, settings: &WebhookSettings, delivery: &Claimed) -> Result<u16, String> {
+async fn send(
+    client: &reqwest::Client,
+    settings: &WebhookSettings,
+    delivery: &Claimed,
+) -> Result<u16, String> {
     let url = reqwest::Url::parse(&delivery.url).map_err(|_| "the endpoint URL is invalid".to_owned())?;
     if !settings.allow_private && target::is_private_literal(&url) {
         return Err("the endpoint's address is private".to_owned());
@@ -152,7 +163,8 @@ async fn send(client: &reqwest::Client, settings: &WebhookSettings, delivery: &C
     )
     .to_string();
     let timestamp = Utc::now().timestamp();
-    let signature = signing::sign(&delivery.secret, &id, timestamp, &payload).map_err(|error| error.to_string())?;
+    let signature =
+        signing::sign(&delivery.secret, &id, timestamp, &payload).map_err(|error| error.to_string())?;
     let response = client
         .post(url)
         .header("webhook-id", &id)

@@ -92,7 +92,11 @@ async fn resolve_public(host: &str, port: u16) -> Result<Vec<SocketAddr>, String
             .map_err(|_| format!("{host} does not resolve"))?
             .collect(),
     };
-    let public: Vec<SocketAddr> = all.iter().copied().filter(|address| is_public(address.ip())).collect();
+    let public: Vec<SocketAddr> = all
+        .iter()
+        .copied()
+        .filter(|address| is_public(address.ip()))
+        .collect();
     if public.is_empty() && !all.is_empty() {
         return Err(format!(
             "{host} is a private, loopback or link-local address (WEBHOOK_ALLOW_PRIVATE=on allows it)"
@@ -108,7 +112,9 @@ impl Resolve for PublicOnly {
     fn resolve(&self, name: Name) -> Resolving {
         let host = name.as_str().to_owned();
         Box::pin(async move {
-            let addresses = resolve_public(&host, 0).await.map_err(|error| -> Box<dyn std::error::Error + Send + Sync> { error.into() })?;
+            let addresses = resolve_public(&host, 0)
+                .await
+                .map_err(|error| -> Box<dyn std::error::Error + Send + Sync> { error.into() })?;
             if addresses.is_empty() {
                 return Err(format!("{host} does not resolve").into());
             }
@@ -127,7 +133,9 @@ pub fn client(allow_private: bool, timeout: Duration) -> anyhow::Result<reqwest:
         .user_agent(concat!("protodesk-credits/", env!("CARGO_PKG_VERSION")))
         .no_proxy();
     if !allow_private {
-        builder = builder.https_only(true).dns_resolver(std::sync::Arc::new(PublicOnly));
+        builder = builder
+            .https_only(true)
+            .dns_resolver(std::sync::Arc::new(PublicOnly));
     }
     Ok(builder.build()?)
 }
@@ -136,7 +144,12 @@ pub fn client(allow_private: bool, timeout: Duration) -> anyhow::Result<reqwest:
 /// resolver never sees literals, so the worker checks them itself).
 pub fn is_private_literal(url: &Url) -> bool {
     url.host_str()
-        .and_then(|host| host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().ok())
+        .and_then(|host| {
+            host.trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<IpAddr>()
+                .ok()
+        })
         .is_some_and(|ip| !is_public(ip))
 }
 
@@ -170,7 +183,13 @@ mod tests {
         ] {
             assert!(!is_public(private.parse().unwrap()), "{private}");
         }
-        for public in ["8.8.8.8", "1.1.1.1", "2606:4700::1111", "::ffff:8.8.8.8", "93.184.216.34"] {
+        for public in [
+            "8.8.8.8",
+            "1.1.1.1",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+            "93.184.216.34",
+        ] {
             assert!(is_public(public.parse().unwrap()), "{public}");
         }
     }

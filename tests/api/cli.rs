@@ -75,7 +75,9 @@ async fn migrate_reports_reverts_and_reapplies(app: TestApp) {
             .iter()
             .map(|(status, _)| status.as_str())
             .collect::<Vec<_>>(),
-        ["Applied", "Applied", "Applied", "Pending", "Pending", "Pending", "Pending"]
+        [
+            "Applied", "Applied", "Applied", "Pending", "Pending", "Pending", "Pending"
+        ]
     );
     let db = app.db();
     for gone in [

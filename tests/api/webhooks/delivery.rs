@@ -33,7 +33,10 @@ async fn a_batch_s_events_are_signed_and_delivered_in_order(app: TestApp) {
     let service = app.token("service", Some("ws-hooks"));
     let keys: Vec<String> = (0..3).map(|i| format!("k{i}")).collect();
     let answers = join_all(keys.iter().map(|key| app.spend_ok(&service, "TRIAGE", key))).await;
-    assert!(answers.iter().all(|answer| answer["outcome"] == "CHARGED"), "{answers:?}");
+    assert!(
+        answers.iter().all(|answer| answer["outcome"] == "CHARGED"),
+        "{answers:?}"
+    );
     let refused = app.spend_ok(&service, "TRIAGE", "k-over").await;
     assert_eq!(refused["outcome"], "INSUFFICIENT_CREDITS");
     app.top_up(&app.operator(), Some("ws-hooks"), "PACK_100", "pay-hooks")
@@ -56,11 +59,19 @@ async fn a_batch_s_events_are_signed_and_delivered_in_order(app: TestApp) {
     );
     for request in &received {
         assert!(signature_is_valid(&secret, request), "{request:?}");
-        assert!(!signature_is_valid("whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", request));
+        assert!(!signature_is_valid(
+            "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            request
+        ));
         let body = request.json();
         assert_eq!(body["id"], request.id.as_str(), "webhook-id is the body's id");
         assert_eq!(body["workspaceId"], "ws-hooks");
-        assert!(body["createdAt"].as_str().unwrap().starts_with("2026-01-31T10:00:00"));
+        assert!(
+            body["createdAt"]
+                .as_str()
+                .unwrap()
+                .starts_with("2026-01-31T10:00:00")
+        );
     }
     let data: Vec<serde_json::Value> = received.iter().map(|r| r.json()["data"].clone()).collect();
     assert_eq!(data[0]["threshold"], 2);
@@ -69,7 +80,10 @@ async fn a_batch_s_events_are_signed_and_delivered_in_order(app: TestApp) {
     assert_eq!(data[2]["pack"], "PACK_100");
     assert_eq!(data[2]["paymentReference"], "pay-hooks");
     assert_eq!(data[2]["amount"], 100);
-    assert_eq!(data[3]["balance"], json!({"total": 100, "allocation": 0, "purchased": 100, "bonus": 0}));
+    assert_eq!(
+        data[3]["balance"],
+        json!({"total": 100, "allocation": 0, "purchased": 100, "bonus": 0})
+    );
 
     let listed = settled_deliveries(&app, &admin, &endpoint_id, 4).await;
     for delivery in &listed {
@@ -94,7 +108,8 @@ async fn failures_are_retried_with_growing_delays_under_one_id(app: TestApp) {
     ]);
     app.create_workspace("ws-retry").await;
     let admin = app.token("admin", Some("ws-retry"));
-    let (endpoint_id, secret) = endpoint(&app, &admin, None, &receiver.url, &["credits.top_up_applied"]).await;
+    let (endpoint_id, secret) =
+        endpoint(&app, &admin, None, &receiver.url, &["credits.top_up_applied"]).await;
     app.top_up(&app.operator(), Some("ws-retry"), "PACK_100", "pay-retry")
         .await
         .data();
@@ -105,15 +120,29 @@ async fn failures_are_retried_with_growing_delays_under_one_id(app: TestApp) {
     let gaps: Vec<Duration> = received.windows(2).map(|pair| pair[1].at - pair[0].at).collect();
     // 150 ms, then 300 ms (±10%), then the 400 ms timeout and 600 ms.
     assert!(gaps[0] >= Duration::from_millis(130), "{gaps:?}");
-    assert!(gaps[1] >= Duration::from_millis(270) && gaps[1] > gaps[0], "{gaps:?}");
-    assert!(gaps[2] >= Duration::from_millis(940) && gaps[2] > gaps[1], "{gaps:?}");
+    assert!(
+        gaps[1] >= Duration::from_millis(270) && gaps[1] > gaps[0],
+        "{gaps:?}"
+    );
+    assert!(
+        gaps[2] >= Duration::from_millis(940) && gaps[2] > gaps[1],
+        "{gaps:?}"
+    );
 
     let listed = settled_deliveries(&app, &admin, &endpoint_id, 1).await;
     assert_eq!(listed[0]["status"], "DELIVERED");
     assert_eq!(listed[0]["attempts"], 4);
     assert_eq!(listed[0]["lastResponseCode"], 200);
-    assert_eq!(app.metric("credits_webhook_attempts_total{result=\"retry\"}").await, 3.0);
-    assert_eq!(app.metric("credits_webhook_attempts_total{result=\"delivered\"}").await, 1.0);
+    assert_eq!(
+        app.metric("credits_webhook_attempts_total{result=\"retry\"}")
+            .await,
+        3.0
+    );
+    assert_eq!(
+        app.metric("credits_webhook_attempts_total{result=\"delivered\"}")
+            .await,
+        1.0
+    );
 }
 
 async fn the_last_failure_gives_up_and_a_redelivery_sends_again(app: TestApp) {
@@ -132,7 +161,11 @@ async fn the_last_failure_gives_up_and_a_redelivery_sends_again(app: TestApp) {
     assert_eq!(listed[0]["lastResponseCode"], 500);
     assert_eq!(listed[0]["lastError"], "answered 500");
     assert_eq!(receiver.received().len(), 4);
-    assert_eq!(app.metric("credits_webhook_attempts_total{result=\"failed\"}").await, 1.0);
+    assert_eq!(
+        app.metric("credits_webhook_attempts_total{result=\"failed\"}")
+            .await,
+        1.0
+    );
 
     let event_id = listed[0]["eventId"].as_str().unwrap().to_owned();
     let again = app
@@ -170,14 +203,15 @@ async fn the_sweep_s_renewals_and_notices_are_delivered_once(app: TestApp) {
     let day = |days: i64| start_time() + chrono::Duration::days(days);
     assert_eq!(app.ledger.send_notices(&mut cursor, day(4)).await.unwrap(), 0);
     assert_eq!(app.ledger.send_notices(&mut cursor, day(6)).await.unwrap(), 1);
-    assert_eq!(app.ledger.send_notices(&mut cursor, day(6)).await.unwrap(), 0, "once per trial");
+    assert_eq!(
+        app.ledger.send_notices(&mut cursor, day(6)).await.unwrap(),
+        0,
+        "once per trial"
+    );
 
-    app.clock.set(chrono::Utc.with_ymd_and_hms(2026, 2, 28, 10, 0, 0).unwrap());
-    let report = app
-        .ledger
-        .roll_over_periods(app.clock_now())
-        .await
-        .unwrap();
+    app.clock
+        .set(chrono::Utc.with_ymd_and_hms(2026, 2, 28, 10, 0, 0).unwrap());
+    let report = app.ledger.roll_over_periods(app.clock_now()).await.unwrap();
     assert!(report.wallets_changed >= 1, "{report:?}");
 
     let received = receiver.wait_for(Duration::from_secs(10), |r| r.len() >= 2).await;
@@ -199,7 +233,8 @@ async fn the_sweep_s_renewals_and_notices_are_delivered_once(app: TestApp) {
 async fn a_runway_too_short_for_the_period_is_told_once(app: TestApp) {
     let receiver = Receiver::start().await;
     app.set_trial_credits(0).await;
-    app.execute_sql("UPDATE plan SET monthly_credits = 20 WHERE code = 'STARTER'").await;
+    app.execute_sql("UPDATE plan SET monthly_credits = 20 WHERE code = 'STARTER'")
+        .await;
     app.create_workspace("ws-runway").await;
     let admin = app.token("admin", Some("ws-runway"));
     app.change_plan(&admin, None, "STARTER", None).await.data();
@@ -225,7 +260,9 @@ async fn a_runway_too_short_for_the_period_is_told_once(app: TestApp) {
         0,
         "once per period, whichever instance looks"
     );
-    let received = receiver.wait_for(Duration::from_secs(10), |r| !r.is_empty()).await;
+    let received = receiver
+        .wait_for(Duration::from_secs(10), |r| !r.is_empty())
+        .await;
     let body = received[0].json();
     assert_eq!(body["type"], "credits.runway_low");
     assert_eq!(body["data"]["dailyBurn"], 10.0);
@@ -256,7 +293,14 @@ async fn postgres_two_instances_deliver_each_event_once() {
     .await;
     let receiver = Receiver::start().await;
     let operator = first.operator();
-    endpoint(&first, &operator, None, &receiver.url, &["credits.top_up_applied"]).await;
+    endpoint(
+        &first,
+        &operator,
+        None,
+        &receiver.url,
+        &["credits.top_up_applied"],
+    )
+    .await;
     let workspaces: Vec<String> = (0..30).map(|i| format!("ws-pair-{i}")).collect();
     for workspace in &workspaces {
         first.create_workspace(workspace).await;
@@ -265,13 +309,20 @@ async fn postgres_two_instances_deliver_each_event_once() {
         let app = if i % 2 == 0 { &first } else { &second };
         let operator = operator.clone();
         async move {
-            app.top_up(&operator, Some(workspace), "PACK_100", &format!("pay-{workspace}"))
-                .await
-                .data();
+            app.top_up(
+                &operator,
+                Some(workspace),
+                "PACK_100",
+                &format!("pay-{workspace}"),
+            )
+            .await
+            .data();
         }
     }))
     .await;
-    receiver.wait_for(Duration::from_secs(15), |r| r.len() >= 30).await;
+    receiver
+        .wait_for(Duration::from_secs(15), |r| r.len() >= 30)
+        .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mut counts: HashMap<String, usize> = HashMap::new();
     for request in receiver.received() {
@@ -279,8 +330,12 @@ async fn postgres_two_instances_deliver_each_event_once() {
     }
     assert_eq!(counts.len(), 30);
     assert!(counts.values().all(|count| *count == 1), "{counts:?}");
-    let attempted = first.metric("credits_webhook_attempts_total{result=\"delivered\"}").await
-        + second.metric("credits_webhook_attempts_total{result=\"delivered\"}").await;
+    let attempted = first
+        .metric("credits_webhook_attempts_total{result=\"delivered\"}")
+        .await
+        + second
+            .metric("credits_webhook_attempts_total{result=\"delivered\"}")
+            .await;
     assert_eq!(attempted, 30.0);
     first.teardown().await;
 }
@@ -319,20 +374,26 @@ async fn a_kill_9_mid_delivery_delivers_after_restart(database: Option<(String, 
         )
         .await;
     assert_eq!(topped["data"]["purchaseTopUp"]["outcome"], "APPLIED", "{topped}");
-    let first = receiver.wait_for(Duration::from_secs(10), |r| !r.is_empty()).await;
+    let first = receiver
+        .wait_for(Duration::from_secs(10), |r| !r.is_empty())
+        .await;
     server.stop();
 
     server.spawn().await;
     let received = receiver.wait_for(Duration::from_secs(20), |r| r.len() >= 2).await;
     assert_eq!(received[1].id, first[0].id, "the same event, under its id");
     assert!(signature_is_valid(&secret, &received[1]));
-    let endpoint_id = created["data"]["createWebhookEndpoint"]["endpoint"]["id"].as_str().unwrap();
+    let endpoint_id = created["data"]["createWebhookEndpoint"]["endpoint"]["id"]
+        .as_str()
+        .unwrap();
     let mut status = serde_json::Value::Null;
     for _ in 0..100 {
         let listed = server
             .post(
                 &operator,
-                &format!("query {{ webhookDeliveries(endpointId: \"{endpoint_id}\") {{ nodes {{ status }} }} }}"),
+                &format!(
+                    "query {{ webhookDeliveries(endpointId: \"{endpoint_id}\") {{ nodes {{ status }} }} }}"
+                ),
             )
             .await;
         status = listed["data"]["webhookDeliveries"]["nodes"][0]["status"].clone();

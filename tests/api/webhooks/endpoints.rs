@@ -19,8 +19,12 @@ async fn each_endpoint_gets_its_workspace_s_subscribed_events(app: TestApp) {
     let (own_id, _) = endpoint(&app, &admin_a, None, &own.url, &["credits.top_up_applied"]).await;
     let (everyone_id, _) = endpoint(&app, &operator, None, &everyone.url, &[]).await;
 
-    app.top_up(&operator, Some("ws-a"), "PACK_100", "pay-a").await.data();
-    app.top_up(&operator, Some("ws-b"), "PACK_100", "pay-b").await.data();
+    app.top_up(&operator, Some("ws-a"), "PACK_100", "pay-a")
+        .await
+        .data();
+    app.top_up(&operator, Some("ws-b"), "PACK_100", "pay-b")
+        .await
+        .data();
     app.gql(
         Some(&admin_a),
         "mutation { setLowBalanceThreshold(input: {threshold: 1000}) { wallet { balance { total } } } }",
@@ -42,9 +46,18 @@ async fn each_endpoint_gets_its_workspace_s_subscribed_events(app: TestApp) {
             )
         })
         .collect();
-    assert!(seen.contains(&("ws-a".into(), "credits.top_up_applied".into())), "{seen:?}");
-    assert!(seen.contains(&("ws-b".into(), "credits.top_up_applied".into())), "{seen:?}");
-    assert!(seen.contains(&("ws-a".into(), "credits.low_balance".into())), "{seen:?}");
+    assert!(
+        seen.contains(&("ws-a".into(), "credits.top_up_applied".into())),
+        "{seen:?}"
+    );
+    assert!(
+        seen.contains(&("ws-b".into(), "credits.top_up_applied".into())),
+        "{seen:?}"
+    );
+    assert!(
+        seen.contains(&("ws-a".into(), "credits.low_balance".into())),
+        "{seen:?}"
+    );
     settled_deliveries(&app, &operator, &everyone_id, 3).await;
     let mine = settled_deliveries(&app, &admin_a, &own_id, 1).await;
     assert_eq!(mine[0]["eventType"], "credits.top_up_applied");
@@ -67,7 +80,11 @@ async fn each_endpoint_gets_its_workspace_s_subscribed_events(app: TestApp) {
         .await;
     assert_eq!(foreign.code(), "NOT_FOUND");
     let listed = app
-        .gql(Some(&operator), "{ webhookEndpoints { id workspaceId } }", json!({}))
+        .gql(
+            Some(&operator),
+            "{ webhookEndpoints { id workspaceId } }",
+            json!({}),
+        )
         .await;
     assert_eq!(
         listed.data()["webhookEndpoints"],
@@ -128,8 +145,12 @@ async fn a_rotated_secret_signs_at_once_and_a_deleted_endpoint_gets_nothing(app:
         .unwrap()
         .to_owned();
     assert_ne!(new, old);
-    app.top_up(&operator, Some("ws-rotate"), "PACK_100", "pay-rot-1").await.data();
-    let received = receiver.wait_for(Duration::from_secs(10), |r| !r.is_empty()).await;
+    app.top_up(&operator, Some("ws-rotate"), "PACK_100", "pay-rot-1")
+        .await
+        .data();
+    let received = receiver
+        .wait_for(Duration::from_secs(10), |r| !r.is_empty())
+        .await;
     assert!(signature_is_valid(&new, &received[0]));
     assert!(!signature_is_valid(&old, &received[0]));
 
@@ -141,9 +162,15 @@ async fn a_rotated_secret_signs_at_once_and_a_deleted_endpoint_gets_nothing(app:
         )
         .await;
     assert_eq!(deleted.data()["deleteWebhookEndpoint"]["endpointId"], id.as_str());
-    app.top_up(&operator, Some("ws-rotate"), "PACK_100", "pay-rot-2").await.data();
+    app.top_up(&operator, Some("ws-rotate"), "PACK_100", "pay-rot-2")
+        .await
+        .data();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(receiver.received().len(), 1, "a deleted endpoint receives nothing");
+    assert_eq!(
+        receiver.received().len(),
+        1,
+        "a deleted endpoint receives nothing"
+    );
     let gone = app
         .gql(
             Some(&admin),

@@ -36,7 +36,13 @@ pub fn with_delivery() -> crate::helpers::Options {
 }
 
 /// `createWebhookEndpoint`; the whole answer.
-pub async fn create_endpoint(app: &TestApp, token: &str, workspace: Option<&str>, url: &str, types: &[&str]) -> crate::helpers::client::Answer {
+pub async fn create_endpoint(
+    app: &TestApp,
+    token: &str,
+    workspace: Option<&str>,
+    url: &str,
+    types: &[&str],
+) -> crate::helpers::client::Answer {
     app.gql(
         Some(token),
         "mutation($ws: ID, $url: String!, $types: [String!]) {
@@ -50,7 +56,13 @@ pub async fn create_endpoint(app: &TestApp, token: &str, workspace: Option<&str>
 }
 
 /// Creates an endpoint that must be accepted: (id, secret).
-pub async fn endpoint(app: &TestApp, token: &str, workspace: Option<&str>, url: &str, types: &[&str]) -> (String, String) {
+pub async fn endpoint(
+    app: &TestApp,
+    token: &str,
+    workspace: Option<&str>,
+    url: &str,
+    types: &[&str],
+) -> (String, String) {
     let answer = create_endpoint(app, token, workspace, url, types).await;
     let created = &answer.data()["createWebhookEndpoint"];
     (
