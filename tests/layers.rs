@@ -30,6 +30,7 @@ const EVERY_MODULE: &[&str] = &[
     "error",
     "scheduler",
     "startup",
+    "webhooks",
 ];
 
 /// The layers above the domain, named once.
@@ -92,6 +93,11 @@ const LAYERS: &[Layer] = &[
             "tower",
             "tower_http",
         ],
+    },
+    Layer {
+        module: "webhooks",
+        not_modules: &["service", "events", "graphql", "http", "scheduler", "startup"],
+        not_crates: &["entity", "sea_orm", "sqlx", "async_graphql", "axum"],
     },
     Layer {
         module: "graphql",

@@ -5,6 +5,7 @@
 //! change the API.
 
 pub mod action_cost;
+pub mod auto_top_up;
 pub mod budget;
 pub mod budget_counter;
 pub mod credit_grant;

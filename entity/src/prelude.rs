@@ -1,12 +1,16 @@
 pub use super::action_cost::Entity as ActionCost;
+pub use super::auto_top_up::Entity as AutoTopUp;
 pub use super::budget::Entity as Budget;
 pub use super::budget_counter::Entity as BudgetCounter;
 pub use super::credit_grant::Entity as CreditGrant;
 pub use super::ledger_entry::Entity as LedgerEntry;
 pub use super::ledger_entry_grant::Entity as LedgerEntryGrant;
 pub use super::low_balance_alert::Entity as LowBalanceAlert;
+pub use super::outbox_event::Entity as OutboxEvent;
 pub use super::payment_refund::Entity as PaymentRefund;
 pub use super::plan::Entity as Plan;
 pub use super::top_up_pack::Entity as TopUpPack;
 pub use super::wallet::Entity as Wallet;
+pub use super::webhook_delivery::Entity as WebhookDelivery;
+pub use super::webhook_endpoint::Entity as WebhookEndpoint;
 pub use super::workspace::Entity as Workspace;

@@ -28,6 +28,9 @@ pub struct Model {
     /// Moves with every change of the wallet's budgets or their counters
     /// that appends no ledger row, so a batch read can tell a stale one.
     pub budget_version: i64,
+    /// Automatic top-up's threshold while it is on (`auto_top_up` holds the
+    /// rest), read with the head by the spend path.
+    pub auto_top_up_threshold_credits: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -10,7 +10,7 @@ mod m20261125_000003_add_low_balance_and_splits;
 mod m20261130_000004_keys_on_ledger_rows;
 mod m20261203_000005_budgets;
 mod m20261204_000006_payment_refunds;
-mod m20261204_000007_outbox_and_webhooks;
+mod m20261204_000007_outbox_and_auto_top_up;
 
 /// Every migration, in the order it runs.
 pub struct Migrator;
@@ -25,7 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000004_keys_on_ledger_rows::Migration),
             Box::new(m20261203_000005_budgets::Migration),
             Box::new(m20261204_000006_payment_refunds::Migration),
-            Box::new(m20261204_000007_outbox_and_webhooks::Migration),
+            Box::new(m20261204_000007_outbox_and_auto_top_up::Migration),
         ]
     }
 }

@@ -23,6 +23,7 @@
 //! `store`.
 #![warn(missing_docs)]
 
+pub mod auto_top_up;
 pub mod budget;
 pub mod burn_down;
 pub mod catalogue;

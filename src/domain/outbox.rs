@@ -33,6 +33,9 @@ stored_enum! {
         AutoTopUpDisabled => "credits.auto_top_up_disabled",
         /// A budget's window was used up for the first time.
         BudgetExceeded => "credits.budget_exceeded",
+        /// A refunded payment's top-up was not reversed (spent, or a
+        /// partial refund): an operator decides.
+        RefundNeedsReview => "credits.refund_needs_review",
     }
 }
 
@@ -48,6 +51,57 @@ pub struct NewEvent {
     pub data: Value,
     /// Unique per occasion; a second event with the same key is dropped.
     pub once_key: Option<String>,
+}
+
+/// A delivery still to send (its first attempt or a retry).
+pub const PENDING: &str = "PENDING";
+/// Answered 2xx.
+pub const DELIVERED: &str = "DELIVERED";
+/// Its last attempt failed; no more are made.
+pub const FAILED: &str = "FAILED";
+
+/// A webhook endpoint as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointView {
+    /// Its id.
+    pub id: i64,
+    /// Its workspace; `None`: every workspace.
+    pub workspace_id: Option<String>,
+    /// Where events go.
+    pub url: String,
+    /// The types sent; empty: all.
+    pub event_types: Vec<String>,
+    /// Its note.
+    pub description: String,
+    /// Its signing secret (answered only when created or rotated).
+    pub secret: String,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// One event's delivery to one endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryView {
+    /// Its id.
+    pub id: i64,
+    /// The stored event's id.
+    pub event_id: i64,
+    /// The event's type.
+    pub event_type: String,
+    /// PENDING, DELIVERED or FAILED.
+    pub status: String,
+    /// Attempts made.
+    pub attempts: i32,
+    /// The last answer's status.
+    pub last_status_code: Option<i32>,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+    /// When the next attempt is due (meaningful while PENDING).
+    pub next_attempt_at: DateTime<Utc>,
+    /// When a 2xx came.
+    pub delivered_at: Option<DateTime<Utc>>,
+    /// When it was queued.
+    pub created_at: DateTime<Utc>,
 }
 
 /// The body posted for a stored event: `{id, type, createdAt, workspaceId, data}`.
@@ -207,6 +261,59 @@ fn row_events(change: &Change, row: &Row, id: i64) -> Vec<(EventType, Value)> {
     events
 }
 
+/// Automatic top-up asks for `pack`; the payment system charges it with
+/// `request_id` as its idempotency key and in the payment's metadata.
+pub fn auto_top_up_requested(
+    workspace_id: &str,
+    request_id: &str,
+    pack: &str,
+    threshold: i64,
+    balance: &BalanceView,
+) -> NewEvent {
+    NewEvent {
+        event_type: EventType::AutoTopUpRequested,
+        workspace_id: workspace_id.to_owned(),
+        data: json!({
+            "requestId": request_id,
+            "pack": pack,
+            "threshold": threshold,
+            "balance": balance_json(balance),
+        }),
+        once_key: Some(format!("auto_top_up:{request_id}")),
+    }
+}
+
+/// Automatic top-up switched off after `failures` failed payments in a row.
+pub fn auto_top_up_disabled(workspace_id: &str, request_id: &str, failures: i32) -> NewEvent {
+    NewEvent {
+        event_type: EventType::AutoTopUpDisabled,
+        workspace_id: workspace_id.to_owned(),
+        data: json!({ "lastRequestId": request_id, "consecutiveFailures": failures }),
+        once_key: Some(format!("auto_top_up_disabled:{request_id}")),
+    }
+}
+
+/// A refund an operator must look at.
+pub fn refund_needs_review(
+    workspace_id: &str,
+    payment_reference: &str,
+    outcome: &str,
+    top_up_transaction_id: i64,
+    amount_refunded_cents: i64,
+) -> NewEvent {
+    NewEvent {
+        event_type: EventType::RefundNeedsReview,
+        workspace_id: workspace_id.to_owned(),
+        data: json!({
+            "paymentReference": payment_reference,
+            "outcome": outcome,
+            "topUpTransactionId": top_up_transaction_id.to_string(),
+            "amountRefundedCents": amount_refunded_cents,
+        }),
+        once_key: Some(format!("refund:{payment_reference}:{outcome}")),
+    }
+}
+
 /// The data of a trial ending, and its once-per-trial key.
 pub fn trial_ending(workspace_id: &str, ends_at: DateTime<Utc>, balance: &BalanceView) -> NewEvent {
     NewEvent {
@@ -251,7 +358,7 @@ mod tests {
             assert_eq!(event_type.as_str().parse::<EventType>(), Ok(*event_type));
             assert!(event_type.as_str().starts_with("credits."));
         }
-        assert_eq!(EventType::ALL.len(), 10);
+        assert_eq!(EventType::ALL.len(), 11);
     }
 
     #[test]

@@ -3,22 +3,24 @@
 use async_graphql::{Context, ID, MergedObject, Object};
 
 use super::types::{
-    AdjustCreditsInput, ChangePlanInput, ChangePlanPayload, CreateWorkspaceInput, CreateWorkspacePayload,
-    LedgerChangePayload, PurchaseTopUpInput, PurchaseTopUpPayload, RemoveBudgetInput, RemoveBudgetPayload,
-    ReverseTransactionInput, SetBudgetInput, SetBudgetPayload, SetLowBalanceThresholdInput,
+    AdjustCreditsInput, AutoTopUp, ChangePlanInput, ChangePlanPayload, CreateWorkspaceInput,
+    CreateWorkspacePayload, LedgerChangePayload, PurchaseTopUpInput, PurchaseTopUpPayload, RemoveBudgetInput,
+    RemoveBudgetPayload, ReportAutoTopUpFailedInput, ReportAutoTopUpFailedPayload, ReverseTransactionInput,
+    SetAutoTopUpInput, SetAutoTopUpPayload, SetBudgetInput, SetBudgetPayload, SetLowBalanceThresholdInput,
     SetLowBalanceThresholdPayload, SetTimeZoneInput, SetTimeZonePayload, SpendCreditInput,
     SpendCreditPayload, Wallet, Workspace,
 };
 use super::{caller, ledger, scope};
 use crate::auth::{Caller, Operation, WalletScope, authorize_operator};
+use crate::domain::auto_top_up::{parse_request_id, period_key};
 use crate::domain::budget::{check_agent_id, check_budget, parse_time_zone};
 use crate::domain::catalogue::Role;
 use crate::domain::ids::{IdempotencyKey, WorkspaceId, parse_reference};
 use crate::error::{AppError, GraphqlResult};
 use crate::service::WORKSPACE_NAME_LENGTH_MAX;
 use crate::service::{
-    AdjustRequest, BudgetInput, ChangePlanRequest, CreateWorkspaceRequest, SpendRequest, ThresholdRequest,
-    TopUpRequest, parse_reason,
+    AdjustRequest, AutoTopUpRequest, BudgetInput, ChangePlanRequest, CreateWorkspaceRequest, SpendRequest,
+    ThresholdRequest, TopUpRequest, parse_reason,
 };
 
 /// Spending and buying credits.
@@ -77,6 +79,11 @@ impl SpendMutation {
             let request = TopUpRequest {
                 pack: input.pack.into(),
                 payment_reference: IdempotencyKey::parse("paymentReference", &input.payment_reference)?,
+                auto_top_up_request: input
+                    .auto_top_up_request_id
+                    .as_deref()
+                    .map(|id| parse_request_id("autoTopUpRequestId", id))
+                    .transpose()?,
             };
             Ok((
                 scope(ctx, input.workspace_id.as_ref(), Operation::TopUp)?,
@@ -307,6 +314,63 @@ impl BudgetMutation {
             .await
             .gql()?;
         Ok(RemoveBudgetPayload { name: input.name })
+    }
+
+    /// Sets automatic top-up (admin or operator): a change that leaves the
+    /// balance below the threshold sends `credits.auto_top_up_requested`
+    /// with a request id, one open at a time and at most `maxPerPeriod` a
+    /// billing period; credits come only with the confirmed payment.
+    async fn set_auto_top_up(
+        &self,
+        ctx: &Context<'_>,
+        input: SetAutoTopUpInput,
+    ) -> async_graphql::Result<SetAutoTopUpPayload> {
+        let scope = scope(ctx, input.workspace_id.as_ref(), Operation::Configure).gql()?;
+        let request = AutoTopUpRequest {
+            enabled: input.enabled,
+            threshold: i64::from(input.threshold),
+            pack: input.pack.into(),
+            max_per_period: input.max_per_period,
+        };
+        let ledger = ledger(ctx).gql()?;
+        let view = ledger.set_auto_top_up(&scope, request).await.gql()?;
+        let wallet = ledger.wallet(&scope).await.gql()?;
+        let period = period_key(wallet.current_period.map(|period| period.start));
+        Ok(SetAutoTopUpPayload {
+            auto_top_up: AutoTopUp::of(view, &period),
+        })
+    }
+
+    /// Records that the payment of an automatic top-up request failed
+    /// (operators: the payment system; Stripe's `payment_intent.payment_failed`
+    /// does the same). The third failure in a row switches it off.
+    async fn report_auto_top_up_failed(
+        &self,
+        ctx: &Context<'_>,
+        input: ReportAutoTopUpFailedInput,
+    ) -> async_graphql::Result<ReportAutoTopUpFailedPayload> {
+        let (scope, request_id) = (|| -> Result<_, AppError> {
+            Ok((
+                scope(ctx, input.workspace_id.as_ref(), Operation::TopUp)?,
+                parse_request_id("requestId", &input.request_id)?,
+            ))
+        })()
+        .gql()?;
+        let ledger = ledger(ctx).gql()?;
+        let outcome = ledger
+            .report_auto_top_up_failed(&scope, &request_id)
+            .await
+            .gql()?;
+        let wallet = ledger.wallet(&scope).await.gql()?;
+        let period = period_key(wallet.current_period.map(|period| period.start));
+        Ok(ReportAutoTopUpFailedPayload {
+            outcome: outcome.into(),
+            auto_top_up: ledger
+                .auto_top_up(&scope)
+                .await
+                .gql()?
+                .map(|view| AutoTopUp::of(view, &period)),
+        })
     }
 
     /// Sets the workspace's IANA time zone: DAY budgets end at its midnight.

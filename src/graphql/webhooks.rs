@@ -11,9 +11,10 @@ use super::types::{
 use super::{caller, ledger, scope};
 use crate::auth::Operation;
 use crate::domain::catalogue::Role;
+use crate::domain::outbox::EndpointView;
 use crate::domain::outbox::EventType;
 use crate::error::{AppError, GraphqlResult};
-use crate::service::{DELIVERIES_PAGE_MAX, EndpointOwner, EndpointRequest, EndpointView};
+use crate::service::{DELIVERIES_PAGE_MAX, EndpointOwner, EndpointRequest};
 
 /// Whose endpoints the caller manages: an operator's, everyone's unless a
 /// workspace is named; anyone else's, their workspace's (admins only).
@@ -44,14 +45,11 @@ fn event_number(id: &ID) -> Result<i64, AppError> {
         .ok_or_else(|| AppError::invalid("eventId", "is not an event id (evt_…)"))
 }
 
-fn with_secret(view: EndpointView) -> Result<WebhookEndpointWithSecret, AppError> {
-    let secret = view
-        .secret
-        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("an endpoint's secret was not returned")))?;
-    Ok(WebhookEndpointWithSecret {
-        endpoint: view.endpoint.into(),
-        secret,
-    })
+fn with_secret(view: EndpointView) -> WebhookEndpointWithSecret {
+    WebhookEndpointWithSecret {
+        secret: view.secret.clone(),
+        endpoint: view.into(),
+    }
 }
 
 /// Webhook reads.
@@ -162,7 +160,7 @@ impl WebhookMutation {
             .create_webhook_endpoint(&owner, request)
             .await
             .gql()?;
-        with_secret(view).gql()
+        Ok(with_secret(view))
     }
 
     /// Replaces an endpoint's signing secret; the old one stops signing at once.
@@ -175,7 +173,7 @@ impl WebhookMutation {
             (|| Ok::<_, AppError>((owner(ctx, None)?, numeric_id("endpointId", &input.endpoint_id)?)))()
                 .gql()?;
         let view = ledger(ctx).gql()?.rotate_webhook_secret(&owner, id).await.gql()?;
-        with_secret(view).gql()
+        Ok(with_secret(view))
     }
 
     /// Deletes an endpoint; its pending deliveries are dropped.

@@ -8,7 +8,10 @@
 //! finds the reference bound and grants nothing. Every other event is
 //! acknowledged and ignored, but `charge.refunded`: the top-up its payment
 //! bought is reversed while none of it was spent, and otherwise the refund
-//! is recorded and logged for an operator. Answers: 200 when done or ignored; 400 when
+//! is recorded and logged for an operator; and automatic top-up's payment
+//! intents (metadata `auto_top_up_request`): `payment_intent.succeeded`
+//! applies the pack as a checkout does and closes the request,
+//! `payment_intent.payment_failed` counts a failure. Answers: 200 when done or ignored; 400 when
 //! the signature, its timestamp or the body is bad, or the session names a
 //! workspace or pack that cannot be; 404 for an unknown workspace; 409 when
 //! the payment intent was already applied for another pack; 503 when the
@@ -27,6 +30,7 @@ use super::AppState;
 use super::export::refuse;
 use crate::auth::WalletScope;
 use crate::auth::stripe::verify;
+use crate::domain::auto_top_up::parse_request_id;
 use crate::domain::catalogue::PackCode;
 use crate::domain::ids::{IdempotencyKey, WorkspaceId};
 use crate::error::AppError;
@@ -98,6 +102,22 @@ pub async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: By
                 )),
             }
         }
+        "payment_intent.succeeded" | "payment_intent.payment_failed" => {
+            match serde_json::from_value::<PaymentIntent>(event.data.object) {
+                Ok(intent) if !intent.metadata.contains_key("auto_top_up_request") => {
+                    // Checkout's own payments arrive as checkout events.
+                    done("IGNORED")
+                }
+                Ok(intent) if event.kind == "payment_intent.succeeded" => {
+                    apply_payment(&state, &event.id, &intent.metadata, Some(intent.id.as_str())).await
+                }
+                Ok(intent) => auto_top_up_failed(&state, &event.id, &intent.metadata).await,
+                Err(error) => refuse(AppError::invalid(
+                    "data.object",
+                    format!("is not a PaymentIntent: {error}"),
+                )),
+            }
+        }
         "charge.refunded" => match serde_json::from_value::<Charge>(event.data.object) {
             Ok(charge) => charge_refunded(&state, &event.id, charge).await,
             Err(error) => refuse(AppError::invalid(
@@ -106,6 +126,51 @@ pub async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: By
             )),
         },
         _ => done("IGNORED"),
+    }
+}
+
+/// The part of a PaymentIntent read here: automatic top-up's payments,
+/// whose metadata carry `workspace_id`, `pack` and `auto_top_up_request`.
+#[derive(Deserialize)]
+struct PaymentIntent {
+    id: String,
+    #[serde(default)]
+    metadata: HashMap<String, String>,
+}
+
+/// An automatic top-up's payment failed (`Ledger::report_auto_top_up_failed`).
+async fn auto_top_up_failed(
+    state: &AppState,
+    event_id: &str,
+    metadata: &HashMap<String, String>,
+) -> Response {
+    let parsed = (|| {
+        let workspace = metadata
+            .get("workspace_id")
+            .ok_or_else(|| AppError::invalid("metadata.workspace_id", "is missing"))?;
+        let request = metadata.get("auto_top_up_request").map_or("", String::as_str);
+        Ok::<_, AppError>((
+            WalletScope::payment_provider(WorkspaceId::parse("metadata.workspace_id", workspace)?),
+            parse_request_id("metadata.auto_top_up_request", request)?,
+        ))
+    })();
+    let reported = match parsed {
+        Ok((scope, request)) => state.ledger.report_auto_top_up_failed(&scope, &request).await,
+        Err(error) => Err(error),
+    };
+    match reported {
+        Ok(outcome) => {
+            tracing::info!(
+                event_id,
+                outcome = outcome.as_str(),
+                "an automatic top-up payment failed"
+            );
+            done(outcome.as_str())
+        }
+        Err(error) => {
+            tracing::error!(event_id, error = %error.message(), "a failed automatic top-up could not be recorded");
+            refuse(error)
+        }
     }
 }
 
@@ -157,8 +222,24 @@ async fn checkout_paid(state: &AppState, event_id: &str, session: Session) -> Re
         // An asynchronous payment method: `async_payment_succeeded` follows.
         return done("IGNORED");
     }
-    let (Some(workspace), Some(pack)) = (session.metadata.get("workspace_id"), session.metadata.get("pack"))
-    else {
+    apply_payment(
+        state,
+        event_id,
+        &session.metadata,
+        session.payment_intent.as_deref(),
+    )
+    .await
+}
+
+/// A confirmed payment: the pack its metadata names, once per payment
+/// intent; it closes the automatic top-up request it names.
+async fn apply_payment(
+    state: &AppState,
+    event_id: &str,
+    metadata: &HashMap<String, String>,
+    payment_intent: Option<&str>,
+) -> Response {
+    let (Some(workspace), Some(pack)) = (metadata.get("workspace_id"), metadata.get("pack")) else {
         tracing::info!(
             event_id,
             "a paid Checkout Session without workspace_id and pack metadata was ignored"
@@ -170,16 +251,19 @@ async fn checkout_paid(state: &AppState, event_id: &str, session: Session) -> Re
         let pack = pack
             .parse::<PackCode>()
             .map_err(|_| AppError::invalid("metadata.pack", "is not a top-up pack of the catalogue"))?;
-        let reference = session
-            .payment_intent
-            .as_deref()
+        let reference = payment_intent
             .ok_or_else(|| AppError::invalid("payment_intent", "is missing from a paid session"))?;
         let payment_reference = IdempotencyKey::parse("payment_intent", reference)?;
+        let auto_top_up_request = metadata
+            .get("auto_top_up_request")
+            .map(|id| parse_request_id("metadata.auto_top_up_request", id))
+            .transpose()?;
         Ok::<_, AppError>((
             WalletScope::payment_provider(workspace),
             TopUpRequest {
                 pack,
                 payment_reference,
+                auto_top_up_request,
             },
         ))
     })();
@@ -197,7 +281,7 @@ async fn checkout_paid(state: &AppState, event_id: &str, session: Session) -> Re
             done(outcome)
         }
         Err(error) => {
-            tracing::error!(event_id, error = %error.message(), "a paid Checkout Session could not be applied");
+            tracing::error!(event_id, error = %error.message(), "a confirmed payment could not be applied");
             refuse(error)
         }
     }

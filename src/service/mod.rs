@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 mod adjust;
+mod auto_top_up;
 mod budgets;
 mod catalogue;
 mod group_commit;
@@ -31,6 +32,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 
 pub use crate::config::{GroupCommitSettings, MAX_BATCH_DEFAULT, POSTGRES_WORKERS_DEFAULT, WINDOW_DEFAULT};
 pub use adjust::{AdjustRequest, LedgerChange, REASON_LENGTH_MAX, ThresholdRequest, parse_reason};
+pub use auto_top_up::{AutoTopUpRequest, FailureOutcome};
 pub use budgets::{AgentUsageView, BudgetInput};
 pub use period::RollOverReport;
 pub use refund::{Refund, RefundOutcome};
@@ -46,7 +48,7 @@ pub use views::{
 pub use wallet::{TRANSACTIONS_PAGE_DEFAULT, TRANSACTIONS_PAGE_MAX, TransactionQuery};
 pub use webhooks::{
     DELIVERIES_PAGE_MAX, DESCRIPTION_LENGTH_MAX, ENDPOINTS_PER_WORKSPACE_MAX, EndpointOwner, EndpointRequest,
-    EndpointView, NoticeCursor, TRIAL_ENDING_NOTICE,
+    NoticeCursor, TRIAL_ENDING_NOTICE,
 };
 pub use workspace::{ChangePlanRequest, CreateWorkspaceRequest, WORKSPACE_NAME_LENGTH_MAX};
 

@@ -1,6 +1,7 @@
 //! A refund reported by the payment provider: the top-up its payment
 //! bought is reversed while none of it was spent; otherwise the refund is
-//! recorded and an operator is told (`docs/design/payments.md`).
+//! recorded and an operator is told, by the log and a
+//! `credits.refund_needs_review` event (`docs/design/payments.md`).
 
 use super::Ledger;
 use crate::domain::catalogue::LedgerKind;
@@ -118,6 +119,19 @@ impl Ledger {
         )
         .await
         .map_err(db_error)?;
+        if outcome != RefundOutcome::Reversed {
+            // The operator is told through the outbox too (`docs/design/webhooks.md`).
+            let event = crate::domain::outbox::refund_needs_review(
+                &workspace_id,
+                &refund.reference,
+                outcome.as_str(),
+                entry_id,
+                refund.amount_refunded_cents,
+            );
+            store::outbox::insert_events(&locked.txn, &[event], now, chrono::Utc::now())
+                .await
+                .map_err(db_error)?;
+        }
         self.finish(locked, now).await?;
         if outcome != RefundOutcome::Reversed {
             tracing::error!(

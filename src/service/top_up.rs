@@ -16,6 +16,8 @@ pub struct TopUpRequest {
     pub pack: PackCode,
     /// The payment's reference; also the idempotency key.
     pub payment_reference: IdempotencyKey,
+    /// The automatic top-up request this payment answers; it closes.
+    pub auto_top_up_request: Option<String>,
 }
 
 /// What a top-up did.
@@ -52,6 +54,12 @@ impl Ledger {
         let bound = store::ledger::keyed(&locked.txn, locked.wallet.head().id, LedgerKind::TopUp, key)
             .await
             .map_err(db_error)?;
+        // A confirmed payment closes the request it answers (if still open).
+        if let Some(request_id) = &request.auto_top_up_request {
+            store::auto_top_up::close_request(&locked.txn, locked.wallet.head().id, request_id, true, now)
+                .await
+                .map_err(db_error)?;
+        }
         if let Some((bound_fingerprint, original)) = bound {
             if bound_fingerprint != fingerprint {
                 return Err(AppError::IdempotencyConflict(

@@ -4,12 +4,11 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
-use entity::{webhook_delivery, webhook_endpoint};
 
 use super::Ledger;
 use crate::auth::WalletScope;
 use crate::domain::ids::WorkspaceId;
-use crate::domain::outbox::{self, EventType, NewEvent};
+use crate::domain::outbox::{self, DeliveryView, EndpointView, EventType, NewEvent};
 use crate::error::{AppError, AppResult, db_error};
 use crate::store;
 use crate::webhooks::{signing, target};
@@ -54,15 +53,6 @@ pub struct EndpointRequest {
     pub description: String,
 }
 
-/// An endpoint and, once, its secret.
-#[derive(Debug, Clone)]
-pub struct EndpointView {
-    /// As stored.
-    pub endpoint: webhook_endpoint::Model,
-    /// The secret, only when just created or rotated.
-    pub secret: Option<String>,
-}
-
 /// What the notices sweep remembers between runs.
 #[derive(Debug, Default)]
 pub struct NoticeCursor {
@@ -73,7 +63,7 @@ pub struct NoticeCursor {
 }
 
 impl Ledger {
-    /// Creates an endpoint; its secret is in the answer and never again.
+    /// Creates an endpoint; its secret is answered here and by a rotation only.
     pub async fn create_webhook_endpoint(
         &self,
         owner: &EndpointOwner,
@@ -116,19 +106,12 @@ impl Ledger {
         )
         .await
         .map_err(db_error)?;
-        Ok(EndpointView {
-            endpoint,
-            secret: Some(secret),
-        })
+        Ok(endpoint)
     }
 
     /// The endpoint `id` if `owner` may see it; another workspace's is
     /// NOT_FOUND, as if it did not exist.
-    pub async fn webhook_endpoint(
-        &self,
-        owner: &EndpointOwner,
-        id: i64,
-    ) -> AppResult<webhook_endpoint::Model> {
+    pub async fn webhook_endpoint(&self, owner: &EndpointOwner, id: i64) -> AppResult<EndpointView> {
         let endpoint = store::outbox::endpoint(&self.db, id)
             .await
             .map_err(db_error)?
@@ -152,11 +135,8 @@ impl Ledger {
         store::outbox::set_secret(&self.db, id, &secret)
             .await
             .map_err(db_error)?;
-        endpoint.secret.clone_from(&secret);
-        Ok(EndpointView {
-            endpoint,
-            secret: Some(secret),
-        })
+        endpoint.secret = secret;
+        Ok(endpoint)
     }
 
     /// Deletes an endpoint and its delivery history.
@@ -169,7 +149,7 @@ impl Ledger {
 
     /// The workspace's endpoints (an operator's list without a workspace:
     /// the endpoints for every workspace).
-    pub async fn webhook_endpoints(&self, owner: &EndpointOwner) -> AppResult<Vec<webhook_endpoint::Model>> {
+    pub async fn webhook_endpoints(&self, owner: &EndpointOwner) -> AppResult<Vec<EndpointView>> {
         let (workspace_id, global) = match owner {
             EndpointOwner::Workspace(scope) => (Some(scope.workspace_id().as_str()), false),
             EndpointOwner::Everyone => (None, true),
@@ -186,7 +166,7 @@ impl Ledger {
         endpoint_id: i64,
         first: u64,
         after: Option<i64>,
-    ) -> AppResult<Vec<(webhook_delivery::Model, String)>> {
+    ) -> AppResult<Vec<DeliveryView>> {
         self.webhook_endpoint(owner, endpoint_id).await?;
         store::outbox::deliveries(&self.db, endpoint_id, after, first.min(DELIVERIES_PAGE_MAX))
             .await
@@ -199,7 +179,7 @@ impl Ledger {
         owner: &EndpointOwner,
         endpoint_id: i64,
         event_id: i64,
-    ) -> AppResult<(webhook_delivery::Model, String)> {
+    ) -> AppResult<DeliveryView> {
         let endpoint = self.webhook_endpoint(owner, endpoint_id).await?;
         let workspace = store::outbox::event_workspace(&self.db, event_id)
             .await

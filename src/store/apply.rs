@@ -18,8 +18,9 @@ use serde::Serialize;
 
 use super::batch::{NewMove, NewRow, RowMove, all_saved, insert_moves, insert_rows, json, save_heads};
 use super::{Result, internal, is_sqlite};
+use crate::domain::auto_top_up::{new_request_id, period_key};
 use crate::domain::budget::Counter;
-use crate::domain::outbox::events_of_change;
+use crate::domain::outbox::{NewEvent, auto_top_up_requested, events_of_change};
 use crate::domain::wallet::{Change, Head, NEW_GRANT_ID_BASE};
 
 /// Writes every change in the caller's transaction; returns, per change,
@@ -106,15 +107,58 @@ pub async fn apply(
         })
         .collect::<Result<Vec<Vec<i64>>>>()?;
     // The outbox, in this same transaction (`docs/design/webhooks.md`).
-    let events: Vec<_> = changes
+    let mut events: Vec<_> = changes
         .iter()
         .zip(&ids)
         .flat_map(|(change, ids)| events_of_change(change, ids))
         .collect();
+    request_top_ups(txn, changes, now, &mut events).await?;
     if !events.is_empty() {
         super::outbox::insert_events(txn, &events, now, Utc::now()).await?;
     }
     Ok(ids)
+}
+
+/// Automatic top-up: a change that leaves the balance below the wallet's
+/// threshold opens a request, unless one is open or the period's cap is
+/// reached (`docs/design/auto-top-up.md`). The wallet is locked, so
+/// concurrent spends open one request.
+async fn request_top_ups(
+    txn: &impl ConnectionTrait,
+    changes: &[Change],
+    now: DateTime<Utc>,
+    events: &mut Vec<NewEvent>,
+) -> Result<()> {
+    for change in changes {
+        let (Some(head), Some(last)) = (&change.head, change.rows.last()) else {
+            continue;
+        };
+        let Some(threshold) = head
+            .auto_top_up_threshold
+            .filter(|threshold| head.balance < *threshold)
+        else {
+            continue;
+        };
+        let mut random = [0u8; 16];
+        if let Err(error) = getrandom::fill(&mut random) {
+            tracing::error!(%error, "no randomness for an automatic top-up request; the next change retries");
+            continue;
+        }
+        let request_id = new_request_id(random);
+        let period = period_key(head.period_start);
+        if let Some(pack) =
+            super::auto_top_up::open_request(txn, change.wallet_id, &period, &request_id, now).await?
+        {
+            events.push(auto_top_up_requested(
+                &change.workspace_id,
+                &request_id,
+                &pack,
+                threshold,
+                &last.balance,
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// What one batch writes after its grants exist.

@@ -5,6 +5,7 @@
 //! [`db_error`] sorts it into Unavailable (retry later) or Internal.
 
 pub mod apply;
+pub mod auto_top_up;
 pub mod batch;
 pub mod budgets;
 pub mod catalogue;

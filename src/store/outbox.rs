@@ -15,14 +15,9 @@ use sea_orm::{
 };
 
 use super::{Result, internal};
-use crate::domain::outbox::NewEvent;
+use crate::domain::outbox::{DeliveryView, EndpointView, NewEvent};
 
-/// A delivery's states, as stored.
-pub const PENDING: &str = "PENDING";
-/// Answered 2xx.
-pub const DELIVERED: &str = "DELIVERED";
-/// Its last attempt failed.
-pub const FAILED: &str = "FAILED";
+pub use crate::domain::outbox::{DELIVERED, FAILED, PENDING};
 
 /// `sql` with its `?` placeholders numbered for PostgreSQL.
 fn placeholders(backend: DbBackend, sql: &str) -> String {
@@ -43,7 +38,7 @@ fn placeholders(backend: DbBackend, sql: &str) -> String {
     numbered
 }
 
-fn statement(db: &impl ConnectionTrait, sql: &str, values: Vec<Value>) -> Statement {
+pub(crate) fn statement(db: &impl ConnectionTrait, sql: &str, values: Vec<Value>) -> Statement {
     let backend = db.get_database_backend();
     Statement::from_sql_and_values(backend, placeholders(backend, sql), values)
 }
@@ -111,13 +106,40 @@ pub struct NewEndpoint<'a> {
     pub secret: &'a str,
 }
 
+fn endpoint_view(model: webhook_endpoint::Model) -> EndpointView {
+    EndpointView {
+        id: model.id,
+        workspace_id: model.workspace_id,
+        url: model.url,
+        event_types: model.event_types.split_whitespace().map(str::to_owned).collect(),
+        description: model.description,
+        secret: model.secret,
+        created_at: model.created_at,
+    }
+}
+
+fn delivery_view(model: webhook_delivery::Model, event_type: String) -> DeliveryView {
+    DeliveryView {
+        id: model.id,
+        event_id: model.event_id,
+        event_type,
+        status: model.status,
+        attempts: model.attempts,
+        last_status_code: model.last_status_code,
+        last_error: model.last_error,
+        next_attempt_at: model.next_attempt_at,
+        delivered_at: model.delivered_at,
+        created_at: model.created_at,
+    }
+}
+
 /// Stores an endpoint.
 pub async fn create_endpoint(
     db: &impl ConnectionTrait,
     endpoint: NewEndpoint<'_>,
     now: DateTime<Utc>,
-) -> Result<webhook_endpoint::Model> {
-    Ok(webhook_endpoint::ActiveModel {
+) -> Result<EndpointView> {
+    let model = webhook_endpoint::ActiveModel {
         workspace_id: Set(endpoint.workspace_id.map(str::to_owned)),
         url: Set(endpoint.url.to_owned()),
         event_types: Set(endpoint.event_types),
@@ -127,12 +149,16 @@ pub async fn create_endpoint(
         ..Default::default()
     }
     .insert(db)
-    .await?)
+    .await?;
+    Ok(endpoint_view(model))
 }
 
 /// An endpoint by id.
-pub async fn endpoint(db: &impl ConnectionTrait, id: i64) -> Result<Option<webhook_endpoint::Model>> {
-    Ok(webhook_endpoint::Entity::find_by_id(id).one(db).await?)
+pub async fn endpoint(db: &impl ConnectionTrait, id: i64) -> Result<Option<EndpointView>> {
+    Ok(webhook_endpoint::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .map(endpoint_view))
 }
 
 /// Endpoints of `workspace_id` (and, with `with_global`, those for every
@@ -141,7 +167,7 @@ pub async fn endpoints(
     db: &impl ConnectionTrait,
     workspace_id: Option<&str>,
     with_global: bool,
-) -> Result<Vec<webhook_endpoint::Model>> {
+) -> Result<Vec<EndpointView>> {
     let mut condition = sea_orm::Condition::any();
     if let Some(workspace_id) = workspace_id {
         condition = condition.add(webhook_endpoint::Column::WorkspaceId.eq(workspace_id));
@@ -153,7 +179,10 @@ pub async fn endpoints(
         .filter(condition)
         .order_by_asc(webhook_endpoint::Column::Id)
         .all(db)
-        .await?)
+        .await?
+        .into_iter()
+        .map(endpoint_view)
+        .collect())
 }
 
 /// Replaces an endpoint's secret.
@@ -186,7 +215,7 @@ pub async fn deliveries(
     endpoint_id: i64,
     after: Option<i64>,
     limit: u64,
-) -> Result<Vec<(webhook_delivery::Model, String)>> {
+) -> Result<Vec<DeliveryView>> {
     let mut query =
         webhook_delivery::Entity::find().filter(webhook_delivery::Column::EndpointId.eq(endpoint_id));
     if let Some(after) = after {
@@ -209,7 +238,7 @@ pub async fn deliveries(
         .into_iter()
         .map(|row| {
             let event_type = types.get(&row.event_id).cloned().unwrap_or_default();
-            (row, event_type)
+            delivery_view(row, event_type)
         })
         .collect())
 }
@@ -221,29 +250,27 @@ pub async fn redeliver(
     endpoint_id: i64,
     event_id: i64,
     now: DateTime<Utc>,
-) -> Result<Option<(webhook_delivery::Model, String)>> {
+) -> Result<Option<DeliveryView>> {
     let Some(event) = entity::outbox_event::Entity::find_by_id(event_id).one(db).await? else {
         return Ok(None);
     };
-    Ok(Some((
-        webhook_delivery::ActiveModel {
-            endpoint_id: Set(endpoint_id),
-            event_id: Set(event.id),
-            workspace_id: Set(event.workspace_id),
-            status: Set(PENDING.to_owned()),
-            attempts: Set(0),
-            next_attempt_at: Set(now),
-            leased_until: Set(None),
-            last_status_code: Set(None),
-            last_error: Set(None),
-            delivered_at: Set(None),
-            created_at: Set(now),
-            ..Default::default()
-        }
-        .insert(db)
-        .await?,
-        event.event_type,
-    )))
+    let delivery = webhook_delivery::ActiveModel {
+        endpoint_id: Set(endpoint_id),
+        event_id: Set(event.id),
+        workspace_id: Set(event.workspace_id),
+        status: Set(PENDING.to_owned()),
+        attempts: Set(0),
+        next_attempt_at: Set(now),
+        leased_until: Set(None),
+        last_status_code: Set(None),
+        last_error: Set(None),
+        delivered_at: Set(None),
+        created_at: Set(now),
+        ..Default::default()
+    }
+    .insert(db)
+    .await?;
+    Ok(Some(delivery_view(delivery, event.event_type)))
 }
 
 /// The workspace of stored event `event_id`.

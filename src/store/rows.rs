@@ -31,6 +31,7 @@ pub fn head(model: wallet::Model) -> Result<Head> {
         alerted_at: model.low_balance_alerted_at,
         time_zone: model.time_zone,
         budget_version: model.budget_version,
+        auto_top_up_threshold: model.auto_top_up_threshold_credits,
         workspace_id: model.workspace_id,
     })
 }

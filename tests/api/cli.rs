@@ -82,6 +82,8 @@ async fn migrate_reports_reverts_and_reapplies(app: TestApp) {
     let db = app.db();
     for gone in [
         "SELECT id FROM outbox_event",
+        "SELECT wallet_id FROM auto_top_up",
+        "SELECT auto_top_up_threshold_credits FROM wallet",
         "SELECT id FROM webhook_endpoint",
         "SELECT id FROM webhook_delivery",
         "SELECT payment_reference FROM payment_refund",

@@ -6,6 +6,7 @@
 mod helpers;
 
 mod auth;
+mod auto_top_up;
 mod budgets;
 mod catalogue;
 mod cli;

@@ -63,7 +63,7 @@ async fn post(app: &TestApp, body: &str, signature: Option<String>) -> (u16, Val
 }
 
 /// An answer's outcome, once it is shown to be a 200.
-fn acknowledged((status, answer): (u16, Value)) -> String {
+pub(crate) fn acknowledged((status, answer): (u16, Value)) -> String {
     assert_eq!(status, 200, "{answer}");
     answer["outcome"]
         .as_str()
@@ -71,7 +71,7 @@ fn acknowledged((status, answer): (u16, Value)) -> String {
         .to_owned()
 }
 
-async fn deliver(app: &TestApp, body: &str) -> (u16, Value) {
+pub(crate) async fn deliver(app: &TestApp, body: &str) -> (u16, Value) {
     post(app, body, Some(signature(STRIPE_SECRET, now(), body))).await
 }
 
@@ -288,6 +288,32 @@ async fn the_refund_of_a_spent_top_up_is_recorded_not_reversed(app: TestApp) {
     assert_eq!(refund_outcome(&app, "pi_s").await, "UNRECOVERED");
     assert_eq!(acknowledged(deliver(&app, &refund).await), "DUPLICATE");
     assert_eq!(app.balance_total("ws-spent").await, 99);
+    // An operator is told through the outbox, once.
+    assert_eq!(
+        needs_review(&app).await,
+        [("ws-spent".to_owned(), "pi_s".to_owned(), "UNRECOVERED".to_owned())]
+    );
+}
+
+/// The `credits.refund_needs_review` events: (workspace, payment, outcome).
+async fn needs_review(app: &TestApp) -> Vec<(String, String, String)> {
+    let db = app.db();
+    db.query_all_raw(sea_orm::Statement::from_string(
+        db.get_database_backend(),
+        "SELECT workspace_id, data FROM outbox_event WHERE event_type = 'credits.refund_needs_review' ORDER BY id",
+    ))
+    .await
+    .unwrap()
+    .iter()
+    .map(|row| {
+        let data: Value = serde_json::from_str(&row.try_get::<String>("", "data").unwrap()).unwrap();
+        (
+            row.try_get::<String>("", "workspace_id").unwrap(),
+            data["paymentReference"].as_str().unwrap().to_owned(),
+            data["outcome"].as_str().unwrap().to_owned(),
+        )
+    })
+    .collect()
 }
 
 async fn a_partial_refund_waits_for_an_operator_and_a_full_one_reverses(app: TestApp) {
@@ -300,6 +326,11 @@ async fn a_partial_refund_waits_for_an_operator_and_a_full_one_reverses(app: Tes
     assert_eq!(app.balance_total("ws-part").await, before + 100);
     assert_eq!(refund_outcome(&app, "pi_p").await, "PARTIAL");
     assert_eq!(acknowledged(deliver(&app, &partial).await), "DUPLICATE");
+
+    assert_eq!(
+        needs_review(&app).await,
+        [("ws-part".to_owned(), "pi_p".to_owned(), "PARTIAL".to_owned())]
+    );
 
     let full = refunded("evt_f", "pi_p", 1900, true);
     assert_eq!(acknowledged(deliver(&app, &full).await), "REVERSED");

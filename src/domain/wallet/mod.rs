@@ -103,6 +103,8 @@ pub struct Head {
     pub time_zone: String,
     /// Moves with each change of budgets or counters that appends no row.
     pub budget_version: i64,
+    /// Automatic top-up's threshold, while it is on.
+    pub auto_top_up_threshold: Option<i64>,
 }
 
 impl Head {

@@ -48,6 +48,7 @@ fn pro_wallet() -> WalletState {
             alerted_at: None,
             time_zone: "UTC".to_owned(),
             budget_version: 0,
+            auto_top_up_threshold: None,
         },
         grants: vec![
             allocation,

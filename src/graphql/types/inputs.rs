@@ -48,6 +48,8 @@ pub struct PurchaseTopUpInput {
     pub pack: TopUpPackCode,
     /// The payment's reference, 1 to 200 characters; also the idempotency key.
     pub payment_reference: String,
+    /// The automatic top-up request (`atr_…`) this payment answers; it closes.
+    pub auto_top_up_request_id: Option<String>,
 }
 
 /// Input of `changePlan`.

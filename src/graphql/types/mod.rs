@@ -2,6 +2,7 @@
 //! they are set here, apart from storage, so a column rename cannot change
 //! the API.
 
+mod auto_top_up;
 mod budgets;
 mod enums;
 mod inputs;
@@ -10,6 +11,7 @@ mod payloads;
 mod wallet;
 mod webhooks;
 
+pub use auto_top_up::*;
 pub use budgets::*;
 pub use enums::*;
 pub use inputs::*;

@@ -86,6 +86,14 @@ impl Wallet {
         Ok(forecast.into())
     }
 
+    /// Automatic top-up; null until it is set.
+    async fn auto_top_up(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<AutoTopUp>> {
+        let period =
+            crate::domain::auto_top_up::period_key(self.view.current_period.map(|period| period.start));
+        let view = ledger(ctx).gql()?.auto_top_up(&self.scope).await.gql()?;
+        Ok(view.map(|view| AutoTopUp::of(view, &period)))
+    }
+
     /// The spendable balance and its split.
     async fn balance(&self) -> Balance {
         self.view.balance.into()

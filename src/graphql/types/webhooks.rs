@@ -1,10 +1,8 @@
 //! Webhook endpoints and deliveries: objects, inputs and payloads.
 
+use crate::domain::outbox::{DeliveryView, EndpointView, PENDING, event_id};
 use async_graphql::{ID, InputObject, SimpleObject};
 use chrono::{DateTime, Utc};
-use entity::{webhook_delivery, webhook_endpoint};
-
-use crate::domain::outbox::event_id;
 
 /// Where events are posted, signed per the Standard Webhooks specification.
 #[derive(SimpleObject)]
@@ -23,17 +21,13 @@ pub struct WebhookEndpoint {
     pub created_at: DateTime<Utc>,
 }
 
-impl From<webhook_endpoint::Model> for WebhookEndpoint {
-    fn from(endpoint: webhook_endpoint::Model) -> Self {
+impl From<EndpointView> for WebhookEndpoint {
+    fn from(endpoint: EndpointView) -> Self {
         Self {
             id: ID(endpoint.id.to_string()),
             workspace_id: endpoint.workspace_id.map(ID),
             url: endpoint.url,
-            event_types: endpoint
-                .event_types
-                .split_whitespace()
-                .map(str::to_owned)
-                .collect(),
+            event_types: endpoint.event_types,
             description: endpoint.description,
             created_at: endpoint.created_at,
         }
@@ -65,13 +59,13 @@ pub struct WebhookDelivery {
     pub created_at: DateTime<Utc>,
 }
 
-impl From<(webhook_delivery::Model, String)> for WebhookDelivery {
-    fn from((delivery, event_type): (webhook_delivery::Model, String)) -> Self {
-        let pending = delivery.status == crate::store::outbox::PENDING;
+impl From<DeliveryView> for WebhookDelivery {
+    fn from(delivery: DeliveryView) -> Self {
+        let pending = delivery.status == PENDING;
         Self {
             id: ID(delivery.id.to_string()),
             event_id: ID(event_id(delivery.event_id)),
-            event_type,
+            event_type: delivery.event_type,
             status: delivery.status,
             attempts: delivery.attempts,
             last_response_code: delivery.last_status_code,

@@ -1,6 +1,9 @@
 //! The outbox and its webhook deliveries (`docs/design/webhooks.md`):
 //! events are written in the transaction of the ledger change that caused
-//! them, and fanned out to the endpoints subscribed at that moment.
+//! them, and fanned out to the endpoints subscribed at that moment. And
+//! automatic top-up (`docs/design/auto-top-up.md`): its settings and its
+//! one open request per wallet, with the threshold mirrored on the wallet
+//! so that the spend path reads it with the head.
 
 use sea_orm_migration::{prelude::*, schema::*};
 
@@ -90,11 +93,57 @@ impl MigrationTrait for Migration {
         connection
             .execute_unprepared("CREATE INDEX webhook_endpoint_workspace ON webhook_endpoint (workspace_id)")
             .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table("wallet")
+                    .add_column(big_integer_null("auto_top_up_threshold_credits"))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table("auto_top_up")
+                    .col(big_integer("wallet_id").primary_key())
+                    .col(boolean("enabled"))
+                    .col(big_integer("threshold_credits"))
+                    .col(string_len("pack_code", 32))
+                    .col(integer("max_per_period"))
+                    // The billing period requests are counted in.
+                    .col(string_len("period_key", 40))
+                    .col(integer("requests_in_period"))
+                    .col(string_len_null("open_request_id", 64))
+                    .col(timestamp_with_time_zone_null("open_request_at"))
+                    .col(integer("consecutive_failures"))
+                    .col(timestamp_with_time_zone("updated_at"))
+                    .foreign_key(
+                        ForeignKey::create()
+                            .name("auto_top_up_wallet_fk")
+                            .from("auto_top_up", "wallet_id")
+                            .to("wallet", "id"),
+                    )
+                    .to_owned(),
+            )
+            .await?;
         Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for table in ["webhook_delivery", "webhook_endpoint", "outbox_event"] {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table("wallet")
+                    .drop_column("auto_top_up_threshold_credits")
+                    .to_owned(),
+            )
+            .await?;
+        for table in [
+            "auto_top_up",
+            "webhook_delivery",
+            "webhook_endpoint",
+            "outbox_event",
+        ] {
             manager.drop_table(Table::drop().table(table).to_owned()).await?;
         }
         Ok(())
