@@ -93,6 +93,11 @@ impl MigrationTrait for Migration {
         connection
             .execute_unprepared("CREATE INDEX webhook_endpoint_workspace ON webhook_endpoint (workspace_id)")
             .await?;
+        // The scheduler's look for trials ending within 48 hours (the
+        // column is never rewritten by a spend, so updates stay HOT).
+        connection
+            .execute_unprepared("CREATE INDEX wallet_trial_ends_at ON wallet (trial_ends_at)")
+            .await?;
         manager
             .alter_table(
                 Table::alter()
@@ -130,6 +135,10 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .get_connection()
+            .execute_unprepared("DROP INDEX wallet_trial_ends_at")
+            .await?;
         manager
             .alter_table(
                 Table::alter()

@@ -8,6 +8,7 @@ use serde_json::json;
 use super::receiver::{Receiver, signature_is_valid};
 use super::{create_endpoint, delivering, endpoint, settled_deliveries};
 use crate::both_backends;
+use crate::budgets::Budget;
 use crate::helpers::{Backend, Options, TestApp};
 
 async fn each_endpoint_gets_its_workspace_s_subscribed_events(app: TestApp) {
@@ -186,8 +187,36 @@ async fn a_rotated_secret_signs_at_once_and_a_deleted_endpoint_gets_nothing(app:
     );
 }
 
+async fn a_budget_used_up_is_told_once(app: TestApp) {
+    let receiver = Receiver::start().await;
+    app.create_workspace("ws-budget").await;
+    let admin = app.token("admin", Some("ws-budget"));
+    endpoint(&app, &admin, None, &receiver.url, &["credits.budget_exceeded"]).await;
+    app.set_budget(&admin, None, &Budget::hard("cap", "WORKSPACE", 2))
+        .await
+        .data();
+    let service = app.token("service", Some("ws-budget"));
+    let mut outcomes = Vec::new();
+    for i in 0..4 {
+        outcomes.push(app.spend_ok(&service, "TRIAGE", &format!("b-{i}")).await["outcome"].clone());
+    }
+    assert_eq!(
+        outcomes,
+        ["CHARGED", "CHARGED", "BUDGET_EXCEEDED", "BUDGET_EXCEEDED"]
+    );
+    let received = receiver
+        .wait_for(Duration::from_secs(10), |r| !r.is_empty())
+        .await;
+    let body = received[0].json();
+    assert_eq!(body["type"], "credits.budget_exceeded");
+    assert_eq!(body["data"]["budget"], "cap");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(receiver.received().len(), 1, "once per window");
+}
+
 both_backends!(
     options = crate::webhooks::with_delivery();
+    a_budget_used_up_is_told_once,
     each_endpoint_gets_its_workspace_s_subscribed_events,
     only_admins_and_operators_manage_endpoints_and_bad_input_changes_nothing,
     a_rotated_secret_signs_at_once_and_a_deleted_endpoint_gets_nothing,
