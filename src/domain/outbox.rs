@@ -314,6 +314,19 @@ pub fn refund_needs_review(
     }
 }
 
+/// The once-key of a workspace's trial ending: a workspace has one trial.
+pub fn trial_ending_key(workspace_id: &str) -> String {
+    format!("{TRIAL_ENDING_KEY_PREFIX}{workspace_id}")
+}
+
+/// What [`trial_ending_key`] puts before the workspace id.
+pub const TRIAL_ENDING_KEY_PREFIX: &str = "trial_ending:";
+
+/// The once-key of a runway found too short for the period ending at `period_end`.
+pub fn runway_low_key(workspace_id: &str, period_end: DateTime<Utc>) -> String {
+    format!("runway_low:{workspace_id}:{}", period_end.timestamp())
+}
+
 /// The data of a trial ending, and its once-per-trial key.
 pub fn trial_ending(workspace_id: &str, ends_at: DateTime<Utc>, balance: &BalanceView) -> NewEvent {
     NewEvent {
@@ -323,7 +336,7 @@ pub fn trial_ending(workspace_id: &str, ends_at: DateTime<Utc>, balance: &Balanc
             "endsAt": ends_at.to_rfc3339_opts(SecondsFormat::Secs, true),
             "balance": balance_json(balance),
         }),
-        once_key: Some(format!("trial_ending:{workspace_id}:{}", ends_at.timestamp())),
+        once_key: Some(trial_ending_key(workspace_id)),
     }
 }
 
@@ -344,7 +357,7 @@ pub fn runway_low(
             "dailyBurn": daily_burn,
             "balance": balance_json(balance),
         }),
-        once_key: Some(format!("runway_low:{workspace_id}:{}", period_end.timestamp())),
+        once_key: Some(runway_low_key(workspace_id, period_end)),
     }
 }
 

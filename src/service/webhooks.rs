@@ -238,12 +238,18 @@ impl Ledger {
         for workspace_id in due {
             let scope = WalletScope::system(WorkspaceId::parse("workspaceId", &workspace_id)?);
             let view = self.wallet(&scope).await?;
+            let Some(period) = view.current_period else {
+                continue;
+            };
+            // Told already this period: no need to forecast.
+            if store::outbox::once_key_exists(&self.db, &outbox::runway_low_key(&workspace_id, period.end))
+                .await
+                .map_err(db_error)?
+            {
+                continue;
+            }
             let forecast = self.forecast(&scope, &view).await?;
-            if let (Some(false), Some(period), Some(depletes_at)) = (
-                forecast.covers_until_reset,
-                view.current_period,
-                forecast.depletes_at,
-            ) {
+            if let (Some(false), Some(depletes_at)) = (forecast.covers_until_reset, forecast.depletes_at) {
                 events.push(outbox::runway_low(
                     &workspace_id,
                     period.end,

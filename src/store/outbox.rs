@@ -460,22 +460,43 @@ pub async fn backlog(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<(i
     Ok((i64::try_from(pending).unwrap_or(i64::MAX), lag))
 }
 
-/// Trial wallets whose trial ends in `(now, until]`: (workspace, end, balance).
+/// Trial wallets whose trial ends in `(now, until]` and whose
+/// `credits.trial_ending` was not written yet: (workspace, trial end).
 pub async fn trials_ending(
     db: &impl ConnectionTrait,
     now: DateTime<Utc>,
     until: DateTime<Utc>,
 ) -> Result<Vec<(String, DateTime<Utc>)>> {
-    let rows = entity::wallet::Entity::find()
-        .filter(entity::wallet::Column::TrialEndsAt.gt(now))
-        .filter(entity::wallet::Column::TrialEndsAt.lte(until))
-        .filter(entity::wallet::Column::PlanCode.eq(crate::domain::catalogue::PlanCode::ProTrial.as_str()))
-        .all(db)
+    let rows = db
+        .query_all_raw(statement(
+            db,
+            &format!(
+                "SELECT w.workspace_id, w.trial_ends_at FROM wallet w \
+                 WHERE w.trial_ends_at > ? AND w.trial_ends_at <= ? AND w.plan_code = '{}' \
+                 AND NOT EXISTS (SELECT 1 FROM outbox_event o WHERE o.once_key = '{}' || w.workspace_id)",
+                crate::domain::catalogue::PlanCode::ProTrial.as_str(),
+                crate::domain::outbox::TRIAL_ENDING_KEY_PREFIX,
+            ),
+            vec![now.into(), until.into()],
+        ))
         .await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|wallet| Some((wallet.workspace_id, wallet.trial_ends_at?)))
-        .collect())
+    rows.iter()
+        .map(|row| {
+            Ok((
+                row.try_get("", "workspace_id")?,
+                row.try_get("", "trial_ends_at")?,
+            ))
+        })
+        .collect()
+}
+
+/// Whether an event with `once_key` was written.
+pub async fn once_key_exists(db: &impl ConnectionTrait, once_key: &str) -> Result<bool> {
+    Ok(entity::outbox_event::Entity::find()
+        .filter(entity::outbox_event::Column::OnceKey.eq(once_key))
+        .count(db)
+        .await?
+        > 0)
 }
 
 /// Wallets with a SPEND row after ledger row `after_id`, and the largest
