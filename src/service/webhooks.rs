@@ -142,9 +142,9 @@ impl Ledger {
     /// Deletes an endpoint and its delivery history.
     pub async fn delete_webhook_endpoint(&self, owner: &EndpointOwner, id: i64) -> AppResult<()> {
         self.webhook_endpoint(owner, id).await?;
-        store::outbox::delete_endpoint(&self.db, id)
-            .await
-            .map_err(db_error)
+        let txn = store::begin_write(&self.db).await.map_err(db_error)?;
+        store::outbox::delete_endpoint(&txn, id).await.map_err(db_error)?;
+        store::commit(txn).await.map_err(db_error)
     }
 
     /// The workspace's endpoints (an operator's list without a workspace:
