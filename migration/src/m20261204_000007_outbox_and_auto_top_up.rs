@@ -93,6 +93,13 @@ impl MigrationTrait for Migration {
         connection
             .execute_unprepared("CREATE INDEX webhook_endpoint_workspace ON webhook_endpoint (workspace_id)")
             .await?;
+        // Retention: old events first, then their deliveries.
+        connection
+            .execute_unprepared("CREATE INDEX outbox_event_created_at ON outbox_event (created_at)")
+            .await?;
+        connection
+            .execute_unprepared("CREATE INDEX webhook_delivery_event ON webhook_delivery (event_id)")
+            .await?;
         // The scheduler's look for trials ending within 48 hours (the
         // column is never rewritten by a spend, so updates stay HOT).
         connection

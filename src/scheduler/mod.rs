@@ -56,6 +56,15 @@ async fn run_once(ledger: &Ledger, guard: &Mutex<NoticeCursor>) {
             tracing::warn!(code, "notices failed; the next tick retries");
         }
     }
+    match ledger.prune_outbox(&mut cursor, now).await {
+        Ok(0) => {}
+        Ok(removed) => tracing::info!(removed, "old outbox events removed"),
+        Err(error) => {
+            let code = error.code();
+            let _ = error.into_graphql();
+            tracing::warn!(code, "pruning the outbox failed; the next tick retries");
+        }
+    }
 }
 
 impl Scheduler {

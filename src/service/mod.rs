@@ -48,7 +48,7 @@ pub use views::{
 pub use wallet::{TRANSACTIONS_PAGE_DEFAULT, TRANSACTIONS_PAGE_MAX, TransactionQuery};
 pub use webhooks::{
     DELIVERIES_PAGE_MAX, DESCRIPTION_LENGTH_MAX, ENDPOINTS_PER_WORKSPACE_MAX, EndpointOwner, EndpointRequest,
-    NoticeCursor, TRIAL_ENDING_NOTICE,
+    NoticeCursor, OUTBOX_RETENTION, TRIAL_ENDING_NOTICE,
 };
 pub use workspace::{ChangePlanRequest, CreateWorkspaceRequest, WORKSPACE_NAME_LENGTH_MAX};
 

@@ -23,6 +23,10 @@ pub const DELIVERIES_PAGE_MAX: u64 = 100;
 pub const TRIAL_ENDING_NOTICE: Duration = Duration::hours(48);
 /// How often one wallet's runway is examined at most.
 const RUNWAY_CHECK_EVERY: Duration = Duration::hours(1);
+/// How long events and their settled deliveries are kept.
+pub const OUTBOX_RETENTION: Duration = Duration::days(30);
+/// How often the outbox is pruned at most (per instance).
+const PRUNE_EVERY: Duration = Duration::hours(1);
 
 /// Whose endpoint: one workspace's, or every workspace's (operators).
 #[derive(Debug, Clone)]
@@ -60,6 +64,8 @@ pub struct NoticeCursor {
     last_ledger_id: Option<i64>,
     /// When each wallet's runway was last examined.
     examined: HashMap<String, DateTime<Utc>>,
+    /// When the outbox was last pruned.
+    pruned_at: Option<DateTime<Utc>>,
 }
 
 impl Ledger {
@@ -197,6 +203,24 @@ impl Ledger {
             .await
             .map_err(db_error)?
             .ok_or(AppError::NotFound("event"))
+    }
+
+    /// Removes events older than [`OUTBOX_RETENTION`] whose deliveries are
+    /// all settled, with those deliveries, at most once an hour; returns how
+    /// many events were removed. The once-keys they carried name occasions
+    /// long past (a trial that ended, a period that ended, a closed request,
+    /// a recorded refund), so nothing is told twice for lack of them.
+    pub async fn prune_outbox(&self, cursor: &mut NoticeCursor, now: DateTime<Utc>) -> AppResult<u64> {
+        if cursor.pruned_at.is_some_and(|at| at + PRUNE_EVERY > now) {
+            return Ok(0);
+        }
+        let txn = store::begin_write(&self.db).await.map_err(db_error)?;
+        let removed = store::outbox::prune(&txn, now - OUTBOX_RETENTION)
+            .await
+            .map_err(db_error)?;
+        store::commit(txn).await.map_err(db_error)?;
+        cursor.pruned_at = Some(now);
+        Ok(removed)
     }
 
     /// Writes the events no single ledger write causes, each once per

@@ -490,6 +490,39 @@ pub async fn trials_ending(
         .collect()
 }
 
+/// Most events one pruning statement removes.
+pub const PRUNE_BATCH: u64 = 10_000;
+
+/// Removes events written before `before` whose deliveries are all settled
+/// (delivered or failed), with those deliveries; at most [`PRUNE_BATCH`]
+/// events. Returns how many events were removed. Pending deliveries keep
+/// their events however old.
+pub async fn prune(txn: &impl ConnectionTrait, before: DateTime<Utc>) -> Result<u64> {
+    let old = format!(
+        "SELECT e.id FROM outbox_event e WHERE e.created_at < ? \
+         AND NOT EXISTS (SELECT 1 FROM webhook_delivery p WHERE p.event_id = e.id AND p.status = '{PENDING}') \
+         ORDER BY e.created_at LIMIT {PRUNE_BATCH}"
+    );
+    let ids: Vec<i64> = txn
+        .query_all_raw(statement(txn, &old, vec![before.into()]))
+        .await?
+        .iter()
+        .map(|row| row.try_get::<i64>("", "id"))
+        .collect::<std::result::Result<_, _>>()?;
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    webhook_delivery::Entity::delete_many()
+        .filter(webhook_delivery::Column::EventId.is_in(ids.clone()))
+        .exec(txn)
+        .await?;
+    let removed = entity::outbox_event::Entity::delete_many()
+        .filter(entity::outbox_event::Column::Id.is_in(ids))
+        .exec(txn)
+        .await?;
+    Ok(removed.rows_affected)
+}
+
 /// Whether an event with `once_key` was written.
 pub async fn once_key_exists(db: &impl ConnectionTrait, once_key: &str) -> Result<bool> {
     Ok(entity::outbox_event::Entity::find()

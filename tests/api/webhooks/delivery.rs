@@ -270,6 +270,73 @@ async fn a_runway_too_short_for_the_period_is_told_once(app: TestApp) {
     settled_deliveries(&app, &admin, &endpoint_id, 1).await;
 }
 
+/// Events older than the retention whose deliveries are settled go, with
+/// their deliveries; a pending delivery keeps its event however old.
+async fn old_settled_events_are_pruned_and_pending_ones_kept(backend: Backend) {
+    // No worker: the deliveries' states are set by hand.
+    let app = TestApp::spawn(backend).await;
+    app.create_workspace("ws-prune").await;
+    let admin = app.token("admin", Some("ws-prune"));
+    endpoint(&app, &admin, None, "http://127.0.0.1:9/hook", &[]).await;
+    let operator = app.operator();
+    app.top_up(&operator, Some("ws-prune"), "PACK_100", "pay-old-1")
+        .await
+        .data();
+    app.top_up(&operator, Some("ws-prune"), "PACK_100", "pay-old-2")
+        .await
+        .data();
+    app.clock.set(start_time() + chrono::Duration::days(20));
+    app.top_up(&operator, Some("ws-prune"), "PACK_100", "pay-young")
+        .await
+        .data();
+    let first = app.query_i64("SELECT MIN(id) FROM webhook_delivery").await;
+    let last = app.query_i64("SELECT MAX(id) FROM webhook_delivery").await;
+    app.execute_sql(&format!(
+        "UPDATE webhook_delivery SET status = 'DELIVERED' WHERE id IN ({first}, {last})"
+    ))
+    .await;
+    assert_eq!(app.query_i64("SELECT COUNT(*) FROM outbox_event").await, 3);
+
+    let mut cursor = protodesk_credits::service::NoticeCursor::default();
+    let later = start_time() + protodesk_credits::service::OUTBOX_RETENTION + chrono::Duration::days(1);
+    assert_eq!(app.ledger.prune_outbox(&mut cursor, later).await.unwrap(), 1);
+    assert_eq!(
+        app.query_i64("SELECT COUNT(*) FROM webhook_delivery").await,
+        2,
+        "the old pending delivery and the young delivered one stay"
+    );
+    assert_eq!(
+        app.query_i64(&format!(
+            "SELECT COUNT(*) FROM webhook_delivery WHERE id = {first}"
+        ))
+        .await,
+        0
+    );
+    assert_eq!(app.query_i64("SELECT COUNT(*) FROM outbox_event").await, 2);
+    // Once an hour at most.
+    app.execute_sql("UPDATE webhook_delivery SET status = 'FAILED'")
+        .await;
+    assert_eq!(app.ledger.prune_outbox(&mut cursor, later).await.unwrap(), 0);
+    let an_hour_on = later + chrono::Duration::hours(1);
+    assert_eq!(app.ledger.prune_outbox(&mut cursor, an_hour_on).await.unwrap(), 1);
+    assert_eq!(
+        app.query_i64("SELECT COUNT(*) FROM outbox_event").await,
+        1,
+        "the young one stays"
+    );
+    app.teardown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_old_settled_events_are_pruned_and_pending_ones_kept() {
+    old_settled_events_are_pruned_and_pending_ones_kept(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_old_settled_events_are_pruned_and_pending_ones_kept() {
+    old_settled_events_are_pruned_and_pending_ones_kept(Backend::Postgres).await;
+}
+
 both_backends!(
     options = crate::webhooks::with_delivery();
     a_batch_s_events_are_signed_and_delivered_in_order,
