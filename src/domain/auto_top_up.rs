@@ -22,7 +22,7 @@ pub struct AutoTopUpView {
     pub pack: String,
     /// Most requests per billing period.
     pub max_per_period: i32,
-    /// Requests made in the current billing period.
+    /// Requests made in the billing period `period_key` names.
     pub requests_this_period: i32,
     /// The request waiting for its payment, if any.
     pub open_request_id: Option<String>,
@@ -35,13 +35,15 @@ pub struct AutoTopUpView {
 }
 
 impl AutoTopUpView {
-    /// Requests made in the period named `period_key` (none if the count
-    /// is of an earlier period).
-    pub fn requests_in(&self, period_key: &str) -> i32 {
+    /// The view as of the billing period named `period_key`: requests
+    /// counted in an earlier period count as none.
+    pub fn counted_in(self, period_key: &str) -> Self {
         if self.period_key == period_key {
-            self.requests_this_period
-        } else {
-            0
+            return self;
+        }
+        Self {
+            requests_this_period: 0,
+            ..self
         }
     }
 }
@@ -115,8 +117,13 @@ mod tests {
             consecutive_failures: 0,
             period_key: "2026-01-31T10:00:00Z".to_owned(),
         };
-        assert_eq!(view.requests_in("2026-01-31T10:00:00Z"), 2);
-        assert_eq!(view.requests_in("2026-02-28T10:00:00Z"), 0);
+        assert_eq!(
+            view.clone()
+                .counted_in("2026-01-31T10:00:00Z")
+                .requests_this_period,
+            2
+        );
+        assert_eq!(view.counted_in("2026-02-28T10:00:00Z").requests_this_period, 0);
         assert_eq!(period_key(None), "trial");
         assert_eq!(new_request_id([0xab; 16]), format!("atr_{}", "ab".repeat(16)));
         let id = new_request_id([7; 16]);

@@ -12,16 +12,16 @@ use super::types::{
 };
 use super::{caller, ledger, scope};
 use crate::auth::{Caller, Operation, WalletScope, authorize_operator};
-use crate::domain::auto_top_up::{parse_request_id, period_key};
+use crate::domain::auto_top_up::parse_request_id;
 use crate::domain::budget::{check_agent_id, check_budget, parse_time_zone};
 use crate::domain::catalogue::Role;
 use crate::domain::ids::{IdempotencyKey, WorkspaceId, parse_reference};
 use crate::error::{AppError, GraphqlResult};
-use crate::service::WORKSPACE_NAME_LENGTH_MAX;
 use crate::service::{
     AdjustRequest, AutoTopUpRequest, BudgetInput, ChangePlanRequest, CreateWorkspaceRequest, SpendRequest,
     ThresholdRequest, TopUpRequest, parse_reason,
 };
+use crate::service::{Ledger, WORKSPACE_NAME_LENGTH_MAX};
 
 /// Spending and buying credits.
 #[derive(Default)]
@@ -333,12 +333,14 @@ impl BudgetMutation {
             max_per_period: input.max_per_period,
         };
         let ledger = ledger(ctx).gql()?;
-        let view = ledger.set_auto_top_up(&scope, request).await.gql()?;
-        let wallet = ledger.wallet(&scope).await.gql()?;
-        let period = period_key(wallet.current_period.map(|period| period.start));
-        Ok(SetAutoTopUpPayload {
-            auto_top_up: AutoTopUp::of(view, &period),
-        })
+        ledger.set_auto_top_up(&scope, request).await.gql()?;
+        let auto_top_up = auto_top_up_now(ledger, &scope)
+            .await
+            .and_then(|view| {
+                view.ok_or_else(|| AppError::Internal(anyhow::anyhow!("automatic top-up was not saved")))
+            })
+            .gql()?;
+        Ok(SetAutoTopUpPayload { auto_top_up })
     }
 
     /// Records that the payment of an automatic top-up request failed
@@ -361,15 +363,9 @@ impl BudgetMutation {
             .report_auto_top_up_failed(&scope, &request_id)
             .await
             .gql()?;
-        let wallet = ledger.wallet(&scope).await.gql()?;
-        let period = period_key(wallet.current_period.map(|period| period.start));
         Ok(ReportAutoTopUpFailedPayload {
             outcome: outcome.into(),
-            auto_top_up: ledger
-                .auto_top_up(&scope)
-                .await
-                .gql()?
-                .map(|view| AutoTopUp::of(view, &period)),
+            auto_top_up: auto_top_up_now(ledger, &scope).await.gql()?,
         })
     }
 
@@ -393,6 +389,13 @@ impl BudgetMutation {
             },
         })
     }
+}
+
+/// The wallet's automatic top-up after a change to it, counted in the
+/// wallet's current period.
+async fn auto_top_up_now(ledger: &Ledger, scope: &WalletScope) -> Result<Option<AutoTopUp>, AppError> {
+    let wallet = ledger.wallet(scope).await?;
+    Ok(ledger.auto_top_up(scope, &wallet).await?.map(Into::into))
 }
 
 /// The mutation root.

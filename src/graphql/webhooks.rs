@@ -37,6 +37,11 @@ fn numeric_id(field: &'static str, id: &ID) -> Result<i64, AppError> {
         .ok_or_else(|| AppError::invalid(field, "is not an id returned by this service"))
 }
 
+/// The caller's view of endpoint `id` (operators: every endpoint) and its number.
+fn owned_endpoint(ctx: &Context<'_>, id: &ID) -> Result<(EndpointOwner, i64), AppError> {
+    Ok((owner(ctx, None)?, numeric_id("endpointId", id)?))
+}
+
 /// An event id, `evt_` and a number.
 fn event_number(id: &ID) -> Result<i64, AppError> {
     id.strip_prefix("evt_")
@@ -85,12 +90,8 @@ impl WebhookQuery {
                 .filter(|first| (1..=DELIVERIES_PAGE_MAX).contains(first))
                 .ok_or_else(|| AppError::invalid("first", "must be from 1 to 100"))?;
             let after = after.map(|cursor| numeric_id("after", &ID(cursor))).transpose()?;
-            Ok((
-                owner(ctx, None)?,
-                numeric_id("endpointId", &endpoint_id)?,
-                first,
-                after,
-            ))
+            let (owner, id) = owned_endpoint(ctx, &endpoint_id)?;
+            Ok((owner, id, first, after))
         })()
         .gql()?;
         let page = ledger(ctx)
@@ -169,9 +170,7 @@ impl WebhookMutation {
         ctx: &Context<'_>,
         input: WebhookEndpointInput,
     ) -> async_graphql::Result<WebhookEndpointWithSecret> {
-        let (owner, id) =
-            (|| Ok::<_, AppError>((owner(ctx, None)?, numeric_id("endpointId", &input.endpoint_id)?)))()
-                .gql()?;
+        let (owner, id) = owned_endpoint(ctx, &input.endpoint_id).gql()?;
         let view = ledger(ctx).gql()?.rotate_webhook_secret(&owner, id).await.gql()?;
         Ok(with_secret(view))
     }
@@ -182,9 +181,7 @@ impl WebhookMutation {
         ctx: &Context<'_>,
         input: WebhookEndpointInput,
     ) -> async_graphql::Result<DeleteWebhookEndpointPayload> {
-        let (owner, id) =
-            (|| Ok::<_, AppError>((owner(ctx, None)?, numeric_id("endpointId", &input.endpoint_id)?)))()
-                .gql()?;
+        let (owner, id) = owned_endpoint(ctx, &input.endpoint_id).gql()?;
         ledger(ctx)
             .gql()?
             .delete_webhook_endpoint(&owner, id)
@@ -201,10 +198,9 @@ impl WebhookMutation {
         ctx: &Context<'_>,
         input: RedeliverWebhookEventInput,
     ) -> async_graphql::Result<RedeliverWebhookEventPayload> {
-        let (owner, endpoint, event) = (|| {
+        let ((owner, endpoint), event) = (|| {
             Ok::<_, AppError>((
-                owner(ctx, None)?,
-                numeric_id("endpointId", &input.endpoint_id)?,
+                owned_endpoint(ctx, &input.endpoint_id)?,
                 event_number(&input.event_id)?,
             ))
         })()

@@ -2,8 +2,9 @@
 //! a request, paid (with the top-up, `purchase_top_up`) or failed.
 
 use super::Ledger;
+use super::WalletView;
 use crate::auth::WalletScope;
-use crate::domain::auto_top_up::{AutoTopUpView, check_settings};
+use crate::domain::auto_top_up::{AutoTopUpView, check_settings, period_key};
 use crate::domain::catalogue::PackCode;
 use crate::domain::outbox::auto_top_up_disabled;
 use crate::error::{AppError, AppResult, db_error};
@@ -49,11 +50,7 @@ impl FailureOutcome {
 impl Ledger {
     /// Sets the wallet's automatic top-up; switching it on forgets earlier
     /// failures. An open request stays open.
-    pub async fn set_auto_top_up(
-        &self,
-        scope: &WalletScope,
-        request: AutoTopUpRequest,
-    ) -> AppResult<AutoTopUpView> {
+    pub async fn set_auto_top_up(&self, scope: &WalletScope, request: AutoTopUpRequest) -> AppResult<()> {
         check_settings(request.threshold, request.max_per_period)?;
         let now = self.now();
         let locked = self.lock_settled(scope.workspace_id().as_str(), now).await?;
@@ -76,17 +73,22 @@ impl Ledger {
         .await
         .map_err(db_error)?;
         self.finish(locked, now).await?;
-        self.auto_top_up(scope)
-            .await?
-            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("automatic top-up was not saved")))
+        Ok(())
     }
 
-    /// The wallet's automatic top-up, if it was ever set.
-    pub async fn auto_top_up(&self, scope: &WalletScope) -> AppResult<Option<AutoTopUpView>> {
+    /// The wallet's automatic top-up, if it was ever set, with its requests
+    /// counted in the current period of `wallet` (as just read).
+    pub async fn auto_top_up(
+        &self,
+        scope: &WalletScope,
+        wallet: &WalletView,
+    ) -> AppResult<Option<AutoTopUpView>> {
         let head = self.wallet_row(scope).await?;
-        store::auto_top_up::find(&self.db, head.id)
+        let period = period_key(wallet.current_period.map(|period| period.start));
+        Ok(store::auto_top_up::find(&self.db, head.id)
             .await
-            .map_err(db_error)
+            .map_err(db_error)?
+            .map(|view| view.counted_in(&period)))
     }
 
     /// A payment for request `request_id` failed: the request closes; the

@@ -156,11 +156,8 @@ impl Ledger {
     /// The workspace's endpoints (an operator's list without a workspace:
     /// the endpoints for every workspace).
     pub async fn webhook_endpoints(&self, owner: &EndpointOwner) -> AppResult<Vec<EndpointView>> {
-        let (workspace_id, global) = match owner {
-            EndpointOwner::Workspace(scope) => (Some(scope.workspace_id().as_str()), false),
-            EndpointOwner::Everyone => (None, true),
-        };
-        store::outbox::endpoints(&self.db, workspace_id, global)
+        let workspace_id = owner.workspace_id();
+        store::outbox::endpoints(&self.db, workspace_id, workspace_id.is_none())
             .await
             .map_err(db_error)
     }
@@ -223,6 +220,13 @@ impl Ledger {
         Ok(removed)
     }
 
+    /// A stored workspace's wallet, read as the system.
+    async fn system_view(&self, workspace_id: &str) -> AppResult<(WalletScope, super::WalletView)> {
+        let scope = WalletScope::system(WorkspaceId::parse("workspaceId", workspace_id)?);
+        let view = self.wallet(&scope).await?;
+        Ok((scope, view))
+    }
+
     /// Writes the events no single ledger write causes, each once per
     /// occasion: `credits.trial_ending` for trials ending within 48 hours,
     /// and `credits.runway_low` for wallets that spent since the last run
@@ -234,8 +238,7 @@ impl Ledger {
             .await
             .map_err(db_error)?
         {
-            let scope = WalletScope::system(WorkspaceId::parse("workspaceId", &workspace_id)?);
-            let view = self.wallet(&scope).await?;
+            let (_, view) = self.system_view(&workspace_id).await?;
             events.push(outbox::trial_ending(&workspace_id, ends_at, &view.balance));
         }
         let after = match cursor.last_ledger_id {
@@ -260,8 +263,7 @@ impl Ledger {
                 .collect()
         };
         for workspace_id in due {
-            let scope = WalletScope::system(WorkspaceId::parse("workspaceId", &workspace_id)?);
-            let view = self.wallet(&scope).await?;
+            let (scope, view) = self.system_view(&workspace_id).await?;
             let Some(period) = view.current_period else {
                 continue;
             };

@@ -156,7 +156,7 @@ pub async fn close_request(
                 "UPDATE auto_top_up SET open_request_id = NULL, open_request_at = NULL, updated_at = ?, \
                  consecutive_failures = {failures}, \
                  enabled = CASE WHEN {failures} >= {FAILURES_TO_DISABLE} THEN FALSE ELSE enabled END \
-                 WHERE wallet_id = ? AND open_request_id = ? RETURNING consecutive_failures, enabled"
+                 WHERE wallet_id = ? AND open_request_id = ? RETURNING consecutive_failures"
             ),
             vec![now.into(), wallet_id.into(), request_id.into()],
         ))
@@ -168,12 +168,10 @@ pub async fn close_request(
         return Ok(Closed::Paid);
     }
     let failures: i32 = row.try_get("", "consecutive_failures")?;
-    let enabled: bool = row.try_get("", "enabled")?;
-    if !enabled && failures >= FAILURES_TO_DISABLE {
+    // The statement switched it off exactly then.
+    let disabled = failures >= FAILURES_TO_DISABLE;
+    if disabled {
         mirror_threshold(txn, wallet_id, None).await?;
     }
-    Ok(Closed::Failed {
-        failures,
-        disabled: !enabled && failures >= FAILURES_TO_DISABLE,
-    })
+    Ok(Closed::Failed { failures, disabled })
 }

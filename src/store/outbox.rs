@@ -20,7 +20,7 @@ use crate::domain::outbox::{DeliveryView, EndpointView, NewEvent};
 pub use crate::domain::outbox::{DELIVERED, FAILED, PENDING};
 
 /// `sql` with its `?` placeholders numbered for PostgreSQL.
-fn placeholders(backend: DbBackend, sql: &str) -> String {
+pub(crate) fn placeholders(backend: DbBackend, sql: &str) -> String {
     if backend != DbBackend::Postgres {
         return sql.to_owned();
     }

@@ -14,11 +14,13 @@ use crate::domain::catalogue::LedgerKind;
 /// migration 6 has it, for SQLite uses a partial index only for a
 /// condition it can match before any parameter is bound.
 pub fn top_ups_by_reference_sql(backend: DbBackend) -> String {
-    let parameter = if backend == DbBackend::Postgres { "$1" } else { "?" };
     let top_up = LedgerKind::TopUp.as_str();
-    format!(
-        "SELECT e.id, w.workspace_id FROM ledger_entry e JOIN wallet w ON w.id = e.wallet_id \
-         WHERE e.kind = '{top_up}' AND e.idempotency_key = {parameter} LIMIT 2"
+    super::outbox::placeholders(
+        backend,
+        &format!(
+            "SELECT e.id, w.workspace_id FROM ledger_entry e JOIN wallet w ON w.id = e.wallet_id \
+             WHERE e.kind = '{top_up}' AND e.idempotency_key = ? LIMIT 2"
+        ),
     )
 }
 

@@ -68,14 +68,12 @@ pub async fn check_url(raw: &str, allow_private: bool) -> Result<Url, AppError> 
     if !url.username().is_empty() || url.password().is_some() {
         return Err(refuse("must not carry credentials"));
     }
-    let host = url.host_str().ok_or_else(|| refuse("must name a host"))?;
+    let host = bare_host(&url).ok_or_else(|| refuse("must name a host"))?;
     if allow_private {
         return Ok(url);
     }
     let port = url.port_or_known_default().unwrap_or(443);
-    let addresses = resolve_public(host.trim_start_matches('[').trim_end_matches(']'), port)
-        .await
-        .map_err(|error| refuse(&error))?;
+    let addresses = resolve_public(host, port).await.map_err(|error| refuse(&error))?;
     if addresses.is_empty() {
         return Err(refuse("does not resolve"));
     }
@@ -143,14 +141,15 @@ pub fn client(allow_private: bool, timeout: Duration) -> anyhow::Result<reqwest:
 /// Whether a URL's host is an address literal that is not public (the
 /// resolver never sees literals, so the worker checks them itself).
 pub fn is_private_literal(url: &Url) -> bool {
-    url.host_str()
-        .and_then(|host| {
-            host.trim_start_matches('[')
-                .trim_end_matches(']')
-                .parse::<IpAddr>()
-                .ok()
-        })
+    bare_host(url)
+        .and_then(|host| host.parse::<IpAddr>().ok())
         .is_some_and(|ip| !is_public(ip))
+}
+
+/// A URL's host without the brackets of an IPv6 literal.
+fn bare_host(url: &Url) -> Option<&str> {
+    url.host_str()
+        .map(|host| host.trim_start_matches('[').trim_end_matches(']'))
 }
 
 #[cfg(test)]

@@ -29,11 +29,10 @@ pub struct AutoTopUp {
     pub consecutive_failures: i32,
 }
 
-impl AutoTopUp {
-    /// The view, with the requests counted in the period `period_key`.
-    pub fn of(view: AutoTopUpView, period_key: &str) -> Self {
+impl From<AutoTopUpView> for AutoTopUp {
+    fn from(view: AutoTopUpView) -> Self {
         Self {
-            requests_this_period: view.requests_in(period_key),
+            requests_this_period: view.requests_this_period,
             enabled: view.enabled,
             threshold: int(view.threshold),
             pack: view.pack,

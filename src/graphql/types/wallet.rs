@@ -88,10 +88,12 @@ impl Wallet {
 
     /// Automatic top-up; null until it is set.
     async fn auto_top_up(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<AutoTopUp>> {
-        let period =
-            crate::domain::auto_top_up::period_key(self.view.current_period.map(|period| period.start));
-        let view = ledger(ctx).gql()?.auto_top_up(&self.scope).await.gql()?;
-        Ok(view.map(|view| AutoTopUp::of(view, &period)))
+        let view = ledger(ctx)
+            .gql()?
+            .auto_top_up(&self.scope, &self.view)
+            .await
+            .gql()?;
+        Ok(view.map(Into::into))
     }
 
     /// The spendable balance and its split.
