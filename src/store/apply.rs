@@ -16,7 +16,7 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Set, Statement, Value};
 use serde::Serialize;
 
-use super::batch::{NewMove, NewRow, RowMove, all_saved, insert_moves, insert_rows, json, save_heads};
+use super::batch::{NewRow, RowMove, all_saved, json};
 use super::{Result, internal, is_sqlite};
 use crate::domain::auto_top_up::{new_request_id, period_key};
 use crate::domain::budget::Counter;
@@ -419,66 +419,72 @@ fn grants_moved(expected: usize, moved: u64) -> Result<()> {
     )))
 }
 
-/// SQLite: the same writes, one statement each (in-process, cheap).
+/// SQLite: the same writes as one string of statements, one trip to sqlx's
+/// SQLite thread ([`super::batch::SQLITE_WRITES`]); the rows changed are
+/// counted against what was asked (a grant that would go below zero, or a
+/// head that moved since it was read, changes nothing and falls short).
 async fn write_sqlite(
     txn: &impl ConnectionTrait,
     writes: &Writes<'_>,
     now: DateTime<Utc>,
 ) -> Result<HashMap<(i64, i64), i64>> {
-    let ids: HashMap<(i64, i64), i64> = insert_rows(txn, writes.rows.clone(), now)
-        .await?
-        .into_iter()
-        .map(|row| ((row.wallet_id, row.sequence), row.id))
-        .collect();
-    let moves = writes
-        .moves
+    let counters: Vec<super::budgets::CounterRow<'_>> = writes
+        .counters
         .iter()
-        .map(|movement| {
-            Ok(NewMove {
-                ledger_entry_id: *ids
-                    .get(&(movement.wallet_id, movement.sequence))
-                    .ok_or_else(|| internal("a row was not returned by its insert".to_owned()))?,
-                credit_grant_id: movement.credit_grant_id,
-                amount_credits: movement.amount_credits,
-            })
-        })
-        .collect::<Result<_>>()?;
-    insert_moves(txn, moves).await?;
-    for chunk in writes.deltas.chunks(SQLITE_GRANTS_PER_STATEMENT) {
-        let values: Vec<Value> = chunk
-            .iter()
-            .flat_map(|delta| {
-                [
-                    Value::from(delta.id),
-                    Value::from(delta.delta),
-                    Value::from(delta.granted),
-                ]
-            })
-            .collect();
-        let result = txn
-            .execute_raw(Statement::from_sql_and_values(
-                DbBackend::Sqlite,
-                format!(
-                    "WITH v(id, delta, granted) AS (VALUES {}) \
-                     UPDATE credit_grant SET remaining_credits = credit_grant.remaining_credits + v.delta, \
-                     granted_credits = credit_grant.granted_credits + v.granted \
-                     FROM v WHERE credit_grant.id = v.id AND credit_grant.expired_at IS NULL \
-                     AND credit_grant.remaining_credits + v.delta >= 0",
-                    vec!["(?, ?, ?)"; chunk.len()].join(", ")
-                ),
-                values,
-            ))
-            .await?;
-        grants_moved(chunk.len(), result.rows_affected())?;
+        .map(|counter| super::budgets::CounterRow::of(counter))
+        .collect();
+    let heads: Vec<super::batch::WalletHead<'_>> = writes
+        .heads
+        .iter()
+        .map(|(head, sequence_read)| super::batch::WalletHead::of(head, *sequence_read))
+        .collect();
+    let rows = json(&writes.rows)?;
+    let read = txn
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Sqlite,
+            super::batch::SQLITE_WRITES_SQL.as_str(),
+            [
+                Value::from(now),
+                rows.clone(),
+                json(&writes.moves)?,
+                json(&writes.deltas)?,
+                Value::from(now),
+                json(&heads)?,
+                json(&counters)?,
+                rows,
+            ],
+        ))
+        .await?;
+    let [before, after] = read.as_slice() else {
+        return Err(internal(format!(
+            "the batch write returned {} rows, not 2",
+            read.len()
+        )));
+    };
+    let changed = after.try_get::<i64>("", "changes")? - before.try_get::<i64>("", "changes")?;
+    let asked = writes.rows.len()
+        + writes.moves.len()
+        + writes.deltas.len()
+        + writes.heads.len()
+        + writes.counters.len();
+    if changed != asked as i64 {
+        return Err(internal(format!(
+            "the batch changed {changed} rows of {asked}: a grant cannot move or a wallet moved under its lock"
+        )));
     }
-    save_heads(txn, &writes.heads, now).await?;
-    super::budgets::write_counters(txn, writes.counters.clone()).await?;
-    Ok(ids)
+    let ids: Vec<(i64, i64, i64)> = super::batch::from_json(&after.try_get::<String>("", "ids")?)?;
+    if ids.len() != writes.rows.len() {
+        return Err(internal(format!(
+            "{} of {} rows were found",
+            ids.len(),
+            writes.rows.len()
+        )));
+    }
+    Ok(ids
+        .into_iter()
+        .map(|(id, wallet_id, sequence)| ((wallet_id, sequence), id))
+        .collect())
 }
-
-/// Most grants one SQLite statement moves (three parameters each, under
-/// SQLite's limit of 32,766).
-const SQLITE_GRANTS_PER_STATEMENT: usize = 3_000;
 
 /// Records the changes' low-balance alerts.
 async fn insert_alerts(txn: &impl ConnectionTrait, changes: &[Change], now: DateTime<Utc>) -> Result<()> {

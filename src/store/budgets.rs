@@ -101,35 +101,6 @@ pub async fn load(
     Ok((budgets, counters))
 }
 
-/// SQLite: writes counters as they end (the wallet's lock held: plain
-/// upserts), one fixed statement fed by a JSON parameter (a statement text
-/// per batch size would be prepared again and again; `jsonb_each` hands
-/// each object over as JSONB, which `json_extract` reads without parsing
-/// its text again). PostgreSQL writes
-/// them in the applier's second statement ([`counters_upsert_sql`]).
-pub async fn write_counters(txn: &impl ConnectionTrait, counters: Vec<&Counter>) -> Result<()> {
-    if counters.is_empty() {
-        return Ok(());
-    }
-    let rows: Vec<CounterRow<'_>> = counters.into_iter().map(CounterRow::of).collect();
-    let written = txn
-        .execute_raw(Statement::from_sql_and_values(
-            DbBackend::Sqlite,
-            "INSERT INTO budget_counter (budget_id, subject, window_start, used_credits, exhausted_at) \
-             SELECT json_extract(value, '$.budget_id'), json_extract(value, '$.subject'), \
-             json_extract(value, '$.window_start'), json_extract(value, '$.used_credits'), \
-             json_extract(value, '$.exhausted_at') FROM jsonb_each(?) WHERE true \
-             ON CONFLICT (budget_id, subject) DO UPDATE SET window_start = excluded.window_start, \
-             used_credits = excluded.used_credits, exhausted_at = excluded.exhausted_at",
-            [super::batch::json(&rows)?],
-        ))
-        .await?;
-    if written.rows_affected() != rows.len() as u64 {
-        return Err(super::internal("budget counters were not all written".to_owned()));
-    }
-    Ok(())
-}
-
 /// A budget as `setBudget` sets it.
 #[derive(Debug, Clone)]
 pub struct BudgetInput {
@@ -248,8 +219,10 @@ pub fn counters_upsert_sql(counters: &str) -> String {
 pub struct CounterRow<'a> {
     budget_id: i64,
     subject: &'a str,
+    #[serde(serialize_with = "super::batch::stored_time::required")]
     window_start: DateTime<Utc>,
     used_credits: i64,
+    #[serde(serialize_with = "super::batch::stored_time::optional")]
     exhausted_at: Option<DateTime<Utc>>,
 }
 

@@ -3,14 +3,11 @@
 //! handful of statements, instead of a dozen round trips per wallet. The
 //! rows themselves are decided in `domain::wallet`.
 
-use chrono::{DateTime, Utc};
-use entity::{credit_grant, ledger_entry, ledger_entry_grant};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, Set, Statement, Value,
-};
+use entity::credit_grant;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde::Serialize;
 
-use super::{Result, internal, is_sqlite};
+use super::{Result, internal};
 
 mod postgres;
 mod read;
@@ -19,7 +16,36 @@ mod sweep;
 
 pub(super) use postgres::*;
 pub use read::*;
+pub use sqlite::SQLITE_WRITES;
+pub(super) use sqlite::SQLITE_WRITES_SQL;
 pub use sweep::*;
+
+/// Timestamps in a batch's JSON as the SQLite driver binds them
+/// (RFC 3339, `+00:00`), so a value written from JSON compares and sorts
+/// in SQL as one bound directly; PostgreSQL parses either form.
+pub(crate) mod stored_time {
+    use chrono::{DateTime, SecondsFormat, Utc};
+    use serde::Serializer;
+
+    fn text(time: &DateTime<Utc>) -> String {
+        time.to_rfc3339_opts(SecondsFormat::AutoSi, false)
+    }
+
+    pub(crate) fn required<S: Serializer>(time: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&text(time))
+    }
+
+    #[allow(clippy::ref_option)]
+    pub(crate) fn optional<S: Serializer>(
+        time: &Option<DateTime<Utc>>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match time {
+            Some(time) => serializer.serialize_str(&text(time)),
+            None => serializer.serialize_none(),
+        }
+    }
+}
 
 /// The live grants of many wallets.
 pub async fn live_grants_of(
@@ -98,157 +124,6 @@ impl NewRow {
         }
     }
 }
-
-/// A grant move of a stored row.
-#[derive(Debug, Clone, Serialize)]
-pub struct NewMove {
-    /// The row.
-    pub ledger_entry_id: i64,
-    /// The grant.
-    pub credit_grant_id: i64,
-    /// Signed credits.
-    pub amount_credits: i64,
-}
-
-/// Inserts ledger rows; returns them as stored, in no particular order.
-pub async fn insert_rows(
-    txn: &impl ConnectionTrait,
-    rows: Vec<NewRow>,
-    now: DateTime<Utc>,
-) -> Result<Vec<ledger_entry::Model>> {
-    if rows.is_empty() {
-        return Ok(Vec::new());
-    }
-    if is_sqlite(txn) {
-        let models = rows.into_iter().map(|row| ledger_entry::ActiveModel {
-            wallet_id: Set(row.wallet_id),
-            sequence: Set(row.sequence),
-            kind: Set(row.kind.to_owned()),
-            amount_credits: Set(row.amount_credits),
-            balance_after_credits: Set(row.balance_after_credits),
-            action: Set(row.action.map(str::to_owned)),
-            reference: Set(row.reference),
-            actor: Set(row.actor),
-            idempotency_key: Set(row.idempotency_key),
-            idempotency_fingerprint: Set(row.idempotency_fingerprint),
-            reverses_entry_id: Set(row.reverses_entry_id),
-            agent_id: Set(row.agent_id),
-            created_at: Set(now),
-            allocation_after_credits: Set(row.allocation_after_credits),
-            purchased_after_credits: Set(row.purchased_after_credits),
-            bonus_after_credits: Set(row.bonus_after_credits),
-            ..Default::default()
-        });
-        return ledger_entry::Entity::insert_many(models)
-            .exec_with_returning(txn)
-            .await
-            .map_err(Into::into);
-    }
-    ledger_entry::Entity::find()
-        .from_raw_sql(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            insert_rows_sql("$1", "$2", "*"),
-            [json(&rows)?, Value::from(now)],
-        ))
-        .all(txn)
-        .await
-        .map_err(Into::into)
-}
-
-/// Inserts grant moves.
-pub async fn insert_moves(txn: &impl ConnectionTrait, moves: Vec<NewMove>) -> Result<()> {
-    if moves.is_empty() {
-        return Ok(());
-    }
-    if is_sqlite(txn) {
-        let models = moves.into_iter().map(|movement| ledger_entry_grant::ActiveModel {
-            ledger_entry_id: Set(movement.ledger_entry_id),
-            credit_grant_id: Set(movement.credit_grant_id),
-            amount_credits: Set(movement.amount_credits),
-            ..Default::default()
-        });
-        ledger_entry_grant::Entity::insert_many(models)
-            .exec_without_returning(txn)
-            .await?;
-        return Ok(());
-    }
-    txn.execute_raw(Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        "INSERT INTO ledger_entry_grant (ledger_entry_id, credit_grant_id, amount_credits) \
-         SELECT x.ledger_entry_id, x.credit_grant_id, x.amount_credits \
-         FROM json_to_recordset($1::json) AS x(ledger_entry_id bigint, credit_grant_id bigint, amount_credits bigint)",
-        [json(&moves)?],
-    ))
-    .await?;
-    Ok(())
-}
-
-/// Writes many wallet heads in one statement, each guarded on the sequence
-/// read under the lock. Fails if any wallet changed meanwhile.
-pub(super) async fn save_heads(
-    txn: &impl ConnectionTrait,
-    heads: &[(&crate::domain::wallet::Head, i64)],
-    now: DateTime<Utc>,
-) -> Result<()> {
-    if heads.is_empty() {
-        return Ok(());
-    }
-    if !is_sqlite(txn) {
-        let rows: Vec<WalletHead<'_>> = heads
-            .iter()
-            .map(|(head, sequence_read)| WalletHead::of(head, *sequence_read))
-            .collect();
-        let result = txn
-            .execute_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                save_heads_sql("$1", "$2", "$3"),
-                [
-                    json(&rows)?,
-                    Value::from(now),
-                    id_list(heads.iter().map(|(head, _)| head.id)),
-                ],
-            ))
-            .await?;
-        return all_saved(heads.len(), result.rows_affected());
-    }
-    let mut values: Vec<Value> = Vec::with_capacity(heads.len() * HEAD_COLUMNS + 1);
-    for (head, sequence_read) in heads {
-        values.extend([
-            Value::from(head.id),
-            Value::from(*sequence_read),
-            Value::from(head.balance),
-            Value::from(head.last_sequence),
-            Value::from(head.plan.as_str()),
-            Value::from(head.pending_plan.map(|plan| plan.as_str())),
-            Value::from(head.anchor),
-            Value::from(head.period_start),
-            Value::from(head.period_end),
-            Value::from(head.enterprise_allocation),
-            Value::from(head.threshold),
-            Value::from(head.alerted_at),
-            Value::from(head.time_zone.as_str()),
-            Value::from(head.budget_version),
-        ]);
-    }
-    values.push(Value::from(now));
-    let row = format!("({})", ["?"; HEAD_COLUMNS].join(", "));
-    let sql = format!(
-        "WITH v(id, sequence_read, balance_credits, last_sequence, plan_code, pending_plan_code, billing_anchor_at, \
-         period_start_at, period_end_at, enterprise_allocation_credits, low_balance_threshold_credits, \
-         low_balance_alerted_at, time_zone, budget_version) AS (VALUES {}) \
-         UPDATE wallet SET {HEAD_SET}, updated_at = ? \
-         FROM v WHERE wallet.id = v.id AND wallet.last_sequence = v.sequence_read",
-        vec![row; heads.len()].join(", ")
-    );
-    let result = txn
-        .execute_raw(Statement::from_sql_and_values(DbBackend::Sqlite, sql, values))
-        .await?;
-    all_saved(heads.len(), result.rows_affected())
-}
-
-/// Columns of a head write: the id, the sequence read, and the twelve a
-/// change may move.
-const HEAD_COLUMNS: usize = 14;
 
 /// The SET list of a head write from `v`.
 pub(super) const HEAD_SET: &str = "balance_credits = v.balance_credits, last_sequence = v.last_sequence, \

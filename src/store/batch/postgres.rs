@@ -89,7 +89,7 @@ pub(crate) fn json(rows: &impl Serialize) -> Result<Value> {
         .map_err(|error| internal(format!("encoding a batch: {error}")))
 }
 
-/// A wallet head as [`save_heads_sql`] reads it.
+/// A wallet head as [`save_heads_sql`] and SQLite's head write read it.
 #[derive(Serialize)]
 pub(crate) struct WalletHead<'a> {
     id: i64,
@@ -98,11 +98,15 @@ pub(crate) struct WalletHead<'a> {
     last_sequence: i64,
     plan_code: &'static str,
     pending_plan_code: Option<&'static str>,
+    #[serde(serialize_with = "super::stored_time::optional")]
     billing_anchor_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "super::stored_time::optional")]
     period_start_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "super::stored_time::optional")]
     period_end_at: Option<DateTime<Utc>>,
     enterprise_allocation_credits: Option<i64>,
     low_balance_threshold_credits: Option<i64>,
+    #[serde(serialize_with = "super::stored_time::optional")]
     low_balance_alerted_at: Option<DateTime<Utc>>,
     time_zone: &'a str,
     budget_version: i64,

@@ -9,7 +9,6 @@ use sea_orm::{ConnectionTrait, DbBackend, IdenStatic, Iterable, Statement, Value
 use serde::Serialize;
 
 use super::postgres::*;
-use super::sqlite::*;
 use crate::domain::budget::Counter;
 use crate::domain::catalogue::LedgerKind;
 use crate::domain::views::{ActionCostView, TransactionView};
@@ -181,8 +180,9 @@ pub(super) struct Seen {
 ///
 /// PostgreSQL: one statement (see [`SPEND_READS_SQL`]), run a second time
 /// (the locks then held, its snapshot fresh) when a wallet changed between
-/// its snapshot and its lock. SQLite: one statement each, after taking the
-/// database's write lock.
+/// its snapshot and its lock. SQLite: one statement too, read under the
+/// database's write lock, which the caller's transaction holds: it must be
+/// one from [`crate::store::begin_write`] (`BEGIN IMMEDIATE`).
 pub async fn read_spends(
     txn: &impl ConnectionTrait,
     keys: &[(String, String)],
@@ -267,7 +267,7 @@ async fn read_stored(
     ))
 }
 
-pub(super) fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
+pub(crate) fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
     serde_json::from_str(text).map_err(|error| internal(format!("decoding a batch read: {error}")))
 }
 
@@ -286,8 +286,9 @@ fn json_row<C: Iterable + IdenStatic>(alias: &str) -> String {
 /// read its plan); each statement is a round trip to sqlx's SQLite thread
 /// (`docs/benchmarks.md`, a lone spend). Parameters: the workspace ids,
 /// the (workspace_id, key) pairs and the (workspace_id, subject) pairs, each
-/// as JSON text. Read after the write lock is taken, so it is what the lock
-/// protects. Keys and counters are probed per pair (`CROSS JOIN` keeps the
+/// as JSON text. Read under the write lock (`BEGIN IMMEDIATE` took it: a
+/// statement to take it again was a trip for nothing), so it is what the
+/// lock protects. Keys and counters are probed per pair (`CROSS JOIN` keeps the
 /// pairs as the outer loop; keys on `wallet_id + 0`, see migration 4,
 /// compared with `w.id + 0`: against the bare rowid SQLite scanned the
 /// ledger instead).
@@ -335,7 +336,6 @@ pub(super) async fn read_spends_sqlite(
     keys: &[(String, String)],
     subjects: &[(String, String)],
 ) -> Result<SpendReads> {
-    take_sqlite_write_lock(txn).await?;
     #[derive(Serialize)]
     struct Subject<'a> {
         workspace_id: &'a str,

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use protodesk_credits::store::batch::{SPEND_READS_SQL, SQLITE_SPEND_READS_SQL};
+use protodesk_credits::store::batch::{SPEND_READS_SQL, SQLITE_SPEND_READS_SQL, SQLITE_WRITES};
 use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait};
 use serde_json::json;
 
@@ -301,6 +301,89 @@ mod sqlite_only {
                 !plan.lines().any(|line| line.contains(&format!("SCAN {table} "))
                     || line.ends_with(&format!("SCAN {table}"))),
                 "{table} scanned: {plan}"
+            );
+        }
+        app.teardown().await;
+    }
+
+    /// The batch's writes (one string of statements) find every row they
+    /// change or join on a key: no table is scanned, whatever its size.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_batch_writes_probe_every_table_on_its_keys() {
+        let app = prepared(Backend::Sqlite, Options::default()).await;
+        let now: sea_orm::Value = chrono::Utc::now().into();
+        let params: [Vec<sea_orm::Value>; 5] = [
+            vec![
+                now.clone(),
+                r#"[{"wallet_id":1,"sequence":9,"kind":"SPEND","amount_credits":-1,"balance_after_credits":1,"actor":"t"}]"#.into(),
+            ],
+            vec![r#"[{"wallet_id":1,"sequence":9,"credit_grant_id":1,"amount_credits":-1}]"#.into()],
+            vec![r#"[{"id":1,"delta":-1,"granted":0}]"#.into()],
+            vec![
+                now,
+                r#"[{"id":1,"sequence_read":8,"balance_credits":1,"last_sequence":9}]"#.into(),
+            ],
+            vec![r#"[{"budget_id":1,"subject":"","window_start":"2026-01-01T00:00:00+00:00","used_credits":1}]"#.into()],
+        ];
+        let probes = [
+            "SEARCH ledger_entry_grant USING COVERING INDEX",
+            "SEARCH e USING COVERING INDEX ledger_entry_wallet_sequence_key (wallet_id=? AND sequence=?)",
+            "SEARCH credit_grant USING INTEGER PRIMARY KEY (rowid=?)",
+            "SEARCH wallet USING INTEGER PRIMARY KEY (rowid=?)",
+            "SCAN jsonb_each VIRTUAL TABLE",
+        ];
+        for ((statement, params), probe) in SQLITE_WRITES.iter().zip(params).zip(probes) {
+            let plan: Vec<String> = app
+                .db()
+                .query_all_raw(Statement::from_sql_and_values(
+                    DbBackend::Sqlite,
+                    format!("EXPLAIN QUERY PLAN {statement}"),
+                    params,
+                ))
+                .await
+                .unwrap()
+                .iter()
+                .map(|row| row.try_get::<String>("", "detail").unwrap())
+                .collect();
+            let plan = plan.join("\n");
+            assert!(plan.contains(probe), "{probe}: {statement}: {plan}");
+            for table in ["wallet", "credit_grant", "ledger_entry", "budget_counter", "e"] {
+                assert!(
+                    !plan.lines().any(|line| line.contains(&format!("SCAN {table} "))
+                        || line.ends_with(&format!("SCAN {table}"))),
+                    "{table} scanned by {statement}: {plan}"
+                );
+            }
+        }
+        app.teardown().await;
+    }
+
+    /// Timestamps a batch writes from its JSON are stored in the text the
+    /// SQLite driver binds (RFC 3339 with `+00:00`), so SQL compares and
+    /// sorts them with bound ones (a `Z` would sort after any `+00:00`).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn timestamps_written_from_json_are_stored_as_bound() {
+        let app = prepared(Backend::Sqlite, Options::default()).await;
+        for key in 0..4 {
+            let answer = spend(&app, request("ws-a", Action::Triage, &format!("t-{key}"), None)).await;
+            assert_eq!(answer["outcome"], "CHARGED", "{answer}");
+        }
+        let row = app
+            .db()
+            .query_one_raw(Statement::from_string(
+                DbBackend::Sqlite,
+                "SELECT low_balance_alerted_at AS alerted, updated_at FROM wallet WHERE workspace_id = 'ws-a'",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        for column in ["alerted", "updated_at"] {
+            let text: String = row.try_get("", column).unwrap();
+            let parsed = chrono::DateTime::parse_from_rfc3339(&text).unwrap();
+            assert_eq!(
+                parsed.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false),
+                text,
+                "{column} is stored as the driver binds it"
             );
         }
         app.teardown().await;
