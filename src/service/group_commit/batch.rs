@@ -92,6 +92,9 @@ impl Ledger {
         let ids = self.write(txn, &changes, now).await?;
         tracing::debug!(
             spends = jobs.len(),
+            queued_us = jobs.first().map_or(0, |job| started
+                .saturating_duration_since(job.queued_at)
+                .as_micros() as u64),
             read_us = read.as_micros() as u64,
             decided_us = decided_at.as_micros() as u64,
             committed_us = started.elapsed().as_micros() as u64,
