@@ -428,6 +428,15 @@ async fn write_sqlite(
     writes: &Writes<'_>,
     now: DateTime<Utc>,
 ) -> Result<HashMap<(i64, i64), i64>> {
+    let asked = writes.rows.len()
+        + writes.moves.len()
+        + writes.deltas.len()
+        + writes.heads.len()
+        + writes.counters.len();
+    if asked == 0 {
+        // A batch that only answered repeats and refusals writes nothing.
+        return Ok(HashMap::new());
+    }
     let counters: Vec<super::budgets::CounterRow<'_>> = writes
         .counters
         .iter()
@@ -462,11 +471,6 @@ async fn write_sqlite(
         )));
     };
     let changed = after.try_get::<i64>("", "changes")? - before.try_get::<i64>("", "changes")?;
-    let asked = writes.rows.len()
-        + writes.moves.len()
-        + writes.deltas.len()
-        + writes.heads.len()
-        + writes.counters.len();
     if changed != asked as i64 {
         return Err(internal(format!(
             "the batch changed {changed} rows of {asked}: a grant cannot move or a wallet moved under its lock"
