@@ -58,8 +58,13 @@ impl Ledger {
             };
             after_id = last.head.id;
             self.metrics.sweep_batch(states.len());
+            // On PostgreSQL a wallet that another sweep settled between this
+            // statement's snapshot and its lock still comes back locked (the
+            // recheck of the lock sees the old grants); read afresh under
+            // the lock it is no longer due, and it is not this sweep's.
             let changes: Vec<Change> = states
                 .into_iter()
+                .filter(|state| state.is_due(now))
                 .map(|state| {
                     let mut wallet = Wallet::new(state);
                     settle(&mut wallet, plans, now);

@@ -52,11 +52,11 @@ async fn renewal_run_twice_and_concurrently_grants_once(app: TestApp) {
     let reports = join_all((0..4).map(|_| app.ledger.roll_over_periods(at(2026, 2, 28)))).await;
     let again = app.ledger.roll_over_periods(at(2026, 2, 28)).await.unwrap();
 
-    let changed: u64 = reports
-        .into_iter()
-        .map(|report| report.unwrap().wallets_changed)
-        .sum();
+    let reports: Vec<_> = reports.into_iter().map(Result::unwrap).collect();
+    let changed: u64 = reports.iter().map(|report| report.wallets_changed).sum();
+    let examined: u64 = reports.iter().map(|report| report.wallets_examined).sum();
     assert_eq!(changed, 1, "one of the concurrent sweeps renewed the wallet");
+    assert_eq!(examined, 1, "and only that one counted it");
     assert_eq!(again.wallets_changed, 0);
     let mut expected = vec![("GRANT", 1000)];
     expected.extend(std::iter::repeat_n(("SPEND", -1), 10));
@@ -79,9 +79,12 @@ async fn two_instances_sweeping_at_once_grant_each_period_once(app: TestApp) {
         sibling.ledger.roll_over_periods(now)
     );
 
+    let (first, second) = (first.unwrap(), second.unwrap());
+    assert_eq!(first.wallets_changed + second.wallets_changed, 6);
     assert_eq!(
-        first.unwrap().wallets_changed + second.unwrap().wallets_changed,
-        6
+        first.wallets_examined + second.wallets_examined,
+        6,
+        "a wallet one sweep settled is not counted by the other"
     );
     for i in 0..6 {
         assert_eq!(

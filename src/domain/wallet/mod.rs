@@ -138,6 +138,15 @@ impl WalletState {
     pub fn balance(&self) -> BalanceView {
         BalanceView::from_sources(self.grants.iter().map(|grant| (grant.source, grant.remaining)))
     }
+
+    /// Whether settling at `now` would do anything: a live grant has
+    /// expired, or the period has ended.
+    pub fn is_due(&self, now: DateTime<Utc>) -> bool {
+        self.grants
+            .iter()
+            .any(|grant| super::settlement::is_grant_due(grant.expires_at, now))
+            || super::settlement::renewal_due(&self.head.period_state(), now).is_some()
+    }
 }
 
 /// An idempotency key and the identity of the request that binds it.
