@@ -1,29 +1,8 @@
-//! SQLite's side of the batch: the write lock, and a batch's writes as one
-//! string of statements.
+//! SQLite's side of the batch: its writes as one string of statements.
 
 use std::sync::LazyLock;
 
-use entity::wallet;
-use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
-
 use super::HEAD_SET;
-use crate::store::Result;
-
-/// SQLite: an UPDATE that matches nothing still makes the transaction the
-/// writer, waiting through the busy timeout, so what it reads next is read
-/// under the lock.
-pub(super) async fn take_sqlite_write_lock(txn: &impl ConnectionTrait) -> Result<()> {
-    wallet::Entity::update_many()
-        .col_expr(
-            wallet::Column::LastSequence,
-            Expr::col(wallet::Column::LastSequence),
-        )
-        .filter(wallet::Column::Id.eq(-1))
-        .exec(txn)
-        .await?;
-    Ok(())
-}
 
 /// `value->>'name' AS name` for each name: the fields of a `jsonb_each`
 /// element (a JSONB object, parsed once however many fields are read).

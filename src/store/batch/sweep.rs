@@ -7,7 +7,6 @@ use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
-use super::sqlite::*;
 use crate::store::Result;
 use crate::store::is_sqlite;
 
@@ -15,8 +14,9 @@ use crate::store::is_sqlite;
 ///
 /// PostgreSQL: `FOR UPDATE SKIP LOCKED`, so instances sweeping together
 /// split the work instead of queueing, and a wallet a request is writing is
-/// left to that request (which settles it first anyway). SQLite: a no-op
-/// write first takes the database's single write lock.
+/// left to that request (which settles it first anyway). SQLite: the
+/// caller's transaction, from `store::begin_write` (`BEGIN IMMEDIATE`),
+/// already holds the database's single write lock.
 pub async fn lock_due_wallets(
     txn: &impl ConnectionTrait,
     now: DateTime<Utc>,
@@ -46,7 +46,6 @@ pub async fn lock_due_wallets(
         .order_by_asc(wallet::Column::Id)
         .limit(limit);
     if is_sqlite(txn) {
-        take_sqlite_write_lock(txn).await?;
         query.all(txn).await.map_err(Into::into)
     } else {
         query
