@@ -217,15 +217,26 @@ async fn postgres_graphql_over_http_audit_passes() {
     drop_schema(&database.1).await;
 }
 
+/// A frontend on another origin: an empty page, served from this process
+/// on a port held from its bind to the test's end (a port picked free here
+/// and bound later by Node could be taken in between: EADDRINUSE in CI).
+async fn frontend() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let page = axum::Router::new()
+        .fallback(|| async { axum::response::Html("<!doctype html><title>frontend</title><p>frontend</p>") });
+    tokio::spawn(async move { axum::serve(listener, page).await.unwrap() });
+    port
+}
+
 /// GraphiQL from the binary's own assets, the pages' security headers, and
 /// CORS with a listed and an unlisted frontend origin, in Chromium.
 async fn pages_and_cors_in_chromium(database: Option<(String, String)>) {
-    use crate::helpers::server::free_port;
     let browser_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
     if !browser_ready(&browser_dir) {
         return;
     }
-    let (allowed, other) = (free_port(), free_port());
+    let (allowed, other) = (frontend().await, frontend().await);
     let origins = format!("http://127.0.0.1:{allowed}");
     let server = RealServer::start_with_env(database.as_ref(), &[("CORS_ALLOWED_ORIGINS", &origins)]).await;
     assert_eq!(server.create_acme().await, 300);

@@ -32,16 +32,6 @@ impl Drop for RealServer {
     }
 }
 
-/// A port free now (for a server started later; tests of the server
-/// itself bind port 0).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl RealServer {
     /// Starts `serve` with JSON logs to `server.log`, on the SQLite default
     /// or on (url, schema); waits until `/readyz` answers 200.
