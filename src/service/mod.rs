@@ -38,7 +38,7 @@ pub use period::RollOverReport;
 pub use refund::{Refund, RefundOutcome};
 pub use spend::{SpendRequest, SpendResult};
 pub use stream::{BalanceChange, ChangeKind, REPLAY_ROWS_MAX};
-pub use sweep::SWEEP_BATCH_SIZE;
+pub use sweep::{SWEEP_BATCH_SIZE, SWEEP_WORKERS};
 pub use top_up::{TopUpOutcome, TopUpRequest, TopUpResult};
 pub use usage::{EXPORT_ROWS_MAX, GrantMoveView, LOW_BALANCE_ALERTS_MAX, LowBalanceAlertView};
 pub use views::{

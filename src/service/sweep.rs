@@ -57,7 +57,6 @@ impl Ledger {
                 return Ok(report);
             };
             after_id = last.head.id;
-            self.metrics.sweep_batch(states.len());
             // On PostgreSQL a wallet that another sweep settled between this
             // statement's snapshot and its lock still comes back locked (the
             // recheck of the lock sees the old grants); read afresh under
@@ -71,6 +70,9 @@ impl Ledger {
                     wallet.finish(now)
                 })
                 .collect();
+            if !changes.is_empty() {
+                self.metrics.sweep_batch(changes.len());
+            }
             report.wallets_examined += changes.len() as u64;
             report.wallets_changed += changes.iter().filter(|change| !change.is_empty()).count() as u64;
             self.write(txn, &changes, now).await?;
