@@ -225,6 +225,38 @@ pub struct Config {
     pub stripe_webhook_secret: Option<SecretString>,
     /// Outbound webhooks (`WEBHOOK_*`).
     pub webhooks: WebhookSettings,
+    /// `STRIPE_PRICE_PLANS`: `price_id:PLAN` pairs, comma-separated, written
+    /// into the catalogue's price map at start.
+    pub stripe_price_plans: Vec<(String, String)>,
+    /// `SUBSCRIPTION_GRACE_HOURS`: how long a past-due subscription keeps
+    /// its plan (default [`DEFAULT_SUBSCRIPTION_GRACE_HOURS`]).
+    pub subscription_grace: chrono::Duration,
+}
+
+/// How long a past-due subscription keeps its plan by default: Stripe's
+/// first retries of a failed invoice fall within three days.
+pub const DEFAULT_SUBSCRIPTION_GRACE_HOURS: i64 = 72;
+
+/// `STRIPE_PRICE_PLANS`: `price_1AbC:STARTER,price_2DeF:PRO`; only paid
+/// plans of fixed allocation (STARTER, PRO, BUSINESS) may be sold so.
+pub fn parse_price_plans(list: &str) -> anyhow::Result<Vec<(String, String)>> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (price, plan) = pair
+                .split_once(':')
+                .with_context(|| format!("STRIPE_PRICE_PLANS: {pair} is not price_id:PLAN"))?;
+            let (price, plan) = (price.trim(), plan.trim());
+            if price.is_empty() || price.len() > 255 || !price.bytes().all(|b| b.is_ascii_graphic()) {
+                bail!("STRIPE_PRICE_PLANS: {price:?} is not a price id");
+            }
+            if !["STARTER", "PRO", "BUSINESS"].contains(&plan) {
+                bail!("STRIPE_PRICE_PLANS: {plan} is not STARTER, PRO or BUSINESS");
+            }
+            Ok((price.to_owned(), plan.to_owned()))
+        })
+        .collect()
 }
 
 /// An optional integer setting within `range`.
@@ -350,6 +382,13 @@ impl Config {
         Ok(Config {
             stripe_webhook_secret: optional("STRIPE_WEBHOOK_SECRET")?.map(SecretString::from),
             webhooks: WebhookSettings::from_env()?,
+            stripe_price_plans: optional("STRIPE_PRICE_PLANS")?
+                .map(|list| parse_price_plans(&list))
+                .transpose()?
+                .unwrap_or_default(),
+            subscription_grace: chrono::Duration::hours(
+                bounded("SUBSCRIPTION_GRACE_HOURS", 0..=2160)?.unwrap_or(DEFAULT_SUBSCRIPTION_GRACE_HOURS),
+            ),
             introspection,
             ws_keepalive,
             http_idle_timeout,

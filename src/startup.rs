@@ -40,8 +40,10 @@ impl App {
         let channel = notify_channel(config.database.schema.as_deref());
         let relay =
             (!store::is_sqlite(&db)).then(|| (config.database.url.clone(), channel.clone(), events.clone()));
-        let mut ledger =
-            Ledger::with_notify_channel(db.clone(), clock, events, channel).with_webhooks(config.webhooks);
+        store::subscriptions::map_prices(&db, &config.stripe_price_plans).await?;
+        let mut ledger = Ledger::with_notify_channel(db.clone(), clock, events, channel)
+            .with_webhooks(config.webhooks)
+            .with_subscription_grace(config.subscription_grace);
         if let Some(settings) = config.group_commit {
             ledger = ledger.with_group_commit(settings, &config.database).await?;
         }

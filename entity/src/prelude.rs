@@ -7,7 +7,6 @@ pub use super::ledger_entry::Entity as LedgerEntry;
 pub use super::ledger_entry_grant::Entity as LedgerEntryGrant;
 pub use super::low_balance_alert::Entity as LowBalanceAlert;
 pub use super::outbox_event::Entity as OutboxEvent;
-pub use super::payment_refund::Entity as PaymentRefund;
 pub use super::plan::Entity as Plan;
 pub use super::top_up_pack::Entity as TopUpPack;
 pub use super::wallet::Entity as Wallet;

@@ -31,6 +31,12 @@ pub struct Model {
     /// Automatic top-up's threshold while it is on (`auto_top_up` holds the
     /// rest), read with the head by the spend path.
     pub auto_top_up_threshold_credits: Option<i64>,
+    /// The Stripe subscription whose plan the wallet follows; NULL: an
+    /// operator set the plan (it renews as long as it is set).
+    pub subscription_id: Option<String>,
+    /// While the subscription is past due: when its grace ends and the paid
+    /// plan with it, unless paid before.
+    pub standing_until_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

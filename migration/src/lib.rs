@@ -11,6 +11,7 @@ mod m20261130_000004_keys_on_ledger_rows;
 mod m20261203_000005_budgets;
 mod m20261204_000006_payment_refunds;
 mod m20261204_000007_outbox_and_auto_top_up;
+mod m20261207_000008_paid_credits;
 
 /// Every migration, in the order it runs.
 pub struct Migrator;
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000005_budgets::Migration),
             Box::new(m20261204_000006_payment_refunds::Migration),
             Box::new(m20261204_000007_outbox_and_auto_top_up::Migration),
+            Box::new(m20261207_000008_paid_credits::Migration),
         ]
     }
 }

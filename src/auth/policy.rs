@@ -4,8 +4,8 @@
 //! |---|---|
 //! | agent | read its own workspace; spend SIDEKICK (for itself: `agentId` is its `sub`) |
 //! | service | what agent may, and spend any action for its workspace |
-//! | admin | what agent may, and change the plan, set budgets, the time zone and the low-balance threshold of its workspace (its top-ups arrive from the payment provider) |
-//! | operator | any workspace: everything, and the operator-only operations (`purchaseTopUp` among them: the billing back office) |
+//! | admin | what agent may, and set budgets, the time zone, the low-balance threshold, automatic top-up and webhooks of its workspace (what it buys, plans and packs, arrives from the payment provider) |
+//! | operator | any workspace: everything, and the operator-only operations (`purchaseTopUp` and `changePlan` among them: the billing back office) |
 //!
 //! The workspace is checked before the role, and another workspace is
 //! refused exactly like a workspace that does not exist (NOT_FOUND), so a
@@ -42,7 +42,9 @@ impl Operation {
             Operation::TopUp => {
                 "apply top-ups (operator only: admins buy through the payment provider's checkout)"
             }
-            Operation::ChangePlan => "change the plan (admin or operator only)",
+            Operation::ChangePlan => {
+                "change the plan (operator only: plans follow the subscription at the payment provider)"
+            }
             Operation::Configure => {
                 "configure this wallet: budgets, time zone, low-balance threshold (admin or operator only)"
             }
@@ -57,7 +59,7 @@ impl Operation {
                 | (Operation::Read, _)
                 | (Operation::Spend(Action::Sidekick), _)
                 | (Operation::Spend(_), Role::Service)
-                | (Operation::ChangePlan | Operation::Configure, Role::Admin)
+                | (Operation::Configure, Role::Admin)
         )
     }
 }
@@ -178,8 +180,8 @@ mod tests {
         let table: [(Role, [bool; 7]); 4] = [
             (Role::Agent, [true, true, false, false, false, false, false]),
             (Role::Service, [true, true, true, true, false, false, false]),
-            // Top-ups are the operator's: admins buy through the payment provider.
-            (Role::Admin, [true, true, false, false, false, true, false]),
+            // Top-ups and plans are the operator's: admins buy through the payment provider.
+            (Role::Admin, [true, true, false, false, false, false, false]),
             (Role::Operator, [true; 7]),
         ];
         for (role, allowed) in table {

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::catalogue::{LedgerKind, stored_enum};
 use super::views::BalanceView;
-use super::wallet::{Change, Happened, Row};
+use super::wallet::{Change, Happened, Notice, Row};
 
 stored_enum! {
     /// The type of an outbox event, as subscribers filter on it.
@@ -36,6 +36,18 @@ stored_enum! {
         /// A refunded payment's top-up was not reversed (spent, or a
         /// partial refund): an operator decides.
         RefundNeedsReview => "credits.refund_needs_review",
+        /// A confirmed payment was not applied (its amount, currency or
+        /// workspace does not match, or it was refunded before it arrived):
+        /// an operator decides.
+        PaymentNeedsReview => "credits.payment_needs_review",
+        /// A payment was disputed (a chargeback opened).
+        PaymentDisputed => "credits.payment_disputed",
+        /// The wallet's plan changed (now, or at the next reset).
+        PlanChanged => "credits.plan_changed",
+        /// The subscription is past due: its plan ends when the grace does.
+        SubscriptionPastDue => "credits.subscription_past_due",
+        /// The paid plan ended: its allocation expired.
+        SubscriptionEnded => "credits.subscription_ended",
     }
 }
 
@@ -190,7 +202,59 @@ pub fn events_of_change(change: &Change, ids: &[i64]) -> Vec<NewEvent> {
             .into_iter()
             .map(|(event_type, data)| event(event_type, data)),
     );
+    events.extend(change.notices.iter().map(|notice| notice_event(change, notice)));
     events
+}
+
+/// What a plan change tells.
+fn notice_event(change: &Change, notice: &Notice) -> NewEvent {
+    let head = change.head.as_ref();
+    let period = json!({
+        "start": head.and_then(|head| head.period_start).map(time_json),
+        "end": head.and_then(|head| head.period_end).map(time_json),
+    });
+    let (event_type, data) = match notice {
+        Notice::PlanChanged {
+            from,
+            plan,
+            pending_plan,
+        } => (
+            EventType::PlanChanged,
+            json!({
+                "from": from.as_str(),
+                "plan": plan.as_str(),
+                "pendingPlan": pending_plan.map(|plan| plan.as_str()),
+                "currentPeriod": period,
+            }),
+        ),
+        Notice::PastDue {
+            subscription_id,
+            grace_ends_at,
+        } => (
+            EventType::SubscriptionPastDue,
+            json!({
+                "subscriptionId": subscription_id,
+                "graceEndsAt": time_json(*grace_ends_at),
+            }),
+        ),
+        Notice::PlanEnded { subscription_id } => (
+            EventType::SubscriptionEnded,
+            json!({
+                "subscriptionId": subscription_id,
+                "plan": head.map(|head| head.plan.as_str()),
+            }),
+        ),
+    };
+    NewEvent {
+        event_type,
+        workspace_id: change.workspace_id.clone(),
+        data,
+        once_key: None,
+    }
+}
+
+fn time_json(time: DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
 /// The balance reaching zero (AI pauses) or leaving it (AI resumes) over
@@ -310,7 +374,48 @@ pub fn refund_needs_review(
             "topUpTransactionId": top_up_transaction_id.to_string(),
             "amountRefundedCents": amount_refunded_cents,
         }),
-        once_key: Some(format!("refund:{payment_reference}:{outcome}")),
+        once_key: Some(format!(
+            "refund:{payment_reference}:{outcome}:{amount_refunded_cents}"
+        )),
+    }
+}
+
+/// A confirmed payment that was not applied as it came, or was applied
+/// though refunded in part before it arrived: `reason` says which.
+pub fn payment_needs_review(
+    workspace_id: &str,
+    payment_reference: &str,
+    reason: &str,
+    detail: Value,
+) -> NewEvent {
+    NewEvent {
+        event_type: EventType::PaymentNeedsReview,
+        workspace_id: workspace_id.to_owned(),
+        data: json!({
+            "paymentReference": payment_reference,
+            "reason": reason,
+            "detail": detail,
+        }),
+        once_key: Some(format!("payment:{payment_reference}:{reason}:{workspace_id}")),
+    }
+}
+
+/// A dispute of a payment that bought credits here.
+pub fn payment_disputed(
+    workspace_id: &str,
+    payment_reference: &str,
+    status: &str,
+    amount_cents: i64,
+) -> NewEvent {
+    NewEvent {
+        event_type: EventType::PaymentDisputed,
+        workspace_id: workspace_id.to_owned(),
+        data: json!({
+            "paymentReference": payment_reference,
+            "status": status,
+            "amountCents": amount_cents,
+        }),
+        once_key: Some(format!("dispute:{payment_reference}:{status}")),
     }
 }
 

@@ -20,6 +20,16 @@ pub struct PeriodState {
     pub plan: PlanCode,
     /// A downgrade waiting for the next reset.
     pub pending_plan: Option<PlanCode>,
+    /// A past-due subscription's grace end: the paid plan ends then.
+    pub standing_until: Option<DateTime<Utc>>,
+}
+
+impl PeriodState {
+    /// Whether the paid plan ends at `now` (a past-due subscription's grace
+    /// ran out): its allocation expires and nothing renews.
+    pub fn plan_ends(&self, now: DateTime<Utc>) -> bool {
+        self.anchor.is_some() && self.standing_until.is_some_and(|until| until <= now)
+    }
 }
 
 /// A renewal to apply.
@@ -31,8 +41,12 @@ pub struct Renewal {
     pub plan: PlanCode,
 }
 
-/// The renewal due at `now`, if the period has ended.
+/// The renewal due at `now`, if the period has ended (and the paid plan
+/// has not).
 pub fn renewal_due(state: &PeriodState, now: DateTime<Utc>) -> Option<Renewal> {
+    if state.plan_ends(now) {
+        return None;
+    }
     let (anchor, end) = (state.anchor?, state.period_end?);
     (end <= now).then(|| Renewal {
         period: period_containing(anchor, now),
@@ -75,12 +89,15 @@ pub struct Settlement {
     pub expiries: Vec<Expiry>,
     /// The renewal, with the credits its allocation grants.
     pub renewal: Option<(Renewal, i64)>,
+    /// The paid plan ends (a past-due subscription's grace ran out): the
+    /// allocation is among the expiries, and the period is cleared.
+    pub ends_plan: bool,
 }
 
 impl Settlement {
     /// Whether settling changes anything.
     pub fn is_empty(&self) -> bool {
-        self.expiries.is_empty() && self.renewal.is_none()
+        self.expiries.is_empty() && self.renewal.is_none() && !self.ends_plan
     }
 }
 
@@ -95,9 +112,12 @@ pub fn settle(
     allocation: impl FnOnce(PlanCode) -> i64,
     now: DateTime<Utc>,
 ) -> Settlement {
+    let ends_plan = period.plan_ends(now);
     let expiries: Vec<Expiry> = grants
         .iter()
-        .filter(|grant| is_grant_due(grant.expires_at, now))
+        .filter(|grant| {
+            is_grant_due(grant.expires_at, now) || (ends_plan && grant.source == GrantSource::Allocation)
+        })
         .map(|grant| Expiry {
             grant_id: grant.id,
             credits: grant.remaining,
@@ -111,7 +131,11 @@ pub fn settle(
             allocation_that_fits(balance - expired, allocation(renewal.plan)),
         )
     });
-    Settlement { expiries, renewal }
+    Settlement {
+        expiries,
+        renewal,
+        ends_plan,
+    }
 }
 
 /// Whether a grant expiring at `expires_at` is due at `now`.
@@ -162,6 +186,7 @@ mod tests {
             period_end: Some(at(2, 28)),
             plan: PlanCode::Pro,
             pending_plan: Some(PlanCode::Starter),
+            standing_until: None,
         };
         let grants = [
             grant(7, "ALLOCATION", 400, Some(at(2, 28))),
@@ -216,6 +241,7 @@ mod tests {
             period_end: Some(at(2, 28)),
             plan: PlanCode::Pro,
             pending_plan: None,
+            standing_until: None,
         };
         assert_eq!(renewal_due(&paid, at(2, 27)), None);
         assert_eq!(
@@ -241,6 +267,7 @@ mod tests {
             period_end: None,
             plan: PlanCode::ProTrial,
             pending_plan: None,
+            standing_until: None,
         };
         assert_eq!(renewal_due(&trial, at(12, 1)), None);
         assert!(is_grant_due(Some(at(2, 1)), at(2, 1)));

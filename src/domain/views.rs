@@ -94,6 +94,10 @@ pub struct WalletView {
     pub low_balance_alerted_at: Option<DateTime<Utc>>,
     /// The workspace's IANA time zone.
     pub time_zone: String,
+    /// The payment provider's subscription behind the plan, if any.
+    pub subscription_id: Option<String>,
+    /// While it is past due: when the grace ends.
+    pub grace_ends_at: Option<DateTime<Utc>>,
 }
 
 /// One ledger row.

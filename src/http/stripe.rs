@@ -1,21 +1,19 @@
-//! `POST /webhooks/stripe`: payments confirmed by Stripe become top-ups,
-//! exactly once per payment intent (`docs/design/payments.md`).
+//! `POST /webhooks/stripe`: what Stripe confirms becomes credits, once,
+//! whatever order its events arrive in (`docs/design/payments.md`).
 //!
-//! The signature is checked on the raw body before anything is parsed. A
-//! paid Checkout Session carrying `metadata.workspace_id` and
-//! `metadata.pack` applies that pack with its payment intent as the
-//! payment reference (the top-up's idempotency key), so a redelivered event
-//! finds the reference bound and grants nothing. Every other event is
-//! acknowledged and ignored, but `charge.refunded`: the top-up its payment
-//! bought is reversed while none of it was spent, and otherwise the refund
-//! is recorded and logged for an operator; and automatic top-up's payment
-//! intents (metadata `auto_top_up_request`): `payment_intent.succeeded`
-//! applies the pack as a checkout does and closes the request,
-//! `payment_intent.payment_failed` counts a failure. Answers: 200 when done or ignored; 400 when
-//! the signature, its timestamp or the body is bad, or the session names a
-//! workspace or pack that cannot be; 404 for an unknown workspace; 409 when
-//! the payment intent was already applied for another pack; 503 when the
-//! database is unavailable (Stripe retries every non-2xx).
+//! The signature is checked on the raw body before anything is parsed.
+//! Then: paid Checkout Sessions and automatic top-up's payment intents
+//! apply their pack (`Ledger::receive_payment`: once across the service,
+//! for the pack's price only); `charge.refunded` and disputes
+//! (`Ledger::refund_payment`, `dispute_payment`); a Checkout Session in
+//! subscription mode links its subscription to its workspace, and
+//! `customer.subscription.*` events put the wallet on the subscription's
+//! plan (`Ledger::apply_subscription_event`). Every other event is
+//! acknowledged and ignored. Answers: 200 when done, recorded or ignored
+//! (the body's `outcome` says which); 400 when the signature, its
+//! timestamp or the body is bad, or metadata names a workspace or pack that
+//! cannot be; 404 for an unknown workspace; 503 when the database is
+//! unavailable (Stripe retries every non-2xx).
 
 use std::collections::HashMap;
 
@@ -34,7 +32,8 @@ use crate::domain::auto_top_up::parse_request_id;
 use crate::domain::catalogue::PackCode;
 use crate::domain::ids::{IdempotencyKey, WorkspaceId};
 use crate::error::AppError;
-use crate::service::{Refund, RefundOutcome, TopUpOutcome, TopUpRequest};
+use crate::service::Refund;
+use crate::service::{Dispute, PaymentReceived};
 
 /// The part of a Stripe event read here.
 #[derive(Deserialize)]
@@ -42,6 +41,8 @@ struct Event {
     id: String,
     #[serde(rename = "type")]
     kind: String,
+    #[serde(default)]
+    created: i64,
     data: EventData,
 }
 
@@ -53,14 +54,24 @@ struct EventData {
 /// The part of a Checkout Session read here.
 #[derive(Deserialize)]
 struct Session {
+    mode: Option<String>,
     payment_status: Option<String>,
     payment_intent: Option<String>,
+    subscription: Option<String>,
+    amount_subtotal: Option<i64>,
+    currency: Option<String>,
     #[serde(default)]
     metadata: HashMap<String, String>,
 }
 
+/// What was paid: the amount before discounts and its currency.
+struct Paid<'a> {
+    amount_cents: Option<i64>,
+    currency: Option<&'a str>,
+}
+
 /// What became of an event.
-fn done(outcome: &str) -> Response {
+pub(super) fn done(outcome: &str) -> Response {
     axum::Json(serde_json::json!({ "received": true, "outcome": outcome })).into_response()
 }
 
@@ -109,7 +120,18 @@ pub async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: By
                     done("IGNORED")
                 }
                 Ok(intent) if event.kind == "payment_intent.succeeded" => {
-                    apply_payment(&state, &event.id, &intent.metadata, Some(intent.id.as_str())).await
+                    let paid = Paid {
+                        amount_cents: intent.amount_received,
+                        currency: intent.currency.as_deref(),
+                    };
+                    apply_payment(
+                        &state,
+                        &event.id,
+                        &intent.metadata,
+                        Some(intent.id.as_str()),
+                        paid,
+                    )
+                    .await
                 }
                 Ok(intent) => auto_top_up_failed(&state, &event.id, &intent.metadata).await,
                 Err(error) => refuse(AppError::invalid(
@@ -125,7 +147,77 @@ pub async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: By
                 format!("is not a Charge: {error}"),
             )),
         },
+        "charge.dispute.created" | "charge.dispute.closed" => {
+            match serde_json::from_value::<DisputeObject>(event.data.object) {
+                Ok(dispute) => disputed(&state, &event.id, dispute).await,
+                Err(error) => refuse(AppError::invalid(
+                    "data.object",
+                    format!("is not a Dispute: {error}"),
+                )),
+            }
+        }
+        "customer.subscription.created"
+        | "customer.subscription.updated"
+        | "customer.subscription.deleted" => {
+            match serde_json::from_value::<super::stripe_subscription::SubscriptionObject>(event.data.object)
+            {
+                Ok(subscription) => {
+                    super::stripe_subscription::changed(
+                        &state,
+                        &event.id,
+                        &event.kind,
+                        event.created,
+                        subscription,
+                    )
+                    .await
+                }
+                Err(error) => refuse(AppError::invalid(
+                    "data.object",
+                    format!("is not a Subscription: {error}"),
+                )),
+            }
+        }
         _ => done("IGNORED"),
+    }
+}
+
+/// The part of a Dispute read here.
+#[derive(Deserialize)]
+struct DisputeObject {
+    payment_intent: Option<String>,
+    #[serde(default)]
+    amount: i64,
+    status: String,
+}
+
+/// A dispute opened or closed: recorded and told; lost, a full refund.
+async fn disputed(state: &AppState, event_id: &str, dispute: DisputeObject) -> Response {
+    let Some(reference) = dispute.payment_intent else {
+        return done("IGNORED");
+    };
+    if let Err(error) = IdempotencyKey::parse("payment_intent", &reference) {
+        return refuse(error.into());
+    }
+    let dispute = Dispute {
+        reference,
+        status: dispute.status,
+        amount_cents: dispute.amount,
+    };
+    match state.ledger.dispute_payment(&dispute).await {
+        Ok(outcome) => {
+            tracing::warn!(
+                event_id,
+                payment_reference = dispute.reference,
+                status = dispute.status,
+                outcome = outcome.as_str(),
+                "a Stripe dispute was handled"
+            );
+            done(outcome.as_str())
+        }
+        Err(error) => {
+            tracing::error!(event_id, error = %error.message(), "a Stripe dispute could not be handled");
+            refuse(error)
+        }
     }
 }
 
@@ -134,6 +226,8 @@ pub async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: By
 #[derive(Deserialize)]
 struct PaymentIntent {
     id: String,
+    amount_received: Option<i64>,
+    currency: Option<String>,
     #[serde(default)]
     metadata: HashMap<String, String>,
 }
@@ -200,7 +294,6 @@ async fn charge_refunded(state: &AppState, event_id: &str, charge: Charge) -> Re
         full: charge.refunded,
     };
     match state.ledger.refund_payment(&refund).await {
-        Ok(RefundOutcome::UnknownPayment) => done("IGNORED"),
         Ok(outcome) => {
             tracing::info!(
                 event_id,
@@ -216,17 +309,27 @@ async fn charge_refunded(state: &AppState, event_id: &str, charge: Charge) -> Re
     }
 }
 
-/// A completed Checkout Session: its pack, once, when it is paid and ours.
+/// A completed Checkout Session: its pack, once, when it is paid and ours;
+/// in subscription mode, the link from its subscription to its workspace.
 async fn checkout_paid(state: &AppState, event_id: &str, session: Session) -> Response {
+    if session.mode.as_deref() == Some("subscription") {
+        return super::stripe_subscription::linked(state, event_id, &session.metadata, session.subscription)
+            .await;
+    }
     if session.payment_status.as_deref() != Some("paid") {
         // An asynchronous payment method: `async_payment_succeeded` follows.
         return done("IGNORED");
     }
+    let paid = Paid {
+        amount_cents: session.amount_subtotal,
+        currency: session.currency.as_deref(),
+    };
     apply_payment(
         state,
         event_id,
         &session.metadata,
         session.payment_intent.as_deref(),
+        paid,
     )
     .await
 }
@@ -238,6 +341,7 @@ async fn apply_payment(
     event_id: &str,
     metadata: &HashMap<String, String>,
     payment_intent: Option<&str>,
+    paid: Paid<'_>,
 ) -> Response {
     let (Some(workspace), Some(pack)) = (metadata.get("workspace_id"), metadata.get("pack")) else {
         tracing::info!(
@@ -258,27 +362,34 @@ async fn apply_payment(
             .get("auto_top_up_request")
             .map(|id| parse_request_id("metadata.auto_top_up_request", id))
             .transpose()?;
-        Ok::<_, AppError>((
-            WalletScope::payment_provider(workspace),
-            TopUpRequest {
-                pack,
-                payment_reference,
-                auto_top_up_request,
-            },
-        ))
+        let amount_cents = paid
+            .amount_cents
+            .ok_or_else(|| AppError::invalid("amount_subtotal", "is missing from a paid payment"))?;
+        let currency = paid
+            .currency
+            .filter(|currency| currency.len() == 3 && currency.bytes().all(|b| b.is_ascii_alphabetic()))
+            .ok_or_else(|| AppError::invalid("currency", "is missing or not an ISO 4217 code"))?;
+        Ok::<_, AppError>(PaymentReceived {
+            workspace,
+            pack,
+            reference: payment_reference,
+            amount_cents,
+            currency: currency.to_owned(),
+            auto_top_up_request,
+        })
     })();
     let applied = match request {
-        Ok((scope, request)) => state.ledger.purchase_top_up(&scope, request).await,
+        Ok(received) => state.ledger.receive_payment(&received).await,
         Err(error) => Err(error),
     };
     match applied {
-        Ok(result) => {
-            let outcome = match result.outcome {
-                TopUpOutcome::Applied => "APPLIED",
-                TopUpOutcome::Duplicate => "DUPLICATE",
-            };
-            tracing::info!(event_id, outcome, "a Stripe payment was applied");
-            done(outcome)
+        Ok(outcome) => {
+            tracing::info!(
+                event_id,
+                outcome = outcome.as_str(),
+                "a Stripe payment was handled"
+            );
+            done(outcome.as_str())
         }
         Err(error) => {
             tracing::error!(event_id, error = %error.message(), "a confirmed payment could not be applied");

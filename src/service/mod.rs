@@ -13,11 +13,12 @@ mod auto_top_up;
 mod budgets;
 mod catalogue;
 mod group_commit;
+mod payment;
 mod period;
 mod plan;
-mod refund;
 mod spend;
 mod stream;
+mod subscription;
 mod sweep;
 mod top_up;
 mod usage;
@@ -34,10 +35,11 @@ pub use crate::config::{GroupCommitSettings, MAX_BATCH_DEFAULT, POSTGRES_WORKERS
 pub use adjust::{AdjustRequest, LedgerChange, REASON_LENGTH_MAX, ThresholdRequest, parse_reason};
 pub use auto_top_up::{AutoTopUpRequest, FailureOutcome};
 pub use budgets::{AgentUsageView, BudgetInput};
+pub use payment::{Dispute, PaymentOutcome, PaymentReceived, Refund, RefundOutcome};
 pub use period::RollOverReport;
-pub use refund::{Refund, RefundOutcome};
 pub use spend::{SpendRequest, SpendResult};
 pub use stream::{BalanceChange, ChangeKind, REPLAY_ROWS_MAX};
+pub use subscription::{SubscriptionEvent, SubscriptionOutcome, SubscriptionState, SubscriptionView};
 pub use sweep::{SWEEP_BATCH_SIZE, SWEEP_WORKERS};
 pub use top_up::{TopUpOutcome, TopUpRequest, TopUpResult};
 pub use usage::{EXPORT_ROWS_MAX, GrantMoveView, LOW_BALANCE_ALERTS_MAX, LowBalanceAlertView};
@@ -74,6 +76,8 @@ pub struct Ledger {
     group_commit: Option<group_commit::GroupCommit>,
     /// How webhooks are checked and sent.
     webhooks: crate::config::WebhookSettings,
+    /// How long a past-due subscription keeps its plan.
+    subscription_grace: chrono::Duration,
 }
 
 impl Ledger {
@@ -103,6 +107,15 @@ impl Ledger {
             metrics: Metrics::default(),
             group_commit: None,
             webhooks: crate::config::WebhookSettings::default(),
+            subscription_grace: chrono::Duration::hours(crate::config::DEFAULT_SUBSCRIPTION_GRACE_HOURS),
+        }
+    }
+
+    /// This service with `grace` for past-due subscriptions.
+    pub fn with_subscription_grace(self, grace: chrono::Duration) -> Self {
+        Self {
+            subscription_grace: grace,
+            ..self
         }
     }
 

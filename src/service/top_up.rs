@@ -1,7 +1,7 @@
 //! `purchaseTopUp`: a paid pack becomes a never-expiring grant, exactly
 //! once per payment reference.
 
-use super::{BalanceView, Ledger, TransactionView};
+use super::{BalanceView, Ledger, Locked, TransactionView};
 use crate::auth::WalletScope;
 use crate::domain::catalogue::{LedgerKind, PackCode};
 use crate::domain::ids::IdempotencyKey;
@@ -40,6 +40,15 @@ pub struct TopUpResult {
     pub balance: BalanceView,
 }
 
+/// A pack applied to a locked wallet: its row's index in the change, or
+/// the TOP_UP row that already bound the payment reference.
+pub(super) enum Packed {
+    /// Row `n` of the change grants the pack.
+    Applied(usize),
+    /// The reference was applied before (this row).
+    Duplicate(TransactionView),
+}
+
 impl Ledger {
     /// Grants a purchased pack.
     pub async fn purchase_top_up(
@@ -49,6 +58,37 @@ impl Ledger {
     ) -> AppResult<TopUpResult> {
         let now = self.now();
         let mut locked = self.lock_settled(scope.workspace_id().as_str(), now).await?;
+        let packed = Self::apply_pack(&mut locked, scope.actor(), &request, now).await?;
+        let balance = locked.wallet.balance();
+        match packed {
+            Packed::Duplicate(original) => {
+                self.finish(locked, now).await?;
+                Ok(TopUpResult {
+                    outcome: TopUpOutcome::Duplicate,
+                    transaction: original,
+                    balance,
+                })
+            }
+            Packed::Applied(row) => {
+                let written = self.finish(locked, now).await?;
+                Ok(TopUpResult {
+                    outcome: TopUpOutcome::Applied,
+                    transaction: written.transaction(row)?,
+                    balance,
+                })
+            }
+        }
+    }
+
+    /// Applies `request`'s pack to the locked wallet once per payment
+    /// reference (a reference bound to another pack is a conflict), and
+    /// closes the automatic top-up request it answers.
+    pub(super) async fn apply_pack(
+        locked: &mut Locked,
+        actor: &str,
+        request: &TopUpRequest,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> AppResult<Packed> {
         let key = request.payment_reference.as_str();
         let fingerprint = request.pack.as_str();
         let bound = store::ledger::keyed(&locked.txn, locked.wallet.head().id, LedgerKind::TopUp, key)
@@ -66,13 +106,7 @@ impl Ledger {
                     "paymentReference was already used for a different pack".to_owned(),
                 ));
             }
-            let balance = locked.wallet.balance();
-            self.finish(locked, now).await?;
-            return Ok(TopUpResult {
-                outcome: TopUpOutcome::Duplicate,
-                transaction: original,
-                balance,
-            });
+            return Ok(Packed::Duplicate(original));
         }
         let pack = store::catalogue::pack(&locked.txn, fingerprint)
             .await
@@ -89,7 +123,7 @@ impl Ledger {
                 kind: LedgerKind::TopUp,
                 action: None,
                 reference: Some(key.to_owned()),
-                actor: scope.actor().to_owned(),
+                actor: actor.to_owned(),
                 key: Some(KeyBinding {
                     key: key.to_owned(),
                     fingerprint: fingerprint.to_owned(),
@@ -98,12 +132,6 @@ impl Ledger {
                 agent_id: None,
             },
         )?;
-        let balance = locked.wallet.balance();
-        let written = self.finish(locked, now).await?;
-        Ok(TopUpResult {
-            outcome: TopUpOutcome::Applied,
-            transaction: written.transaction(row)?,
-            balance,
-        })
+        Ok(Packed::Applied(row))
     }
 }

@@ -60,6 +60,8 @@ impl Ledger {
             low_balance_threshold: head.threshold,
             low_balance_alerted_at: head.alerted_at,
             time_zone: head.time_zone,
+            subscription_id: head.subscription_id,
+            grace_ends_at: head.standing_until,
         })
     }
 

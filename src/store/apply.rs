@@ -52,6 +52,15 @@ pub async fn apply(
         now,
     )
     .await?;
+    // A provider's period whose end moved (rare: one statement each).
+    for (grant_id, expires_at) in changes.iter().flat_map(|change| &change.expiry_moves) {
+        credit_grant::Entity::update_many()
+            .col_expr(credit_grant::Column::ExpiresAt, Expr::value(*expires_at))
+            .filter(credit_grant::Column::Id.eq(*grant_id))
+            .filter(credit_grant::Column::ExpiredAt.is_null())
+            .exec(txn)
+            .await?;
+    }
 
     let mut writes = Writes::default();
     for change in changes {

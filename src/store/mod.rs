@@ -14,6 +14,7 @@ pub mod notify;
 pub mod outbox;
 pub mod payments;
 pub mod rows;
+pub mod subscriptions;
 pub mod verify;
 pub mod wallets;
 

@@ -54,6 +54,21 @@ pub async fn insert_events(
 ) -> Result<usize> {
     let mut ids = Vec::with_capacity(events.len());
     for event in events {
+        // Once-keys outlive the events' retention (`outbox_once`), so an
+        // occasion is told once however long ago it was.
+        if let Some(once_key) = &event.once_key {
+            let first = txn
+                .query_one_raw(statement(
+                    txn,
+                    "INSERT INTO outbox_once (once_key, created_at) VALUES (?, ?) \
+                     ON CONFLICT DO NOTHING RETURNING once_key",
+                    vec![once_key.clone().into(), created_at.into()],
+                ))
+                .await?;
+            if first.is_none() {
+                continue;
+            }
+        }
         let inserted = txn
             .query_one_raw(statement(
                 txn,
@@ -473,7 +488,7 @@ pub async fn trials_ending(
             &format!(
                 "SELECT w.workspace_id, w.trial_ends_at FROM wallet w \
                  WHERE w.trial_ends_at > ? AND w.trial_ends_at <= ? AND w.plan_code = '{}' \
-                 AND NOT EXISTS (SELECT 1 FROM outbox_event o WHERE o.once_key = '{}' || w.workspace_id)",
+                 AND NOT EXISTS (SELECT 1 FROM outbox_once o WHERE o.once_key = '{}' || w.workspace_id)",
                 crate::domain::catalogue::PlanCode::ProTrial.as_str(),
                 crate::domain::outbox::TRIAL_ENDING_KEY_PREFIX,
             ),
@@ -523,13 +538,16 @@ pub async fn prune(txn: &impl ConnectionTrait, before: DateTime<Utc>) -> Result<
     Ok(removed.rows_affected)
 }
 
-/// Whether an event with `once_key` was written.
+/// Whether an event with `once_key` was written (however long ago).
 pub async fn once_key_exists(db: &impl ConnectionTrait, once_key: &str) -> Result<bool> {
-    Ok(entity::outbox_event::Entity::find()
-        .filter(entity::outbox_event::Column::OnceKey.eq(once_key))
-        .count(db)
+    Ok(db
+        .query_one_raw(statement(
+            db,
+            "SELECT 1 AS found FROM outbox_once WHERE once_key = ?",
+            vec![once_key.to_owned().into()],
+        ))
         .await?
-        > 0)
+        .is_some())
 }
 
 /// Wallets with a SPEND row after ledger row `after_id`, and the largest

@@ -1,13 +1,26 @@
-//! Refunds from the payment provider: the top-up a payment reference
-//! bought, and each refund's record (`docs/design/payments.md`).
+//! Payments from the provider, once across the service: each payment
+//! intent's row (`stripe_payment`), locked while a payment, refund or
+//! dispute of it is handled, and the top-up it bought
+//! (`docs/design/payments.md`).
 
 use chrono::{DateTime, Utc};
-use entity::payment_refund;
-use sea_orm::sea_query::OnConflict;
-use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, Set, Statement};
+use entity::stripe_payment;
+use sea_orm::sea_query::{LockType, OnConflict};
+use sea_orm::{
+    ActiveModelTrait, ConnectionTrait, DbBackend, EntityTrait, IntoActiveModel, QuerySelect, Set, Statement,
+};
 
-use super::Result;
+use super::{Result, internal, is_sqlite};
 use crate::domain::catalogue::LedgerKind;
+
+pub use stripe_payment::Model as Payment;
+
+/// Only a refund or a dispute was seen; nothing applied yet.
+pub const PENDING: &str = "PENDING";
+/// The pack was applied to `workspace_id`.
+pub const APPLIED: &str = "APPLIED";
+/// Not applied: an operator was told why.
+pub const REVIEW: &str = "REVIEW";
 
 /// The statement of [`top_ups_by_reference`] (public so that a test can
 /// read its plan): the kind is written out, as the partial index of
@@ -39,53 +52,55 @@ pub async fn top_ups_by_reference(db: &impl ConnectionTrait, reference: &str) ->
     .collect()
 }
 
-/// What a refund of `reference` already did, if one was recorded.
-pub async fn refund_outcome(db: &impl ConnectionTrait, reference: &str) -> Result<Option<String>> {
-    Ok(payment_refund::Entity::find_by_id(reference.to_owned())
+/// The payment's row as it stands, without a lock.
+pub async fn payment(db: &impl ConnectionTrait, reference: &str) -> Result<Option<Payment>> {
+    Ok(stripe_payment::Entity::find_by_id(reference.to_owned())
         .one(db)
-        .await?
-        .map(|refund| refund.outcome))
+        .await?)
 }
 
-/// A refund as recorded.
-pub struct RefundRecord<'a> {
-    /// The payment's reference (the top-up's key).
-    pub reference: &'a str,
-    /// The workspace the top-up was for.
-    pub workspace_id: &'a str,
-    /// The TOP_UP row.
-    pub top_up_entry_id: i64,
-    /// What became of it.
-    pub outcome: &'a str,
-    /// How much of the payment the provider refunded so far.
-    pub amount_refunded_cents: i64,
-}
-
-/// Records a refund, or what a later one of the same payment did.
-pub async fn record_refund(
-    db: &impl ConnectionTrait,
-    record: RefundRecord<'_>,
+/// The payment's row, created `PENDING` when new, locked until the
+/// transaction ends (on SQLite the transaction holds the write lock).
+pub async fn lock_payment(
+    txn: &impl ConnectionTrait,
+    reference: &str,
     now: DateTime<Utc>,
-) -> Result<()> {
-    payment_refund::Entity::insert(payment_refund::ActiveModel {
-        payment_reference: Set(record.reference.to_owned()),
-        workspace_id: Set(record.workspace_id.to_owned()),
-        top_up_entry_id: Set(record.top_up_entry_id),
-        outcome: Set(record.outcome.to_owned()),
-        amount_refunded_cents: Set(record.amount_refunded_cents),
+) -> Result<Payment> {
+    stripe_payment::Entity::insert(stripe_payment::ActiveModel {
+        payment_reference: Set(reference.to_owned()),
+        workspace_id: Set(None),
+        pack_code: Set(None),
+        status: Set(PENDING.to_owned()),
+        amount_cents: Set(None),
+        currency: Set(None),
+        amount_refunded_cents: Set(0),
+        refunded: Set(false),
+        dispute_status: Set(None),
+        refund_outcome: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
     })
     .on_conflict(
-        OnConflict::column(payment_refund::Column::PaymentReference)
-            .update_columns([
-                payment_refund::Column::Outcome,
-                payment_refund::Column::AmountRefundedCents,
-                payment_refund::Column::UpdatedAt,
-            ])
+        OnConflict::column(stripe_payment::Column::PaymentReference)
+            .do_nothing()
             .to_owned(),
     )
-    .exec(db)
+    .exec_without_returning(txn)
     .await?;
+    let mut query = stripe_payment::Entity::find_by_id(reference.to_owned());
+    if !is_sqlite(txn) {
+        query = query.lock(LockType::Update);
+    }
+    query
+        .one(txn)
+        .await?
+        .ok_or_else(|| internal(format!("payment {reference} vanished under its lock")))
+}
+
+/// Writes the locked payment's row as it now is.
+pub async fn save_payment(txn: &impl ConnectionTrait, payment: Payment, now: DateTime<Utc>) -> Result<()> {
+    let mut model = payment.into_active_model().reset_all();
+    model.updated_at = Set(now);
+    model.update(txn).await?;
     Ok(())
 }

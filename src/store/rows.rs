@@ -32,6 +32,8 @@ pub fn head(model: wallet::Model) -> Result<Head> {
         time_zone: model.time_zone,
         budget_version: model.budget_version,
         auto_top_up_threshold: model.auto_top_up_threshold_credits,
+        subscription_id: model.subscription_id,
+        standing_until: model.standing_until_at,
         workspace_id: model.workspace_id,
     })
 }

@@ -320,8 +320,8 @@ async fn each_role_may_do_what_the_role_table_says(app: TestApp) {
     let table = [
         ("agent", [true, false, false, false, false, false]),
         ("service", [true, true, true, false, false, false]),
-        // Top-ups: the operator only (admins buy through Stripe Checkout).
-        ("admin", [true, false, false, false, true, false]),
+        // Top-ups and plans: the operator only (admins buy through Stripe).
+        ("admin", [true, false, false, false, false, false]),
         ("operator", [true, true, true, true, true, true]),
     ];
     for (role, allowed) in table {

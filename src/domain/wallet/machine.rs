@@ -24,12 +24,14 @@ pub struct Wallet {
     pub(super) state: WalletState,
     pub(super) original: WalletState,
     pub(super) rows: Vec<Row>,
-    closes: Vec<i64>,
+    pub(super) closes: Vec<i64>,
     alerts: Vec<Alert>,
     pub(super) exhausted: Vec<super::Exhausted>,
     pub(super) happened: Vec<Happened>,
     renewals: u64,
     next_new_grant: i64,
+    pub(super) expiry_moves: Vec<(i64, DateTime<Utc>)>,
+    pub(super) notices: Vec<super::Notice>,
 }
 
 impl Wallet {
@@ -45,6 +47,8 @@ impl Wallet {
             happened: Vec::new(),
             renewals: 0,
             next_new_grant: NEW_GRANT_ID_BASE,
+            expiry_moves: Vec::new(),
+            notices: Vec::new(),
         }
     }
 
@@ -74,7 +78,7 @@ impl Wallet {
 
     /// Creates a grant of `credits`, empty until the row granting it moves
     /// it up. Returns its provisional id.
-    fn add_grant(
+    pub(super) fn add_grant(
         &mut self,
         source: GrantSource,
         credits: i64,
@@ -98,14 +102,14 @@ impl Wallet {
 
     /// Refuses credits a caller adds past the ceiling, before anything
     /// changes.
-    fn fits(&self, credits: i64) -> Result<(), DomainError> {
+    pub(super) fn fits(&self, credits: i64) -> Result<(), DomainError> {
         check_ceiling(self.state.head.balance, credits)
     }
 
     /// Appends a row moving these grants; returns its index in the change.
     /// Credits entering the wallet were checked by [`Wallet::fits`] or capped
     /// by settling.
-    fn record(&mut self, entry: Entry, moves: Vec<(i64, i64)>) -> usize {
+    pub(super) fn record(&mut self, entry: Entry, moves: Vec<(i64, i64)>) -> usize {
         let amount: i64 = moves.iter().map(|(_, credits)| credits).sum();
         for (grant_id, credits) in &moves {
             if let Some(grant) = self.state.grants.iter_mut().find(|grant| grant.id == *grant_id) {
@@ -135,7 +139,7 @@ impl Wallet {
     }
 
     /// Grants `credits` as the allocation of `period` (nothing for 0).
-    fn grant_allocation(
+    pub(super) fn grant_allocation(
         &mut self,
         period: Period,
         credits: i64,
@@ -183,6 +187,12 @@ impl Wallet {
             allocation,
             now,
         );
+        if settlement.ends_plan {
+            self.clear_period();
+            self.notices.push(super::Notice::PlanEnded {
+                subscription_id: self.state.head.subscription_id.clone(),
+            });
+        }
         for expiry in settlement.expiries {
             if expiry.credits > 0 {
                 self.record(
@@ -343,6 +353,11 @@ impl Wallet {
         let head = &self.state.head;
         let Some((period_start, period_end)) = head.period_start.zip(head.period_end) else {
             let period = period_containing(now, now);
+            self.notices.push(super::Notice::PlanChanged {
+                from: head.plan,
+                plan,
+                pending_plan: None,
+            });
             let head = &mut self.state.head;
             head.anchor = Some(now);
             head.period_start = Some(period.start);
@@ -384,11 +399,23 @@ impl Wallet {
                 ),
             };
             self.record(Entry::by(LedgerKind::Grant, actor, reference), vec![(id, raise)]);
+            self.notices.push(super::Notice::PlanChanged {
+                from: self.state.head.plan,
+                plan,
+                pending_plan: None,
+            });
             let head = &mut self.state.head;
             head.plan = plan;
             head.pending_plan = None;
             head.enterprise_allocation = is_enterprise.then_some(allocation);
         } else {
+            if head.pending_plan != Some(plan) {
+                self.notices.push(super::Notice::PlanChanged {
+                    from: head.plan,
+                    plan: head.plan,
+                    pending_plan: Some(plan),
+                });
+            }
             let head = &mut self.state.head;
             head.pending_plan = Some(plan);
             if is_enterprise {
@@ -471,6 +498,8 @@ impl Wallet {
             head: (head != self.original.head).then_some(head),
             happened: self.happened,
             renewals: self.renewals,
+            expiry_moves: self.expiry_moves,
+            notices: self.notices,
         }
     }
 }

@@ -22,11 +22,13 @@ use super::views::{BalanceView, TransactionView};
 
 mod budgets;
 mod machine;
+mod subscription;
 #[cfg(test)]
 mod tests;
 
 pub use budgets::{Exhausted, Spent};
 pub use machine::Wallet;
+pub use subscription::{PaidPlan, Standing};
 
 /// Grants created by a change get provisional ids from here up, in order,
 /// until the applier stores them: above every stored id, so the burn-down
@@ -105,6 +107,12 @@ pub struct Head {
     pub budget_version: i64,
     /// Automatic top-up's threshold, while it is on.
     pub auto_top_up_threshold: Option<i64>,
+    /// The payment provider's subscription the plan follows; `None`: an
+    /// operator set the plan.
+    pub subscription_id: Option<String>,
+    /// While that subscription is past due: when its grace ends, and the
+    /// paid plan with it (`docs/design/payments.md`).
+    pub standing_until: Option<DateTime<Utc>>,
 }
 
 impl Head {
@@ -115,6 +123,7 @@ impl Head {
             period_end: self.period_end,
             plan: self.plan,
             pending_plan: self.pending_plan,
+            standing_until: self.standing_until,
         }
     }
 }
@@ -146,6 +155,7 @@ impl WalletState {
             .iter()
             .any(|grant| super::settlement::is_grant_due(grant.expires_at, now))
             || super::settlement::renewal_due(&self.head.period_state(), now).is_some()
+            || self.head.period_state().plan_ends(now)
     }
 }
 
@@ -239,6 +249,36 @@ pub struct Alert {
     pub sequence: i64,
 }
 
+/// A change of the wallet's plan that other systems are told about
+/// (`credits.plan_changed`, `credits.subscription_past_due`,
+/// `credits.subscription_ended`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// The plan now, and a downgrade waiting for the next reset.
+    PlanChanged {
+        /// The plan before.
+        from: PlanCode,
+        /// The plan now.
+        plan: PlanCode,
+        /// The plan of the next period, when it differs.
+        pending_plan: Option<PlanCode>,
+    },
+    /// The subscription is past due: the paid plan ends at `grace_ends_at`
+    /// unless it is paid.
+    PastDue {
+        /// The subscription.
+        subscription_id: String,
+        /// When the grace ends.
+        grace_ends_at: DateTime<Utc>,
+    },
+    /// The paid plan ended: its allocation expired, and none is granted
+    /// until a subscription is in good standing again.
+    PlanEnded {
+        /// The subscription, if one was behind the plan.
+        subscription_id: Option<String>,
+    },
+}
+
 /// What happened, in order: a row appended, or an alert.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Happened {
@@ -291,6 +331,10 @@ pub struct Change {
     pub happened: Vec<Happened>,
     /// Periods renewed (0 or 1); the grants expired are `closes`.
     pub renewals: u64,
+    /// Stored grants whose expiry moves (the provider moved the period's end).
+    pub expiry_moves: Vec<(i64, DateTime<Utc>)>,
+    /// Plan changes to tell.
+    pub notices: Vec<Notice>,
 }
 
 impl Change {
@@ -303,6 +347,7 @@ impl Change {
             && self.alerts.is_empty()
             && self.counters.is_empty()
             && self.head.is_none()
+            && self.expiry_moves.is_empty()
     }
 }
 

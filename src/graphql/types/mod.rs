@@ -8,6 +8,7 @@ mod enums;
 mod inputs;
 mod objects;
 mod payloads;
+mod subscription;
 mod wallet;
 mod webhooks;
 
@@ -17,6 +18,7 @@ pub use enums::*;
 pub use inputs::*;
 pub use objects::*;
 pub use payloads::*;
+pub use subscription::*;
 pub use wallet::*;
 pub use webhooks::*;
 

@@ -101,7 +101,19 @@ impl Wallet {
         self.view.balance.into()
     }
 
-    /// The current plan.
+    /// The Stripe subscription the plan follows; null when an operator set
+    /// the plan (or none was ever bought).
+    async fn subscription(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<BillingSubscription>> {
+        let view = ledger(ctx)
+            .gql()?
+            .subscription_of(self.view.subscription_id.as_deref(), self.view.grace_ends_at)
+            .await
+            .gql()?;
+        Ok(view.map(Into::into))
+    }
+
+    /// The current plan (after a paid plan ended: the last one it had, with
+    /// `currentPeriod` null).
     async fn plan(&self) -> PlanCode {
         self.view.plan.into()
     }

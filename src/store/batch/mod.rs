@@ -132,7 +132,8 @@ pub(super) const HEAD_SET: &str = "balance_credits = v.balance_credits, last_seq
     enterprise_allocation_credits = v.enterprise_allocation_credits, \
     low_balance_threshold_credits = v.low_balance_threshold_credits, \
     low_balance_alerted_at = v.low_balance_alerted_at, time_zone = v.time_zone, \
-    budget_version = v.budget_version";
+    budget_version = v.budget_version, subscription_id = v.subscription_id, \
+    standing_until_at = v.standing_until_at";
 
 /// Every guarded head write must have matched its wallet.
 pub(crate) fn all_saved(expected: usize, saved: u64) -> Result<()> {

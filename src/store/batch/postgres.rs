@@ -76,7 +76,7 @@ pub(crate) fn save_heads_sql(heads: &str, now: &str, ids: &str) -> String {
          last_sequence bigint, plan_code text, pending_plan_code text, billing_anchor_at timestamptz, \
          period_start_at timestamptz, period_end_at timestamptz, enterprise_allocation_credits bigint, \
          low_balance_threshold_credits bigint, low_balance_alerted_at timestamptz, time_zone text, \
-         budget_version bigint) \
+         budget_version bigint, subscription_id text, standing_until_at timestamptz) \
          WHERE wallet.id = v.id AND wallet.last_sequence = v.sequence_read \
          AND {}",
         any_id("wallet.id", ids)
@@ -110,6 +110,9 @@ pub(crate) struct WalletHead<'a> {
     low_balance_alerted_at: Option<DateTime<Utc>>,
     time_zone: &'a str,
     budget_version: i64,
+    subscription_id: Option<&'a str>,
+    #[serde(serialize_with = "super::stored_time::optional")]
+    standing_until_at: Option<DateTime<Utc>>,
     #[serde(skip)]
     head: std::marker::PhantomData<&'a Head>,
 }
@@ -131,6 +134,8 @@ impl<'a> WalletHead<'a> {
             low_balance_alerted_at: head.alerted_at,
             time_zone: &head.time_zone,
             budget_version: head.budget_version,
+            subscription_id: head.subscription_id.as_deref(),
+            standing_until_at: head.standing_until,
             head: std::marker::PhantomData,
         }
     }

@@ -34,7 +34,7 @@ const ROW_COLUMNS: [&str; 15] = [
 ];
 
 /// The fields of a head write ([`super::WalletHead`]).
-const HEAD_FIELDS: [&str; 14] = [
+const HEAD_FIELDS: [&str; 16] = [
     "id",
     "sequence_read",
     "balance_credits",
@@ -49,6 +49,8 @@ const HEAD_FIELDS: [&str; 14] = [
     "low_balance_alerted_at",
     "time_zone",
     "budget_version",
+    "subscription_id",
+    "standing_until_at",
 ];
 
 /// SQLite: a batch's writes, in order: its ledger rows, their grant moves

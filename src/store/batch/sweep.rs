@@ -41,6 +41,7 @@ pub async fn lock_due_wallets(
         .filter(
             Condition::any()
                 .add(wallet::Column::PeriodEndAt.lte(now))
+                .add(wallet::Column::StandingUntilAt.lte(now))
                 .add(Expr::exists(expiring)),
         )
         .order_by_asc(wallet::Column::Id)

@@ -1,0 +1,448 @@
+//! Plans from the payment provider's subscriptions
+//! (`docs/design/payments.md`, the lifecycle table).
+//!
+//! Each subscription's latest state is stored; an event older than the one
+//! last applied changes nothing ("older": the event's `created`, then the
+//! subscription's current period start, then how far along its lifecycle
+//! the status is; a canceled or expired subscription never comes back).
+//! Each event id is handled once, recorded in the transaction that applies
+//! it. The wallet is then brought to what the stored state says: the plan
+//! of its price and its current period while paid, a grace while past due,
+//! the paid plan ended otherwise. Lock order: the wallet, then the
+//! subscription.
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use super::{Ledger, Locked};
+use crate::domain::catalogue::PlanCode;
+use crate::domain::ids::WorkspaceId;
+use crate::domain::outbox;
+use crate::domain::period::Period;
+use crate::domain::wallet::{PaidPlan, Standing};
+use crate::error::{AppError, AppResult, db_error};
+use crate::store;
+use crate::store::subscriptions::Subscription;
+
+/// A subscription as an event shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionState {
+    /// Its id (`sub_…`).
+    pub id: String,
+    /// Its customer.
+    pub customer: Option<String>,
+    /// Its status (`trialing`, `active`, `past_due`, `canceled`…).
+    pub status: String,
+    /// The price of its first item.
+    pub price_id: Option<String>,
+    /// Its current period.
+    pub period: Option<Period>,
+    /// Its billing cycle anchor.
+    pub anchor: Option<DateTime<Utc>>,
+    /// Whether it ends at the period's end.
+    pub cancel_at_period_end: bool,
+    /// The workspace its metadata names.
+    pub workspace: Option<WorkspaceId>,
+}
+
+/// A subscription event.
+#[derive(Debug, Clone)]
+pub struct SubscriptionEvent {
+    /// The event's id (`evt_…`).
+    pub event_id: String,
+    /// Its type.
+    pub event_type: String,
+    /// Its `created` (unix seconds).
+    pub created: i64,
+    /// The subscription it carries.
+    pub state: SubscriptionState,
+}
+
+/// What a subscription event did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubscriptionOutcome {
+    /// The wallet follows it.
+    Applied,
+    /// This event id was handled before.
+    Duplicate,
+    /// Older than the state already applied: nothing changed.
+    Stale,
+    /// No workspace is known for the subscription yet: its state is kept
+    /// and applied when the Checkout Session naming the workspace arrives.
+    Recorded,
+    /// Its price buys no plan of the catalogue (or it has no period): an
+    /// operator was told; the wallet is unchanged.
+    NeedsReview,
+}
+
+impl SubscriptionOutcome {
+    /// The answered name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubscriptionOutcome::Applied => "APPLIED",
+            SubscriptionOutcome::Duplicate => "DUPLICATE",
+            SubscriptionOutcome::Stale => "STALE",
+            SubscriptionOutcome::Recorded => "RECORDED",
+            SubscriptionOutcome::NeedsReview => "NEEDS_REVIEW",
+        }
+    }
+}
+
+/// The subscription behind a wallet, as `Wallet.subscription` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionView {
+    /// Its id.
+    pub id: String,
+    /// Its status, as the provider names it.
+    pub status: String,
+    /// When its current period ends.
+    pub current_period_end: Option<DateTime<Utc>>,
+    /// Whether it ends then.
+    pub cancel_at_period_end: bool,
+    /// While past due: when the grace, and the plan with it, ends.
+    pub grace_ends_at: Option<DateTime<Utc>>,
+}
+
+/// How far along its lifecycle a status is (ties of `created` go to the
+/// further one).
+fn status_rank(status: &str) -> i32 {
+    match status {
+        "incomplete" => 0,
+        "trialing" => 1,
+        "active" => 2,
+        "past_due" => 3,
+        "unpaid" | "paused" => 4,
+        "canceled" | "incomplete_expired" => 5,
+        _ => -1,
+    }
+}
+
+/// Whether no later state can follow (Stripe never reopens these).
+fn is_final(status: &str) -> bool {
+    matches!(status, "canceled" | "incomplete_expired")
+}
+
+/// Whether `event` is newer than what `stored` holds.
+fn is_newer(stored: &Subscription, event: &SubscriptionEvent) -> bool {
+    if is_final(&stored.status) && !stored.event_id.is_empty() {
+        return false;
+    }
+    let period_start = |start: Option<DateTime<Utc>>| start.map_or(i64::MIN, |start| start.timestamp());
+    let ours = (
+        stored.event_created,
+        period_start(stored.current_period_start),
+        stored.event_rank,
+    );
+    let theirs = (
+        event.created,
+        period_start(event.state.period.map(|period| period.start)),
+        status_rank(&event.state.status),
+    );
+    theirs >= ours
+}
+
+impl Ledger {
+    /// Applies a subscription event (see the module's rules).
+    pub async fn apply_subscription_event(
+        &self,
+        event: &SubscriptionEvent,
+    ) -> AppResult<SubscriptionOutcome> {
+        let now = self.now();
+        for _ in 0..2 {
+            let workspace = match &event.state.workspace {
+                Some(workspace) => Some(workspace.as_str().to_owned()),
+                None => store::subscriptions::subscription(&self.db, &event.state.id)
+                    .await
+                    .map_err(db_error)?
+                    .and_then(|stored| stored.workspace_id),
+            };
+            let Some(workspace) = workspace else {
+                // No workspace known yet: keep the state for the session.
+                let txn = store::begin_write(&self.db).await.map_err(db_error)?;
+                if !store::subscriptions::record_event(&txn, &event.event_id, &event.event_type, now)
+                    .await
+                    .map_err(db_error)?
+                {
+                    store::commit(txn).await.map_err(db_error)?;
+                    return Ok(SubscriptionOutcome::Duplicate);
+                }
+                let stored = store::subscriptions::lock_subscription(&txn, &event.state.id)
+                    .await
+                    .map_err(db_error)?;
+                if stored
+                    .as_ref()
+                    .is_some_and(|stored| stored.workspace_id.is_some())
+                {
+                    // Linked meanwhile: apply it under the wallet's lock.
+                    txn.rollback().await.map_err(db_error)?;
+                    continue;
+                }
+                let outcome = self.store_state(&txn, stored, event, None, now).await?;
+                store::commit(txn).await.map_err(db_error)?;
+                return Ok(match outcome {
+                    Some(_) => SubscriptionOutcome::Recorded,
+                    None => SubscriptionOutcome::Stale,
+                });
+            };
+            let mut locked = self.lock_settled(&workspace, now).await?;
+            if !store::subscriptions::record_event(&locked.txn, &event.event_id, &event.event_type, now)
+                .await
+                .map_err(db_error)?
+            {
+                self.finish(locked, now).await?;
+                return Ok(SubscriptionOutcome::Duplicate);
+            }
+            let stored = store::subscriptions::lock_subscription(&locked.txn, &event.state.id)
+                .await
+                .map_err(db_error)?;
+            let Some(state) = self
+                .store_state(&locked.txn, stored, event, Some(&workspace), now)
+                .await?
+            else {
+                self.finish(locked, now).await?;
+                return Ok(SubscriptionOutcome::Stale);
+            };
+            let outcome = self.follow(&mut locked, &state, now).await?;
+            self.finish(locked, now).await?;
+            return Ok(outcome);
+        }
+        Err(AppError::Unavailable(anyhow::anyhow!(
+            "the subscription was linked twice while this event was handled; retry"
+        )))
+    }
+
+    /// A Checkout Session in subscription mode names the workspace of its
+    /// subscription: the stored state (if any came first) applies now.
+    pub async fn link_subscription(
+        &self,
+        event_id: &str,
+        subscription_id: &str,
+        workspace: &WorkspaceId,
+    ) -> AppResult<SubscriptionOutcome> {
+        let now = self.now();
+        let mut locked = self.lock_settled(workspace.as_str(), now).await?;
+        if !store::subscriptions::record_event(&locked.txn, event_id, "checkout.session.completed", now)
+            .await
+            .map_err(db_error)?
+        {
+            self.finish(locked, now).await?;
+            return Ok(SubscriptionOutcome::Duplicate);
+        }
+        let stored = store::subscriptions::lock_subscription(&locked.txn, subscription_id)
+            .await
+            .map_err(db_error)?;
+        let outcome = match stored {
+            Some(stored)
+                if stored
+                    .workspace_id
+                    .as_deref()
+                    .is_some_and(|other| other != workspace.as_str()) =>
+            {
+                let event = outbox::payment_needs_review(
+                    workspace.as_str(),
+                    subscription_id,
+                    "subscription_of_another_workspace",
+                    json!({ "subscriptionId": subscription_id, "workspaceId": stored.workspace_id }),
+                );
+                self.tell(&locked, Some(event), now).await?;
+                SubscriptionOutcome::NeedsReview
+            }
+            Some(mut stored) => {
+                stored.workspace_id = Some(workspace.as_str().to_owned());
+                store::subscriptions::save_subscription(&locked.txn, stored.clone(), true)
+                    .await
+                    .map_err(db_error)?;
+                self.follow(&mut locked, &stored, now).await?
+            }
+            None => {
+                // The subscription's own events follow; they find the
+                // workspace here. Nothing is applied before them.
+                let placeholder = Subscription {
+                    subscription_id: subscription_id.to_owned(),
+                    workspace_id: Some(workspace.as_str().to_owned()),
+                    customer_id: None,
+                    status: "incomplete".to_owned(),
+                    price_id: None,
+                    current_period_start: None,
+                    current_period_end: None,
+                    billing_cycle_anchor: None,
+                    cancel_at_period_end: false,
+                    event_created: i64::MIN,
+                    event_rank: -1,
+                    event_id: String::new(),
+                    past_due_since: None,
+                    updated_at: now,
+                };
+                store::subscriptions::save_subscription(&locked.txn, placeholder, false)
+                    .await
+                    .map_err(db_error)?;
+                SubscriptionOutcome::Recorded
+            }
+        };
+        self.finish(locked, now).await?;
+        Ok(outcome)
+    }
+
+    /// The subscription behind the wallet of `workspace`, if one is.
+    pub async fn subscription_of(
+        &self,
+        subscription_id: Option<&str>,
+        grace_ends_at: Option<DateTime<Utc>>,
+    ) -> AppResult<Option<SubscriptionView>> {
+        let Some(id) = subscription_id else {
+            return Ok(None);
+        };
+        let stored = store::subscriptions::subscription(&self.db, id)
+            .await
+            .map_err(db_error)?;
+        Ok(stored.map(|stored| SubscriptionView {
+            id: stored.subscription_id,
+            status: stored.status,
+            current_period_end: stored.current_period_end,
+            cancel_at_period_end: stored.cancel_at_period_end,
+            grace_ends_at,
+        }))
+    }
+
+    /// Stores the event's state when it is newer than the stored one;
+    /// `None` when it is not.
+    async fn store_state(
+        &self,
+        txn: &store::Tx,
+        stored: Option<Subscription>,
+        event: &SubscriptionEvent,
+        workspace: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> AppResult<Option<Subscription>> {
+        if stored.as_ref().is_some_and(|stored| !is_newer(stored, event)) {
+            return Ok(None);
+        }
+        let exists = stored.is_some();
+        let past_due_since = match (&stored, event.state.status.as_str()) {
+            (Some(stored), "past_due") if stored.status == "past_due" => stored.past_due_since,
+            (_, "past_due") => DateTime::from_timestamp(event.created, 0),
+            _ => None,
+        };
+        let state = event.state.clone();
+        let subscription = Subscription {
+            subscription_id: state.id,
+            workspace_id: workspace
+                .map(str::to_owned)
+                .or_else(|| stored.and_then(|stored| stored.workspace_id)),
+            customer_id: state.customer,
+            event_rank: status_rank(&state.status),
+            status: state.status,
+            price_id: state.price_id,
+            current_period_start: state.period.map(|period| period.start),
+            current_period_end: state.period.map(|period| period.end),
+            billing_cycle_anchor: state.anchor,
+            cancel_at_period_end: state.cancel_at_period_end,
+            event_created: event.created,
+            event_id: event.event_id.clone(),
+            past_due_since,
+            updated_at: now,
+        };
+        store::subscriptions::save_subscription(txn, subscription.clone(), exists)
+            .await
+            .map_err(db_error)?;
+        Ok(Some(subscription))
+    }
+
+    /// Brings the locked wallet to what the subscription's state says.
+    async fn follow(
+        &self,
+        locked: &mut Locked,
+        state: &Subscription,
+        now: DateTime<Utc>,
+    ) -> AppResult<SubscriptionOutcome> {
+        let standing = match state.status.as_str() {
+            "trialing" | "active" => Standing::Good,
+            "past_due" => {
+                let since = state.past_due_since.unwrap_or(now);
+                let until = since + self.subscription_grace;
+                if until <= now {
+                    Standing::Ended
+                } else {
+                    Standing::Grace(until)
+                }
+            }
+            "incomplete" => Standing::NotStarted,
+            _ => Standing::Ended,
+        };
+        let head = locked.wallet.head();
+        let followed = head.subscription_id.as_deref();
+        let workspace = head.workspace_id.clone();
+        let grace_ends_at = match standing {
+            Standing::NotStarted => return Ok(SubscriptionOutcome::Applied),
+            Standing::Ended => {
+                if followed == Some(state.subscription_id.as_str()) {
+                    locked.wallet.end_paid_plan();
+                }
+                return Ok(SubscriptionOutcome::Applied);
+            }
+            Standing::Good => None,
+            Standing::Grace(until) => Some(until),
+        };
+        if let Some(other) = followed.filter(|other| *other != state.subscription_id) {
+            tracing::warn!(
+                workspace,
+                replaced = other,
+                subscription_id = state.subscription_id,
+                "a second subscription in good standing takes over the wallet"
+            );
+        }
+        let plan = match &state.price_id {
+            Some(price) => store::subscriptions::plan_of_price(&locked.txn, price)
+                .await
+                .map_err(db_error)?
+                .and_then(|code| code.parse::<PlanCode>().ok()),
+            None => None,
+        };
+        let catalogue = match plan {
+            Some(plan) => store::catalogue::plan(&locked.txn, plan.as_str())
+                .await
+                .map_err(db_error)?
+                .and_then(|row| row.monthly_credits.map(|credits| (plan, credits))),
+            None => None,
+        };
+        let period = state
+            .current_period_start
+            .zip(state.current_period_end)
+            .map(|(start, end)| Period { start, end })
+            .filter(|period| period.start < period.end);
+        let (Some((plan, allocation)), Some(period)) = (catalogue, period) else {
+            let event = outbox::payment_needs_review(
+                &workspace,
+                &state.subscription_id,
+                "subscription_price_not_mapped",
+                json!({ "subscriptionId": state.subscription_id, "priceId": state.price_id }),
+            );
+            tracing::error!(
+                workspace,
+                subscription_id = state.subscription_id,
+                price_id = state.price_id,
+                "a subscription's price maps to no plan (STRIPE_PRICE_PLANS), or it has no period; the wallet is unchanged"
+            );
+            self.tell(locked, Some(event), now).await?;
+            return Ok(SubscriptionOutcome::NeedsReview);
+        };
+        let used_in_period = if head.period_start.is_none() {
+            store::subscriptions::allocation_used(&locked.txn, head.id, period.start)
+                .await
+                .map_err(db_error)?
+        } else {
+            0
+        };
+        let paid = PaidPlan {
+            subscription_id: state.subscription_id.clone(),
+            plan,
+            allocation,
+            period,
+            anchor: state.billing_cycle_anchor.unwrap_or(period.start),
+            grace_ends_at,
+            used_in_period,
+        };
+        locked.wallet.follow_subscription(&paid, "stripe", now)?;
+        Ok(SubscriptionOutcome::Applied)
+    }
+}
