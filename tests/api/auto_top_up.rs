@@ -72,18 +72,17 @@ async fn spend(app: &TestApp, workspace: &str, prefix: &str, count: usize) {
 
 /// An automatic top-up's payment intent event from Stripe.
 fn payment_intent(event_type: &str, event: &str, workspace: &str, intent: &str, request: &str) -> String {
-    json!({
-        "id": event,
-        "object": "event",
-        "type": event_type,
-        "data": { "object": {
-            "id": intent,
-            "object": "payment_intent",
-            "amount": 1900,
-            "metadata": { "workspace_id": workspace, "pack": "PACK_100", "auto_top_up_request": request },
-        }},
-    })
-    .to_string()
+    let status = if event_type == "payment_intent.succeeded" {
+        "succeeded"
+    } else {
+        "requires_payment_method"
+    };
+    crate::stripe_events::event(
+        event,
+        event_type,
+        chrono::Utc::now().timestamp(),
+        crate::stripe_events::payment_intent(intent, workspace, "PACK_100", request, 500, status),
+    )
 }
 
 /// PRO at 30 credits a period, PACK_100 at 5 credits: small numbers.
@@ -95,7 +94,7 @@ async fn small_pro(app: &TestApp, workspace: &str) -> String {
         .await;
     app.create_workspace(workspace).await;
     let admin = app.token("admin", Some(workspace));
-    app.change_plan(&admin, None, "PRO", None).await.data();
+    app.set_plan(&admin, "PRO", None).await.data();
     admin
 }
 

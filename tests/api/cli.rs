@@ -189,7 +189,7 @@ async fn verify_finds_each_kind_of_damage(app: TestApp) {
     app.create_workspace("ws-fine").await;
     app.create_workspace("ws-hurt").await;
     let admin = app.token("admin", Some("ws-hurt"));
-    app.change_plan(&admin, None, "PRO", None).await.data();
+    app.set_plan(&admin, "PRO", None).await.data();
     let service = app.token("service", Some("ws-hurt"));
     app.spend_ok(&service, "TRIAGE", "d1").await;
     let db = app.db();
@@ -326,7 +326,7 @@ async fn renew_rolls_over_at_the_given_time(app: TestApp) {
     app.set_trial_credits(0).await;
     app.create_workspace("ws-renew-cli").await;
     let admin = app.token("admin", Some("ws-renew-cli"));
-    app.change_plan(&admin, None, "PRO", None).await.data();
+    app.set_plan(&admin, "PRO", None).await.data();
     let service = app.token("service", Some("ws-renew-cli"));
     app.spend_ok(&service, "TRIAGE", "before-reset").await;
 

@@ -78,7 +78,7 @@ async fn a_paid_period_says_whether_the_balance_lasts_until_its_reset(app: TestA
     app.set_trial_credits(0).await;
     app.create_workspace("ws-pro").await;
     let admin = app.token("admin", Some("ws-pro"));
-    app.change_plan(&admin, None, "PRO", None).await.data();
+    app.set_plan(&admin, "PRO", None).await.data();
     let end: chrono::DateTime<chrono::Utc> = app.wallet(&admin, None).await.data()["wallet"]["currentPeriod"]
         ["end"]
         .as_str()

@@ -91,7 +91,7 @@ async fn bad_input_is_refused_and_writes_nothing(app: TestApp) {
         .top_up(&app.operator(), Some("ws-input"), "PACK_100", "")
         .await;
     assert_eq!(empty_reference.code(), "BAD_USER_INPUT");
-    let trial = app.change_plan(&admin, None, "PRO_TRIAL", None).await;
+    let trial = app.set_plan(&admin, "PRO_TRIAL", None).await;
     assert_eq!(trial.code(), "BAD_USER_INPUT");
     let credits_on_a_listed_plan = app
         .change_plan(&operator, Some("ws-input"), "PRO", Some(10))

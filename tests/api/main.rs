@@ -1,3 +1,4 @@
+#![recursion_limit = "256"]
 //! One integration binary for the whole suite (faster to link). Every
 //! scenario runs on SQLite and on PostgreSQL: `cargo test sqlite`,
 //! `cargo test postgres` select one backend.
@@ -22,6 +23,8 @@ mod metrics;
 mod model;
 mod money;
 mod payments;
+mod stripe_events;
+mod billing;
 mod periods;
 mod protocol;
 mod schema;

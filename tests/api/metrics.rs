@@ -52,7 +52,7 @@ async fn metrics_count_spends_rows_errors_and_subscribers(app: TestApp) {
     app.create_workspace("ws-metrics-idle").await;
     app.create_workspace("ws-metrics-pro").await;
     let pro_admin = app.token("admin", Some("ws-metrics-pro"));
-    app.change_plan(&pro_admin, None, "PRO", None).await.data();
+    app.set_plan(&pro_admin, "PRO", None).await.data();
     let service = app.token("service", Some("ws-metrics"));
     app.spend_ok(&service, "TRIAGE", "m1").await;
     app.spend_ok(&service, "TRIAGE", "m1").await;

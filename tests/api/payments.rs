@@ -15,6 +15,7 @@ use sha2::Sha256;
 use protodesk_credits::store::payments::top_ups_by_reference_sql;
 
 use crate::both_backends;
+use crate::stripe_events;
 use crate::helpers::server::RealServer;
 use crate::helpers::{STRIPE_SECRET, TestApp};
 
@@ -28,23 +29,25 @@ fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-/// A Checkout Session event for `workspace` buying `pack`, paid by `intent`.
-fn checkout(event: &str, workspace: &str, pack: &str, intent: &str, status: &str) -> String {
-    json!({
-        "id": event,
-        "object": "event",
-        "type": "checkout.session.completed",
-        "data": { "object": {
-            "id": format!("cs_{event}"),
-            "object": "checkout.session",
-            "mode": "payment",
-            "payment_status": status,
-            "payment_intent": intent,
-            "amount_total": 1900,
-            "metadata": { "workspace_id": workspace, "pack": pack },
-        }},
-    })
-    .to_string()
+/// The price of each pack in the seeded catalogue, in US cents.
+pub(crate) fn price(pack: &str) -> i64 {
+    match pack {
+        "PACK_100" => 500,
+        "PACK_500" => 2000,
+        "PACK_2500" => 8000,
+        _ => 999,
+    }
+}
+
+/// A `checkout.session.completed` event for `workspace` buying `pack` at
+/// its price, paid by `intent`.
+pub(crate) fn checkout(event: &str, workspace: &str, pack: &str, intent: &str, status: &str) -> String {
+    stripe_events::event(
+        event,
+        "checkout.session.completed",
+        now(),
+        stripe_events::checkout_session(workspace, pack, intent, price(pack), "usd", status),
+    )
 }
 
 /// Posts `body` with `signature` (none when `None`): the status and the JSON answer.
@@ -100,12 +103,12 @@ async fn a_paid_session_applies_its_pack_once_however_often_delivered(app: TestA
     assert_eq!(app.balance_total("ws-pay").await, before + 500);
     assert_eq!(top_up_rows(&app).await, 1);
 
-    // The same payment intent for another pack is refused, not applied.
+    // The same payment intent for another pack applies nothing and is
+    // told to an operator (200: Stripe retrying would not help).
     let other = checkout("evt_2", "ws-pay", "PACK_100", "pi_1", "paid");
-    let (status, answer) = deliver(&app, &other).await;
-    assert_eq!(status, 409, "{answer}");
-    assert_eq!(answer["errors"][0]["extensions"]["code"], "IDEMPOTENCY_CONFLICT");
+    assert_eq!(acknowledged(deliver(&app, &other).await), "NEEDS_REVIEW");
     assert_eq!(top_up_rows(&app).await, 1);
+    assert_eq!(app.balance_total("ws-pay").await, before + 500);
 }
 
 async fn concurrent_first_deliveries_apply_one_top_up(app: TestApp) {
@@ -168,16 +171,11 @@ async fn bad_signatures_stale_timestamps_and_malformed_bodies_write_nothing(app:
 
 async fn other_events_unpaid_and_foreign_sessions_are_acknowledged_and_ignored(app: TestApp) {
     app.create_workspace("ws-other").await;
-    let unknown = json!({
-        "id": "evt_u", "type": "customer.created", "data": { "object": { "id": "cus_1" } },
-    })
-    .to_string();
+    let unknown = stripe_events::event("evt_u", "customer.created", now(), json!({ "id": "cus_1", "object": "customer" }));
     let unpaid = checkout("evt_p", "ws-other", "PACK_100", "pi_unpaid", "unpaid");
-    let foreign = json!({
-        "id": "evt_f", "type": "checkout.session.completed",
-        "data": { "object": { "payment_status": "paid", "payment_intent": "pi_f", "metadata": {} } },
-    })
-    .to_string();
+    let mut foreign_session = stripe_events::checkout_session("x", "PACK_100", "pi_f", 500, "usd", "paid");
+    foreign_session["metadata"] = json!({});
+    let foreign = stripe_events::event("evt_f", "checkout.session.completed", now(), foreign_session);
     for body in [unknown, unpaid, foreign] {
         assert_eq!(acknowledged(deliver(&app, &body).await), "IGNORED");
     }
@@ -219,16 +217,13 @@ async fn sessions_naming_what_does_not_exist_are_refused(app: TestApp) {
 }
 
 /// A `charge.refunded` event for the charge of `intent`.
-fn refunded(event: &str, intent: &str, amount_refunded: i64, full: bool) -> String {
-    json!({
-        "id": event,
-        "type": "charge.refunded",
-        "data": { "object": {
-            "id": format!("ch_{intent}"), "object": "charge", "payment_intent": intent,
-            "amount": 1900, "amount_refunded": amount_refunded, "refunded": full,
-        }},
-    })
-    .to_string()
+pub(crate) fn refunded(event: &str, intent: &str, amount_refunded: i64, full: bool) -> String {
+    stripe_events::event(
+        event,
+        "charge.refunded",
+        now(),
+        stripe_events::charge(intent, 1900, amount_refunded, full),
+    )
 }
 
 async fn refund_outcome(app: &TestApp, intent: &str) -> String {
@@ -236,7 +231,7 @@ async fn refund_outcome(app: &TestApp, intent: &str) -> String {
     let row = db
         .query_one_raw(sea_orm::Statement::from_string(
             db.get_database_backend(),
-            format!("SELECT outcome FROM payment_refund WHERE payment_reference = '{intent}'"),
+            format!("SELECT refund_outcome AS outcome FROM stripe_payment WHERE payment_reference = '{intent}'"),
         ))
         .await
         .unwrap()
@@ -337,11 +332,10 @@ async fn a_partial_refund_waits_for_an_operator_and_a_full_one_reverses(app: Tes
     assert_eq!(app.balance_total("ws-part").await, before);
     assert_eq!(refund_outcome(&app, "pi_p").await, "REVERSED");
 
-    // A refund of a payment that bought nothing here: acknowledged.
-    assert_eq!(
-        acknowledged(deliver(&app, &refunded("evt_x", "pi_elsewhere", 100, true)).await),
-        "IGNORED"
-    );
+    // A refund of a payment not applied here (yet): recorded, once.
+    let elsewhere = refunded("evt_x", "pi_elsewhere", 100, true);
+    assert_eq!(acknowledged(deliver(&app, &elsewhere).await), "RECORDED");
+    assert_eq!(acknowledged(deliver(&app, &elsewhere).await), "DUPLICATE");
 }
 
 /// A refund finds its top-up on the partial index of migration 6, not by

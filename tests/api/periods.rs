@@ -24,7 +24,7 @@ async fn pro_workspace(app: &TestApp, workspace: &str) -> String {
     app.set_trial_credits(0).await;
     app.create_workspace(workspace).await;
     let admin = app.token("admin", Some(workspace));
-    app.change_plan(&admin, None, "PRO", None).await.data();
+    app.set_plan(&admin, "PRO", None).await.data();
     admin
 }
 
@@ -205,7 +205,7 @@ async fn an_upgrade_raises_the_allocation_less_what_was_used(app: TestApp) {
         app.spend_ok(&service, "TRIAGE", &format!("u{i}")).await;
     }
 
-    let upgraded = app.change_plan(&admin, None, "BUSINESS", None).await;
+    let upgraded = app.set_plan(&admin, "BUSINESS", None).await;
 
     let wallet = &upgraded.data()["changePlan"]["wallet"];
     assert_eq!(wallet["plan"], "BUSINESS");
@@ -225,7 +225,7 @@ async fn an_upgrade_raises_the_allocation_less_what_was_used(app: TestApp) {
 async fn a_downgrade_waits_for_the_next_reset(app: TestApp) {
     let admin = pro_workspace(&app, "ws-down-plan").await;
 
-    let changed = app.change_plan(&admin, None, "STARTER", None).await;
+    let changed = app.set_plan(&admin, "STARTER", None).await;
 
     let wallet = &changed.data()["changePlan"]["wallet"];
     assert_eq!(wallet["plan"], "PRO");
@@ -246,11 +246,11 @@ async fn a_downgrade_waits_for_the_next_reset(app: TestApp) {
 async fn downgrade_then_upgrade_in_one_period_grants_no_second_allowance(app: TestApp) {
     let admin = pro_workspace(&app, "ws-zigzag").await;
 
-    app.change_plan(&admin, None, "STARTER", None).await.data();
-    let back = app.change_plan(&admin, None, "PRO", None).await;
+    app.set_plan(&admin, "STARTER", None).await.data();
+    let back = app.set_plan(&admin, "PRO", None).await;
     assert_eq!(back.data()["changePlan"]["wallet"]["pendingPlan"], json!(null));
-    app.change_plan(&admin, None, "STARTER", None).await.data();
-    let up = app.change_plan(&admin, None, "BUSINESS", None).await;
+    app.set_plan(&admin, "STARTER", None).await.data();
+    let up = app.set_plan(&admin, "BUSINESS", None).await;
 
     assert_eq!(up.data()["changePlan"]["wallet"]["plan"], "BUSINESS");
     assert_eq!(up.data()["changePlan"]["wallet"]["pendingPlan"], json!(null));
@@ -266,7 +266,7 @@ async fn trial_to_paid_starts_the_anchor_and_keeps_trial_credits_to_their_end(ap
     let admin = app.token("admin", Some("ws-convert"));
     app.clock.set(start_time() + Duration::days(2));
 
-    let paid = app.change_plan(&admin, None, "STARTER", None).await;
+    let paid = app.set_plan(&admin, "STARTER", None).await;
 
     let wallet = &paid.data()["changePlan"]["wallet"];
     assert_eq!(
@@ -516,6 +516,8 @@ mod constraint {
             head: None,
             happened: Vec::new(),
             renewals: 0,
+            expiry_moves: Vec::new(),
+            notices: Vec::new(),
         };
 
         let second = store::apply::apply(&txn, "unused", &[change], start_time()).await;

@@ -152,7 +152,7 @@ async fn spends_burn_trial_then_allocation_then_purchased_credits(app: TestApp) 
     app.top_up(&app.operator(), Some("ws-burn"), "PACK_100", "pay-burn")
         .await
         .data();
-    app.change_plan(&admin, None, "PRO", None).await.data();
+    app.set_plan(&admin, "PRO", None).await.data();
     let wallet = app.wallet(&admin, None).await;
     assert_eq!(
         wallet.data()["wallet"]["balance"],

@@ -49,6 +49,8 @@ fn pro_wallet() -> WalletState {
             time_zone: "UTC".to_owned(),
             budget_version: 0,
             auto_top_up_threshold: None,
+            subscription_id: None,
+            standing_until: None,
         },
         grants: vec![
             allocation,

@@ -128,7 +128,7 @@ async fn billing_period_budgets_roll_at_renewal(app: TestApp) {
         "the trial is one period"
     );
 
-    app.change_plan(&admin, None, "PRO", None).await.data();
+    app.set_plan(&admin, "PRO", None).await.data();
     assert_eq!(
         outcome(&app, "ws-period", "p4").await,
         "CHARGED",

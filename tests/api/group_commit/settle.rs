@@ -19,7 +19,7 @@ async fn a_wallet_due_to_settle_settles_inside_its_batch(app: TestApp) {
     app.set_trial_credits(0).await;
     app.create_workspace("ws-renews").await;
     let renews = app.token("admin", Some("ws-renews"));
-    app.change_plan(&renews, None, "PRO", None).await.data();
+    app.set_plan(&renews, "PRO", None).await.data();
     app.gql(
         Some(&app.operator()),
         "mutation($ws: ID!, $at: DateTime) { adjustCredits(input: {workspaceId: $ws, credits: 5, reason: \"goodwill\", expiresAt: $at}) { balance { total } } }",

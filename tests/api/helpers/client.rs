@@ -122,6 +122,23 @@ impl TestApp {
         .await
     }
 
+    /// The back office (an operator) changes the plan of the workspace
+    /// `token` belongs to: plans are the operator's since they follow the
+    /// payment provider, so arrange steps set them so.
+    pub async fn set_plan(&self, token: &str, plan: &str, enterprise: Option<i64>) -> Answer {
+        use base64::Engine;
+        let payload = token.split('.').nth(1).expect("a JWT");
+        let claims: Value = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .expect("base64url claims"),
+        )
+        .expect("JSON claims");
+        let workspace = claims["workspace_id"].as_str().expect("a workspace token").to_owned();
+        self.change_plan(&self.operator(), Some(&workspace), plan, enterprise)
+            .await
+    }
+
     /// `wallet` of the token's workspace (or `workspace`).
     pub async fn wallet(&self, token: &str, workspace: Option<&str>) -> Answer {
         self.gql(

@@ -27,6 +27,12 @@ use tokio::sync::oneshot;
 pub const TEST_SECRET: &str = "test-secret-at-least-16-bytes";
 /// The Stripe endpoint's signing secret every test server has.
 pub const STRIPE_SECRET: &str = "whsec_test_protodesk";
+/// The Stripe prices the test deployment sells (`STRIPE_PRICE_PLANS`).
+pub const STRIPE_PRICES: [(&str, &str); 3] = [
+    ("price_1QStarterMonthly", "STARTER"),
+    ("price_1QProMonthly", "PRO"),
+    ("price_1QBusinessMonthly", "BUSINESS"),
+];
 
 /// Which database a scenario runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -292,6 +298,11 @@ impl TestApp {
                 .unwrap_or(protodesk_credits::config::HTTP_IDLE_TIMEOUT_DEFAULT),
             cors_allowed_origins: options.cors_allowed_origins.clone(),
             stripe_webhook_secret: Some(STRIPE_SECRET.to_owned().into()),
+            stripe_price_plans: STRIPE_PRICES
+                .iter()
+                .map(|(price, plan)| ((*price).to_owned(), (*plan).to_owned()))
+                .collect(),
+            subscription_grace: chrono::Duration::hours(protodesk_credits::config::DEFAULT_SUBSCRIPTION_GRACE_HOURS),
             webhooks: options
                 .webhooks
                 .unwrap_or(protodesk_credits::config::WebhookSettings {

@@ -245,7 +245,7 @@ impl Run {
         let now = self.now();
         self.model.settle(workspace, now);
         let admin = self.admin[workspace].clone();
-        let answer = self.app.change_plan(&admin, Some(workspace), target, None).await;
+        let answer = self.app.set_plan(&admin, target, None).await;
         let wallet = self.model.wallets.get_mut(workspace).unwrap();
         match (wallet.plan, wallet.allocation) {
             (None, _) => {

@@ -43,7 +43,7 @@ async fn purchased_credits_survive_resets_and_trial_expiry_and_are_spent_last(ap
     app.top_up(&app.operator(), Some("ws-keep"), "PACK_100", "pay-keep")
         .await
         .data();
-    app.change_plan(&admin, None, "STARTER", None).await.data();
+    app.set_plan(&admin, "STARTER", None).await.data();
 
     let after_trial = start_time() + Duration::days(8);
     app.clock.set(after_trial);
@@ -280,8 +280,8 @@ async fn a_pending_downgrade_is_applied_by_a_writer(app: TestApp) {
     for workspace in ["ws-down-spend", "ws-down-top-up", "ws-down-idle"] {
         app.create_workspace(workspace).await;
         let admin = app.token("admin", Some(workspace));
-        app.change_plan(&admin, None, "PRO", None).await.data();
-        let pending = app.change_plan(&admin, None, "STARTER", None).await;
+        app.set_plan(&admin, "PRO", None).await.data();
+        let pending = app.set_plan(&admin, "STARTER", None).await;
         assert_eq!(pending.data()["changePlan"]["wallet"]["plan"], "PRO");
         assert_eq!(pending.data()["changePlan"]["wallet"]["pendingPlan"], "STARTER");
     }

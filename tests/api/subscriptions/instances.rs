@@ -53,7 +53,7 @@ async fn postgres_a_renewal_swept_on_instance_a_reaches_a_subscriber_on_instance
     let b = a.spawn_sibling().await;
     a.set_trial_credits(0).await;
     a.create_workspace("ws-swept").await;
-    a.change_plan(&a.token("admin", Some("ws-swept")), None, "PRO", None)
+    a.set_plan(&a.token("admin", Some("ws-swept")), "PRO", None)
         .await
         .data();
     let mut client = b.ws(&a.token("agent", Some("ws-swept"))).await;

@@ -79,7 +79,7 @@ async fn grants_and_expiries_arrive_too(app: TestApp) {
 
     app.clock.advance(Duration::days(7));
     app.ledger.roll_over_periods(app.clock_now()).await.unwrap();
-    app.change_plan(&app.token("admin", Some("ws-expiry")), None, "PRO", None)
+    app.set_plan(&app.token("admin", Some("ws-expiry")), "PRO", None)
         .await
         .data();
 

@@ -195,7 +195,7 @@ async fn the_sweep_s_renewals_and_notices_are_delivered_once(app: TestApp) {
     app.set_trial_credits(0).await;
     app.create_workspace("ws-plan").await;
     let admin = app.token("admin", Some("ws-plan"));
-    app.change_plan(&admin, None, "PRO", None).await.data();
+    app.set_plan(&admin, "PRO", None).await.data();
     app.create_workspace("ws-trial").await;
 
     // The trial (7 days from creation) ends within 48 hours on day 6.
@@ -237,7 +237,7 @@ async fn a_runway_too_short_for_the_period_is_told_once(app: TestApp) {
         .await;
     app.create_workspace("ws-runway").await;
     let admin = app.token("admin", Some("ws-runway"));
-    app.change_plan(&admin, None, "STARTER", None).await.data();
+    app.set_plan(&admin, "STARTER", None).await.data();
     let (endpoint_id, _) = endpoint(&app, &admin, None, &receiver.url, &["credits.runway_low"]).await;
 
     let mut cursor = protodesk_credits::service::NoticeCursor::default();
