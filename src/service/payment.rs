@@ -231,10 +231,13 @@ impl Ledger {
 
     /// Records a dispute and tells it; a lost one is a full refund.
     pub async fn dispute_payment(&self, dispute: &Dispute) -> AppResult<RefundOutcome> {
+        // Only a lost dispute takes the money back; an open or won one
+        // refunds nothing.
+        let lost = dispute.status == "lost";
         let refund = Refund {
             reference: dispute.reference.clone(),
-            amount_refunded_cents: dispute.amount_cents,
-            full: dispute.status == "lost",
+            amount_refunded_cents: if lost { dispute.amount_cents } else { 0 },
+            full: lost,
         };
         self.refund_or_dispute(&refund, Some(dispute)).await
     }

@@ -15,9 +15,9 @@ use sha2::Sha256;
 use protodesk_credits::store::payments::top_ups_by_reference_sql;
 
 use crate::both_backends;
-use crate::stripe_events;
 use crate::helpers::server::RealServer;
 use crate::helpers::{STRIPE_SECRET, TestApp};
+use crate::stripe_events;
 
 fn signature(secret: &str, timestamp: i64, body: &str) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
@@ -171,7 +171,12 @@ async fn bad_signatures_stale_timestamps_and_malformed_bodies_write_nothing(app:
 
 async fn other_events_unpaid_and_foreign_sessions_are_acknowledged_and_ignored(app: TestApp) {
     app.create_workspace("ws-other").await;
-    let unknown = stripe_events::event("evt_u", "customer.created", now(), json!({ "id": "cus_1", "object": "customer" }));
+    let unknown = stripe_events::event(
+        "evt_u",
+        "customer.created",
+        now(),
+        json!({ "id": "cus_1", "object": "customer" }),
+    );
     let unpaid = checkout("evt_p", "ws-other", "PACK_100", "pi_unpaid", "unpaid");
     let mut foreign_session = stripe_events::checkout_session("x", "PACK_100", "pi_f", 500, "usd", "paid");
     foreign_session["metadata"] = json!({});
@@ -231,7 +236,9 @@ async fn refund_outcome(app: &TestApp, intent: &str) -> String {
     let row = db
         .query_one_raw(sea_orm::Statement::from_string(
             db.get_database_backend(),
-            format!("SELECT refund_outcome AS outcome FROM stripe_payment WHERE payment_reference = '{intent}'"),
+            format!(
+                "SELECT refund_outcome AS outcome FROM stripe_payment WHERE payment_reference = '{intent}'"
+            ),
         ))
         .await
         .unwrap()

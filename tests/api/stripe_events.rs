@@ -27,7 +27,14 @@ pub fn event(id: &str, kind: &str, created: i64, object: Value) -> String {
 
 /// A Checkout Session in `mode: payment` buying `pack` for `subtotal`
 /// cents (`currency`), paid by `intent`, with `status` as its payment status.
-pub fn checkout_session(workspace: &str, pack: &str, intent: &str, subtotal: i64, currency: &str, status: &str) -> Value {
+pub fn checkout_session(
+    workspace: &str,
+    pack: &str,
+    intent: &str,
+    subtotal: i64,
+    currency: &str,
+    status: &str,
+) -> Value {
     json!({
         "id": format!("cs_test_{intent}"),
         "object": "checkout.session",
@@ -178,7 +185,14 @@ pub fn dispute(intent: &str, amount: i64, status: &str) -> Value {
 /// Subscription `id` for `workspace` (in its metadata when `named`) on
 /// `price`, in `status`, with its current period `[start, end)` (unix
 /// seconds) on its item, as API versions since 2025-03-31.basil put it.
-pub fn subscription(id: &str, workspace: Option<&str>, price: &str, status: &str, period: (i64, i64), anchor: i64) -> Value {
+pub fn subscription(
+    id: &str,
+    workspace: Option<&str>,
+    price: &str,
+    status: &str,
+    period: (i64, i64),
+    anchor: i64,
+) -> Value {
     let metadata = match workspace {
         Some(workspace) => json!({ "workspace_id": workspace }),
         None => json!({}),
@@ -272,7 +286,14 @@ pub fn subscription(id: &str, workspace: Option<&str>, price: &str, status: &str
 
 /// Automatic top-up's PaymentIntent `id` for `pack` (`amount` cents
 /// received) of `workspace`, answering `request`, in `status`.
-pub fn payment_intent(id: &str, workspace: &str, pack: &str, request: &str, amount: i64, status: &str) -> Value {
+pub fn payment_intent(
+    id: &str,
+    workspace: &str,
+    pack: &str,
+    request: &str,
+    amount: i64,
+    status: &str,
+) -> Value {
     json!({
         "id": id,
         "object": "payment_intent",

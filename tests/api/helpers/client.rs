@@ -134,7 +134,10 @@ impl TestApp {
                 .expect("base64url claims"),
         )
         .expect("JSON claims");
-        let workspace = claims["workspace_id"].as_str().expect("a workspace token").to_owned();
+        let workspace = claims["workspace_id"]
+            .as_str()
+            .expect("a workspace token")
+            .to_owned();
         self.change_plan(&self.operator(), Some(&workspace), plan, enterprise)
             .await
     }

@@ -302,7 +302,9 @@ impl TestApp {
                 .iter()
                 .map(|(price, plan)| ((*price).to_owned(), (*plan).to_owned()))
                 .collect(),
-            subscription_grace: chrono::Duration::hours(protodesk_credits::config::DEFAULT_SUBSCRIPTION_GRACE_HOURS),
+            subscription_grace: chrono::Duration::hours(
+                protodesk_credits::config::DEFAULT_SUBSCRIPTION_GRACE_HOURS,
+            ),
             webhooks: options
                 .webhooks
                 .unwrap_or(protodesk_credits::config::WebhookSettings {
