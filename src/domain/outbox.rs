@@ -476,7 +476,7 @@ mod tests {
             assert_eq!(event_type.as_str().parse::<EventType>(), Ok(*event_type));
             assert!(event_type.as_str().starts_with("credits."));
         }
-        assert_eq!(EventType::ALL.len(), 11);
+        assert_eq!(EventType::ALL.len(), 16);
     }
 
     #[test]

@@ -204,9 +204,8 @@ impl Ledger {
 
     /// Removes events older than [`OUTBOX_RETENTION`] whose deliveries are
     /// all settled, with those deliveries, at most once an hour; returns how
-    /// many events were removed. The once-keys they carried name occasions
-    /// long past (a trial that ended, a period that ended, a closed request,
-    /// a recorded refund), so nothing is told twice for lack of them.
+    /// many events were removed. Their once-keys stay (`outbox_once`), so an
+    /// occasion is never told twice, however long its period.
     pub async fn prune_outbox(&self, cursor: &mut NoticeCursor, now: DateTime<Utc>) -> AppResult<u64> {
         if cursor.pruned_at.is_some_and(|at| at + PRUNE_EVERY > now) {
             return Ok(0);

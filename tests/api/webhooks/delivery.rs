@@ -235,6 +235,9 @@ async fn a_runway_too_short_for_the_period_is_told_once(app: TestApp) {
     app.set_trial_credits(0).await;
     app.execute_sql("UPDATE plan SET monthly_credits = 20 WHERE code = 'STARTER'")
         .await;
+    // A 31-day period (Jul 31 to Aug 31): longer than the outbox's retention.
+    let start = chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2026, 7, 31, 10, 0, 0).unwrap();
+    app.clock.set(start);
     app.create_workspace("ws-runway").await;
     let admin = app.token("admin", Some("ws-runway"));
     app.set_plan(&admin, "STARTER", None).await.data();
@@ -253,8 +256,8 @@ async fn a_runway_too_short_for_the_period_is_told_once(app: TestApp) {
     app.clock.set(now);
     assert_eq!(app.ledger.send_notices(&mut cursor, now).await.unwrap(), 1);
     app.spend_ok(&service, "TRIAGE", "burn-more").await;
+    // Another instance, started after the spends, looks at them: told already.
     let mut fresh = protodesk_credits::service::NoticeCursor::default();
-    app.ledger.send_notices(&mut fresh, now).await.unwrap();
     assert_eq!(
         app.ledger.send_notices(&mut fresh, now).await.unwrap(),
         0,
@@ -268,6 +271,26 @@ async fn a_runway_too_short_for_the_period_is_told_once(app: TestApp) {
     assert_eq!(body["data"]["dailyBurn"], 10.0);
     assert_eq!(body["data"]["balance"]["total"], 10);
     settled_deliveries(&app, &admin, &endpoint_id, 1).await;
+
+    // Thirty days on, still in the period: the event is pruned, and a new
+    // spend looked at by a fresh instance tells nothing again.
+    let late = start + chrono::Duration::days(30) + chrono::Duration::hours(12);
+    app.clock.set(late);
+    let mut pruning = protodesk_credits::service::NoticeCursor::default();
+    assert!(app.ledger.prune_outbox(&mut pruning, late).await.unwrap() >= 1);
+    assert_eq!(
+        app.query_i64("SELECT COUNT(*) FROM outbox_event WHERE event_type = 'credits.runway_low'")
+            .await,
+        0,
+        "the told event is gone with the retention"
+    );
+    app.spend_ok(&service, "TRIAGE", "burn-late").await;
+    let mut later = protodesk_credits::service::NoticeCursor::default();
+    assert_eq!(
+        app.ledger.send_notices(&mut later, late).await.unwrap(),
+        0,
+        "told once a period, however long the period"
+    );
 }
 
 /// Events older than the retention whose deliveries are settled go, with
