@@ -57,7 +57,8 @@ pub fn verify(
     if signatures.is_empty() {
         return Err(SignatureError::Malformed);
     }
-    if (now.timestamp() - timestamp).abs() > STRIPE_TOLERANCE_SECONDS {
+    // `abs_diff`: a timestamp near i64's ends cannot overflow the check.
+    if now.timestamp().abs_diff(timestamp) > STRIPE_TOLERANCE_SECONDS.unsigned_abs() {
         return Err(SignatureError::Stale);
     }
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).map_err(|_| SignatureError::Mismatch)?;
@@ -104,6 +105,27 @@ mod tests {
             verify(SECRET, Some(&header), body.as_bytes(), at(1_699_999_700)),
             Ok(())
         );
+    }
+
+    /// Timestamps far in the past or future are stale, never an overflow
+    /// (`t = now - 2^63` was accepted by a release build's wrapping subtraction).
+    #[test]
+    fn timestamps_at_the_ends_of_the_range_are_stale() {
+        let body = "{}";
+        let now = at(1_700_000_000);
+        for t in [
+            i64::MIN,
+            i64::MIN + 1,
+            now.timestamp().wrapping_sub(i64::MIN),
+            i64::MAX,
+        ] {
+            let header = format!("t={t},v1={}", sign(t, body));
+            assert_eq!(
+                verify(SECRET, Some(&header), body.as_bytes(), now),
+                Err(SignatureError::Stale),
+                "t={t}"
+            );
+        }
     }
 
     #[test]
