@@ -56,7 +56,7 @@ async fn migrate_reports_reverts_and_reapplies(app: TestApp) {
     );
 
     let applied = statuses(&succeeded(&app.run_binary(&["migrate", "status"]).await));
-    assert_eq!(applied.len(), 7, "{applied:?}");
+    assert_eq!(applied.len(), 8, "{applied:?}");
     assert!(
         applied.iter().all(|(status, _)| status == "Applied"),
         "{applied:?}"
@@ -65,10 +65,12 @@ async fn migrate_reports_reverts_and_reapplies(app: TestApp) {
     assert!(applied[4].1.starts_with("m20261203_000005"), "{applied:?}");
     assert!(applied[5].1.starts_with("m20261204_000006"), "{applied:?}");
     assert!(applied[6].1.starts_with("m20261204_000007"), "{applied:?}");
+    assert!(applied[7].1.starts_with("m20261207_000008"), "{applied:?}");
 
-    // Migration 7 (outbox), 6 (refunds), 5 (budgets), then 4 (keys on their rows).
+    // Migration 8 (paid credits), 7 (outbox), 6 (refunds), 5 (budgets),
+    // then 4 (keys on their rows).
     let after_down = statuses(&succeeded(
-        &app.run_binary(&["migrate", "down", "--steps", "4"]).await,
+        &app.run_binary(&["migrate", "down", "--steps", "5"]).await,
     ));
     assert_eq!(
         after_down
@@ -76,11 +78,15 @@ async fn migrate_reports_reverts_and_reapplies(app: TestApp) {
             .map(|(status, _)| status.as_str())
             .collect::<Vec<_>>(),
         [
-            "Applied", "Applied", "Applied", "Pending", "Pending", "Pending", "Pending"
+            "Applied", "Applied", "Applied", "Pending", "Pending", "Pending", "Pending", "Pending"
         ]
     );
     let db = app.db();
     for gone in [
+        "SELECT payment_reference FROM stripe_payment",
+        "SELECT subscription_id FROM stripe_subscription",
+        "SELECT once_key FROM outbox_once",
+        "SELECT subscription_id FROM wallet",
         "SELECT id FROM outbox_event",
         "SELECT wallet_id FROM auto_top_up",
         "SELECT auto_top_up_threshold_credits FROM wallet",
@@ -94,7 +100,7 @@ async fn migrate_reports_reverts_and_reapplies(app: TestApp) {
         let read = db
             .query_all_raw(sea_orm::Statement::from_string(db.get_database_backend(), gone))
             .await;
-        assert!(read.is_err(), "migrations 7 to 5 reverted: {gone}");
+        assert!(read.is_err(), "migrations 8 to 5 reverted: {gone}");
     }
     let column = db
         .query_all_raw(sea_orm::Statement::from_string(
