@@ -10,7 +10,7 @@ mod export;
 mod pages;
 mod protocol;
 mod stripe;
-mod stripe_subscription;
+
 mod ws;
 
 pub use ws::{WS_KEEPALIVE_DEFAULT, WsShared};

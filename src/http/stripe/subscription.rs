@@ -8,12 +8,12 @@ use axum::response::Response;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::AppState;
-use super::export::refuse;
-use super::stripe::done;
+use super::done;
 use crate::domain::ids::{IdempotencyKey, WorkspaceId};
 use crate::domain::period::Period;
 use crate::error::AppError;
+use crate::http::AppState;
+use crate::http::export::refuse;
 use crate::service::{SubscriptionEvent, SubscriptionState};
 
 /// The part of a Subscription read here. The current period is on each

@@ -15,6 +15,8 @@
 //! cannot be; 404 for an unknown workspace; 503 when the database is
 //! unavailable (Stripe retries every non-2xx).
 
+mod subscription;
+
 use std::collections::HashMap;
 
 use axum::body::Bytes;
@@ -159,17 +161,9 @@ pub async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: By
         "customer.subscription.created"
         | "customer.subscription.updated"
         | "customer.subscription.deleted" => {
-            match serde_json::from_value::<super::stripe_subscription::SubscriptionObject>(event.data.object)
-            {
+            match serde_json::from_value::<subscription::SubscriptionObject>(event.data.object) {
                 Ok(subscription) => {
-                    super::stripe_subscription::changed(
-                        &state,
-                        &event.id,
-                        &event.kind,
-                        event.created,
-                        subscription,
-                    )
-                    .await
+                    subscription::changed(&state, &event.id, &event.kind, event.created, subscription).await
                 }
                 Err(error) => refuse(AppError::invalid(
                     "data.object",
@@ -313,8 +307,7 @@ async fn charge_refunded(state: &AppState, event_id: &str, charge: Charge) -> Re
 /// in subscription mode, the link from its subscription to its workspace.
 async fn checkout_paid(state: &AppState, event_id: &str, session: Session) -> Response {
     if session.mode.as_deref() == Some("subscription") {
-        return super::stripe_subscription::linked(state, event_id, &session.metadata, session.subscription)
-            .await;
+        return subscription::linked(state, event_id, &session.metadata, session.subscription).await;
     }
     if session.payment_status.as_deref() != Some("paid") {
         // An asynchronous payment method: `async_payment_succeeded` follows.
