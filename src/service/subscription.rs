@@ -122,9 +122,13 @@ fn is_final(status: &str) -> bool {
     matches!(status, "canceled" | "incomplete_expired")
 }
 
-/// Whether `event` is newer than what `stored` holds.
+/// Whether `event` is newer than what `stored` holds (an empty row, no
+/// event applied yet, holds nothing).
 fn is_newer(stored: &Subscription, event: &SubscriptionEvent) -> bool {
-    if is_final(&stored.status) && !stored.event_id.is_empty() {
+    if stored.event_id.is_empty() {
+        return true;
+    }
+    if is_final(&stored.status) {
         return false;
     }
     let period_start = |start: Option<DateTime<Utc>>| start.map_or(i64::MIN, |start| start.timestamp());
@@ -166,13 +170,10 @@ impl Ledger {
                     store::commit(txn).await.map_err(db_error)?;
                     return Ok(SubscriptionOutcome::Duplicate);
                 }
-                let stored = store::subscriptions::lock_subscription(&txn, &event.state.id)
+                let stored = store::subscriptions::lock_subscription(&txn, &event.state.id, now)
                     .await
                     .map_err(db_error)?;
-                if stored
-                    .as_ref()
-                    .is_some_and(|stored| stored.workspace_id.is_some())
-                {
+                if stored.workspace_id.is_some() {
                     // Linked meanwhile: apply it under the wallet's lock.
                     txn.rollback().await.map_err(db_error)?;
                     continue;
@@ -192,7 +193,7 @@ impl Ledger {
                 self.finish(locked, now).await?;
                 return Ok(SubscriptionOutcome::Duplicate);
             }
-            let stored = store::subscriptions::lock_subscription(&locked.txn, &event.state.id)
+            let stored = store::subscriptions::lock_subscription(&locked.txn, &event.state.id, now)
                 .await
                 .map_err(db_error)?;
             let Some(state) = self
@@ -228,55 +229,32 @@ impl Ledger {
             self.finish(locked, now).await?;
             return Ok(SubscriptionOutcome::Duplicate);
         }
-        let stored = store::subscriptions::lock_subscription(&locked.txn, subscription_id)
+        let mut stored = store::subscriptions::lock_subscription(&locked.txn, subscription_id, now)
             .await
             .map_err(db_error)?;
-        let outcome = match stored {
-            Some(stored)
-                if stored
-                    .workspace_id
-                    .as_deref()
-                    .is_some_and(|other| other != workspace.as_str()) =>
-            {
+        let outcome = match stored.workspace_id.as_deref() {
+            Some(other) if other != workspace.as_str() => {
                 let event = outbox::payment_needs_review(
                     workspace.as_str(),
                     subscription_id,
                     "subscription_of_another_workspace",
-                    json!({ "subscriptionId": subscription_id, "workspaceId": stored.workspace_id }),
+                    json!({ "subscriptionId": subscription_id, "workspaceId": other }),
                 );
                 self.tell(&locked, Some(event), now).await?;
                 SubscriptionOutcome::NeedsReview
             }
-            Some(mut stored) => {
+            _ => {
                 stored.workspace_id = Some(workspace.as_str().to_owned());
-                store::subscriptions::save_subscription(&locked.txn, stored.clone(), true)
+                store::subscriptions::save_subscription(&locked.txn, stored.clone())
                     .await
                     .map_err(db_error)?;
-                self.follow(&mut locked, &stored, now).await?
-            }
-            None => {
-                // The subscription's own events follow; they find the
-                // workspace here. Nothing is applied before them.
-                let placeholder = Subscription {
-                    subscription_id: subscription_id.to_owned(),
-                    workspace_id: Some(workspace.as_str().to_owned()),
-                    customer_id: None,
-                    status: "incomplete".to_owned(),
-                    price_id: None,
-                    current_period_start: None,
-                    current_period_end: None,
-                    billing_cycle_anchor: None,
-                    cancel_at_period_end: false,
-                    event_created: i64::MIN,
-                    event_rank: -1,
-                    event_id: String::new(),
-                    past_due_since: None,
-                    updated_at: now,
-                };
-                store::subscriptions::save_subscription(&locked.txn, placeholder, false)
-                    .await
-                    .map_err(db_error)?;
-                SubscriptionOutcome::Recorded
+                if stored.event_id.is_empty() {
+                    // Its own events follow and find the workspace here.
+                    SubscriptionOutcome::Recorded
+                } else {
+                    // Its state came first: it applies now.
+                    self.follow(&mut locked, &stored, now).await?
+                }
             }
         };
         self.finish(locked, now).await?;
@@ -309,26 +287,23 @@ impl Ledger {
     async fn store_state(
         &self,
         txn: &store::Tx,
-        stored: Option<Subscription>,
+        stored: Subscription,
         event: &SubscriptionEvent,
         workspace: Option<&str>,
         now: DateTime<Utc>,
     ) -> AppResult<Option<Subscription>> {
-        if stored.as_ref().is_some_and(|stored| !is_newer(stored, event)) {
+        if !is_newer(&stored, event) {
             return Ok(None);
         }
-        let exists = stored.is_some();
-        let past_due_since = match (&stored, event.state.status.as_str()) {
-            (Some(stored), "past_due") if stored.status == "past_due" => stored.past_due_since,
-            (_, "past_due") => DateTime::from_timestamp(event.created, 0),
+        let past_due_since = match event.state.status.as_str() {
+            "past_due" if stored.status == "past_due" => stored.past_due_since,
+            "past_due" => DateTime::from_timestamp(event.created, 0),
             _ => None,
         };
         let state = event.state.clone();
         let subscription = Subscription {
             subscription_id: state.id,
-            workspace_id: workspace
-                .map(str::to_owned)
-                .or_else(|| stored.and_then(|stored| stored.workspace_id)),
+            workspace_id: workspace.map(str::to_owned).or(stored.workspace_id),
             customer_id: state.customer,
             event_rank: status_rank(&state.status),
             status: state.status,
@@ -342,7 +317,7 @@ impl Ledger {
             past_due_since,
             updated_at: now,
         };
-        store::subscriptions::save_subscription(txn, subscription.clone(), exists)
+        store::subscriptions::save_subscription(txn, subscription.clone())
             .await
             .map_err(db_error)?;
         Ok(Some(subscription))
@@ -410,6 +385,12 @@ impl Ledger {
             .zip(state.current_period_end)
             .map(|(start, end)| Period { start, end })
             .filter(|period| period.start < period.end);
+        if period.is_some_and(|period| period.end <= now) {
+            // A period already over (a backlog delivered late): its
+            // allocation would expire at once; the next event, or the
+            // scheduler, brings the wallet to the current one.
+            return Ok(SubscriptionOutcome::Applied);
+        }
         let (Some((plan, allocation)), Some(period)) = (catalogue, period) else {
             let event = outbox::payment_needs_review(
                 &workspace,

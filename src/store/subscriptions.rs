@@ -71,30 +71,50 @@ pub async fn subscription(db: &impl ConnectionTrait, subscription_id: &str) -> R
     )
 }
 
-/// A subscription's stored state, locked until the transaction ends.
+/// A subscription's stored row, locked until the transaction ends; created
+/// empty (no event applied: `event_id` is empty, status `incomplete`) when
+/// new, so that two first events of one subscription queue on the row.
 pub async fn lock_subscription(
     txn: &impl ConnectionTrait,
     subscription_id: &str,
-) -> Result<Option<Subscription>> {
+    now: DateTime<Utc>,
+) -> Result<Subscription> {
+    stripe_subscription::Entity::insert(stripe_subscription::ActiveModel {
+        subscription_id: Set(subscription_id.to_owned()),
+        workspace_id: Set(None),
+        customer_id: Set(None),
+        status: Set("incomplete".to_owned()),
+        price_id: Set(None),
+        current_period_start: Set(None),
+        current_period_end: Set(None),
+        billing_cycle_anchor: Set(None),
+        cancel_at_period_end: Set(false),
+        event_created: Set(i64::MIN),
+        event_rank: Set(-1),
+        event_id: Set(String::new()),
+        past_due_since: Set(None),
+        updated_at: Set(now),
+    })
+    .on_conflict(
+        OnConflict::column(stripe_subscription::Column::SubscriptionId)
+            .do_nothing()
+            .to_owned(),
+    )
+    .exec_without_returning(txn)
+    .await?;
     let mut query = stripe_subscription::Entity::find_by_id(subscription_id.to_owned());
     if !is_sqlite(txn) {
         query = query.lock(LockType::Update);
     }
-    Ok(query.one(txn).await?)
+    query
+        .one(txn)
+        .await?
+        .ok_or_else(|| super::internal(format!("subscription {subscription_id} vanished under its lock")))
 }
 
-/// Writes a subscription's state (new or replacing the stored one).
-pub async fn save_subscription(
-    txn: &impl ConnectionTrait,
-    subscription: Subscription,
-    exists: bool,
-) -> Result<()> {
-    let model = subscription.into_active_model().reset_all();
-    if exists {
-        model.update(txn).await?;
-    } else {
-        model.insert(txn).await?;
-    }
+/// Writes the locked subscription's row as it now is.
+pub async fn save_subscription(txn: &impl ConnectionTrait, subscription: Subscription) -> Result<()> {
+    subscription.into_active_model().reset_all().update(txn).await?;
     Ok(())
 }
 

@@ -123,7 +123,7 @@ fn lifecycle() -> Lifecycle {
     let may = at(5, 7, 10);
     let past_due_at = apr + Duration::hours(1);
     let ended = past_due_at + Duration::hours(74);
-    let again = ended + Duration::days(2);
+    let again = may + Duration::days(2);
     let steps = vec![
         // Checkout in subscription mode; the subscription (no metadata) in
         // a trial of 7 days: PRO's allocation for the trial's period.
@@ -214,8 +214,7 @@ fn lifecycle() -> Lifecycle {
             )],
             true,
         ),
-        // Renewed by the cron; the invoice fails: past due, with grace. The
-        // step-5 event, redelivered late, changes nothing.
+        // Renewed by the cron; the invoice fails: past due, with grace.
         (
             past_due_at,
             vec![
@@ -230,10 +229,12 @@ fn lifecycle() -> Lifecycle {
                     (apr, may),
                     t1,
                 ),
+                // An older event, delayed by Stripe's retries, arriving
+                // after the newer one: it changes nothing.
                 sub_event(
-                    "evt_5_renewed",
+                    "evt_5_late",
                     "customer.subscription.updated",
-                    mar,
+                    mar + Duration::hours(1),
                     SUB,
                     None,
                     "STARTER",
@@ -261,6 +262,8 @@ fn lifecycle() -> Lifecycle {
             )],
             false,
         ),
+        // A month on, the scheduler renews nothing: no paid plan.
+        (may + Duration::days(1), vec![], true),
         // A new subscription (named in its metadata) starts PRO again.
         (
             again,
@@ -366,8 +369,9 @@ async fn a_subscription_lifecycle_end_to_end(app: TestApp) {
             json!("PAST_DUE"),
         ),
         (vec![], "STARTER", json!("CANCELED")),
+        (vec![], "STARTER", json!("CANCELED")),
         (
-            vec![("GRANT", 1000, "subscription:PRO:2026-04-12")],
+            vec![("GRANT", 1000, "subscription:PRO:2026-05-09")],
             "PRO",
             json!("ACTIVE"),
         ),
@@ -420,7 +424,7 @@ async fn a_subscription_lifecycle_end_to_end(app: TestApp) {
         match index {
             3 => assert_eq!(wallet["pendingPlan"], "STARTER", "{wallet}"),
             5 => assert!(wallet["subscription"]["graceEndsAt"].is_string(), "{wallet}"),
-            6 | 7 => {
+            6..=8 => {
                 assert_eq!(
                     wallet["currentPeriod"],
                     Value::Null,
@@ -428,7 +432,7 @@ async fn a_subscription_lifecycle_end_to_end(app: TestApp) {
                 );
                 assert_eq!(wallet["balance"]["allocation"], 0, "{wallet}");
             }
-            8 => assert_eq!(wallet["subscription"]["id"], "sub_1QAgain", "{wallet}"),
+            9 => assert_eq!(wallet["subscription"]["id"], "sub_1QAgain", "{wallet}"),
             _ => {}
         }
     }
@@ -475,6 +479,7 @@ async fn lifecycle_batches_in_any_order_end_the_same(app: TestApp) {
         let run = run_lifecycle(&sibling, |index, batch| order(index, batch)).await;
         assert_eq!(run, in_order, "fixed order {round}");
         sibling.verify_ledger().await;
+        sibling.teardown().await;
     }
     let sibling = TestApp::spawn(app.backend).await;
     let run = run_lifecycle(&sibling, |_, batch| {
@@ -489,6 +494,118 @@ async fn lifecycle_batches_in_any_order_end_the_same(app: TestApp) {
     .await;
     assert_eq!(run, in_order, "random order, seed {seed}");
     sibling.verify_ledger().await;
+    sibling.teardown().await;
+}
+
+/// Every event of the lifecycle delivered at once, after an outage, in
+/// order, in fixed orders and in a random one (its seed printed): the same
+/// ledger and wallet. The first subscription's periods are over by then,
+/// and it ended: it grants nothing in any order; the second starts once.
+async fn a_lifecycle_backlog_in_any_order_ends_the_same(app: TestApp) {
+    let backlog: Vec<String> = lifecycle()
+        .steps
+        .into_iter()
+        .flat_map(|(_, batch, _)| batch)
+        .collect();
+    let late = at(5, 9, 11);
+    let backend = app.backend;
+    let deliver_all = |order: Vec<String>| async move {
+        let app = TestApp::spawn(backend).await;
+        app.create_workspace(WS).await;
+        app.clock.set(late);
+        for body in &order {
+            let (status, answer) = deliver(&app, body).await;
+            assert_eq!(status, 200, "{answer}");
+        }
+        app.verify_ledger().await;
+        let result = (ledger(&app, WS).await, wallet(&app, WS).await);
+        app.teardown().await;
+        result
+    };
+    let in_order = deliver_all(backlog.clone()).await;
+    assert_eq!(
+        in_order.0,
+        rows(&[
+            ("GRANT", 300, "trial:PRO_TRIAL"),
+            ("EXPIRE", -300, &in_order.0[1].2),
+            ("GRANT", 1000, "subscription:PRO:2026-05-09"),
+        ])
+    );
+    assert_eq!(in_order.1["subscription"]["id"], "sub_1QAgain");
+    let mut reversed = backlog.clone();
+    reversed.reverse();
+    let mut rotated = backlog.clone();
+    rotated.rotate_left(backlog.len() / 2);
+    for (round, order) in [reversed, rotated].into_iter().enumerate() {
+        assert_eq!(deliver_all(order).await, in_order, "fixed order {round}");
+    }
+    let seed = crate::helpers::seed(rand_seed());
+    println!("backlog shuffle seed: {seed} (set SEED to replay)");
+    let mut state = seed;
+    let mut shuffled = backlog.clone();
+    for i in (1..shuffled.len()).rev() {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let j = (state >> 33) as usize % (i + 1);
+        shuffled.swap(i, j);
+    }
+    assert_eq!(deliver_all(shuffled).await, in_order, "random order, seed {seed}");
+}
+
+/// Stripe moves the current period's end (a trial extended): the period
+/// and its allocation's expiry follow, and nothing is granted twice.
+async fn stripe_moving_the_period_end_moves_the_allocation(app: TestApp) {
+    app.set_trial_credits(0).await;
+    app.create_workspace("ws-move").await;
+    let t0 = app.clock_now();
+    let week = t0 + Duration::days(7);
+    let fortnight = t0 + Duration::days(14);
+    let created = sub_event(
+        "evt_m1",
+        "customer.subscription.created",
+        t0,
+        "sub_1QMove",
+        Some("ws-move"),
+        "PRO",
+        "trialing",
+        (t0, week),
+        week,
+    );
+    assert_eq!(acknowledged(deliver(&app, &created).await), "APPLIED");
+    let extended = sub_event(
+        "evt_m2",
+        "customer.subscription.updated",
+        t0 + Duration::hours(1),
+        "sub_1QMove",
+        Some("ws-move"),
+        "PRO",
+        "trialing",
+        (t0, fortnight),
+        fortnight,
+    );
+    assert_eq!(acknowledged(deliver(&app, &extended).await), "APPLIED");
+    let moved = wallet(&app, "ws-move").await;
+    assert_eq!(moved["currentPeriod"]["end"], fortnight.to_rfc3339(), "{moved}");
+    // Past the old end: the allocation is still there.
+    app.clock.set(week + Duration::hours(1));
+    app.ledger
+        .roll_over_periods(week + Duration::hours(1))
+        .await
+        .unwrap();
+    assert_eq!(wallet(&app, "ws-move").await["balance"]["allocation"], 1000);
+    // At the new end: expired and renewed on the new anchor, once.
+    app.clock.set(fortnight);
+    app.ledger.roll_over_periods(fortnight).await.unwrap();
+    assert_eq!(
+        ledger(&app, "ws-move").await,
+        rows(&[
+            ("GRANT", 1000, "subscription:PRO:2026-01-31"),
+            ("EXPIRE", -1000, &ledger(&app, "ws-move").await[1].2),
+            ("GRANT", 1000, "renewal:PRO:2026-02-14"),
+        ])
+    );
+    app.verify_ledger().await;
 }
 
 fn rand_seed() -> u64 {
@@ -733,6 +850,8 @@ async fn a_price_mismatch_or_a_second_workspace_applies_nothing(app: TestApp) {
 both_backends!(
     a_subscription_lifecycle_end_to_end,
     lifecycle_batches_in_any_order_end_the_same,
+    a_lifecycle_backlog_in_any_order_ends_the_same,
+    stripe_moving_the_period_end_moves_the_allocation,
     one_event_twenty_times_on_two_instances_applies_once,
     admins_may_not_change_the_plan,
     an_unmapped_price_changes_nothing,
