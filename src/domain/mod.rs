@@ -37,6 +37,7 @@ pub mod period;
 pub mod reversal;
 pub mod settlement;
 pub mod spend;
+pub mod subscription;
 pub mod usage;
 pub mod views;
 pub mod wallet;

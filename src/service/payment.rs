@@ -188,7 +188,12 @@ impl Ledger {
                 (PaymentOutcome::NeedsReview(reason), Some(review(reason, detail)))
             }
             _ => match Self::apply_pack(&mut locked, "stripe", &request, now).await? {
-                Packed::Duplicate(_) => (PaymentOutcome::Duplicate, None),
+                // Applied before this row existed (an operator's
+                // purchaseTopUp naming the payment): it is applied.
+                Packed::Duplicate(_) => {
+                    payment.status = APPLIED.to_owned();
+                    (PaymentOutcome::Duplicate, None)
+                }
                 Packed::Applied(_) => {
                     payment.status = APPLIED.to_owned();
                     // Refunded in part before it arrived: applied, and told.

@@ -19,7 +19,8 @@ use crate::domain::catalogue::PlanCode;
 use crate::domain::ids::WorkspaceId;
 use crate::domain::outbox;
 use crate::domain::period::Period;
-use crate::domain::wallet::{PaidPlan, Standing};
+use crate::domain::subscription::{Shown, Standing, is_newer, standing, status_rank};
+use crate::domain::wallet::PaidPlan;
 use crate::error::{AppError, AppResult, db_error};
 use crate::store;
 use crate::store::subscriptions::Subscription;
@@ -103,46 +104,22 @@ pub struct SubscriptionView {
     pub grace_ends_at: Option<DateTime<Utc>>,
 }
 
-/// How far along its lifecycle a status is (ties of `created` go to the
-/// further one).
-fn status_rank(status: &str) -> i32 {
-    match status {
-        "incomplete" => 0,
-        "trialing" => 1,
-        "active" => 2,
-        "past_due" => 3,
-        "unpaid" | "paused" => 4,
-        "canceled" | "incomplete_expired" => 5,
-        _ => -1,
-    }
+/// The state a stored row last applied (`None`: none yet).
+fn applied(stored: &Subscription) -> Option<Shown<'_>> {
+    (!stored.event_id.is_empty()).then_some(Shown {
+        created: stored.event_created,
+        period_start: stored.current_period_start,
+        status: &stored.status,
+    })
 }
 
-/// Whether no later state can follow (Stripe never reopens these).
-fn is_final(status: &str) -> bool {
-    matches!(status, "canceled" | "incomplete_expired")
-}
-
-/// Whether `event` is newer than what `stored` holds (an empty row, no
-/// event applied yet, holds nothing).
-fn is_newer(stored: &Subscription, event: &SubscriptionEvent) -> bool {
-    if stored.event_id.is_empty() {
-        return true;
+/// The state an event shows.
+fn shown(event: &SubscriptionEvent) -> Shown<'_> {
+    Shown {
+        created: event.created,
+        period_start: event.state.period.map(|period| period.start),
+        status: &event.state.status,
     }
-    if is_final(&stored.status) {
-        return false;
-    }
-    let period_start = |start: Option<DateTime<Utc>>| start.map_or(i64::MIN, |start| start.timestamp());
-    let ours = (
-        stored.event_created,
-        period_start(stored.current_period_start),
-        stored.event_rank,
-    );
-    let theirs = (
-        event.created,
-        period_start(event.state.period.map(|period| period.start)),
-        status_rank(&event.state.status),
-    );
-    theirs >= ours
 }
 
 impl Ledger {
@@ -292,7 +269,7 @@ impl Ledger {
         workspace: Option<&str>,
         now: DateTime<Utc>,
     ) -> AppResult<Option<Subscription>> {
-        if !is_newer(&stored, event) {
+        if !is_newer(applied(&stored), shown(event)) {
             return Ok(None);
         }
         let past_due_since = match event.state.status.as_str() {
@@ -330,20 +307,7 @@ impl Ledger {
         state: &Subscription,
         now: DateTime<Utc>,
     ) -> AppResult<SubscriptionOutcome> {
-        let standing = match state.status.as_str() {
-            "trialing" | "active" => Standing::Good,
-            "past_due" => {
-                let since = state.past_due_since.unwrap_or(now);
-                let until = since + self.subscription_grace;
-                if until <= now {
-                    Standing::Ended
-                } else {
-                    Standing::Grace(until)
-                }
-            }
-            "incomplete" => Standing::NotStarted,
-            _ => Standing::Ended,
-        };
+        let standing = standing(&state.status, state.past_due_since, self.subscription_grace, now);
         let head = locked.wallet.head();
         let followed = head.subscription_id.as_deref();
         let workspace = head.workspace_id.clone();

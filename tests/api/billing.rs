@@ -72,6 +72,20 @@ async fn ledger(app: &TestApp, workspace: &str) -> Vec<(String, i64, String)> {
     rows
 }
 
+/// Grant ids in EXPIRE references are the store's: the source only.
+fn source_only(rows: Vec<(String, i64, String)>) -> Vec<(String, i64, String)> {
+    rows.into_iter()
+        .map(|(kind, amount, reference)| {
+            let reference = if kind == "EXPIRE" {
+                reference.split(':').next().unwrap_or_default().to_owned()
+            } else {
+                reference
+            };
+            (kind, amount, reference)
+        })
+        .collect()
+}
+
 async fn wallet(app: &TestApp, workspace: &str) -> Value {
     app.gql(
         Some(&app.operator()),
@@ -391,31 +405,8 @@ async fn a_subscription_lifecycle_end_to_end(app: TestApp) {
             app.spend_ok(&service, "TRIAGE", "used-one").await;
         }
         let now = ledger(&app, WS).await;
-        let tail = now[seen..].to_vec();
-        let appended_rows = rows(&appended);
-        let tail: Vec<_> = tail
-            .into_iter()
-            .map(|(kind, amount, reference)| {
-                // Grant ids in EXPIRE references are the store's: compare the source only.
-                let reference = if kind == "EXPIRE" {
-                    reference.split(':').next().unwrap().to_owned()
-                } else {
-                    reference
-                };
-                (kind, amount, reference)
-            })
-            .collect();
-        let appended_rows: Vec<_> = appended_rows
-            .into_iter()
-            .map(|(kind, amount, reference)| {
-                let reference = if kind == "EXPIRE" {
-                    reference.split(':').next().unwrap().to_owned()
-                } else {
-                    reference
-                };
-                (kind, amount, reference)
-            })
-            .collect();
+        let tail = source_only(now[seen..].to_vec());
+        let appended_rows = source_only(rows(&appended));
         assert_eq!(tail, appended_rows, "step {index}: the rows it appended");
         seen = now.len();
         let wallet = wallet(&app, WS).await;

@@ -28,7 +28,7 @@ mod tests;
 
 pub use budgets::{Exhausted, Spent};
 pub use machine::Wallet;
-pub use subscription::{PaidPlan, Standing};
+pub use subscription::PaidPlan;
 
 /// Grants created by a change get provisional ids from here up, in order,
 /// until the applier stores them: above every stored id, so the burn-down

@@ -11,21 +11,6 @@ use crate::domain::catalogue::{GrantSource, LedgerKind, PlanCode};
 use crate::domain::period::Period;
 use crate::domain::settlement::expiry_reference;
 
-/// Whether a subscription is paid for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Standing {
-    /// `trialing` or `active`.
-    Good,
-    /// `past_due`: the wallet keeps its plan until the grace ends.
-    Grace(DateTime<Utc>),
-    /// `unpaid`, `canceled`, `incomplete_expired`, `paused`, deleted, or a
-    /// grace that ran out: the paid plan ends.
-    Ended,
-    /// `incomplete`: the first payment is still being attempted; nothing
-    /// changes.
-    NotStarted,
-}
-
 /// The plan a subscription in good standing (or in grace) pays for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PaidPlan {

@@ -186,30 +186,49 @@ struct DisputeObject {
 
 /// A dispute opened or closed: recorded and told; lost, a full refund.
 async fn disputed(state: &AppState, event_id: &str, dispute: DisputeObject) -> Response {
-    let Some(reference) = dispute.payment_intent else {
-        return done("IGNORED");
+    let reference = match payment_reference(dispute.payment_intent) {
+        Ok(Some(reference)) => reference,
+        Ok(None) => return done("IGNORED"),
+        Err(refused) => return refused,
     };
-    if let Err(error) = IdempotencyKey::parse("payment_intent", &reference) {
-        return refuse(error.into());
-    }
     let dispute = Dispute {
         reference,
         status: dispute.status,
         amount_cents: dispute.amount,
     };
-    match state.ledger.dispute_payment(&dispute).await {
+    tracing::warn!(
+        event_id,
+        payment_reference = dispute.reference,
+        status = dispute.status,
+        "a Stripe dispute arrived"
+    );
+    answer(event_id, "dispute", state.ledger.dispute_payment(&dispute).await)
+}
+
+/// The payment intent a refund or dispute names, bounded like every payment
+/// reference (it is the top-up's key); `None`: it names none.
+fn payment_reference(reference: Option<String>) -> Result<Option<String>, Response> {
+    let Some(reference) = reference else {
+        return Ok(None);
+    };
+    IdempotencyKey::parse("payment_intent", &reference).map_err(|error| refuse(error.into()))?;
+    Ok(Some(reference))
+}
+
+/// The answer to a refund or a dispute, logged.
+fn answer(event_id: &str, what: &str, handled: Result<crate::service::RefundOutcome, AppError>) -> Response {
+    match handled {
         Ok(outcome) => {
-            tracing::warn!(
+            tracing::info!(
                 event_id,
-                payment_reference = dispute.reference,
-                status = dispute.status,
+                what,
                 outcome = outcome.as_str(),
-                "a Stripe dispute was handled"
+                "a Stripe {what} was handled"
             );
             done(outcome.as_str())
         }
         Err(error) => {
-            tracing::error!(event_id, error = %error.message(), "a Stripe dispute could not be handled");
+            tracing::error!(event_id, what, error = %error.message(), "a Stripe {what} could not be handled");
             refuse(error)
         }
     }
@@ -275,32 +294,17 @@ struct Charge {
 /// A refunded charge: the top-up its payment bought is reversed while
 /// unspent; otherwise recorded for an operator (`Ledger::refund_payment`).
 async fn charge_refunded(state: &AppState, event_id: &str, charge: Charge) -> Response {
-    let Some(reference) = charge.payment_intent else {
-        return done("IGNORED");
+    let reference = match payment_reference(charge.payment_intent) {
+        Ok(Some(reference)) => reference,
+        Ok(None) => return done("IGNORED"),
+        Err(refused) => return refused,
     };
-    // Bounded like every payment reference (it is the top-up's key).
-    if let Err(error) = IdempotencyKey::parse("payment_intent", &reference) {
-        return refuse(error.into());
-    }
     let refund = Refund {
         reference,
         amount_refunded_cents: charge.amount_refunded,
         full: charge.refunded,
     };
-    match state.ledger.refund_payment(&refund).await {
-        Ok(outcome) => {
-            tracing::info!(
-                event_id,
-                outcome = outcome.as_str(),
-                "a Stripe refund was handled"
-            );
-            done(outcome.as_str())
-        }
-        Err(error) => {
-            tracing::error!(event_id, error = %error.message(), "a Stripe refund could not be handled");
-            refuse(error)
-        }
-    }
+    answer(event_id, "refund", state.ledger.refund_payment(&refund).await)
 }
 
 /// A completed Checkout Session: its pack, once, when it is paid and ours;
