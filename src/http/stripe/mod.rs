@@ -189,7 +189,7 @@ async fn disputed(state: &AppState, event_id: &str, dispute: DisputeObject) -> R
     let reference = match payment_reference(dispute.payment_intent) {
         Ok(Some(reference)) => reference,
         Ok(None) => return done("IGNORED"),
-        Err(refused) => return refused,
+        Err(error) => return refuse(error),
     };
     let dispute = Dispute {
         reference,
@@ -207,11 +207,11 @@ async fn disputed(state: &AppState, event_id: &str, dispute: DisputeObject) -> R
 
 /// The payment intent a refund or dispute names, bounded like every payment
 /// reference (it is the top-up's key); `None`: it names none.
-fn payment_reference(reference: Option<String>) -> Result<Option<String>, Response> {
+fn payment_reference(reference: Option<String>) -> Result<Option<String>, AppError> {
     let Some(reference) = reference else {
         return Ok(None);
     };
-    IdempotencyKey::parse("payment_intent", &reference).map_err(|error| refuse(error.into()))?;
+    IdempotencyKey::parse("payment_intent", &reference)?;
     Ok(Some(reference))
 }
 
@@ -297,7 +297,7 @@ async fn charge_refunded(state: &AppState, event_id: &str, charge: Charge) -> Re
     let reference = match payment_reference(charge.payment_intent) {
         Ok(Some(reference)) => reference,
         Ok(None) => return done("IGNORED"),
-        Err(refused) => return refused,
+        Err(error) => return refuse(error),
     };
     let refund = Refund {
         reference,
