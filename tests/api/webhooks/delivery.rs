@@ -214,7 +214,17 @@ async fn the_sweep_s_renewals_and_notices_are_delivered_once(app: TestApp) {
     let report = app.ledger.roll_over_periods(app.clock_now()).await.unwrap();
     assert!(report.wallets_changed >= 1, "{report:?}");
 
-    let received = receiver.wait_for(Duration::from_secs(10), |r| r.len() >= 2).await;
+    // The plan's change is told too: wait for the two this test is about.
+    let received = receiver
+        .wait_for(Duration::from_secs(10), |r| {
+            let types: Vec<String> = r
+                .iter()
+                .map(|r| r.json()["type"].as_str().unwrap_or("").to_owned())
+                .collect();
+            types.iter().any(|t| t == "credits.trial_ending")
+                && types.iter().any(|t| t == "credits.period_renewed")
+        })
+        .await;
     let by_type: HashMap<String, serde_json::Value> = received
         .iter()
         .map(|r| (r.json()["type"].as_str().unwrap().to_owned(), r.json()))
