@@ -1,7 +1,8 @@
 use sea_orm::entity::prelude::*;
 
 /// One event to one endpoint: `PENDING` until a 2xx (`DELIVERED`) or its
-/// last attempt (`FAILED`). A worker holds it while `leased_until` is ahead.
+/// last attempt (`FAILED`). Its queue (`webhook_queue`, by endpoint and
+/// workspace) is what a worker leases; `leased_until` is no longer written.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "webhook_delivery")]
 pub struct Model {
@@ -18,6 +19,8 @@ pub struct Model {
     pub last_error: Option<String>,
     pub delivered_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
+    /// Queued by `redeliverWebhookEvent` (their rate is limited).
+    pub redelivery: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

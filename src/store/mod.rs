@@ -9,6 +9,7 @@ pub mod auto_top_up;
 pub mod batch;
 pub mod budgets;
 pub mod catalogue;
+pub mod delivery;
 pub mod ledger;
 pub mod notify;
 pub mod outbox;

@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 use entity::{webhook_delivery, webhook_endpoint};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, Statement, Value,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, Statement, Value,
 };
 
 use super::{Result, internal};
@@ -104,6 +104,7 @@ pub async fn insert_events(
         vec![due.into(), created_at.into()],
     ))
     .await?;
+    super::delivery::enqueue(txn, super::delivery::NewDeliveries::OfEvents(&list), due).await?;
     Ok(ids.len())
 }
 
@@ -215,6 +216,12 @@ pub async fn set_secret(db: &impl ConnectionTrait, id: i64, secret: &str) -> Res
 
 /// Deletes an endpoint and its deliveries.
 pub async fn delete_endpoint(db: &impl ConnectionTrait, id: i64) -> Result<()> {
+    db.execute_raw(statement(
+        db,
+        "DELETE FROM webhook_queue WHERE endpoint_id = ?",
+        vec![id.into()],
+    ))
+    .await?;
     webhook_delivery::Entity::delete_many()
         .filter(webhook_delivery::Column::EndpointId.eq(id))
         .exec(db)
@@ -281,10 +288,12 @@ pub async fn redeliver(
         last_error: Set(None),
         delivered_at: Set(None),
         created_at: Set(now),
+        redelivery: Set(true),
         ..Default::default()
     }
     .insert(db)
     .await?;
+    super::delivery::enqueue(db, super::delivery::NewDeliveries::One(delivery.id), now).await?;
     Ok(Some(delivery_view(delivery, event.event_type)))
 }
 
@@ -294,185 +303,6 @@ pub async fn event_workspace(db: &impl ConnectionTrait, event_id: i64) -> Result
         .one(db)
         .await?
         .map(|event| event.workspace_id))
-}
-
-/// A delivery a worker claimed, with what it sends.
-#[derive(Debug, Clone)]
-pub struct Claimed {
-    /// The delivery.
-    pub id: i64,
-    /// Attempts before this one.
-    pub attempts: i32,
-    /// Where.
-    pub url: String,
-    /// Signing secret (`whsec_…`).
-    pub secret: String,
-    /// The event's stored id.
-    pub event_id: i64,
-    /// Its type.
-    pub event_type: String,
-    /// Its workspace.
-    pub workspace_id: String,
-    /// Its data, JSON text.
-    pub data: String,
-    /// When it happened.
-    pub created_at: DateTime<Utc>,
-}
-
-/// The oldest due delivery's due time, if any is due at `now` (a cheap
-/// read before a claim, which writes).
-pub async fn oldest_due(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
-    let row = db
-        .query_one_raw(statement(
-            db,
-            &format!(
-                "SELECT next_attempt_at FROM webhook_delivery WHERE status = '{PENDING}' \
-                 AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT 1"
-            ),
-            vec![now.into()],
-        ))
-        .await?;
-    row.map(|row| row.try_get::<DateTime<Utc>>("", "next_attempt_at"))
-        .transpose()
-        .map_err(Into::into)
-}
-
-/// Claims up to `limit` due deliveries until `lease_until`: the oldest of
-/// each endpoint and workspace first (a later event waits while an earlier
-/// one is on its first attempt or being sent; one waiting for a retry does
-/// not hold the rest back).
-pub async fn claim(
-    db: &impl ConnectionTrait,
-    now: DateTime<Utc>,
-    lease_until: DateTime<Utc>,
-    limit: u64,
-) -> Result<Vec<Claimed>> {
-    let backend = db.get_database_backend();
-    let skip_locked = if backend == DbBackend::Postgres {
-        " FOR UPDATE SKIP LOCKED"
-    } else {
-        ""
-    };
-    let claimed = db
-        .query_all_raw(statement(
-            db,
-            &format!(
-                "UPDATE webhook_delivery SET leased_until = ? WHERE id IN ( \
-                 SELECT d.id FROM webhook_delivery d WHERE d.status = '{PENDING}' AND d.next_attempt_at <= ? \
-                 AND (d.leased_until IS NULL OR d.leased_until < ?) \
-                 AND NOT EXISTS (SELECT 1 FROM webhook_delivery b WHERE b.endpoint_id = d.endpoint_id \
-                   AND b.workspace_id = d.workspace_id AND b.id < d.id AND b.status = '{PENDING}' \
-                   AND (b.attempts = 0 OR b.leased_until >= ?)) \
-                 ORDER BY d.next_attempt_at, d.id LIMIT {limit}{skip_locked}) \
-                 AND status = '{PENDING}' AND (leased_until IS NULL OR leased_until < ?) RETURNING id"
-            ),
-            vec![lease_until.into(), now.into(), now.into(), now.into(), now.into()],
-        ))
-        .await?;
-    let ids: Vec<i64> = claimed
-        .iter()
-        .map(|row| row.try_get::<i64>("", "id"))
-        .collect::<std::result::Result<_, _>>()?;
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
-    let rows = db
-        .query_all_raw(statement(
-            db,
-            &format!(
-                "SELECT d.id, d.attempts, p.url, p.secret, e.id AS event_id, e.event_type, e.workspace_id, \
-                 e.data, e.created_at FROM webhook_delivery d \
-                 JOIN webhook_endpoint p ON p.id = d.endpoint_id JOIN outbox_event e ON e.id = d.event_id \
-                 WHERE d.id IN ({list}) ORDER BY d.id"
-            ),
-            Vec::new(),
-        ))
-        .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(Claimed {
-                id: row.try_get("", "id")?,
-                attempts: row.try_get("", "attempts")?,
-                url: row.try_get("", "url")?,
-                secret: row.try_get("", "secret")?,
-                event_id: row.try_get("", "event_id")?,
-                event_type: row.try_get("", "event_type")?,
-                workspace_id: row.try_get("", "workspace_id")?,
-                data: row.try_get("", "data")?,
-                created_at: row.try_get("", "created_at")?,
-            })
-        })
-        .collect()
-}
-
-/// How an attempt ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Attempted {
-    /// 2xx.
-    Delivered { status: u16 },
-    /// Another answer or none; retry at `retry_at`, or give up when `None`.
-    Failed {
-        status: Option<u16>,
-        error: String,
-        retry_at: Option<DateTime<Utc>>,
-    },
-}
-
-/// Records attempt `attempt` (1-based) of a claimed delivery and releases it.
-pub async fn record_attempt(
-    db: &impl ConnectionTrait,
-    id: i64,
-    attempt: i32,
-    outcome: &Attempted,
-    now: DateTime<Utc>,
-) -> Result<()> {
-    let (status, code, error, next, delivered_at) = match outcome {
-        Attempted::Delivered { status } => (DELIVERED, Some(*status), None, now, Some(now)),
-        Attempted::Failed {
-            status,
-            error,
-            retry_at,
-        } => (
-            if retry_at.is_some() { PENDING } else { FAILED },
-            *status,
-            Some(error.chars().take(500).collect::<String>()),
-            retry_at.unwrap_or(now),
-            None,
-        ),
-    };
-    webhook_delivery::Entity::update_many()
-        .col_expr(webhook_delivery::Column::Status, Expr::value(status))
-        .col_expr(webhook_delivery::Column::Attempts, Expr::value(attempt))
-        .col_expr(
-            webhook_delivery::Column::LastStatusCode,
-            Expr::value(code.map(i32::from)),
-        )
-        .col_expr(webhook_delivery::Column::LastError, Expr::value(error))
-        .col_expr(webhook_delivery::Column::NextAttemptAt, Expr::value(next))
-        .col_expr(webhook_delivery::Column::DeliveredAt, Expr::value(delivered_at))
-        .col_expr(
-            webhook_delivery::Column::LeasedUntil,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
-        .filter(webhook_delivery::Column::Id.eq(id))
-        .filter(webhook_delivery::Column::Status.eq(PENDING))
-        .exec(db)
-        .await?;
-    Ok(())
-}
-
-/// Pending deliveries and the age in seconds of the oldest due one (the
-/// outbox lag), for the metrics.
-pub async fn backlog(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<(i64, f64)> {
-    let pending = webhook_delivery::Entity::find()
-        .filter(webhook_delivery::Column::Status.eq(PENDING))
-        .count(db)
-        .await?;
-    let lag = oldest_due(db, now)
-        .await?
-        .map_or(0.0, |due| (now - due).num_milliseconds().max(0) as f64 / 1000.0);
-    Ok((i64::try_from(pending).unwrap_or(i64::MAX), lag))
 }
 
 /// Trial wallets whose trial ends in `(now, until]` and whose

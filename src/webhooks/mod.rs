@@ -1,26 +1,37 @@
 //! Outbound webhooks: the delivery worker, Standard Webhooks signatures and
 //! the target rules (`docs/design/webhooks.md`).
 //!
-//! Each instance runs one worker. It claims due deliveries with a lease
-//! longer than an attempt can take, so no two workers send one delivery at
-//! once; a worker that dies mid-send leaves the lease to run out, and the
-//! delivery is sent again (at least once).
+//! Each instance runs one worker. Deliveries wait in queues, one per
+//! endpoint and workspace (`store::delivery`). The worker leases due
+//! queues and serves each in its own task: up to [`TURN`] due deliveries in
+//! order, stopping at the first failure, then records them and releases the
+//! queue. A slow or dead endpoint holds only its own queues' tasks (at most
+//! [`ENDPOINT_TASKS_MAX`] per endpoint), and a queue with a backlog goes
+//! behind the others after each turn. A worker that dies mid-turn leaves the
+//! lease to run out, and the queue is served again (at least once).
 
 pub mod signing;
 pub mod target;
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
-use futures_util::future::join_all;
+use tokio::task::JoinSet;
 
 use crate::config::{WEBHOOK_RETRY_CAP, WebhookSettings};
 use crate::domain::outbox::{body, event_id};
 use crate::metrics::Metrics;
-use crate::store::{self, outbox::Attempted, outbox::Claimed};
+use crate::store::{self, delivery::Attempted, delivery::Claimed, delivery::Queue};
 
-/// Deliveries one worker claims at a time (and sends concurrently).
-pub const CLAIM_BATCH: u64 = 16;
+/// Queues one worker serves at once.
+pub const QUEUES_IN_FLIGHT: usize = 32;
+/// Queues of one endpoint one worker serves at once (an endpoint for
+/// every workspace has one queue per workspace).
+pub const ENDPOINT_TASKS_MAX: usize = 4;
+/// Deliveries a queue sends per turn before it goes behind the others.
+pub const TURN: u64 = 32;
 /// How often the worker refreshes the backlog metrics.
 const BACKLOG_EVERY: Duration = Duration::from_secs(10);
 
@@ -33,11 +44,15 @@ pub fn retry_delay(base: Duration, attempts: u32, jitter: f64) -> Duration {
     capped.mul_f64(0.9 + 0.2 * jitter.clamp(0.0, 1.0))
 }
 
-/// How long a claim holds a delivery: well beyond an attempt's longest
-/// (the timeout) and its recording, so no other worker sends it meanwhile.
+/// How long a queue is held: a turn starts no attempt once it has run
+/// for the timeout, so it ends within twice the timeout; then its
+/// recording. No other worker serves the queue meanwhile.
 pub fn lease(timeout: Duration) -> Duration {
     timeout * 2 + Duration::from_secs(5)
 }
+
+/// Endpoints being served by this worker, with how many of their queues.
+type Busy = Arc<Mutex<HashMap<i64, usize>>>;
 
 /// Runs the delivery worker until the task is dropped.
 pub async fn run(db: store::Pool, settings: WebhookSettings, metrics: Metrics) {
@@ -48,58 +63,150 @@ pub async fn run(db: store::Pool, settings: WebhookSettings, metrics: Metrics) {
             return;
         }
     };
+    let busy: Busy = Arc::default();
+    let mut tasks = JoinSet::new();
     let mut backlog_read = std::time::Instant::now() - BACKLOG_EVERY;
     loop {
         if backlog_read.elapsed() >= BACKLOG_EVERY {
             backlog_read = std::time::Instant::now();
-            match store::outbox::backlog(&db, Utc::now()).await {
+            match store::delivery::backlog(&db, Utc::now()).await {
                 Ok((pending, lag)) => metrics.webhook_backlog(pending, lag),
                 Err(error) => tracing::warn!(%error, "reading the webhook backlog"),
             }
         }
-        match deliver_due(&db, &client, &settings, &metrics).await {
-            // More may be waiting behind what was just sent.
-            Ok(sent) if sent > 0 => continue,
+        while tasks.try_join_next().is_some() {}
+        let free = QUEUES_IN_FLIGHT.saturating_sub(tasks.len());
+        let claimed = if free == 0 {
+            Ok(Vec::new())
+        } else {
+            claim(&db, &settings, &busy, free).await
+        };
+        match claimed {
+            Ok(queues) if !queues.is_empty() => {
+                for queue in queues {
+                    *lock(&busy).entry(queue.endpoint_id).or_default() += 1;
+                    let (db, client, settings, metrics, busy) = (
+                        db.clone(),
+                        client.clone(),
+                        settings,
+                        metrics.clone(),
+                        busy.clone(),
+                    );
+                    tasks.spawn(async move {
+                        serve(&db, &client, &settings, &metrics, &queue).await;
+                        let mut busy = lock(&busy);
+                        if let Some(count) = busy.get_mut(&queue.endpoint_id) {
+                            *count -= 1;
+                            if *count == 0 {
+                                busy.remove(&queue.endpoint_id);
+                            }
+                        }
+                    });
+                }
+                // More may be due behind what was just claimed.
+                continue;
+            }
             Ok(_) => {}
-            Err(error) => tracing::warn!(%error, "webhook deliveries could not be claimed; retrying"),
+            Err(error) => tracing::warn!(%error, "webhook queues could not be claimed; retrying"),
         }
-        tokio::time::sleep(settings.poll).await;
+        // Idle, or every slot taken: wait for the poll or a finished turn.
+        tokio::select! {
+            () = tokio::time::sleep(settings.poll) => {}
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+        }
     }
 }
 
-/// Claims and sends what is due now; returns how many were sent.
-async fn deliver_due(
+fn lock(busy: &Busy) -> std::sync::MutexGuard<'_, HashMap<i64, usize>> {
+    busy.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Leases up to `free` due queues, none of an endpoint already served
+/// [`ENDPOINT_TASKS_MAX`] times here.
+async fn claim(
     db: &store::Pool,
-    client: &reqwest::Client,
     settings: &WebhookSettings,
-    metrics: &Metrics,
-) -> store::Result<usize> {
+    busy: &Busy,
+    free: usize,
+) -> store::Result<Vec<Queue>> {
     let now = Utc::now();
-    if store::outbox::oldest_due(db, now).await?.is_none() {
-        return Ok(0);
+    if !store::delivery::any_due(db, now).await? {
+        return Ok(Vec::new());
     }
-    let lease = chrono::Duration::from_std(lease(settings.timeout)).unwrap_or(chrono::Duration::seconds(60));
-    let claimed = store::outbox::claim(db, now, now + lease, CLAIM_BATCH).await?;
-    let sent = claimed.len();
-    join_all(
-        claimed
-            .into_iter()
-            .map(|delivery| attempt(db, client, settings, metrics, delivery)),
-    )
-    .await;
-    Ok(sent)
+    let full: Vec<i64> = lock(busy)
+        .iter()
+        .filter(|(_, count)| **count >= ENDPOINT_TASKS_MAX)
+        .map(|(endpoint, _)| *endpoint)
+        .collect();
+    let lease = chrono::Duration::from_std(lease(settings.timeout)).unwrap_or(chrono::Duration::minutes(10));
+    let mut queues = store::delivery::claim_queues(db, now, now + lease, free as u64, &full).await?;
+    // One claim may return several queues of one endpoint: keep within its limit.
+    let mut taken: HashMap<i64, usize> = lock(busy).clone();
+    let mut extra = Vec::new();
+    queues.retain(|queue| {
+        let count = taken.entry(queue.endpoint_id).or_default();
+        *count += 1;
+        let keep = *count <= ENDPOINT_TASKS_MAX;
+        if !keep {
+            extra.push(queue.clone());
+        }
+        keep
+    });
+    for queue in extra {
+        // Handed back at once, due as it was.
+        store::delivery::finish_turn(db, &queue, &[], now).await?;
+    }
+    Ok(queues)
 }
 
-/// One attempt of a claimed delivery, recorded.
-async fn attempt(
+/// One turn of a queue: its due deliveries in order, up to [`TURN`] and
+/// for as long as the timeout, stopping at the first that fails; then
+/// recorded, and the queue released.
+async fn serve(
     db: &store::Pool,
     client: &reqwest::Client,
     settings: &WebhookSettings,
     metrics: &Metrics,
-    delivery: Claimed,
+    queue: &Queue,
 ) {
-    let attempt = delivery.attempts + 1;
-    let result = send(client, settings, &delivery).await;
+    let due = match store::delivery::due_in(db, queue, Utc::now(), TURN).await {
+        Ok(due) => due,
+        Err(error) => {
+            tracing::warn!(%error, endpoint = queue.endpoint_id, "a webhook queue could not be read");
+            Vec::new()
+        }
+    };
+    let mut attempts = Vec::with_capacity(due.len());
+    let started = std::time::Instant::now();
+    for delivery in due {
+        if started.elapsed() >= settings.timeout {
+            // The lease covers one more attempt at most (see `lease`).
+            break;
+        }
+        let attempt = delivery.attempts + 1;
+        let outcome = attempt_once(client, settings, metrics, &delivery, attempt).await;
+        let failed = matches!(outcome, Attempted::Failed { .. });
+        attempts.push((delivery.id, attempt, outcome));
+        if failed {
+            // The rest wait for the next turn: a failing endpoint costs one
+            // attempt's time per turn.
+            break;
+        }
+    }
+    if let Err(error) = store::delivery::finish_turn(db, queue, &attempts, Utc::now()).await {
+        tracing::warn!(%error, endpoint = queue.endpoint_id, "a webhook turn could not be recorded; its lease runs out and it is served again");
+    }
+}
+
+/// One attempt of a delivery: its outcome, counted.
+async fn attempt_once(
+    client: &reqwest::Client,
+    settings: &WebhookSettings,
+    metrics: &Metrics,
+    delivery: &Claimed,
+    attempt: i32,
+) -> Attempted {
+    let result = send(client, settings, delivery).await;
     let outcome = match result {
         Ok(status) if (200..300).contains(&status) => Attempted::Delivered { status },
         failed => {
@@ -135,10 +242,7 @@ async fn attempt(
     {
         tracing::warn!(delivery = delivery.id, event = delivery.event_id, attempts = attempt, %error, "a webhook delivery failed for good");
     }
-    if let Err(error) = store::outbox::record_attempt(db, delivery.id, attempt, &outcome, Utc::now()).await {
-        // The lease runs out and the delivery is attempted again.
-        tracing::warn!(delivery = delivery.id, %error, "a webhook attempt could not be recorded");
-    }
+    outcome
 }
 
 /// Posts the delivery's event; the answer's status, or why there was none.

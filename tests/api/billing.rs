@@ -232,6 +232,19 @@ fn lifecycle() -> Lifecycle {
         (
             past_due_at,
             vec![
+                // The invoice's own event changes nothing: its subscription's does.
+                event(
+                    "evt_6_invoice_failed",
+                    "invoice.payment_failed",
+                    past_due_at.timestamp(),
+                    stripe_events::invoice(
+                        "in_1QApril",
+                        SUB,
+                        2999,
+                        (apr.timestamp(), may.timestamp()),
+                        false,
+                    ),
+                ),
                 sub_event(
                     "evt_6_past_due",
                     "customer.subscription.updated",
@@ -390,7 +403,7 @@ async fn a_subscription_lifecycle_end_to_end(app: TestApp) {
             json!("ACTIVE"),
         ),
     ];
-    for (index, ((time, batch, sweep), (appended, plan, status))) in
+    for (index, ((time, batch, sweep), (mut appended, plan, status))) in
         steps.into_iter().zip(expected).enumerate()
     {
         app.clock.set(time);
@@ -403,6 +416,11 @@ async fn a_subscription_lifecycle_end_to_end(app: TestApp) {
         }
         if index == 1 {
             app.spend_ok(&service, "TRIAGE", "used-one").await;
+        }
+        if index == 5 {
+            // A pack bought while past due: it outlives the paid plan.
+            deliver(&app, &checkout("evt_pack", WS, "PACK_100", "pi_pack", "paid")).await;
+            appended.push(("TOP_UP", 100, "pi_pack"));
         }
         let now = ledger(&app, WS).await;
         let tail = source_only(now[seen..].to_vec());
@@ -422,6 +440,7 @@ async fn a_subscription_lifecycle_end_to_end(app: TestApp) {
                     "the paid plan ended: {wallet}"
                 );
                 assert_eq!(wallet["balance"]["allocation"], 0, "{wallet}");
+                assert_eq!(wallet["balance"]["purchased"], 100, "packs stay: {wallet}");
             }
             9 => assert_eq!(wallet["subscription"]["id"], "sub_1QAgain", "{wallet}"),
             _ => {}
@@ -443,7 +462,10 @@ async fn a_subscription_lifecycle_end_to_end(app: TestApp) {
     for (_, batch, _) in lifecycle().steps {
         for body in &batch {
             let answer = acknowledged(deliver(&app, body).await);
-            assert!(["DUPLICATE", "STALE"].contains(&answer.as_str()), "{answer}");
+            assert!(
+                ["DUPLICATE", "STALE", "IGNORED"].contains(&answer.as_str()),
+                "{answer}"
+            );
         }
     }
     assert_eq!(ledger(&app, WS).await, before);
@@ -597,6 +619,41 @@ async fn stripe_moving_the_period_end_moves_the_allocation(app: TestApp) {
         ])
     );
     app.verify_ledger().await;
+}
+
+/// An account on an API version before 2025-03-31.basil sends the current
+/// period at the subscription's top level: it is read there.
+async fn older_api_versions_put_the_period_at_the_top_level(app: TestApp) {
+    app.set_trial_credits(0).await;
+    app.create_workspace("ws-old").await;
+    let t0 = app.clock_now();
+    let end = t0 + Duration::days(28);
+    let mut object = stripe_events::subscription(
+        "sub_1QOld",
+        Some("ws-old"),
+        price_of("STARTER"),
+        "active",
+        (0, 0),
+        t0.timestamp(),
+    );
+    let item = object["items"]["data"][0].as_object_mut().unwrap();
+    item.remove("current_period_start");
+    item.remove("current_period_end");
+    object["current_period_start"] = json!(t0.timestamp());
+    object["current_period_end"] = json!(end.timestamp());
+    let mut body: Value = serde_json::from_str(&event(
+        "evt_old",
+        "customer.subscription.created",
+        t0.timestamp(),
+        object,
+    ))
+    .unwrap();
+    body["api_version"] = json!("2024-06-20");
+    assert_eq!(acknowledged(deliver(&app, &body.to_string()).await), "APPLIED");
+    let wallet = wallet(&app, "ws-old").await;
+    assert_eq!(wallet["plan"], "STARTER", "{wallet}");
+    assert_eq!(wallet["currentPeriod"]["end"], end.to_rfc3339(), "{wallet}");
+    assert_eq!(wallet["balance"]["allocation"], 250, "{wallet}");
 }
 
 fn rand_seed() -> u64 {
@@ -843,6 +900,7 @@ both_backends!(
     lifecycle_batches_in_any_order_end_the_same,
     a_lifecycle_backlog_in_any_order_ends_the_same,
     stripe_moving_the_period_end_moves_the_allocation,
+    older_api_versions_put_the_period_at_the_top_level,
     one_event_twenty_times_on_two_instances_applies_once,
     admins_may_not_change_the_plan,
     an_unmapped_price_changes_nothing,

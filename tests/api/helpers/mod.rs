@@ -444,9 +444,20 @@ pub fn postgres_database(name: &str) -> (String, String) {
 /// Drops a PostgreSQL schema and everything in it.
 pub async fn drop_schema(schema: &str) {
     let db = Database::connect(postgres_url()).await.unwrap();
-    db.execute_unprepared(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
-        .await
-        .unwrap();
+    // A scenario's instances still run (a webhook worker finishing a turn):
+    // dropping while one writes can deadlock; try again.
+    for attempt in 1.. {
+        match db
+            .execute_unprepared(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+            .await
+        {
+            Ok(_) => break,
+            Err(error) if attempt < 5 && error.to_string().contains("deadlock") => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(error) => panic!("dropping {schema}: {error}"),
+        }
+    }
     db.close().await.ok();
 }
 

@@ -5,6 +5,7 @@
 
 mod delivery;
 mod endpoints;
+mod fairness;
 mod receiver;
 
 use std::time::Duration;
