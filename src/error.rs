@@ -34,6 +34,14 @@ pub enum AppError {
     },
     /// An idempotency key reused with a different request.
     IdempotencyConflict(String),
+    /// A quota that protects other workspaces is used up (`what` says
+    /// which, with its limit); `retry_after_seconds` when it frees itself.
+    LimitExceeded {
+        /// The quota and its limit.
+        what: String,
+        /// When retrying may succeed, if it frees itself with time.
+        retry_after_seconds: Option<u64>,
+    },
     /// The database is unreachable or overloaded; retry later.
     Unavailable(anyhow::Error),
     /// A bug or an impossible state.
@@ -41,6 +49,14 @@ pub enum AppError {
 }
 
 impl AppError {
+    /// Shorthand for a quota used up.
+    pub fn limit(what: impl Into<String>, retry_after_seconds: Option<u64>) -> Self {
+        Self::LimitExceeded {
+            what: what.into(),
+            retry_after_seconds,
+        }
+    }
+
     /// Shorthand for bad input.
     pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
         Self::InvalidInput {
@@ -57,6 +73,7 @@ impl AppError {
             AppError::NotFound(_) => "NOT_FOUND",
             AppError::InvalidInput { .. } => "BAD_USER_INPUT",
             AppError::IdempotencyConflict(_) => "IDEMPOTENCY_CONFLICT",
+            AppError::LimitExceeded { .. } => "LIMIT_EXCEEDED",
             AppError::Unavailable(_) => "SERVICE_UNAVAILABLE",
             AppError::Internal(_) => "INTERNAL_SERVER_ERROR",
         }
@@ -70,6 +87,7 @@ impl AppError {
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::InvalidInput { .. } => StatusCode::BAD_REQUEST,
             AppError::IdempotencyConflict(_) => StatusCode::CONFLICT,
+            AppError::LimitExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -83,6 +101,7 @@ impl AppError {
             AppError::NotFound(what) => format!("{what} not found"),
             AppError::InvalidInput { field, reason } => format!("{field} {reason}"),
             AppError::IdempotencyConflict(message) => message.clone(),
+            AppError::LimitExceeded { what, .. } => format!("limit exceeded: {what}"),
             AppError::Unavailable(_) => "the service is temporarily unavailable; retry later".to_owned(),
             AppError::Internal(_) => "internal error".to_owned(),
         }
@@ -107,10 +126,19 @@ impl AppError {
             AppError::InvalidInput { field, .. } => Some(*field),
             _ => None,
         };
+        let retry_after = match &self {
+            AppError::LimitExceeded {
+                retry_after_seconds, ..
+            } => *retry_after_seconds,
+            _ => None,
+        };
         async_graphql::Error::new(self.message()).extend_with(|_, extensions| {
             extensions.set("code", code);
             if let Some(field) = field {
                 extensions.set("field", field);
+            }
+            if let Some(seconds) = retry_after {
+                extensions.set("retryAfterSeconds", seconds);
             }
         })
     }

@@ -263,7 +263,7 @@ impl TokenVerifier {
                 "the token's sub must be 1 to 200 bytes",
             ));
         }
-        if claims.sub.chars().any(is_control_or_bidi) {
+        if crate::domain::ids::has_control_or_bidi(&claims.sub) {
             return Err(AppError::Unauthenticated(
                 "the token's sub must not contain control or bidirectional formatting characters",
             ));
@@ -282,14 +282,6 @@ const LEEWAY: i64 = CLOCK_SKEW_LEEWAY_SECONDS as i64;
 
 fn lifetime_seconds(config: &JwtConfig) -> i64 {
     i64::try_from(config.max_lifetime.as_secs()).unwrap_or(i64::MAX)
-}
-
-/// Characters that would let a `sub` rewrite how a log line, an export or
-/// an admin screen reads: C0/C1 controls and the Unicode bidi overrides,
-/// embeddings, isolates and marks.
-fn is_control_or_bidi(c: char) -> bool {
-    c.is_control()
-        || matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 /// Mints an HS256 token: for the `token` command and for tests.

@@ -261,11 +261,15 @@ pub fn check_budget(
     agent_id: Option<&str>,
     limit: i64,
 ) -> Result<(), DomainError> {
-    if name.trim().is_empty() || name.chars().count() > BUDGET_NAME_MAX || name.chars().any(char::is_control)
+    if name.trim().is_empty()
+        || name.chars().count() > BUDGET_NAME_MAX
+        || super::ids::has_control_or_bidi(name)
     {
         return Err(DomainError::invalid(
             "name",
-            format!("must be 1 to {BUDGET_NAME_MAX} characters, without control characters"),
+            format!(
+                "must be 1 to {BUDGET_NAME_MAX} characters, without control or bidirectional formatting characters"
+            ),
         ));
     }
     match (applies_to, agent_id) {
@@ -290,11 +294,13 @@ pub fn check_budget(
 pub fn check_agent_id(agent_id: &str) -> Result<(), DomainError> {
     if agent_id.is_empty()
         || agent_id.chars().count() > AGENT_ID_MAX
-        || agent_id.chars().any(char::is_control)
+        || super::ids::has_control_or_bidi(agent_id)
     {
         return Err(DomainError::invalid(
             "agentId",
-            format!("must be 1 to {AGENT_ID_MAX} characters, without control characters"),
+            format!(
+                "must be 1 to {AGENT_ID_MAX} characters, without control or bidirectional formatting characters"
+            ),
         ));
     }
     Ok(())

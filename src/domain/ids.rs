@@ -66,6 +66,20 @@ impl IdempotencyKey {
     }
 }
 
+/// Characters that would let a text rewrite how a log line, an export or
+/// an admin screen reads: C0/C1 controls and the Unicode bidi overrides,
+/// embeddings, isolates and marks. Texts people read (a token's `sub`,
+/// agent ids, names, descriptions, reasons) refuse them.
+pub fn is_control_or_bidi(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Whether `text` holds a character of [`is_control_or_bidi`].
+pub fn has_control_or_bidi(text: &str) -> bool {
+    text.chars().any(is_control_or_bidi)
+}
+
 /// Parses an optional free-text reference (a ticket id, a thread id…).
 pub fn parse_reference(field: &'static str, raw: Option<&str>) -> Result<Option<String>, DomainError> {
     match raw {
@@ -98,6 +112,20 @@ mod tests {
         assert!(WorkspaceId::parse("w", "a b").is_err());
         assert!(WorkspaceId::parse("w", "x'; drop").is_err());
         assert!(WorkspaceId::parse("w", &"a".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn bidi_and_control_characters_are_found() {
+        for bad in [
+            "agent\u{202E}gnp.exe",
+            "a\u{2066}b",
+            "tab\there",
+            "\u{200F}x",
+            "nul\0",
+        ] {
+            assert!(has_control_or_bidi(bad), "{bad:?}");
+        }
+        assert!(!has_control_or_bidi("agent-7 é 漢字"));
     }
 
     #[test]

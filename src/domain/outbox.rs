@@ -184,15 +184,26 @@ pub fn events_of_change(change: &Change, ids: &[i64]) -> Vec<NewEvent> {
             }
             Happened::Exhausted(index) => {
                 if let Some(exhausted) = change.exhausted.get(index) {
-                    events.push(event(
-                        EventType::BudgetExceeded,
-                        json!({
-                            "budget": exhausted.budget,
-                            "agentId": exhausted.agent_id,
-                            "sequence": exhausted.sequence,
-                            "balance": balance_json(&exhausted.balance),
-                        }),
-                    ));
+                    // Once per window and subject; a refused agent without a
+                    // counter, once per window of the budget.
+                    let once_key = format!(
+                        "budget_exceeded:{}:{}:{}",
+                        exhausted.budget_id,
+                        exhausted.subject.as_deref().unwrap_or("*"),
+                        exhausted.window_start.timestamp()
+                    );
+                    events.push(NewEvent {
+                        once_key: Some(once_key),
+                        ..event(
+                            EventType::BudgetExceeded,
+                            json!({
+                                "budget": exhausted.budget,
+                                "agentId": exhausted.agent_id,
+                                "sequence": exhausted.sequence,
+                                "balance": balance_json(&exhausted.balance),
+                            }),
+                        )
+                    });
                 }
             }
         }

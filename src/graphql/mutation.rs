@@ -144,10 +144,15 @@ impl AccountMutation {
             authorize_operator(caller)?;
             let workspace_id = WorkspaceId::parse("workspaceId", &input.workspace_id)?;
             let name = input.name.trim();
-            if name.is_empty() || name.chars().count() > WORKSPACE_NAME_LENGTH_MAX {
+            if name.is_empty()
+                || name.chars().count() > WORKSPACE_NAME_LENGTH_MAX
+                || crate::domain::ids::has_control_or_bidi(name)
+            {
                 return Err(AppError::invalid(
                     "name",
-                    format!("must be 1 to {WORKSPACE_NAME_LENGTH_MAX} characters"),
+                    format!(
+                        "must be 1 to {WORKSPACE_NAME_LENGTH_MAX} characters, without control or bidirectional formatting characters"
+                    ),
                 ));
             }
             let scope = crate::auth::authorize(caller, Some(workspace_id.clone()), Operation::Operate)?;

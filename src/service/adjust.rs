@@ -43,10 +43,15 @@ pub struct ThresholdRequest {
 /// Parses a reason: 1 to [`REASON_LENGTH_MAX`] characters, not blank.
 pub fn parse_reason(raw: &str) -> AppResult<String> {
     let reason = raw.trim();
-    if reason.is_empty() || reason.chars().count() > REASON_LENGTH_MAX {
+    if reason.is_empty()
+        || reason.chars().count() > REASON_LENGTH_MAX
+        || crate::domain::ids::has_control_or_bidi(reason)
+    {
         return Err(AppError::invalid(
             "reason",
-            format!("must be 1 to {REASON_LENGTH_MAX} characters"),
+            format!(
+                "must be 1 to {REASON_LENGTH_MAX} characters, without control or bidirectional formatting characters"
+            ),
         ));
     }
     Ok(reason.to_owned())

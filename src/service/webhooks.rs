@@ -16,7 +16,11 @@ use crate::webhooks::{signing, target};
 /// Longest endpoint description.
 pub const DESCRIPTION_LENGTH_MAX: usize = 500;
 /// Most endpoints one workspace may have.
-pub const ENDPOINTS_PER_WORKSPACE_MAX: usize = 20;
+pub const ENDPOINTS_PER_WORKSPACE_MAX: u64 = 20;
+/// Most endpoints for every workspace (operators').
+pub const GLOBAL_ENDPOINTS_MAX: u64 = 20;
+/// Most redeliveries one endpoint is asked for within an hour.
+pub const REDELIVERIES_PER_HOUR_MAX: u64 = 100;
 /// Most deliveries one page lists.
 pub const DELIVERIES_PAGE_MAX: u64 = 100;
 /// How long before a trial ends `credits.trial_ending` is sent.
@@ -75,8 +79,13 @@ impl Ledger {
         owner: &EndpointOwner,
         request: EndpointRequest,
     ) -> AppResult<EndpointView> {
-        if request.description.chars().count() > DESCRIPTION_LENGTH_MAX {
-            return Err(AppError::invalid("description", "must be at most 500 characters"));
+        if request.description.chars().count() > DESCRIPTION_LENGTH_MAX
+            || crate::domain::ids::has_control_or_bidi(&request.description)
+        {
+            return Err(AppError::invalid(
+                "description",
+                "must be at most 500 characters, without control or bidirectional formatting characters",
+            ));
         }
         let url = target::check_url(&request.url, self.webhooks.allow_private).await?;
         if let Some(workspace_id) = owner.workspace_id() {
@@ -84,12 +93,24 @@ impl Ledger {
                 .await
                 .map_err(db_error)?
                 .ok_or(AppError::NotFound("workspace"))?;
-            let existing = store::outbox::endpoints(&self.db, Some(workspace_id), false)
-                .await
-                .map_err(db_error)?;
-            if existing.len() >= ENDPOINTS_PER_WORKSPACE_MAX {
-                return Err(AppError::invalid("url", "a workspace has at most 20 endpoints"));
-            }
+        }
+        // Counted and created under the owner's lock: exact under concurrency.
+        let txn = store::begin_write(&self.db).await.map_err(db_error)?;
+        store::outbox::lock_endpoints_of(&txn, owner.workspace_id())
+            .await
+            .map_err(db_error)?;
+        let existing = store::outbox::count_endpoints(&txn, owner.workspace_id())
+            .await
+            .map_err(db_error)?;
+        let (limit, whose) = match owner.workspace_id() {
+            Some(_) => (ENDPOINTS_PER_WORKSPACE_MAX, "a workspace"),
+            None => (GLOBAL_ENDPOINTS_MAX, "every workspace together"),
+        };
+        if existing >= limit {
+            return Err(AppError::limit(
+                format!("{whose} may have at most {limit} webhook endpoints; delete one first"),
+                None,
+            ));
         }
         let secret = signing::new_secret().map_err(AppError::Internal)?;
         let mut types: Vec<&str> = request
@@ -100,7 +121,7 @@ impl Ledger {
         types.sort_unstable();
         types.dedup();
         let endpoint = store::outbox::create_endpoint(
-            &self.db,
+            &txn,
             store::outbox::NewEndpoint {
                 workspace_id: owner.workspace_id(),
                 url: url.as_str(),
@@ -112,6 +133,7 @@ impl Ledger {
         )
         .await
         .map_err(db_error)?;
+        store::commit(txn).await.map_err(db_error)?;
         Ok(endpoint)
     }
 
@@ -176,7 +198,10 @@ impl Ledger {
             .map_err(db_error)
     }
 
-    /// Sends a stored event to an endpoint again, as a new delivery due now.
+    /// Sends a stored event to an endpoint again, as a new delivery due now:
+    /// only an event the endpoint could have received (its workspace's, of
+    /// a type it subscribes to), at most [`REDELIVERIES_PER_HOUR_MAX`] an
+    /// hour per endpoint.
     pub async fn redeliver_webhook_event(
         &self,
         owner: &EndpointOwner,
@@ -184,11 +209,10 @@ impl Ledger {
         event_id: i64,
     ) -> AppResult<DeliveryView> {
         let endpoint = self.webhook_endpoint(owner, endpoint_id).await?;
-        let workspace = store::outbox::event_workspace(&self.db, event_id)
+        let (workspace, event_type) = store::outbox::event_owner(&self.db, event_id)
             .await
             .map_err(db_error)?
             .ok_or(AppError::NotFound("event"))?;
-        // An endpoint receives only events it could have received.
         if endpoint
             .workspace_id
             .as_ref()
@@ -196,10 +220,37 @@ impl Ledger {
         {
             return Err(AppError::NotFound("event"));
         }
-        store::outbox::redeliver(&self.db, endpoint_id, event_id, chrono::Utc::now())
+        if !endpoint.event_types.is_empty() && !endpoint.event_types.contains(&event_type) {
+            return Err(AppError::invalid(
+                "eventId",
+                format!("is a {event_type} event, which this endpoint does not subscribe to"),
+            ));
+        }
+        let now = chrono::Utc::now();
+        let txn = store::begin_write(&self.db).await.map_err(db_error)?;
+        store::outbox::lock_endpoints_of(&txn, endpoint.workspace_id.as_deref())
+            .await
+            .map_err(db_error)?;
+        let recent = store::outbox::redeliveries_since(
+            &txn,
+            endpoint_id,
+            now - Duration::hours(1),
+            REDELIVERIES_PER_HOUR_MAX,
+        )
+        .await
+        .map_err(db_error)?;
+        if recent >= REDELIVERIES_PER_HOUR_MAX {
+            return Err(AppError::limit(
+                format!("an endpoint is redelivered at most {REDELIVERIES_PER_HOUR_MAX} events an hour"),
+                Some(60),
+            ));
+        }
+        let delivery = store::outbox::redeliver(&txn, endpoint_id, event_id, now)
             .await
             .map_err(db_error)?
-            .ok_or(AppError::NotFound("event"))
+            .ok_or(AppError::NotFound("event"))?;
+        store::commit(txn).await.map_err(db_error)?;
+        Ok(delivery)
     }
 
     /// Removes events older than [`OUTBOX_RETENTION`] whose deliveries are

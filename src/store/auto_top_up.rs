@@ -8,7 +8,7 @@ use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 
 use super::Result;
-use super::outbox::statement;
+use super::statement;
 use crate::domain::auto_top_up::AutoTopUpView;
 
 /// Consecutive failed payments that switch automatic top-up off.

@@ -11,7 +11,7 @@ use entity::webhook_delivery;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter};
 
-use super::outbox::statement;
+use super::statement;
 use super::{Result, begin_write, commit};
 use crate::domain::outbox::{DELIVERED, FAILED, PENDING};
 

@@ -280,3 +280,50 @@ pub fn pool_use(db: &DatabaseConnection) -> PoolUse {
 pub fn is_in_memory(url: &str) -> bool {
     url.starts_with("sqlite:") && (url.contains(":memory:") || url.contains("mode=memory"))
 }
+
+/// `sql` with its `?` placeholders numbered for PostgreSQL.
+pub(crate) fn placeholders(backend: sea_orm::DbBackend, sql: &str) -> String {
+    if backend != sea_orm::DbBackend::Postgres {
+        return sql.to_owned();
+    }
+    let mut numbered = String::with_capacity(sql.len() + 8);
+    let mut n = 0;
+    for character in sql.chars() {
+        if character == '?' {
+            n += 1;
+            numbered.push('$');
+            numbered.push_str(&n.to_string());
+        } else {
+            numbered.push(character);
+        }
+    }
+    numbered
+}
+
+/// A statement of `sql` (with `?` placeholders) and its values for `db`'s backend.
+pub(crate) fn statement(
+    db: &impl sea_orm::ConnectionTrait,
+    sql: &str,
+    values: Vec<sea_orm::Value>,
+) -> sea_orm::Statement {
+    let backend = db.get_database_backend();
+    sea_orm::Statement::from_sql_and_values(backend, placeholders(backend, sql), values)
+}
+
+#[cfg(test)]
+mod placeholder_tests {
+    use super::*;
+    use sea_orm::DbBackend;
+
+    #[test]
+    fn placeholders_are_numbered_for_postgres_only() {
+        assert_eq!(
+            placeholders(DbBackend::Postgres, "a = ? AND b = ?"),
+            "a = $1 AND b = $2"
+        );
+        assert_eq!(
+            placeholders(DbBackend::Sqlite, "a = ? AND b = ?"),
+            "a = ? AND b = ?"
+        );
+    }
+}

@@ -11,37 +11,13 @@ use entity::{webhook_delivery, webhook_endpoint};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, Statement, Value,
+    QuerySelect, Set,
 };
 
-use super::{Result, internal};
+use super::{Result, internal, statement};
 use crate::domain::outbox::{DeliveryView, EndpointView, NewEvent};
 
 pub use crate::domain::outbox::{DELIVERED, FAILED, PENDING};
-
-/// `sql` with its `?` placeholders numbered for PostgreSQL.
-pub(crate) fn placeholders(backend: DbBackend, sql: &str) -> String {
-    if backend != DbBackend::Postgres {
-        return sql.to_owned();
-    }
-    let mut numbered = String::with_capacity(sql.len() + 8);
-    let mut n = 0;
-    for character in sql.chars() {
-        if character == '?' {
-            n += 1;
-            numbered.push('$');
-            numbered.push_str(&n.to_string());
-        } else {
-            numbered.push(character);
-        }
-    }
-    numbered
-}
-
-pub(crate) fn statement(db: &impl ConnectionTrait, sql: &str, values: Vec<Value>) -> Statement {
-    let backend = db.get_database_backend();
-    Statement::from_sql_and_values(backend, placeholders(backend, sql), values)
-}
 
 /// Writes `events` (an event whose once-key exists is dropped) and a
 /// delivery of each to every endpoint subscribed to it; returns how many
@@ -297,12 +273,62 @@ pub async fn redeliver(
     Ok(Some(delivery_view(delivery, event.event_type)))
 }
 
-/// The workspace of stored event `event_id`.
-pub async fn event_workspace(db: &impl ConnectionTrait, event_id: i64) -> Result<Option<String>> {
+/// The workspace and type of stored event `event_id`.
+pub async fn event_owner(db: &impl ConnectionTrait, event_id: i64) -> Result<Option<(String, String)>> {
     Ok(entity::outbox_event::Entity::find_by_id(event_id)
         .one(db)
         .await?
-        .map(|event| event.workspace_id))
+        .map(|event| (event.workspace_id, event.event_type)))
+}
+
+/// Serializes changes to the endpoints of `workspace_id` (every
+/// workspace's when `None`) until the transaction ends. SQLite's write
+/// transaction already holds the database's lock.
+pub async fn lock_endpoints_of(txn: &impl ConnectionTrait, workspace_id: Option<&str>) -> Result<()> {
+    if txn.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    let key = format!("webhook_endpoints:{}", workspace_id.unwrap_or("*"));
+    txn.execute_raw(statement(
+        txn,
+        "SELECT pg_advisory_xact_lock(hashtext(?))",
+        vec![key.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// How many endpoints `workspace_id` has (every workspace's when `None`).
+pub async fn count_endpoints(db: &impl ConnectionTrait, workspace_id: Option<&str>) -> Result<u64> {
+    let query = webhook_endpoint::Entity::find();
+    let query = match workspace_id {
+        Some(workspace_id) => query.filter(webhook_endpoint::Column::WorkspaceId.eq(workspace_id)),
+        None => query.filter(webhook_endpoint::Column::WorkspaceId.is_null()),
+    };
+    Ok(sea_orm::PaginatorTrait::count(query, db).await?)
+}
+
+/// Redeliveries queued for an endpoint since `since`, counted up to `cap`.
+pub async fn redeliveries_since(
+    db: &impl ConnectionTrait,
+    endpoint_id: i64,
+    since: DateTime<Utc>,
+    cap: u64,
+) -> Result<u64> {
+    let row = db
+        .query_one_raw(statement(
+            db,
+            &format!(
+                "SELECT COUNT(*) AS n FROM (SELECT 1 FROM webhook_delivery \
+                 WHERE endpoint_id = ? AND redelivery AND created_at > ? LIMIT {cap}) AS recent"
+            ),
+            vec![endpoint_id.into(), since.into()],
+        ))
+        .await?;
+    Ok(row
+        .map(|row| row.try_get::<i64>("", "n"))
+        .transpose()?
+        .map_or(0, |n| u64::try_from(n).unwrap_or(0)))
 }
 
 /// Trial wallets whose trial ends in `(now, until]` and whose
@@ -416,21 +442,4 @@ pub async fn last_ledger_id(db: &impl ConnectionTrait) -> Result<i64> {
         .map(|row| row.try_get::<i64>("", "last_id"))
         .transpose()?
         .unwrap_or(0))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn placeholders_are_numbered_for_postgres_only() {
-        assert_eq!(
-            placeholders(DbBackend::Postgres, "a = ? AND b = ?"),
-            "a = $1 AND b = $2"
-        );
-        assert_eq!(
-            placeholders(DbBackend::Sqlite, "a = ? AND b = ?"),
-            "a = ? AND b = ?"
-        );
-    }
 }

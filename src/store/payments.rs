@@ -28,7 +28,7 @@ pub const REVIEW: &str = "REVIEW";
 /// condition it can match before any parameter is bound.
 pub fn top_ups_by_reference_sql(backend: DbBackend) -> String {
     let top_up = LedgerKind::TopUp.as_str();
-    super::outbox::placeholders(
+    super::placeholders(
         backend,
         &format!(
             "SELECT e.id, w.workspace_id FROM ledger_entry e JOIN wallet w ON w.id = e.wallet_id \

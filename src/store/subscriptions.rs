@@ -48,7 +48,7 @@ pub async fn record_event(
     now: DateTime<Utc>,
 ) -> Result<bool> {
     let inserted = txn
-        .query_one_raw(super::outbox::statement(
+        .query_one_raw(super::statement(
             txn,
             "INSERT INTO stripe_event (event_id, event_type, received_at) VALUES (?, ?, ?) \
              ON CONFLICT DO NOTHING RETURNING event_id",
@@ -126,7 +126,7 @@ pub async fn allocation_used(db: &impl ConnectionTrait, wallet_id: i64, start: D
     let row = db
         .query_one_raw(Statement::from_sql_and_values(
             backend,
-            super::outbox::placeholders(
+            super::placeholders(
                 backend,
                 &format!(
                     "SELECT CAST(COALESCE(-SUM(m.amount_credits), 0) AS BIGINT) AS used \

@@ -3,7 +3,7 @@
 //! (so a name cannot be pointed at a private address later); redirects are
 //! not followed. `WEBHOOK_ALLOW_PRIVATE=on` lifts both rules.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use reqwest::Url;
@@ -14,8 +14,56 @@ use crate::error::AppError;
 /// Longest endpoint URL.
 pub const URL_LENGTH_MAX: usize = 2048;
 
-/// Whether `ip` is a public unicast address: not private, loopback,
-/// link-local, shared, documentation, multicast or otherwise reserved.
+/// IPv4 ranges of IANA's special-purpose address registry, and multicast
+/// and the reserved class E: never a webhook target.
+const SPECIAL_V4: [(Ipv4Addr, u8); 20] = [
+    (Ipv4Addr::new(0, 0, 0, 0), 8),          // this network
+    (Ipv4Addr::new(10, 0, 0, 0), 8),         // private
+    (Ipv4Addr::new(100, 64, 0, 0), 10),      // shared address space
+    (Ipv4Addr::new(127, 0, 0, 0), 8),        // loopback
+    (Ipv4Addr::new(169, 254, 0, 0), 16),     // link-local
+    (Ipv4Addr::new(172, 16, 0, 0), 12),      // private
+    (Ipv4Addr::new(192, 0, 0, 0), 24),       // IETF protocol assignments
+    (Ipv4Addr::new(192, 0, 2, 0), 24),       // documentation
+    (Ipv4Addr::new(192, 31, 196, 0), 24),    // AS112
+    (Ipv4Addr::new(192, 52, 193, 0), 24),    // AMT
+    (Ipv4Addr::new(192, 88, 99, 0), 24),     // 6to4 relay anycast
+    (Ipv4Addr::new(192, 168, 0, 0), 16),     // private
+    (Ipv4Addr::new(192, 175, 48, 0), 24),    // direct delegation AS112
+    (Ipv4Addr::new(198, 18, 0, 0), 15),      // benchmarking
+    (Ipv4Addr::new(198, 51, 100, 0), 24),    // documentation
+    (Ipv4Addr::new(203, 0, 113, 0), 24),     // documentation
+    (Ipv4Addr::new(224, 0, 0, 0), 4),        // multicast
+    (Ipv4Addr::new(240, 0, 0, 0), 4),        // reserved
+    (Ipv4Addr::new(255, 255, 255, 255), 32), // limited broadcast
+    (Ipv4Addr::new(233, 252, 0, 0), 24),     // MCAST-TEST-NET (inside multicast)
+];
+
+/// IPv6 ranges inside global unicast (`2000::/3`) that IANA's
+/// special-purpose registry sets apart; everything outside `2000::/3` is
+/// refused too (loopback, unspecified, IPv4-compatible and -translated,
+/// NAT64 `64:ff9b::/96` and `64:ff9b:1::/48`, discard `100::/64`, SRv6
+/// `5f00::/16`, unique local, link- and site-local, multicast).
+const SPECIAL_V6: [(Ipv6Addr, u8); 5] = [
+    (Ipv6Addr::new(0x2001, 0, 0, 0, 0, 0, 0, 0), 23), // IETF protocol assignments (Teredo, ORCHID…)
+    (Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0), 32), // documentation
+    (Ipv6Addr::new(0x2002, 0, 0, 0, 0, 0, 0, 0), 16), // 6to4
+    (Ipv6Addr::new(0x2620, 0x4f, 0x8000, 0, 0, 0, 0, 0), 48), // direct delegation AS112
+    (Ipv6Addr::new(0x3fff, 0, 0, 0, 0, 0, 0, 0), 20), // documentation
+];
+
+fn in_v4(ip: Ipv4Addr, (network, prefix): (Ipv4Addr, u8)) -> bool {
+    let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+    u32::from(ip) & mask == u32::from(network) & mask
+}
+
+fn in_v6(ip: Ipv6Addr, (network, prefix): (Ipv6Addr, u8)) -> bool {
+    let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
+    u128::from(ip) & mask == u128::from(network) & mask
+}
+
+/// Whether `ip` is a public unicast address: outside every special-purpose
+/// range (an IPv4-mapped IPv6 address is judged as its IPv4 address).
 pub fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => is_public_v4(v4),
@@ -23,33 +71,14 @@ pub fn is_public(ip: IpAddr) -> bool {
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return is_public_v4(v4);
             }
-            let first = v6.segments()[0];
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00 // unique local
-                || (first & 0xffc0) == 0xfe80 // link-local
-                || (first == 0x2001 && v6.segments()[1] == 0x0db8) // documentation
-                || v6.segments()[..6] == [0x64, 0xff9b, 0, 0, 0, 0] // NAT64 of any v4
-                || v6.segments()[..6] == [0, 0, 0, 0, 0, 0]) // IPv4-compatible
+            in_v6(v6, (Ipv6Addr::new(0x2000, 0, 0, 0, 0, 0, 0, 0), 3))
+                && !SPECIAL_V6.iter().any(|range| in_v6(v6, *range))
         }
     }
 }
 
 fn is_public_v4(ip: Ipv4Addr) -> bool {
-    let [a, b, c, _] = ip.octets();
-    !(ip.is_private()
-        || ip.is_loopback()
-        || ip.is_link_local()
-        || ip.is_unspecified()
-        || ip.is_broadcast()
-        || ip.is_multicast()
-        || ip.is_documentation()
-        || a == 0
-        || (a == 100 && (64..128).contains(&b)) // shared address space
-        || (a == 192 && b == 0 && c == 0) // IETF protocol assignments
-        || (a == 198 && (b == 18 || b == 19)) // benchmarking
-        || a >= 240)
+    !SPECIAL_V4.iter().any(|range| in_v4(ip, *range))
 }
 
 /// Checks an endpoint URL as given; names are resolved and checked too, so
@@ -179,6 +208,28 @@ mod tests {
             "64:ff9b::a00:1",
             "2001:db8::1",
             "ff02::1",
+            // Each IANA special-purpose range, by an address inside it.
+            "192.0.0.8",
+            "192.31.196.1",
+            "192.52.193.1",
+            "192.88.99.1",
+            "192.175.48.1",
+            "198.51.100.7",
+            "203.0.113.9",
+            "240.0.0.1",
+            "fec0::1",
+            "2002:7f00:1::1",
+            "64:ff9b:1::a00:1",
+            "::ffff:0:7f00:1",
+            "::7f00:1",
+            "2001::1",
+            "2001:2::1",
+            "2001:20::1",
+            "100::1",
+            "2620:4f:8000::1",
+            "3fff::1",
+            "5f00::1",
+            "fc00::1",
         ] {
             assert!(!is_public(private.parse().unwrap()), "{private}");
         }
@@ -188,6 +239,10 @@ mod tests {
             "2606:4700::1111",
             "::ffff:8.8.8.8",
             "93.184.216.34",
+            "2a00:1450:4001:82a::200e",
+            "2600:1f18::1",
+            "192.0.1.1",
+            "198.20.0.1",
         ] {
             assert!(is_public(public.parse().unwrap()), "{public}");
         }

@@ -56,7 +56,7 @@ async fn migrate_reports_reverts_and_reapplies(app: TestApp) {
     );
 
     let applied = statuses(&succeeded(&app.run_binary(&["migrate", "status"]).await));
-    assert_eq!(applied.len(), 8, "{applied:?}");
+    assert_eq!(applied.len(), 9, "{applied:?}");
     assert!(
         applied.iter().all(|(status, _)| status == "Applied"),
         "{applied:?}"
@@ -66,11 +66,12 @@ async fn migrate_reports_reverts_and_reapplies(app: TestApp) {
     assert!(applied[5].1.starts_with("m20261204_000006"), "{applied:?}");
     assert!(applied[6].1.starts_with("m20261204_000007"), "{applied:?}");
     assert!(applied[7].1.starts_with("m20261207_000008"), "{applied:?}");
+    assert!(applied[8].1.starts_with("m20261207_000009"), "{applied:?}");
 
-    // Migration 8 (paid credits), 7 (outbox), 6 (refunds), 5 (budgets),
-    // then 4 (keys on their rows).
+    // Migration 9 (webhook queues), 8 (paid credits), 7 (outbox), 6
+    // (refunds), 5 (budgets), then 4 (keys on their rows).
     let after_down = statuses(&succeeded(
-        &app.run_binary(&["migrate", "down", "--steps", "5"]).await,
+        &app.run_binary(&["migrate", "down", "--steps", "6"]).await,
     ));
     assert_eq!(
         after_down
@@ -78,11 +79,12 @@ async fn migrate_reports_reverts_and_reapplies(app: TestApp) {
             .map(|(status, _)| status.as_str())
             .collect::<Vec<_>>(),
         [
-            "Applied", "Applied", "Applied", "Pending", "Pending", "Pending", "Pending", "Pending"
+            "Applied", "Applied", "Applied", "Pending", "Pending", "Pending", "Pending", "Pending", "Pending"
         ]
     );
     let db = app.db();
     for gone in [
+        "SELECT endpoint_id FROM webhook_queue",
         "SELECT payment_reference FROM stripe_payment",
         "SELECT subscription_id FROM stripe_subscription",
         "SELECT once_key FROM outbox_once",
@@ -100,7 +102,7 @@ async fn migrate_reports_reverts_and_reapplies(app: TestApp) {
         let read = db
             .query_all_raw(sea_orm::Statement::from_string(db.get_database_backend(), gone))
             .await;
-        assert!(read.is_err(), "migrations 8 to 5 reverted: {gone}");
+        assert!(read.is_err(), "migrations 9 to 5 reverted: {gone}");
     }
     let column = db
         .query_all_raw(sea_orm::Statement::from_string(

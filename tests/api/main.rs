@@ -23,6 +23,7 @@ mod limits;
 mod metrics;
 mod model;
 mod money;
+mod neighbours;
 mod payments;
 mod periods;
 mod protocol;

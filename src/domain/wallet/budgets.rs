@@ -13,11 +13,20 @@ use crate::domain::spend::{SpendAnswer, SpendDecision, answer_spend};
 use crate::domain::views::BalanceView;
 
 /// A budget window exhausted for the first time (used reached the limit,
-/// or a spend was refused by it): its event is sent once per window.
+/// or a spend was refused by it): its event is sent once per window (and
+/// subject, or, for a refusal of an agent not yet counted, once per window
+/// of the budget: `subject` is `None`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Exhausted {
+    /// The budget.
+    pub budget_id: i64,
     /// The budget's name.
     pub budget: String,
+    /// The window's start.
+    pub window_start: DateTime<Utc>,
+    /// Whose counter was exhausted; `None`: an agent without one was
+    /// refused (no counter is written for a refusal).
+    pub subject: Option<String>,
     /// The agent counted, for agent budgets.
     pub agent_id: Option<String>,
     /// The ledger sequence it follows.
@@ -44,6 +53,8 @@ pub struct Spent<R> {
 struct Counting {
     budget: usize,
     subject: String,
+    /// The agent the spend is for (empty for none).
+    agent: String,
     window: Window,
     used: i64,
 }
@@ -101,7 +112,14 @@ impl Wallet {
             let budget = &self.state.budgets[blocking.budget];
             let standing = usage(budget, &blocking.subject, blocking.used, blocking.window);
             let blocking = blocking.clone();
-            self.set_counter(&blocking, blocking.used, true, now);
+            if self.counter_index(budget.id, &blocking.subject).is_some() {
+                self.set_counter(&blocking, blocking.used, true, now);
+            } else {
+                // A refusal writes no counter (a stream of new agents would
+                // write one each); it is told once per budget window.
+                let agent = (!blocking.agent.is_empty()).then(|| blocking.agent.clone());
+                self.tell_exhausted(&blocking, None, agent);
+            }
             return Spent {
                 answer: SpendAnswer::OverBudget(standing),
                 row: None,
@@ -166,6 +184,7 @@ impl Wallet {
                 Some(Counting {
                     budget: index,
                     subject,
+                    agent: agent.unwrap_or_default().to_owned(),
                     window,
                     used,
                 })
@@ -187,7 +206,7 @@ impl Wallet {
     fn set_counter(&mut self, counting: &Counting, used: i64, refused: bool, now: DateTime<Utc>) {
         let (subject, window) = (counting.subject.as_str(), counting.window);
         let budget = &self.state.budgets[counting.budget];
-        let (budget_id, name, limit) = (budget.id, budget.name.clone(), budget.limit);
+        let (budget_id, limit) = (budget.id, budget.limit);
         let position = self.counter_index(budget_id, subject).unwrap_or_else(|| {
             self.state.counters.push(Counter {
                 budget_id,
@@ -206,14 +225,27 @@ impl Wallet {
         counter.used = used;
         if (used >= limit || refused) && counter.exhausted_at.is_none() {
             counter.exhausted_at = Some(now);
-            self.exhausted.push(Exhausted {
-                budget: name,
-                agent_id: (!subject.is_empty()).then(|| subject.to_owned()),
-                sequence: self.state.head.last_sequence,
-                balance: self.state.balance(),
-            });
-            self.happened.push(Happened::Exhausted(self.exhausted.len() - 1));
+            self.tell_exhausted(
+                counting,
+                Some(subject.to_owned()),
+                (!subject.is_empty()).then(|| subject.to_owned()),
+            );
         }
+    }
+
+    /// Records a window's exhaustion for its event.
+    fn tell_exhausted(&mut self, counting: &Counting, subject: Option<String>, agent_id: Option<String>) {
+        let budget = &self.state.budgets[counting.budget];
+        self.exhausted.push(Exhausted {
+            budget_id: budget.id,
+            budget: budget.name.clone(),
+            window_start: counting.window.start,
+            subject,
+            agent_id,
+            sequence: self.state.head.last_sequence,
+            balance: self.state.balance(),
+        });
+        self.happened.push(Happened::Exhausted(self.exhausted.len() - 1));
     }
 
     /// The counters that moved, for the change; a change of counters alone

@@ -1,0 +1,195 @@
+//! Noisy neighbours: the quotas that keep one workspace's mistakes or
+//! malice its own, each exact under concurrency and refused with a clear
+//! code; refusals that write nothing per attempt; texts people read that
+//! cannot rewrite what they see.
+
+use futures_util::future::join_all;
+use serde_json::json;
+
+use crate::both_backends;
+use crate::budgets::Budget;
+use crate::helpers::TestApp;
+use crate::webhooks::{create_endpoint, endpoint};
+
+const HOOK: &str = "http://127.0.0.1:9/hook";
+
+/// 50 creates at once: exactly the cap of 20 is created; the rest are
+/// LIMIT_EXCEEDED. Operators' endpoints for every workspace have a cap too.
+async fn endpoints_are_capped_exactly_under_concurrency(app: TestApp) {
+    app.create_workspace("ws-cap").await;
+    let admin = app.token("admin", Some("ws-cap"));
+    let answers = join_all((0..50).map(|_| create_endpoint(&app, &admin, None, HOOK, &[]))).await;
+    let created = answers
+        .iter()
+        .filter(|answer| answer.body.get("errors").is_none())
+        .count();
+    assert_eq!(created, 20);
+    for refused in answers
+        .iter()
+        .filter(|answer| answer.body.get("errors").is_some())
+    {
+        assert_eq!(refused.code(), "LIMIT_EXCEEDED", "{:?}", refused.body);
+    }
+    assert_eq!(
+        app.query_i64("SELECT COUNT(*) FROM webhook_endpoint WHERE workspace_id = 'ws-cap'")
+            .await,
+        20
+    );
+
+    let operator = app.operator();
+    let global = join_all((0..30).map(|_| create_endpoint(&app, &operator, None, HOOK, &[]))).await;
+    assert_eq!(
+        global
+            .iter()
+            .filter(|answer| answer.body.get("errors").is_none())
+            .count(),
+        20
+    );
+    assert_eq!(
+        app.query_i64("SELECT COUNT(*) FROM webhook_endpoint WHERE workspace_id IS NULL")
+            .await,
+        20
+    );
+}
+
+const REDELIVER: &str = "mutation($endpoint: ID!, $event: ID!) {
+    redeliverWebhookEvent(input: {endpointId: $endpoint, eventId: $event}) { delivery { id } } }";
+
+/// 100 redeliveries an hour per endpoint, exactly, the next refused with
+/// LIMIT_EXCEEDED; an event of a type the endpoint does not take is refused.
+async fn redeliveries_are_limited_and_only_of_subscribed_types(app: TestApp) {
+    app.create_workspace("ws-again").await;
+    let admin = app.token("admin", Some("ws-again"));
+    let (endpoint_id, _) = endpoint(&app, &admin, None, HOOK, &["credits.top_up_applied"]).await;
+    app.top_up(&app.operator(), Some("ws-again"), "PACK_100", "pay-again")
+        .await
+        .data();
+    let top_up = app
+        .query_i64("SELECT id FROM outbox_event WHERE workspace_id = 'ws-again' AND event_type = 'credits.top_up_applied'")
+        .await;
+    let answers = join_all((0..120).map(|_| {
+        app.gql(
+            Some(&admin),
+            REDELIVER,
+            json!({ "endpoint": endpoint_id, "event": format!("evt_{top_up}") }),
+        )
+    }))
+    .await;
+    let accepted = answers
+        .iter()
+        .filter(|answer| answer.body.get("errors").is_none())
+        .count();
+    assert_eq!(accepted, 100);
+    for refused in answers
+        .iter()
+        .filter(|answer| answer.body.get("errors").is_some())
+    {
+        assert_eq!(refused.code(), "LIMIT_EXCEEDED", "{:?}", refused.body);
+        assert_eq!(refused.body["errors"][0]["extensions"]["retryAfterSeconds"], 60);
+    }
+    assert_eq!(
+        app.query_i64("SELECT COUNT(*) FROM webhook_delivery WHERE redelivery")
+            .await,
+        100
+    );
+
+    // Another endpoint, another type: its events are not this endpoint's.
+    let (other_endpoint, _) = endpoint(&app, &admin, None, HOOK, &["credits.low_balance"]).await;
+    let refused = app
+        .gql(
+            Some(&admin),
+            REDELIVER,
+            json!({ "endpoint": other_endpoint, "event": format!("evt_{top_up}") }),
+        )
+        .await;
+    assert_eq!(refused.code(), "BAD_USER_INPUT", "{:?}", refused.body);
+}
+
+/// Under a HARD EACH_AGENT budget of 0, 300 refused spends with fresh
+/// agents write no counter and tell `credits.budget_exceeded` once.
+async fn refused_spends_of_new_agents_write_nothing_each(app: TestApp) {
+    app.create_workspace("ws-refuse").await;
+    let admin = app.token("admin", Some("ws-refuse"));
+    app.set_budget(&admin, None, &Budget::hard("no-agents", "EACH_AGENT", 0))
+        .await
+        .data();
+    let rows_before = app.query_i64("SELECT COUNT(*) FROM budget_counter").await;
+    let service = app.token("service", Some("ws-refuse"));
+    let answers = join_all((0..300).map(|i| {
+        let service = service.clone();
+        let app = &app;
+        async move {
+            app.spend_for_ok(
+                &service,
+                "TRIAGE",
+                &format!("fresh-{i}"),
+                Some(&format!("agent-{i}")),
+            )
+            .await
+        }
+    }))
+    .await;
+    for answer in &answers {
+        assert_eq!(answer["outcome"], "BUDGET_EXCEEDED", "{answer}");
+    }
+    assert_eq!(
+        app.query_i64("SELECT COUNT(*) FROM budget_counter").await,
+        rows_before,
+        "no counter per refused agent"
+    );
+    assert_eq!(
+        app.query_i64("SELECT COUNT(*) FROM outbox_event WHERE event_type = 'credits.budget_exceeded'")
+            .await,
+        1,
+        "told once per budget window"
+    );
+    assert_eq!(
+        app.query_i64("SELECT COUNT(*) FROM ledger_entry WHERE kind = 'SPEND'")
+            .await,
+        0
+    );
+}
+
+/// Agent ids, budget names, workspace names, endpoint descriptions and
+/// reasons refuse control and bidirectional formatting characters, as a
+/// token's `sub` does.
+async fn texts_people_read_refuse_bidi_and_control_characters(app: TestApp) {
+    app.create_workspace("ws-text").await;
+    let admin = app.token("admin", Some("ws-text"));
+    let service = app.token("service", Some("ws-text"));
+    let spoofed = "agent\u{202E}gnp.exe";
+    let spend = app.spend_for(&service, "TRIAGE", "bidi", Some(spoofed)).await;
+    assert_eq!(spend.code(), "BAD_USER_INPUT");
+    let budget = app
+        .set_budget(&admin, None, &Budget::hard("cap\u{2066}", "WORKSPACE", 5))
+        .await;
+    assert_eq!(budget.code(), "BAD_USER_INPUT");
+    let workspace = app
+        .gql(
+            Some(&app.operator()),
+            "mutation { createWorkspace(input: {workspaceId: \"ws-bidi\", name: \"Acme\\u202e\"}) { wallet { workspaceId } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(workspace.code(), "BAD_USER_INPUT");
+    let described = app
+        .gql(
+            Some(&admin),
+            "mutation($url: String!) { createWebhookEndpoint(input: {url: $url, description: \"hook\\u200f\"}) { secret } }",
+            json!({ "url": HOOK }),
+        )
+        .await;
+    assert_eq!(described.code(), "BAD_USER_INPUT");
+    assert_eq!(
+        app.query_i64("SELECT COUNT(*) FROM ledger_entry WHERE kind = 'SPEND'")
+            .await,
+        0
+    );
+}
+
+both_backends!(
+    endpoints_are_capped_exactly_under_concurrency,
+    redeliveries_are_limited_and_only_of_subscribed_types,
+    refused_spends_of_new_agents_write_nothing_each,
+    texts_people_read_refuse_bidi_and_control_characters,
+);
