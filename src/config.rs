@@ -231,6 +231,31 @@ pub struct Config {
     /// `SUBSCRIPTION_GRACE_HOURS`: how long a past-due subscription keeps
     /// its plan (default [`DEFAULT_SUBSCRIPTION_GRACE_HOURS`]).
     pub subscription_grace: chrono::Duration,
+    /// `RATE_LIMIT_SUBJECT_PER_SECOND` and `RATE_LIMIT_WORKSPACE_PER_SECOND`
+    /// (defaults [`RATE_LIMIT_SUBJECT_DEFAULT`], [`RATE_LIMIT_WORKSPACE_DEFAULT`];
+    /// `off` for none): requests a token's subject, and a workspace's tokens
+    /// together, may send per second (as many at once). Operators are not limited.
+    pub rate_limits: crate::http::rate::RateLimits,
+}
+
+/// Requests per second one subject of a workspace may send by default.
+pub const RATE_LIMIT_SUBJECT_DEFAULT: u32 = 200;
+/// Requests per second one workspace's tokens may send together by default.
+pub const RATE_LIMIT_WORKSPACE_DEFAULT: u32 = 1_000;
+
+/// A rate: `off`, or requests per second (1 to 1,000,000).
+fn rate(name: &str, default: u32) -> anyhow::Result<Option<std::num::NonZeroU32>> {
+    match optional(name)? {
+        Some(value) if value.eq_ignore_ascii_case("off") => Ok(None),
+        Some(value) => value
+            .parse::<u32>()
+            .ok()
+            .filter(|rate| (1..=1_000_000).contains(rate))
+            .and_then(std::num::NonZeroU32::new)
+            .map(Some)
+            .with_context(|| format!("{name} must be off or 1 to 1000000 requests per second")),
+        None => Ok(std::num::NonZeroU32::new(default)),
+    }
 }
 
 /// How long a past-due subscription keeps its plan by default: Stripe's
@@ -386,6 +411,10 @@ impl Config {
                 .map(|list| parse_price_plans(&list))
                 .transpose()?
                 .unwrap_or_default(),
+            rate_limits: crate::http::rate::RateLimits {
+                per_subject: rate("RATE_LIMIT_SUBJECT_PER_SECOND", RATE_LIMIT_SUBJECT_DEFAULT)?,
+                per_workspace: rate("RATE_LIMIT_WORKSPACE_PER_SECOND", RATE_LIMIT_WORKSPACE_DEFAULT)?,
+            },
             subscription_grace: chrono::Duration::hours(
                 bounded("SUBSCRIPTION_GRACE_HOURS", 0..=2160)?.unwrap_or(DEFAULT_SUBSCRIPTION_GRACE_HOURS),
             ),

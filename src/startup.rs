@@ -70,6 +70,7 @@ impl App {
                 ledger,
                 cors_allowed_origins: config.cors_allowed_origins.clone().into(),
                 stripe_webhook_secret: config.stripe_webhook_secret.clone().map(Arc::new),
+                limiter: Arc::new(crate::http::rate::RequestLimiter::new(config.rate_limits)),
             },
         })
     }

@@ -9,6 +9,7 @@
 mod export;
 mod pages;
 mod protocol;
+pub mod rate;
 mod stripe;
 
 mod ws;
@@ -133,6 +134,8 @@ pub struct AppState {
     pub cors_allowed_origins: Arc<[String]>,
     /// `STRIPE_WEBHOOK_SECRET`; `None`: `/webhooks/stripe` answers 404.
     pub stripe_webhook_secret: Option<Arc<secrecy::SecretString>>,
+    /// Request rates per subject and workspace (`RATE_LIMIT_*`).
+    pub limiter: Arc<rate::RequestLimiter>,
 }
 
 /// Builds the router.
@@ -278,7 +281,18 @@ async fn graphql_post(State(state): State<AppState>, headers: HeaderMap, body: B
         Err(refused) => return refused.into_response(),
     };
     let authentication = authenticate_headers(&state.verifier, &headers);
+    if let Err(wait) = within_rate(&state, &authentication) {
+        return rate::too_many(wait);
+    }
     protocol::answer(media, state.schema.execute(request.data(authentication)).await)
+}
+
+/// Whether an authenticated caller is within its request rates.
+fn within_rate(state: &AppState, authentication: &Authentication) -> Result<(), std::time::Duration> {
+    match authentication {
+        Authentication::Caller(caller) => state.limiter.check(caller),
+        _ => Ok(()),
+    }
 }
 
 /// A body that could not be read: past the limit (413, and the connection
@@ -344,6 +358,9 @@ async fn graphql_get(State(state): State<AppState>, request: Request) -> Respons
         return refused;
     }
     let authentication = authenticate_headers(&state.verifier, request.headers());
+    if let Err(wait) = within_rate(&state, &authentication) {
+        return rate::too_many(wait);
+    }
     protocol::answer(media, state.schema.execute(graphql.data(authentication)).await)
 }
 

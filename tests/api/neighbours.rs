@@ -187,6 +187,74 @@ async fn texts_people_read_refuse_bidi_and_control_characters(app: TestApp) {
     );
 }
 
+/// A token over its rate is answered 429 with `Retry-After` and code
+/// RATE_LIMITED; another workspace's requests, and operators', go on.
+async fn a_rate_limited_token_does_not_limit_others(app: TestApp) {
+    app.create_workspace("ws-fast").await;
+    app.create_workspace("ws-calm").await;
+    let fast = app.token("service", Some("ws-fast"));
+    let calm = app.token("service", Some("ws-calm"));
+    let read = |token: String| {
+        let app = &app;
+        async move {
+            app.http
+                .post(format!("{}/graphql", app.address))
+                .bearer_auth(token)
+                .json(&json!({ "query": "{ wallet { balance { total } } }" }))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let answers = join_all((0..40).map(|_| read(fast.clone()))).await;
+    let limited: Vec<_> = answers
+        .iter()
+        .filter(|response| response.status() == 429)
+        .collect();
+    assert!(!limited.is_empty(), "40 at once against a burst of 10");
+    assert!(answers.iter().filter(|response| response.status() == 200).count() <= 10);
+    let retry_after: u64 = limited[0].headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&retry_after), "{retry_after}");
+    let body: serde_json::Value = answers
+        .into_iter()
+        .find(|response| response.status() == 429)
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["errors"][0]["extensions"]["code"], "RATE_LIMITED");
+    // Another workspace, and the operator, are not held back.
+    assert_eq!(read(calm).await.status(), 200);
+    let operator = app
+        .gql(
+            Some(&app.operator()),
+            "query { wallet(workspaceId: \"ws-fast\") { balance { total } } }",
+            json!({}),
+        )
+        .await;
+    assert!(operator.body.get("errors").is_none(), "{:?}", operator.body);
+}
+
+mod rated {
+    use super::*;
+
+    pub(crate) fn options() -> crate::helpers::Options {
+        crate::helpers::Options {
+            rate_limits: Some(protodesk_credits::http::rate::RateLimits {
+                per_subject: std::num::NonZeroU32::new(10),
+                per_workspace: std::num::NonZeroU32::new(1_000),
+            }),
+            ..crate::helpers::Options::default()
+        }
+    }
+
+    both_backends!(options = crate::neighbours::rated::options(); a_rate_limited_token_does_not_limit_others);
+}
+
 both_backends!(
     endpoints_are_capped_exactly_under_concurrency,
     redeliveries_are_limited_and_only_of_subscribed_types,

@@ -360,11 +360,12 @@ mod budgets {
         ));
         let change = wallet.finish(at(1, 10));
         assert!(change.rows.is_empty());
-        assert_eq!(change.exhausted.len(), 1);
-        let head = change
-            .head
-            .expect("a refusal that exhausts a window moves the budget version");
-        assert_eq!(head.budget_version, 1);
+        assert_eq!(change.exhausted.len(), 1, "told, once per budget window");
+        assert_eq!(change.exhausted[0].subject, None);
+        // An agent without a counter is refused without writing one.
+        assert!(change.counters.is_empty());
+        // The low-balance alert moves the head; the budget version stays.
+        assert_eq!(change.head.map(|head| head.budget_version), Some(0));
     }
 
     /// A SOFT budget charges and warns once over; a counter of an older

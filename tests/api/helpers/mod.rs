@@ -112,6 +112,9 @@ pub struct Options {
     pub cors_allowed_origins: Vec<String>,
     /// `WEBHOOK_*` (default: no delivery worker, private targets allowed).
     pub webhooks: Option<protodesk_credits::config::WebhookSettings>,
+    /// Request rates (default: none, so scenarios may send as fast as they
+    /// like; the rate limiter has its own scenarios).
+    pub rate_limits: Option<protodesk_credits::http::rate::RateLimits>,
 }
 
 /// A running app and what a test needs to talk to it.
@@ -305,6 +308,12 @@ impl TestApp {
             subscription_grace: chrono::Duration::hours(
                 protodesk_credits::config::DEFAULT_SUBSCRIPTION_GRACE_HOURS,
             ),
+            rate_limits: options
+                .rate_limits
+                .unwrap_or(protodesk_credits::http::rate::RateLimits {
+                    per_subject: None,
+                    per_workspace: None,
+                }),
             webhooks: options
                 .webhooks
                 .unwrap_or(protodesk_credits::config::WebhookSettings {
