@@ -235,7 +235,17 @@ pub struct Config {
     /// (defaults [`RATE_LIMIT_SUBJECT_DEFAULT`], [`RATE_LIMIT_WORKSPACE_DEFAULT`];
     /// `off` for none): requests a token's subject, and a workspace's tokens
     /// together, may send per second (as many at once). Operators are not limited.
-    pub rate_limits: crate::http::rate::RateLimits,
+    pub rate_limits: RateLimits,
+}
+
+/// The request rates allowed; `None`: not limited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimits {
+    /// Requests per second one subject of one workspace may send (its
+    /// burst: as many at once).
+    pub per_subject: Option<std::num::NonZeroU32>,
+    /// Requests per second one workspace's tokens may send together.
+    pub per_workspace: Option<std::num::NonZeroU32>,
 }
 
 /// Requests per second one subject of a workspace may send by default.
@@ -411,7 +421,7 @@ impl Config {
                 .map(|list| parse_price_plans(&list))
                 .transpose()?
                 .unwrap_or_default(),
-            rate_limits: crate::http::rate::RateLimits {
+            rate_limits: RateLimits {
                 per_subject: rate("RATE_LIMIT_SUBJECT_PER_SECOND", RATE_LIMIT_SUBJECT_DEFAULT)?,
                 per_workspace: rate("RATE_LIMIT_WORKSPACE_PER_SECOND", RATE_LIMIT_WORKSPACE_DEFAULT)?,
             },

@@ -13,7 +13,8 @@ use crate::auth::{Operation, authorize};
 use crate::domain::ids::WorkspaceId;
 use crate::error::AppError;
 use crate::graphql::Authentication;
-use crate::service::TransactionView;
+use crate::service::{Export, TransactionView};
+use axum::body::{Body, Bytes};
 
 /// The query string.
 #[derive(Debug, Deserialize)]
@@ -44,24 +45,27 @@ fn neutralise(cell: String) -> String {
     }
 }
 
-fn to_csv(rows: &[TransactionView]) -> Result<Vec<u8>, AppError> {
+const HEADER: [&str; 11] = [
+    "id",
+    "sequence",
+    "created_at",
+    "kind",
+    "amount",
+    "balance_after",
+    "action",
+    "reference",
+    "actor",
+    "idempotency_key",
+    "reverses_transaction_id",
+];
+
+/// `rows` as CSV lines (with the header line first when `header`).
+fn to_csv(rows: &[TransactionView], header: bool) -> Result<Vec<u8>, AppError> {
     let internal = |error: csv::Error| AppError::Internal(anyhow::Error::new(error));
     let mut writer = csv::Writer::from_writer(Vec::new());
-    writer
-        .write_record([
-            "id",
-            "sequence",
-            "created_at",
-            "kind",
-            "amount",
-            "balance_after",
-            "action",
-            "reference",
-            "actor",
-            "idempotency_key",
-            "reverses_transaction_id",
-        ])
-        .map_err(internal)?;
+    if header {
+        writer.write_record(HEADER).map_err(internal)?;
+    }
     for row in rows {
         writer
             .write_record([
@@ -86,6 +90,33 @@ fn to_csv(rows: &[TransactionView]) -> Result<Vec<u8>, AppError> {
     writer
         .into_inner()
         .map_err(|error| AppError::Internal(anyhow::anyhow!("{error}")))
+}
+
+/// The export as a body written a page at a time: memory stays at one
+/// page whatever the period. A failure after the first bytes ends the
+/// body early (the client sees a cut transfer), logged.
+fn streamed(export: Export) -> Body {
+    let pages = futures_util::stream::unfold(Some((export, true)), |state| async move {
+        let (mut export, first) = state?;
+        match export.next_page().await {
+            Ok(page) => {
+                let rows = page.unwrap_or_default();
+                if rows.is_empty() && !first {
+                    return None;
+                }
+                match to_csv(&rows, first) {
+                    Ok(bytes) => Some((Ok::<_, std::io::Error>(Bytes::from(bytes)), Some((export, false)))),
+                    Err(error) => Some((Err(std::io::Error::other(error.message())), None)),
+                }
+            }
+            Err(error) => {
+                let message = error.message();
+                let _ = error.into_graphql();
+                Some((Err(std::io::Error::other(message)), None))
+            }
+        }
+    });
+    Body::from_stream(pages)
 }
 
 /// The handler.
@@ -123,13 +154,8 @@ pub async fn export_transactions(
         Ok(scope) => scope,
         Err(error) => return refuse(error),
     };
-    match state
-        .ledger
-        .export(&scope, query.from, query.to)
-        .await
-        .and_then(|rows| to_csv(&rows))
-    {
-        Ok(body) => (
+    match state.ledger.export(&scope, query.from, query.to).await {
+        Ok(export) => (
             StatusCode::OK,
             [
                 (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
@@ -141,7 +167,7 @@ pub async fn export_transactions(
                     ),
                 ),
             ],
-            body,
+            streamed(export),
         )
             .into_response(),
         Err(error) => refuse(error),

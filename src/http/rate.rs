@@ -13,20 +13,11 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::auth::Caller;
+use crate::config::RateLimits;
 use crate::domain::catalogue::Role;
 
 /// Checks between two sweeps of idle buckets (their memory is freed).
 const SWEEP_EVERY: u64 = 10_000;
-
-/// The request rates allowed; `None`: not limited.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RateLimits {
-    /// Requests per second one subject of one workspace may send (its
-    /// burst: as many at once).
-    pub per_subject: Option<NonZeroU32>,
-    /// Requests per second one workspace's tokens may send together.
-    pub per_workspace: Option<NonZeroU32>,
-}
 
 /// The limiters of one instance.
 pub struct RequestLimiter {

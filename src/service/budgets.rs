@@ -122,9 +122,24 @@ impl Ledger {
     ) -> AppResult<Vec<AgentUsageView>> {
         check_range(from, to, Bucket::Day)?;
         let head = self.wallet_row(scope).await?;
-        let spends = store::ledger::spends_by_agent(&self.db, head.id, from, to)
-            .await
-            .map_err(db_error)?;
+        let spends = store::ledger::spends_by_agent(
+            &self.db,
+            head.id,
+            from,
+            to,
+            Some(super::usage::USAGE_AGENT_GROUPS_MAX + 1),
+        )
+        .await
+        .map_err(db_error)?;
+        if spends.len() as u64 > super::usage::USAGE_AGENT_GROUPS_MAX {
+            return Err(AppError::limit(
+                format!(
+                    "usageByAgent answers at most {} agent and action pairs; narrow from and to",
+                    super::usage::USAGE_AGENT_GROUPS_MAX
+                ),
+                None,
+            ));
+        }
         let mut agents: Vec<AgentUsageView> = Vec::new();
         for (agent_id, action, credits) in spends {
             let position = match agents.iter().position(|view| view.agent_id == agent_id) {

@@ -42,7 +42,10 @@ pub use stream::{BalanceChange, ChangeKind, REPLAY_ROWS_MAX};
 pub use subscription::{SubscriptionEvent, SubscriptionOutcome, SubscriptionState, SubscriptionView};
 pub use sweep::{SWEEP_BATCH_SIZE, SWEEP_WORKERS};
 pub use top_up::{TopUpOutcome, TopUpRequest, TopUpResult};
-pub use usage::{EXPORT_ROWS_MAX, GrantMoveView, LOW_BALANCE_ALERTS_MAX, LowBalanceAlertView};
+pub use usage::{
+    EXPORT_PAGE, EXPORTS_PER_WORKSPACE_MAX, Export, GrantMoveView, LOW_BALANCE_ALERTS_MAX,
+    LowBalanceAlertView,
+};
 pub use views::{
     ActionCostView, BalanceView, EntryFilter, PackView, PeriodView, PlanView, TransactionPage,
     TransactionView, WalletView,
@@ -78,6 +81,8 @@ pub struct Ledger {
     webhooks: crate::config::WebhookSettings,
     /// How long a past-due subscription keeps its plan.
     subscription_grace: chrono::Duration,
+    /// Exports running on this instance, per workspace.
+    exports: usage::Exports,
 }
 
 impl Ledger {
@@ -108,6 +113,7 @@ impl Ledger {
             group_commit: None,
             webhooks: crate::config::WebhookSettings::default(),
             subscription_grace: chrono::Duration::hours(crate::config::DEFAULT_SUBSCRIPTION_GRACE_HOURS),
+            exports: usage::Exports::default(),
         }
     }
 

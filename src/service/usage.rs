@@ -15,8 +15,95 @@ use crate::store;
 
 /// Most alerts `low_balance_alerts` returns.
 pub const LOW_BALANCE_ALERTS_MAX: u64 = 50;
-/// Most rows one export returns; a larger period must be split.
-pub const EXPORT_ROWS_MAX: u64 = 100_000;
+/// Most spends one `usage` answer aggregates (a wider range is refused).
+pub const USAGE_SPENDS_MAX: u64 = 200_000;
+/// Most agents one `usage(byAgent: true)` answer splits.
+pub const USAGE_AGENTS_MAX: u64 = 1_000;
+/// Most (agent, action) groups one `usageByAgent` answer holds.
+pub const USAGE_AGENT_GROUPS_MAX: u64 = 3_000;
+
+/// Rows an export reads per page.
+pub const EXPORT_PAGE: u64 = 1_000;
+/// Exports of one workspace running at once on one instance.
+pub const EXPORTS_PER_WORKSPACE_MAX: usize = 2;
+
+/// Exports running, per workspace.
+pub(super) type Exports = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>;
+
+/// One of a workspace's export slots, given back when dropped.
+struct ExportPermit {
+    exports: Exports,
+    workspace_id: String,
+}
+
+impl ExportPermit {
+    fn take(exports: &Exports, workspace_id: &str) -> AppResult<Self> {
+        let mut running = exports.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = running.entry(workspace_id.to_owned()).or_default();
+        if *count >= EXPORTS_PER_WORKSPACE_MAX {
+            return Err(AppError::limit(
+                format!("a workspace runs at most {EXPORTS_PER_WORKSPACE_MAX} exports at once"),
+                Some(5),
+            ));
+        }
+        *count += 1;
+        Ok(Self {
+            exports: exports.clone(),
+            workspace_id: workspace_id.to_owned(),
+        })
+    }
+}
+
+impl Drop for ExportPermit {
+    fn drop(&mut self) {
+        let mut running = self
+            .exports
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(count) = running.get_mut(&self.workspace_id) {
+            *count -= 1;
+            if *count == 0 {
+                running.remove(&self.workspace_id);
+            }
+        }
+    }
+}
+
+/// An export under way: its pages, oldest first.
+pub struct Export {
+    ledger: Ledger,
+    wallet_id: i64,
+    filter: EntryFilter,
+    after: i64,
+    done: bool,
+    _permit: ExportPermit,
+}
+
+impl Export {
+    /// The next page; `None` after the last.
+    pub async fn next_page(&mut self) -> AppResult<Option<Vec<TransactionView>>> {
+        if self.done {
+            return Ok(None);
+        }
+        let rows = store::ledger::matching_after(
+            &self.ledger.db,
+            self.wallet_id,
+            &self.filter,
+            self.after,
+            EXPORT_PAGE,
+        )
+        .await
+        .map_err(db_error)?;
+        self.done = (rows.len() as u64) < EXPORT_PAGE;
+        match rows.last() {
+            Some(last) => {
+                self.after = last.sequence;
+                Ok(Some(rows))
+            }
+            None => Ok(None),
+        }
+    }
+}
 
 impl Ledger {
     /// Credits spent per action per bucket over `[from, to)`, net of
@@ -31,9 +118,16 @@ impl Ledger {
     ) -> AppResult<Vec<UsageBucket>> {
         check_range(from, to, bucket)?;
         let wallet = self.wallet_row(scope).await?;
-        let spends: Vec<_> = store::ledger::net_spends(&self.db, wallet.id, from, to)
+        let spends = store::ledger::net_spends(&self.db, wallet.id, from, to, USAGE_SPENDS_MAX + 1)
             .await
-            .map_err(db_error)?
+            .map_err(db_error)?;
+        if spends.len() as u64 > USAGE_SPENDS_MAX {
+            return Err(AppError::limit(
+                format!("usage reads at most {USAGE_SPENDS_MAX} spends at once; narrow from and to"),
+                None,
+            ));
+        }
+        let spends: Vec<_> = spends
             .into_iter()
             .map(|(at, action, amount, agent)| (at, action, -amount, agent))
             .collect();
@@ -43,6 +137,13 @@ impl Ledger {
             .collect();
         let mut buckets = aggregate(&plain, from, to, bucket);
         if by_agent {
+            let agents: std::collections::HashSet<_> = spends.iter().map(|(.., agent)| agent).collect();
+            if agents.len() as u64 > USAGE_AGENTS_MAX {
+                return Err(AppError::limit(
+                    format!("usage by agent splits at most {USAGE_AGENTS_MAX} agents; narrow from and to"),
+                    None,
+                ));
+            }
             split_by_agent(&mut buckets, &spends);
         }
         Ok(buckets)
@@ -74,33 +175,33 @@ impl Ledger {
             .map_err(db_error)
     }
 
-    /// Every row of `[from, to)`, oldest first, for an export.
+    /// A period's transactions, oldest first, read a page at a time as
+    /// the caller writes them out (constant memory whatever the period);
+    /// at most [`EXPORTS_PER_WORKSPACE_MAX`] of a workspace at once on
+    /// this instance.
     pub async fn export(
         &self,
         scope: &WalletScope,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
-    ) -> AppResult<Vec<TransactionView>> {
+    ) -> AppResult<Export> {
         if from >= to {
             return Err(AppError::invalid("from", "must be before to"));
         }
         let wallet = self.wallet_row(scope).await?;
-        let filter = EntryFilter {
-            from: Some(from),
-            to: Some(to),
-            ..EntryFilter::default()
-        };
-        let mut rows = store::ledger::list_entries(&self.db, wallet.id, &filter, None, EXPORT_ROWS_MAX + 1)
-            .await
-            .map_err(db_error)?;
-        if rows.len() as u64 > EXPORT_ROWS_MAX {
-            return Err(AppError::invalid(
-                "to",
-                format!("the period holds more than {EXPORT_ROWS_MAX} rows; split it"),
-            ));
-        }
-        rows.reverse();
-        Ok(rows)
+        let permit = ExportPermit::take(&self.exports, scope.workspace_id().as_str())?;
+        Ok(Export {
+            ledger: self.clone(),
+            wallet_id: wallet.id,
+            filter: EntryFilter {
+                from: Some(from),
+                to: Some(to),
+                ..EntryFilter::default()
+            },
+            after: 0,
+            done: false,
+            _permit: permit,
+        })
     }
 
     /// The wallet's runway from the trailing week of spends, net of
@@ -112,7 +213,7 @@ impl Ledger {
             .await
             .map_err(db_error)?;
         let since = window_start(now, first);
-        let spent: i64 = store::ledger::spends_by_agent(&self.db, head.id, since, now)
+        let spent: i64 = store::ledger::spends_by_agent(&self.db, head.id, since, now, None)
             .await
             .map_err(db_error)?
             .iter()

@@ -189,6 +189,7 @@ pub async fn net_spends(
     wallet_id: i64,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
+    limit: u64,
 ) -> Result<Vec<(DateTime<Utc>, Action, i64, Option<String>)>> {
     let reversed = reversed_ids(wallet_id);
     ledger_entry::Entity::find()
@@ -202,6 +203,7 @@ pub async fn net_spends(
         .filter(ledger_entry::Column::CreatedAt.gte(from))
         .filter(ledger_entry::Column::CreatedAt.lt(to))
         .filter(ledger_entry::Column::Id.not_in_subquery(reversed))
+        .limit(limit)
         .into_tuple::<(DateTime<Utc>, Option<String>, i64, Option<String>)>()
         .all(db)
         .await?
@@ -239,6 +241,7 @@ pub async fn spends_by_agent(
     wallet_id: i64,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
+    limit: Option<u64>,
 ) -> Result<Vec<(Option<String>, Action, i64)>> {
     let reversed = reversed_ids(wallet_id);
     ledger_entry::Entity::find()
@@ -254,6 +257,7 @@ pub async fn spends_by_agent(
         .filter(ledger_entry::Column::Id.not_in_subquery(reversed))
         .group_by(ledger_entry::Column::AgentId)
         .group_by(ledger_entry::Column::Action)
+        .limit(limit)
         .into_tuple::<(Option<String>, Option<String>, i64)>()
         .all(db)
         .await?
@@ -300,10 +304,44 @@ pub async fn list_entries(
     before_sequence: Option<i64>,
     limit: u64,
 ) -> Result<Vec<TransactionView>> {
-    let mut condition = Condition::all().add(ledger_entry::Column::WalletId.eq(wallet_id));
+    let mut condition = filtered(wallet_id, filter);
     if let Some(before) = before_sequence {
         condition = condition.add(ledger_entry::Column::Sequence.lt(before));
     }
+    ledger_entry::Entity::find()
+        .filter(condition)
+        .order_by_desc(ledger_entry::Column::Sequence)
+        .limit(limit)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(transaction)
+        .collect()
+}
+
+/// Up to `limit` rows of a wallet matching `filter` after sequence
+/// `after`, oldest first (an export's pages).
+pub async fn matching_after(
+    db: &impl ConnectionTrait,
+    wallet_id: i64,
+    filter: &EntryFilter,
+    after: i64,
+    limit: u64,
+) -> Result<Vec<TransactionView>> {
+    ledger_entry::Entity::find()
+        .filter(filtered(wallet_id, filter).add(ledger_entry::Column::Sequence.gt(after)))
+        .order_by_asc(ledger_entry::Column::Sequence)
+        .limit(limit)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(transaction)
+        .collect()
+}
+
+/// A wallet's rows matching `filter`.
+fn filtered(wallet_id: i64, filter: &EntryFilter) -> Condition {
+    let mut condition = Condition::all().add(ledger_entry::Column::WalletId.eq(wallet_id));
     if !filter.kinds.is_empty() {
         condition =
             condition.add(ledger_entry::Column::Kind.is_in(filter.kinds.iter().map(|kind| kind.as_str())));
@@ -321,15 +359,7 @@ pub async fn list_entries(
     if let Some(reference) = &filter.reference {
         condition = condition.add(ledger_entry::Column::Reference.eq(reference.clone()));
     }
-    ledger_entry::Entity::find()
-        .filter(condition)
-        .order_by_desc(ledger_entry::Column::Sequence)
-        .limit(limit)
-        .all(db)
-        .await?
-        .into_iter()
-        .map(transaction)
-        .collect()
+    condition
 }
 
 /// The sequence of a wallet's newest row and the balance after it.

@@ -114,7 +114,7 @@ pub struct Options {
     pub webhooks: Option<protodesk_credits::config::WebhookSettings>,
     /// Request rates (default: none, so scenarios may send as fast as they
     /// like; the rate limiter has its own scenarios).
-    pub rate_limits: Option<protodesk_credits::http::rate::RateLimits>,
+    pub rate_limits: Option<protodesk_credits::config::RateLimits>,
 }
 
 /// A running app and what a test needs to talk to it.
@@ -310,7 +310,7 @@ impl TestApp {
             ),
             rate_limits: options
                 .rate_limits
-                .unwrap_or(protodesk_credits::http::rate::RateLimits {
+                .unwrap_or(protodesk_credits::config::RateLimits {
                     per_subject: None,
                     per_workspace: None,
                 }),

@@ -109,6 +109,14 @@ impl RealServer {
         panic!("the server did not become ready");
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child
+            .as_ref()
+            .map(std::process::Child::id)
+            .expect("the server runs")
+    }
+
     /// The process has not exited.
     pub fn is_running(&mut self) -> bool {
         self.child
