@@ -364,3 +364,74 @@ async fn a_large_export_streams_in_constant_memory() {
     }
     assert!(refused >= 1, "ten exports at once, two allowed");
 }
+
+/// The spends a workspace floods one group-commit worker with fill only
+/// what the others leave: another workspace's spend, sent after 2,000 of
+/// them are queued, is answered within a few batches, not behind them (batches of 32, one
+/// worker). The spends go to the service itself, so that the queue measured
+/// is the worker's, not the HTTP server's.
+async fn a_flood_of_spends_does_not_queue_another_workspaces(app: TestApp) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use protodesk_credits::auth::WalletScope;
+    use protodesk_credits::domain::catalogue::Action;
+    use protodesk_credits::domain::ids::{IdempotencyKey, WorkspaceId};
+    use protodesk_credits::service::SpendRequest;
+
+    app.set_trial_credits(10_000).await;
+    app.create_workspace("ws-flood").await;
+    app.create_workspace("ws-other").await;
+    let scope = |workspace: &str| WalletScope::system(WorkspaceId::parse("w", workspace).unwrap());
+    let request = |key: String| SpendRequest {
+        action: Action::Triage,
+        idempotency_key: IdempotencyKey::parse("k", &key).unwrap(),
+        reference: None,
+        agent_id: None,
+    };
+    let answered = Arc::new(AtomicUsize::new(0));
+    let flood_scope = scope("ws-flood");
+    let spends = (0..2_000).map(|i| {
+        let (ledger, scope, answered) = (app.ledger.clone(), flood_scope.clone(), answered.clone());
+        let request = request(format!("flood-{i}"));
+        tokio::spawn(async move {
+            ledger.spend(&scope, request).await.unwrap();
+            answered.fetch_add(1, Ordering::Relaxed);
+        })
+    });
+    let spends: Vec<_> = spends.collect();
+    // The flood is queued (the first batches are answered).
+    while answered.load(Ordering::Relaxed) < 32 {
+        tokio::task::yield_now().await;
+    }
+    app.ledger
+        .spend(&scope("ws-other"), request("lone".to_owned()))
+        .await
+        .unwrap();
+    let before = answered.load(Ordering::Relaxed);
+    for spend in spends {
+        spend.await.unwrap();
+    }
+    println!(
+        "{:?}: the other workspace's spend was answered after {before} of 2000",
+        app.backend
+    );
+    assert!(before < 500, "answered after {before} of the flood's 2000 spends");
+}
+
+mod one_worker {
+    use super::*;
+
+    pub(crate) fn options() -> crate::helpers::Options {
+        crate::helpers::Options {
+            group_commit: Some(protodesk_credits::config::GroupCommitSettings {
+                max_batch: 32,
+                window: std::time::Duration::ZERO,
+                workers: Some(1),
+            }),
+            ..crate::helpers::Options::default()
+        }
+    }
+
+    both_backends!(options = crate::neighbours::one_worker::options(); a_flood_of_spends_does_not_queue_another_workspaces);
+}

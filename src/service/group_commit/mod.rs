@@ -6,9 +6,11 @@
 //! to the same worker (by a hash of the workspace id), so a hot wallet's
 //! burst lands in one batch instead of several batches queueing on its row
 //! lock. A worker takes the first waiting spend and everything already
-//! queued behind it (up to `max_batch`); only when that found company (so
-//! other callers are active) does it wait up to `window` for more. A lone
-//! spend is never delayed. Within a batch, decisions are made in arrival
+//! queued behind it; only when that found company (so other callers are
+//! active) does it wait up to `window` for more. A lone spend is never
+//! delayed. A batch (up to `max_batch`) takes one spend of each waiting
+//! workspace in turn, so one workspace's flood cannot push the others'
+//! spends back by more than a batch. Within a batch, decisions are made in arrival
 //! order, each wallet's with exactly the rules of a single spend
 //! (`spend.rs`):
 //! idempotency first, then burn-down, all-or-nothing per spend, the
@@ -38,6 +40,67 @@ mod batch;
 
 /// Spends waiting for one worker; beyond this, callers wait to enqueue.
 const QUEUE_CAPACITY: usize = 1024;
+
+/// How many queues' worth of spends a worker holds to share them.
+const WAITING_QUEUES: usize = 4;
+
+/// Spends a worker took from its queue, by workspace. A batch takes one
+/// spend of each workspace in turn, so a workspace flooding the queue
+/// fills only what the others leave: another workspace's spend waits for
+/// at most one batch, not behind the flood. Each workspace's spends keep
+/// their order.
+#[derive(Default)]
+struct Waiting {
+    by_workspace: std::collections::HashMap<String, std::collections::VecDeque<SpendJob>>,
+    turns: std::collections::VecDeque<String>,
+    len: usize,
+}
+
+impl Waiting {
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn push(&mut self, job: SpendJob) {
+        let workspace = job.scope.workspace_id().as_str();
+        match self.by_workspace.get_mut(workspace) {
+            Some(queue) => queue.push_back(job),
+            None => {
+                self.turns.push_back(workspace.to_owned());
+                self.by_workspace
+                    .insert(workspace.to_owned(), std::collections::VecDeque::from([job]));
+            }
+        }
+        self.len += 1;
+    }
+
+    /// Up to `max` spends, one of each workspace in turn.
+    fn take(&mut self, max: usize) -> Vec<SpendJob> {
+        let mut jobs = Vec::with_capacity(max.min(self.len));
+        while jobs.len() < max {
+            let Some(workspace) = self.turns.pop_front() else {
+                break;
+            };
+            let Some(queue) = self.by_workspace.get_mut(&workspace) else {
+                continue;
+            };
+            if let Some(job) = queue.pop_front() {
+                jobs.push(job);
+                self.len -= 1;
+            }
+            if queue.is_empty() {
+                self.by_workspace.remove(&workspace);
+            } else {
+                self.turns.push_back(workspace);
+            }
+        }
+        jobs
+    }
+}
 
 /// One caller's spend, waiting for its batch.
 struct SpendJob {
@@ -197,29 +260,34 @@ impl Ledger {
     }
 
     async fn run_worker(self, mut receiver: mpsc::Receiver<SpendJob>, settings: GroupCommitSettings) {
+        let mut waiting = Waiting::default();
         loop {
-            let jobs = {
+            if waiting.is_empty() {
                 let Some(first) = receiver.recv().await else {
                     return;
                 };
-                let mut jobs = vec![first];
-                while jobs.len() < settings.max_batch {
-                    match receiver.try_recv() {
-                        Ok(job) => jobs.push(job),
-                        Err(_) => break,
+                waiting.push(first);
+            }
+            // Everything already queued, up to a few queues' worth held
+            // here (the queue holds the rest, so callers still feel
+            // back-pressure): a spend that arrives finds the queue nearly
+            // empty and is in the next batch.
+            while waiting.len() < QUEUE_CAPACITY * WAITING_QUEUES {
+                match receiver.try_recv() {
+                    Ok(job) => waiting.push(job),
+                    Err(_) => break,
+                }
+            }
+            if waiting.len() > 1 && waiting.len() < settings.max_batch && !settings.window.is_zero() {
+                let deadline = tokio::time::Instant::now() + settings.window;
+                while waiting.len() < settings.max_batch {
+                    match tokio::time::timeout_at(deadline, receiver.recv()).await {
+                        Ok(Some(job)) => waiting.push(job),
+                        _ => break,
                     }
                 }
-                if jobs.len() > 1 && !settings.window.is_zero() {
-                    let deadline = tokio::time::Instant::now() + settings.window;
-                    while jobs.len() < settings.max_batch {
-                        match tokio::time::timeout_at(deadline, receiver.recv()).await {
-                            Ok(Some(job)) => jobs.push(job),
-                            _ => break,
-                        }
-                    }
-                }
-                jobs
-            };
+            }
+            let jobs = waiting.take(settings.max_batch);
             self.metrics.spend_batch(jobs.len());
             // Its own task: a panic loses this batch's answers (its callers
             // get an internal error), not the worker.
