@@ -105,9 +105,11 @@ async fn redeliveries_are_limited_and_only_of_subscribed_types(app: TestApp) {
     assert_eq!(refused.code(), "BAD_USER_INPUT", "{:?}", refused.body);
 }
 
-/// Under a HARD EACH_AGENT budget of 0, 300 refused spends with fresh
+/// Under a HARD EACH_AGENT budget of 0, 3,000 refused spends with fresh
 /// agents write no counter and tell `credits.budget_exceeded` once.
 async fn refused_spends_of_new_agents_write_nothing_each(app: TestApp) {
+    use futures_util::StreamExt;
+
     app.create_workspace("ws-refuse").await;
     let admin = app.token("admin", Some("ws-refuse"));
     app.set_budget(&admin, None, &Budget::hard("no-agents", "EACH_AGENT", 0))
@@ -115,20 +117,22 @@ async fn refused_spends_of_new_agents_write_nothing_each(app: TestApp) {
         .data();
     let rows_before = app.query_i64("SELECT COUNT(*) FROM budget_counter").await;
     let service = app.token("service", Some("ws-refuse"));
-    let answers = join_all((0..300).map(|i| {
-        let service = service.clone();
-        let app = &app;
-        async move {
-            app.spend_for_ok(
-                &service,
-                "TRIAGE",
-                &format!("fresh-{i}"),
-                Some(&format!("agent-{i}")),
-            )
-            .await
-        }
-    }))
-    .await;
+    let answers: Vec<_> = futures_util::stream::iter(0..3_000)
+        .map(|i| {
+            let (service, app) = (service.clone(), &app);
+            async move {
+                app.spend_for_ok(
+                    &service,
+                    "TRIAGE",
+                    &format!("fresh-{i}"),
+                    Some(&format!("agent-{i}")),
+                )
+                .await
+            }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
     for answer in &answers {
         assert_eq!(answer["outcome"], "BUDGET_EXCEEDED", "{answer}");
     }
