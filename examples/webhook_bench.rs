@@ -73,7 +73,10 @@ async fn start(directory: &std::path::Path, database: &str, schema: Option<&str>
     if let Some(schema) = schema {
         command.env("DATABASE_SCHEMA", schema);
     }
-    let child = command.spawn().expect("build the release binary first");
+    let mut server = Server {
+        child: command.spawn().expect("build the release binary first"),
+        base: String::new(),
+    };
     for _ in 0..200 {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         if let Some(at) = text.find("serving GraphQL at http://") {
@@ -81,8 +84,8 @@ async fn start(directory: &std::path::Path, database: &str, schema: Option<&str>
                 .chars()
                 .take_while(|c| !c.is_whitespace() && *c != '"')
                 .collect();
-            let base = address.trim_end_matches("/graphql").to_owned();
-            return Server { child, base };
+            server.base = address.trim_end_matches("/graphql").to_owned();
+            return server;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
