@@ -280,11 +280,35 @@ pub async fn finish_turn(
         vec![queue.endpoint_id.into(), queue.workspace_id.clone().into()],
     ))
     .await?;
+    // Delivered ones in one statement per answer code (a turn stops at its
+    // first failure, so the rest is at most one row): the write lock is
+    // held for a statement or two, whatever the turn's size.
     let mut settled = 0;
+    let mut delivered: std::collections::BTreeMap<u16, Vec<i64>> = std::collections::BTreeMap::new();
     for (id, attempt, outcome) in attempts {
-        if record_attempt(&txn, *id, *attempt, outcome, now).await? {
-            settled += 1;
+        match outcome {
+            Attempted::Delivered { status } => delivered.entry(*status).or_default().push(*id),
+            Attempted::Failed { .. } => {
+                if record_attempt(&txn, *id, *attempt, outcome, now).await? {
+                    settled += 1;
+                }
+            }
         }
+    }
+    for (code, ids) in delivered {
+        let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
+        settled += txn
+            .execute_raw(statement(
+                &txn,
+                &format!(
+                    "UPDATE webhook_delivery SET status = '{DELIVERED}', attempts = attempts + 1, \
+                     last_status_code = ?, last_error = NULL, next_attempt_at = ?, delivered_at = ? \
+                     WHERE id IN ({list}) AND status = '{PENDING}'"
+                ),
+                vec![i32::from(code).into(), now.into(), now.into()],
+            ))
+            .await?
+            .rows_affected();
     }
     settle_queue_count(&txn, queue.endpoint_id, &queue.workspace_id, settled).await?;
     txn.execute_raw(statement(
@@ -310,6 +334,7 @@ pub async fn finish_turn(
 
 /// Records attempt `attempt` (1-based) of a delivery; whether it settled
 /// (delivered, or failed for good).
+/// (A failed attempt; delivered ones are recorded together above.)
 async fn record_attempt(
     db: &impl ConnectionTrait,
     id: i64,
