@@ -95,6 +95,21 @@ async fn pending(app: &TestApp) -> i64 {
         .await
 }
 
+/// An app whose worker delivers, waiting up to 2 s for an answer.
+async fn spawn_delivering(backend: Backend) -> TestApp {
+    TestApp::spawn_with(
+        backend,
+        Options {
+            webhooks: Some(WebhookSettings {
+                timeout: Duration::from_secs(2),
+                ..delivering()
+            }),
+            ..Options::default()
+        },
+    )
+    .await
+}
+
 /// An endpoint that answers 200 after `delay`: (its URL, how many it got).
 async fn slow_receiver(delay: Duration) -> (String, Arc<AtomicUsize>) {
     let hits = Arc::new(AtomicUsize::new(0));
@@ -121,17 +136,7 @@ async fn slow_receiver(delay: Duration) -> (String, Arc<AtomicUsize>) {
 /// B: B's p99 stays within twice its p99 with nothing queued, the same
 /// worker running, in this run.
 async fn a_backlog_does_not_slow_another_workspaces_spends(backend: Backend) {
-    let app = TestApp::spawn_with(
-        backend,
-        Options {
-            webhooks: Some(WebhookSettings {
-                timeout: Duration::from_secs(2),
-                ..delivering()
-            }),
-            ..Options::default()
-        },
-    )
-    .await;
+    let app = spawn_delivering(backend).await;
     app.set_trial_credits(100_000).await;
     app.create_workspace("ws-noisy").await;
     app.create_workspace("ws-quiet").await;
@@ -182,17 +187,7 @@ async fn tarpit() -> (String, tokio::task::JoinHandle<()>) {
 /// Workspace A's endpoint never answers and has a backlog; workspace B's
 /// event still arrives within two seconds.
 async fn a_tarpit_endpoint_delays_only_itself(backend: Backend) {
-    let app = TestApp::spawn_with(
-        backend,
-        Options {
-            webhooks: Some(WebhookSettings {
-                timeout: Duration::from_secs(2),
-                ..delivering()
-            }),
-            ..Options::default()
-        },
-    )
-    .await;
+    let app = spawn_delivering(backend).await;
     app.set_trial_credits(1_000).await;
     let (dead, held) = tarpit().await;
     for i in 0..20 {
