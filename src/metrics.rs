@@ -40,6 +40,18 @@ pub struct Metrics {
     webhook_attempts: IntCounterVec,
     webhook_pending: IntGauge,
     outbox_lag: prometheus::Gauge,
+    /// Spends being answered now: background work on SQLite (webhook
+    /// turns) waits while any is, so a spend never queues behind it.
+    spends_in_flight: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Counts a spend in flight until dropped.
+pub struct SpendInFlight(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for SpendInFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl std::fmt::Debug for Metrics {
@@ -188,7 +200,22 @@ impl Default for Metrics {
                 .unwrap_or_else(|error| unreachable!("invalid metric: {error}")),
             ),
             registry,
+            spends_in_flight: std::sync::Arc::default(),
         }
+    }
+}
+
+impl Metrics {
+    /// Marks a spend in flight until the guard drops.
+    pub fn spend_in_flight(&self) -> SpendInFlight {
+        self.spends_in_flight
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        SpendInFlight(self.spends_in_flight.clone())
+    }
+
+    /// Whether any spend is being answered.
+    pub fn spends_waiting(&self) -> bool {
+        self.spends_in_flight.load(std::sync::atomic::Ordering::Relaxed) > 0
     }
 }
 

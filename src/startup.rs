@@ -110,6 +110,7 @@ impl App {
                 ledger.pool(),
                 settings,
                 ledger.metrics().clone(),
+                store::is_sqlite(&self.db),
             ))
         });
         let checkpoints = store::is_sqlite(&self.db).then(|| tokio::spawn(checkpoint_continually(self.db)));

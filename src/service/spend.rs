@@ -75,6 +75,7 @@ impl Ledger {
     /// [`crate::domain::spend`] for the precedence of answers.
     pub async fn spend(&self, scope: &WalletScope, request: SpendRequest) -> AppResult<SpendResult> {
         let started = Instant::now();
+        let _in_flight = self.metrics.spend_in_flight();
         let action = request.action;
         let result = match &self.group_commit {
             Some(group) => self.spend_grouped(group, scope, request).await,

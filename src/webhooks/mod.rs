@@ -55,7 +55,8 @@ pub fn lease(timeout: Duration) -> Duration {
 type Busy = Arc<Mutex<HashMap<i64, usize>>>;
 
 /// Runs the delivery worker until the task is dropped.
-pub async fn run(db: store::Pool, settings: WebhookSettings, metrics: Metrics) {
+/// `yield_to_spends` (SQLite): a turn waits while spends are answered.
+pub async fn run(db: store::Pool, settings: WebhookSettings, metrics: Metrics, yield_to_spends: bool) {
     let client = match target::client(settings.allow_private, settings.timeout) {
         Ok(client) => client,
         Err(error) => {
@@ -93,7 +94,7 @@ pub async fn run(db: store::Pool, settings: WebhookSettings, metrics: Metrics) {
                         busy.clone(),
                     );
                     tasks.spawn(async move {
-                        serve(&db, &client, &settings, &metrics, &queue).await;
+                        serve(&db, &client, &settings, &metrics, &queue, yield_to_spends).await;
                         let mut busy = lock(&busy);
                         if let Some(count) = busy.get_mut(&queue.endpoint_id) {
                             *count -= 1;
@@ -168,6 +169,7 @@ async fn serve(
     settings: &WebhookSettings,
     metrics: &Metrics,
     queue: &Queue,
+    yield_to_spends: bool,
 ) {
     let due = match store::delivery::due_in(db, queue, Utc::now(), TURN).await {
         Ok(due) => due,
@@ -183,6 +185,9 @@ async fn serve(
             // The lease covers one more attempt at most (see `lease`).
             break;
         }
+        if yield_to_spends {
+            wait_for_spends(metrics).await;
+        }
         let attempt = delivery.attempts + 1;
         let outcome = attempt_once(client, settings, metrics, &delivery, attempt).await;
         let failed = matches!(outcome, Attempted::Failed { .. });
@@ -197,6 +202,21 @@ async fn serve(
         tracing::warn!(%error, endpoint = queue.endpoint_id, "a webhook turn could not be recorded; its lease runs out and it is served again");
     }
 }
+
+/// On SQLite (one writer, and a 2-core machine's CPU shared with the
+/// spends), waits while spends are being answered, a few milliseconds at
+/// most: a backlog drains between spends, not in their way.
+async fn wait_for_spends(metrics: &Metrics) {
+    for _ in 0..YIELD_TO_SPENDS_MAX_MS {
+        if !metrics.spends_waiting() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// Longest a delivery waits for spends in flight, in milliseconds.
+const YIELD_TO_SPENDS_MAX_MS: u32 = 20;
 
 /// One attempt of a delivery: its outcome, counted.
 async fn attempt_once(
