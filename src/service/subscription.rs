@@ -238,7 +238,7 @@ impl Ledger {
         Ok(outcome)
     }
 
-    /// The subscription behind the wallet of `workspace`, if one is.
+    /// The subscription `subscription_id` names (a wallet's), as `Wallet.subscription` shows it.
     pub async fn subscription_of(
         &self,
         subscription_id: Option<&str>,

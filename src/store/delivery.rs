@@ -20,7 +20,7 @@ use crate::domain::outbox::{DELIVERED, FAILED, PENDING};
 pub const QUEUE_PENDING_MAX: i64 = 10_000;
 
 /// A queue: an endpoint's deliveries for one workspace.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Queue {
     /// The endpoint.
     pub endpoint_id: i64,
