@@ -19,9 +19,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, TimeZone, Utc};
+use domain::invariant::check_totals;
+use protodesk_credits::clock::ManualClock;
 use protodesk_credits::config::DatabaseConfig;
-use protodesk_credits::domain::clock::ManualClock;
-use protodesk_credits::domain::invariant::check_totals;
 use protodesk_credits::events::EventBus;
 use protodesk_credits::service::Ledger;
 use protodesk_credits::store;

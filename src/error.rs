@@ -7,7 +7,7 @@
 use async_graphql::ErrorExtensions;
 use axum::http::StatusCode;
 
-use crate::domain::DomainError;
+use domain::DomainError;
 
 /// Everything that can stop a request from being carried out. Expected
 /// refusals of a spend (insufficient credits, duplicates) are outcomes, not

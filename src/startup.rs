@@ -11,8 +11,8 @@ use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 
 use crate::auth::TokenVerifier;
+use crate::clock::Clock;
 use crate::config::Config;
-use crate::domain::clock::Clock;
 use crate::events::{EventBus, notify_channel, relay_notifications};
 use crate::graphql::{Live, build_schema};
 use crate::http::{AppState, WsShared, router};

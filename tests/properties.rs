@@ -5,12 +5,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use chrono::{DateTime, Datelike, Duration, TimeZone, Utc};
+use domain::burn_down::{GrantBalance, plan_burn, sort_for_burn_down};
+use domain::catalogue::GrantSource;
+use domain::period::{period_containing, period_start};
+use domain::reversal::{LowBalance, low_balance};
+use domain::usage::{Bucket, bucket_start, next_bucket};
 use proptest::prelude::*;
-use protodesk_credits::domain::burn_down::{GrantBalance, plan_burn, sort_for_burn_down};
-use protodesk_credits::domain::catalogue::GrantSource;
-use protodesk_credits::domain::period::{period_containing, period_start};
-use protodesk_credits::domain::reversal::{LowBalance, low_balance};
-use protodesk_credits::domain::usage::{Bucket, bucket_start, next_bucket};
 
 fn instant() -> impl Strategy<Value = DateTime<Utc>> {
     // 2020-01-01 .. 2040-01-01, to the second.

@@ -12,9 +12,9 @@
 //! token learns nothing about workspaces it does not belong to.
 
 use super::Caller;
-use crate::domain::catalogue::{Action, Role};
-use crate::domain::ids::WorkspaceId;
 use crate::error::AppError;
+use domain::catalogue::{Action, Role};
+use domain::ids::WorkspaceId;
 
 /// Something a caller may ask to do to a workspace's wallet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,9 +15,9 @@ use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{JwtConfig, JwtKeySource};
-use crate::domain::catalogue::Role;
-use crate::domain::ids::WorkspaceId;
 use crate::error::AppError;
+use domain::catalogue::Role;
+use domain::ids::WorkspaceId;
 
 /// The verified identity behind a request.
 #[derive(Clone, PartialEq, Eq)]
@@ -263,7 +263,7 @@ impl TokenVerifier {
                 "the token's sub must be 1 to 200 bytes",
             ));
         }
-        if crate::domain::ids::has_control_or_bidi(&claims.sub) {
+        if domain::ids::has_control_or_bidi(&claims.sub) {
             return Err(AppError::Unauthenticated(
                 "the token's sub must not contain control or bidirectional formatting characters",
             ));

@@ -11,9 +11,9 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::broadcast;
 
-use crate::domain::catalogue::LedgerKind;
-use crate::domain::views::BalanceView;
-use crate::domain::wallet::{Change, Happened};
+use domain::catalogue::LedgerKind;
+use domain::views::BalanceView;
+use domain::wallet::{Change, Happened};
 
 pub use crate::config::EVENT_BUS_CAPACITY_DEFAULT as EVENT_BUS_CAPACITY;
 

@@ -19,9 +19,9 @@ mod webhooks;
 use async_graphql::{Context, Schema};
 
 use crate::auth::{Caller, Operation, WalletScope, authorize};
-use crate::domain::ids::WorkspaceId;
 use crate::error::AppError;
 use crate::service::Ledger;
+use domain::ids::WorkspaceId;
 
 pub use documents::parse as parse_document;
 pub use limits::{QUERY_ALIASES_MAX, QUERY_ERRORS_MAX, QUERY_FIELDS_MAX, QUERY_NESTING_MAX};

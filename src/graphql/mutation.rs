@@ -12,16 +12,16 @@ use super::types::{
 };
 use super::{caller, ledger, scope};
 use crate::auth::{Caller, Operation, WalletScope, authorize_operator};
-use crate::domain::auto_top_up::parse_request_id;
-use crate::domain::budget::{check_agent_id, check_budget, parse_time_zone};
-use crate::domain::catalogue::Role;
-use crate::domain::ids::{IdempotencyKey, WorkspaceId, parse_reference};
 use crate::error::{AppError, GraphqlResult};
 use crate::service::{
     AdjustRequest, AutoTopUpRequest, BudgetInput, ChangePlanRequest, CreateWorkspaceRequest, SpendRequest,
     ThresholdRequest, TopUpRequest, parse_reason,
 };
 use crate::service::{Ledger, WORKSPACE_NAME_LENGTH_MAX};
+use domain::auto_top_up::parse_request_id;
+use domain::budget::{check_agent_id, check_budget, parse_time_zone};
+use domain::catalogue::Role;
+use domain::ids::{IdempotencyKey, WorkspaceId, parse_reference};
 
 /// Spending and buying credits.
 #[derive(Default)]
@@ -146,7 +146,7 @@ impl AccountMutation {
             let name = input.name.trim();
             if name.is_empty()
                 || name.chars().count() > WORKSPACE_NAME_LENGTH_MAX
-                || crate::domain::ids::has_control_or_bidi(name)
+                || domain::ids::has_control_or_bidi(name)
             {
                 return Err(AppError::invalid(
                     "name",

@@ -12,9 +12,9 @@ use super::start::StartSlot;
 use super::types::{Balance, int};
 use super::{ledger, scope};
 use crate::auth::Operation;
-use crate::domain::catalogue::LedgerKind;
 use crate::error::GraphqlResult;
 use crate::service::{BalanceChange as Change, ChangeKind};
+use domain::catalogue::LedgerKind;
 
 /// What a balance event reports.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]

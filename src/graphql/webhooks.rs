@@ -10,11 +10,11 @@ use super::types::{
 };
 use super::{caller, ledger, scope};
 use crate::auth::Operation;
-use crate::domain::catalogue::Role;
-use crate::domain::outbox::EndpointView;
-use crate::domain::outbox::EventType;
 use crate::error::{AppError, GraphqlResult};
 use crate::service::{DELIVERIES_PAGE_MAX, EndpointOwner, EndpointRequest};
+use domain::catalogue::Role;
+use domain::outbox::EndpointView;
+use domain::outbox::EventType;
 
 /// Whose endpoints the caller manages: an operator's, everyone's unless a
 /// workspace is named; anyone else's, their workspace's (admins only).

@@ -10,11 +10,11 @@ use serde::Deserialize;
 
 use super::{AppState, authenticate_headers};
 use crate::auth::{Operation, authorize};
-use crate::domain::ids::WorkspaceId;
 use crate::error::AppError;
 use crate::graphql::Authentication;
 use crate::service::{Export, TransactionView};
 use axum::body::{Body, Bytes};
+use domain::ids::WorkspaceId;
 
 /// The query string.
 #[derive(Debug, Deserialize)]
@@ -139,7 +139,7 @@ pub async fn export_transactions(
         ));
     };
     for (field, instant) in [("from", query.from), ("to", query.to)] {
-        if let Err(error) = crate::domain::usage::check_instant(field, instant) {
+        if let Err(error) = domain::usage::check_instant(field, instant) {
             return refuse(error.into());
         }
     }

@@ -14,7 +14,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::auth::Caller;
 use crate::config::RateLimits;
-use crate::domain::catalogue::Role;
+use domain::catalogue::Role;
 
 /// Checks between two sweeps of idle buckets (their memory is freed).
 const SWEEP_EVERY: u64 = 10_000;

@@ -1,14 +1,14 @@
 //! Operator corrections: `adjustCredits`, `reverseTransaction`, and the
-//! low-balance threshold. The rules are in [`crate::domain::reversal`].
+//! low-balance threshold. The rules are in [`domain::reversal`].
 
 use chrono::{DateTime, Utc};
 
 use super::{BalanceView, Ledger, TransactionView};
 use crate::auth::WalletScope;
-use crate::domain::catalogue::LedgerKind;
-use crate::domain::wallet::Entry;
 use crate::error::{AppError, AppResult, db_error};
 use crate::store;
+use domain::catalogue::LedgerKind;
+use domain::wallet::Entry;
 
 /// Longest reason, in characters.
 pub const REASON_LENGTH_MAX: usize = 500;
@@ -45,7 +45,7 @@ pub fn parse_reason(raw: &str) -> AppResult<String> {
     let reason = raw.trim();
     if reason.is_empty()
         || reason.chars().count() > REASON_LENGTH_MAX
-        || crate::domain::ids::has_control_or_bidi(reason)
+        || domain::ids::has_control_or_bidi(reason)
     {
         return Err(AppError::invalid(
             "reason",
@@ -91,7 +91,7 @@ impl Ledger {
             .await
             .map_err(db_error)?
             .ok_or(AppError::NotFound("transaction"))?;
-        let requested = crate::domain::ids::WorkspaceId::parse("workspaceId", &workspace_id)?;
+        let requested = domain::ids::WorkspaceId::parse("workspaceId", &workspace_id)?;
         let scope = crate::auth::authorize(caller, Some(requested), crate::auth::Operation::Operate)?;
         let mut locked = self.lock_settled(scope.workspace_id().as_str(), now).await?;
         let original = store::ledger::reversed(&locked.txn, transaction_id)

@@ -4,12 +4,12 @@
 use super::Ledger;
 use super::WalletView;
 use crate::auth::WalletScope;
-use crate::domain::auto_top_up::{AutoTopUpView, check_settings, period_key};
-use crate::domain::catalogue::PackCode;
-use crate::domain::outbox::auto_top_up_disabled;
 use crate::error::{AppError, AppResult, db_error};
 use crate::store;
 use crate::store::auto_top_up::{Closed, Settings};
+use domain::auto_top_up::{AutoTopUpView, check_settings, period_key};
+use domain::catalogue::PackCode;
+use domain::outbox::auto_top_up_disabled;
 
 /// Settings as asked for.
 #[derive(Debug, Clone)]

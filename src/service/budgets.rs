@@ -6,12 +6,12 @@ use chrono::{DateTime, Utc};
 
 use super::Ledger;
 use crate::auth::WalletScope;
-use crate::domain::budget::{BUDGETS_MAX, Budget, BudgetUsage, applying_to, usage, used_in, window_of};
-use crate::domain::catalogue::Action;
-use crate::domain::usage::{Bucket, check_range};
 use crate::error::{AppError, AppResult, db_error};
 use crate::store;
 pub use crate::store::budgets::BudgetInput;
+use domain::budget::{BUDGETS_MAX, Budget, BudgetUsage, applying_to, usage, used_in, window_of};
+use domain::catalogue::Action;
+use domain::usage::{Bucket, check_range};
 
 /// Credits one agent (or no agent) spent over a range, per action.
 #[derive(Debug, Clone, PartialEq, Eq)]

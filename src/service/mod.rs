@@ -57,14 +57,14 @@ pub use webhooks::{
 };
 pub use workspace::{ChangePlanRequest, CreateWorkspaceRequest, WORKSPACE_NAME_LENGTH_MAX};
 
-use crate::domain::catalogue::PlanCode;
-use crate::domain::clock::Clock;
-use crate::domain::settlement::renewal_due;
-use crate::domain::wallet::{Change, Head, Wallet};
+use crate::clock::Clock;
 use crate::error::{AppError, AppResult, db_error};
 use crate::events::{BalanceEvent, EventBus};
 use crate::metrics::Metrics;
 use crate::store;
+use domain::catalogue::PlanCode;
+use domain::settlement::renewal_due;
+use domain::wallet::{Change, Head, Wallet};
 
 /// The ledger service: the one facade the GraphQL layer and the scheduler
 /// call. Cheap to clone.

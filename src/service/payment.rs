@@ -18,13 +18,13 @@ use serde_json::json;
 
 use super::top_up::Packed;
 use super::{Ledger, Locked, TopUpRequest};
-use crate::domain::catalogue::{LedgerKind, PackCode};
-use crate::domain::ids::{IdempotencyKey, WorkspaceId};
-use crate::domain::outbox::{self, NewEvent};
-use crate::domain::wallet::Entry;
 use crate::error::{AppError, AppResult, db_error};
 use crate::store;
 use crate::store::payments::{APPLIED, PENDING, Payment, REVIEW};
+use domain::catalogue::{LedgerKind, PackCode};
+use domain::ids::{IdempotencyKey, WorkspaceId};
+use domain::outbox::{self, NewEvent};
+use domain::wallet::Entry;
 
 /// A payment the provider confirmed, as its event states it.
 #[derive(Debug, Clone)]

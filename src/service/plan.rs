@@ -16,9 +16,9 @@
 
 use super::{Ledger, WalletView};
 use crate::auth::WalletScope;
-use crate::domain::catalogue::PlanCode;
 use crate::error::{AppError, AppResult, db_error};
 use crate::store;
+use domain::catalogue::PlanCode;
 
 /// A validated plan change.
 #[derive(Debug, Clone)]

@@ -6,13 +6,13 @@ use chrono::{DateTime, Utc};
 
 use super::{BalanceView, Ledger, PackView, TransactionView};
 use crate::auth::WalletScope;
-use crate::domain::budget::BudgetUsage;
-use crate::domain::catalogue::{Action, LedgerKind, PackOffer, smallest_pack_resuming};
-use crate::domain::ids::IdempotencyKey;
-use crate::domain::spend::{SpendAnswer, SpendDecision, SpendOutcome, spend_fingerprint};
-use crate::domain::wallet::{Entry, KeyBinding};
 use crate::error::{AppError, AppResult, db_error};
 use crate::store;
+use domain::budget::BudgetUsage;
+use domain::catalogue::{Action, LedgerKind, PackOffer, smallest_pack_resuming};
+use domain::ids::IdempotencyKey;
+use domain::spend::{SpendAnswer, SpendDecision, SpendOutcome, spend_fingerprint};
+use domain::wallet::{Entry, KeyBinding};
 
 /// A validated spend request.
 #[derive(Debug, Clone)]
@@ -72,7 +72,7 @@ pub(super) fn suggestion(packs: &[PackView], available: i64, cost: i64) -> Optio
 
 impl Ledger {
     /// Spends the action's cost from the scope's wallet. See
-    /// [`crate::domain::spend`] for the precedence of answers.
+    /// [`domain::spend`] for the precedence of answers.
     pub async fn spend(&self, scope: &WalletScope, request: SpendRequest) -> AppResult<SpendResult> {
         let started = Instant::now();
         let _in_flight = self.metrics.spend_in_flight();

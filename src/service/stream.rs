@@ -25,10 +25,10 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::{BalanceView, Ledger};
 use crate::auth::WalletScope;
-use crate::domain::catalogue::LedgerKind;
 use crate::error::{AppError, AppResult, db_error};
 use crate::events::{BalanceEvent, BudgetRef, EventKind};
 use crate::store;
+use domain::catalogue::LedgerKind;
 
 /// Most rows replayed from the ledger at once; beyond it, a fresh snapshot.
 pub const REPLAY_ROWS_MAX: u64 = 1000;

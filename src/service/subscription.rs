@@ -15,15 +15,15 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::{Ledger, Locked};
-use crate::domain::catalogue::PlanCode;
-use crate::domain::ids::WorkspaceId;
-use crate::domain::outbox;
-use crate::domain::period::Period;
-use crate::domain::subscription::{Shown, Standing, is_newer, standing, status_rank};
-use crate::domain::wallet::PaidPlan;
 use crate::error::{AppError, AppResult, db_error};
 use crate::store;
 use crate::store::subscriptions::Subscription;
+use domain::catalogue::PlanCode;
+use domain::ids::WorkspaceId;
+use domain::outbox;
+use domain::period::Period;
+use domain::subscription::{Shown, Standing, is_newer, standing, status_rank};
+use domain::wallet::PaidPlan;
 
 /// A subscription as an event shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]

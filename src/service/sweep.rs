@@ -8,9 +8,9 @@
 use chrono::{DateTime, Utc};
 
 use super::{Ledger, PlanView, RollOverReport, settle};
-use crate::domain::wallet::{Change, Wallet};
 use crate::error::{AppResult, db_error};
 use crate::store;
+use domain::wallet::{Change, Wallet};
 
 /// Wallets settled per transaction by the sweep.
 pub const SWEEP_BATCH_SIZE: u64 = 1000;

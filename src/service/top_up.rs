@@ -3,11 +3,11 @@
 
 use super::{BalanceView, Ledger, Locked, TransactionView};
 use crate::auth::WalletScope;
-use crate::domain::catalogue::{LedgerKind, PackCode};
-use crate::domain::ids::IdempotencyKey;
-use crate::domain::wallet::{Entry, KeyBinding, Purchase};
 use crate::error::{AppError, AppResult, db_error};
 use crate::store;
+use domain::catalogue::{LedgerKind, PackCode};
+use domain::ids::IdempotencyKey;
+use domain::wallet::{Entry, KeyBinding, Purchase};
 
 /// A validated top-up request.
 #[derive(Debug, Clone)]

@@ -5,13 +5,13 @@ use chrono::{DateTime, Utc};
 
 use super::{Ledger, TransactionView};
 use crate::auth::WalletScope;
-use crate::domain::forecast::{Forecast, forecast, window_start};
-use crate::domain::usage::{Bucket, UsageBucket, aggregate, check_range, split_by_agent};
-use crate::domain::views::EntryFilter;
-pub use crate::domain::views::{GrantMoveView, LowBalanceAlertView};
-use crate::domain::wallet::Head;
 use crate::error::{AppError, AppResult, db_error};
 use crate::store;
+use domain::forecast::{Forecast, forecast, window_start};
+use domain::usage::{Bucket, UsageBucket, aggregate, check_range, split_by_agent};
+use domain::views::EntryFilter;
+pub use domain::views::{GrantMoveView, LowBalanceAlertView};
+use domain::wallet::Head;
 
 /// Most alerts `low_balance_alerts` returns.
 pub const LOW_BALANCE_ALERTS_MAX: u64 = 50;

@@ -1,7 +1,7 @@
 //! The answer types of `domain::views` (the store builds them from stored
 //! rows).
 
-pub use crate::domain::views::{
+pub use domain::views::{
     ActionCostView, BalanceView, EntryFilter, PackView, PeriodView, PlanView, TransactionPage,
     TransactionView, WalletView,
 };

@@ -2,9 +2,9 @@
 
 use super::{Ledger, PeriodView, TransactionPage, WalletView};
 use crate::auth::WalletScope;
-use crate::domain::wallet::Head;
 use crate::error::{AppError, AppResult, db_error};
 use crate::store::{self, ledger::EntryFilter};
+use domain::wallet::Head;
 
 /// Largest page of the transactions connection.
 pub const TRANSACTIONS_PAGE_MAX: u64 = 100;

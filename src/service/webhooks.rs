@@ -7,11 +7,11 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::Ledger;
 use crate::auth::WalletScope;
-use crate::domain::ids::WorkspaceId;
-use crate::domain::outbox::{self, DeliveryView, EndpointView, EventType, NewEvent};
 use crate::error::{AppError, AppResult, db_error};
 use crate::store;
 use crate::webhooks::{signing, target};
+use domain::ids::WorkspaceId;
+use domain::outbox::{self, DeliveryView, EndpointView, EventType, NewEvent};
 
 /// Longest endpoint description.
 pub const DESCRIPTION_LENGTH_MAX: usize = 500;
@@ -80,7 +80,7 @@ impl Ledger {
         request: EndpointRequest,
     ) -> AppResult<EndpointView> {
         if request.description.chars().count() > DESCRIPTION_LENGTH_MAX
-            || crate::domain::ids::has_control_or_bidi(&request.description)
+            || domain::ids::has_control_or_bidi(&request.description)
         {
             return Err(AppError::invalid(
                 "description",

@@ -4,11 +4,11 @@ use chrono::Duration;
 
 use super::{Ledger, Locked, WalletView};
 use crate::auth::WalletScope;
-use crate::domain::catalogue::PlanCode;
-use crate::domain::ids::WorkspaceId;
-use crate::domain::wallet::Wallet;
 use crate::error::{AppError, AppResult, db_error};
 use crate::store;
+use domain::catalogue::PlanCode;
+use domain::ids::WorkspaceId;
+use domain::wallet::Wallet;
 
 pub use super::plan::ChangePlanRequest;
 

@@ -18,10 +18,10 @@ use serde::Serialize;
 
 use super::batch::{NewRow, RowMove, all_saved, json};
 use super::{Result, internal, is_sqlite};
-use crate::domain::auto_top_up::{new_request_id, period_key};
-use crate::domain::budget::Counter;
-use crate::domain::outbox::{NewEvent, auto_top_up_requested, events_of_change};
-use crate::domain::wallet::{Change, Head, NEW_GRANT_ID_BASE};
+use domain::auto_top_up::{new_request_id, period_key};
+use domain::budget::Counter;
+use domain::outbox::{NewEvent, auto_top_up_requested, events_of_change};
+use domain::wallet::{Change, Head, NEW_GRANT_ID_BASE};
 
 /// Writes every change in the caller's transaction; returns, per change,
 /// the ids of its rows in row order. Fails, writing nothing that commits,

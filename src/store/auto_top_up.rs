@@ -9,7 +9,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 
 use super::Result;
 use super::statement;
-use crate::domain::auto_top_up::AutoTopUpView;
+use domain::auto_top_up::AutoTopUpView;
 
 /// Consecutive failed payments that switch automatic top-up off.
 pub const FAILURES_TO_DISABLE: i32 = 3;

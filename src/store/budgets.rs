@@ -11,8 +11,8 @@ use sea_orm::{
 
 use super::Result;
 use super::rows::{budget as parse_budget, counter as parse_counter};
-use crate::domain::budget::{Budget, BudgetMode, BudgetTarget, BudgetWindow, Counter};
-use crate::domain::catalogue::Action;
+use domain::budget::{Budget, BudgetMode, BudgetTarget, BudgetWindow, Counter};
+use domain::catalogue::Action;
 
 /// A wallet's budgets, by id.
 pub async fn of_wallet(db: &impl ConnectionTrait, wallet_id: i64) -> Result<Vec<Budget>> {

@@ -6,7 +6,7 @@ use sea_orm::{ConnectionTrait, EntityTrait, QueryOrder};
 
 use super::Result;
 use super::rows::stored;
-use crate::domain::views::{ActionCostView, PackView, PlanView};
+use domain::views::{ActionCostView, PackView, PlanView};
 
 fn plan_view(model: plan::Model) -> Result<PlanView> {
     Ok(PlanView {

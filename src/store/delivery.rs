@@ -13,7 +13,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTra
 
 use super::statement;
 use super::{Result, begin_write, commit};
-use crate::domain::outbox::{DELIVERED, FAILED, PENDING};
+use domain::outbox::{DELIVERED, FAILED, PENDING};
 
 /// Most pending deliveries one queue holds: beyond it the oldest are given
 /// up (FAILED, with the reason) as new ones arrive.

@@ -15,9 +15,9 @@ use sea_orm::{
 use super::is_sqlite;
 use super::rows::{balance_after, stored, transaction};
 use super::{Result, internal};
-use crate::domain::catalogue::{Action, LedgerKind};
-use crate::domain::views::{BalanceView, GrantMoveView, LowBalanceAlertView, TransactionView};
-use crate::domain::wallet::{Head, Reversed, WalletState};
+use domain::catalogue::{Action, LedgerKind};
+use domain::views::{BalanceView, GrantMoveView, LowBalanceAlertView, TransactionView};
+use domain::wallet::{Head, Reversed, WalletState};
 
 /// Locks one wallet for the rest of the transaction and returns it.
 ///
@@ -293,7 +293,7 @@ pub async fn entry(db: &impl ConnectionTrait, id: i64) -> Result<Option<ledger_e
         .map_err(Into::into)
 }
 
-pub use crate::domain::views::EntryFilter;
+pub use domain::views::EntryFilter;
 
 /// Up to `limit` rows of a wallet, newest first, strictly older than
 /// `before_sequence` when given.

@@ -15,9 +15,9 @@ use sea_orm::{
 };
 
 use super::{Result, internal, statement};
-use crate::domain::outbox::{DeliveryView, EndpointView, NewEvent};
+use domain::outbox::{DeliveryView, EndpointView, NewEvent};
 
-pub use crate::domain::outbox::{DELIVERED, FAILED, PENDING};
+pub use domain::outbox::{DELIVERED, FAILED, PENDING};
 
 /// Writes `events` (an event whose once-key exists is dropped) and a
 /// delivery of each to every endpoint subscribed to it; returns how many
@@ -345,8 +345,8 @@ pub async fn trials_ending(
                 "SELECT w.workspace_id, w.trial_ends_at FROM wallet w \
                  WHERE w.trial_ends_at > ? AND w.trial_ends_at <= ? AND w.plan_code = '{}' \
                  AND NOT EXISTS (SELECT 1 FROM outbox_once o WHERE o.once_key = '{}' || w.workspace_id)",
-                crate::domain::catalogue::PlanCode::ProTrial.as_str(),
-                crate::domain::outbox::TRIAL_ENDING_KEY_PREFIX,
+                domain::catalogue::PlanCode::ProTrial.as_str(),
+                domain::outbox::TRIAL_ENDING_KEY_PREFIX,
             ),
             vec![now.into(), until.into()],
         ))
@@ -415,7 +415,7 @@ pub async fn wallets_spending_since(db: &impl ConnectionTrait, after_id: i64) ->
             &format!(
                 "SELECT w.workspace_id, MAX(e.id) AS last_id FROM ledger_entry e JOIN wallet w ON w.id = e.wallet_id \
                  WHERE e.id > ? AND e.kind = '{}' GROUP BY w.workspace_id",
-                crate::domain::catalogue::LedgerKind::Spend.as_str()
+                domain::catalogue::LedgerKind::Spend.as_str()
             ),
             vec![after_id.into()],
         ))

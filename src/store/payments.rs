@@ -11,7 +11,7 @@ use sea_orm::{
 };
 
 use super::{Result, internal, is_sqlite};
-use crate::domain::catalogue::LedgerKind;
+use domain::catalogue::LedgerKind;
 
 pub use stripe_payment::Model as Payment;
 

@@ -4,9 +4,9 @@
 use entity::{credit_grant, ledger_entry, wallet};
 
 use super::{Result, internal};
-use crate::domain::catalogue::UnknownName;
-use crate::domain::views::{BalanceView, TransactionView};
-use crate::domain::wallet::{Grant, Head, Purchase, WalletState};
+use domain::catalogue::UnknownName;
+use domain::views::{BalanceView, TransactionView};
+use domain::wallet::{Grant, Head, Purchase, WalletState};
 
 /// A stored name, parsed; an unknown one is the store's error.
 pub(crate) fn stored<T: std::str::FromStr<Err = UnknownName>>(text: &str) -> Result<T> {
@@ -104,7 +104,7 @@ pub fn transaction(model: ledger_entry::Model) -> Result<TransactionView> {
 pub fn balance_after(model: &ledger_entry::Model) -> BalanceView {
     BalanceView {
         total: model.balance_after_credits,
-        split: crate::domain::catalogue::BalanceSplit {
+        split: domain::catalogue::BalanceSplit {
             allocation: model.allocation_after_credits,
             purchased: model.purchased_after_credits,
             bonus: model.bonus_after_credits,
@@ -113,8 +113,8 @@ pub fn balance_after(model: &ledger_entry::Model) -> BalanceView {
 }
 
 /// A budget row as a budget.
-pub fn budget(model: entity::budget::Model) -> Result<crate::domain::budget::Budget> {
-    Ok(crate::domain::budget::Budget {
+pub fn budget(model: entity::budget::Model) -> Result<domain::budget::Budget> {
+    Ok(domain::budget::Budget {
         id: model.id,
         name: model.name,
         applies_to: stored(&model.applies_to)?,
@@ -130,8 +130,8 @@ pub fn budget(model: entity::budget::Model) -> Result<crate::domain::budget::Bud
 }
 
 /// A counter row as a counter.
-pub fn counter(model: entity::budget_counter::Model) -> crate::domain::budget::Counter {
-    crate::domain::budget::Counter {
+pub fn counter(model: entity::budget_counter::Model) -> domain::budget::Counter {
+    domain::budget::Counter {
         budget_id: model.budget_id,
         subject: model.subject,
         window_start: model.window_start,

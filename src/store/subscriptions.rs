@@ -8,7 +8,7 @@ use sea_orm::sea_query::{LockType, OnConflict};
 use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QuerySelect, Set, Statement};
 
 use super::{Result, is_sqlite};
-use crate::domain::catalogue::{GrantSource, LedgerKind};
+use domain::catalogue::{GrantSource, LedgerKind};
 
 pub use stripe_subscription::Model as Subscription;
 

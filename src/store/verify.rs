@@ -9,7 +9,7 @@ use sea_orm::{
 };
 
 use super::Result;
-use crate::domain::invariant::{WalletTotals, check_totals};
+use domain::invariant::{WalletTotals, check_totals};
 
 async fn sum(
     db: &impl ConnectionTrait,

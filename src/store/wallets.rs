@@ -4,7 +4,7 @@ use sea_orm::ConnectionTrait;
 
 use super::Result;
 use super::rows::{head, states};
-use crate::domain::wallet::{Head, WalletState};
+use domain::wallet::{Head, WalletState};
 
 /// Locks one wallet for the rest of the transaction (see
 /// [`super::ledger::lock_wallet`]) and reads its live grants.

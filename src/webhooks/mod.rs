@@ -21,9 +21,9 @@ use chrono::Utc;
 use tokio::task::JoinSet;
 
 use crate::config::{WEBHOOK_RETRY_CAP, WebhookSettings};
-use crate::domain::outbox::{body, event_id};
 use crate::metrics::Metrics;
 use crate::store::{self, delivery::Attempted, delivery::Claimed, delivery::Queue};
+use domain::outbox::{body, event_id};
 
 /// Queues one worker serves at once.
 pub const QUEUES_IN_FLIGHT: usize = 32;

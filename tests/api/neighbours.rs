@@ -378,9 +378,9 @@ async fn a_flood_of_spends_does_not_queue_another_workspaces(app: TestApp) {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
+    use domain::catalogue::Action;
+    use domain::ids::{IdempotencyKey, WorkspaceId};
     use protodesk_credits::auth::WalletScope;
-    use protodesk_credits::domain::catalogue::Action;
-    use protodesk_credits::domain::ids::{IdempotencyKey, WorkspaceId};
     use protodesk_credits::service::SpendRequest;
 
     app.set_trial_credits(10_000).await;

@@ -482,8 +482,8 @@ both_backends!(
 
 mod constraint {
     //! The unique key, not only the lock, refuses a second allocation.
-    use protodesk_credits::domain::catalogue::GrantSource;
-    use protodesk_credits::domain::wallet::{Change, Grant, NEW_GRANT_ID_BASE};
+    use domain::catalogue::GrantSource;
+    use domain::wallet::{Change, Grant, NEW_GRANT_ID_BASE};
     use protodesk_credits::store;
 
     use super::*;

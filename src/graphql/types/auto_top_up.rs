@@ -4,8 +4,8 @@ use async_graphql::{Enum, ID, InputObject, SimpleObject};
 use chrono::{DateTime, Utc};
 
 use super::{TopUpPackCode, int};
-use crate::domain::auto_top_up::AutoTopUpView;
 use crate::service::FailureOutcome;
+use domain::auto_top_up::AutoTopUpView;
 
 /// A wallet's automatic top-up.
 #[derive(SimpleObject)]

@@ -4,11 +4,11 @@ use async_graphql::{Enum, ID, InputObject, SimpleObject};
 use chrono::{DateTime, Utc};
 
 use super::{Action, int};
-use crate::domain::budget as domain;
+use domain::budget as rules;
 
 /// Whose spends a budget counts.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
-#[graphql(remote = "domain::BudgetTarget")]
+#[graphql(remote = "rules::BudgetTarget")]
 pub enum BudgetTarget {
     /// Every spend of the workspace, as one counter.
     Workspace,
@@ -22,7 +22,7 @@ pub enum BudgetTarget {
 
 /// How long a budget's counter lasts.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
-#[graphql(remote = "domain::BudgetWindow")]
+#[graphql(remote = "rules::BudgetWindow")]
 pub enum BudgetWindow {
     /// A calendar day in the workspace's time zone (`Wallet.timeZone`).
     Day,
@@ -32,7 +32,7 @@ pub enum BudgetWindow {
 
 /// What a budget does at its limit.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
-#[graphql(remote = "domain::BudgetMode")]
+#[graphql(remote = "rules::BudgetMode")]
 pub enum BudgetMode {
     /// Refuses a spend that would go over: outcome BUDGET_EXCEEDED.
     Hard,
@@ -63,8 +63,8 @@ pub struct Budget {
     pub updated_at: DateTime<Utc>,
 }
 
-impl From<domain::Budget> for Budget {
-    fn from(budget: domain::Budget) -> Self {
+impl From<rules::Budget> for Budget {
+    fn from(budget: rules::Budget) -> Self {
         Self {
             name: budget.name,
             applies_to: budget.applies_to.into(),
@@ -95,8 +95,8 @@ pub struct BudgetUsage {
     pub resets_at: Option<DateTime<Utc>>,
 }
 
-impl From<domain::BudgetUsage> for BudgetUsage {
-    fn from(usage: domain::BudgetUsage) -> Self {
+impl From<rules::BudgetUsage> for BudgetUsage {
+    fn from(usage: rules::BudgetUsage) -> Self {
         Self {
             budget: usage.budget.into(),
             agent_id: usage.agent_id.map(ID),

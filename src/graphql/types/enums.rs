@@ -2,13 +2,13 @@
 
 use async_graphql::Enum;
 
-use crate::domain::catalogue as domain;
-use crate::domain::spend::SpendOutcome as DomainSpendOutcome;
 use crate::service;
+use domain::catalogue as rules;
+use domain::spend::SpendOutcome as DomainSpendOutcome;
 
 /// An AI action that costs credits.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
-#[graphql(remote = "domain::Action")]
+#[graphql(remote = "rules::Action")]
 pub enum Action {
     /// A new ticket labelled and routed.
     Triage,
@@ -20,7 +20,7 @@ pub enum Action {
 
 /// A plan of the catalogue.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
-#[graphql(remote = "domain::PlanCode")]
+#[graphql(remote = "rules::PlanCode")]
 pub enum PlanCode {
     /// Free 7-day trial with one-time credits.
     ProTrial,
@@ -36,7 +36,7 @@ pub enum PlanCode {
 
 /// A top-up pack.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
-#[graphql(remote = "domain::PackCode")]
+#[graphql(remote = "rules::PackCode")]
 pub enum TopUpPackCode {
     /// 100 credits.
     #[graphql(name = "PACK_100")]
@@ -51,7 +51,7 @@ pub enum TopUpPackCode {
 
 /// The kind of a ledger transaction.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
-#[graphql(remote = "domain::LedgerKind")]
+#[graphql(remote = "rules::LedgerKind")]
 pub enum TransactionKind {
     /// Trial credits or a period's allocation granted.
     Grant,
@@ -94,7 +94,7 @@ pub enum TopUpOutcome {
 
 /// A usage bucket size; buckets are calendar periods in UTC.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
-#[graphql(remote = "crate::domain::usage::Bucket")]
+#[graphql(remote = "domain::usage::Bucket")]
 pub enum UsageBucketSize {
     /// Midnight to midnight.
     Day,

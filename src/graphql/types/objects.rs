@@ -266,8 +266,8 @@ pub struct Forecast {
     pub covers_until_reset: Option<bool>,
 }
 
-impl From<crate::domain::forecast::Forecast> for Forecast {
-    fn from(forecast: crate::domain::forecast::Forecast) -> Self {
+impl From<domain::forecast::Forecast> for Forecast {
+    fn from(forecast: domain::forecast::Forecast) -> Self {
         Self {
             daily_burn: forecast.daily_burn,
             depletes_at: forecast.depletes_at,

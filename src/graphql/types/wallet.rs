@@ -48,7 +48,7 @@ impl Wallet {
     ) -> async_graphql::Result<Vec<BudgetUsage>> {
         let agent = agent_id
             .as_ref()
-            .map(|agent| crate::domain::budget::check_agent_id(agent).map(|()| agent.as_str()))
+            .map(|agent| domain::budget::check_agent_id(agent).map(|()| agent.as_str()))
             .transpose()
             .map_err(AppError::from)
             .gql()?;
@@ -255,7 +255,7 @@ fn transaction_query(
     let filter = filter.unwrap_or_default();
     for (field, instant) in [("filter.from", filter.from), ("filter.to", filter.to)] {
         if let Some(instant) = instant {
-            crate::domain::usage::check_instant(field, instant)?;
+            domain::usage::check_instant(field, instant)?;
         }
     }
     if let (Some(from), Some(to)) = (filter.from, filter.to)
@@ -297,7 +297,7 @@ fn transaction_query(
 }
 
 /// Credits per action as GraphQL objects.
-fn action_usage(credits_by_action: Vec<(crate::domain::catalogue::Action, i64)>) -> Vec<ActionUsage> {
+fn action_usage(credits_by_action: Vec<(domain::catalogue::Action, i64)>) -> Vec<ActionUsage> {
     credits_by_action
         .into_iter()
         .map(|(action, credits)| ActionUsage {

@@ -1,8 +1,8 @@
 //! Webhook endpoints and deliveries: objects, inputs and payloads.
 
-use crate::domain::outbox::{DeliveryView, EndpointView, PENDING, event_id};
 use async_graphql::{ID, InputObject, SimpleObject};
 use chrono::{DateTime, Utc};
+use domain::outbox::{DeliveryView, EndpointView, PENDING, event_id};
 
 /// Where events are posted, signed per the Standard Webhooks specification.
 #[derive(SimpleObject)]

@@ -30,12 +30,12 @@ use super::AppState;
 use super::export::refuse;
 use crate::auth::WalletScope;
 use crate::auth::stripe::verify;
-use crate::domain::auto_top_up::parse_request_id;
-use crate::domain::catalogue::PackCode;
-use crate::domain::ids::{IdempotencyKey, WorkspaceId};
 use crate::error::AppError;
 use crate::service::Refund;
 use crate::service::{Dispute, PaymentReceived};
+use domain::auto_top_up::parse_request_id;
+use domain::catalogue::PackCode;
+use domain::ids::{IdempotencyKey, WorkspaceId};
 
 /// The part of a Stripe event read here.
 #[derive(Deserialize)]

@@ -9,12 +9,12 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::done;
-use crate::domain::ids::{IdempotencyKey, WorkspaceId};
-use crate::domain::period::Period;
 use crate::error::AppError;
 use crate::http::AppState;
 use crate::http::export::refuse;
 use crate::service::{SubscriptionEvent, SubscriptionState};
+use domain::ids::{IdempotencyKey, WorkspaceId};
+use domain::period::Period;
 
 /// The part of a Subscription read here. The current period is on each
 /// item since API version 2025-03-31.basil, and at the top level before.

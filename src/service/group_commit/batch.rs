@@ -8,14 +8,14 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 
 use super::SpendJob;
-use crate::domain::budget::BudgetUsage;
-use crate::domain::catalogue::Action;
-use crate::domain::spend::{SpendAnswer, SpendDecision, SpendOutcome};
-use crate::domain::wallet::{Change, Wallet};
 use crate::error::{AppError, AppResult, db_error};
 use crate::service::spend::{budget_pairs, conflict, spend_entry, suggestion};
 use crate::service::{BalanceView, Ledger, SpendResult, TransactionView, plans_if_renewing, settle};
 use crate::store;
+use domain::budget::BudgetUsage;
+use domain::catalogue::Action;
+use domain::spend::{SpendAnswer, SpendDecision, SpendOutcome};
+use domain::wallet::{Change, Wallet};
 
 impl Ledger {
     /// Decides and writes a batch in one transaction; one answer per spend.

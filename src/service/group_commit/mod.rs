@@ -328,8 +328,8 @@ mod tests {
     use chrono::Utc;
 
     use super::*;
+    use crate::clock::ManualClock;
     use crate::config::DATABASE_ACQUIRE_TIMEOUT_DEFAULT;
-    use crate::domain::clock::ManualClock;
     use crate::events::EventBus;
 
     /// Wallets spread evenly over the workers: the hash decides which

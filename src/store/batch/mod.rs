@@ -98,7 +98,7 @@ pub struct NewRow {
 
 impl NewRow {
     /// A row of wallet `wallet_id`, as `domain::wallet` decided it.
-    pub fn of(wallet_id: i64, row: &crate::domain::wallet::Row) -> Self {
+    pub fn of(wallet_id: i64, row: &domain::wallet::Row) -> Self {
         let (idempotency_key, idempotency_fingerprint) = row
             .entry
             .key

@@ -6,8 +6,8 @@ use sea_orm::Value;
 use serde::Serialize;
 
 use super::HEAD_SET;
-use crate::domain::wallet::Head;
 use crate::store::{Result, internal};
+use domain::wallet::Head;
 
 /// Ids as one text parameter for [`any_id`].
 ///

@@ -9,12 +9,12 @@ use sea_orm::{ConnectionTrait, DbBackend, IdenStatic, Iterable, Statement, Value
 use serde::Serialize;
 
 use super::postgres::*;
-use crate::domain::budget::Counter;
-use crate::domain::catalogue::LedgerKind;
-use crate::domain::views::{ActionCostView, TransactionView};
-use crate::domain::wallet::WalletState;
 use crate::store::is_sqlite;
 use crate::store::{Result, internal};
+use domain::budget::Counter;
+use domain::catalogue::LedgerKind;
+use domain::views::{ActionCostView, TransactionView};
+use domain::wallet::WalletState;
 
 /// What a batch of spends reads under its wallets' locks, as stored.
 #[derive(Debug)]

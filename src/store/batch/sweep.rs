@@ -63,7 +63,7 @@ pub async fn lock_due_states(
     now: DateTime<Utc>,
     after_id: i64,
     limit: u64,
-) -> Result<Vec<crate::domain::wallet::WalletState>> {
+) -> Result<Vec<domain::wallet::WalletState>> {
     let wallets = lock_due_wallets(txn, now, after_id, limit).await?;
     if wallets.is_empty() {
         return Ok(Vec::new());

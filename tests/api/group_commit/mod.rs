@@ -21,9 +21,9 @@
 
 use std::collections::HashMap;
 
+use domain::catalogue::{Action, Role};
+use domain::ids::{IdempotencyKey, WorkspaceId};
 use protodesk_credits::auth::{Caller, Operation, authorize};
-use protodesk_credits::domain::catalogue::{Action, Role};
-use protodesk_credits::domain::ids::{IdempotencyKey, WorkspaceId};
 use protodesk_credits::service::{SpendRequest, SpendResult};
 use sea_orm::{ConnectionTrait, Statement};
 use serde_json::{Value, json};

@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, TimeZone, Utc};
 use protodesk_credits::auth::{Claims, mint_hs256};
+use protodesk_credits::clock::ManualClock;
 use protodesk_credits::config::{Config, DatabaseConfig, JwtConfig, JwtKeySource};
-use protodesk_credits::domain::clock::ManualClock;
 use protodesk_credits::service::{GroupCommitSettings, Ledger};
 use protodesk_credits::startup::App;
 use protodesk_credits::store;
@@ -391,7 +391,7 @@ impl TestApp {
 
     /// The app's (manual) current time.
     pub fn clock_now(&self) -> DateTime<Utc> {
-        protodesk_credits::domain::clock::Clock::now(&self.clock)
+        protodesk_credits::clock::Clock::now(&self.clock)
     }
 
     /// An operator token.

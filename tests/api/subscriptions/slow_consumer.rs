@@ -5,11 +5,11 @@
 //! snapshot instead. Method: a bus of 8 events, a stream polled once
 //! (its snapshot), left unpolled while 60 spends commit, then drained;
 //! then left while 1,001 more commit.
+use domain::catalogue::LedgerKind;
+use domain::catalogue::Role;
+use domain::ids::WorkspaceId;
 use futures_util::StreamExt;
 use protodesk_credits::auth::{Caller, Operation, authorize};
-use protodesk_credits::domain::catalogue::LedgerKind;
-use protodesk_credits::domain::catalogue::Role;
-use protodesk_credits::domain::ids::WorkspaceId;
 use protodesk_credits::service::{BalanceChange, ChangeKind, REPLAY_ROWS_MAX};
 
 use super::*;

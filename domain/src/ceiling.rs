@@ -2,7 +2,7 @@
 //! no wallet may hold more than [`BALANCE_MAX`] credits. Every credit that
 //! enters a wallet is checked here, whichever path writes it.
 
-use super::DomainError;
+use crate::DomainError;
 
 /// The most credits a wallet may hold.
 pub const BALANCE_MAX: i64 = i32::MAX as i64;

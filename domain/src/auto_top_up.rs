@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use super::DomainError;
+use crate::DomainError;
 
 /// Highest threshold.
 pub const THRESHOLD_MAX: i64 = 1_000_000;

@@ -7,15 +7,15 @@ use super::{
     Alert, Change, Entry, Grant, GrantDelta, Happened, Head, NEW_GRANT_ID_BASE, Purchase, Reversed, Row,
     WalletState,
 };
-use crate::domain::DomainError;
-use crate::domain::burn_down::{Burn, GrantBalance};
-use crate::domain::catalogue::{GrantSource, LedgerKind, PlanCode};
-use crate::domain::ceiling::check_ceiling;
-use crate::domain::period::{Period, period_containing};
-use crate::domain::reversal::{LowBalance, MovedGrant, Restore, low_balance, plan_reversal};
-use crate::domain::settlement::{LiveGrant, renewal_reference, settle};
-use crate::domain::spend::{SpendDecision, decide_spend};
-use crate::domain::views::BalanceView;
+use crate::DomainError;
+use crate::burn_down::{Burn, GrantBalance};
+use crate::catalogue::{GrantSource, LedgerKind, PlanCode};
+use crate::ceiling::check_ceiling;
+use crate::period::{Period, period_containing};
+use crate::reversal::{LowBalance, MovedGrant, Restore, low_balance, plan_reversal};
+use crate::settlement::{LiveGrant, renewal_reference, settle};
+use crate::spend::{SpendDecision, decide_spend};
+use crate::views::BalanceView;
 
 /// A wallet under change: the state read, the state now, and what was
 /// appended since.

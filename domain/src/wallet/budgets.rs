@@ -5,12 +5,12 @@
 use chrono::{DateTime, Utc};
 
 use super::{Entry, Happened, Reversed, Wallet};
-use crate::domain::budget::{
+use crate::budget::{
     Budget, BudgetMode, BudgetUsage, Counter, Window, applicable, usage, used_in, window_of,
 };
-use crate::domain::catalogue::{Action, LedgerKind};
-use crate::domain::spend::{SpendAnswer, SpendDecision, answer_spend};
-use crate::domain::views::BalanceView;
+use crate::catalogue::{Action, LedgerKind};
+use crate::spend::{SpendAnswer, SpendDecision, answer_spend};
+use crate::views::BalanceView;
 
 /// A budget window exhausted for the first time (used reached the limit,
 /// or a spend was refused by it): its event is sent once per window (and

@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::catalogue::GrantSource;
+use crate::catalogue::GrantSource;
 
 /// A live grant as the burn-down rule sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,10 +15,9 @@
 
 use chrono::{DateTime, Utc};
 
-use super::budget::{Budget, Counter};
-use super::catalogue::{Action, GrantSource, LedgerKind, PlanCode};
-use super::settlement::PeriodState;
-use super::views::{BalanceView, TransactionView};
+use crate::budget::{Budget, Counter};
+use crate::catalogue::{Action, GrantSource, LedgerKind, PlanCode};
+use crate::views::{BalanceView, TransactionView};
 
 mod budgets;
 mod machine;
@@ -26,6 +25,7 @@ mod subscription;
 #[cfg(test)]
 mod tests;
 
+pub use crate::head::Head;
 pub use budgets::{Exhausted, Spent};
 pub use machine::Wallet;
 pub use subscription::PaidPlan;
@@ -69,62 +69,6 @@ impl Grant {
     /// Whether this change creates the grant (its id is provisional).
     pub fn is_new(&self) -> bool {
         self.id >= NEW_GRANT_ID_BASE
-    }
-}
-
-/// A wallet's head row.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Head {
-    /// The wallet's id.
-    pub id: i64,
-    /// Its workspace.
-    pub workspace_id: String,
-    /// Its balance (the sum of its ledger and of its live grants).
-    pub balance: i64,
-    /// Its newest ledger sequence.
-    pub last_sequence: i64,
-    /// The current plan.
-    pub plan: PlanCode,
-    /// A downgrade waiting for the next reset.
-    pub pending_plan: Option<PlanCode>,
-    /// When the trial ends.
-    pub trial_ends_at: Option<DateTime<Utc>>,
-    /// The billing anchor, once a paid plan started.
-    pub anchor: Option<DateTime<Utc>>,
-    /// The current period's start.
-    pub period_start: Option<DateTime<Utc>>,
-    /// The current period's end.
-    pub period_end: Option<DateTime<Utc>>,
-    /// ENTERPRISE's per-period allocation.
-    pub enterprise_allocation: Option<i64>,
-    /// The low-balance threshold.
-    pub threshold: Option<i64>,
-    /// When the outstanding low-balance alert fired.
-    pub alerted_at: Option<DateTime<Utc>>,
-    /// The workspace's IANA time zone (budgets' days).
-    pub time_zone: String,
-    /// Moves with each change of budgets or counters that appends no row.
-    pub budget_version: i64,
-    /// Automatic top-up's threshold, while it is on.
-    pub auto_top_up_threshold: Option<i64>,
-    /// The payment provider's subscription the plan follows; `None`: an
-    /// operator set the plan.
-    pub subscription_id: Option<String>,
-    /// While that subscription is past due: when its grace ends, and the
-    /// paid plan with it (`docs/design/payments.md`).
-    pub standing_until: Option<DateTime<Utc>>,
-}
-
-impl Head {
-    /// The period fields, as settling reads them.
-    pub fn period_state(&self) -> PeriodState {
-        PeriodState {
-            anchor: self.anchor,
-            period_end: self.period_end,
-            plan: self.plan,
-            pending_plan: self.pending_plan,
-            standing_until: self.standing_until,
-        }
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::DomainError;
+use crate::DomainError;
 
 /// Longest accepted workspace id, in characters.
 pub const WORKSPACE_ID_LENGTH_MAX: usize = 64;

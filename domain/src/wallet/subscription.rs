@@ -6,10 +6,10 @@
 use chrono::{DateTime, Utc};
 
 use super::{Entry, Notice, Wallet};
-use crate::domain::DomainError;
-use crate::domain::catalogue::{GrantSource, LedgerKind, PlanCode};
-use crate::domain::period::Period;
-use crate::domain::settlement::expiry_reference;
+use crate::DomainError;
+use crate::catalogue::{GrantSource, LedgerKind, PlanCode};
+use crate::period::Period;
+use crate::settlement::expiry_reference;
 
 /// The plan a subscription in good standing (or in grace) pays for.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,8 +9,8 @@
 //!    written, and the key stays free for a retry after a top-up;
 //! 4. otherwise CHARGED, burning grants in burn-down order.
 
-use super::budget::BudgetUsage;
-use super::burn_down::{Burn, GrantBalance, plan_burn};
+use crate::budget::BudgetUsage;
+use crate::burn_down::{Burn, GrantBalance, plan_burn};
 
 /// What a spend did; each value is an ordinary answer, not an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,8 +107,8 @@ pub fn spend_fingerprint(action: &str, reference: Option<&str>, agent: Option<&s
 
 #[cfg(test)]
 mod tests {
-    use super::super::catalogue::GrantSource;
     use super::*;
+    use crate::catalogue::GrantSource;
 
     /// The precedence: a bound key answers DUPLICATE even on an empty
     /// wallet and IDEMPOTENCY_CONFLICT even on a full one; only a fresh key

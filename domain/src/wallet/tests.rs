@@ -5,8 +5,8 @@
 use chrono::TimeZone;
 
 use super::*;
-use crate::domain::ceiling::BALANCE_MAX;
-use crate::domain::spend::{SpendAnswer, SpendDecision};
+use crate::ceiling::BALANCE_MAX;
+use crate::spend::{SpendAnswer, SpendDecision};
 
 fn at(month: u32, day: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, month, day, 0, 0, 0).single().unwrap()
@@ -267,7 +267,7 @@ fn a_reversal_restores_live_grants_and_replaces_closed_ones() {
 
 mod budgets {
     use super::*;
-    use crate::domain::budget::{Budget, BudgetMode, BudgetTarget, BudgetWindow, Counter};
+    use crate::budget::{Budget, BudgetMode, BudgetTarget, BudgetWindow, Counter};
 
     fn budget(id: i64, name: &str, applies_to: BudgetTarget, limit: i64, mode: BudgetMode) -> Budget {
         Budget {

@@ -24,12 +24,12 @@ macro_rules! stored_enum {
         }
 
         impl ::std::str::FromStr for $name {
-            type Err = $crate::domain::catalogue::UnknownName;
+            type Err = $crate::catalogue::UnknownName;
 
             fn from_str(text: &str) -> Result<Self, Self::Err> {
                 match text {
                     $($text => Ok($name::$variant),)+
-                    _ => Err($crate::domain::catalogue::UnknownName(text.to_owned())),
+                    _ => Err($crate::catalogue::UnknownName(text.to_owned())),
                 }
             }
         }

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Datelike, Days, Months, NaiveDate, TimeZone, Utc};
 
-use super::DomainError;
-use super::catalogue::Action;
+use crate::DomainError;
+use crate::catalogue::Action;
 
 /// Most buckets one usage query may return.
 pub const USAGE_BUCKETS_MAX: usize = 400;

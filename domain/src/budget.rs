@@ -13,9 +13,9 @@ use std::str::FromStr;
 use chrono::{DateTime, Days, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 
-use super::DomainError;
-use super::catalogue::{Action, stored_enum};
-use super::wallet::Head;
+use crate::DomainError;
+use crate::catalogue::{Action, stored_enum};
+use crate::head::Head;
 
 /// Most budgets one workspace may have.
 pub const BUDGETS_MAX: usize = 100;

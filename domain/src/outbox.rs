@@ -5,9 +5,9 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
-use super::catalogue::{LedgerKind, stored_enum};
-use super::views::BalanceView;
-use super::wallet::{Change, Happened, Notice, Row};
+use crate::catalogue::{LedgerKind, stored_enum};
+use crate::views::BalanceView;
+use crate::wallet::{Change, Happened, Notice, Row};
 
 stored_enum! {
     /// The type of an outbox event, as subscribers filter on it.

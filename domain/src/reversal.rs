@@ -11,8 +11,8 @@
 //! - A negative adjustment burns like a spend and is refused if it would
 //!   take the balance below zero.
 
-use super::DomainError;
-use super::catalogue::LedgerKind;
+use crate::DomainError;
+use crate::catalogue::LedgerKind;
 
 /// The state of one grant a reversed row had moved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::catalogue::{Action, BalanceSplit, GrantSource, LedgerKind, PackCode, PlanCode};
+use crate::catalogue::{Action, BalanceSplit, GrantSource, LedgerKind, PackCode, PlanCode};
 
 /// A plan of the catalogue.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,9 +5,9 @@
 
 use chrono::{DateTime, Utc};
 
-use super::catalogue::{GrantSource, PlanCode};
-use super::ceiling::allocation_that_fits;
-use super::period::{Period, period_containing};
+use crate::catalogue::{GrantSource, PlanCode};
+use crate::ceiling::allocation_that_fits;
+use crate::period::{Period, period_containing};
 
 /// The period fields of a wallet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -194,7 +194,7 @@ mod tests {
             grant(9, "TRIAL", 0, Some(at(2, 7))),
             grant(10, "ADJUSTMENT", 5, Some(at(3, 31))),
         ];
-        let ceiling = super::super::ceiling::BALANCE_MAX;
+        let ceiling = crate::ceiling::BALANCE_MAX;
         let mut asked = None;
 
         let settled = settle(
