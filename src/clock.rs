@@ -1,5 +1,6 @@
 //! The only way the service learns the time. Tests move a manual clock
-//! across month ends; production uses the system clock.
+//! across month ends; production uses the system clock. Nothing else reads
+//! the time (`tests/layers.rs` holds every other file to that).
 
 use std::sync::{Arc, Mutex};
 
@@ -17,8 +18,15 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
-        Utc::now()
+        wall()
     }
+}
+
+/// The wall clock, for what runs in real time whatever the ledger's clock
+/// says: delivery schedules and signatures, broadcast stamps, a minted
+/// token's expiry. Ledger, period and budget time comes from a [`Clock`].
+pub fn wall() -> DateTime<Utc> {
+    Utc::now()
 }
 
 /// A clock that only moves when told to; shared by clones.

@@ -138,7 +138,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 sub,
                 workspace_id: workspace,
                 role,
-                exp: Utc::now().timestamp() + ttl,
+                exp: protodesk_credits::clock::wall().timestamp() + ttl,
                 iss: std::env::var("JWT_ISSUER").ok(),
                 aud: std::env::var("JWT_AUDIENCE").ok(),
             };
@@ -157,7 +157,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             // Instances serving this database hear of the renewals.
             let channel = notify_channel(config.schema.as_deref());
             let ledger = Ledger::with_notify_channel(db, Arc::new(SystemClock), EventBus::default(), channel);
-            let at = at.unwrap_or_else(Utc::now);
+            let at = at.unwrap_or_else(protodesk_credits::clock::wall);
             let report = ledger
                 .roll_over_periods(at)
                 .await

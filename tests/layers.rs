@@ -1,10 +1,14 @@
-//! Goal: dependencies point one way, `http → graphql → service → {domain,
-//! store, events}`, `store → domain`, nothing back up, and the pure rules
-//! touch no I/O crate. Method: read every source file under `src/` (its
-//! code, not its comments or its unit tests) and list each `crate::<module>`
-//! and each named outside crate it uses; fail on any that its layer may not.
+//! Goal: dependencies point one way, `http → graphql → service → {store,
+//! events}`, `store → domain`, nothing back up; the rules (`domain`, its own
+//! crate) touch no I/O crate; nothing reads the time but the clock; no two
+//! modules of one folder import each other. Method: read every source file
+//! of `src/` and `domain/src/` (its code: comment lines and `#[cfg(test)]`
+//! items dropped), resolve every path it names (`crate::`, `super::`,
+//! grouped `use a::{b, c}`) to a module, and fail on any that its layer may
+//! not use. The compiler holds `domain` to its own `Cargo.toml`; a test here
+//! holds that file to an allow-list.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// A layer: the top-level module, the modules of this crate it may not
@@ -15,43 +19,32 @@ struct Layer {
     not_crates: &'static [&'static str],
 }
 
-/// Every top-level module of the crate: what the bottom layers may not
-/// import (a module's own name is never held against it).
+/// Every top-level module of the service crate. A module missing here, or
+/// named here and gone from `src/`, fails the test: no layer is skipped
+/// silently.
 const EVERY_MODULE: &[&str] = &[
-    "domain",
-    "store",
-    "service",
+    "auth",
+    "clock",
+    "config",
+    "error",
     "events",
     "graphql",
     "http",
-    "auth",
-    "config",
     "metrics",
-    "error",
     "scheduler",
+    "service",
     "startup",
+    "store",
     "webhooks",
 ];
 
-/// The layers above the domain, named once.
+/// The layers above the service, named once.
 const ABOVE_SERVICE: &[&str] = &["graphql", "http", "scheduler", "startup"];
 
+/// Outside crates that read the database or speak HTTP.
+const IO_CRATES: &[&str] = &["entity", "sea_orm", "sqlx", "async_graphql", "axum", "hyper"];
+
 const LAYERS: &[Layer] = &[
-    Layer {
-        module: "domain",
-        not_modules: EVERY_MODULE,
-        not_crates: &[
-            "sea_orm",
-            "entity",
-            "sqlx",
-            "async_graphql",
-            "axum",
-            "tokio",
-            "hyper",
-            "tower",
-            "tower_http",
-        ],
-    },
     Layer {
         module: "store",
         not_modules: &[
@@ -64,6 +57,7 @@ const LAYERS: &[Layer] = &[
             "error",
             "scheduler",
             "startup",
+            "webhooks",
         ],
         not_crates: &["async_graphql", "axum", "hyper", "tokio"],
     },
@@ -77,6 +71,7 @@ const LAYERS: &[Layer] = &[
             "metrics",
             "scheduler",
             "startup",
+            "webhooks",
         ],
         not_crates: &["entity", "async_graphql", "axum", "hyper"],
     },
@@ -110,9 +105,19 @@ const LAYERS: &[Layer] = &[
         not_crates: &["entity", "sea_orm", "sqlx"],
     },
     Layer {
+        module: "scheduler",
+        not_modules: &["http", "graphql", "store", "startup"],
+        not_crates: &["entity", "sea_orm", "sqlx", "async_graphql", "axum"],
+    },
+    Layer {
         module: "config",
         not_modules: EVERY_MODULE,
         not_crates: &["entity", "sea_orm", "sqlx", "async_graphql", "axum", "tokio"],
+    },
+    Layer {
+        module: "clock",
+        not_modules: EVERY_MODULE,
+        not_crates: IO_CRATES,
     },
     Layer {
         module: "metrics",
@@ -129,13 +134,49 @@ const LAYERS: &[Layer] = &[
             "http",
             "scheduler",
             "startup",
+            "webhooks",
         ],
         not_crates: &["entity", "sea_orm", "sqlx", "axum"],
     },
+    Layer {
+        module: "error",
+        not_modules: &[
+            "service",
+            "events",
+            "graphql",
+            "http",
+            "auth",
+            "scheduler",
+            "startup",
+            "webhooks",
+        ],
+        not_crates: &["entity", "sea_orm", "sqlx", "async_graphql", "axum", "hyper"],
+    },
+    Layer {
+        module: "startup",
+        not_modules: &[],
+        not_crates: &["entity", "sqlx"],
+    },
 ];
 
+/// What the rules' crate may depend on: time, time zones, JSON values and
+/// error derives. Nothing that does I/O or draws randomness.
+const DOMAIN_DEPENDENCIES: &[&str] = &["chrono", "chrono-tz", "serde_json", "thiserror"];
+
+/// Reads of the time that only the clock may make.
+const TIME_READS: &[&str] = &["Utc::now", "Local::now", "SystemTime::now"];
+
+/// One source file: where it is, the module path it defines within its
+/// crate (`src/service/group_commit/batch.rs` is `service::group_commit::batch`,
+/// a `mod.rs` its folder's), and its code.
+struct Source {
+    path: PathBuf,
+    module: Vec<String>,
+    code: String,
+}
+
 fn source_files(directory: &Path, into: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(directory).expect("src/ is readable") {
+    for entry in std::fs::read_dir(directory).expect("a readable source folder") {
         let path = entry.expect("a directory entry").path();
         if path.is_dir() {
             source_files(&path, into);
@@ -145,20 +186,83 @@ fn source_files(directory: &Path, into: &mut Vec<PathBuf>) {
     }
 }
 
-/// The file's code: comment lines dropped, unit tests (`#[cfg(test)]` to
-/// the end, where this codebase keeps them) cut off.
+/// The crate rooted at `root`, less its binary (`main.rs` is a crate of its
+/// own, wiring like `startup`).
+fn sources(root: &str) -> Vec<Source> {
+    let mut paths = Vec::new();
+    source_files(Path::new(root), &mut paths);
+    paths.sort();
+    paths
+        .into_iter()
+        .filter(|path| {
+            path.strip_prefix(root)
+                .is_ok_and(|rest| rest != Path::new("main.rs"))
+        })
+        .map(|path| {
+            let relative = path.strip_prefix(root).expect("under the root");
+            let mut module: Vec<String> = relative
+                .components()
+                .map(|part| {
+                    part.as_os_str()
+                        .to_string_lossy()
+                        .trim_end_matches(".rs")
+                        .to_owned()
+                })
+                .collect();
+            if matches!(module.last().map(String::as_str), Some("mod" | "lib")) {
+                module.pop();
+            }
+            let code = code_of(&std::fs::read_to_string(&path).expect("a readable source file"));
+            Source { path, module, code }
+        })
+        .collect()
+}
+
+/// The file's code: comment lines dropped, and each item marked
+/// `#[cfg(test)]` (a `mod tests;` line or a braced block) cut out, wherever
+/// in the file it stands.
 fn code_of(text: &str) -> String {
     let mut code = String::new();
-    for line in text.lines() {
+    let mut lines = text.lines().peekable();
+    while let Some(line) = lines.next() {
         let trimmed = line.trim_start();
-        if trimmed.starts_with("#[cfg(test)]") {
-            break;
-        }
         if trimmed.starts_with("//") {
             continue;
         }
-        code.push_str(line);
-        code.push('\n');
+        if !trimmed.starts_with("#[cfg(test)]") {
+            code.push_str(line);
+            code.push('\n');
+            continue;
+        }
+        // Skip the item: up to its `;` if it has no body, else to the
+        // brace that closes the one it opens.
+        let mut depth = 0i64;
+        let mut opened = false;
+        let mut rest = trimmed["#[cfg(test)]".len()..].to_owned();
+        loop {
+            for c in rest.chars() {
+                match c {
+                    '{' => {
+                        depth += 1;
+                        opened = true;
+                    }
+                    '}' => depth -= 1,
+                    _ => {}
+                }
+            }
+            let ended = if opened {
+                depth <= 0
+            } else {
+                rest.trim_end().ends_with(';')
+            };
+            if ended {
+                break;
+            }
+            match lines.next() {
+                Some(next) => rest = next.to_owned(),
+                None => break,
+            }
+        }
     }
     code
 }
@@ -167,84 +271,187 @@ fn is_ident(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_'
 }
 
-/// Every `<name>::` path start in `code` (a name not preceded by an
-/// identifier character or `::`), with `crate::<module>` reported as
-/// `crate::<module>`.
-fn paths_used(code: &str) -> BTreeSet<String> {
-    let mut used = BTreeSet::new();
-    let chars: Vec<char> = code.chars().collect();
-    let mut index = 0;
-    while index < chars.len() {
-        let starts_name = is_ident(chars[index])
-            && (index == 0 || (!is_ident(chars[index - 1]) && chars[index - 1] != ':'));
-        if !starts_name {
-            index += 1;
-            continue;
-        }
-        let start = index;
-        while index < chars.len() && is_ident(chars[index]) {
-            index += 1;
-        }
-        let name: String = chars[start..index].iter().collect();
-        if chars.get(index) == Some(&':') && chars.get(index + 1) == Some(&':') {
-            if name == "crate" {
-                let module_start = index + 2;
-                let mut end = module_start;
-                while end < chars.len() && is_ident(chars[end]) {
-                    end += 1;
-                }
-                let module: String = chars[module_start..end].iter().collect();
-                used.insert(format!("crate::{module}"));
-            } else {
-                used.insert(name);
-            }
-        }
+fn skip_space(chars: &[char], mut at: usize) -> usize {
+    while at < chars.len() && chars[at].is_whitespace() {
+        at += 1;
     }
-    used
+    at
 }
 
-/// The top-level module a file belongs to (`src/service/spend.rs` and
-/// `src/service.rs` are both `service`).
-fn module_of(path: &Path) -> String {
-    let relative = path.strip_prefix("src").expect("under src/");
-    let first = relative.components().next().expect("a component");
-    first
-        .as_os_str()
-        .to_string_lossy()
-        .trim_end_matches(".rs")
-        .to_owned()
+/// The paths of a use tree starting at `at` (`a::b`, `a::{b, c::d}`,
+/// `{a, b}`), each as its segments, and where the tree ends.
+fn use_tree(chars: &[char], at: usize) -> (Vec<Vec<String>>, usize) {
+    let mut prefix = Vec::new();
+    let mut at = skip_space(chars, at);
+    loop {
+        if chars.get(at) == Some(&'{') {
+            let mut paths = Vec::new();
+            at += 1;
+            loop {
+                at = skip_space(chars, at);
+                match chars.get(at) {
+                    None => return (paths, at),
+                    Some('}') => return (paths, at + 1),
+                    Some(',') => at += 1,
+                    Some(_) => {
+                        let (inner, end) = use_tree(chars, at);
+                        if end == at {
+                            return (paths, at + 1);
+                        }
+                        paths.extend(inner.into_iter().map(|tail| {
+                            let mut path = prefix.clone();
+                            path.extend(tail);
+                            path
+                        }));
+                        at = end;
+                    }
+                }
+            }
+        }
+        let start = at;
+        while at < chars.len() && (is_ident(chars[at]) || (at == start && chars[at] == '$')) {
+            at += 1;
+        }
+        if at == start {
+            return (vec![prefix], at);
+        }
+        let segment: String = chars[start..at].iter().collect();
+        prefix.push(segment.trim_start_matches('$').to_owned());
+        if chars.get(at) == Some(&':') && chars.get(at + 1) == Some(&':') {
+            at += 2;
+        } else {
+            return (vec![prefix], at);
+        }
+    }
+}
+
+/// Every path in `code` with at least one `::` (`tokio::spawn`,
+/// `crate::{store, events}`, `super::super::ledger`), as its segments.
+fn paths_in(code: &str) -> Vec<Vec<String>> {
+    let chars: Vec<char> = code.chars().collect();
+    let mut paths = Vec::new();
+    let mut at = 0;
+    while at < chars.len() {
+        let starts = (is_ident(chars[at]) || chars[at] == '$')
+            && (at == 0 || (!is_ident(chars[at - 1]) && chars[at - 1] != ':'));
+        if !starts {
+            at += 1;
+            continue;
+        }
+        let (found, end) = use_tree(&chars, at);
+        paths.extend(found.into_iter().filter(|path| path.len() > 1));
+        at = end.max(at + 1);
+    }
+    paths
+}
+
+/// What a path names, seen from module `from`: a module path inside the
+/// crate (`crate::`, `super::`, `self::` resolved) or an outside name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Named {
+    Inside(Vec<String>),
+    Outside(String),
+}
+
+fn resolve(path: &[String], from: &[String]) -> Named {
+    match path[0].as_str() {
+        "crate" => Named::Inside(path[1..].to_vec()),
+        "self" => {
+            let mut inside = from.to_vec();
+            inside.extend_from_slice(&path[1..]);
+            Named::Inside(inside)
+        }
+        "super" => {
+            let mut base = from.to_vec();
+            let mut rest = path;
+            while rest.first().is_some_and(|segment| segment == "super") {
+                base.pop();
+                rest = &rest[1..];
+            }
+            base.extend_from_slice(rest);
+            Named::Inside(base)
+        }
+        outside => Named::Outside(outside.to_owned()),
+    }
+}
+
+fn named_by(source: &Source) -> BTreeSet<Named> {
+    paths_in(&source.code)
+        .iter()
+        .map(|path| resolve(path, &source.module))
+        .collect()
 }
 
 fn display(path: &Path) -> String {
     path.to_string_lossy().replace('\\', "/")
 }
 
-#[test]
-fn imports_point_one_way() {
-    let mut files = Vec::new();
-    source_files(Path::new("src"), &mut files);
-    files.sort();
-    assert!(files.len() > 40, "found the sources ({} files)", files.len());
+/// The layers named in `LAYERS` or `EVERY_MODULE` that `src/` no longer
+/// has, and the modules it has that `EVERY_MODULE` does not name.
+fn unknown_layers(present: &BTreeSet<String>) -> Vec<String> {
+    let mut wrong = Vec::new();
+    for named in EVERY_MODULE
+        .iter()
+        .chain(LAYERS.iter().map(|layer| &layer.module))
+    {
+        if !present.contains(*named) {
+            wrong.push(format!("layer {named} names no module of src/"));
+        }
+    }
+    for module in present {
+        if !EVERY_MODULE.contains(&module.as_str()) {
+            wrong.push(format!("module {module} is in no layer"));
+        }
+    }
+    wrong.sort();
+    wrong.dedup();
+    wrong
+}
+
+/// The imports in `sources` (of the service crate) against `LAYERS`.
+fn against_layers(sources: &[Source]) -> Vec<String> {
     let mut broken = Vec::new();
-    for path in &files {
-        let module = module_of(path);
-        let text = std::fs::read_to_string(path).expect("a readable source file");
-        let used = paths_used(&code_of(&text));
-        let file = display(path);
+    for source in sources {
+        let Some(module) = source.module.first() else {
+            continue;
+        };
         let Some(layer) = LAYERS.iter().find(|layer| layer.module == module) else {
             continue;
         };
-        for forbidden in layer.not_modules.iter().filter(|forbidden| **forbidden != module) {
-            if used.contains(&format!("crate::{forbidden}")) {
-                broken.push(format!("{file}: {module} imports crate::{forbidden}"));
-            }
-        }
-        for forbidden in layer.not_crates {
-            if used.contains(*forbidden) {
-                broken.push(format!("{file}: {module} uses {forbidden}"));
+        let file = display(&source.path);
+        for named in named_by(source) {
+            match named {
+                Named::Inside(path) => {
+                    if let Some(top) = path.first()
+                        && top != module
+                        && layer.not_modules.contains(&top.as_str())
+                    {
+                        broken.push(format!("{file}: {module} imports crate::{top}"));
+                    }
+                }
+                Named::Outside(name) => {
+                    if layer.not_crates.contains(&name.as_str()) {
+                        broken.push(format!("{file}: {module} uses {name}"));
+                    }
+                }
             }
         }
     }
+    broken.sort();
+    broken.dedup();
+    broken
+}
+
+#[test]
+fn imports_point_one_way() {
+    let sources = sources("src");
+    assert!(sources.len() > 40, "found the sources ({} files)", sources.len());
+    let present: BTreeSet<String> = sources
+        .iter()
+        .filter_map(|source| source.module.first().cloned())
+        .collect();
+    let mut broken = unknown_layers(&present);
+    broken.extend(against_layers(&sources));
     assert!(
         broken.is_empty(),
         "imports against the layers:\n{}",
@@ -252,117 +459,244 @@ fn imports_point_one_way() {
     );
 }
 
-/// The sibling files (not `mod.rs`) a file of a folder names through
-/// `super::<file>`.
-fn siblings_used(code: &str, siblings: &BTreeSet<String>) -> BTreeSet<String> {
-    let mut used = BTreeSet::new();
-    for (at, _) in code.match_indices("super::") {
-        let rest = &code[at + "super::".len()..];
-        let names: Vec<&str> = if let Some(group) = rest.strip_prefix('{') {
-            let group = &group[..group.find('}').unwrap_or(group.len())];
-            group
-                .split(',')
-                .map(|name| name.trim().split("::").next().unwrap_or(""))
-                .collect()
-        } else {
-            vec![rest.split(|c: char| !is_ident(c)).next().unwrap_or("")]
-        };
-        used.extend(
-            names
-                .into_iter()
-                .filter(|name| siblings.contains(*name))
-                .map(str::to_owned),
-        );
-    }
-    used
-}
-
-/// No two files of one folder import each other, directly or round a
-/// longer loop (`graphql/live.rs` and `graphql/subscription.rs` did).
-#[test]
-fn files_of_a_folder_do_not_import_each_other() {
-    let mut files = Vec::new();
-    source_files(Path::new("src"), &mut files);
-    let mut folders: std::collections::BTreeMap<PathBuf, Vec<PathBuf>> = Default::default();
-    for path in files {
-        if path.file_name().is_some_and(|name| name != "mod.rs") {
-            let folder = path.parent().expect("a folder").to_path_buf();
-            folders.entry(folder).or_default().push(path);
-        }
-    }
-    let mut cycles = Vec::new();
-    for (folder, paths) in folders {
-        let stem = |path: &PathBuf| path.file_stem().expect("a name").to_string_lossy().into_owned();
-        let siblings: BTreeSet<String> = paths.iter().map(stem).collect();
-        let edges: std::collections::BTreeMap<String, BTreeSet<String>> = paths
-            .iter()
-            .map(|path| {
-                let code = code_of(&std::fs::read_to_string(path).expect("readable"));
-                (stem(path), siblings_used(&code, &siblings))
-            })
-            .collect();
-        // A file reaches itself again: depth-first from each file.
-        for start in &siblings {
-            let mut seen = BTreeSet::new();
-            let mut stack: Vec<String> = edges[start].iter().cloned().collect();
-            while let Some(next) = stack.pop() {
-                if next == *start {
-                    cycles.push(format!(
-                        "{}: {start} imports itself round a loop",
-                        display(&folder)
-                    ));
-                    break;
-                }
-                if seen.insert(next.clone()) {
-                    stack.extend(edges[&next].iter().cloned());
+/// Modules of one folder (files and subfolders alike, the crate roots
+/// included) that import each other, directly or round a longer loop.
+fn loops_in(sources: &[Source]) -> Vec<String> {
+    // Edges between siblings: child `a` of folder `p` names `p::b`.
+    let mut edges: BTreeMap<(Vec<String>, String), BTreeSet<String>> = BTreeMap::new();
+    for source in sources {
+        for depth in 0..source.module.len() {
+            let parent = source.module[..depth].to_vec();
+            let child = source.module[depth].clone();
+            let entry = edges.entry((parent.clone(), child.clone())).or_default();
+            for named in named_by(source) {
+                if let Named::Inside(path) = named
+                    && path.len() > depth
+                    && path[..depth] == parent[..]
+                    && path[depth] != child
+                {
+                    entry.insert(path[depth].clone());
                 }
             }
         }
     }
+    let mut loops = Vec::new();
+    for ((parent, start), first) in &edges {
+        let mut seen = BTreeSet::new();
+        let mut stack: Vec<String> = first.iter().cloned().collect();
+        while let Some(next) = stack.pop() {
+            if next == *start {
+                loops.push(format!(
+                    "{}::{start} imports itself round a loop",
+                    parent.join("::")
+                ));
+                break;
+            }
+            if seen.insert(next.clone())
+                && let Some(onward) = edges.get(&(parent.clone(), next))
+            {
+                stack.extend(onward.iter().cloned());
+            }
+        }
+    }
+    loops
+}
+
+#[test]
+fn modules_of_a_folder_do_not_import_each_other() {
+    let mut loops = loops_in(&sources("src"));
+    loops.extend(loops_in(&sources("domain/src")));
     assert!(
-        cycles.is_empty(),
-        "files importing each other:\n{}",
-        cycles.join("\n")
+        loops.is_empty(),
+        "modules importing each other:\n{}",
+        loops.join("\n")
+    );
+}
+
+/// Every `Utc::now` (or other reading of the time) outside `src/clock.rs`.
+fn time_reads(sources: &[Source]) -> Vec<String> {
+    let mut found = Vec::new();
+    for source in sources {
+        if source.module == ["clock"] && source.path.starts_with("src") {
+            continue;
+        }
+        for read in TIME_READS {
+            if source.code.contains(read) {
+                found.push(format!("{}: {read}", display(&source.path)));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn only_the_clock_reads_the_time() {
+    let mut found = time_reads(&sources("src"));
+    found.extend(time_reads(&sources("domain/src")));
+    assert!(
+        found.is_empty(),
+        "time read outside the clock:\n{}",
+        found.join("\n")
     );
 }
 
 #[test]
-fn the_sibling_scanner_follows_groups_and_paths() {
-    let siblings: BTreeSet<String> = ["live", "start", "types"]
-        .iter()
-        .map(|name| (*name).to_owned())
-        .collect();
-    let code = code_of(
-        "use super::start::StartSlot;\nuse super::{types::int, ledger};\nlet x = super::live::render();\n",
-    );
-    assert_eq!(siblings_used(&code, &siblings), siblings);
+fn the_rules_depend_on_nothing_that_does_io() {
+    let manifest = std::fs::read_to_string("domain/Cargo.toml").expect("domain/Cargo.toml");
+    let mut section = "";
+    let mut outside = Vec::new();
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            section = line;
+            continue;
+        }
+        let Some((name, _)) = line.split_once('=') else {
+            continue;
+        };
+        let name = name.trim().trim_end_matches(".workspace");
+        let dependencies = section.starts_with("[dependencies") || section.starts_with("[target");
+        if dependencies && !line.starts_with('#') && !DOMAIN_DEPENDENCIES.contains(&name) {
+            outside.push(name.to_owned());
+        }
+    }
+    assert!(outside.is_empty(), "domain depends on {outside:?}");
+    // And no source of the rules names an I/O crate or the service.
+    for source in sources("domain/src") {
+        for named in named_by(&source) {
+            if let Named::Outside(name) = named {
+                assert!(
+                    !IO_CRATES.contains(&name.as_str())
+                        && !["tokio", "reqwest", "getrandom", "protodesk_credits"].contains(&name.as_str()),
+                    "{}: uses {name}",
+                    display(&source.path)
+                );
+            }
+        }
+    }
 }
 
-/// The scanner itself: it finds what a layer must not use, and ignores
-/// comments, unit tests and names that merely end like a crate's.
+fn source(module: &[&str], text: &str) -> Source {
+    Source {
+        path: PathBuf::from("src/example.rs"),
+        module: module.iter().map(|segment| (*segment).to_owned()).collect(),
+        code: code_of(text),
+    }
+}
+
+fn inside(path: &[&str]) -> Named {
+    Named::Inside(path.iter().map(|segment| (*segment).to_owned()).collect())
+}
+
+/// The scanner keeps reading after a `#[cfg(test)] mod tests;` line (the
+/// old one stopped there), and cuts only the test items.
 #[test]
-fn the_scanner_sees_imports_and_only_imports() {
-    let code = code_of(
-        "use sea_orm::{DbErr};\n\
-         use crate::store::ledger;\n\
-         // use axum::Router;\n\
-         let x = wallet_entity::Model::default();\n\
-         let y = crate::events::EventBus::default();\n\
-         fn f() -> tokio::task::JoinHandle<()> { todo!() }\n\
+fn the_scanner_reads_past_test_items() {
+    let file = source(
+        &["store", "ledger"],
+        "use sea_orm::DbErr;\n\
          #[cfg(test)]\n\
-         mod tests { use async_graphql::Schema; }\n",
+         mod tests;\n\
+         use crate::http::Router;\n\
+         // use crate::graphql::Schema;\n\
+         #[cfg(test)]\n\
+         mod inline {\n    use crate::service::Ledger;\n    fn f() { if true { } }\n}\n\
+         fn after() -> tokio::task::JoinHandle<()> { todo!() }\n",
     );
-    let used = paths_used(&code);
+    let named = named_by(&file);
+    assert!(named.contains(&inside(&["http", "Router"])), "{named:?}");
+    assert!(named.contains(&Named::Outside("tokio".into())), "{named:?}");
+    assert!(named.contains(&Named::Outside("sea_orm".into())), "{named:?}");
+    assert!(
+        !named
+            .iter()
+            .any(|n| matches!(n, Named::Inside(p) if p[0] == "service" || p[0] == "graphql"))
+    );
+    let broken = against_layers(&[file]);
+    assert!(
+        broken.iter().any(|line| line.contains("imports crate::http")),
+        "{broken:?}"
+    );
+    assert!(
+        broken.iter().any(|line| line.contains("uses tokio")),
+        "{broken:?}"
+    );
+}
+
+/// Grouped imports and `super::super::` resolve to the modules they name.
+#[test]
+fn the_scanner_resolves_groups_and_supers() {
+    let file = source(
+        &["store", "batch", "read"],
+        "use crate::{http::{Router, serve}, service};\n\
+         use super::super::super::graphql::Schema;\n\
+         use super::{postgres, sqlite::Read};\n\
+         let x = $crate::events::EventBus::default();\n",
+    );
+    let named = named_by(&file);
     for expected in [
-        "sea_orm",
-        "crate::store",
-        "crate::events",
-        "tokio",
-        "wallet_entity",
+        inside(&["http", "Router"]),
+        inside(&["http", "serve"]),
+        inside(&["service"]),
+        inside(&["graphql", "Schema"]),
+        inside(&["store", "batch", "postgres"]),
+        inside(&["store", "batch", "sqlite", "Read"]),
+        inside(&["events", "EventBus", "default"]),
     ] {
-        assert!(used.contains(expected), "{expected} in {used:?}");
+        assert!(named.contains(&expected), "{expected:?} in {named:?}");
     }
-    for absent in ["axum", "async_graphql", "entity", "ledger", "Model", "task"] {
-        assert!(!used.contains(absent), "{absent} not in {used:?}");
+    let broken = against_layers(&[file]);
+    for layer in ["http", "service", "graphql", "events"] {
+        assert!(
+            broken
+                .iter()
+                .any(|line| line.ends_with(&format!("imports crate::{layer}"))),
+            "{layer} in {broken:?}"
+        );
     }
+}
+
+/// A layer whose module is gone, and a module in no layer, are both named.
+#[test]
+fn a_removed_or_unlisted_layer_fails() {
+    let mut present: BTreeSet<String> = EVERY_MODULE.iter().map(|m| (*m).to_owned()).collect();
+    assert!(unknown_layers(&present).is_empty());
+    present.remove("events");
+    present.insert("ledger".to_owned());
+    assert_eq!(
+        unknown_layers(&present),
+        [
+            "layer events names no module of src/",
+            "module ledger is in no layer"
+        ]
+    );
+}
+
+/// Loops are found between files and between subfolders of one folder.
+#[test]
+fn the_loop_finder_sees_files_and_folders() {
+    let sources = [
+        source(&["graphql", "live"], "use super::subscription::Stream;\n"),
+        source(&["graphql", "subscription"], "use crate::graphql::{live};\n"),
+        source(
+            &["service", "group_commit", "batch"],
+            "use crate::service::spend::X;\n",
+        ),
+        source(&["service", "spend"], "use super::group_commit::Y;\n"),
+        source(&["store", "ledger"], "use super::rows::Z;\n"),
+    ];
+    let loops = loops_in(&sources);
+    assert_eq!(
+        loops,
+        [
+            "graphql::live imports itself round a loop",
+            "graphql::subscription imports itself round a loop",
+            "service::group_commit imports itself round a loop",
+            "service::spend imports itself round a loop",
+        ]
+    );
+    let clocks = time_reads(&[
+        source(&["clock"], "fn wall() { Utc::now() }"),
+        source(&["webhooks"], "let now = chrono::Utc::now();"),
+    ]);
+    assert_eq!(clocks, ["src/example.rs: Utc::now"]);
 }

@@ -28,6 +28,7 @@ pub mod budget;
 pub mod burn_down;
 pub mod catalogue;
 pub mod ceiling;
+pub mod event;
 pub mod forecast;
 pub mod head;
 pub mod ids;

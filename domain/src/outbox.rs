@@ -5,65 +5,11 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
-use crate::catalogue::{LedgerKind, stored_enum};
+use crate::catalogue::LedgerKind;
 use crate::views::BalanceView;
 use crate::wallet::{Change, Happened, Notice, Row};
 
-stored_enum! {
-    /// The type of an outbox event, as subscribers filter on it.
-    EventType {
-        /// The balance went below the wallet's low-balance threshold.
-        LowBalance => "credits.low_balance",
-        /// The balance reached zero: AI actions pause.
-        AiPaused => "credits.ai_paused",
-        /// Credits came back after the balance was zero.
-        AiResumed => "credits.ai_resumed",
-        /// A purchased pack was credited.
-        TopUpApplied => "credits.top_up_applied",
-        /// A billing period began with its allocation.
-        PeriodRenewed => "credits.period_renewed",
-        /// The trial ends within 48 hours (once per trial).
-        TrialEnding => "credits.trial_ending",
-        /// At the current burn, the pool runs out before the next reset
-        /// (once per period).
-        RunwayLow => "credits.runway_low",
-        /// Automatic top-up asks the payment system for a pack.
-        AutoTopUpRequested => "credits.auto_top_up_requested",
-        /// Automatic top-up was switched off after failed payments.
-        AutoTopUpDisabled => "credits.auto_top_up_disabled",
-        /// A budget's window was used up for the first time.
-        BudgetExceeded => "credits.budget_exceeded",
-        /// A refunded payment's top-up was not reversed (spent, or a
-        /// partial refund): an operator decides.
-        RefundNeedsReview => "credits.refund_needs_review",
-        /// A confirmed payment was not applied (its amount, currency or
-        /// workspace does not match, or it was refunded before it arrived):
-        /// an operator decides.
-        PaymentNeedsReview => "credits.payment_needs_review",
-        /// A payment was disputed (a chargeback opened).
-        PaymentDisputed => "credits.payment_disputed",
-        /// The wallet's plan changed (now, or at the next reset).
-        PlanChanged => "credits.plan_changed",
-        /// The subscription is past due: its plan ends when the grace does.
-        SubscriptionPastDue => "credits.subscription_past_due",
-        /// The paid plan ended: its allocation expired.
-        SubscriptionEnded => "credits.subscription_ended",
-    }
-}
-
-/// An event to write: its type, workspace, `data`, and for events sent once
-/// per occasion, the occasion's key.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewEvent {
-    /// What happened.
-    pub event_type: EventType,
-    /// Whose wallet.
-    pub workspace_id: String,
-    /// The body's `data`.
-    pub data: Value,
-    /// Unique per occasion; a second event with the same key is dropped.
-    pub once_key: Option<String>,
-}
+pub use crate::event::{EventType, NewEvent};
 
 /// A delivery still to send (its first attempt or a retry).
 pub const PENDING: &str = "PENDING";
@@ -214,22 +160,29 @@ pub fn events_of_change(change: &Change, ids: &[i64]) -> Vec<NewEvent> {
             .map(|(event_type, data)| event(event_type, data)),
     );
     events.extend(change.notices.iter().map(|notice| notice_event(change, notice)));
+    events.extend(change.told.iter().cloned());
     events
 }
 
 /// What a plan change tells.
 fn notice_event(change: &Change, notice: &Notice) -> NewEvent {
+    let plain = |event_type: EventType, data: Value| NewEvent {
+        event_type,
+        workspace_id: change.workspace_id.clone(),
+        data,
+        once_key: None,
+    };
     let head = change.head.as_ref();
     let period = json!({
         "start": head.and_then(|head| head.period_start).map(time_json),
         "end": head.and_then(|head| head.period_end).map(time_json),
     });
-    let (event_type, data) = match notice {
+    match notice {
         Notice::PlanChanged {
             from,
             plan,
             pending_plan,
-        } => (
+        } => plain(
             EventType::PlanChanged,
             json!({
                 "from": from.as_str(),
@@ -241,26 +194,29 @@ fn notice_event(change: &Change, notice: &Notice) -> NewEvent {
         Notice::PastDue {
             subscription_id,
             grace_ends_at,
-        } => (
+        } => plain(
             EventType::SubscriptionPastDue,
             json!({
                 "subscriptionId": subscription_id,
                 "graceEndsAt": time_json(*grace_ends_at),
             }),
         ),
-        Notice::PlanEnded { subscription_id } => (
+        Notice::PlanEnded { subscription_id } => plain(
             EventType::SubscriptionEnded,
             json!({
                 "subscriptionId": subscription_id,
                 "plan": head.map(|head| head.plan.as_str()),
             }),
         ),
-    };
-    NewEvent {
-        event_type,
-        workspace_id: change.workspace_id.clone(),
-        data,
-        once_key: None,
+        Notice::TopUpRequested {
+            request_id,
+            pack,
+            threshold,
+            balance,
+        } => auto_top_up_requested(&change.workspace_id, request_id, pack, *threshold, balance),
+        Notice::TopUpDisabled { request_id, failures } => {
+            auto_top_up_disabled(&change.workspace_id, request_id, *failures)
+        }
     }
 }
 

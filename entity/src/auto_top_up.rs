@@ -3,7 +3,7 @@ use sea_orm::entity::prelude::*;
 /// A wallet's automatic top-up: its settings, the request open now (at most
 /// one), the requests made this billing period, and the failed payments in
 /// a row (three switch it off).
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Deserialize)]
 #[sea_orm(table_name = "auto_top_up")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]

@@ -280,7 +280,7 @@ pub async fn relay_notifications(database_url: String, channel: String, bus: Eve
                             kind: EventKind::Remote,
                             delta: 0,
                             balance: BalanceView::default(),
-                            created_at: chrono::Utc::now(),
+                            created_at: crate::clock::wall(),
                             budget: None,
                         },
                     );
@@ -310,7 +310,7 @@ pub fn resync_event() -> BalanceEvent {
         kind: EventKind::Resync,
         delta: 0,
         balance: BalanceView::default(),
-        created_at: chrono::Utc::now(),
+        created_at: crate::clock::wall(),
         budget: None,
     }
 }

@@ -6,10 +6,9 @@ use super::WalletView;
 use crate::auth::WalletScope;
 use crate::error::{AppError, AppResult, db_error};
 use crate::store;
-use crate::store::auto_top_up::{Closed, Settings};
 use domain::auto_top_up::{AutoTopUpView, check_settings, period_key};
 use domain::catalogue::PackCode;
-use domain::outbox::auto_top_up_disabled;
+use domain::wallet::{AutoTopUpSettings, Closed};
 
 /// Settings as asked for.
 #[derive(Debug, Clone)]
@@ -53,25 +52,17 @@ impl Ledger {
     pub async fn set_auto_top_up(&self, scope: &WalletScope, request: AutoTopUpRequest) -> AppResult<()> {
         check_settings(request.threshold, request.max_per_period)?;
         let now = self.now();
-        let locked = self.lock_settled(scope.workspace_id().as_str(), now).await?;
+        let mut locked = self.lock_settled(scope.workspace_id().as_str(), now).await?;
         store::catalogue::pack(&locked.txn, request.pack.as_str())
             .await
             .map_err(db_error)?
             .ok_or_else(|| AppError::invalid("pack", "is not in the catalogue"))?;
-        let wallet_id = locked.wallet.head().id;
-        store::auto_top_up::save(
-            &locked.txn,
-            wallet_id,
-            &Settings {
-                enabled: request.enabled,
-                threshold: request.threshold,
-                pack: request.pack.as_str().to_owned(),
-                max_per_period: request.max_per_period,
-            },
-            now,
-        )
-        .await
-        .map_err(db_error)?;
+        locked.wallet.set_auto_top_up(AutoTopUpSettings {
+            enabled: request.enabled,
+            threshold: request.threshold,
+            pack: request.pack.as_str().to_owned(),
+            max_per_period: request.max_per_period,
+        });
         self.finish(locked, now).await?;
         Ok(())
     }
@@ -100,24 +91,11 @@ impl Ledger {
         request_id: &str,
     ) -> AppResult<FailureOutcome> {
         let now = self.now();
-        let locked = self.lock_settled(scope.workspace_id().as_str(), now).await?;
-        let closed =
-            store::auto_top_up::close_request(&locked.txn, locked.wallet.head().id, request_id, false, now)
-                .await
-                .map_err(db_error)?;
-        let outcome = match closed {
+        let mut locked = self.lock_settled(scope.workspace_id().as_str(), now).await?;
+        let outcome = match locked.wallet.close_top_up_request(request_id, false) {
             Closed::NotOpen | Closed::Paid => FailureOutcome::NotOpen,
             Closed::Failed { disabled: false, .. } => FailureOutcome::Recorded,
-            Closed::Failed {
-                disabled: true,
-                failures,
-            } => {
-                let event = auto_top_up_disabled(scope.workspace_id().as_str(), request_id, failures);
-                store::outbox::insert_events(&locked.txn, &[event], now, chrono::Utc::now())
-                    .await
-                    .map_err(db_error)?;
-                FailureOutcome::Disabled
-            }
+            Closed::Failed { disabled: true, .. } => FailureOutcome::Disabled,
         };
         self.finish(locked, now).await?;
         if outcome == FailureOutcome::Disabled {

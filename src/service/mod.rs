@@ -64,7 +64,7 @@ use crate::metrics::Metrics;
 use crate::store;
 use domain::catalogue::PlanCode;
 use domain::settlement::renewal_due;
-use domain::wallet::{Change, Head, Wallet};
+use domain::wallet::{Change, Head, Wallet, WalletState};
 
 /// The ledger service: the one facade the GraphQL layer and the scheduler
 /// call. Cheap to clone.
@@ -207,7 +207,7 @@ impl Ledger {
             .ok_or(AppError::NotFound("workspace"))?;
         Ok(Locked {
             txn,
-            wallet: Wallet::new(state),
+            wallet: open_wallet(state),
         })
     }
 
@@ -267,6 +267,22 @@ impl Ledger {
         self.metrics.rows_committed(&events);
         self.events.publish(events);
     }
+}
+
+/// A wallet to change, from the state read under its lock. While it may
+/// open an automatic top-up request, it is offered a random id for one
+/// (the rules draw no randomness); without randomness it opens none this
+/// time, and the next change tries again.
+fn open_wallet(state: WalletState) -> Wallet {
+    let mut wallet = Wallet::new(state);
+    if wallet.may_request_top_up() {
+        let mut random = [0u8; 16];
+        match getrandom::fill(&mut random) {
+            Ok(()) => wallet.offer_request_id(domain::auto_top_up::new_request_id(random)),
+            Err(error) => tracing::error!(%error, "no randomness for an automatic top-up request"),
+        }
+    }
+    wallet
 }
 
 /// The catalogue's plans, read only when one of these wallets' periods

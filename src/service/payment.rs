@@ -151,7 +151,7 @@ impl Ledger {
                 if payment.workspace_id.as_deref() == Some(workspace)
                     && payment.pack_code.as_deref() == Some(pack_code) =>
             {
-                Self::apply_pack(&mut locked, "stripe", &request, now).await?;
+                Self::apply_pack(&mut locked, "stripe", &request).await?;
                 (PaymentOutcome::Duplicate, None)
             }
             APPLIED => {
@@ -187,7 +187,7 @@ impl Ledger {
                 payment.status = REVIEW.to_owned();
                 (PaymentOutcome::NeedsReview(reason), Some(review(reason, detail)))
             }
-            _ => match Self::apply_pack(&mut locked, "stripe", &request, now).await? {
+            _ => match Self::apply_pack(&mut locked, "stripe", &request).await? {
                 // Applied before this row existed (an operator's
                 // purchaseTopUp naming the payment): it is applied.
                 Packed::Duplicate(_) => {
@@ -224,7 +224,9 @@ impl Ledger {
                 "a confirmed payment needs an operator's review"
             );
         }
-        self.tell(&locked, tell, now).await?;
+        if let Some(event) = tell {
+            locked.wallet.tell(event);
+        }
         self.finish(locked, now).await?;
         Ok(outcome)
     }
@@ -300,7 +302,7 @@ impl Ledger {
                     store::payments::save_payment(&locked.txn, payment, now)
                         .await
                         .map_err(db_error)?;
-                    self.tell_all(&locked, told, now).await?;
+                    told.into_iter().for_each(|event| locked.wallet.tell(event));
                     self.finish(locked, now).await?;
                     return Ok(outcome);
                 }
@@ -334,7 +336,7 @@ impl Ledger {
                         "a refunded payment's top-up was not reversed; an operator must decide (reverseTransaction or adjustCredits)"
                     );
                 }
-                self.tell_all(&locked, told, now).await?;
+                told.into_iter().for_each(|event| locked.wallet.tell(event));
                 self.finish(locked, now).await?;
                 Ok(outcome)
             }
@@ -435,31 +437,5 @@ impl Ledger {
         Err(AppError::Unavailable(anyhow::anyhow!(
             "the payment changed twice while it was being locked; retry"
         )))
-    }
-
-    /// Writes an operator's notice into the outbox, in the locked wallet's
-    /// transaction.
-    pub(super) async fn tell(
-        &self,
-        locked: &Locked,
-        event: Option<NewEvent>,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> AppResult<()> {
-        self.tell_all(locked, event.into_iter().collect(), now).await
-    }
-
-    async fn tell_all(
-        &self,
-        locked: &Locked,
-        events: Vec<NewEvent>,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> AppResult<()> {
-        if events.is_empty() {
-            return Ok(());
-        }
-        store::outbox::insert_events(&locked.txn, &events, now, chrono::Utc::now())
-            .await
-            .map_err(db_error)?;
-        Ok(())
     }
 }

@@ -217,7 +217,7 @@ impl Ledger {
                     "subscription_of_another_workspace",
                     json!({ "subscriptionId": subscription_id, "workspaceId": other }),
                 );
-                self.tell(&locked, Some(event), now).await?;
+                locked.wallet.tell(event);
                 SubscriptionOutcome::NeedsReview
             }
             _ => {
@@ -368,7 +368,7 @@ impl Ledger {
                 price_id = state.price_id,
                 "a subscription's price maps to no plan (STRIPE_PRICE_PLANS), or it has no period; the wallet is unchanged"
             );
-            self.tell(locked, Some(event), now).await?;
+            locked.wallet.tell(event);
             return Ok(SubscriptionOutcome::NeedsReview);
         };
         let used_in_period = if head.period_start.is_none() {

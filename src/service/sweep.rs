@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use super::{Ledger, PlanView, RollOverReport, settle};
 use crate::error::{AppResult, db_error};
 use crate::store;
-use domain::wallet::{Change, Wallet};
+use domain::wallet::Change;
 
 /// Wallets settled per transaction by the sweep.
 pub const SWEEP_BATCH_SIZE: u64 = 1000;
@@ -65,7 +65,7 @@ impl Ledger {
                 .into_iter()
                 .filter(|state| state.is_due(now))
                 .map(|state| {
-                    let mut wallet = Wallet::new(state);
+                    let mut wallet = super::open_wallet(state);
                     settle(&mut wallet, plans, now);
                     wallet.finish(now)
                 })

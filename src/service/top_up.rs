@@ -58,7 +58,7 @@ impl Ledger {
     ) -> AppResult<TopUpResult> {
         let now = self.now();
         let mut locked = self.lock_settled(scope.workspace_id().as_str(), now).await?;
-        let packed = Self::apply_pack(&mut locked, scope.actor(), &request, now).await?;
+        let packed = Self::apply_pack(&mut locked, scope.actor(), &request).await?;
         let balance = locked.wallet.balance();
         match packed {
             Packed::Duplicate(original) => {
@@ -87,7 +87,6 @@ impl Ledger {
         locked: &mut Locked,
         actor: &str,
         request: &TopUpRequest,
-        now: chrono::DateTime<chrono::Utc>,
     ) -> AppResult<Packed> {
         let key = request.payment_reference.as_str();
         let fingerprint = request.pack.as_str();
@@ -96,9 +95,7 @@ impl Ledger {
             .map_err(db_error)?;
         // A confirmed payment closes the request it answers (if still open).
         if let Some(request_id) = &request.auto_top_up_request {
-            store::auto_top_up::close_request(&locked.txn, locked.wallet.head().id, request_id, true, now)
-                .await
-                .map_err(db_error)?;
+            locked.wallet.close_top_up_request(request_id, true);
         }
         if let Some((bound_fingerprint, original)) = bound {
             if bound_fingerprint != fingerprint {

@@ -226,7 +226,7 @@ impl Ledger {
                 format!("is a {event_type} event, which this endpoint does not subscribe to"),
             ));
         }
-        let now = chrono::Utc::now();
+        let now = crate::clock::wall();
         let txn = store::begin_write(&self.db).await.map_err(db_error)?;
         store::outbox::lock_endpoints_of(&txn, endpoint.workspace_id.as_deref())
             .await
@@ -339,7 +339,7 @@ impl Ledger {
             return Ok(0);
         }
         let txn = store::begin_write(&self.db).await.map_err(db_error)?;
-        let written = store::outbox::insert_events(&txn, &events, now, chrono::Utc::now())
+        let written = store::apply::apply_events(&txn, &events, now)
             .await
             .map_err(db_error)?;
         store::commit(txn).await.map_err(db_error)?;

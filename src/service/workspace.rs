@@ -8,7 +8,6 @@ use crate::error::{AppError, AppResult, db_error};
 use crate::store;
 use domain::catalogue::PlanCode;
 use domain::ids::WorkspaceId;
-use domain::wallet::Wallet;
 
 pub use super::plan::ChangePlanRequest;
 
@@ -67,7 +66,7 @@ impl Ledger {
             store::Error::Conflict { .. } => already(),
             error => db_error(error),
         })?;
-        let mut wallet = Wallet::new(state);
+        let mut wallet = super::open_wallet(state);
         wallet.grant_trial(trial_credits, trial_ends_at, scope.actor())?;
         self.finish(Locked { txn, wallet }, now).await?;
         self.wallet(scope).await

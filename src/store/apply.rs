@@ -6,7 +6,7 @@
 //! Order: new grants (their real ids replace the provisional ones), closes,
 //! rows with their grant moves, grant deltas, guarded heads, budget
 //! counters and NOTIFY, alerts; then, in debug builds, the invariant over every written wallet;
-//! then the outbox events the changes cause.
+//! then automatic top-up's rows and the outbox events the changes cause.
 
 use std::collections::HashMap;
 
@@ -18,9 +18,8 @@ use serde::Serialize;
 
 use super::batch::{NewRow, RowMove, all_saved, json};
 use super::{Result, internal, is_sqlite};
-use domain::auto_top_up::{new_request_id, period_key};
 use domain::budget::Counter;
-use domain::outbox::{NewEvent, auto_top_up_requested, events_of_change};
+use domain::outbox::{NewEvent, events_of_change};
 use domain::wallet::{Change, Head, NEW_GRANT_ID_BASE};
 
 /// Writes every change in the caller's transaction; returns, per change,
@@ -115,59 +114,33 @@ pub async fn apply(
                 .collect()
         })
         .collect::<Result<Vec<Vec<i64>>>>()?;
+    for change in changes {
+        if let Some(auto) = &change.auto_top_up {
+            super::auto_top_up::write(txn, change.wallet_id, auto, now).await?;
+        }
+    }
     // The outbox, in this same transaction (`docs/design/webhooks.md`).
-    let mut events: Vec<_> = changes
+    let events: Vec<NewEvent> = changes
         .iter()
         .zip(&ids)
         .flat_map(|(change, ids)| events_of_change(change, ids))
         .collect();
-    request_top_ups(txn, changes, now, &mut events).await?;
-    if !events.is_empty() {
-        super::outbox::insert_events(txn, &events, now, Utc::now()).await?;
-    }
+    apply_events(txn, &events, now).await?;
     Ok(ids)
 }
 
-/// Automatic top-up: a change that leaves the balance below the wallet's
-/// threshold opens a request, unless one is open or the period's cap is
-/// reached (`docs/design/auto-top-up.md`). The wallet is locked, so
-/// concurrent spends open one request.
-async fn request_top_ups(
+/// Writes events that belong to no wallet's change (the sweeps' notices:
+/// a trial ending, a runway running short), as `apply` writes a change's:
+/// the store's one writer of events. Returns how many were new.
+pub async fn apply_events(
     txn: &impl ConnectionTrait,
-    changes: &[Change],
+    events: &[NewEvent],
     now: DateTime<Utc>,
-    events: &mut Vec<NewEvent>,
-) -> Result<()> {
-    for change in changes {
-        let (Some(head), Some(last)) = (&change.head, change.rows.last()) else {
-            continue;
-        };
-        let Some(threshold) = head
-            .auto_top_up_threshold
-            .filter(|threshold| head.balance < *threshold)
-        else {
-            continue;
-        };
-        let mut random = [0u8; 16];
-        if let Err(error) = getrandom::fill(&mut random) {
-            tracing::error!(%error, "no randomness for an automatic top-up request; the next change retries");
-            continue;
-        }
-        let request_id = new_request_id(random);
-        let period = period_key(head.period_start);
-        if let Some(pack) =
-            super::auto_top_up::open_request(txn, change.wallet_id, &period, &request_id, now).await?
-        {
-            events.push(auto_top_up_requested(
-                &change.workspace_id,
-                &request_id,
-                &pack,
-                threshold,
-                &last.balance,
-            ));
-        }
+) -> Result<usize> {
+    if events.is_empty() {
+        return Ok(0);
     }
-    Ok(())
+    super::outbox::insert_events(txn, events, now, crate::clock::wall()).await
 }
 
 /// What one batch writes after its grants exist.

@@ -120,6 +120,7 @@ pub async fn insert_workspace(
         counters: Vec::new(),
         head: super::rows::head(wallet)?,
         grants: Vec::new(),
+        auto_top_up: None,
     })
 }
 

@@ -22,7 +22,7 @@ pub use domain::outbox::{DELIVERED, FAILED, PENDING};
 /// Writes `events` (an event whose once-key exists is dropped) and a
 /// delivery of each to every endpoint subscribed to it; returns how many
 /// events were written. `due` is when their first attempt is due.
-pub async fn insert_events(
+pub(super) async fn insert_events(
     txn: &impl ConnectionTrait,
     events: &[NewEvent],
     created_at: DateTime<Utc>,

@@ -77,9 +77,19 @@ pub fn states(wallets: Vec<wallet::Model>, grants: Vec<credit_grant::Model>) -> 
                 grants,
                 budgets: Vec::new(),
                 counters: Vec::new(),
+                auto_top_up: None,
             })
         })
         .collect()
+}
+
+/// Puts each automatic top-up row on its wallet's state.
+pub fn attach_auto_top_ups(states: &mut [WalletState], autos: Vec<entity::auto_top_up::Model>) {
+    for model in autos {
+        if let Some(state) = states.iter_mut().find(|state| state.head.id == model.wallet_id) {
+            state.auto_top_up = Some(super::auto_top_up::view(model));
+        }
+    }
 }
 
 /// A stored ledger row as readers see it.

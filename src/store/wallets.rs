@@ -7,13 +7,17 @@ use super::rows::{head, states};
 use domain::wallet::{Head, WalletState};
 
 /// Locks one wallet for the rest of the transaction (see
-/// [`super::ledger::lock_wallet`]) and reads its live grants.
+/// [`super::ledger::lock_wallet`]) and reads its live grants and its
+/// automatic top-up.
 pub async fn lock(txn: &impl ConnectionTrait, workspace_id: &str) -> Result<Option<WalletState>> {
     let Some(wallet) = super::ledger::lock_wallet(txn, workspace_id).await? else {
         return Ok(None);
     };
     let grants = super::batch::live_grants_of(txn, vec![wallet.id]).await?;
-    Ok(states(vec![wallet], grants)?.pop())
+    let auto_top_up = super::auto_top_up::find(txn, wallet.id).await?;
+    Ok(states(vec![wallet], grants)?
+        .pop()
+        .map(|state| WalletState { auto_top_up, ..state }))
 }
 
 /// Reads a wallet's head without locking it.

@@ -17,7 +17,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::Utc;
 use tokio::task::JoinSet;
 
 use crate::config::{WEBHOOK_RETRY_CAP, WebhookSettings};
@@ -70,7 +69,7 @@ pub async fn run(db: store::Pool, settings: WebhookSettings, metrics: Metrics, y
     loop {
         if backlog_read.elapsed() >= BACKLOG_EVERY {
             backlog_read = std::time::Instant::now();
-            match store::delivery::backlog(&db, Utc::now()).await {
+            match store::delivery::backlog(&db, crate::clock::wall()).await {
                 Ok((pending, lag)) => metrics.webhook_backlog(pending, lag),
                 Err(error) => tracing::warn!(%error, "reading the webhook backlog"),
             }
@@ -130,7 +129,7 @@ async fn claim(
     busy: &Busy,
     free: usize,
 ) -> store::Result<Vec<Queue>> {
-    let now = Utc::now();
+    let now = crate::clock::wall();
     if !store::delivery::any_due(db, now).await? {
         return Ok(Vec::new());
     }
@@ -171,7 +170,7 @@ async fn serve(
     queue: &Queue,
     yield_to_spends: bool,
 ) {
-    let due = match store::delivery::due_in(db, queue, Utc::now(), TURN).await {
+    let due = match store::delivery::due_in(db, queue, crate::clock::wall(), TURN).await {
         Ok(due) => due,
         Err(error) => {
             tracing::warn!(%error, endpoint = queue.endpoint_id, "a webhook queue could not be read");
@@ -198,7 +197,7 @@ async fn serve(
             break;
         }
     }
-    if let Err(error) = store::delivery::finish_turn(db, queue, &attempts, Utc::now()).await {
+    if let Err(error) = store::delivery::finish_turn(db, queue, &attempts, crate::clock::wall()).await {
         tracing::warn!(%error, endpoint = queue.endpoint_id, "a webhook turn could not be recorded; its lease runs out and it is served again");
     }
 }
@@ -237,7 +236,7 @@ async fn attempt_once(
             let attempts = u32::try_from(attempt).unwrap_or(u32::MAX);
             let retry_at = (attempts < settings.max_attempts).then(|| {
                 let delay = retry_delay(settings.retry_base, attempts, signing::unit_random());
-                Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::hours(6))
+                crate::clock::wall() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::hours(6))
             });
             Attempted::Failed {
                 status,
@@ -286,7 +285,7 @@ async fn send(
         &data,
     )
     .to_string();
-    let timestamp = Utc::now().timestamp();
+    let timestamp = crate::clock::wall().timestamp();
     let signature =
         signing::sign(&delivery.secret, &id, timestamp, &payload).map_err(|error| error.to_string())?;
     let response = client

@@ -518,6 +518,8 @@ mod constraint {
             renewals: 0,
             expiry_moves: Vec::new(),
             notices: Vec::new(),
+            auto_top_up: None,
+            told: Vec::new(),
         };
 
         let second = store::apply::apply(&txn, "unused", &[change], start_time()).await;

@@ -32,6 +32,9 @@ pub struct Wallet {
     next_new_grant: i64,
     pub(super) expiry_moves: Vec<(i64, DateTime<Utc>)>,
     pub(super) notices: Vec<super::Notice>,
+    /// An id for a request this change may open (the caller draws it).
+    pub(super) request_id: Option<String>,
+    pub(super) told: Vec<crate::event::NewEvent>,
 }
 
 impl Wallet {
@@ -49,6 +52,8 @@ impl Wallet {
             next_new_grant: NEW_GRANT_ID_BASE,
             expiry_moves: Vec::new(),
             notices: Vec::new(),
+            request_id: None,
+            told: Vec::new(),
         }
     }
 
@@ -440,6 +445,12 @@ impl Wallet {
         time_zone.clone_into(&mut self.state.head.time_zone);
     }
 
+    /// An event decided beside the wallet's rules (a payment to review),
+    /// written with its change: the store has one writer of events.
+    pub fn tell(&mut self, event: crate::event::NewEvent) {
+        self.told.push(event);
+    }
+
     /// Alerts once when the balance is below the threshold, and re-arms at
     /// or above it.
     pub fn check_low_balance(&mut self, now: DateTime<Utc>) {
@@ -463,6 +474,7 @@ impl Wallet {
     /// Applies the low-balance rule and returns what to write.
     pub fn finish(mut self, now: DateTime<Utc>) -> Change {
         self.check_low_balance(now);
+        self.check_auto_top_up(now);
         let counters = self.finish_counters();
         let mut new_grants = Vec::new();
         let mut deltas = Vec::new();
@@ -500,6 +512,10 @@ impl Wallet {
             renewals: self.renewals,
             expiry_moves: self.expiry_moves,
             notices: self.notices,
+            auto_top_up: (self.state.auto_top_up != self.original.auto_top_up)
+                .then_some(self.state.auto_top_up)
+                .flatten(),
+            told: self.told,
         }
     }
 }

@@ -15,10 +15,13 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::auto_top_up::AutoTopUpView;
 use crate::budget::{Budget, Counter};
 use crate::catalogue::{Action, GrantSource, LedgerKind, PlanCode};
+use crate::event::NewEvent;
 use crate::views::{BalanceView, TransactionView};
 
+mod auto_top_up;
 mod budgets;
 mod machine;
 mod subscription;
@@ -26,6 +29,7 @@ mod subscription;
 mod tests;
 
 pub use crate::head::Head;
+pub use auto_top_up::{AutoTopUpSettings, Closed};
 pub use budgets::{Exhausted, Spent};
 pub use machine::Wallet;
 pub use subscription::PaidPlan;
@@ -84,6 +88,9 @@ pub struct WalletState {
     pub budgets: Vec<Budget>,
     /// Their counters for the subjects this change may count.
     pub counters: Vec<Counter>,
+    /// Automatic top-up, as stored: read by every write that may open or
+    /// close a request (a spend reads it only while it is on).
+    pub auto_top_up: Option<AutoTopUpView>,
 }
 
 impl WalletState {
@@ -221,6 +228,24 @@ pub enum Notice {
         /// The subscription, if one was behind the plan.
         subscription_id: Option<String>,
     },
+    /// Automatic top-up asks the payment system for a pack.
+    TopUpRequested {
+        /// The request (the payment's idempotency key).
+        request_id: String,
+        /// The pack.
+        pack: String,
+        /// The threshold the balance went below.
+        threshold: i64,
+        /// The balance when it did.
+        balance: BalanceView,
+    },
+    /// Automatic top-up switched itself off after failed payments.
+    TopUpDisabled {
+        /// The request whose payment failed last.
+        request_id: String,
+        /// Failed payments in a row.
+        failures: i32,
+    },
 }
 
 /// What happened, in order: a row appended, or an alert.
@@ -277,8 +302,13 @@ pub struct Change {
     pub renewals: u64,
     /// Stored grants whose expiry moves (the provider moved the period's end).
     pub expiry_moves: Vec<(i64, DateTime<Utc>)>,
-    /// Plan changes to tell.
+    /// Plan changes and automatic top-up requests to tell.
     pub notices: Vec<Notice>,
+    /// Automatic top-up as it ends, when the change moved it.
+    pub auto_top_up: Option<AutoTopUpView>,
+    /// Events decided beside the wallet's rules (a payment to review, a
+    /// dispute), written with the change.
+    pub told: Vec<NewEvent>,
 }
 
 impl Change {
@@ -292,6 +322,8 @@ impl Change {
             && self.counters.is_empty()
             && self.head.is_none()
             && self.expiry_moves.is_empty()
+            && self.auto_top_up.is_none()
+            && self.told.is_empty()
     }
 }
 

@@ -59,6 +59,7 @@ fn pro_wallet() -> WalletState {
         ],
         budgets: Vec::new(),
         counters: Vec::new(),
+        auto_top_up: None,
     }
 }
 
@@ -448,4 +449,162 @@ mod budgets {
             "yesterday's spend is not given back to today"
         );
     }
+}
+
+/// PRO with automatic top-up below 150, `max_per_period` requests a period.
+fn topping_up(max_per_period: i32) -> Wallet {
+    let mut wallet = Wallet::new(pro_wallet());
+    wallet.set_auto_top_up(AutoTopUpSettings {
+        enabled: true,
+        threshold: 150,
+        pack: "PACK_100".to_owned(),
+        max_per_period,
+    });
+    wallet
+}
+
+fn spend_one(wallet: &mut Wallet, key: &str) {
+    let spent = wallet.spend(None::<(&str, ())>, spend(key), 1, at(1, 20));
+    assert!(spent.row.is_some(), "{key} charged");
+}
+
+fn requested(change: &Change) -> Vec<(String, i64)> {
+    change
+        .notices
+        .iter()
+        .filter_map(|notice| match notice {
+            Notice::TopUpRequested {
+                request_id, balance, ..
+            } => Some((request_id.clone(), balance.total)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_change_below_the_threshold_opens_one_request_with_the_id_offered() {
+    let mut wallet = topping_up(2);
+    assert_eq!(
+        wallet.head().auto_top_up_threshold,
+        Some(150),
+        "mirrored while on"
+    );
+    assert!(wallet.may_request_top_up());
+    // No id offered: nothing opens (the rules draw no randomness).
+    for key in ["a", "b", "c", "d", "e", "f"] {
+        spend_one(&mut wallet, key);
+    }
+    wallet.check_auto_top_up(at(1, 20));
+    assert_eq!(
+        wallet
+            .state
+            .auto_top_up
+            .as_ref()
+            .and_then(|auto| auto.open_request_id.clone()),
+        None
+    );
+    wallet.offer_request_id("atr_1".to_owned());
+    wallet.check_auto_top_up(at(1, 20));
+    wallet.offer_request_id("atr_2".to_owned());
+    spend_one(&mut wallet, "g");
+    wallet.check_auto_top_up(at(1, 20));
+    let change = wallet.finish(at(1, 20));
+    assert_eq!(
+        requested(&change),
+        [("atr_1".to_owned(), 149)],
+        "one request, at the balance it was made"
+    );
+    let auto = change.auto_top_up.expect("the request is written");
+    assert_eq!(auto.open_request_id.as_deref(), Some("atr_1"));
+    assert_eq!(auto.requests_this_period, 1);
+}
+
+#[test]
+fn the_period_caps_requests_and_a_new_period_counts_afresh() {
+    let mut state = pro_wallet();
+    let mut wallet = Wallet::new(state.clone());
+    wallet.set_auto_top_up(AutoTopUpSettings {
+        enabled: true,
+        threshold: 200,
+        pack: "PACK_100".to_owned(),
+        max_per_period: 2,
+    });
+    let mut auto = wallet.state.auto_top_up.clone().expect("set");
+    auto.requests_this_period = 2;
+    auto.period_key = crate::auto_top_up::period_key(state.head.period_start);
+    state.auto_top_up = Some(auto.clone());
+    state.head.auto_top_up_threshold = Some(200);
+    let mut capped = Wallet::new(state.clone());
+    capped.offer_request_id("atr_3".to_owned());
+    spend_one(&mut capped, "a");
+    assert!(
+        requested(&capped.finish(at(1, 20))).is_empty(),
+        "two this period already"
+    );
+    auto.period_key = "2025-12-01T00:00:00Z".to_owned();
+    state.auto_top_up = Some(auto);
+    let mut next = Wallet::new(state);
+    next.offer_request_id("atr_4".to_owned());
+    spend_one(&mut next, "a");
+    let change = next.finish(at(1, 20));
+    assert_eq!(requested(&change).len(), 1, "an earlier period's count is none");
+    assert_eq!(change.auto_top_up.map(|auto| auto.requests_this_period), Some(1));
+}
+
+#[test]
+fn the_third_failure_in_a_row_switches_it_off_and_a_payment_forgets_failures() {
+    let mut wallet = topping_up(10);
+    for key in ["a", "b", "c", "d", "e", "f"] {
+        spend_one(&mut wallet, key);
+    }
+    for (round, paid) in [(1, false), (2, true), (3, false), (4, false)] {
+        let id = format!("atr_{round}");
+        wallet.offer_request_id(id.clone());
+        spend_one(&mut wallet, &format!("k{round}"));
+        wallet.check_auto_top_up(at(1, 20));
+        assert_eq!(wallet.close_top_up_request("atr_other", paid), Closed::NotOpen);
+        let closed = wallet.close_top_up_request(&id, paid);
+        assert_eq!(
+            closed,
+            match (round, paid) {
+                (_, true) => Closed::Paid,
+                (1, _) => Closed::Failed {
+                    failures: 1,
+                    disabled: false
+                },
+                (3, _) => Closed::Failed {
+                    failures: 1,
+                    disabled: false
+                },
+                _ => Closed::Failed {
+                    failures: 2,
+                    disabled: false
+                },
+            },
+            "round {round}"
+        );
+    }
+    wallet.offer_request_id("atr_5".to_owned());
+    spend_one(&mut wallet, "k5");
+    wallet.check_auto_top_up(at(1, 20));
+    assert_eq!(
+        wallet.close_top_up_request("atr_5", false),
+        Closed::Failed {
+            failures: 3,
+            disabled: true
+        }
+    );
+    assert_eq!(
+        wallet.head().auto_top_up_threshold,
+        None,
+        "the mirror goes with it"
+    );
+    assert!(!wallet.may_request_top_up());
+    let change = wallet.finish(at(1, 20));
+    assert!(
+        change
+            .notices
+            .iter()
+            .any(|notice| matches!(notice, Notice::TopUpDisabled { failures: 3, .. }))
+    );
 }

@@ -91,7 +91,7 @@ pub async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: By
         secret.expose_secret().as_bytes(),
         header,
         &body,
-        chrono::Utc::now(),
+        crate::clock::wall(),
     ) {
         tracing::warn!(%error, "a Stripe webhook was refused");
         return refuse(AppError::invalid("Stripe-Signature", error.to_string()));

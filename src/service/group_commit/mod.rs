@@ -11,12 +11,11 @@
 //! delayed. A batch (up to `max_batch`) takes one spend of each waiting
 //! workspace in turn, so one workspace's flood cannot push the others'
 //! spends back by more than a batch. Within a batch, decisions are made in arrival
-//! order, each wallet's with exactly the rules of a single spend
-//! (`spend.rs`):
+//! order, each wallet's by the wallet's rules (`spend/batch.rs`, which
+//! also answers a spend alone as a batch of one):
 //! idempotency first, then burn-down, all-or-nothing per spend, the
 //! low-balance check after each spend. A wallet with anything to settle
-//! (an ended period, an expired grant) is left out of the batch and its
-//! spends take the single-spend path, which settles first.
+//! (an ended period, an expired grant) is settled first, in the batch.
 //!
 //! Correctness across instances still comes from the database: the batch
 //! locks its wallets (`FOR UPDATE`, in id order, so batches cannot
@@ -30,13 +29,12 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::sync::{mpsc, oneshot};
 
+use super::spend::SpendCall;
 use super::{Ledger, SpendRequest, SpendResult};
 use crate::auth::WalletScope;
 use crate::config::{DatabaseConfig, GroupCommitSettings, POSTGRES_WORKERS_DEFAULT};
 use crate::error::{AppError, AppResult};
 use crate::store;
-
-mod batch;
 
 /// Spends waiting for one worker; beyond this, callers wait to enqueue.
 const QUEUE_CAPACITY: usize = 1024;
@@ -66,7 +64,7 @@ impl Waiting {
     }
 
     fn push(&mut self, job: SpendJob) {
-        let workspace = job.scope.workspace_id().as_str();
+        let workspace = job.call.scope.workspace_id().as_str();
         match self.by_workspace.get_mut(workspace) {
             Some(queue) => queue.push_back(job),
             None => {
@@ -104,8 +102,7 @@ impl Waiting {
 
 /// One caller's spend, waiting for its batch.
 struct SpendJob {
-    scope: WalletScope,
-    request: SpendRequest,
+    call: SpendCall,
     reply: oneshot::Sender<AppResult<SpendResult>>,
     /// When it was queued: the batch's debug log reports the wait.
     queued_at: std::time::Instant,
@@ -238,14 +235,16 @@ impl Ledger {
         let (reply, answer) = oneshot::channel();
         let queued_at = std::time::Instant::now();
         let job = SpendJob {
-            scope: scope.clone(),
-            request,
+            call: SpendCall {
+                scope: scope.clone(),
+                request,
+            },
             reply,
             queued_at,
         };
-        let queue = group.queue(job.scope.workspace_id().as_str());
+        let queue = group.queue(job.call.scope.workspace_id().as_str());
         if let Err(mpsc::error::SendError(job)) = queue.send(job).await {
-            return self.spend_once(&job.scope, job.request).await;
+            return self.spend_alone(job.call).await;
         }
         let answer = answer
             .await
@@ -297,22 +296,27 @@ impl Ledger {
 
     async fn spend_batch(self, jobs: Vec<SpendJob>) {
         let now = self.now();
-        match self.charge_batch(&jobs, now).await {
+        let queued_at = jobs
+            .first()
+            .map_or_else(std::time::Instant::now, |job| job.queued_at);
+        let (calls, replies): (Vec<SpendCall>, Vec<_>) =
+            jobs.into_iter().map(|job| (job.call, job.reply)).unzip();
+        match self.charge_batch(&calls, queued_at, now).await {
             Ok(answers) => {
-                for (job, answer) in jobs.into_iter().zip(answers) {
-                    let _ = job.reply.send(answer);
+                for (reply, answer) in replies.into_iter().zip(answers) {
+                    let _ = reply.send(answer);
                 }
             }
             Err(error) => {
                 self.metrics.spend_batch_failed();
                 tracing::warn!(
                     code = error.code(),
-                    spends = jobs.len(),
+                    spends = calls.len(),
                     "a spend batch failed and wrote nothing; its spends run one by one"
                 );
-                for job in jobs {
-                    let answer = self.spend_once(&job.scope, job.request).await;
-                    let _ = job.reply.send(answer);
+                for (call, reply) in calls.into_iter().zip(replies) {
+                    let answer = self.spend_alone(call).await;
+                    let _ = reply.send(answer);
                 }
             }
         }
@@ -324,8 +328,6 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use std::time::Duration;
-
-    use chrono::Utc;
 
     use super::*;
     use crate::clock::ManualClock;
@@ -386,7 +388,7 @@ mod tests {
             acquire_timeout: DATABASE_ACQUIRE_TIMEOUT_DEFAULT,
         };
         let db = store::connect_and_migrate(&config).await.unwrap();
-        let clock = Arc::new(ManualClock::new(Utc::now()));
+        let clock = Arc::new(ManualClock::new(crate::clock::wall()));
         let ledger = Ledger::new(db, clock, EventBus::default())
             .with_group_commit(GroupCommitSettings::default(), &config)
             .await

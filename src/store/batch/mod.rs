@@ -133,7 +133,8 @@ pub(super) const HEAD_SET: &str = "balance_credits = v.balance_credits, last_seq
     low_balance_threshold_credits = v.low_balance_threshold_credits, \
     low_balance_alerted_at = v.low_balance_alerted_at, time_zone = v.time_zone, \
     budget_version = v.budget_version, subscription_id = v.subscription_id, \
-    standing_until_at = v.standing_until_at";
+    standing_until_at = v.standing_until_at, \
+    auto_top_up_threshold_credits = v.auto_top_up_threshold_credits";
 
 /// Every guarded head write must have matched its wallet.
 pub(crate) fn all_saved(expected: usize, saved: u64) -> Result<()> {

@@ -76,7 +76,8 @@ pub(crate) fn save_heads_sql(heads: &str, now: &str, ids: &str) -> String {
          last_sequence bigint, plan_code text, pending_plan_code text, billing_anchor_at timestamptz, \
          period_start_at timestamptz, period_end_at timestamptz, enterprise_allocation_credits bigint, \
          low_balance_threshold_credits bigint, low_balance_alerted_at timestamptz, time_zone text, \
-         budget_version bigint, subscription_id text, standing_until_at timestamptz) \
+         budget_version bigint, subscription_id text, standing_until_at timestamptz, \
+         auto_top_up_threshold_credits bigint) \
          WHERE wallet.id = v.id AND wallet.last_sequence = v.sequence_read \
          AND {}",
         any_id("wallet.id", ids)
@@ -113,6 +114,7 @@ pub(crate) struct WalletHead<'a> {
     subscription_id: Option<&'a str>,
     #[serde(serialize_with = "super::stored_time::optional")]
     standing_until_at: Option<DateTime<Utc>>,
+    auto_top_up_threshold_credits: Option<i64>,
     #[serde(skip)]
     head: std::marker::PhantomData<&'a Head>,
 }
@@ -136,6 +138,7 @@ impl<'a> WalletHead<'a> {
             budget_version: head.budget_version,
             subscription_id: head.subscription_id.as_deref(),
             standing_until_at: head.standing_until,
+            auto_top_up_threshold_credits: head.auto_top_up_threshold,
             head: std::marker::PhantomData,
         }
     }

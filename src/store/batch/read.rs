@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use entity::{action_cost, budget, budget_counter, credit_grant, ledger_entry, wallet};
+use entity::{action_cost, auto_top_up, budget, budget_counter, credit_grant, ledger_entry, wallet};
 use sea_orm::{ConnectionTrait, DbBackend, IdenStatic, Iterable, Statement, Value};
 use serde::Serialize;
 
@@ -31,6 +31,8 @@ pub(super) struct SpendReads {
     pub budgets: Vec<budget::Model>,
     /// Their counters for the batch's subjects.
     pub counters: Vec<budget_counter::Model>,
+    /// The automatic top-ups of the wallets that have it on.
+    pub autos: Vec<auto_top_up::Model>,
 }
 
 /// A key some spend already bound.
@@ -76,6 +78,7 @@ impl SpendReads {
             })
             .collect::<Result<_>>()?;
         let mut states = crate::store::rows::states(self.wallets, self.grants)?;
+        crate::store::rows::attach_auto_top_ups(&mut states, self.autos);
         // Budgets in id order (the first HARD budget over its limit is the
         // one a refusal names), each with its counters, on its wallet.
         let mut budgets = self.budgets;
@@ -128,8 +131,8 @@ impl SpendReads {
 /// wallet's grants or keys moves its sequence, so when each locked
 /// sequence equals the one seen, what was read is what the lock protects.
 /// (The one change that does not, closing an expired grant already at
-/// zero, leaves a stale read showing that grant due, and a wallet with a
-/// due grant is left to the single-spend path, which reads under its lock.)
+/// zero, leaves a stale read showing that grant due; settling closes it
+/// again, which changes nothing, and appends no row, as it holds nothing.)
 /// Budgets are probed per wallet (at most 100 each), and counters per
 /// (budget, subject) pair on their primary key; the `LIMIT`s keep PostgreSQL
 /// from flattening the `LATERAL` probes into joins it may plan as scans of
@@ -162,7 +165,9 @@ pub const SPEND_READS_SQL: &str = "\
       (SELECT COALESCE(json_agg(k), '[]') FROM k)::text AS bound, \
       (SELECT COALESCE(json_agg(c), '[]') FROM action_cost c)::text AS costs, \
       (SELECT COALESCE(json_agg(b ORDER BY b.id), '[]') FROM b)::text AS budgets, \
-      (SELECT COALESCE(json_agg(u), '[]') FROM u)::text AS counters";
+      (SELECT COALESCE(json_agg(u), '[]') FROM u)::text AS counters, \
+      (SELECT COALESCE(json_agg(a), '[]') FROM auto_top_up a WHERE a.wallet_id = ANY(ARRAY( \
+        SELECT id FROM w WHERE w.auto_top_up_threshold_credits IS NOT NULL)))::text AS autos";
 
 /// A wallet's sequence as the snapshot of [`SPEND_READS_SQL`] saw it.
 #[derive(serde::Deserialize)]
@@ -249,6 +254,7 @@ async fn read_stored(
             costs: from_json(&column("costs")?)?,
             budgets: from_json(&column("budgets")?)?,
             counters: from_json(&column("counters")?)?,
+            autos: from_json(&column("autos")?)?,
         };
         let seen: Vec<Seen> = from_json(&column("seen")?)?;
         let current = reads.wallets.iter().all(|wallet| {
@@ -299,6 +305,11 @@ pub static SQLITE_SPEND_READS_SQL: std::sync::LazyLock<String> = std::sync::Lazy
     let cost = json_row::<action_cost::Column>("c");
     let budget = json_row::<budget::Column>("b");
     let counter = json_row::<budget_counter::Column>("u");
+    // SQLite keeps a boolean as 0 or 1: JSON's `true`/`false` for serde.
+    let auto = json_row::<auto_top_up::Column>("a").replace(
+        "'enabled', a.enabled",
+        "'enabled', json(iif(a.enabled, 'true', 'false'))",
+    );
     let spend = LedgerKind::Spend.as_str();
     format!(
         "SELECT \
@@ -319,7 +330,11 @@ pub static SQLITE_SPEND_READS_SQL: std::sync::LazyLock<String> = std::sync::Lazy
            CROSS JOIN wallet w ON w.workspace_id = json_extract(v.value, '$.workspace_id') \
            CROSS JOIN budget b ON b.wallet_id = w.id \
            CROSS JOIN budget_counter u ON u.budget_id = b.id \
-             AND u.subject = json_extract(v.value, '$.subject')) AS counters"
+             AND u.subject = json_extract(v.value, '$.subject')) AS counters, \
+         (SELECT json_group_array({auto}) FROM json_each(?1) AS x \
+           CROSS JOIN wallet w ON w.workspace_id = x.value \
+           CROSS JOIN auto_top_up a ON a.wallet_id = w.id \
+           WHERE w.auto_top_up_threshold_credits IS NOT NULL) AS autos"
     )
 });
 
@@ -375,5 +390,6 @@ pub(super) async fn read_spends_sqlite(
         costs: from_json(&column("costs")?)?,
         budgets: from_json(&column("budgets")?)?,
         counters: from_json(&column("counters")?)?,
+        autos: from_json(&column("autos")?)?,
     })
 }

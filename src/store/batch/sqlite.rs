@@ -34,7 +34,7 @@ const ROW_COLUMNS: [&str; 15] = [
 ];
 
 /// The fields of a head write ([`super::WalletHead`]).
-const HEAD_FIELDS: [&str; 16] = [
+const HEAD_FIELDS: [&str; 17] = [
     "id",
     "sequence_read",
     "balance_credits",
@@ -51,6 +51,7 @@ const HEAD_FIELDS: [&str; 16] = [
     "budget_version",
     "subscription_id",
     "standing_until_at",
+    "auto_top_up_threshold_credits",
 ];
 
 /// SQLite: a batch's writes, in order: its ledger rows, their grant moves

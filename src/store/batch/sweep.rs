@@ -57,7 +57,8 @@ pub async fn lock_due_wallets(
     }
 }
 
-/// [`lock_due_wallets`], each with its live grants, as states.
+/// [`lock_due_wallets`], each with its live grants and (while it is on)
+/// its automatic top-up, as states.
 pub async fn lock_due_states(
     txn: &impl ConnectionTrait,
     now: DateTime<Utc>,
@@ -69,5 +70,17 @@ pub async fn lock_due_states(
         return Ok(Vec::new());
     }
     let grants = super::live_grants_of(txn, wallets.iter().map(|wallet| wallet.id).collect()).await?;
-    crate::store::rows::states(wallets, grants)
+    let topping_up: Vec<i64> = wallets
+        .iter()
+        .filter(|wallet| wallet.auto_top_up_threshold_credits.is_some())
+        .map(|wallet| wallet.id)
+        .collect();
+    let autos = if topping_up.is_empty() {
+        Vec::new()
+    } else {
+        crate::store::auto_top_up::of_wallets(txn, topping_up).await?
+    };
+    let mut states = crate::store::rows::states(wallets, grants)?;
+    crate::store::rows::attach_auto_top_ups(&mut states, autos);
+    Ok(states)
 }

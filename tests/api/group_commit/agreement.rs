@@ -256,8 +256,195 @@ async fn concurrent_spends_keep_their_shape_batched_and_unbatched(backend: Backe
     }
 }
 
+/// (workspace, action, key, agent), in arrival order: an agent's HARD
+/// budget refusing, a SOFT workspace budget warning, automatic top-up
+/// opening a request, repeats; both wallets renew their period first.
+const WITH_RULES: [(&str, Action, &str, Option<&str>); 12] = [
+    ("ws-a", Action::Triage, "a1", Some("bot-1")),
+    ("ws-c", Action::Triage, "c1", None),
+    ("ws-a", Action::Sidekick, "a2", Some("bot-1")),
+    ("ws-c", Action::Triage, "c2", None),
+    ("ws-a", Action::Triage, "a3", Some("bot-1")),
+    ("ws-a", Action::Triage, "a3", Some("bot-2")),
+    ("ws-c", Action::Triage, "c3", None),
+    ("ws-c", Action::AutoResolve, "c4", None),
+    ("ws-a", Action::Triage, "a1", Some("bot-1")),
+    ("ws-c", Action::Triage, "c5", None),
+    ("ws-c", Action::Triage, "c1", None),
+    ("ws-a", Action::Triage, "a4", None),
+];
+
+/// Both wallets on PRO (30 credits a period); ws-a with budgets, ws-c with
+/// automatic top-up below 28; then the clock past the period's end, so
+/// that each wallet's first spend settles a renewal first.
+async fn with_rules(app: &TestApp) {
+    app.execute_sql("UPDATE plan SET monthly_credits = 30 WHERE code = 'PRO'")
+        .await;
+    app.create_workspace("ws-c").await;
+    for workspace in ["ws-a", "ws-c"] {
+        let admin = app.token("admin", Some(workspace));
+        app.set_plan(&admin, "PRO", None).await.data();
+    }
+    let admin = app.token("admin", Some("ws-a"));
+    let agent_cap = crate::budgets::Budget {
+        agent: Some("bot-1"),
+        ..crate::budgets::Budget::hard("bot-1-cap", "AGENT", 2)
+    };
+    let soft = crate::budgets::Budget {
+        mode: "SOFT",
+        ..crate::budgets::Budget::hard("soft", "WORKSPACE", 3)
+    };
+    for budget in [agent_cap, soft] {
+        app.set_budget(&admin, None, &budget).await.data();
+    }
+    let admin = app.token("admin", Some("ws-c"));
+    app.gql(
+        Some(&admin),
+        "mutation { setAutoTopUp(input: {enabled: true, threshold: 28, pack: PACK_100, maxPerPeriod: 2}) { autoTopUp { enabled } } }",
+        json!({}),
+    )
+    .await
+    .data();
+    app.clock.advance(chrono::Duration::days(31));
+}
+
+fn agent_request(workspace: &str, action: Action, key: &str, agent: Option<&str>) -> (Caller, SpendRequest) {
+    let (caller, mut request) = request(workspace, action, key, None);
+    request.agent_id = agent.map(str::to_owned);
+    (caller, request)
+}
+
+/// Budget counters, automatic top-up requests and outbox events, without
+/// ids and times.
+async fn effects(app: &TestApp) -> Value {
+    let db = app.db();
+    let query = |sql: &'static str| {
+        let db = db.clone();
+        async move {
+            db.query_all_raw(Statement::from_string(db.get_database_backend(), sql))
+                .await
+                .unwrap()
+        }
+    };
+    let counters: Vec<Value> = query(
+        "SELECT b.name, c.subject, c.used_credits FROM budget_counter c \
+         JOIN budget b ON b.id = c.budget_id ORDER BY b.name, c.subject",
+    )
+    .await
+    .iter()
+    .map(|row| {
+        json!([
+            row.try_get::<String>("", "name").unwrap(),
+            row.try_get::<String>("", "subject").unwrap(),
+            row.try_get::<i64>("", "used_credits").unwrap()
+        ])
+    })
+    .collect();
+    let requests: Vec<Value> = query(
+        "SELECT w.workspace_id, a.requests_in_period, a.open_request_id IS NOT NULL AS open \
+         FROM auto_top_up a JOIN wallet w ON w.id = a.wallet_id ORDER BY w.workspace_id",
+    )
+    .await
+    .iter()
+    .map(|row| {
+        json!([
+            row.try_get::<String>("", "workspace_id").unwrap(),
+            row.try_get::<i32>("", "requests_in_period").unwrap(),
+            row.try_get::<bool>("", "open").unwrap()
+        ])
+    })
+    .collect();
+    let mut events: Vec<Value> = query("SELECT event_type, workspace_id, data FROM outbox_event")
+        .await
+        .iter()
+        .map(|row| {
+            let mut data: Value = serde_json::from_str(&row.try_get::<String>("", "data").unwrap()).unwrap();
+            if let Some(object) = data.as_object_mut() {
+                object.retain(|key, _| !["requestId", "transactionId", "id"].contains(&key.as_str()));
+            }
+            json!([
+                row.try_get::<String>("", "event_type").unwrap(),
+                row.try_get::<String>("", "workspace_id").unwrap(),
+                data
+            ])
+        })
+        .collect();
+    events.sort_by_key(|event| event.to_string());
+    json!({ "counters": counters, "requests": requests, "events": events })
+}
+
+/// The one spend path: with budgets, automatic top-up and a renewal to
+/// settle first, a batch of all twelve spends and the same twelve each
+/// alone (group commit off) give the same answers, rows, counters,
+/// requests and events.
+async fn budgets_top_ups_and_settling_agree(backend: Backend) {
+    let (batching, unbatched) = batching_and_unbatched(backend).await;
+    for app in [&batching, &unbatched] {
+        with_rules(app).await;
+    }
+    let before = batches(&batching).await;
+    let batched = join_all(WITH_RULES.iter().map(|(workspace, action, key, agent)| {
+        spend(&batching, agent_request(workspace, *action, key, *agent))
+    }))
+    .await;
+    assert_eq!(
+        batches(&batching).await - before,
+        1.0,
+        "one batch took all twelve"
+    );
+    let mut alone = Vec::new();
+    for (workspace, action, key, agent) in WITH_RULES {
+        alone.push(spend(&unbatched, agent_request(workspace, action, key, agent)).await);
+    }
+    for (index, (batched, alone)) in batched.iter().zip(&alone).enumerate() {
+        assert_eq!(batched, alone, "answer {index} to {:?}", WITH_RULES[index]);
+    }
+    let outcomes: Vec<&str> = alone
+        .iter()
+        .map(|answer| answer["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            "CHARGED",
+            "CHARGED",
+            "CHARGED",
+            "CHARGED",
+            "BUDGET_EXCEEDED",
+            "CHARGED",
+            "CHARGED",
+            "CHARGED",
+            "DUPLICATE",
+            "CHARGED",
+            "DUPLICATE",
+            "CHARGED",
+        ],
+        "the sequence covers every rule"
+    );
+    assert_eq!(alone[11]["warnings"], json!([["soft", 4]]), "{}", alone[11]);
+    let rows = stored(&unbatched).await;
+    assert!(
+        rows.iter().filter(|row| row[2] == "GRANT").count() >= 4,
+        "both wallets renewed in the spends' transactions: {rows:#?}"
+    );
+    assert_eq!(stored(&batching).await, rows);
+    let effects_alone = effects(&unbatched).await;
+    assert_eq!(
+        effects_alone["requests"],
+        json!([["ws-c", 1, true]]),
+        "{effects_alone}"
+    );
+    assert_eq!(effects(&batching).await, effects_alone);
+    assert_eq!(failed_batches(&batching).await, 0.0, "every batch committed");
+    for app in [batching, unbatched] {
+        app.verify_ledger().await;
+        app.teardown().await;
+    }
+}
+
 both_backends!(
     each_backend: batched_and_sequential_spends_agree,
+    budgets_top_ups_and_settling_agree,
     bound_keys_are_matched_by_workspace_and_key,
     concurrent_spends_keep_their_shape_batched_and_unbatched,
 );

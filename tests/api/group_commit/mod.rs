@@ -102,6 +102,9 @@ fn summary(result: Result<SpendResult, protodesk_credits::error::AppError>) -> V
                 row.sequence, row.amount, row.balance_after, row.action.map(|action| action.as_str()),
                 row.reference, row.actor, row.idempotency_key,
             ])),
+            "budget": answer.budget.map(|usage| json!([usage.budget.name, usage.agent_id, usage.used, usage.remaining])),
+            "warnings": answer.budget_warnings.iter()
+                .map(|usage| json!([usage.budget.name, usage.used])).collect::<Vec<_>>(),
         }),
     }
 }

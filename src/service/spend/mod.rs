@@ -1,17 +1,20 @@
-//! `spendCredit`: pay for one AI action, exactly once per key.
+//! `spendCredit`: pay for one AI action, exactly once per key. Every spend
+//! is decided and written by a batch (`batch.rs`): one spend alone is a
+//! batch of one; group commit gathers concurrent spends into larger ones.
 
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 
+mod batch;
+
 use super::{BalanceView, Ledger, PackView, TransactionView};
 use crate::auth::WalletScope;
-use crate::error::{AppError, AppResult, db_error};
-use crate::store;
+use crate::error::{AppError, AppResult};
 use domain::budget::BudgetUsage;
 use domain::catalogue::{Action, LedgerKind, PackOffer, smallest_pack_resuming};
 use domain::ids::IdempotencyKey;
-use domain::spend::{SpendAnswer, SpendDecision, SpendOutcome, spend_fingerprint};
+use domain::spend::{SpendOutcome, spend_fingerprint};
 use domain::wallet::{Entry, KeyBinding};
 
 /// A validated spend request.
@@ -26,6 +29,15 @@ pub struct SpendRequest {
     /// The agent the action is for (counted by agent budgets), part of the
     /// request's identity.
     pub agent_id: Option<String>,
+}
+
+/// A spend as a batch takes it: whose wallet, and what.
+#[derive(Debug, Clone)]
+pub(super) struct SpendCall {
+    /// The caller's wallet.
+    pub(super) scope: WalletScope,
+    /// The spend.
+    pub(super) request: SpendRequest,
 }
 
 /// The answer to a spend.
@@ -79,7 +91,13 @@ impl Ledger {
         let action = request.action;
         let result = match &self.group_commit {
             Some(group) => self.spend_grouped(group, scope, request).await,
-            None => self.spend_once(scope, request).await,
+            None => {
+                self.spend_alone(SpendCall {
+                    scope: scope.clone(),
+                    request,
+                })
+                .await
+            }
         };
         let outcome = match &result {
             Ok(answer) => answer.outcome.as_str(),
@@ -90,83 +108,18 @@ impl Ledger {
         result
     }
 
-    /// One spend in its own transaction.
-    pub(super) async fn spend_once(
-        &self,
-        scope: &WalletScope,
-        request: SpendRequest,
-    ) -> AppResult<SpendResult> {
-        let now = self.now();
-        let mut locked = self.lock_settled(scope.workspace_id().as_str(), now).await?;
-        let cost = store::catalogue::action_cost(&locked.txn, request.action.as_str())
-            .await
-            .map_err(db_error)?
-            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("no cost for {}", request.action)))?
-            .credits;
-        let key = request.idempotency_key.as_str();
-        let bound = store::ledger::keyed(&locked.txn, locked.wallet.head().id, LedgerKind::Spend, key)
-            .await
-            .map_err(db_error)?;
-        Self::load_budgets(&mut locked, request.agent_id.as_deref()).await?;
-        let spent = locked.wallet.spend(
-            bound
-                .as_ref()
-                .map(|(fingerprint, original)| (fingerprint.as_str(), original)),
-            spend_entry(scope, &request),
-            cost,
-            now,
-        );
-        let result = SpendResult {
-            outcome: SpendOutcome::InsufficientCredits,
-            transaction: None,
-            balance: locked.wallet.balance(),
-            cost,
-            next_reset_at: locked.wallet.head().period_end,
-            suggested_top_up: None,
-            budget: None,
-            budget_warnings: spent.warnings,
-        };
-        match (spent.answer, spent.row) {
-            // Nothing is committed: the settle above is rolled back with it.
-            (SpendAnswer::Conflict, _) => Err(conflict()),
-            (SpendAnswer::Duplicate(original), _) => {
-                let original = original.clone();
-                self.finish(locked, now).await?;
-                Ok(SpendResult {
-                    outcome: SpendOutcome::Duplicate,
-                    transaction: Some(original),
-                    ..result
-                })
-            }
-            (SpendAnswer::OverBudget(budget), _) => {
-                // The refusal may exhaust the budget's window (its counter
-                // and event), and settling is kept, as for running out.
-                self.finish(locked, now).await?;
-                Ok(SpendResult {
-                    outcome: SpendOutcome::BudgetExceeded,
-                    budget: Some(budget),
-                    ..result
-                })
-            }
-            (SpendAnswer::Fresh(SpendDecision::Charge(_)), Some(row)) => {
-                let written = self.finish(locked, now).await?;
-                Ok(SpendResult {
-                    outcome: SpendOutcome::Charged,
-                    transaction: Some(written.transaction(row)?),
-                    ..result
-                })
-            }
-            (SpendAnswer::Fresh(_), _) => {
-                // Expiries settled above are facts and are kept; the spend
-                // itself writes nothing and leaves the key unbound.
-                self.finish(locked, now).await?;
-                let suggested = suggestion(&self.packs().await?, result.balance.total, cost);
-                Ok(SpendResult {
-                    suggested_top_up: suggested,
-                    ..result
-                })
-            }
-        }
+    /// A spend alone: a batch of one, through the same reads, decision and
+    /// answer as a batch of many (group commit off, or a failed batch's
+    /// spends one by one).
+    pub(super) async fn spend_alone(&self, call: SpendCall) -> AppResult<SpendResult> {
+        self.charge_batch(std::slice::from_ref(&call), Instant::now(), self.now())
+            .await?
+            .pop()
+            .unwrap_or_else(|| {
+                Err(AppError::Internal(anyhow::anyhow!(
+                    "a batch of one gave no answer"
+                )))
+            })
     }
 }
 

@@ -1,15 +1,15 @@
-//! One batch of spends: read its wallets under lock, settle each, decide
-//! each spend in arrival order by the single-spend rules
+//! A batch of spends, the one spend path: read its wallets under lock,
+//! settle each, decide each spend in arrival order by the wallet's rules
 //! (`domain::wallet`), write every wallet's change in one transaction
-//! through the store's one applier (`docs/design/group-commit.md`).
+//! through the store's one applier (`docs/design/group-commit.md`). A
+//! spend alone is a batch of one.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
-use super::SpendJob;
+use super::{SpendCall, budget_pairs, conflict, spend_entry, suggestion};
 use crate::error::{AppError, AppResult, db_error};
-use crate::service::spend::{budget_pairs, conflict, spend_entry, suggestion};
 use crate::service::{BalanceView, Ledger, SpendResult, TransactionView, plans_if_renewing, settle};
 use crate::store;
 use domain::budget::BudgetUsage;
@@ -19,9 +19,11 @@ use domain::wallet::{Change, Wallet};
 
 impl Ledger {
     /// Decides and writes a batch in one transaction; one answer per spend.
-    pub(super) async fn charge_batch(
+    /// `queued_at`: when its first spend was queued (for the debug log).
+    pub(in crate::service) async fn charge_batch(
         &self,
-        jobs: &[SpendJob],
+        jobs: &[SpendCall],
+        queued_at: std::time::Instant,
         now: DateTime<Utc>,
     ) -> AppResult<Vec<AppResult<SpendResult>>> {
         let started = std::time::Instant::now();
@@ -54,7 +56,7 @@ impl Ledger {
         for state in reads.states {
             by_workspace.insert(state.head.workspace_id.clone(), wallets.len());
             by_id.insert(state.head.id, wallets.len());
-            let mut wallet = Wallet::new(state);
+            let mut wallet = crate::service::open_wallet(state);
             settle(&mut wallet, &plans, now);
             wallets.push(Charging {
                 wallet,
@@ -82,6 +84,7 @@ impl Ledger {
             let charging = &mut wallets[index];
             decided.push(charging.decide(index, job, cost, now));
             charging.wallet.check_low_balance(now);
+            charging.wallet.check_auto_top_up(now);
         }
         let changes: Vec<Change> = wallets
             .into_iter()
@@ -92,9 +95,7 @@ impl Ledger {
         let ids = self.write(txn, &changes, now).await?;
         tracing::debug!(
             spends = jobs.len(),
-            queued_us = jobs.first().map_or(0, |job| started
-                .saturating_duration_since(job.queued_at)
-                .as_micros() as u64),
+            queued_us = started.saturating_duration_since(queued_at).as_micros() as u64,
             read_us = read.as_micros() as u64,
             decided_us = decided_at.as_micros() as u64,
             committed_us = started.elapsed().as_micros() as u64,
@@ -194,9 +195,9 @@ impl Charging {
         }
     }
 
-    /// One spend, by the rules of a single spend, against the state so far
+    /// One spend, by the wallet's rules, against the state so far
     /// (this is wallet `index` of the batch).
-    fn decide(&mut self, index: usize, job: &SpendJob, cost: i64, now: DateTime<Utc>) -> Decided {
+    fn decide(&mut self, index: usize, job: &SpendCall, cost: i64, now: DateTime<Utc>) -> Decided {
         let entry = spend_entry(&job.scope, &job.request);
         let key = job.request.idempotency_key.as_str();
         let fingerprint = entry
