@@ -1,11 +1,10 @@
-//! `AppError`: the one error type at the boundary, mapped once to a GraphQL
-//! `extensions.code`, a client message and an HTTP status.
+//! `AppError`: the one error type at the boundary: its stable code (the
+//! contract's `extensions.code`) and the message a client sees. How it is
+//! answered is chosen where it is answered: `graphql::errors` builds the
+//! GraphQL error, `http::status_of` the HTTP status.
 //!
 //! Internal and Unavailable causes are logged here, once, and never shown:
 //! a client sees a generic message, never SQL or another workspace's id.
-
-use async_graphql::ErrorExtensions;
-use axum::http::StatusCode;
 
 use domain::DomainError;
 
@@ -15,8 +14,8 @@ use domain::DomainError;
 ///
 /// It deliberately implements neither `Display` nor `std::error::Error`:
 /// async-graphql converts any `Display` into a client-visible error with `?`,
-/// which would drop the code and could leak a cause. Resolvers must go
-/// through [`AppError::into_graphql`] (or [`GraphqlResult::gql`]).
+/// which would drop the code and could leak a cause. Resolvers go through
+/// `graphql::errors` (`.gql()`).
 #[derive(Debug)]
 pub enum AppError {
     /// No valid token.
@@ -79,20 +78,6 @@ impl AppError {
         }
     }
 
-    /// The HTTP status for answers given outside GraphQL execution.
-    pub fn status(&self) -> StatusCode {
-        match self {
-            AppError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
-            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
-            AppError::NotFound(_) => StatusCode::NOT_FOUND,
-            AppError::InvalidInput { .. } => StatusCode::BAD_REQUEST,
-            AppError::IdempotencyConflict(_) => StatusCode::CONFLICT,
-            AppError::LimitExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
-            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
     /// The message a client sees: what was wrong, never an internal cause.
     pub fn message(&self) -> String {
         match self {
@@ -107,8 +92,9 @@ impl AppError {
         }
     }
 
-    /// Logs a hidden cause once, with its chain.
-    fn log(&self) {
+    /// Logs a hidden cause once, with its chain (`http` and `graphql` call
+    /// it as they answer; the scheduler as it gives up).
+    pub fn log(&self) {
         match self {
             AppError::Unavailable(cause) => {
                 tracing::warn!(error = format!("{cause:#}"), "database unavailable")
@@ -117,40 +103,10 @@ impl AppError {
             _ => {}
         }
     }
-
-    /// Converts into the GraphQL error a client sees.
-    pub fn into_graphql(self) -> async_graphql::Error {
-        self.log();
-        let code = self.code();
-        let field = match &self {
-            AppError::InvalidInput { field, .. } => Some(*field),
-            _ => None,
-        };
-        let retry_after = match &self {
-            AppError::LimitExceeded {
-                retry_after_seconds, ..
-            } => *retry_after_seconds,
-            _ => None,
-        };
-        async_graphql::Error::new(self.message()).extend_with(|_, extensions| {
-            extensions.set("code", code);
-            if let Some(field) = field {
-                extensions.set("field", field);
-            }
-            if let Some(seconds) = retry_after {
-                extensions.set("retryAfterSeconds", seconds);
-            }
-        })
-    }
 }
 
 /// A store error as the service answers it: Unavailable (the client may
-/// retry) or Internal. Takes raw driver errors too, for the write path's
-/// transactions that `service` still drives itself.
-pub fn db_error(error: impl Into<crate::store::Error>) -> AppError {
-    AppError::from(error.into())
-}
-
+/// retry) or Internal; `?` carries it.
 impl From<crate::store::Error> for AppError {
     fn from(error: crate::store::Error) -> Self {
         match error {
@@ -167,18 +123,6 @@ impl From<DomainError> for AppError {
         match error {
             DomainError::Invalid { field, reason } => AppError::InvalidInput { field, reason },
         }
-    }
-}
-
-/// Converts a service result at the resolver boundary.
-pub trait GraphqlResult<T> {
-    /// Maps the error through the single mapping above.
-    fn gql(self) -> async_graphql::Result<T>;
-}
-
-impl<T> GraphqlResult<T> for Result<T, AppError> {
-    fn gql(self) -> async_graphql::Result<T> {
-        self.map_err(AppError::into_graphql)
     }
 }
 

@@ -86,6 +86,96 @@ pub struct Budget {
     pub updated_at: DateTime<Utc>,
 }
 
+/// A budget as `setBudget` sets it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BudgetInput {
+    /// Its name.
+    pub name: String,
+    /// Whose spends it counts.
+    pub applies_to: BudgetTarget,
+    /// The agent, for AGENT.
+    pub agent_id: Option<String>,
+    /// The action, or every one.
+    pub action: Option<Action>,
+    /// Its window.
+    pub window: BudgetWindow,
+    /// Credits per window.
+    pub limit: i64,
+    /// Hard or soft.
+    pub mode: BudgetMode,
+}
+
+/// What a change writes of a wallet's budgets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BudgetWrite {
+    /// Create (`budget.id` is 0) or update a budget; `restart`: its
+    /// counters are dropped and it counts from `budget.counting_since`.
+    Save {
+        /// The budget as it is to be stored.
+        budget: Budget,
+        /// Whether its counters start afresh.
+        restart: bool,
+    },
+    /// Remove the budget of this id and its counters.
+    Remove {
+        /// The budget.
+        id: i64,
+    },
+}
+
+/// Setting `input` over the wallet's `existing` budgets at `now`, as it is
+/// to be stored and whether its counters start afresh: a new
+/// budget (at most [`BUDGETS_MAX`] a workspace) counts from now; one whose
+/// scope (target, agent, action, window) changes starts counting afresh,
+/// as what it counted is no longer what it counts; one whose limit or mode
+/// changes keeps its counters.
+pub fn revise(
+    existing: &[Budget],
+    input: BudgetInput,
+    now: DateTime<Utc>,
+) -> Result<(Budget, bool), DomainError> {
+    let Some(old) = existing.iter().find(|budget| budget.name == input.name) else {
+        if existing.len() >= BUDGETS_MAX {
+            return Err(DomainError::invalid(
+                "name",
+                format!("a workspace has at most {BUDGETS_MAX} budgets; remove one first"),
+            ));
+        }
+        let budget = Budget {
+            id: 0,
+            name: input.name,
+            applies_to: input.applies_to,
+            agent_id: input.agent_id,
+            action: input.action,
+            window: input.window,
+            limit: input.limit,
+            mode: input.mode,
+            counting_since: now,
+            created_at: now,
+            updated_at: now,
+        };
+        return Ok((budget, false));
+    };
+    let restart = old.applies_to != input.applies_to
+        || old.agent_id != input.agent_id
+        || old.action != input.action
+        || old.window != input.window;
+    let budget = Budget {
+        id: old.id,
+        name: input.name,
+        applies_to: input.applies_to,
+        agent_id: input.agent_id,
+        action: input.action,
+        window: input.window,
+        limit: input.limit,
+        mode: input.mode,
+        counting_since: if restart { now } else { old.counting_since },
+        created_at: old.created_at,
+        updated_at: now,
+    };
+    Ok((budget, restart))
+}
+
 impl Budget {
     /// The counter's subject for `agent`: the agent, or `""` for the
     /// workspace.

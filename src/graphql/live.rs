@@ -41,6 +41,7 @@ use super::codes::ErrorCodes;
 use super::start::StartSlot;
 use super::subscription::BalanceChange;
 use crate::error::{AppError, AppResult};
+use crate::graphql::errors::IntoGraphql;
 use crate::metrics::Metrics;
 use crate::service::BalanceChange as Change;
 

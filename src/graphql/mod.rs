@@ -7,6 +7,7 @@
 mod codes;
 mod connection;
 mod documents;
+pub(crate) mod errors;
 mod limits;
 mod live;
 mod mutation;

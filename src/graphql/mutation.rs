@@ -12,7 +12,8 @@ use super::types::{
 };
 use super::{caller, ledger, scope};
 use crate::auth::{Caller, Operation, WalletScope, authorize_operator};
-use crate::error::{AppError, GraphqlResult};
+use crate::error::AppError;
+use crate::graphql::errors::GraphqlResult;
 use crate::service::{
     AdjustRequest, AutoTopUpRequest, BudgetInput, ChangePlanRequest, CreateWorkspaceRequest, SpendRequest,
     ThresholdRequest, TopUpRequest, parse_reason,

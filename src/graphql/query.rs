@@ -5,7 +5,7 @@ use async_graphql::{Context, ID, MergedObject, Object};
 use super::types::{ActionCost, Plan, TopUpPack, Wallet};
 use super::{ledger, scope};
 use crate::auth::Operation;
-use crate::error::GraphqlResult;
+use crate::graphql::errors::GraphqlResult;
 
 /// The catalogue; public, no token needed.
 #[derive(Default)]

@@ -12,7 +12,7 @@ use super::start::StartSlot;
 use super::types::{Balance, int};
 use super::{ledger, scope};
 use crate::auth::Operation;
-use crate::error::GraphqlResult;
+use crate::graphql::errors::GraphqlResult;
 use crate::service::{BalanceChange as Change, ChangeKind};
 use domain::catalogue::LedgerKind;
 

@@ -10,7 +10,8 @@ use super::types::{
 };
 use super::{caller, ledger, scope};
 use crate::auth::Operation;
-use crate::error::{AppError, GraphqlResult};
+use crate::error::AppError;
+use crate::graphql::errors::GraphqlResult;
 use crate::service::{DELIVERIES_PAGE_MAX, EndpointOwner, EndpointRequest};
 use domain::catalogue::Role;
 use domain::outbox::EndpointView;

@@ -26,9 +26,9 @@ pub struct ExportQuery {
 }
 
 pub(super) fn refuse(error: AppError) -> Response {
-    let status = error.status();
+    let status = super::status_of(&error);
     let body = serde_json::json!({ "errors": [{ "message": error.message(), "extensions": { "code": error.code() } }] });
-    let _ = error.into_graphql();
+    error.log();
     (status, axum::Json(body)).into_response()
 }
 
@@ -111,7 +111,7 @@ fn streamed(export: Export) -> Body {
             }
             Err(error) => {
                 let message = error.message();
-                let _ = error.into_graphql();
+                error.log();
                 Some((Err(std::io::Error::other(message)), None))
             }
         }

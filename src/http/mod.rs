@@ -32,6 +32,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::auth::TokenVerifier;
+use crate::error::AppError;
 use crate::graphql::{AppSchema, Authentication};
 use crate::service::Ledger;
 
@@ -222,6 +223,21 @@ async fn metrics(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
+/// The HTTP status of an error answered outside GraphQL execution (an
+/// export, a readiness probe, a Stripe event).
+pub(crate) fn status_of(error: &AppError) -> StatusCode {
+    match error {
+        AppError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+        AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+        AppError::NotFound(_) => StatusCode::NOT_FOUND,
+        AppError::InvalidInput { .. } => StatusCode::BAD_REQUEST,
+        AppError::IdempotencyConflict(_) => StatusCode::CONFLICT,
+        AppError::LimitExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
+        AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
 async fn healthz() -> &'static str {
     "ok"
 }
@@ -230,8 +246,8 @@ async fn readyz(State(state): State<AppState>) -> Response {
     match state.ledger.ping().await {
         Ok(()) => (StatusCode::OK, "ready").into_response(),
         Err(error) => {
-            let status = error.status();
-            let _ = error.into_graphql();
+            let status = status_of(&error);
+            error.log();
             (status, "database unreachable").into_response()
         }
     }

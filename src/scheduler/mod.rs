@@ -42,7 +42,7 @@ async fn run_once(ledger: &Ledger, guard: &Mutex<NoticeCursor>) {
         Err(error) => {
             let _entered = span.enter();
             let code = error.code();
-            let _ = error.into_graphql();
+            error.log();
             tracing::warn!(code, "roll-over failed; the next tick retries");
         }
     }
@@ -52,7 +52,7 @@ async fn run_once(ledger: &Ledger, guard: &Mutex<NoticeCursor>) {
         Ok(sent) => tracing::info!(sent, "notices written to the outbox"),
         Err(error) => {
             let code = error.code();
-            let _ = error.into_graphql();
+            error.log();
             tracing::warn!(code, "notices failed; the next tick retries");
         }
     }
@@ -61,7 +61,7 @@ async fn run_once(ledger: &Ledger, guard: &Mutex<NoticeCursor>) {
         Ok(removed) => tracing::info!(removed, "old outbox events removed"),
         Err(error) => {
             let code = error.code();
-            let _ = error.into_graphql();
+            error.log();
             tracing::warn!(code, "pruning the outbox failed; the next tick retries");
         }
     }

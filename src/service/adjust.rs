@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::{BalanceView, Ledger, TransactionView};
 use crate::auth::WalletScope;
-use crate::error::{AppError, AppResult, db_error};
+use crate::error::{AppError, AppResult};
 use crate::store;
 use domain::catalogue::LedgerKind;
 use domain::wallet::Entry;
@@ -88,15 +88,13 @@ impl Ledger {
         crate::auth::authorize_operator(caller)?;
         let now = self.now();
         let workspace_id = store::ledger::workspace_of_entry(&self.db, transaction_id)
-            .await
-            .map_err(db_error)?
+            .await?
             .ok_or(AppError::NotFound("transaction"))?;
         let requested = domain::ids::WorkspaceId::parse("workspaceId", &workspace_id)?;
         let scope = crate::auth::authorize(caller, Some(requested), crate::auth::Operation::Operate)?;
         let mut locked = self.lock_settled(scope.workspace_id().as_str(), now).await?;
         let original = store::ledger::reversed(&locked.txn, transaction_id)
-            .await
-            .map_err(db_error)?
+            .await?
             .ok_or(AppError::NotFound("transaction"))?;
         Self::load_budgets(&mut locked, original.agent_id.as_deref()).await?;
         let row = locked.wallet.reverse(

@@ -4,7 +4,7 @@
 use super::Ledger;
 use super::WalletView;
 use crate::auth::WalletScope;
-use crate::error::{AppError, AppResult, db_error};
+use crate::error::{AppError, AppResult};
 use crate::store;
 use domain::auto_top_up::{AutoTopUpView, check_settings, period_key};
 use domain::catalogue::PackCode;
@@ -54,8 +54,7 @@ impl Ledger {
         let now = self.now();
         let mut locked = self.lock_settled(scope.workspace_id().as_str(), now).await?;
         store::catalogue::pack(&locked.txn, request.pack.as_str())
-            .await
-            .map_err(db_error)?
+            .await?
             .ok_or_else(|| AppError::invalid("pack", "is not in the catalogue"))?;
         locked.wallet.set_auto_top_up(AutoTopUpSettings {
             enabled: request.enabled,
@@ -77,8 +76,7 @@ impl Ledger {
         let head = self.wallet_row(scope).await?;
         let period = period_key(wallet.current_period.map(|period| period.start));
         Ok(store::auto_top_up::find(&self.db, head.id)
-            .await
-            .map_err(db_error)?
+            .await?
             .map(|view| view.counted_in(&period)))
     }
 

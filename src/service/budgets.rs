@@ -6,10 +6,10 @@ use chrono::{DateTime, Utc};
 
 use super::Ledger;
 use crate::auth::WalletScope;
-use crate::error::{AppError, AppResult, db_error};
+use crate::error::{AppError, AppResult};
 use crate::store;
-pub use crate::store::budgets::BudgetInput;
-use domain::budget::{BUDGETS_MAX, Budget, BudgetUsage, applying_to, usage, used_in, window_of};
+pub use domain::budget::BudgetInput;
+use domain::budget::{Budget, BudgetUsage, applying_to, usage, used_in, window_of};
 use domain::catalogue::Action;
 use domain::usage::{Bucket, check_range};
 
@@ -28,22 +28,17 @@ impl Ledger {
     pub async fn set_budget(&self, scope: &WalletScope, input: BudgetInput) -> AppResult<Budget> {
         let now = self.now();
         let mut locked = self.lock_settled(scope.workspace_id().as_str(), now).await?;
-        let existing = store::budgets::of_wallet(&locked.txn, locked.wallet.head().id)
-            .await
-            .map_err(db_error)?;
-        let is_new = !existing.iter().any(|budget| budget.name == input.name);
-        if is_new && existing.len() >= BUDGETS_MAX {
-            return Err(AppError::invalid(
-                "name",
-                format!("a workspace has at most {BUDGETS_MAX} budgets; remove one first"),
-            ));
-        }
-        let budget = store::budgets::upsert(&locked.txn, locked.wallet.head().id, input, now)
-            .await
-            .map_err(db_error)?;
-        locked.wallet.budgets_changed();
+        let existing = store::budgets::of_wallet(&locked.txn, locked.wallet.head().id).await?;
+        let name = input.name.clone();
+        let wallet_id = locked.wallet.head().id;
+        locked.wallet.set_budget(&existing, input, now)?;
         self.finish(locked, now).await?;
-        Ok(budget)
+        // Read back for its id, which a new budget gets as it is stored.
+        store::budgets::of_wallet(&self.db, wallet_id)
+            .await?
+            .into_iter()
+            .find(|budget| budget.name == name)
+            .ok_or(AppError::NotFound("budget"))
     }
 
     /// Removes a budget and its counters; NOT_FOUND when there is none of
@@ -51,13 +46,10 @@ impl Ledger {
     pub async fn remove_budget(&self, scope: &WalletScope, name: &str) -> AppResult<()> {
         let now = self.now();
         let mut locked = self.lock_settled(scope.workspace_id().as_str(), now).await?;
-        let removed = store::budgets::remove(&locked.txn, locked.wallet.head().id, name)
-            .await
-            .map_err(db_error)?;
-        if !removed {
+        let existing = store::budgets::of_wallet(&locked.txn, locked.wallet.head().id).await?;
+        if !locked.wallet.remove_budget(&existing, name) {
             return Err(AppError::NotFound("budget"));
         }
-        locked.wallet.budgets_changed();
         self.finish(locked, now).await?;
         Ok(())
     }
@@ -79,9 +71,7 @@ impl Ledger {
     /// The wallet's budgets, by name.
     pub async fn budgets(&self, scope: &WalletScope) -> AppResult<Vec<Budget>> {
         let head = self.wallet_row(scope).await?;
-        let mut budgets = store::budgets::of_wallet(&self.db, head.id)
-            .await
-            .map_err(db_error)?;
+        let mut budgets = store::budgets::of_wallet(&self.db, head.id).await?;
         budgets.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(budgets)
     }
@@ -96,9 +86,7 @@ impl Ledger {
         let now = self.now();
         // Settled first, so a billing period that ended shows its new window.
         let head = self.settled_head(scope, now).await?;
-        let (budgets, counters) = store::budgets::load(&self.db, head.id, agent)
-            .await
-            .map_err(db_error)?;
+        let (budgets, counters) = store::budgets::load(&self.db, head.id, agent).await?;
         Ok(applying_to(&budgets, agent)
             .into_iter()
             .map(|budget| {
@@ -129,8 +117,7 @@ impl Ledger {
             to,
             Some(super::usage::USAGE_AGENT_GROUPS_MAX + 1),
         )
-        .await
-        .map_err(db_error)?;
+        .await?;
         if spends.len() as u64 > super::usage::USAGE_AGENT_GROUPS_MAX {
             return Err(AppError::limit(
                 format!(

@@ -58,7 +58,7 @@ pub use webhooks::{
 pub use workspace::{ChangePlanRequest, CreateWorkspaceRequest, WORKSPACE_NAME_LENGTH_MAX};
 
 use crate::clock::Clock;
-use crate::error::{AppError, AppResult, db_error};
+use crate::error::{AppError, AppResult};
 use crate::events::{BalanceEvent, EventBus};
 use crate::metrics::Metrics;
 use crate::store;
@@ -155,7 +155,7 @@ impl Ledger {
 
     /// Whether the database answers (readiness).
     pub async fn ping(&self) -> AppResult<()> {
-        store::ping(&self.db).await.map_err(db_error)
+        store::ping(&self.db).await.map_err(AppError::from)
     }
 
     /// Every metric in Prometheus text, with the pool's use read now.
@@ -200,10 +200,9 @@ impl Ledger {
     /// Begins a transaction, locks the workspace's wallet and reads it with
     /// its live grants. A workspace that does not exist is NOT_FOUND.
     async fn lock(&self, workspace_id: &str) -> AppResult<Locked> {
-        let txn = store::begin_write(&self.db).await.map_err(db_error)?;
+        let txn = store::begin_write(&self.db).await?;
         let state = store::wallets::lock(&txn, workspace_id)
-            .await
-            .map_err(db_error)?
+            .await?
             .ok_or(AppError::NotFound("workspace"))?;
         Ok(Locked {
             txn,
@@ -214,9 +213,7 @@ impl Ledger {
     /// Reads the locked wallet's budgets and their counters for `agent`'s
     /// spends (the writes that count: spends and reversals).
     async fn load_budgets(locked: &mut Locked, agent: Option<&str>) -> AppResult<()> {
-        let (budgets, counters) = store::budgets::load(&locked.txn, locked.wallet.head().id, agent)
-            .await
-            .map_err(db_error)?;
+        let (budgets, counters) = store::budgets::load(&locked.txn, locked.wallet.head().id, agent).await?;
         locked.wallet.load_budgets(budgets, counters);
         Ok(())
     }
@@ -249,10 +246,8 @@ impl Ledger {
         changes: &[Change],
         now: DateTime<Utc>,
     ) -> AppResult<Vec<Vec<i64>>> {
-        let ids = store::apply::apply(&txn, &self.notify_channel, changes, now)
-            .await
-            .map_err(db_error)?;
-        store::commit(txn).await.map_err(db_error)?;
+        let ids = store::apply::apply(&txn, &self.notify_channel, changes, now).await?;
+        store::commit(txn).await?;
         let mut events = Vec::new();
         for (change, ids) in changes.iter().zip(&ids) {
             self.metrics.settled(change.renewals, change.closes.len() as u64);
@@ -296,7 +291,7 @@ async fn plans_if_renewing<'a>(
         .into_iter()
         .any(|head| renewal_due(&head.period_state(), now).is_some())
     {
-        return store::catalogue::plans(txn).await.map_err(db_error);
+        return store::catalogue::plans(txn).await.map_err(AppError::from);
     }
     Ok(Vec::new())
 }

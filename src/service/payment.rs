@@ -18,7 +18,7 @@ use serde_json::json;
 
 use super::top_up::Packed;
 use super::{Ledger, Locked, TopUpRequest};
-use crate::error::{AppError, AppResult, db_error};
+use crate::error::{AppError, AppResult};
 use crate::store;
 use crate::store::payments::{APPLIED, PENDING, Payment, REVIEW};
 use domain::catalogue::{LedgerKind, PackCode};
@@ -129,9 +129,7 @@ impl Ledger {
         let now = self.now();
         let mut locked = self.lock_settled(received.workspace.as_str(), now).await?;
         let reference = received.reference.as_str();
-        let mut payment = store::payments::lock_payment(&locked.txn, reference, now)
-            .await
-            .map_err(db_error)?;
+        let mut payment = store::payments::lock_payment(&locked.txn, reference, now).await?;
         let workspace = received.workspace.as_str();
         let pack_code = received.pack.as_str();
         let request = TopUpRequest {
@@ -143,8 +141,7 @@ impl Ledger {
             outbox::payment_needs_review(workspace, reference, reason, detail)
         };
         let pack = store::catalogue::pack(&locked.txn, pack_code)
-            .await
-            .map_err(db_error)?
+            .await?
             .ok_or_else(|| AppError::invalid("metadata.pack", "is not a top-up pack of the catalogue"))?;
         let (outcome, tell) = match payment.status.as_str() {
             APPLIED
@@ -213,9 +210,7 @@ impl Ledger {
             payment.amount_cents = Some(received.amount_cents);
             payment.currency = Some(received.currency.to_ascii_uppercase());
         }
-        store::payments::save_payment(&locked.txn, payment, now)
-            .await
-            .map_err(db_error)?;
+        store::payments::save_payment(&locked.txn, payment, now).await?;
         if let Some(event) = &tell {
             tracing::error!(
                 workspace,
@@ -263,7 +258,7 @@ impl Ledger {
                 let more = refund.amount_refunded_cents > payment.amount_refunded_cents
                     || (refund.full && !payment.refunded);
                 if !more && !disputed(&payment) {
-                    store::commit(txn).await.map_err(db_error)?;
+                    store::commit(txn).await?;
                     return Ok(RefundOutcome::Duplicate);
                 }
                 payment.amount_refunded_cents =
@@ -272,10 +267,8 @@ impl Ledger {
                 if let Some(dispute) = dispute {
                     payment.dispute_status = Some(dispute.status.clone());
                 }
-                store::payments::save_payment(&txn, payment, now)
-                    .await
-                    .map_err(db_error)?;
-                store::commit(txn).await.map_err(db_error)?;
+                store::payments::save_payment(&txn, payment, now).await?;
+                store::commit(txn).await?;
                 Ok(RefundOutcome::Recorded)
             }
             PaymentLock::Applied(locked, mut payment, entry_id) => {
@@ -299,9 +292,7 @@ impl Ledger {
                     } else {
                         RefundOutcome::Recorded
                     };
-                    store::payments::save_payment(&locked.txn, payment, now)
-                        .await
-                        .map_err(db_error)?;
+                    store::payments::save_payment(&locked.txn, payment, now).await?;
                     told.into_iter().for_each(|event| locked.wallet.tell(event));
                     self.finish(locked, now).await?;
                     return Ok(outcome);
@@ -317,9 +308,7 @@ impl Ledger {
                 payment.refunded |= refund.full;
                 payment.refund_outcome = Some(outcome.as_str().to_owned());
                 let amount = payment.amount_refunded_cents;
-                store::payments::save_payment(&locked.txn, payment, now)
-                    .await
-                    .map_err(db_error)?;
+                store::payments::save_payment(&locked.txn, payment, now).await?;
                 if outcome != RefundOutcome::Reversed {
                     told.push(outbox::refund_needs_review(
                         &workspace,
@@ -353,8 +342,7 @@ impl Ledger {
         now: chrono::DateTime<chrono::Utc>,
     ) -> AppResult<RefundOutcome> {
         let original = store::ledger::reversed(&locked.txn, entry_id)
-            .await
-            .map_err(db_error)?
+            .await?
             .ok_or(AppError::NotFound("transaction"))?;
         if original.is_reversed {
             return Ok(RefundOutcome::Reversed);
@@ -379,16 +367,13 @@ impl Ledger {
         // Two rounds at most: a payment applied between the look and the
         // lock is found applied under the lock, and locked again in order.
         for _ in 0..2 {
-            let known = store::payments::payment(&self.db, reference)
-                .await
-                .map_err(db_error)?;
+            let known = store::payments::payment(&self.db, reference).await?;
             let workspace = match known {
                 Some(payment) if payment.status == APPLIED => payment.workspace_id,
                 // A top-up applied by an operator's purchaseTopUp, or before
                 // payments had rows: found by its reference.
                 _ => match store::payments::top_ups_by_reference(&self.db, reference)
-                    .await
-                    .map_err(db_error)?
+                    .await?
                     .as_slice()
                 {
                     [] => None,
@@ -402,17 +387,14 @@ impl Ledger {
             };
             if let Some(workspace) = workspace {
                 let locked = self.lock_settled(&workspace, now).await?;
-                let mut payment = store::payments::lock_payment(&locked.txn, reference, now)
-                    .await
-                    .map_err(db_error)?;
+                let mut payment = store::payments::lock_payment(&locked.txn, reference, now).await?;
                 let entry = store::ledger::keyed_entry(
                     &locked.txn,
                     locked.wallet.head().id,
                     LedgerKind::TopUp,
                     reference,
                 )
-                .await
-                .map_err(db_error)?
+                .await?
                 .ok_or_else(|| {
                     AppError::Internal(anyhow::anyhow!("payment {reference} has no TOP_UP row"))
                 })?;
@@ -423,12 +405,10 @@ impl Ledger {
                 }
                 return Ok(PaymentLock::Applied(Box::new(locked), payment, entry.id));
             }
-            let txn = store::begin_write(&self.db).await.map_err(db_error)?;
-            let payment = store::payments::lock_payment(&txn, reference, now)
-                .await
-                .map_err(db_error)?;
+            let txn = store::begin_write(&self.db).await?;
+            let payment = store::payments::lock_payment(&txn, reference, now).await?;
             if payment.status == APPLIED {
-                txn.rollback().await.map_err(db_error)?;
+                store::rollback(txn).await?;
                 continue;
             }
             debug_assert!(payment.status == PENDING || payment.status == REVIEW);

@@ -16,7 +16,7 @@
 
 use super::{Ledger, WalletView};
 use crate::auth::WalletScope;
-use crate::error::{AppError, AppResult, db_error};
+use crate::error::{AppError, AppResult};
 use crate::store;
 use domain::catalogue::PlanCode;
 
@@ -38,8 +38,7 @@ impl Ledger {
     ) -> AppResult<WalletView> {
         let now = self.now();
         let target = store::catalogue::plan(&self.db, request.plan.as_str())
-            .await
-            .map_err(db_error)?
+            .await?
             .ok_or_else(|| AppError::invalid("plan", "is not in the catalogue"))?;
         if target.is_trial {
             return Err(AppError::invalid(

@@ -25,7 +25,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::{BalanceView, Ledger};
 use crate::auth::WalletScope;
-use crate::error::{AppError, AppResult, db_error};
+use crate::error::{AppError, AppResult};
 use crate::events::{BalanceEvent, BudgetRef, EventKind};
 use crate::store;
 use domain::catalogue::LedgerKind;
@@ -91,8 +91,7 @@ impl Cursor {
     /// so a reconnect storm costs the database little.
     async fn snapshot(&mut self) -> AppResult<BalanceChange> {
         let (sequence, balance) = store::ledger::newest_balance(&self.ledger.db, self.wallet_id)
-            .await
-            .map_err(db_error)?
+            .await?
             .unwrap_or_default();
         self.last = sequence;
         Ok(BalanceChange {
@@ -116,8 +115,7 @@ impl Cursor {
             until,
             REPLAY_ROWS_MAX + 1,
         )
-        .await
-        .map_err(db_error)?;
+        .await?;
         if rows.len() as u64 > REPLAY_ROWS_MAX {
             return Ok(vec![self.snapshot().await?]);
         }
@@ -187,8 +185,7 @@ impl Ledger {
         // in between is missed.
         let receiver = self.events.subscribe(scope.workspace_id().as_str());
         let wallet = store::wallets::find(&self.db, scope.workspace_id().as_str())
-            .await
-            .map_err(db_error)?
+            .await?
             .ok_or(AppError::NotFound("workspace"))?;
         if after_sequence.is_some_and(|after| after < 0 || after > wallet.last_sequence) {
             return Err(AppError::invalid(

@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::{Ledger, Locked};
-use crate::error::{AppError, AppResult, db_error};
+use crate::error::{AppError, AppResult};
 use crate::store;
 use crate::store::subscriptions::Subscription;
 use domain::catalogue::PlanCode;
@@ -133,30 +133,24 @@ impl Ledger {
             let workspace = match &event.state.workspace {
                 Some(workspace) => Some(workspace.as_str().to_owned()),
                 None => store::subscriptions::subscription(&self.db, &event.state.id)
-                    .await
-                    .map_err(db_error)?
+                    .await?
                     .and_then(|stored| stored.workspace_id),
             };
             let Some(workspace) = workspace else {
                 // No workspace known yet: keep the state for the session.
-                let txn = store::begin_write(&self.db).await.map_err(db_error)?;
-                if !store::subscriptions::record_event(&txn, &event.event_id, &event.event_type, now)
-                    .await
-                    .map_err(db_error)?
-                {
-                    store::commit(txn).await.map_err(db_error)?;
+                let txn = store::begin_write(&self.db).await?;
+                if !store::subscriptions::record_event(&txn, &event.event_id, &event.event_type, now).await? {
+                    store::commit(txn).await?;
                     return Ok(SubscriptionOutcome::Duplicate);
                 }
-                let stored = store::subscriptions::lock_subscription(&txn, &event.state.id, now)
-                    .await
-                    .map_err(db_error)?;
+                let stored = store::subscriptions::lock_subscription(&txn, &event.state.id, now).await?;
                 if stored.workspace_id.is_some() {
                     // Linked meanwhile: apply it under the wallet's lock.
-                    txn.rollback().await.map_err(db_error)?;
+                    store::rollback(txn).await?;
                     continue;
                 }
                 let outcome = self.store_state(&txn, stored, event, None, now).await?;
-                store::commit(txn).await.map_err(db_error)?;
+                store::commit(txn).await?;
                 return Ok(match outcome {
                     Some(_) => SubscriptionOutcome::Recorded,
                     None => SubscriptionOutcome::Stale,
@@ -164,15 +158,12 @@ impl Ledger {
             };
             let mut locked = self.lock_settled(&workspace, now).await?;
             if !store::subscriptions::record_event(&locked.txn, &event.event_id, &event.event_type, now)
-                .await
-                .map_err(db_error)?
+                .await?
             {
                 self.finish(locked, now).await?;
                 return Ok(SubscriptionOutcome::Duplicate);
             }
-            let stored = store::subscriptions::lock_subscription(&locked.txn, &event.state.id, now)
-                .await
-                .map_err(db_error)?;
+            let stored = store::subscriptions::lock_subscription(&locked.txn, &event.state.id, now).await?;
             let Some(state) = self
                 .store_state(&locked.txn, stored, event, Some(&workspace), now)
                 .await?
@@ -200,15 +191,12 @@ impl Ledger {
         let now = self.now();
         let mut locked = self.lock_settled(workspace.as_str(), now).await?;
         if !store::subscriptions::record_event(&locked.txn, event_id, "checkout.session.completed", now)
-            .await
-            .map_err(db_error)?
+            .await?
         {
             self.finish(locked, now).await?;
             return Ok(SubscriptionOutcome::Duplicate);
         }
-        let mut stored = store::subscriptions::lock_subscription(&locked.txn, subscription_id, now)
-            .await
-            .map_err(db_error)?;
+        let mut stored = store::subscriptions::lock_subscription(&locked.txn, subscription_id, now).await?;
         let outcome = match stored.workspace_id.as_deref() {
             Some(other) if other != workspace.as_str() => {
                 let event = outbox::payment_needs_review(
@@ -222,9 +210,7 @@ impl Ledger {
             }
             _ => {
                 stored.workspace_id = Some(workspace.as_str().to_owned());
-                store::subscriptions::save_subscription(&locked.txn, stored.clone())
-                    .await
-                    .map_err(db_error)?;
+                store::subscriptions::save_subscription(&locked.txn, stored.clone()).await?;
                 if stored.event_id.is_empty() {
                     // Its own events follow and find the workspace here.
                     SubscriptionOutcome::Recorded
@@ -247,9 +233,7 @@ impl Ledger {
         let Some(id) = subscription_id else {
             return Ok(None);
         };
-        let stored = store::subscriptions::subscription(&self.db, id)
-            .await
-            .map_err(db_error)?;
+        let stored = store::subscriptions::subscription(&self.db, id).await?;
         Ok(stored.map(|stored| SubscriptionView {
             id: stored.subscription_id,
             status: stored.status,
@@ -294,9 +278,7 @@ impl Ledger {
             past_due_since,
             updated_at: now,
         };
-        store::subscriptions::save_subscription(txn, subscription.clone())
-            .await
-            .map_err(db_error)?;
+        store::subscriptions::save_subscription(txn, subscription.clone()).await?;
         Ok(Some(subscription))
     }
 
@@ -332,15 +314,13 @@ impl Ledger {
         }
         let plan = match &state.price_id {
             Some(price) => store::subscriptions::plan_of_price(&locked.txn, price)
-                .await
-                .map_err(db_error)?
+                .await?
                 .and_then(|code| code.parse::<PlanCode>().ok()),
             None => None,
         };
         let catalogue = match plan {
             Some(plan) => store::catalogue::plan(&locked.txn, plan.as_str())
-                .await
-                .map_err(db_error)?
+                .await?
                 .and_then(|row| row.monthly_credits.map(|credits| (plan, credits))),
             None => None,
         };
@@ -372,9 +352,7 @@ impl Ledger {
             return Ok(SubscriptionOutcome::NeedsReview);
         };
         let used_in_period = if head.period_start.is_none() {
-            store::subscriptions::allocation_used(&locked.txn, head.id, period.start)
-                .await
-                .map_err(db_error)?
+            store::subscriptions::allocation_used(&locked.txn, head.id, period.start).await?
         } else {
             0
         };

@@ -8,7 +8,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{Ledger, PlanView, RollOverReport, settle};
-use crate::error::{AppResult, db_error};
+use crate::error::AppResult;
 use crate::store;
 use domain::wallet::Change;
 
@@ -25,7 +25,7 @@ impl Ledger {
     /// back guarded on the sequence read, and the allocation's unique key
     /// refuses a second grant for a period.
     pub async fn roll_over_periods(&self, now: DateTime<Utc>) -> AppResult<RollOverReport> {
-        let plans = store::catalogue::plans(&self.db).await.map_err(db_error)?;
+        let plans = store::catalogue::plans(&self.db).await?;
         // PostgreSQL: workers lock disjoint batches (SKIP LOCKED) and use the
         // server's cores in parallel. SQLite has one writer: one worker.
         let workers = if store::is_sqlite(&self.db) {
@@ -48,12 +48,10 @@ impl Ledger {
         let mut report = RollOverReport::default();
         let mut after_id = 0;
         loop {
-            let txn = store::begin_write(&self.db).await.map_err(db_error)?;
-            let states = store::batch::lock_due_states(&txn, now, after_id, SWEEP_BATCH_SIZE)
-                .await
-                .map_err(db_error)?;
+            let txn = store::begin_write(&self.db).await?;
+            let states = store::batch::lock_due_states(&txn, now, after_id, SWEEP_BATCH_SIZE).await?;
             let Some(last) = states.last() else {
-                store::commit(txn).await.map_err(db_error)?;
+                store::commit(txn).await?;
                 return Ok(report);
             };
             after_id = last.head.id;

@@ -3,7 +3,7 @@
 
 use super::{BalanceView, Ledger, Locked, TransactionView};
 use crate::auth::WalletScope;
-use crate::error::{AppError, AppResult, db_error};
+use crate::error::{AppError, AppResult};
 use crate::store;
 use domain::catalogue::{LedgerKind, PackCode};
 use domain::ids::IdempotencyKey;
@@ -90,9 +90,8 @@ impl Ledger {
     ) -> AppResult<Packed> {
         let key = request.payment_reference.as_str();
         let fingerprint = request.pack.as_str();
-        let bound = store::ledger::keyed(&locked.txn, locked.wallet.head().id, LedgerKind::TopUp, key)
-            .await
-            .map_err(db_error)?;
+        let bound =
+            store::ledger::keyed(&locked.txn, locked.wallet.head().id, LedgerKind::TopUp, key).await?;
         // A confirmed payment closes the request it answers (if still open).
         if let Some(request_id) = &request.auto_top_up_request {
             locked.wallet.close_top_up_request(request_id, true);
@@ -106,8 +105,7 @@ impl Ledger {
             return Ok(Packed::Duplicate(original));
         }
         let pack = store::catalogue::pack(&locked.txn, fingerprint)
-            .await
-            .map_err(db_error)?
+            .await?
             .ok_or_else(|| AppError::invalid("pack", "is not in the catalogue"))?;
         let row = locked.wallet.top_up(
             pack.credits,

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Ledger, TransactionView};
 use crate::auth::WalletScope;
-use crate::error::{AppError, AppResult, db_error};
+use crate::error::{AppError, AppResult};
 use crate::store;
 use domain::forecast::{Forecast, forecast, window_start};
 use domain::usage::{Bucket, UsageBucket, aggregate, check_range, split_by_agent};
@@ -92,8 +92,7 @@ impl Export {
             self.after,
             EXPORT_PAGE,
         )
-        .await
-        .map_err(db_error)?;
+        .await?;
         self.done = (rows.len() as u64) < EXPORT_PAGE;
         match rows.last() {
             Some(last) => {
@@ -118,9 +117,7 @@ impl Ledger {
     ) -> AppResult<Vec<UsageBucket>> {
         check_range(from, to, bucket)?;
         let wallet = self.wallet_row(scope).await?;
-        let spends = store::ledger::net_spends(&self.db, wallet.id, from, to, USAGE_SPENDS_MAX + 1)
-            .await
-            .map_err(db_error)?;
+        let spends = store::ledger::net_spends(&self.db, wallet.id, from, to, USAGE_SPENDS_MAX + 1).await?;
         if spends.len() as u64 > USAGE_SPENDS_MAX {
             return Err(AppError::limit(
                 format!("usage reads at most {USAGE_SPENDS_MAX} spends at once; narrow from and to"),
@@ -151,9 +148,7 @@ impl Ledger {
 
     /// The grant moves of each of `entry_ids`, in the order given.
     pub async fn grant_moves(&self, entry_ids: &[i64]) -> AppResult<Vec<(i64, Vec<GrantMoveView>)>> {
-        let moves = store::ledger::moved_grants(&self.db, entry_ids.to_vec())
-            .await
-            .map_err(db_error)?;
+        let moves = store::ledger::moved_grants(&self.db, entry_ids.to_vec()).await?;
         Ok(entry_ids
             .iter()
             .map(|entry_id| {
@@ -172,7 +167,7 @@ impl Ledger {
         let wallet = self.wallet_row(scope).await?;
         store::ledger::low_balance_alerts(&self.db, wallet.id, LOW_BALANCE_ALERTS_MAX)
             .await
-            .map_err(db_error)
+            .map_err(AppError::from)
     }
 
     /// A period's transactions, oldest first, read a page at a time as
@@ -209,13 +204,10 @@ impl Ledger {
     pub async fn forecast(&self, scope: &WalletScope, view: &super::WalletView) -> AppResult<Forecast> {
         let now = self.now();
         let head = self.wallet_row(scope).await?;
-        let first = store::ledger::first_row_at(&self.db, head.id)
-            .await
-            .map_err(db_error)?;
+        let first = store::ledger::first_row_at(&self.db, head.id).await?;
         let since = window_start(now, first);
         let spent: i64 = store::ledger::spends_by_agent(&self.db, head.id, since, now, None)
-            .await
-            .map_err(db_error)?
+            .await?
             .iter()
             .map(|(_, _, credits)| credits)
             .sum();
@@ -230,8 +222,7 @@ impl Ledger {
 
     pub(super) async fn wallet_row(&self, scope: &WalletScope) -> AppResult<Head> {
         store::wallets::find(&self.db, scope.workspace_id().as_str())
-            .await
-            .map_err(db_error)?
+            .await?
             .ok_or(AppError::NotFound("workspace"))
     }
 }

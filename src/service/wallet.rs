@@ -2,7 +2,7 @@
 
 use super::{Ledger, PeriodView, TransactionPage, WalletView};
 use crate::auth::WalletScope;
-use crate::error::{AppError, AppResult, db_error};
+use crate::error::{AppError, AppResult};
 use crate::store::{self, ledger::EntryFilter};
 use domain::wallet::Head;
 
@@ -32,8 +32,7 @@ impl Ledger {
         let workspace_id = scope.workspace_id().as_str();
         self.settled_head(scope, now).await?;
         let state = store::wallets::read(&self.db, workspace_id)
-            .await
-            .map_err(db_error)?
+            .await?
             .ok_or(AppError::NotFound("workspace"))?;
         let cheapest_action = self
             .action_costs()
@@ -74,19 +73,14 @@ impl Ledger {
     ) -> AppResult<Head> {
         let workspace_id = scope.workspace_id().as_str();
         let head = store::wallets::find(&self.db, workspace_id)
-            .await
-            .map_err(db_error)?
+            .await?
             .ok_or(AppError::NotFound("workspace"))?;
-        if !store::ledger::is_due(&self.db, &head, now)
-            .await
-            .map_err(db_error)?
-        {
+        if !store::ledger::is_due(&self.db, &head, now).await? {
             return Ok(head);
         }
         self.settle_wallet(workspace_id, now).await?;
         store::wallets::find(&self.db, workspace_id)
-            .await
-            .map_err(db_error)?
+            .await?
             .ok_or(AppError::NotFound("workspace"))
     }
 
@@ -98,8 +92,7 @@ impl Ledger {
     ) -> AppResult<TransactionPage> {
         debug_assert!((1..=TRANSACTIONS_PAGE_MAX).contains(&query.first));
         let wallet = store::wallets::find(&self.db, scope.workspace_id().as_str())
-            .await
-            .map_err(db_error)?
+            .await?
             .ok_or(AppError::NotFound("workspace"))?;
         let mut rows = store::ledger::list_entries(
             &self.db,
@@ -108,8 +101,7 @@ impl Ledger {
             query.before_sequence,
             query.first + 1,
         )
-        .await
-        .map_err(db_error)?;
+        .await?;
         let has_next_page = rows.len() as u64 > query.first;
         rows.truncate(query.first as usize);
         Ok(TransactionPage {

@@ -7,7 +7,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::Ledger;
 use crate::auth::WalletScope;
-use crate::error::{AppError, AppResult, db_error};
+use crate::error::{AppError, AppResult};
 use crate::store;
 use crate::webhooks::{signing, target};
 use domain::ids::WorkspaceId;
@@ -90,18 +90,13 @@ impl Ledger {
         let url = target::check_url(&request.url, self.webhooks.allow_private).await?;
         if let Some(workspace_id) = owner.workspace_id() {
             store::wallets::find(&self.db, workspace_id)
-                .await
-                .map_err(db_error)?
+                .await?
                 .ok_or(AppError::NotFound("workspace"))?;
         }
         // Counted and created under the owner's lock: exact under concurrency.
-        let txn = store::begin_write(&self.db).await.map_err(db_error)?;
-        store::outbox::lock_endpoints_of(&txn, owner.workspace_id())
-            .await
-            .map_err(db_error)?;
-        let existing = store::outbox::count_endpoints(&txn, owner.workspace_id())
-            .await
-            .map_err(db_error)?;
+        let txn = store::begin_write(&self.db).await?;
+        store::endpoints::lock_endpoints_of(&txn, owner.workspace_id()).await?;
+        let existing = store::endpoints::count_endpoints(&txn, owner.workspace_id()).await?;
         let (limit, whose) = match owner.workspace_id() {
             Some(_) => (ENDPOINTS_PER_WORKSPACE_MAX, "a workspace"),
             None => (GLOBAL_ENDPOINTS_MAX, "every workspace together"),
@@ -120,9 +115,9 @@ impl Ledger {
             .collect();
         types.sort_unstable();
         types.dedup();
-        let endpoint = store::outbox::create_endpoint(
+        let endpoint = store::endpoints::create_endpoint(
             &txn,
-            store::outbox::NewEndpoint {
+            store::endpoints::NewEndpoint {
                 workspace_id: owner.workspace_id(),
                 url: url.as_str(),
                 event_types: types.join(" "),
@@ -131,18 +126,16 @@ impl Ledger {
             },
             self.now(),
         )
-        .await
-        .map_err(db_error)?;
-        store::commit(txn).await.map_err(db_error)?;
+        .await?;
+        store::commit(txn).await?;
         Ok(endpoint)
     }
 
     /// The endpoint `id` if `owner` may see it; another workspace's is
     /// NOT_FOUND, as if it did not exist.
     pub async fn webhook_endpoint(&self, owner: &EndpointOwner, id: i64) -> AppResult<EndpointView> {
-        let endpoint = store::outbox::endpoint(&self.db, id)
-            .await
-            .map_err(db_error)?
+        let endpoint = store::endpoints::endpoint(&self.db, id)
+            .await?
             .ok_or(AppError::NotFound("webhook endpoint"))?;
         let visible = match owner {
             EndpointOwner::Everyone => true,
@@ -160,9 +153,7 @@ impl Ledger {
     pub async fn rotate_webhook_secret(&self, owner: &EndpointOwner, id: i64) -> AppResult<EndpointView> {
         let mut endpoint = self.webhook_endpoint(owner, id).await?;
         let secret = signing::new_secret().map_err(AppError::Internal)?;
-        store::outbox::set_secret(&self.db, id, &secret)
-            .await
-            .map_err(db_error)?;
+        store::endpoints::set_secret(&self.db, id, &secret).await?;
         endpoint.secret = secret;
         Ok(endpoint)
     }
@@ -170,18 +161,18 @@ impl Ledger {
     /// Deletes an endpoint and its delivery history.
     pub async fn delete_webhook_endpoint(&self, owner: &EndpointOwner, id: i64) -> AppResult<()> {
         self.webhook_endpoint(owner, id).await?;
-        let txn = store::begin_write(&self.db).await.map_err(db_error)?;
-        store::outbox::delete_endpoint(&txn, id).await.map_err(db_error)?;
-        store::commit(txn).await.map_err(db_error)
+        let txn = store::begin_write(&self.db).await?;
+        store::endpoints::delete_endpoint(&txn, id).await?;
+        store::commit(txn).await.map_err(AppError::from)
     }
 
     /// The workspace's endpoints (an operator's list without a workspace:
     /// the endpoints for every workspace).
     pub async fn webhook_endpoints(&self, owner: &EndpointOwner) -> AppResult<Vec<EndpointView>> {
         let workspace_id = owner.workspace_id();
-        store::outbox::endpoints(&self.db, workspace_id, workspace_id.is_none())
+        store::endpoints::endpoints(&self.db, workspace_id, workspace_id.is_none())
             .await
-            .map_err(db_error)
+            .map_err(AppError::from)
     }
 
     /// A page of an endpoint's deliveries, newest first, with each event's type.
@@ -193,9 +184,9 @@ impl Ledger {
         after: Option<i64>,
     ) -> AppResult<Vec<DeliveryView>> {
         self.webhook_endpoint(owner, endpoint_id).await?;
-        store::outbox::deliveries(&self.db, endpoint_id, after, first.min(DELIVERIES_PAGE_MAX))
+        store::deliveries::deliveries(&self.db, endpoint_id, after, first.min(DELIVERIES_PAGE_MAX))
             .await
-            .map_err(db_error)
+            .map_err(AppError::from)
     }
 
     /// Sends a stored event to an endpoint again, as a new delivery due now:
@@ -210,8 +201,7 @@ impl Ledger {
     ) -> AppResult<DeliveryView> {
         let endpoint = self.webhook_endpoint(owner, endpoint_id).await?;
         let (workspace, event_type) = store::outbox::event_owner(&self.db, event_id)
-            .await
-            .map_err(db_error)?
+            .await?
             .ok_or(AppError::NotFound("event"))?;
         if endpoint
             .workspace_id
@@ -227,29 +217,25 @@ impl Ledger {
             ));
         }
         let now = crate::clock::wall();
-        let txn = store::begin_write(&self.db).await.map_err(db_error)?;
-        store::outbox::lock_endpoints_of(&txn, endpoint.workspace_id.as_deref())
-            .await
-            .map_err(db_error)?;
-        let recent = store::outbox::redeliveries_since(
+        let txn = store::begin_write(&self.db).await?;
+        store::endpoints::lock_endpoints_of(&txn, endpoint.workspace_id.as_deref()).await?;
+        let recent = store::deliveries::redeliveries_since(
             &txn,
             endpoint_id,
             now - Duration::hours(1),
             REDELIVERIES_PER_HOUR_MAX,
         )
-        .await
-        .map_err(db_error)?;
+        .await?;
         if recent >= REDELIVERIES_PER_HOUR_MAX {
             return Err(AppError::limit(
                 format!("an endpoint is redelivered at most {REDELIVERIES_PER_HOUR_MAX} events an hour"),
                 Some(60),
             ));
         }
-        let delivery = store::outbox::redeliver(&txn, endpoint_id, event_id, now)
-            .await
-            .map_err(db_error)?
+        let delivery = store::deliveries::redeliver(&txn, endpoint_id, event_id, now)
+            .await?
             .ok_or(AppError::NotFound("event"))?;
-        store::commit(txn).await.map_err(db_error)?;
+        store::commit(txn).await?;
         Ok(delivery)
     }
 
@@ -261,11 +247,9 @@ impl Ledger {
         if cursor.pruned_at.is_some_and(|at| at + PRUNE_EVERY > now) {
             return Ok(0);
         }
-        let txn = store::begin_write(&self.db).await.map_err(db_error)?;
-        let removed = store::outbox::prune(&txn, now - OUTBOX_RETENTION)
-            .await
-            .map_err(db_error)?;
-        store::commit(txn).await.map_err(db_error)?;
+        let txn = store::begin_write(&self.db).await?;
+        let removed = store::outbox::prune(&txn, now - OUTBOX_RETENTION).await?;
+        store::commit(txn).await?;
         cursor.pruned_at = Some(now);
         Ok(removed)
     }
@@ -284,20 +268,17 @@ impl Ledger {
     /// many events were written.
     pub async fn send_notices(&self, cursor: &mut NoticeCursor, now: DateTime<Utc>) -> AppResult<usize> {
         let mut events: Vec<NewEvent> = Vec::new();
-        for (workspace_id, ends_at) in store::outbox::trials_ending(&self.db, now, now + TRIAL_ENDING_NOTICE)
-            .await
-            .map_err(db_error)?
+        for (workspace_id, ends_at) in
+            store::notices::trials_ending(&self.db, now, now + TRIAL_ENDING_NOTICE).await?
         {
             let (_, view) = self.system_view(&workspace_id).await?;
             events.push(outbox::trial_ending(&workspace_id, ends_at, &view.balance));
         }
         let after = match cursor.last_ledger_id {
             Some(id) => id,
-            None => store::outbox::last_ledger_id(&self.db).await.map_err(db_error)?,
+            None => store::notices::last_ledger_id(&self.db).await?,
         };
-        let (spenders, last) = store::outbox::wallets_spending_since(&self.db, after)
-            .await
-            .map_err(db_error)?;
+        let (spenders, last) = store::notices::wallets_spending_since(&self.db, after).await?;
         let due: Vec<String> = {
             cursor.last_ledger_id = Some(last);
             cursor.examined.retain(|_, at| *at + RUNWAY_CHECK_EVERY > now);
@@ -319,8 +300,7 @@ impl Ledger {
             };
             // Told already this period: no need to forecast.
             if store::outbox::once_key_exists(&self.db, &outbox::runway_low_key(&workspace_id, period.end))
-                .await
-                .map_err(db_error)?
+                .await?
             {
                 continue;
             }
@@ -338,11 +318,9 @@ impl Ledger {
         if events.is_empty() {
             return Ok(0);
         }
-        let txn = store::begin_write(&self.db).await.map_err(db_error)?;
-        let written = store::apply::apply_events(&txn, &events, now)
-            .await
-            .map_err(db_error)?;
-        store::commit(txn).await.map_err(db_error)?;
+        let txn = store::begin_write(&self.db).await?;
+        let written = store::apply::apply_events(&txn, &events, now).await?;
+        store::commit(txn).await?;
         Ok(written)
     }
 }

@@ -4,7 +4,7 @@ use chrono::Duration;
 
 use super::{Ledger, Locked, WalletView};
 use crate::auth::WalletScope;
-use crate::error::{AppError, AppResult, db_error};
+use crate::error::{AppError, AppResult};
 use crate::store;
 use domain::catalogue::PlanCode;
 use domain::ids::WorkspaceId;
@@ -36,19 +36,15 @@ impl Ledger {
         let now = self.now();
         let workspace_id = request.workspace_id.as_str();
         let trial = store::catalogue::plan(&self.db, PlanCode::ProTrial.as_str())
-            .await
-            .map_err(db_error)?
+            .await?
             .ok_or_else(|| AppError::Internal(anyhow::anyhow!("the catalogue has no PRO_TRIAL plan")))?;
         let trial_ends_at = now + Duration::days(i64::from(trial.trial_days.unwrap_or(7)));
         let trial_credits = trial.monthly_credits.unwrap_or(0);
 
         let already = || AppError::invalid("workspaceId", "is already taken by another workspace");
         // One transaction: the workspace never exists without its trial grant.
-        let txn = store::begin_write(&self.db).await.map_err(db_error)?;
-        if store::ledger::workspace_exists(&txn, workspace_id)
-            .await
-            .map_err(db_error)?
-        {
+        let txn = store::begin_write(&self.db).await?;
+        if store::ledger::workspace_exists(&txn, workspace_id).await? {
             return Err(already());
         }
         let state = store::ledger::insert_workspace(
@@ -63,8 +59,11 @@ impl Ledger {
         .await
         .map_err(|error| match error {
             // Two creations of one id raced; the loser is told, not failed.
-            store::Error::Conflict { .. } => already(),
-            error => db_error(error),
+            store::Error::Conflict {
+                constraint: store::Constraint::Workspace,
+                ..
+            } => already(),
+            error => AppError::from(error),
         })?;
         let mut wallet = super::open_wallet(state);
         wallet.grant_trial(trial_credits, trial_ends_at, scope.actor())?;

@@ -3,7 +3,7 @@
 //! in a few set-based statements whatever the number of wallets
 //! (`docs/design/write-path.md`).
 //!
-//! Order: new grants (their real ids replace the provisional ones), closes,
+//! Order: budgets set or removed, new grants (their real ids replace the provisional ones), closes,
 //! rows with their grant moves, grant deltas, guarded heads, budget
 //! counters and NOTIFY, alerts; then, in debug builds, the invariant over every written wallet;
 //! then automatic top-up's rows and the outbox events the changes cause.
@@ -32,6 +32,9 @@ pub async fn apply(
     changes: &[Change],
     now: DateTime<Utc>,
 ) -> Result<Vec<Vec<i64>>> {
+    for change in changes {
+        super::budgets::write(txn, change.wallet_id, &change.budget_writes, now).await?;
+    }
     let new_ids = insert_grants(txn, changes, now).await?;
     let resolve = |wallet_id: i64, grant_id: i64| -> Result<i64> {
         if grant_id < NEW_GRANT_ID_BASE {

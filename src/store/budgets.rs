@@ -1,6 +1,6 @@
 //! Budgets and their counters (`docs/design/budgets.md`). Counters are
-//! written by the applier with the change that counted them; budgets by
-//! `setBudget` and `removeBudget`, under the wallet's lock.
+//! written by the applier with the change that counted them; budgets too,
+//! as `setBudget` and `removeBudget` decided them (`BudgetWrite`).
 
 use chrono::{DateTime, Utc};
 use entity::{budget, budget_counter};
@@ -11,8 +11,7 @@ use sea_orm::{
 
 use super::Result;
 use super::rows::{budget as parse_budget, counter as parse_counter};
-use domain::budget::{Budget, BudgetMode, BudgetTarget, BudgetWindow, Counter};
-use domain::catalogue::Action;
+use domain::budget::{Budget, BudgetWrite, Counter};
 
 /// A wallet's budgets, by id.
 pub async fn of_wallet(db: &impl ConnectionTrait, wallet_id: i64) -> Result<Vec<Budget>> {
@@ -101,103 +100,52 @@ pub async fn load(
     Ok((budgets, counters))
 }
 
-/// A budget as `setBudget` sets it.
-#[derive(Debug, Clone)]
-pub struct BudgetInput {
-    /// Its name.
-    pub name: String,
-    /// Whose spends it counts.
-    pub applies_to: BudgetTarget,
-    /// The agent, for AGENT.
-    pub agent_id: Option<String>,
-    /// The action, or every one.
-    pub action: Option<Action>,
-    /// Its window.
-    pub window: BudgetWindow,
-    /// Credits per window.
-    pub limit: i64,
-    /// Hard or soft.
-    pub mode: BudgetMode,
-}
-
-/// Creates or updates the wallet's budget of this name. A budget whose
-/// scope (target, agent, action, window) changes starts counting afresh;
-/// one whose limit or mode changes keeps its counters.
-pub async fn upsert(
+/// Writes a change's budgets as `domain::budget::revise` decided them: a
+/// new one inserted, one updated (its counters dropped when it restarts),
+/// one removed with its counters.
+pub(super) async fn write(
     txn: &impl ConnectionTrait,
     wallet_id: i64,
-    input: BudgetInput,
+    writes: &[BudgetWrite],
     now: DateTime<Utc>,
-) -> Result<Budget> {
-    let existing = budget::Entity::find()
-        .filter(budget::Column::WalletId.eq(wallet_id))
-        .filter(budget::Column::Name.eq(input.name.as_str()))
-        .one(txn)
-        .await?;
-    let action = input.action.map(|action| action.as_str().to_owned());
-    let model = match existing {
-        Some(model) => {
-            let same_scope = model.applies_to == input.applies_to.as_str()
-                && model.agent_id == input.agent_id
-                && model.action == action
-                && model.budget_window == input.window.as_str();
-            let id = model.id;
-            let mut active: budget::ActiveModel = model.into();
-            if !same_scope {
-                budget_counter::Entity::delete_many()
-                    .filter(budget_counter::Column::BudgetId.eq(id))
-                    .exec(txn)
-                    .await?;
-                active.counting_since = Set(now);
-            }
-            active.applies_to = Set(input.applies_to.as_str().to_owned());
-            active.agent_id = Set(input.agent_id);
-            active.action = Set(action);
-            active.budget_window = Set(input.window.as_str().to_owned());
-            active.limit_credits = Set(input.limit);
-            active.mode = Set(input.mode.as_str().to_owned());
-            active.updated_at = Set(now);
-            active.update(txn).await?
+) -> Result<()> {
+    for write in writes {
+        let (id, restart) = match write {
+            BudgetWrite::Remove { id } => (*id, true),
+            BudgetWrite::Save { budget, restart } => (budget.id, *restart),
+        };
+        if restart {
+            budget_counter::Entity::delete_many()
+                .filter(budget_counter::Column::BudgetId.eq(id))
+                .exec(txn)
+                .await?;
         }
-        None => {
-            budget::ActiveModel {
-                wallet_id: Set(wallet_id),
-                name: Set(input.name),
-                applies_to: Set(input.applies_to.as_str().to_owned()),
-                agent_id: Set(input.agent_id),
-                action: Set(action),
-                budget_window: Set(input.window.as_str().to_owned()),
-                limit_credits: Set(input.limit),
-                mode: Set(input.mode.as_str().to_owned()),
-                counting_since: Set(now),
-                created_at: Set(now),
-                updated_at: Set(now),
-                ..Default::default()
-            }
-            .insert(txn)
-            .await?
+        let BudgetWrite::Save { budget, .. } = write else {
+            budget::Entity::delete_by_id(id).exec(txn).await?;
+            continue;
+        };
+        let mut model = budget::ActiveModel {
+            wallet_id: Set(wallet_id),
+            name: Set(budget.name.clone()),
+            applies_to: Set(budget.applies_to.as_str().to_owned()),
+            agent_id: Set(budget.agent_id.clone()),
+            action: Set(budget.action.map(|action| action.as_str().to_owned())),
+            budget_window: Set(budget.window.as_str().to_owned()),
+            limit_credits: Set(budget.limit),
+            mode: Set(budget.mode.as_str().to_owned()),
+            counting_since: Set(budget.counting_since),
+            created_at: Set(budget.created_at),
+            updated_at: Set(now),
+            ..Default::default()
+        };
+        if budget.id == 0 {
+            model.insert(txn).await?;
+        } else {
+            model.id = Set(budget.id);
+            model.update(txn).await?;
         }
-    };
-    parse_budget(model)
-}
-
-/// Removes the wallet's budget of this name and its counters; whether it
-/// existed.
-pub async fn remove(txn: &impl ConnectionTrait, wallet_id: i64, name: &str) -> Result<bool> {
-    let Some(model) = budget::Entity::find()
-        .filter(budget::Column::WalletId.eq(wallet_id))
-        .filter(budget::Column::Name.eq(name))
-        .one(txn)
-        .await?
-    else {
-        return Ok(false);
-    };
-    budget_counter::Entity::delete_many()
-        .filter(budget_counter::Column::BudgetId.eq(model.id))
-        .exec(txn)
-        .await?;
-    budget::Entity::delete_by_id(model.id).exec(txn).await?;
-    Ok(true)
+    }
+    Ok(())
 }
 
 /// PostgreSQL: the counters in JSON parameter `$n` upserted, as a

@@ -2,15 +2,20 @@
 //!
 //! Functions take `&impl ConnectionTrait`, so the caller (a `service`
 //! function) owns the transaction. `DbErr` never leaves this module raw:
-//! [`db_error`] sorts it into Unavailable (retry later) or Internal.
+//! [`Error`] sorts it by code and constraint (`error.rs`): Unavailable (retry
+//! later), a named Conflict, or Internal.
 
 pub mod apply;
 pub mod auto_top_up;
 pub mod batch;
 pub mod budgets;
 pub mod catalogue;
+pub mod deliveries;
 pub mod delivery;
+pub mod endpoints;
+mod error;
 pub mod ledger;
+pub mod notices;
 pub mod notify;
 pub mod outbox;
 pub mod payments;
@@ -27,6 +32,8 @@ use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
 
 use crate::config::DatabaseConfig;
+pub(crate) use error::internal;
+pub use error::{Constraint, Error, Result};
 
 /// How long a SQLite writer waits for the single write lock before giving
 /// up; a burst of spends queues here rather than failing.
@@ -147,68 +154,6 @@ pub async fn open_pool(config: &DatabaseConfig) -> anyhow::Result<DatabaseConnec
         .context("connecting to DATABASE_URL")
 }
 
-/// What went wrong in the store, sorted once, here, for the layers above.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// The database did not answer in time, or the connection was lost, or
-    /// SQLite's lock wait ran out: the caller may retry.
-    #[error("the database is unavailable: {0}")]
-    Unavailable(#[source] DbErr),
-    /// A unique constraint refused the write; `constraint` is the driver's
-    /// account of which (PostgreSQL names the index, SQLite the columns).
-    #[error("a unique constraint refused the write: {constraint}")]
-    Conflict {
-        /// The constraint, as the driver named it.
-        constraint: String,
-        /// The driver's error.
-        #[source]
-        cause: DbErr,
-    },
-    /// Anything else: a bug, a broken invariant, a schema out of step.
-    #[error("database error: {0}")]
-    Internal(#[source] DbErr),
-}
-
-impl From<DbErr> for Error {
-    fn from(error: DbErr) -> Self {
-        if let Some(sea_orm::SqlErr::UniqueConstraintViolation(constraint)) = error.sql_err() {
-            return Self::Conflict {
-                constraint,
-                cause: error,
-            };
-        }
-        let text = error.to_string().to_lowercase();
-        let unavailable = matches!(error, DbErr::Conn(_) | DbErr::ConnectionAcquire(_))
-            || [
-                "database is locked",
-                "connection",
-                "timed out",
-                "broken pipe",
-                "unexpected eof",
-                "end of file",
-                "error communicating",
-                "pool",
-                "io error",
-            ]
-            .iter()
-            .any(|sign| text.contains(sign));
-        if unavailable {
-            Self::Unavailable(error)
-        } else {
-            Self::Internal(error)
-        }
-    }
-}
-
-/// An internal error of the store's own making (a guard that did not
-/// match, a row not returned).
-pub(crate) fn internal(message: impl Into<String>) -> Error {
-    Error::Internal(DbErr::Custom(message.into()))
-}
-
-/// A store result.
-pub type Result<T, E = Error> = std::result::Result<T, E>;
-
 /// A pool of connections to the database; the service holds one and hands
 /// it back to the store's functions.
 pub type Pool = DatabaseConnection;
@@ -219,6 +164,11 @@ pub type Tx = sea_orm::DatabaseTransaction;
 /// Commits a write transaction.
 pub async fn commit(txn: Tx) -> Result<()> {
     txn.commit().await.map_err(Into::into)
+}
+
+/// Rolls a transaction back: nothing it wrote is kept.
+pub async fn rollback(txn: Tx) -> Result<()> {
+    txn.rollback().await.map_err(Into::into)
 }
 
 /// Begins a transaction that will write. On SQLite it is `BEGIN IMMEDIATE`:

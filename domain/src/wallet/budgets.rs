@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Entry, Happened, Reversed, Wallet};
 use crate::budget::{
-    Budget, BudgetMode, BudgetUsage, Counter, Window, applicable, usage, used_in, window_of,
+    Budget, BudgetMode, BudgetUsage, BudgetWrite, Counter, Window, applicable, usage, used_in, window_of,
 };
 use crate::catalogue::{Action, LedgerKind};
 use crate::spend::{SpendAnswer, SpendDecision, answer_spend};
@@ -72,6 +72,34 @@ impl Wallet {
     /// Notes that the budgets changed, so readers of a stale state can tell.
     pub fn budgets_changed(&mut self) {
         self.state.head.budget_version += 1;
+    }
+
+    /// Sets a budget over the wallet's `existing` ones (`budget::revise`);
+    /// returns it as it is to be stored (id 0 while new).
+    pub fn set_budget(
+        &mut self,
+        existing: &[Budget],
+        input: crate::budget::BudgetInput,
+        now: DateTime<Utc>,
+    ) -> Result<Budget, crate::DomainError> {
+        let (budget, restart) = crate::budget::revise(existing, input, now)?;
+        self.budget_writes.push(BudgetWrite::Save {
+            budget: budget.clone(),
+            restart,
+        });
+        self.budgets_changed();
+        Ok(budget)
+    }
+
+    /// Removes the budget named `name` among `existing`, with its counters;
+    /// whether there was one.
+    pub fn remove_budget(&mut self, existing: &[Budget], name: &str) -> bool {
+        let Some(budget) = existing.iter().find(|budget| budget.name == name) else {
+            return false;
+        };
+        self.budget_writes.push(BudgetWrite::Remove { id: budget.id });
+        self.budgets_changed();
+        true
     }
 
     /// A spend of `cost`: a bound key answers first, then any HARD budget

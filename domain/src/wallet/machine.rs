@@ -35,6 +35,7 @@ pub struct Wallet {
     /// An id for a request this change may open (the caller draws it).
     pub(super) request_id: Option<String>,
     pub(super) told: Vec<crate::event::NewEvent>,
+    pub(super) budget_writes: Vec<crate::budget::BudgetWrite>,
 }
 
 impl Wallet {
@@ -54,6 +55,7 @@ impl Wallet {
             notices: Vec::new(),
             request_id: None,
             told: Vec::new(),
+            budget_writes: Vec::new(),
         }
     }
 
@@ -516,6 +518,7 @@ impl Wallet {
                 .then_some(self.state.auto_top_up)
                 .flatten(),
             told: self.told,
+            budget_writes: self.budget_writes,
         }
     }
 }

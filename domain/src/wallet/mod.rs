@@ -16,7 +16,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::auto_top_up::AutoTopUpView;
-use crate::budget::{Budget, Counter};
+use crate::budget::{Budget, BudgetWrite, Counter};
 use crate::catalogue::{Action, GrantSource, LedgerKind, PlanCode};
 use crate::event::NewEvent;
 use crate::views::{BalanceView, TransactionView};
@@ -309,6 +309,8 @@ pub struct Change {
     /// Events decided beside the wallet's rules (a payment to review, a
     /// dispute), written with the change.
     pub told: Vec<NewEvent>,
+    /// Budgets set or removed (`budget::revise`).
+    pub budget_writes: Vec<BudgetWrite>,
 }
 
 impl Change {
@@ -324,6 +326,7 @@ impl Change {
             && self.expiry_moves.is_empty()
             && self.auto_top_up.is_none()
             && self.told.is_empty()
+            && self.budget_writes.is_empty()
     }
 }
 

@@ -4,7 +4,7 @@ use async_graphql::{ComplexObject, Context, ID, SimpleObject};
 use chrono::{DateTime, Utc};
 
 use super::*;
-use crate::error::GraphqlResult;
+use crate::graphql::errors::GraphqlResult;
 use crate::graphql::ledger;
 use crate::service;
 

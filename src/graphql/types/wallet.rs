@@ -6,8 +6,9 @@ use chrono::{DateTime, Utc};
 
 use super::*;
 use crate::auth::WalletScope;
-use crate::error::{AppError, GraphqlResult};
+use crate::error::AppError;
 use crate::graphql::connection::{decode_cursor, encode_cursor};
+use crate::graphql::errors::GraphqlResult;
 use crate::graphql::ledger;
 use crate::service::{self, EntryFilter, TRANSACTIONS_PAGE_DEFAULT, TRANSACTIONS_PAGE_MAX, TransactionQuery};
 

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 
 use super::{SpendCall, budget_pairs, conflict, spend_entry, suggestion};
-use crate::error::{AppError, AppResult, db_error};
+use crate::error::{AppError, AppResult};
 use crate::service::{BalanceView, Ledger, SpendResult, TransactionView, plans_if_renewing, settle};
 use crate::store;
 use domain::budget::BudgetUsage;
@@ -27,7 +27,7 @@ impl Ledger {
         now: DateTime<Utc>,
     ) -> AppResult<Vec<AppResult<SpendResult>>> {
         let started = std::time::Instant::now();
-        let txn = store::begin_write(&self.db).await.map_err(db_error)?;
+        let txn = store::begin_write(&self.db).await?;
         let keys: Vec<(String, String)> = jobs
             .iter()
             .map(|job| {
@@ -41,9 +41,7 @@ impl Ledger {
             jobs.iter()
                 .map(|job| (job.scope.workspace_id().as_str(), job.request.agent_id.as_deref())),
         );
-        let reads = store::batch::read_spends(&txn, &keys, &subjects)
-            .await
-            .map_err(db_error)?;
+        let reads = store::batch::read_spends(&txn, &keys, &subjects).await?;
         let plans = plans_if_renewing(&txn, reads.states.iter().map(|state| &state.head), now).await?;
         let costs: HashMap<Action, i64> = reads
             .costs
