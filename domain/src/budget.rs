@@ -134,34 +134,21 @@ pub fn revise(
     input: BudgetInput,
     now: DateTime<Utc>,
 ) -> Result<(Budget, bool), DomainError> {
-    let Some(old) = existing.iter().find(|budget| budget.name == input.name) else {
-        if existing.len() >= BUDGETS_MAX {
-            return Err(DomainError::invalid(
-                "name",
-                format!("a workspace has at most {BUDGETS_MAX} budgets; remove one first"),
-            ));
-        }
-        let budget = Budget {
-            id: 0,
-            name: input.name,
-            applies_to: input.applies_to,
-            agent_id: input.agent_id,
-            action: input.action,
-            window: input.window,
-            limit: input.limit,
-            mode: input.mode,
-            counting_since: now,
-            created_at: now,
-            updated_at: now,
-        };
-        return Ok((budget, false));
-    };
-    let restart = old.applies_to != input.applies_to
-        || old.agent_id != input.agent_id
-        || old.action != input.action
-        || old.window != input.window;
+    let old = existing.iter().find(|budget| budget.name == input.name);
+    if old.is_none() && existing.len() >= BUDGETS_MAX {
+        return Err(DomainError::invalid(
+            "name",
+            format!("a workspace has at most {BUDGETS_MAX} budgets; remove one first"),
+        ));
+    }
+    let restart = old.is_some_and(|old| {
+        old.applies_to != input.applies_to
+            || old.agent_id != input.agent_id
+            || old.action != input.action
+            || old.window != input.window
+    });
     let budget = Budget {
-        id: old.id,
+        id: old.map_or(0, |old| old.id),
         name: input.name,
         applies_to: input.applies_to,
         agent_id: input.agent_id,
@@ -169,8 +156,11 @@ pub fn revise(
         window: input.window,
         limit: input.limit,
         mode: input.mode,
-        counting_since: if restart { now } else { old.counting_since },
-        created_at: old.created_at,
+        counting_since: match old {
+            Some(old) if !restart => old.counting_since,
+            _ => now,
+        },
+        created_at: old.map_or(now, |old| old.created_at),
         updated_at: now,
     };
     Ok((budget, restart))
@@ -515,5 +505,62 @@ mod tests {
         assert!(check_budget(&"n".repeat(64), BudgetTarget::Workspace, None, 0).is_ok());
         assert!(check_agent_id("").is_err());
         assert!(check_agent_id("a\u{0}b").is_err());
+    }
+
+    #[test]
+    fn a_new_scope_counts_afresh_and_a_new_limit_keeps_the_count() {
+        let now = utc("2026-03-01T12:00:00Z");
+        let mut stored = budget("cap", BudgetTarget::EachAgent, None, None);
+        stored.id = 4;
+        let input = |applies_to, action, limit| BudgetInput {
+            name: "cap".to_owned(),
+            applies_to,
+            agent_id: None,
+            action,
+            window: BudgetWindow::Day,
+            limit,
+            mode: BudgetMode::Hard,
+        };
+        let existing = [stored.clone()];
+        let (kept, restart) = revise(&existing, input(BudgetTarget::EachAgent, None, 9), now).expect("valid");
+        assert!(!restart);
+        assert_eq!(
+            (kept.id, kept.limit, kept.counting_since),
+            (4, 9, stored.counting_since)
+        );
+        assert_eq!((kept.created_at, kept.updated_at), (stored.created_at, now));
+        let (moved, restart) = revise(
+            &existing,
+            input(BudgetTarget::EachAgent, Some(Action::Triage), 5),
+            now,
+        )
+        .expect("valid");
+        assert!(restart, "another action: what it counted is not what it counts");
+        assert_eq!((moved.id, moved.counting_since), (4, now));
+        let (new, restart) = revise(&[], input(BudgetTarget::Workspace, None, 5), now).expect("valid");
+        assert!(!restart);
+        assert_eq!((new.id, new.counting_since, new.created_at), (0, now, now));
+        let full: Vec<Budget> = (0..BUDGETS_MAX)
+            .map(|n| Budget {
+                name: format!("b{n}"),
+                ..stored.clone()
+            })
+            .collect();
+        assert!(
+            revise(&full, input(BudgetTarget::Workspace, None, 5), now).is_err(),
+            "a 101st"
+        );
+        assert!(
+            revise(
+                &full,
+                BudgetInput {
+                    name: "b7".to_owned(),
+                    ..input(BudgetTarget::Workspace, None, 5)
+                },
+                now
+            )
+            .is_ok(),
+            "an existing one of 100"
+        );
     }
 }
