@@ -150,14 +150,18 @@ impl BalanceEvent {
         created_at: DateTime<Utc>,
     ) -> Self {
         Self {
-            workspace_id,
-            sequence,
             transaction_id: 0,
             kind: EventKind::LowBalance,
             delta: 0,
-            balance,
-            created_at,
-            budget: None,
+            ..Self::row(
+                workspace_id,
+                sequence,
+                0,
+                LedgerKind::Grant,
+                0,
+                balance,
+                created_at,
+            )
         }
     }
 }

@@ -157,6 +157,28 @@ struct Writes<'a> {
     counters: Vec<&'a Counter>,
 }
 
+impl Writes<'_> {
+    /// The counters and heads as both backends' statements read them.
+    fn counters_and_heads(
+        &self,
+    ) -> (
+        Vec<super::budgets::CounterRow<'_>>,
+        Vec<super::batch::WalletHead<'_>>,
+    ) {
+        let counters = self
+            .counters
+            .iter()
+            .map(|counter| super::budgets::CounterRow::of(counter))
+            .collect();
+        let heads = self
+            .heads
+            .iter()
+            .map(|(head, sequence_read)| super::batch::WalletHead::of(head, *sequence_read))
+            .collect();
+        (counters, heads)
+    }
+}
+
 /// How a stored grant moves.
 #[derive(Debug, Clone, Copy, Serialize)]
 struct GrantDelta {
@@ -346,16 +368,7 @@ async fn write_postgres(
     if writes.deltas.is_empty() && writes.heads.is_empty() && writes.counters.is_empty() {
         return Ok(ids);
     }
-    let counters: Vec<super::budgets::CounterRow<'_>> = writes
-        .counters
-        .iter()
-        .map(|counter| super::budgets::CounterRow::of(counter))
-        .collect();
-    let heads: Vec<super::batch::WalletHead<'_>> = writes
-        .heads
-        .iter()
-        .map(|(head, sequence_read)| super::batch::WalletHead::of(head, *sequence_read))
-        .collect();
+    let (counters, heads) = writes.counters_and_heads();
     let saved = txn
         .query_one_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
@@ -422,16 +435,7 @@ async fn write_sqlite(
         // A batch that only answered repeats and refusals writes nothing.
         return Ok(HashMap::new());
     }
-    let counters: Vec<super::budgets::CounterRow<'_>> = writes
-        .counters
-        .iter()
-        .map(|counter| super::budgets::CounterRow::of(counter))
-        .collect();
-    let heads: Vec<super::batch::WalletHead<'_>> = writes
-        .heads
-        .iter()
-        .map(|(head, sequence_read)| super::batch::WalletHead::of(head, *sequence_read))
-        .collect();
+    let (counters, heads) = writes.counters_and_heads();
     let rows = json(&writes.rows)?;
     let read = txn
         .query_all_raw(Statement::from_sql_and_values(

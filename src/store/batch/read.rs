@@ -207,19 +207,13 @@ async fn read_stored(
         .collect();
     workspace_ids.sort_unstable();
     workspace_ids.dedup();
-    if is_sqlite(txn) {
-        return read_spends_sqlite(txn, workspace_ids, keys, subjects).await;
-    }
-    #[derive(Serialize)]
-    struct Key<'a> {
-        workspace_id: &'a str,
-        key: &'a str,
-    }
-    #[derive(Serialize)]
-    struct Subject<'a> {
-        workspace_id: &'a str,
-        subject: &'a str,
-    }
+    // A key asked twice in a batch is probed once.
+    let mut keys: Vec<Key<'_>> = keys
+        .iter()
+        .map(|(workspace_id, key)| Key { workspace_id, key })
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
     let subjects: Vec<Subject<'_>> = subjects
         .iter()
         .map(|(workspace_id, subject)| Subject {
@@ -227,10 +221,9 @@ async fn read_stored(
             subject,
         })
         .collect();
-    let keys: Vec<Key<'_>> = keys
-        .iter()
-        .map(|(workspace_id, key)| Key { workspace_id, key })
-        .collect();
+    if is_sqlite(txn) {
+        return read_spends_sqlite(txn, workspace_ids, &keys, &subjects).await;
+    }
     let statement = Statement::from_sql_and_values(
         DbBackend::Postgres,
         SPEND_READS_SQL,
@@ -338,43 +331,31 @@ pub static SQLITE_SPEND_READS_SQL: std::sync::LazyLock<String> = std::sync::Lazy
     )
 });
 
-/// A (workspace, key) pair as [`SQLITE_SPEND_READS_SQL`] reads it.
+/// A (workspace, key) pair as both backends' statements read it.
 #[derive(Serialize, PartialEq, Eq, PartialOrd, Ord)]
 struct Key<'a> {
     workspace_id: &'a str,
     key: &'a str,
 }
 
-pub(super) async fn read_spends_sqlite(
+/// A (workspace, budget subject) pair as both backends' statements read it.
+#[derive(Serialize)]
+struct Subject<'a> {
+    workspace_id: &'a str,
+    subject: &'a str,
+}
+
+async fn read_spends_sqlite(
     txn: &impl ConnectionTrait,
     workspace_ids: Vec<&str>,
-    keys: &[(String, String)],
-    subjects: &[(String, String)],
+    keys: &[Key<'_>],
+    subjects: &[Subject<'_>],
 ) -> Result<SpendReads> {
-    #[derive(Serialize)]
-    struct Subject<'a> {
-        workspace_id: &'a str,
-        subject: &'a str,
-    }
-    // A key asked twice in a batch is probed once.
-    let mut pairs: Vec<Key<'_>> = keys
-        .iter()
-        .map(|(workspace_id, key)| Key { workspace_id, key })
-        .collect();
-    pairs.sort_unstable();
-    pairs.dedup();
-    let subjects: Vec<Subject<'_>> = subjects
-        .iter()
-        .map(|(workspace_id, subject)| Subject {
-            workspace_id,
-            subject,
-        })
-        .collect();
     let row = txn
         .query_one_raw(Statement::from_sql_and_values(
             DbBackend::Sqlite,
             SQLITE_SPEND_READS_SQL.as_str(),
-            [json(&workspace_ids)?, json(&pairs)?, json(&subjects)?],
+            [json(&workspace_ids)?, json(&keys)?, json(&subjects)?],
         ))
         .await?
         .ok_or_else(|| internal("the batch read returned no row".to_owned()))?;
