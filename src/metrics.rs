@@ -86,7 +86,7 @@ fn histogram(name: &str, help: &str, buckets: &[f64]) -> Histogram {
 impl Default for Metrics {
     fn default() -> Self {
         let registry = Registry::new();
-        Self {
+        let metrics = Self {
             spends: registered(
                 &registry,
                 counter_vec(
@@ -201,7 +201,13 @@ impl Default for Metrics {
             ),
             registry,
             spends_in_flight: std::sync::Arc::default(),
+        };
+        // Every result a delivery can have is exported from the start, at
+        // 0: a dashboard (or a test) can tell "none yet" from "renamed".
+        for result in ["delivered", "retry", "failed"] {
+            metrics.webhook_attempts.with_label_values(&[result]);
         }
+        metrics
     }
 }
 

@@ -10,4 +10,4 @@ pub mod stripe;
 mod token;
 
 pub use policy::{Operation, WalletScope, authorize, authorize_operator};
-pub use token::{Caller, Claims, TokenVerifier, mint_hs256};
+pub use token::{CLOCK_SKEW_LEEWAY_SECONDS, Caller, Claims, TokenVerifier, mint_hs256};

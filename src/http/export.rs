@@ -33,12 +33,15 @@ pub(super) fn refuse(error: AppError) -> Response {
 }
 
 /// A free-text cell a spreadsheet would read as a formula (`=`, `+`, `-`,
-/// `@`, or a tab or carriage return before one) gets a leading `'`, as
+/// `@`, after any spaces or line breaks; or a tab, carriage return or line
+/// feed at all) gets a leading `'`, as
 /// OWASP's CSV-injection guidance says: `=HYPERLINK(…)` in a reference, a
 /// key or a token's subject reaches billing staff as text. Numbers and
 /// enum names are written by the service and need none.
 fn neutralise(cell: String) -> String {
-    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+    // Whitespace before a formula does not make it text: spreadsheets trim it.
+    let first = cell.trim_start_matches([' ', '\t', '\r', '\n']);
+    if cell.starts_with(['\t', '\r', '\n']) || first.starts_with(['=', '+', '-', '@']) {
         format!("'{cell}")
     } else {
         cell
@@ -190,6 +193,11 @@ mod tests {
             ("@SUM(A1)", "'@SUM(A1)"),
             ("\t=1", "'\t=1"),
             ("\r=1", "'\r=1"),
+            ("\n=1", "'\n=1"),
+            ("\nplain", "'\nplain"),
+            ("   =1+1", "'   =1+1"),
+            (" @SUM(A1)", "' @SUM(A1)"),
+            (" ticket", " ticket"),
             ("ticket 7", "ticket 7"),
             ("a=b", "a=b"),
             ("", ""),

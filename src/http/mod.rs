@@ -58,6 +58,11 @@ pub const WS_CONNECTIONS_PER_SUBJECT_MAX: usize = 10;
 /// hyper's read buffer, so a larger head is answered 431 and the
 /// connection closed. A token is well under 4 KiB.
 pub const REQUEST_HEAD_MAX: usize = 16 * 1024;
+/// Longest request URI (path and query) answered, in bytes: a longer one
+/// gets 414 and a JSON error. Well under [`REQUEST_HEAD_MAX`], so which of
+/// the two refuses a long GET does not depend on how its bytes arrive
+/// (hyper lets a head over its buffer through when it arrives whole).
+pub const REQUEST_URI_MAX: usize = 8 * 1024;
 /// Longest wait for open connections to finish after a shutdown signal.
 pub const SHUTDOWN_DRAIN_MAX: Duration = Duration::from_secs(30);
 

@@ -275,7 +275,10 @@ fn routing_refusal(status: StatusCode) -> Option<(&'static str, String)> {
         ),
         StatusCode::URI_TOO_LONG => (
             "BAD_USER_INPUT",
-            "the URL is too long; send the query with POST".to_owned(),
+            format!(
+                "the URL is longer than {} bytes; send the query with POST",
+                super::REQUEST_URI_MAX
+            ),
         ),
         StatusCode::INTERNAL_SERVER_ERROR => ("INTERNAL_SERVER_ERROR", "internal error".to_owned()),
         _ => return None,
@@ -283,10 +286,19 @@ fn routing_refusal(status: StatusCode) -> Option<(&'static str, String)> {
     Some(refusal)
 }
 
-/// Middleware: an error answer from the router or a layer (not already
-/// JSON) is replaced by the same status with a GraphQL JSON error. After a
-/// 413 the rest of the body is unread, so the connection is closed.
+/// Middleware: a URI over [`super::REQUEST_URI_MAX`] is refused (414);
+/// an error answer from the router or a layer (not already JSON) is
+/// replaced by the same status with a GraphQL JSON error. After a 413 the
+/// rest of the body is unread, so the connection is closed.
 pub async fn json_refusals(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let uri_length = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |path| path.as_str().len());
+    if uri_length > super::REQUEST_URI_MAX {
+        let (code, message) = routing_refusal(StatusCode::URI_TOO_LONG).unwrap_or_default();
+        return refusal(StatusCode::URI_TOO_LONG, code, message);
+    }
     let response = next.run(request).await;
     let status = response.status();
     let is_json = response

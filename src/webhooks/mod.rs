@@ -298,10 +298,19 @@ async fn send(
         .send()
         .await
         .map_err(|error| {
+            let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+            while let Some(cause) = source {
+                if let Some(refused) = cause.downcast_ref::<target::Refused>() {
+                    return refused.to_string();
+                }
+                source = cause.source();
+            }
             if error.is_timeout() {
                 format!("no answer within {} ms", settings.timeout.as_millis())
             } else if error.is_connect() {
                 "could not connect".to_owned()
+            } else if error.is_builder() {
+                "the endpoint's URL is not https".to_owned()
             } else {
                 "the request failed".to_owned()
             }

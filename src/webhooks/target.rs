@@ -132,6 +132,12 @@ async fn resolve_public(host: &str, port: u16) -> Result<Vec<SocketAddr>, String
     Ok(public)
 }
 
+/// Why the resolver refused a name: it resolves to private addresses only
+/// (the delivery's error says so, found in the client error's sources).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(pub String);
+
 /// A resolver that hands the HTTP client public addresses only.
 struct PublicOnly;
 
@@ -141,7 +147,7 @@ impl Resolve for PublicOnly {
         Box::pin(async move {
             let addresses = resolve_public(&host, 0)
                 .await
-                .map_err(|error| -> Box<dyn std::error::Error + Send + Sync> { error.into() })?;
+                .map_err(|error| -> Box<dyn std::error::Error + Send + Sync> { Box::new(Refused(error)) })?;
             if addresses.is_empty() {
                 return Err(format!("{host} does not resolve").into());
             }
@@ -223,6 +229,12 @@ mod tests {
             "::ffff:0:7f00:1",
             "::7f00:1",
             "2001::1",
+            // Teredo carrying a private client (10.0.0.1, inverted) and a
+            // private server; 6to4 of 192.168.1.1; IPv4-compatible 10.0.0.1.
+            "2001:0:a00:1:0:0:f5ff:fffe",
+            "2001:0:c0a8:101::1",
+            "2002:c0a8:101::1",
+            "::a00:1",
             "2001:2::1",
             "2001:20::1",
             "100::1",

@@ -144,12 +144,19 @@ async fn bad_tokens_are_unauthenticated(app: TestApp) {
                  "exp": Utc::now().timestamp() + 600, "nbf": Utc::now().timestamp() - 10 }),
         &secret,
     );
+    // A not-before 30 s ahead: inside the leeway that absorbs clock skew.
+    let near_nbf = sign(
+        Header::new(Algorithm::HS256),
+        &json!({ "sub": "someone", "workspace_id": "ws-auth", "role": "agent",
+                 "exp": Utc::now().timestamp() + 600, "nbf": Utc::now().timestamp() + 30 }),
+        &secret,
+    );
     let day_long = mint(Claims {
         exp: Utc::now().timestamp() + 24 * 3600 - 60,
         sub: "Zoë Ångström".into(),
         ..valid.clone()
     });
-    for token in [mint(valid), past_nbf, day_long] {
+    for token in [mint(valid), past_nbf, near_nbf, day_long] {
         assert_eq!(
             app.gql(Some(&token), READ, json!({})).await.data()["wallet"]["balance"]["total"],
             300
@@ -400,6 +407,54 @@ fn key_set_file(directory: &std::path::Path, keys: &[(&str, &str)]) -> std::path
     path
 }
 
+/// A key set holding an RSA public key (`rsa-1`): an RS256 token signed
+/// with its private key is accepted; an HS256 token under the same kid,
+/// signed with the public key's bytes as an HMAC secret (the algorithm
+/// confusion attack), is refused, whichever bytes it used.
+async fn a_key_sets_rsa_key_accepts_rs256_only(app: TestApp) {
+    let directory = tempfile::tempdir().unwrap();
+    let jwk: Value = serde_json::from_slice(&std::fs::read(fixture("rsa_public.jwk.json")).unwrap()).unwrap();
+    let path = directory.path().join("keys-rsa.json");
+    std::fs::write(&path, json!({ "keys": [jwk] }).to_string()).unwrap();
+    let with_rsa = TestApp::spawn_beside(
+        &app,
+        Options {
+            key: Some(JwtKeySource::KeySetFile(path)),
+            ..Options::default()
+        },
+    )
+    .await;
+    let private = EncodingKey::from_rsa_pem(&std::fs::read(fixture("rsa_private.pem")).unwrap()).unwrap();
+    let mut rs256 = Header::new(Algorithm::RS256);
+    rs256.kid = Some("rsa-1".to_owned());
+    with_rsa
+        .create_workspace_with_token(
+            "ws-rsa",
+            &sign(rs256.clone(), &claims("operator", None), &private),
+        )
+        .await;
+    let agent = claims("agent", Some("ws-rsa"));
+    let good = sign(rs256, &agent, &private);
+    assert_eq!(
+        with_rsa.gql(Some(&good), READ, json!({})).await.data()["wallet"]["balance"]["total"],
+        300
+    );
+    let pem = std::fs::read(fixture("rsa_public.pem")).unwrap();
+    let modulus = URL_SAFE_NO_PAD.decode(jwk["n"].as_str().unwrap()).unwrap();
+    for (case, secret) in [("the PEM", pem), ("the modulus", modulus)] {
+        let mut hs256 = Header::new(Algorithm::HS256);
+        hs256.kid = Some("rsa-1".to_owned());
+        let forged = sign(hs256, &agent, &EncodingKey::from_secret(&secret));
+        let answer = with_rsa.gql(Some(&forged), READ, json!({})).await;
+        assert_eq!(answer.code(), "UNAUTHENTICATED", "HS256 with {case}");
+        assert_eq!(
+            answer.body["errors"][0]["message"],
+            "authentication required: the token's algorithm is not accepted",
+            "HS256 with {case}"
+        );
+    }
+}
+
 fn with_kid(kid: Option<&str>, claims: &Claims, secret: &str) -> String {
     let mut header = Header::new(Algorithm::HS256);
     header.kid = kid.map(str::to_owned);
@@ -512,6 +567,7 @@ async fn keys_rotate_by_kid_with_a_minute_of_leeway(app: TestApp) {
 
 both_backends!(
     keys_rotate_by_kid_with_a_minute_of_leeway,
+    a_key_sets_rsa_key_accepts_rs256_only,
     bad_tokens_are_unauthenticated,
     issuer_and_audience_are_checked_when_configured,
     rs256_and_es256_keys_pin_their_algorithm,

@@ -225,6 +225,7 @@ async fn two_instances_split_oversubscribed_spends_and_repeats(app: TestApp) {
         .filter(|row| row["kind"] == "SPEND")
         .count() as i64;
     assert_eq!(spends, K);
+    app.verify_ledger().await;
 }
 
 both_backends!(

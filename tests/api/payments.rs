@@ -409,5 +409,6 @@ async fn the_binary_serves_the_endpoint_only_with_its_secret() {
     let mut with = RealServer::start_with_env(None, &[("STRIPE_WEBHOOK_SECRET", "whsec_binary")]).await;
     with.create_acme().await;
     assert_eq!(acknowledged(send(with.base.clone()).await), "APPLIED");
+    with.verify();
     with.stop();
 }

@@ -461,6 +461,7 @@ async fn the_cron_job_fires_and_renews_a_due_wallet(app: TestApp) {
         app.ledger_rows("ws-cron").await,
         rows(&[("GRANT", 1000), ("EXPIRE", -1000), ("GRANT", 1000)])
     );
+    app.verify_ledger().await;
 }
 
 both_backends!(

@@ -44,6 +44,7 @@ async fn walkthrough(database: Option<(String, String)>) {
             "the default SQLite file"
         );
     }
+    server.verify();
     server.stop();
     let log = std::fs::read_to_string(server.directory.path().join("server.log")).unwrap();
     assert_json_logs_without_secrets(&log, &[SECRET, &service]);

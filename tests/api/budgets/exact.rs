@@ -32,7 +32,14 @@ async fn oversubscribe(apps: &[&TestApp], workspace: &str) {
                 .to_owned()
         }
     });
+    let batches_before = first.metric("credits_spend_batch_size_count").await;
     let outcomes = join_all(spends).await;
+    // Through group commit the fifty really shared batches (with it off
+    // no batch is counted: each spend is its own batch of one, unmetered).
+    let batches = first.metric("credits_spend_batch_size_count").await - batches_before;
+    if apps.len() == 1 && batches > 0.0 {
+        assert!(batches < 50.0, "the spends shared batches ({batches} for 50)");
+    }
     let charged = outcomes.iter().filter(|outcome| *outcome == "CHARGED").count();
     let exceeded = outcomes
         .iter()
@@ -75,11 +82,56 @@ mod unbatched {
     );
 }
 
+/// PostgreSQL, two instances of one database: a WORKSPACE budget of 5 spent
+/// by ten agents at once is charged exactly 5 times, and its
+/// `credits.budget_exceeded` is told once, though both instances refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workspace_budget_shared_by_agents_on_two_instances_charges_five_and_tells_once() {
+    let app = TestApp::spawn(Backend::Postgres).await;
+    let other = app.spawn_sibling().await;
+    app.create_workspace("ws-shared").await;
+    let admin = app.token("admin", Some("ws-shared"));
+    let service = app.token("service", Some("ws-shared"));
+    app.set_budget(&admin, None, &Budget::hard("team-cap", "WORKSPACE", 5))
+        .await
+        .data();
+    let outcomes = join_all((0..40).map(|n| {
+        let app = if n % 2 == 0 { &app } else { &other };
+        let service = service.clone();
+        async move {
+            let agent = format!("agent-{}", n % 10);
+            app.spend_for_ok(&service, "TRIAGE", &format!("s-{n}"), Some(&agent))
+                .await["outcome"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    }))
+    .await;
+    let charged = outcomes.iter().filter(|outcome| *outcome == "CHARGED").count();
+    assert_eq!(charged, 5, "{outcomes:?}");
+    assert!(
+        outcomes
+            .iter()
+            .all(|outcome| outcome == "CHARGED" || outcome == "BUDGET_EXCEEDED"),
+        "{outcomes:?}"
+    );
+    assert_eq!(
+        app.query_i64("SELECT COUNT(*) FROM outbox_event WHERE event_type = 'credits.budget_exceeded'")
+            .await,
+        1,
+        "told once, though both instances refused"
+    );
+    app.verify_ledger().await;
+    app.teardown().await;
+}
+
 /// PostgreSQL: the same spends split across two instances of one database.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_spends_across_two_postgres_instances_charge_five() {
     let app = TestApp::spawn(Backend::Postgres).await;
     let other = app.spawn_sibling().await;
     oversubscribe(&[&app, &other], "ws-over-two").await;
+    app.verify_ledger().await;
     app.teardown().await;
 }

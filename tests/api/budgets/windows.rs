@@ -158,7 +158,103 @@ async fn billing_period_budgets_roll_at_renewal(app: TestApp) {
     app.verify_ledger().await;
 }
 
+/// `resetsAt` of a DAY budget, as `budgetUsage` answers it at `now`, for a
+/// new workspace in Los Angeles.
+async fn day_resets_at(app: &TestApp, workspace: &str, now: &str) -> DateTime<Utc> {
+    app.clock.set(utc(now));
+    app.create_workspace(workspace).await;
+    let admin = app.token("admin", Some(workspace));
+    app.gql(
+        Some(&admin),
+        "mutation { setTimeZone(input: {timeZone: \"America/Los_Angeles\"}) { workspace { timeZone } } }",
+        json!({}),
+    )
+    .await
+    .data();
+    app.set_budget(&admin, None, &Budget::hard("daily", "WORKSPACE", 3))
+        .await
+        .data();
+    let usage = app
+        .gql(
+            Some(&admin),
+            "{ wallet { budgetUsage { budget { name } used resetsAt } } }",
+            json!({}),
+        )
+        .await;
+    usage.data()["wallet"]["budgetUsage"][0]["resetsAt"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// The days the clocks change, through the API: Los Angeles's fall-back
+/// day (2026-11-01) lasts 25 hours and ends at 08:00 UTC; its
+/// spring-forward day (2026-03-08) lasts 23 and ends at 07:00 UTC.
+async fn days_of_25_and_23_hours_reset_at_local_midnight(app: TestApp) {
+    assert_eq!(
+        day_resets_at(&app, "ws-fall", "2026-11-01T12:00:00Z").await,
+        utc("2026-11-02T08:00:00Z"),
+        "the fall-back day"
+    );
+    assert_eq!(
+        day_resets_at(&app, "ws-spring", "2026-03-08T12:00:00Z").await,
+        utc("2026-03-09T07:00:00Z"),
+        "the spring-forward day"
+    );
+    app.verify_ledger().await;
+}
+
+/// A burst that straddles local midnight: the spends before it count in
+/// the old day (3 charged, the rest refused), the ones after it in the new
+/// day, which starts from 0 whatever the old one used.
+async fn a_window_rolls_over_mid_burst(app: TestApp) {
+    app.clock.set(utc("2026-03-10T06:59:00Z"));
+    app.create_workspace("ws-burst").await;
+    let admin = app.token("admin", Some("ws-burst"));
+    app.gql(
+        Some(&admin),
+        "mutation { setTimeZone(input: {timeZone: \"America/Los_Angeles\"}) { workspace { timeZone } } }",
+        json!({}),
+    )
+    .await
+    .data();
+    app.set_budget(&admin, None, &Budget::hard("daily", "WORKSPACE", 3))
+        .await
+        .data();
+    let service = app.token("service", Some("ws-burst"));
+    let burst = |prefix: &'static str| {
+        let app = &app;
+        let service = service.clone();
+        async move {
+            let answers = futures_util::future::join_all((0..8).map(|n| {
+                let service = service.clone();
+                async move {
+                    app.spend_for_ok(&service, "TRIAGE", &format!("{prefix}-{n}"), None)
+                        .await["outcome"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned()
+                }
+            }))
+            .await;
+            answers.iter().filter(|outcome| *outcome == "CHARGED").count()
+        }
+    };
+    assert_eq!(burst("before").await, 3, "the old day's limit");
+    app.clock.set(utc("2026-03-10T07:00:00Z"));
+    assert_eq!(burst("after").await, 3, "the new day starts from 0");
+    assert_eq!(
+        app.query_i64("SELECT COUNT(*) FROM ledger_entry WHERE kind = 'SPEND'")
+            .await,
+        6
+    );
+    app.verify_ledger().await;
+}
+
 both_backends!(
+    days_of_25_and_23_hours_reset_at_local_midnight,
+    a_window_rolls_over_mid_burst,
     days_roll_at_local_midnight,
     billing_period_budgets_roll_at_renewal
 );

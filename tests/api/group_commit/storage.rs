@@ -54,6 +54,22 @@ async fn a_batch_waiting_for_a_lock_sees_what_its_holder_committed(backend: Back
         ))
         .await
         .unwrap();
+    // The holder's server process: the spend must be blocked by it, not by
+    // some other test's lock on the shared server.
+    let holder_pid = if backend == Backend::Postgres {
+        holder
+            .query_one_raw(Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                "SELECT pg_backend_pid() AS pid",
+            ))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get::<i32>("", "pid")
+            .unwrap()
+    } else {
+        0
+    };
     let waiting = {
         let app = app.clone();
         tokio::spawn(async move { spend(&app, request("ws-a", Action::Triage, "after-grant", None)).await })
@@ -64,9 +80,10 @@ async fn a_batch_waiting_for_a_lock_sees_what_its_holder_committed(backend: Back
         let mut blocked = false;
         for _ in 0..1_000 {
             let waits = db
-                .query_all_raw(Statement::from_string(
+                .query_all_raw(Statement::from_sql_and_values(
                     sea_orm::DbBackend::Postgres,
-                    "SELECT pid FROM pg_locks WHERE NOT granted",
+                    "SELECT pid FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))",
+                    [holder_pid.into()],
                 ))
                 .await
                 .unwrap();
@@ -76,7 +93,7 @@ async fn a_batch_waiting_for_a_lock_sees_what_its_holder_committed(backend: Back
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        assert!(blocked, "the spend never waited for the wallet's lock");
+        assert!(blocked, "the spend never waited for the holder's lock");
     } else {
         // SQLite's wait (the busy handler at BEGIN IMMEDIATE) cannot be
         // observed from SQL; there is no snapshot to go stale either, so the

@@ -206,7 +206,8 @@ impl TestApp {
 }
 
 impl TestApp {
-    /// A metric's value from `/metrics` (0 when not yet exported).
+    /// A metric's value from `/metrics`; a series the server does not
+    /// export fails the test.
     pub async fn metric(&self, name: &str) -> f64 {
         let text = self
             .http
@@ -217,9 +218,13 @@ impl TestApp {
             .text()
             .await
             .unwrap();
-        text.lines()
-            .find_map(|line| line.strip_prefix(&format!("{name} ")))
-            .map_or(0.0, |value| value.parse().unwrap())
+        let value = text
+            .lines()
+            .find_map(|line| line.strip_prefix(&format!("{name} ")));
+        // A series the server does not export (renamed, say) fails the
+        // test rather than reading as 0.
+        let value = value.unwrap_or_else(|| panic!("the server exports no series {name}:\n{text}"));
+        value.parse().unwrap()
     }
 
     /// The wallet's ledger as (kind, amount) rows, oldest first, read from

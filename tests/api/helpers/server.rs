@@ -133,6 +133,28 @@ impl RealServer {
     }
 
     /// `protodesk-credits token <args>`, as the README shows.
+    /// Runs the binary's `verify` against this server's database (as the
+    /// harness audits every in-process scenario): every invariant holds.
+    pub fn verify(&self) {
+        let mut command = Command::new(binary());
+        command
+            .current_dir(self.directory.path())
+            .env_remove("DATABASE_URL")
+            .env("JWT_SECRET", SECRET)
+            .arg("verify");
+        if let Some((url, schema)) = &self.database {
+            command.env("DATABASE_URL", url).env("DATABASE_SCHEMA", schema);
+        }
+        command.envs(self.env.iter().map(|(name, value)| (name, value)));
+        let output = command.output().unwrap();
+        let report = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success() && report.contains("every invariant holds"),
+            "verify: {report}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
     pub fn mint(&self, args: &[&str]) -> String {
         let output = Command::new(binary())
             .current_dir(self.directory.path())

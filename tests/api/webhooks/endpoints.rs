@@ -166,12 +166,20 @@ async fn a_rotated_secret_signs_at_once_and_a_deleted_endpoint_gets_nothing(app:
     app.top_up(&operator, Some("ws-rotate"), "PACK_100", "pay-rot-2")
         .await
         .data();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Deliveries are rows written with the event: none was queued for the
+    // deleted endpoint, so nothing can be sent to it.
     assert_eq!(
-        receiver.received().len(),
-        1,
-        "a deleted endpoint receives nothing"
+        app.query_i64("SELECT COUNT(*) FROM outbox_event WHERE event_type = 'credits.top_up_applied'")
+            .await,
+        2,
+        "the second top-up's event was written"
     );
+    assert_eq!(
+        app.query_i64("SELECT COUNT(*) FROM webhook_delivery").await,
+        0,
+        "a deleted endpoint gets no delivery (its old ones went with it)"
+    );
+    assert_eq!(receiver.received().len(), 1);
     let gone = app
         .gql(
             Some(&admin),
@@ -210,8 +218,14 @@ async fn a_budget_used_up_is_told_once(app: TestApp) {
     let body = received[0].json();
     assert_eq!(body["type"], "credits.budget_exceeded");
     assert_eq!(body["data"]["budget"], "cap");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(receiver.received().len(), 1, "once per window");
+    // Told once: one event, so one delivery row to the one endpoint.
+    assert_eq!(
+        app.query_i64("SELECT COUNT(*) FROM outbox_event WHERE event_type = 'credits.budget_exceeded'")
+            .await,
+        1,
+        "once per window"
+    );
+    assert_eq!(app.query_i64("SELECT COUNT(*) FROM webhook_delivery").await, 1);
 }
 
 both_backends!(
@@ -258,6 +272,81 @@ async fn private_targets_are_refused_without_the_setting(backend: Backend) {
     assert_eq!(app.query_i64("SELECT COUNT(*) FROM webhook_endpoint").await, 0);
     assert!(deliveries_are_empty(&app).await);
     app.teardown().await;
+}
+
+/// The guard at delivery time: an endpoint row that points at a private
+/// address (written past the creation check, as a DNS change or an old row
+/// would make it) receives nothing while private targets are refused, by
+/// a literal address or by a name that resolves to one; each delivery
+/// settles FAILED with the refusal as its error.
+async fn a_target_turned_private_receives_nothing(backend: Backend) {
+    let app = TestApp::spawn_with(
+        backend,
+        Options {
+            webhooks: Some(protodesk_credits::config::WebhookSettings {
+                allow_private: false,
+                max_attempts: 1,
+                ..delivering()
+            }),
+            ..Options::default()
+        },
+    )
+    .await;
+    app.create_workspace("ws-turned").await;
+    let admin = app.token("admin", Some("ws-turned"));
+    let receiver = Receiver::start().await;
+    // By a literal address, and by a name that resolves to one (https,
+    // as a target must be: the resolver refuses before any connection).
+    let by_name = receiver.url.replace("http://127.0.0.1", "https://localhost");
+    for url in [receiver.url.as_str(), by_name.as_str()] {
+        app.execute_sql(&format!(
+            "INSERT INTO webhook_endpoint (workspace_id, url, event_types, description, secret, created_at) \
+             VALUES ('ws-turned', '{url}', '', 'turned private', 'whsec_dGVzdHRlc3R0ZXN0dGVzdHRlc3R0ZXN0', CURRENT_TIMESTAMP)"
+        ))
+        .await;
+    }
+    app.top_up(&app.operator(), Some("ws-turned"), "PACK_100", "pay-turned")
+        .await
+        .data();
+    let endpoints = app
+        .gql(Some(&admin), "{ webhookEndpoints { id url } }", json!({}))
+        .await
+        .data()["webhookEndpoints"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(endpoints.len(), 2, "{endpoints:?}");
+    for endpoint in &endpoints {
+        let id = endpoint["id"].as_str().unwrap();
+        let events = app.query_i64("SELECT COUNT(*) FROM outbox_event").await as usize;
+        let listed = crate::webhooks::settled_deliveries(&app, &admin, id, events).await;
+        for delivery in &listed {
+            assert_eq!(delivery["status"], "FAILED", "{endpoint}: {delivery}");
+            assert_eq!(
+                delivery["lastResponseCode"],
+                serde_json::Value::Null,
+                "{delivery}"
+            );
+            let error = delivery["lastError"].as_str().unwrap_or_default();
+            assert!(error.contains("private"), "{endpoint}: {error}");
+        }
+    }
+    assert!(
+        receiver.received().is_empty(),
+        "a private target received a request"
+    );
+    app.verify_ledger().await;
+    app.teardown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_target_turned_private_receives_nothing() {
+    a_target_turned_private_receives_nothing(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_target_turned_private_receives_nothing() {
+    a_target_turned_private_receives_nothing(Backend::Postgres).await;
 }
 
 async fn deliveries_are_empty(app: &TestApp) -> bool {
