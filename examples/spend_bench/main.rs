@@ -175,6 +175,10 @@ async fn start_server(config: &DatabaseConfig, http: &reqwest::Client) -> anyhow
         .env("JWT_SECRET", SECRET)
         .env("BIND_ADDR", format!("127.0.0.1:{port}"))
         .env("RENEWAL_CRON", "off")
+        // The spend path's capacity is measured, not the per-workspace
+        // rate limit (which would cap the hot wallet at 1,000 a second).
+        .env("RATE_LIMIT_SUBJECT_PER_SECOND", "off")
+        .env("RATE_LIMIT_WORKSPACE_PER_SECOND", "off")
         .env(
             "RUST_LOG",
             std::env::var("SERVER_LOG").unwrap_or_else(|_| "warn".to_owned()),

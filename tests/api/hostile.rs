@@ -154,7 +154,7 @@ async fn over_websocket(base: &str, token: &str, query: &str) -> Option<Value> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn no_document_crashes_or_stalls_the_real_server() {
+async fn sqlite_no_document_crashes_or_stalls_the_real_server() {
     let mut server = RealServer::start(None).await;
     let client = reqwest::Client::new();
     server.create_acme().await;

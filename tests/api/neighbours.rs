@@ -287,7 +287,7 @@ fn status_kib(pid: u32, field: &str) -> u64 {
 /// binary's peak memory grows by less than 32 MiB; ten at once are limited
 /// with LIMIT_EXCEEDED, and another workspace's reads keep working.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_large_export_streams_in_constant_memory() {
+async fn sqlite_a_large_export_streams_in_constant_memory() {
     use crate::helpers::server::RealServer;
     use sea_orm::ConnectionTrait;
 

@@ -384,7 +384,7 @@ both_backends!(
 /// The binary reads `STRIPE_WEBHOOK_SECRET` from its environment; without
 /// it the endpoint does not exist.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_binary_serves_the_endpoint_only_with_its_secret() {
+async fn sqlite_the_binary_serves_the_endpoint_only_with_its_secret() {
     let client = reqwest::Client::new();
     let body = checkout("evt_bin", "acme", "PACK_100", "pi_bin", "paid");
     let send = |base: String| {

@@ -86,7 +86,7 @@ mod unbatched {
 /// by ten agents at once is charged exactly 5 times, and its
 /// `credits.budget_exceeded` is told once, though both instances refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_workspace_budget_shared_by_agents_on_two_instances_charges_five_and_tells_once() {
+async fn a_workspace_budget_shared_by_agents_on_two_postgres_instances_charges_five_and_tells_once() {
     let app = TestApp::spawn(Backend::Postgres).await;
     let other = app.spawn_sibling().await;
     app.create_workspace("ws-shared").await;

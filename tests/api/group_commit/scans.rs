@@ -208,11 +208,11 @@ async fn planned_small(analyzed_small: bool) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn spends_scan_no_table_planned_without_statistics() {
+async fn postgres_spends_scan_no_table_planned_without_statistics() {
     planned_small(false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn spends_scan_no_table_planned_on_statistics_of_a_small_table() {
+async fn postgres_spends_scan_no_table_planned_on_statistics_of_a_small_table() {
     planned_small(true).await;
 }
