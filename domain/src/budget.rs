@@ -536,6 +536,20 @@ mod tests {
         )
         .expect("valid");
         assert!(restart, "another action: what it counted is not what it counts");
+        for changed in [
+            input(BudgetTarget::Workspace, None, 5),
+            BudgetInput {
+                agent_id: Some("ana".to_owned()),
+                ..input(BudgetTarget::EachAgent, None, 5)
+            },
+            BudgetInput {
+                window: BudgetWindow::BillingPeriod,
+                ..input(BudgetTarget::EachAgent, None, 5)
+            },
+        ] {
+            let (_, restart) = revise(&existing, changed.clone(), now).expect("valid");
+            assert!(restart, "{changed:?}");
+        }
         assert_eq!((moved.id, moved.counting_since), (4, now));
         let (new, restart) = revise(&[], input(BudgetTarget::Workspace, None, 5), now).expect("valid");
         assert!(!restart);
@@ -562,5 +576,50 @@ mod tests {
             .is_ok(),
             "an existing one of 100"
         );
+    }
+
+    #[test]
+    fn the_trial_is_one_window_then_the_time_after_it() {
+        let ends = utc("2026-02-07T10:00:00Z");
+        let head = crate::head::Head {
+            id: 1,
+            workspace_id: "ws".to_owned(),
+            balance: 0,
+            last_sequence: 1,
+            plan: crate::catalogue::PlanCode::ProTrial,
+            pending_plan: None,
+            trial_ends_at: Some(ends),
+            anchor: None,
+            period_start: None,
+            period_end: None,
+            enterprise_allocation: None,
+            threshold: None,
+            alerted_at: None,
+            time_zone: "UTC".to_owned(),
+            budget_version: 0,
+            auto_top_up_threshold: None,
+            subscription_id: None,
+            standing_until: None,
+        };
+        let during = period_window(&head, ends - chrono::Duration::seconds(1));
+        assert_eq!(
+            (during.start, during.resets_at),
+            (DateTime::<Utc>::UNIX_EPOCH, Some(ends))
+        );
+        for after in [ends, ends + chrono::Duration::days(3)] {
+            let window = period_window(&head, after);
+            assert_eq!((window.start, window.resets_at), (ends, None), "{after}");
+        }
+    }
+
+    #[test]
+    fn agent_ids_hold_one_to_two_hundred_characters() {
+        assert!(
+            check_agent_id(&"é".repeat(AGENT_ID_MAX)).is_ok(),
+            "200 characters, 400 bytes"
+        );
+        assert!(check_agent_id(&"a".repeat(AGENT_ID_MAX + 1)).is_err());
+        assert!(check_agent_id("").is_err());
+        assert!(check_agent_id("bot\u{202E}").is_err());
     }
 }

@@ -354,6 +354,10 @@ mod budgets {
         );
         let spent = wallet.spend::<()>(None, by("ana", "k"), 1, at(1, 10));
         assert!(matches!(spent.answer, SpendAnswer::OverBudget(_)));
+        // Refused with no counter: told once, naming the agent.
+        assert_eq!(wallet.exhausted.len(), 1);
+        assert_eq!(wallet.exhausted[0].agent_id.as_deref(), Some("ana"));
+        assert_eq!(wallet.exhausted[0].subject, None);
         let spent = wallet.spend::<()>(None, spend("k2"), 1, at(1, 10));
         assert!(matches!(
             spent.answer,
@@ -606,5 +610,249 @@ fn the_third_failure_in_a_row_switches_it_off_and_a_payment_forgets_failures() {
             .notices
             .iter()
             .any(|notice| matches!(notice, Notice::TopUpDisabled { failures: 3, .. }))
+    );
+}
+
+/// What changes tell other systems (`crate::outbox::events_of_change`),
+/// built from real changes: each event's type, data and once-key.
+mod told {
+    use super::*;
+    use crate::event::EventType;
+    use crate::outbox::{event_id, events_of_change, runway_low_key, trial_ending_key};
+
+    fn kinds(events: &[crate::event::NewEvent]) -> Vec<EventType> {
+        events.iter().map(|event| event.event_type).collect()
+    }
+
+    /// A wallet at sequence 9 holding `credits` in one pack, no threshold.
+    fn holding(credits: i64) -> WalletState {
+        let mut state = pro_wallet();
+        state.grants = vec![grant(3, GrantSource::Purchase, credits, None)];
+        state.head.balance = credits;
+        state.head.threshold = None;
+        state
+    }
+
+    fn top_up(wallet: &mut Wallet, credits: i64, key: &str) -> usize {
+        wallet
+            .top_up(
+                credits,
+                Purchase {
+                    pack: "PACK_100".to_owned(),
+                    price_cents: 500,
+                    currency: "usd".to_owned(),
+                },
+                Entry {
+                    kind: LedgerKind::TopUp,
+                    key: Some(KeyBinding {
+                        key: key.to_owned(),
+                        fingerprint: "PACK_100".to_owned(),
+                    }),
+                    action: None,
+                    ..spend(key)
+                },
+            )
+            .unwrap()
+    }
+
+    #[test]
+    fn a_top_up_tells_its_pack_reference_and_balance() {
+        let mut wallet = Wallet::new(holding(7));
+        top_up(&mut wallet, 100, "pay-1");
+        let change = wallet.finish(at(1, 10));
+        let events = events_of_change(&change, &[71]);
+        assert_eq!(kinds(&events), [EventType::TopUpApplied]);
+        assert_eq!(
+            events[0].data,
+            serde_json::json!({
+                "transactionId": "71", "sequence": 10, "kind": "TOP_UP", "amount": 100,
+                "balance": {"total": 107, "allocation": 0, "purchased": 107, "bonus": 0},
+                "pack": "PACK_100", "paymentReference": "pay-1",
+            })
+        );
+        assert_eq!(events[0].workspace_id, "ws");
+        assert_eq!(events[0].once_key, None);
+    }
+
+    #[test]
+    fn reaching_zero_pauses_and_leaving_it_resumes() {
+        let mut wallet = Wallet::new(holding(2));
+        assert!(wallet.spend::<()>(None, spend("k1"), 1, at(1, 10)).row.is_some());
+        assert!(wallet.spend::<()>(None, spend("k2"), 1, at(1, 10)).row.is_some());
+        let change = wallet.finish(at(1, 10));
+        let events = events_of_change(&change, &[40, 41]);
+        assert_eq!(kinds(&events), [EventType::AiPaused]);
+        assert_eq!(
+            events[0].data,
+            serde_json::json!({
+                "transactionId": "41", "sequence": 11,
+                "balance": {"total": 0, "allocation": 0, "purchased": 0, "bonus": 0},
+            })
+        );
+
+        // Still above zero: nothing; at zero from the start: resumes.
+        let mut wallet = Wallet::new(holding(3));
+        assert!(wallet.spend::<()>(None, spend("k1"), 1, at(1, 10)).row.is_some());
+        assert!(events_of_change(&wallet.finish(at(1, 10)), &[1]).is_empty());
+        let mut wallet = Wallet::new(holding(0));
+        top_up(&mut wallet, 5, "pay-2");
+        let events = events_of_change(&wallet.finish(at(1, 10)), &[50]);
+        assert_eq!(kinds(&events), [EventType::TopUpApplied, EventType::AiResumed]);
+        assert_eq!(events[1].data["sequence"], 10);
+
+        // Down to zero and back in one change tells neither.
+        let mut wallet = Wallet::new(holding(1));
+        assert!(wallet.spend::<()>(None, spend("k1"), 1, at(1, 10)).row.is_some());
+        top_up(&mut wallet, 5, "pay-3");
+        let events = events_of_change(&wallet.finish(at(1, 10)), &[60, 61]);
+        assert_eq!(kinds(&events), [EventType::TopUpApplied]);
+    }
+
+    #[test]
+    fn a_new_wallet_s_first_grant_neither_resumes_nor_renews() {
+        let mut state = holding(0);
+        state.head.last_sequence = 0;
+        state.grants.clear();
+        state.head.period_start = None;
+        state.head.period_end = None;
+        state.head.anchor = None;
+        let mut wallet = Wallet::new(state);
+        wallet.grant_trial(300, at(1, 8), "operator").unwrap();
+        let change = wallet.finish(at(1, 1));
+        assert_eq!(change.rows[0].sequence, 1);
+        assert!(
+            events_of_change(&change, &[1]).is_empty(),
+            "the trial opens the wallet"
+        );
+    }
+
+    #[test]
+    fn a_renewal_tells_its_grant_once() {
+        let mut wallet = Wallet::new(pro_wallet());
+        wallet.settle(|_| 300, at(2, 3));
+        let change = wallet.finish(at(2, 3));
+        assert_eq!(change.renewals, 1);
+        let events = events_of_change(&change, &[10, 11, 12]);
+        let renewed: Vec<_> = events
+            .iter()
+            .filter(|event| event.event_type == EventType::PeriodRenewed)
+            .collect();
+        assert_eq!(renewed.len(), 1, "{events:?}");
+        assert_eq!(renewed[0].data["kind"], "GRANT");
+        assert_eq!(renewed[0].data["amount"], 300);
+        assert_eq!(renewed[0].data["transactionId"], "12");
+    }
+
+    #[test]
+    fn a_budget_used_up_is_told_with_its_once_key() {
+        use crate::budget::{Budget, BudgetMode, BudgetTarget, BudgetWindow};
+        let now = at(1, 10) + chrono::Duration::hours(3);
+        let mut wallet = Wallet::new(pro_wallet());
+        wallet.load_budgets(
+            vec![Budget {
+                id: 4,
+                name: "cap".to_owned(),
+                applies_to: BudgetTarget::Workspace,
+                agent_id: None,
+                action: None,
+                window: BudgetWindow::Day,
+                limit: 1,
+                mode: BudgetMode::Hard,
+                counting_since: at(1, 1),
+                created_at: at(1, 1),
+                updated_at: at(1, 1),
+            }],
+            Vec::new(),
+        );
+        assert!(wallet.spend::<()>(None, spend("k1"), 1, now).row.is_some());
+        assert!(wallet.spend::<()>(None, spend("k2"), 1, now).row.is_none());
+        let change = wallet.finish(now);
+        let events = events_of_change(&change, &[80]);
+        let told: Vec<_> = events
+            .iter()
+            .filter(|event| event.event_type == EventType::BudgetExceeded)
+            .collect();
+        assert_eq!(told.len(), 1, "{events:?}");
+        assert_eq!(
+            told[0].once_key.as_deref(),
+            Some(format!("budget_exceeded:4::{}", at(1, 10).timestamp()).as_str()),
+            "a workspace budget's subject is empty"
+        );
+        assert_eq!(told[0].data["budget"], "cap");
+    }
+
+    #[test]
+    fn up_from_zero_and_back_to_zero_tells_neither() {
+        let mut wallet = Wallet::new(holding(0));
+        top_up(&mut wallet, 2, "pay-4");
+        assert!(wallet.spend::<()>(None, spend("k1"), 2, at(1, 10)).row.is_some());
+        let events = events_of_change(&wallet.finish(at(1, 10)), &[90, 91]);
+        assert_eq!(kinds(&events), [EventType::TopUpApplied]);
+    }
+
+    #[test]
+    fn notices_carry_their_times_as_the_events_write_them() {
+        let mut change = Wallet::new(pro_wallet()).finish(at(1, 10));
+        change.notices.push(Notice::PastDue {
+            subscription_id: "sub_1".to_owned(),
+            grace_ends_at: at(1, 13),
+        });
+        let events = events_of_change(&change, &[]);
+        assert_eq!(kinds(&events), [EventType::SubscriptionPastDue]);
+        assert_eq!(
+            events[0].data,
+            serde_json::json!({ "subscriptionId": "sub_1", "graceEndsAt": "2026-01-13T00:00:00.000000Z" })
+        );
+    }
+
+    #[test]
+    fn once_keys_and_ids_have_their_documented_shapes() {
+        assert_eq!(event_id(7), "evt_7");
+        assert_eq!(trial_ending_key("ws-1"), "trial_ending:ws-1");
+        assert_eq!(
+            runway_low_key("ws-1", at(2, 1)),
+            format!("runway_low:ws-1:{}", at(2, 1).timestamp())
+        );
+    }
+}
+
+/// Setting and removing budgets: every change of what a spend reads moves
+/// the head's budget version; a removal names a budget that exists.
+#[test]
+fn setting_and_removing_budgets_move_the_budget_version() {
+    use crate::budget::{BudgetInput, BudgetMode, BudgetTarget, BudgetWindow, BudgetWrite};
+    let mut wallet = Wallet::new(pro_wallet());
+    let version = wallet.head().budget_version;
+    let input = BudgetInput {
+        name: "cap".to_owned(),
+        applies_to: BudgetTarget::Workspace,
+        agent_id: None,
+        action: None,
+        window: BudgetWindow::Day,
+        limit: 3,
+        mode: BudgetMode::Hard,
+    };
+    let saved = wallet.set_budget(&[], input, at(1, 10)).unwrap();
+    assert_eq!(wallet.head().budget_version, version + 1);
+    let mut stored = saved.clone();
+    stored.id = 12;
+    assert!(!wallet.remove_budget(std::slice::from_ref(&stored), "other"));
+    assert_eq!(
+        wallet.head().budget_version,
+        version + 1,
+        "nothing removed, nothing moved"
+    );
+    assert!(wallet.remove_budget(std::slice::from_ref(&stored), "cap"));
+    assert_eq!(wallet.head().budget_version, version + 2);
+    let change = wallet.finish(at(1, 10));
+    assert_eq!(
+        change.budget_writes,
+        [
+            BudgetWrite::Save {
+                budget: saved,
+                restart: false
+            },
+            BudgetWrite::Remove { id: 12 }
+        ]
     );
 }
