@@ -187,12 +187,13 @@ fn source_files(directory: &Path, into: &mut Vec<PathBuf>) {
 }
 
 /// The crate rooted at `root`, less its binary (`main.rs` is a crate of its
-/// own, wiring like `startup`).
+/// own, wiring like `startup`) and less the files that a `#[cfg(test)] mod
+/// name;` line makes test code (`domain/src/wallet/tests.rs`).
 fn sources(root: &str) -> Vec<Source> {
     let mut paths = Vec::new();
     source_files(Path::new(root), &mut paths);
     paths.sort();
-    paths
+    let files: Vec<(PathBuf, Vec<String>, String)> = paths
         .into_iter()
         .filter(|path| {
             path.strip_prefix(root)
@@ -212,10 +213,50 @@ fn sources(root: &str) -> Vec<Source> {
             if matches!(module.last().map(String::as_str), Some("mod" | "lib")) {
                 module.pop();
             }
-            let code = code_of(&std::fs::read_to_string(&path).expect("a readable source file"));
-            Source { path, module, code }
+            let text = std::fs::read_to_string(&path).expect("a readable source file");
+            (path, module, text)
+        })
+        .collect();
+    let test_modules: Vec<Vec<String>> = files
+        .iter()
+        .flat_map(|(_, module, text)| {
+            test_modules_declared(text).into_iter().map(|name| {
+                let mut path = module.clone();
+                path.push(name);
+                path
+            })
+        })
+        .collect();
+    files
+        .into_iter()
+        .filter(|(_, module, _)| !test_modules.iter().any(|test| module.starts_with(test)))
+        .map(|(path, module, text)| Source {
+            path,
+            module,
+            code: code_of(&text),
         })
         .collect()
+}
+
+/// The names of the modules that `text` declares as test code: a
+/// `#[cfg(test)]` line followed by `mod name;` (on the same line or the next).
+fn test_modules_declared(text: &str) -> Vec<String> {
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    let mut names = Vec::new();
+    for (at, line) in lines.iter().enumerate() {
+        let Some(rest) = line.strip_prefix("#[cfg(test)]") else {
+            continue;
+        };
+        let item = match rest.trim() {
+            "" => lines.get(at + 1).copied().unwrap_or_default(),
+            same_line => same_line,
+        };
+        let item = item.strip_prefix("pub ").unwrap_or(item);
+        if let Some(name) = item.strip_prefix("mod ").and_then(|rest| rest.strip_suffix(';')) {
+            names.push(name.trim().to_owned());
+        }
+    }
+    names
 }
 
 /// The file's code: comment lines dropped, and each item marked
@@ -585,6 +626,26 @@ fn source(module: &[&str], text: &str) -> Source {
 
 fn inside(path: &[&str]) -> Named {
     Named::Inside(path.iter().map(|segment| (*segment).to_owned()).collect())
+}
+
+/// A file that a `#[cfg(test)] mod name;` line declares is test code: it
+/// may import what the module's code must not (the wallet's tests build
+/// outbox events), so it is left out of every check.
+#[test]
+fn files_declared_as_tests_are_left_out() {
+    let declared = test_modules_declared(
+        "mod real;\n#[cfg(test)]\nmod tests;\n#[cfg(test)] mod other;\n\
+         #[cfg(test)]\nmod inline {\n}\n#[cfg(test)]\npub mod shared;\n",
+    );
+    assert_eq!(declared, ["tests", "other", "shared"]);
+    let domain = sources("domain/src");
+    assert!(domain.iter().any(|source| source.module == ["wallet"]));
+    assert!(
+        !domain.iter().any(|source| source
+            .module
+            .starts_with(&["wallet".to_owned(), "tests".to_owned()])),
+        "domain/src/wallet/tests.rs is test code"
+    );
 }
 
 /// The scanner keeps reading after a `#[cfg(test)] mod tests;` line (the
