@@ -33,6 +33,9 @@ pub enum AppError {
     },
     /// An idempotency key reused with a different request.
     IdempotencyConflict(String),
+    /// A hold already captured, released or expired (the message says
+    /// which and when); nothing was written.
+    HoldNotActive(String),
     /// A quota that protects other workspaces is used up (`what` says
     /// which, with its limit); `retry_after_seconds` when it frees itself.
     LimitExceeded {
@@ -72,6 +75,7 @@ impl AppError {
             AppError::NotFound(_) => "NOT_FOUND",
             AppError::InvalidInput { .. } => "BAD_USER_INPUT",
             AppError::IdempotencyConflict(_) => "IDEMPOTENCY_CONFLICT",
+            AppError::HoldNotActive(_) => "HOLD_NOT_ACTIVE",
             AppError::LimitExceeded { .. } => "LIMIT_EXCEEDED",
             AppError::Unavailable(_) => "SERVICE_UNAVAILABLE",
             AppError::Internal(_) => "INTERNAL_SERVER_ERROR",
@@ -85,7 +89,7 @@ impl AppError {
             AppError::Forbidden(what) => format!("this token's role may not {what}"),
             AppError::NotFound(what) => format!("{what} not found"),
             AppError::InvalidInput { field, reason } => format!("{field} {reason}"),
-            AppError::IdempotencyConflict(message) => message.clone(),
+            AppError::IdempotencyConflict(message) | AppError::HoldNotActive(message) => message.clone(),
             AppError::LimitExceeded { what, .. } => format!("limit exceeded: {what}"),
             AppError::Unavailable(_) => "the service is temporarily unavailable; retry later".to_owned(),
             AppError::Internal(_) => "internal error".to_owned(),

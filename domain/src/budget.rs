@@ -585,6 +585,7 @@ mod tests {
             id: 1,
             workspace_id: "ws".to_owned(),
             balance: 0,
+            held: 0,
             last_sequence: 1,
             plan: crate::catalogue::PlanCode::ProTrial,
             pending_plan: None,

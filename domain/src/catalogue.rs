@@ -105,6 +105,14 @@ stored_enum! {
         Adjustment => "ADJUSTMENT",
         /// The undoing of an earlier row.
         Reversal => "REVERSAL",
+        /// Credits held for an action that started (amount 0: they move from
+        /// available to held).
+        Hold => "HOLD",
+        /// A hold given back by its caller (amount 0).
+        Release => "RELEASE",
+        /// A hold given back at its expiry: nobody captured or released it
+        /// in time (amount 0).
+        HoldExpired => "HOLD_EXPIRED",
     }
 }
 

@@ -46,6 +46,8 @@ stored_enum! {
         SubscriptionPastDue => "credits.subscription_past_due",
         /// The paid plan ended: its allocation expired.
         SubscriptionEnded => "credits.subscription_ended",
+        /// A hold expired: nobody captured or released it in time.
+        HoldExpired => "credits.hold_expired",
     }
 }
 

@@ -15,6 +15,8 @@ pub struct Head {
     pub workspace_id: String,
     /// Its balance (the sum of its ledger and of its live grants).
     pub balance: i64,
+    /// Credits its live holds pin (part of `balance`).
+    pub held: i64,
     /// Its newest ledger sequence.
     pub last_sequence: i64,
     /// The current plan.

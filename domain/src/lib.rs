@@ -7,10 +7,13 @@
 //! 1. The wallet's balance equals the sum of its ledger amounts: the ledger
 //!    is append-only and every change of the balance is exactly one row
 //!    (GRANT, SPEND, EXPIRE, TOP_UP, ADJUSTMENT, REVERSAL) carrying the signed
-//!    amount and the balance after it.
+//!    amount and the balance after it; HOLD, RELEASE and HOLD_EXPIRED rows move nothing
+//!    (amount 0) and say what a hold did to `held`.
 //! 2. The balance equals the sum of the remaining credits of the wallet's
 //!    live grants (grants that no EXPIRE row has closed). Credits exist only
-//!    inside grants; the balance is their total.
+//!    inside grants; the balance is their total. A hold pins credits inside
+//!    its grants: `held` is the sum of live holds' credits and of the
+//!    grants' pins, and `available` = balance − held is never below zero.
 //! 3. The balance is never below zero, and no grant's remaining credits are
 //!    below zero or above what it granted.
 //! 4. Ledger sequence numbers are dense per wallet: 1, 2, 3, … in commit
@@ -31,6 +34,7 @@ pub mod ceiling;
 pub mod event;
 pub mod forecast;
 pub mod head;
+pub mod hold;
 pub mod ids;
 pub mod invariant;
 pub mod outbox;

@@ -91,6 +91,8 @@ pub fn balance_json(balance: &BalanceView) -> Value {
         "allocation": balance.split.allocation,
         "purchased": balance.split.purchased,
         "bonus": balance.split.bonus,
+        "available": balance.available(),
+        "held": balance.held,
     })
 }
 
@@ -230,8 +232,8 @@ fn time_json(time: DateTime<Utc>) -> String {
 fn pause_change(change: &Change, ids: &[i64]) -> Option<(EventType, Value)> {
     let first = change.rows.first()?;
     let (last, &id) = change.rows.last().zip(ids.last())?;
-    let before = first.balance.total - first.amount;
-    let after = last.balance.total;
+    let before = change.available_read;
+    let after = last.balance.available();
     let data = || {
         json!({
             "transactionId": id.to_string(),
@@ -266,6 +268,23 @@ fn row_events(change: &Change, row: &Row, id: i64) -> Vec<(EventType, Value)> {
         data
     };
     match row.entry.kind {
+        LedgerKind::HoldExpired => {
+            if let Some(hold) = change.holds.iter().find(|hold| Some(hold.id) == row.entry.hold) {
+                events.push((
+                    EventType::HoldExpired,
+                    common(json!({
+                        "holdId": hold.id.to_string(),
+                        "holdKey": hold.key,
+                        "credits": hold.credits,
+                        "action": hold.action.as_str(),
+                        "agentId": hold.agent_id,
+                        "reference": hold.reference,
+                        "placedAt": time_json(hold.created_at),
+                        "expiresAt": time_json(hold.expires_at),
+                    })),
+                ));
+            }
+        }
         LedgerKind::TopUp => {
             let pack = row.moves.iter().find_map(|(grant_id, _)| {
                 change
@@ -443,7 +462,7 @@ mod tests {
             assert_eq!(event_type.as_str().parse::<EventType>(), Ok(*event_type));
             assert!(event_type.as_str().starts_with("credits."));
         }
-        assert_eq!(EventType::ALL.len(), 16);
+        assert_eq!(EventType::ALL.len(), 17);
     }
 
     #[test]

@@ -52,10 +52,12 @@ pub struct ActionCostView {
 /// A balance and its split into buckets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct BalanceView {
-    /// All spendable credits.
+    /// Every credit the wallet holds, held ones included.
     pub total: i64,
     /// The split by origin.
     pub split: BalanceSplit,
+    /// Credits pinned by live holds (part of `total`).
+    pub held: i64,
 }
 
 /// A billing period.
@@ -125,6 +127,10 @@ pub struct TransactionView {
     pub reverses_transaction_id: Option<i64>,
     /// The agent a spend (or its reversal) was for.
     pub agent_id: Option<String>,
+    /// The hold it placed (a HOLD row: its own id), captured or released.
+    pub hold_id: Option<i64>,
+    /// Credits held after it.
+    pub held_after: i64,
     /// When it was written.
     pub created_at: DateTime<Utc>,
 }
@@ -148,7 +154,13 @@ impl BalanceView {
         Self {
             total: split.total(),
             split,
+            held: 0,
         }
+    }
+
+    /// What spends and new holds may take: the total less what is held.
+    pub fn available(&self) -> i64 {
+        self.total - self.held
     }
 }
 

@@ -28,6 +28,11 @@ pub struct Model {
     pub idempotency_fingerprint: Option<String>,
     /// The agent a spend was for (and its reversal), when it named one.
     pub agent_id: Option<String>,
+    /// Credits held by live holds after this row.
+    pub held_after_credits: i64,
+    /// The hold a capture (SPEND) or RELEASE row concerns; a HOLD row is
+    /// the hold itself (`credit_hold.id` is its id).
+    pub hold_id: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -9,6 +9,7 @@ pub mod auto_top_up;
 pub mod budget;
 pub mod budget_counter;
 pub mod credit_grant;
+pub mod credit_hold;
 pub mod ledger_entry;
 pub mod ledger_entry_grant;
 pub mod low_balance_alert;

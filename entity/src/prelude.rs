@@ -3,6 +3,7 @@ pub use super::auto_top_up::Entity as AutoTopUp;
 pub use super::budget::Entity as Budget;
 pub use super::budget_counter::Entity as BudgetCounter;
 pub use super::credit_grant::Entity as CreditGrant;
+pub use super::credit_hold::Entity as CreditHold;
 pub use super::ledger_entry::Entity as LedgerEntry;
 pub use super::ledger_entry_grant::Entity as LedgerEntryGrant;
 pub use super::low_balance_alert::Entity as LowBalanceAlert;

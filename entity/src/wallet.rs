@@ -37,6 +37,8 @@ pub struct Model {
     /// While the subscription is past due: when its grace ends and the paid
     /// plan with it, unless paid before.
     pub standing_until_at: Option<DateTimeUtc>,
+    /// Credits its live holds pin (part of `balance_credits`).
+    pub held_credits: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

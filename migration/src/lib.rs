@@ -13,6 +13,7 @@ mod m20261204_000006_payment_refunds;
 mod m20261204_000007_outbox_and_auto_top_up;
 mod m20261207_000008_paid_credits;
 mod m20261207_000009_webhook_queues;
+mod m20261207_000010_holds;
 
 /// Every migration, in the order it runs.
 pub struct Migrator;
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000007_outbox_and_auto_top_up::Migration),
             Box::new(m20261207_000008_paid_credits::Migration),
             Box::new(m20261207_000009_webhook_queues::Migration),
+            Box::new(m20261207_000010_holds::Migration),
         ]
     }
 }

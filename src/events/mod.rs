@@ -58,6 +58,9 @@ pub struct BalanceEvent {
     pub created_at: DateTime<Utc>,
     /// The budget, for BudgetExceeded.
     pub budget: Option<BudgetRef>,
+    /// The hold a HOLD, RELEASE or HOLD_EXPIRED row (or a capture's SPEND)
+    /// concerns.
+    pub hold_id: Option<i64>,
 }
 
 /// A budget window named by an event: the budget and the agent counted.
@@ -79,15 +82,19 @@ impl BalanceEvent {
             .filter_map(|happened| match *happened {
                 Happened::Row(index) => {
                     let row = change.rows.get(index)?;
-                    Some(Self::row(
-                        change.workspace_id.clone(),
-                        row.sequence,
-                        *ids.get(index)?,
-                        row.entry.kind,
-                        row.amount,
-                        row.balance,
-                        created_at,
-                    ))
+                    let id = *ids.get(index)?;
+                    Some(Self {
+                        hold_id: row.view(id, created_at).hold_id,
+                        ..Self::row(
+                            change.workspace_id.clone(),
+                            row.sequence,
+                            id,
+                            row.entry.kind,
+                            row.amount,
+                            row.balance,
+                            created_at,
+                        )
+                    })
                 }
                 Happened::Alert(index) => {
                     let alert = change.alerts.get(index)?;
@@ -138,6 +145,7 @@ impl BalanceEvent {
             balance,
             created_at,
             budget: None,
+            hold_id: None,
         }
     }
 
@@ -286,6 +294,7 @@ pub async fn relay_notifications(database_url: String, channel: String, bus: Eve
                             balance: BalanceView::default(),
                             created_at: crate::clock::wall(),
                             budget: None,
+                            hold_id: None,
                         },
                     );
                     bus.publish(events.collect::<Vec<_>>());
@@ -316,5 +325,6 @@ pub fn resync_event() -> BalanceEvent {
         balance: BalanceView::default(),
         created_at: crate::clock::wall(),
         budget: None,
+        hold_id: None,
     }
 }

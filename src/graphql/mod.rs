@@ -8,6 +8,7 @@ mod codes;
 mod connection;
 mod documents;
 pub(crate) mod errors;
+mod holds;
 mod limits;
 mod live;
 mod mutation;

@@ -28,6 +28,42 @@ use domain::ids::{IdempotencyKey, WorkspaceId, parse_reference};
 #[derive(Default)]
 pub struct SpendMutation;
 
+/// The scope and request of a spend or a hold: the caller may spend the
+/// action in the workspace, and an agent spends for itself
+/// (`docs/design/budgets.md`). `key`: the key's field name and value.
+pub(super) fn spender(
+    ctx: &Context<'_>,
+    workspace_id: Option<&ID>,
+    action: domain::catalogue::Action,
+    key: (&'static str, &str),
+    reference: Option<&str>,
+    agent_id: Option<ID>,
+) -> Result<(WalletScope, SpendRequest), AppError> {
+    let mut request = SpendRequest {
+        action,
+        idempotency_key: IdempotencyKey::parse(key.0, key.1)?,
+        reference: parse_reference("reference", reference)?,
+        agent_id: agent_id.map(|agent| agent.0),
+    };
+    if let Some(agent) = &request.agent_id {
+        check_agent_id(agent)?;
+    }
+    let scope = scope(ctx, workspace_id, Operation::Spend(request.action))?;
+    let caller = caller(ctx)?;
+    if caller.role == Role::Agent {
+        match &request.agent_id {
+            None => request.agent_id = Some(caller.subject.clone()),
+            Some(agent) if *agent == caller.subject => {}
+            Some(_) => {
+                return Err(AppError::Forbidden(
+                    "spend for another agent (an agent token spends for its own sub)",
+                ));
+            }
+        }
+    }
+    Ok((scope, request))
+}
+
 #[Object]
 impl SpendMutation {
     /// Pays for one AI action. Running out is the outcome
@@ -37,32 +73,14 @@ impl SpendMutation {
         ctx: &Context<'_>,
         input: SpendCreditInput,
     ) -> async_graphql::Result<SpendCreditPayload> {
-        let (scope, request) = (|| -> Result<(WalletScope, SpendRequest), AppError> {
-            let mut request = SpendRequest {
-                action: input.action.into(),
-                idempotency_key: IdempotencyKey::parse("idempotencyKey", &input.idempotency_key)?,
-                reference: parse_reference("reference", input.reference.as_deref())?,
-                agent_id: input.agent_id.map(|agent| agent.0),
-            };
-            if let Some(agent) = &request.agent_id {
-                check_agent_id(agent)?;
-            }
-            let scope = scope(ctx, input.workspace_id.as_ref(), Operation::Spend(request.action))?;
-            // An agent spends for itself (`docs/design/budgets.md`).
-            let caller = caller(ctx)?;
-            if caller.role == Role::Agent {
-                match &request.agent_id {
-                    None => request.agent_id = Some(caller.subject.clone()),
-                    Some(agent) if *agent == caller.subject => {}
-                    Some(_) => {
-                        return Err(AppError::Forbidden(
-                            "spend for another agent (an agent token spends for its own sub)",
-                        ));
-                    }
-                }
-            }
-            Ok((scope, request))
-        })()
+        let (scope, request) = spender(
+            ctx,
+            input.workspace_id.as_ref(),
+            input.action.into(),
+            ("idempotencyKey", &input.idempotency_key),
+            input.reference.as_deref(),
+            input.agent_id,
+        )
         .gql()?;
         let result = ledger(ctx).gql()?.spend(&scope, request).await.gql()?;
         Ok(result.into())
@@ -412,4 +430,5 @@ pub struct MutationRoot(
     OperatorMutation,
     BudgetMutation,
     super::webhooks::WebhookMutation,
+    super::holds::HoldMutation,
 );

@@ -33,6 +33,12 @@ pub enum BalanceChangeKind {
     Adjustment,
     /// A transaction undone.
     Reversal,
+    /// Credits held (`holdId`); a capture is a SPEND with its `holdId`.
+    Hold,
+    /// A hold released.
+    Release,
+    /// A hold expired.
+    HoldExpired,
     /// The balance fell below the low-balance threshold.
     LowBalance,
     /// A budget's window was exhausted (once per window): `budgetName` and
@@ -58,6 +64,8 @@ pub struct BalanceChange {
     pub at: DateTime<Utc>,
     /// For BUDGET_EXCEEDED: the budget.
     pub budget_name: Option<String>,
+    /// For HOLD, RELEASE, HOLD_EXPIRED and a capture's SPEND: the hold.
+    pub hold_id: Option<ID>,
     /// For BUDGET_EXCEEDED of an agent's budget: the agent.
     pub agent_id: Option<ID>,
 }
@@ -75,6 +83,9 @@ impl From<Change> for BalanceChange {
                 LedgerKind::TopUp => BalanceChangeKind::TopUp,
                 LedgerKind::Adjustment => BalanceChangeKind::Adjustment,
                 LedgerKind::Reversal => BalanceChangeKind::Reversal,
+                LedgerKind::Hold => BalanceChangeKind::Hold,
+                LedgerKind::Release => BalanceChangeKind::Release,
+                LedgerKind::HoldExpired => BalanceChangeKind::HoldExpired,
             },
         };
         Self {
@@ -90,6 +101,7 @@ impl From<Change> for BalanceChange {
                 .and_then(|budget| budget.agent_id.clone())
                 .map(ID),
             budget_name: change.budget.map(|budget| budget.name),
+            hold_id: change.hold_id.map(|id| ID(id.to_string())),
         }
     }
 }

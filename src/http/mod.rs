@@ -236,7 +236,7 @@ pub(crate) fn status_of(error: &AppError) -> StatusCode {
         AppError::Forbidden(_) => StatusCode::FORBIDDEN,
         AppError::NotFound(_) => StatusCode::NOT_FOUND,
         AppError::InvalidInput { .. } => StatusCode::BAD_REQUEST,
-        AppError::IdempotencyConflict(_) => StatusCode::CONFLICT,
+        AppError::IdempotencyConflict(_) | AppError::HoldNotActive(_) => StatusCode::CONFLICT,
         AppError::LimitExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
         AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -13,6 +13,7 @@ mod auto_top_up;
 mod budgets;
 mod catalogue;
 mod group_commit;
+mod holds;
 mod payment;
 mod period;
 mod plan;
@@ -35,6 +36,7 @@ pub use crate::config::{GroupCommitSettings, MAX_BATCH_DEFAULT, POSTGRES_WORKERS
 pub use adjust::{AdjustRequest, LedgerChange, REASON_LENGTH_MAX, ThresholdRequest, parse_reason};
 pub use auto_top_up::{AutoTopUpRequest, FailureOutcome};
 pub use budgets::{AgentUsageView, BudgetInput};
+pub use holds::{HoldResult, ReserveRequest, ReserveResult};
 pub use payment::{Dispute, PaymentOutcome, PaymentReceived, Refund, RefundOutcome};
 pub use period::RollOverReport;
 pub use spend::{SpendRequest, SpendResult};

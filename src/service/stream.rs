@@ -63,6 +63,8 @@ pub struct BalanceChange {
     pub at: DateTime<Utc>,
     /// The budget, for BudgetExceeded.
     pub budget: Option<BudgetRef>,
+    /// The hold a row concerns.
+    pub hold_id: Option<i64>,
 }
 
 fn from_row((row, balance): (super::TransactionView, BalanceView)) -> BalanceChange {
@@ -74,6 +76,7 @@ fn from_row((row, balance): (super::TransactionView, BalanceView)) -> BalanceCha
         balance,
         at: row.created_at,
         budget: None,
+        hold_id: row.hold_id,
     }
 }
 
@@ -102,6 +105,7 @@ impl Cursor {
             balance,
             at: self.ledger.now(),
             budget: None,
+            hold_id: None,
         })
     }
 
@@ -147,6 +151,7 @@ impl Cursor {
                     balance: event.balance,
                     at: event.created_at,
                     budget: event.budget,
+                    hold_id: None,
                 });
                 Ok(changes)
             }
@@ -168,6 +173,7 @@ impl Cursor {
                     balance: event.balance,
                     at: event.created_at,
                     budget: None,
+                    hold_id: event.hold_id,
                 }])
             }
         }

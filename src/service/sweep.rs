@@ -59,15 +59,13 @@ impl Ledger {
             // statement's snapshot and its lock still comes back locked (the
             // recheck of the lock sees the old grants); read afresh under
             // the lock it is no longer due, and it is not this sweep's.
-            let changes: Vec<Change> = states
-                .into_iter()
-                .filter(|state| state.is_due(now))
-                .map(|state| {
-                    let mut wallet = super::open_wallet(state);
-                    settle(&mut wallet, plans, now);
-                    wallet.finish(now)
-                })
-                .collect();
+            let mut changes: Vec<Change> = Vec::with_capacity(states.len());
+            for mut state in states.into_iter().filter(|state| state.is_due(now)) {
+                super::holds::load_hold_budgets(&txn, &mut state, [], now).await?;
+                let mut wallet = super::open_wallet(state);
+                settle(&mut wallet, plans, now);
+                changes.push(wallet.finish(now));
+            }
             if !changes.is_empty() {
                 self.metrics.sweep_batch(changes.len());
             }

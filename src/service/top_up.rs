@@ -125,6 +125,7 @@ impl Ledger {
                 }),
                 reverses: None,
                 agent_id: None,
+                hold: None,
             },
         )?;
         Ok(Packed::Applied(row))

@@ -212,7 +212,7 @@ impl Ledger {
             .map(|(_, _, credits)| credits)
             .sum();
         Ok(forecast(
-            view.balance.total,
+            view.balance.available(),
             spent,
             since,
             now,

@@ -53,7 +53,7 @@ impl Ledger {
                 .zip(head.period_end)
                 .map(|(start, end)| PeriodView { start, end }),
             trial_ends_at: head.trial_ends_at,
-            ai_paused: balance.total < cheapest_action,
+            ai_paused: balance.available() < cheapest_action,
             last_sequence: head.last_sequence,
             enterprise_monthly_credits: head.enterprise_allocation,
             low_balance_threshold: head.threshold,

@@ -6,7 +6,8 @@
 //! Order: budgets set or removed, new grants (their real ids replace the provisional ones), closes,
 //! rows with their grant moves, grant deltas, guarded heads, budget
 //! counters and NOTIFY, alerts; then, in debug builds, the invariant over every written wallet;
-//! then automatic top-up's rows and the outbox events the changes cause.
+//! then holds (a new one takes its HOLD row's id), automatic top-up's rows and the outbox
+//! events the changes cause.
 
 use std::collections::HashMap;
 
@@ -117,6 +118,7 @@ pub async fn apply(
                 .collect()
         })
         .collect::<Result<Vec<Vec<i64>>>>()?;
+    super::holds::write(txn, changes, &ids, resolve).await?;
     for change in changes {
         if let Some(auto) = &change.auto_top_up {
             super::auto_top_up::write(txn, change.wallet_id, auto, now).await?;

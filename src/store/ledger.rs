@@ -121,6 +121,7 @@ pub async fn insert_workspace(
         head: super::rows::head(wallet)?,
         grants: Vec::new(),
         auto_top_up: None,
+        holds: Vec::new(),
     })
 }
 

@@ -14,6 +14,7 @@ pub mod deliveries;
 pub mod delivery;
 pub mod endpoints;
 mod error;
+pub mod holds;
 pub mod ledger;
 pub mod notices;
 pub mod notify;

@@ -19,6 +19,7 @@ pub fn head(model: wallet::Model) -> Result<Head> {
     Ok(Head {
         id: model.id,
         balance: model.balance_credits,
+        held: model.held_credits,
         last_sequence: model.last_sequence,
         plan: stored(&model.plan_code)?,
         pending_plan: model.pending_plan_code.as_deref().map(stored).transpose()?,
@@ -53,15 +54,30 @@ pub fn grant(model: credit_grant::Model) -> Result<Grant> {
         source: stored(&model.source)?,
         granted: model.granted_credits,
         remaining: model.remaining_credits,
+        held: 0,
         expires_at: model.expires_at,
         period_start_at: model.period_start_at,
         purchase,
     })
 }
 
-/// Wallet rows and their live grants (any order) as states, in the
-/// wallets' order.
-pub fn states(wallets: Vec<wallet::Model>, grants: Vec<credit_grant::Model>) -> Result<Vec<WalletState>> {
+/// Wallet rows, their live grants and live holds (any order) as states, in
+/// the wallets' order, each hold's credits pinned on its grants.
+pub fn states(
+    wallets: Vec<wallet::Model>,
+    grants: Vec<credit_grant::Model>,
+    holds: Vec<entity::credit_hold::Model>,
+) -> Result<Vec<WalletState>> {
+    let mut holds_of: std::collections::HashMap<i64, Vec<domain::hold::Hold>> =
+        std::collections::HashMap::new();
+    let mut holds = holds;
+    holds.sort_unstable_by_key(|hold| hold.id);
+    for model in holds {
+        holds_of
+            .entry(model.wallet_id)
+            .or_default()
+            .push(super::holds::hold(model)?);
+    }
     let mut by_wallet: std::collections::HashMap<i64, Vec<Grant>> = std::collections::HashMap::new();
     let mut grants = grants;
     grants.sort_unstable_by_key(|grant| grant.id);
@@ -72,13 +88,17 @@ pub fn states(wallets: Vec<wallet::Model>, grants: Vec<credit_grant::Model>) -> 
         .into_iter()
         .map(|model| {
             let grants = by_wallet.remove(&model.id).unwrap_or_default();
-            Ok(WalletState {
+            let holds = holds_of.remove(&model.id).unwrap_or_default();
+            let mut state = WalletState {
                 head: head(model)?,
                 grants,
                 budgets: Vec::new(),
                 counters: Vec::new(),
                 auto_top_up: None,
-            })
+                holds,
+            };
+            state.pin_holds();
+            Ok(state)
         })
         .collect()
 }
@@ -106,6 +126,11 @@ pub fn transaction(model: ledger_entry::Model) -> Result<TransactionView> {
         idempotency_key: model.idempotency_key,
         reverses_transaction_id: model.reverses_entry_id,
         agent_id: model.agent_id,
+        hold_id: match model.kind.as_str() {
+            "HOLD" => Some(model.id),
+            _ => model.hold_id,
+        },
+        held_after: model.held_after_credits,
         created_at: model.created_at,
     })
 }
@@ -119,6 +144,7 @@ pub fn balance_after(model: &ledger_entry::Model) -> BalanceView {
             purchased: model.purchased_after_credits,
             bonus: model.bonus_after_credits,
         },
+        held: model.held_after_credits,
     }
 }
 

@@ -1,7 +1,7 @@
 //! The ledger invariant over stored data: used before commit in debug
 //! builds, after every test, and by operators.
 
-use entity::{credit_grant, ledger_entry, wallet};
+use entity::{credit_grant, credit_hold, ledger_entry, wallet};
 use sea_orm::sea_query::{Expr, Func};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait, PaginatorTrait, QueryFilter, QueryOrder,
@@ -9,6 +9,8 @@ use sea_orm::{
 };
 
 use super::Result;
+use domain::catalogue::LedgerKind;
+use domain::hold::HoldState;
 use domain::invariant::{WalletTotals, check_totals};
 
 async fn sum(
@@ -57,6 +59,120 @@ pub async fn wallet_totals(db: &impl ConnectionTrait, wallet: &wallet::Model) ->
         live_grants_sum,
         last_balance_after,
     })
+}
+
+/// What is wrong with a wallet's holds (`docs/design/holds.md`): `held`
+/// is what its live holds hold, and what its newest row says; each live
+/// hold's pins add up to it and sit in live grants that hold them; every
+/// hold has its HOLD row, and exactly the rows its state calls for (one
+/// SPEND of what a capture charged, one RELEASE, one HOLD_EXPIRED).
+pub async fn hold_problems(db: &impl ConnectionTrait, wallet: &wallet::Model) -> Result<Vec<String>> {
+    let mut problems = Vec::new();
+    let holds = credit_hold::Entity::find()
+        .filter(credit_hold::Column::WalletId.eq(wallet.id))
+        .all(db)
+        .await?;
+    let rows = ledger_entry::Entity::find()
+        .filter(ledger_entry::Column::WalletId.eq(wallet.id))
+        .filter(
+            ledger_entry::Column::HoldId
+                .is_not_null()
+                .or(ledger_entry::Column::Kind.eq(LedgerKind::Hold.as_str())),
+        )
+        .all(db)
+        .await?;
+    let grants = credit_grant::Entity::find()
+        .filter(credit_grant::Column::WalletId.eq(wallet.id))
+        .filter(credit_grant::Column::ExpiredAt.is_null())
+        .all(db)
+        .await?;
+    let newest_held = ledger_entry::Entity::find()
+        .filter(ledger_entry::Column::WalletId.eq(wallet.id))
+        .order_by_desc(ledger_entry::Column::Sequence)
+        .one(db)
+        .await?
+        .map_or(0, |entry| entry.held_after_credits);
+    let live: i64 = holds
+        .iter()
+        .filter(|hold| hold.state == HoldState::Held.as_str())
+        .map(|hold| hold.credits)
+        .sum();
+    if wallet.held_credits != live || wallet.held_credits != newest_held {
+        problems.push(format!(
+            "held {} != live holds {live} or the newest row's held {newest_held}",
+            wallet.held_credits
+        ));
+    }
+    if wallet.held_credits < 0 || wallet.held_credits > wallet.balance_credits {
+        problems.push(format!(
+            "held {} outside 0..={}",
+            wallet.held_credits, wallet.balance_credits
+        ));
+    }
+    let mut pinned: std::collections::HashMap<i64, i64> = std::collections::HashMap::new();
+    for model in holds {
+        let id = model.id;
+        let (state, credits, captured) = (model.state.clone(), model.credits, model.captured_credits);
+        let hold = super::holds::hold(model)?;
+        let of = |kind: LedgerKind| -> Vec<&ledger_entry::Model> {
+            rows.iter()
+                .filter(|row| row.kind == kind.as_str() && row.hold_id == Some(id))
+                .collect()
+        };
+        if !rows
+            .iter()
+            .any(|row| row.id == id && row.kind == LedgerKind::Hold.as_str())
+        {
+            problems.push(format!("hold {id} has no HOLD row of its wallet"));
+        }
+        let spends = of(LedgerKind::Spend);
+        let releases = of(LedgerKind::Release);
+        let expiries = of(LedgerKind::HoldExpired);
+        let expected = match hold.state {
+            HoldState::Held => (0, 0, 0),
+            HoldState::Captured => (1, 0, 0),
+            HoldState::Released => (0, 1, 0),
+            HoldState::Expired => (0, 0, 1),
+        };
+        if (spends.len(), releases.len(), expiries.len()) != expected {
+            problems.push(format!(
+                "hold {id} ({state}) has {} captures, {} releases, {} expiries",
+                spends.len(),
+                releases.len(),
+                expiries.len()
+            ));
+        }
+        if let Some(spend) = spends.first()
+            && -spend.amount_credits != captured
+        {
+            problems.push(format!(
+                "hold {id} captured {captured} but its SPEND is {}",
+                spend.amount_credits
+            ));
+        }
+        if hold.is_held() {
+            let sum: i64 = hold.pins.iter().map(|(_, credits)| credits).sum();
+            if sum != credits {
+                problems.push(format!("hold {id} holds {credits} but pins {sum}"));
+            }
+            for (grant_id, credits) in &hold.pins {
+                *pinned.entry(*grant_id).or_default() += credits;
+            }
+        }
+    }
+    for (grant_id, credits) in pinned {
+        match grants.iter().find(|grant| grant.id == grant_id) {
+            Some(grant) if grant.remaining_credits >= credits => {}
+            Some(grant) => problems.push(format!(
+                "grant {grant_id} holds {} but holds pin {credits}",
+                grant.remaining_credits
+            )),
+            None => problems.push(format!(
+                "holds pin {credits} in grant {grant_id}, which is not live"
+            )),
+        }
+    }
+    Ok(problems)
 }
 
 /// Every wallet, for a full audit.
@@ -176,6 +292,9 @@ pub async fn audit(db: &impl ConnectionTrait) -> Result<Audit> {
                 "ledger sequences are not dense 1..={}",
                 wallet.last_sequence
             ));
+        }
+        for problem in hold_problems(db, &wallet).await? {
+            broken(problem);
         }
     }
     let doubled: Vec<(i64, Option<chrono::DateTime<chrono::Utc>>)> = credit_grant::Entity::find()

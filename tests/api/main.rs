@@ -17,6 +17,7 @@ mod crash;
 mod faults;
 mod forecast;
 mod group_commit;
+mod holds;
 mod hostile;
 mod input;
 mod limits;

@@ -499,12 +499,14 @@ mod constraint {
             wallet_id: state.head.id,
             workspace_id: state.head.workspace_id.clone(),
             sequence_read: state.head.last_sequence,
+            available_read: state.balance().available(),
             rows: Vec::new(),
             new_grants: vec![Grant {
                 id: NEW_GRANT_ID_BASE,
                 source: GrantSource::Allocation,
                 granted: 1000,
                 remaining: 0,
+                held: 0,
                 expires_at: state.head.period_end,
                 period_start_at: state.head.period_start,
                 purchase: None,
@@ -522,6 +524,7 @@ mod constraint {
             auto_top_up: None,
             told: Vec::new(),
             budget_writes: Vec::new(),
+            holds: Vec::new(),
         };
 
         let second = store::apply::apply(&txn, "unused", &[change], start_time()).await;

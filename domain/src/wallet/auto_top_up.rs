@@ -99,7 +99,7 @@ impl Wallet {
         } else {
             0
         };
-        if balance.total >= auto.threshold || counted >= auto.max_per_period {
+        if balance.available() >= auto.threshold || counted >= auto.max_per_period {
             return;
         }
         let Some(request_id) = self.request_id.take() else {

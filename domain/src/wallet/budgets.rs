@@ -62,11 +62,24 @@ struct Counting {
 impl Wallet {
     /// Loads the wallet's budgets and the counters of the subjects this
     /// change may count (part of the state read).
+    /// Counters already loaded (and perhaps moved by settling: a hold's
+    /// expiry) are kept; budgets are taken when none were loaded.
     pub fn load_budgets(&mut self, budgets: Vec<Budget>, counters: Vec<Counter>) {
-        self.original.budgets.clone_from(&budgets);
-        self.original.counters.clone_from(&counters);
-        self.state.budgets = budgets;
-        self.state.counters = counters;
+        if self.state.budgets.is_empty() {
+            self.original.budgets.clone_from(&budgets);
+            self.state.budgets = budgets;
+        }
+        for counter in counters {
+            let loaded = self
+                .state
+                .counters
+                .iter()
+                .any(|known| known.budget_id == counter.budget_id && known.subject == counter.subject);
+            if !loaded {
+                self.original.counters.push(counter.clone());
+                self.state.counters.push(counter);
+            }
+        }
     }
 
     /// Notes that the budgets changed, so readers of a stale state can tell.
@@ -111,6 +124,20 @@ impl Wallet {
         bound: Option<(&str, R)>,
         entry: Entry,
         cost: i64,
+        now: DateTime<Utc>,
+    ) -> Spent<R> {
+        self.take(bound, entry, cost, super::Taking::Charge, now)
+    }
+
+    /// A spend's rules for a charge or a hold: the same precedence, the
+    /// same budgets counted; a hold pins the credits a charge would burn
+    /// (`docs/design/holds.md`).
+    pub fn take<R>(
+        &mut self,
+        bound: Option<(&str, R)>,
+        entry: Entry,
+        cost: i64,
+        taking: super::Taking,
         now: DateTime<Utc>,
     ) -> Spent<R> {
         let fingerprint = entry
@@ -161,7 +188,10 @@ impl Wallet {
                 warnings: Vec::new(),
             };
         };
-        let row = self.burn(entry, burns);
+        let row = match taking {
+            super::Taking::Charge => self.burn(entry, burns),
+            super::Taking::Hold { expires_at } => self.place_hold(entry, burns, expires_at, now),
+        };
         let mut warnings = Vec::new();
         for counting in counted {
             let used = counting.used + cost;
@@ -185,15 +215,48 @@ impl Wallet {
             return;
         };
         let credits: i64 = -original.moves.iter().map(|(_, moved)| moved).sum::<i64>();
-        for counting in self.counting(original.agent_id.as_deref(), action, now) {
+        self.recount(
+            original.agent_id.as_deref(),
+            action,
+            original.created_at,
+            -credits,
+            0,
+            now,
+        );
+    }
+
+    /// Moves the budgets that count `action` by `agent` now: by `counted`
+    /// in each window that counted what was done at `since` (still
+    /// current), by `fresh` in the others; never below zero.
+    pub(super) fn recount(
+        &mut self,
+        agent: Option<&str>,
+        action: Action,
+        since: DateTime<Utc>,
+        counted: i64,
+        fresh: i64,
+        now: DateTime<Utc>,
+    ) {
+        for counting in self.counting(agent, action, now) {
             let budget = &self.state.budgets[counting.budget];
-            let counted =
-                budget.counting_since <= original.created_at && counting.window.start <= original.created_at;
-            if counted && counting.used > 0 {
-                let used = (counting.used - credits).max(0);
+            let counts_it = budget.counting_since <= since && counting.window.start <= since;
+            let delta = if counts_it { counted } else { fresh };
+            if delta != 0 && (delta > 0 || counting.used > 0) {
+                let used = (counting.used + delta).max(0);
                 self.set_counter(&counting, used, false, now);
             }
         }
+    }
+
+    /// What the HARD budgets that count `action` by `agent` now still
+    /// allow (`i64::MAX` when none does).
+    pub(super) fn budget_room(&self, agent: Option<&str>, action: Action, now: DateTime<Utc>) -> i64 {
+        self.counting(agent, action, now)
+            .iter()
+            .filter(|counting| self.state.budgets[counting.budget].mode == BudgetMode::Hard)
+            .map(|counting| (self.state.budgets[counting.budget].limit - counting.used).max(0))
+            .min()
+            .unwrap_or(i64::MAX)
     }
 
     /// The budgets counting a spend of `action` by `agent` now, with what

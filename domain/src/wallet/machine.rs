@@ -77,7 +77,7 @@ impl Wallet {
             .map(|grant| GrantBalance {
                 id: grant.id,
                 source: grant.source,
-                remaining: grant.remaining,
+                remaining: grant.free(),
                 expires_at: grant.expires_at,
             })
             .collect()
@@ -100,6 +100,7 @@ impl Wallet {
             source,
             granted: credits,
             remaining: 0,
+            held: 0,
             expires_at,
             period_start_at,
             purchase,
@@ -176,14 +177,18 @@ impl Wallet {
     /// period renews (a pending downgrade applies) with `allocation(plan)`
     /// credits. A settled wallet is left unchanged.
     pub fn settle(&mut self, allocation: impl FnOnce(PlanCode) -> i64, now: DateTime<Utc>) {
+        self.expire_holds(now);
+        // A grant expires what no hold pins; pinned credits wait for their
+        // hold (`docs/design/holds.md`).
         let live: Vec<LiveGrant> = self
             .state
             .grants
             .iter()
+            .filter(|grant| grant.held == 0 || grant.free() > 0)
             .map(|grant| LiveGrant {
                 id: grant.id,
                 source: grant.source,
-                remaining: grant.remaining,
+                remaining: grant.free(),
                 expires_at: grant.expires_at,
             })
             .collect();
@@ -207,8 +212,15 @@ impl Wallet {
                     vec![(expiry.grant_id, -expiry.credits)],
                 );
             }
-            self.state.grants.retain(|grant| grant.id != expiry.grant_id);
-            self.closes.push(expiry.grant_id);
+            let pinned = self
+                .state
+                .grants
+                .iter()
+                .any(|grant| grant.id == expiry.grant_id && grant.held > 0);
+            if !pinned {
+                self.state.grants.retain(|grant| grant.id != expiry.grant_id);
+                self.closes.push(expiry.grant_id);
+            }
         }
         if let Some((renewal, credits)) = settlement.renewal {
             let head = &mut self.state.head;
@@ -458,7 +470,7 @@ impl Wallet {
     pub fn check_low_balance(&mut self, now: DateTime<Utc>) {
         let balance = self.balance();
         let head = &mut self.state.head;
-        match low_balance(head.threshold, head.alerted_at.is_some(), balance.total) {
+        match low_balance(head.threshold, head.alerted_at.is_some(), balance.available()) {
             LowBalance::Alert => {
                 head.alerted_at = Some(now);
                 self.alerts.push(Alert {
@@ -497,11 +509,18 @@ impl Wallet {
                 deltas.push(delta);
             }
         }
+        let holds = self
+            .state
+            .holds
+            .into_iter()
+            .filter(|hold| !self.original.holds.contains(hold))
+            .collect();
         let head = self.state.head;
         Change {
             wallet_id: head.id,
             workspace_id: head.workspace_id.clone(),
             sequence_read: self.original.head.last_sequence,
+            available_read: self.original.balance().available(),
             rows: self.rows,
             new_grants,
             deltas,
@@ -519,6 +538,7 @@ impl Wallet {
                 .flatten(),
             told: self.told,
             budget_writes: self.budget_writes,
+            holds,
         }
     }
 }

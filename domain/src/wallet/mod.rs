@@ -19,10 +19,14 @@ use crate::auto_top_up::AutoTopUpView;
 use crate::budget::{Budget, BudgetWrite, Counter};
 use crate::catalogue::{Action, GrantSource, LedgerKind, PlanCode};
 use crate::event::NewEvent;
+use crate::hold::Hold;
 use crate::views::{BalanceView, TransactionView};
 
 mod auto_top_up;
 mod budgets;
+#[cfg(test)]
+mod hold_tests;
+mod holds;
 mod machine;
 mod subscription;
 #[cfg(test)]
@@ -31,6 +35,7 @@ mod tests;
 pub use crate::head::Head;
 pub use auto_top_up::{AutoTopUpSettings, Closed};
 pub use budgets::{Exhausted, Spent};
+pub use holds::{Captured, HoldRefusal, Taking};
 pub use machine::Wallet;
 pub use subscription::PaidPlan;
 
@@ -59,8 +64,11 @@ pub struct Grant {
     pub source: GrantSource,
     /// Credits granted.
     pub granted: i64,
-    /// Credits left.
+    /// Credits left (held ones included).
     pub remaining: i64,
+    /// Credits of `remaining` that live holds pin (derived from the holds,
+    /// not stored on the grant).
+    pub held: i64,
     /// When it expires; `None` never.
     pub expires_at: Option<DateTime<Utc>>,
     /// The billing period, for allocations.
@@ -73,6 +81,17 @@ impl Grant {
     /// Whether this change creates the grant (its id is provisional).
     pub fn is_new(&self) -> bool {
         self.id >= NEW_GRANT_ID_BASE
+    }
+
+    /// Credits no hold pins.
+    pub fn free(&self) -> i64 {
+        self.remaining - self.held
+    }
+
+    /// Whether it has expired at `now` with credits still to expire (a
+    /// grant whose only credits are held waits for its holds).
+    pub fn is_due(&self, now: DateTime<Utc>) -> bool {
+        super::settlement::is_grant_due(self.expires_at, now) && (self.held == 0 || self.free() > 0)
     }
 }
 
@@ -91,20 +110,36 @@ pub struct WalletState {
     /// Automatic top-up, as stored: read by every write that may open or
     /// close a request (a spend reads it only while it is on).
     pub auto_top_up: Option<AutoTopUpView>,
+    /// Its live (HELD) holds, read while `head.held` is above zero.
+    pub holds: Vec<Hold>,
 }
 
 impl WalletState {
     /// The balance the live grants hold, split.
     pub fn balance(&self) -> BalanceView {
-        BalanceView::from_sources(self.grants.iter().map(|grant| (grant.source, grant.remaining)))
+        BalanceView {
+            held: self.head.held,
+            ..BalanceView::from_sources(self.grants.iter().map(|grant| (grant.source, grant.remaining)))
+        }
+    }
+
+    /// Pins each live hold's credits on its grants (`Grant::held`), after
+    /// the grants and holds are read.
+    pub fn pin_holds(&mut self) {
+        for hold in self.holds.iter().filter(|hold| hold.is_held()) {
+            for (grant_id, credits) in &hold.pins {
+                if let Some(grant) = self.grants.iter_mut().find(|grant| grant.id == *grant_id) {
+                    grant.held += credits;
+                }
+            }
+        }
     }
 
     /// Whether settling at `now` would do anything: a live grant has
     /// expired, or the period has ended.
     pub fn is_due(&self, now: DateTime<Utc>) -> bool {
-        self.grants
-            .iter()
-            .any(|grant| super::settlement::is_grant_due(grant.expires_at, now))
+        self.grants.iter().any(|grant| grant.is_due(now))
+            || self.holds.iter().any(|hold| hold.is_due(now))
             || super::settlement::renewal_due(&self.head.period_state(), now).is_some()
             || self.head.period_state().plan_ends(now)
     }
@@ -136,6 +171,8 @@ pub struct Entry {
     pub reverses: Option<i64>,
     /// The agent a spend was for.
     pub agent_id: Option<String>,
+    /// The hold it places, captures or releases (provisional while new).
+    pub hold: Option<i64>,
 }
 
 impl Entry {
@@ -150,6 +187,7 @@ impl Entry {
             key: None,
             reverses: None,
             agent_id: None,
+            hold: None,
         }
     }
 }
@@ -184,6 +222,11 @@ impl Row {
             idempotency_key: self.entry.key.as_ref().map(|binding| binding.key.clone()),
             reverses_transaction_id: self.entry.reverses,
             agent_id: self.entry.agent_id.clone(),
+            hold_id: match self.entry.kind {
+                LedgerKind::Hold => Some(id),
+                _ => self.entry.hold,
+            },
+            held_after: self.balance.held,
             created_at,
         }
     }
@@ -280,6 +323,8 @@ pub struct Change {
     pub workspace_id: String,
     /// The sequence read under the lock: the head write is guarded on it.
     pub sequence_read: i64,
+    /// The credits available when read (AI pauses when they reach zero).
+    pub available_read: i64,
     /// Rows to append, in sequence order.
     pub rows: Vec<Row>,
     /// Grants to create (provisional ids), holding what they hold at the end.
@@ -311,6 +356,9 @@ pub struct Change {
     pub told: Vec<NewEvent>,
     /// Budgets set or removed (`budget::revise`).
     pub budget_writes: Vec<BudgetWrite>,
+    /// Holds placed (provisional ids) or moved (captured, released,
+    /// expired, extended), as they end.
+    pub holds: Vec<Hold>,
 }
 
 impl Change {
@@ -327,6 +375,7 @@ impl Change {
             && self.auto_top_up.is_none()
             && self.told.is_empty()
             && self.budget_writes.is_empty()
+            && self.holds.is_empty()
     }
 }
 

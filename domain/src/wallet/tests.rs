@@ -18,6 +18,7 @@ fn grant(id: i64, source: GrantSource, remaining: i64, expires_at: Option<DateTi
         source,
         granted: remaining,
         remaining,
+        held: 0,
         expires_at,
         period_start_at: None,
         purchase: None,
@@ -36,6 +37,7 @@ fn pro_wallet() -> WalletState {
             id: 7,
             workspace_id: "ws".to_owned(),
             balance: 155,
+            held: 0,
             last_sequence: 9,
             plan: PlanCode::Pro,
             pending_plan: Some(PlanCode::Starter),
@@ -60,6 +62,7 @@ fn pro_wallet() -> WalletState {
         budgets: Vec::new(),
         counters: Vec::new(),
         auto_top_up: None,
+        holds: Vec::new(),
     }
 }
 
@@ -75,6 +78,7 @@ fn spend(key: &str) -> Entry {
         }),
         reverses: None,
         agent_id: None,
+        hold: None,
     }
 }
 
@@ -666,7 +670,7 @@ mod told {
             events[0].data,
             serde_json::json!({
                 "transactionId": "71", "sequence": 10, "kind": "TOP_UP", "amount": 100,
-                "balance": {"total": 107, "allocation": 0, "purchased": 107, "bonus": 0},
+                "balance": {"total": 107, "allocation": 0, "purchased": 107, "bonus": 0, "available": 107, "held": 0},
                 "pack": "PACK_100", "paymentReference": "pay-1",
             })
         );
@@ -686,7 +690,7 @@ mod told {
             events[0].data,
             serde_json::json!({
                 "transactionId": "41", "sequence": 11,
-                "balance": {"total": 0, "allocation": 0, "purchased": 0, "bonus": 0},
+                "balance": {"total": 0, "allocation": 0, "purchased": 0, "bonus": 0, "available": 0, "held": 0},
             })
         );
 

@@ -65,6 +65,12 @@ pub enum TransactionKind {
     Adjustment,
     /// The undoing of an earlier transaction.
     Reversal,
+    /// Credits held for an action that started (amount 0: `held` rises).
+    Hold,
+    /// A hold released by its caller (amount 0: `held` falls).
+    Release,
+    /// A hold that expired before anyone captured or released it (amount 0).
+    HoldExpired,
 }
 
 /// What a spend did.

@@ -5,6 +5,7 @@
 mod auto_top_up;
 mod budgets;
 mod enums;
+mod holds;
 mod inputs;
 mod objects;
 mod payloads;
@@ -15,6 +16,7 @@ mod webhooks;
 pub use auto_top_up::*;
 pub use budgets::*;
 pub use enums::*;
+pub use holds::*;
 pub use inputs::*;
 pub use objects::*;
 pub use payloads::*;

@@ -89,8 +89,13 @@ impl From<service::ActionCostView> for ActionCost {
 /// A balance, split by where the credits came from.
 #[derive(SimpleObject, Clone, Copy)]
 pub struct Balance {
-    /// Every spendable credit.
+    /// Every credit the wallet holds: `available` + `held`.
     pub total: i32,
+    /// What spends and new holds may take: `total` less `held`.
+    pub available: i32,
+    /// Credits reserved by live holds (`reserveCredits`), not yet captured
+    /// or released.
+    pub held: i32,
     /// The current billing period's plan allocation.
     pub allocation: i32,
     /// Purchased top-up packs (never expire).
@@ -103,6 +108,8 @@ impl From<service::BalanceView> for Balance {
     fn from(view: service::BalanceView) -> Self {
         Self {
             total: int(view.total),
+            available: int(view.available()),
+            held: int(view.held),
             allocation: int(view.split.allocation),
             purchased: int(view.split.purchased),
             bonus: int(view.split.bonus),
@@ -145,6 +152,11 @@ pub struct Transaction {
     pub reverses_transaction_id: Option<ID>,
     /// The agent a spend (or its reversal) was for, when it named one.
     pub agent_id: Option<ID>,
+    /// The hold it placed (HOLD), captured (a SPEND), released (RELEASE) or
+    /// expired (HOLD_EXPIRED).
+    pub hold_id: Option<ID>,
+    /// Credits held by live holds after it.
+    pub held_after: i32,
     /// When it was written.
     pub created_at: DateTime<Utc>,
     #[graphql(skip)]
@@ -207,6 +219,8 @@ impl From<service::TransactionView> for Transaction {
             idempotency_key: view.idempotency_key,
             reverses_transaction_id: view.reverses_transaction_id.map(|id| ID(id.to_string())),
             agent_id: view.agent_id.map(ID),
+            hold_id: view.hold_id.map(|id| ID(id.to_string())),
+            held_after: int(view.held_after),
             created_at: view.created_at,
             entry_id: view.id,
             preloaded_grants: None,

@@ -32,7 +32,7 @@ pub struct SpendCreditPayload {
 impl SpendCreditPayload {
     /// True when the balance after this answer cannot pay for this action again.
     async fn ai_paused(&self) -> bool {
-        self.balance.total < self.cost
+        self.balance.available < self.cost
     }
 }
 

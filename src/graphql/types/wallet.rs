@@ -238,6 +238,47 @@ impl Wallet {
         }));
         Ok(connection)
     }
+
+    /// This wallet's holds, newest first (`reserveCredits`).
+    #[graphql(complexity = "first.unwrap_or(20).clamp(1, 100) as usize * child_complexity")]
+    async fn holds(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Only holds in this state.")] state: Option<super::HoldState>,
+        #[graphql(desc = "Page size, 1 to 100 (default 20).")] first: Option<i32>,
+        #[graphql(desc = "A previous page's `endCursor`.")] after: Option<String>,
+    ) -> async_graphql::Result<super::HoldPage> {
+        let limit = match first {
+            None => 20,
+            Some(first) => u64::try_from(first)
+                .ok()
+                .filter(|first| (1..=100).contains(first))
+                .ok_or_else(|| AppError::invalid("first", "must be 1 to 100"))
+                .gql()?,
+        };
+        let before = after
+            .map(|cursor| {
+                cursor
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|id| *id > 0)
+                    .ok_or_else(|| AppError::invalid("after", "is not a cursor of this list"))
+            })
+            .transpose()
+            .gql()?;
+        let holds = ledger(ctx)
+            .gql()?
+            .holds(&self.scope, state.map(Into::into), before, limit)
+            .await
+            .gql()?;
+        let end_cursor = (holds.len() as u64 == limit)
+            .then(|| holds.last().map(|hold| hold.id.to_string()))
+            .flatten();
+        Ok(super::HoldPage {
+            nodes: holds.into_iter().map(Into::into).collect(),
+            end_cursor,
+        })
+    }
 }
 
 fn transaction_query(

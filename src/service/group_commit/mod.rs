@@ -30,8 +30,7 @@ use anyhow::Context;
 use tokio::sync::{mpsc, oneshot};
 
 use super::spend::SpendCall;
-use super::{Ledger, SpendRequest, SpendResult};
-use crate::auth::WalletScope;
+use super::{Ledger, SpendResult};
 use crate::config::{DatabaseConfig, GroupCommitSettings, POSTGRES_WORKERS_DEFAULT};
 use crate::error::{AppError, AppResult};
 use crate::store;
@@ -226,19 +225,11 @@ impl Ledger {
     }
 
     /// Queues a spend and waits for its batch's answer.
-    pub(super) async fn spend_grouped(
-        &self,
-        group: &GroupCommit,
-        scope: &WalletScope,
-        request: SpendRequest,
-    ) -> AppResult<SpendResult> {
+    pub(super) async fn spend_grouped(&self, group: &GroupCommit, call: SpendCall) -> AppResult<SpendResult> {
         let (reply, answer) = oneshot::channel();
         let queued_at = std::time::Instant::now();
         let job = SpendJob {
-            call: SpendCall {
-                scope: scope.clone(),
-                request,
-            },
+            call,
             reply,
             queued_at,
         };

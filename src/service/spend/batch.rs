@@ -13,9 +13,9 @@ use crate::error::{AppError, AppResult};
 use crate::service::{BalanceView, Ledger, SpendResult, TransactionView, plans_if_renewing, settle};
 use crate::store;
 use domain::budget::BudgetUsage;
-use domain::catalogue::Action;
+use domain::catalogue::{Action, LedgerKind};
 use domain::spend::{SpendAnswer, SpendDecision, SpendOutcome};
-use domain::wallet::{Change, Wallet};
+use domain::wallet::{Change, Taking, Wallet};
 
 impl Ledger {
     /// Decides and writes a batch in one transaction; one answer per spend.
@@ -28,12 +28,13 @@ impl Ledger {
     ) -> AppResult<Vec<AppResult<SpendResult>>> {
         let started = std::time::Instant::now();
         let txn = store::begin_write(&self.db).await?;
-        let keys: Vec<(String, String)> = jobs
+        let keys: Vec<(String, String, LedgerKind)> = jobs
             .iter()
             .map(|job| {
                 (
                     job.scope.workspace_id().as_str().to_owned(),
                     job.request.idempotency_key.as_str().to_owned(),
+                    job.kind(),
                 )
             })
             .collect();
@@ -51,7 +52,8 @@ impl Ledger {
         let mut wallets: Vec<Charging> = Vec::with_capacity(reads.states.len());
         let mut by_workspace: HashMap<String, usize> = HashMap::new();
         let mut by_id: HashMap<i64, usize> = HashMap::new();
-        for state in reads.states {
+        for mut state in reads.states {
+            crate::service::holds::load_hold_budgets(&txn, &mut state, [], now).await?;
             by_workspace.insert(state.head.workspace_id.clone(), wallets.len());
             by_id.insert(state.head.id, wallets.len());
             let mut wallet = crate::service::open_wallet(state);
@@ -63,9 +65,10 @@ impl Ledger {
         }
         for bound in reads.bound {
             if let Some(&index) = by_id.get(&bound.wallet_id) {
-                wallets[index]
-                    .keys
-                    .insert(bound.key, (bound.fingerprint, Bound::Stored(bound.transaction)));
+                wallets[index].keys.insert(
+                    (bound.transaction.kind, bound.key),
+                    (bound.fingerprint, Bound::Stored(bound.transaction)),
+                );
             }
         }
 
@@ -76,9 +79,10 @@ impl Ledger {
                 decided.push(Decided::Refused(AppError::NotFound("workspace")));
                 continue;
             };
-            let cost = *costs
+            let action_cost = *costs
                 .get(&job.request.action)
                 .ok_or_else(|| AppError::Internal(anyhow::anyhow!("no cost for {}", job.request.action)))?;
+            let cost = job.hold.and_then(|hold| hold.credits).unwrap_or(action_cost);
             let charging = &mut wallets[index];
             decided.push(charging.decide(index, job, cost, now));
             charging.wallet.check_low_balance(now);
@@ -129,7 +133,7 @@ impl Ledger {
                 };
                 let suggested_top_up = match (&packs, pending.outcome) {
                     (Some(packs), SpendOutcome::InsufficientCredits) => {
-                        suggestion(packs, pending.balance.total, pending.cost)
+                        suggestion(packs, pending.balance.available(), pending.cost)
                     }
                     _ => None,
                 };
@@ -176,8 +180,10 @@ enum Decided {
 /// decisions.
 struct Charging {
     wallet: Wallet,
-    /// Keys bound in the database or earlier in the batch: fingerprint and row.
-    keys: HashMap<String, (String, Bound)>,
+    /// Keys bound in the database or earlier in the batch, by the kind of
+    /// row they bind (a spend's and a hold's keys are apart): fingerprint
+    /// and row.
+    keys: HashMap<(LedgerKind, String), (String, Bound)>,
 }
 
 impl Charging {
@@ -196,8 +202,8 @@ impl Charging {
     /// One spend, by the wallet's rules, against the state so far
     /// (this is wallet `index` of the batch).
     fn decide(&mut self, index: usize, job: &SpendCall, cost: i64, now: DateTime<Utc>) -> Decided {
-        let entry = spend_entry(&job.scope, &job.request);
-        let key = job.request.idempotency_key.as_str();
+        let entry = spend_entry(job, cost);
+        let key = (job.kind(), job.request.idempotency_key.as_str().to_owned());
         let fingerprint = entry
             .key
             .as_ref()
@@ -205,9 +211,15 @@ impl Charging {
             .unwrap_or_default();
         let bound = self
             .keys
-            .get(key)
+            .get(&key)
             .map(|(bound_fingerprint, bound)| (bound_fingerprint.as_str(), bound.clone()));
-        let spent = self.wallet.spend(bound, entry, cost, now);
+        let taking = match job.hold {
+            Some(hold) => Taking::Hold {
+                expires_at: now + chrono::Duration::seconds(hold.ttl_seconds),
+            },
+            None => Taking::Charge,
+        };
+        let spent = self.wallet.take(bound, entry, cost, taking, now);
         let pending = match (spent.answer, spent.row) {
             (SpendAnswer::Conflict, _) => return Decided::Refused(conflict()),
             (SpendAnswer::Duplicate(bound), _) => self.pending(SpendOutcome::Duplicate, Some(bound), cost),
@@ -217,7 +229,7 @@ impl Charging {
             },
             (SpendAnswer::Fresh(SpendDecision::Charge(_)), Some(row)) => {
                 let bound = Bound::New { wallet: index, row };
-                self.keys.insert(key.to_owned(), (fingerprint, bound.clone()));
+                self.keys.insert(key, (fingerprint, bound.clone()));
                 self.pending(SpendOutcome::Charged, Some(bound), cost)
             }
             (SpendAnswer::Fresh(_), _) => self.pending(SpendOutcome::InsufficientCredits, None, cost),

@@ -13,6 +13,7 @@ use crate::auth::WalletScope;
 use crate::error::{AppError, AppResult};
 use domain::budget::BudgetUsage;
 use domain::catalogue::{Action, LedgerKind, PackOffer, smallest_pack_resuming};
+use domain::hold::hold_fingerprint;
 use domain::ids::IdempotencyKey;
 use domain::spend::{SpendOutcome, spend_fingerprint};
 use domain::wallet::{Entry, KeyBinding};
@@ -38,6 +39,27 @@ pub(super) struct SpendCall {
     pub(super) scope: WalletScope,
     /// The spend.
     pub(super) request: SpendRequest,
+    /// A hold instead of a charge (`reserveCredits`): the key is the hold's.
+    pub(super) hold: Option<HoldAsk>,
+}
+
+impl SpendCall {
+    /// The kind of row its key binds.
+    pub(super) fn kind(&self) -> LedgerKind {
+        match self.hold {
+            Some(_) => LedgerKind::Hold,
+            None => LedgerKind::Spend,
+        }
+    }
+}
+
+/// What a hold asks beside a spend's fields.
+#[derive(Debug, Clone, Copy)]
+pub struct HoldAsk {
+    /// Credits to hold; the action's cost when `None`.
+    pub credits: Option<i64>,
+    /// Its time to live, in seconds (validated).
+    pub ttl_seconds: i64,
 }
 
 /// The answer to a spend.
@@ -89,16 +111,13 @@ impl Ledger {
         let started = Instant::now();
         let _in_flight = self.metrics.spend_in_flight();
         let action = request.action;
-        let result = match &self.group_commit {
-            Some(group) => self.spend_grouped(group, scope, request).await,
-            None => {
-                self.spend_alone(SpendCall {
-                    scope: scope.clone(),
-                    request,
-                })
-                .await
-            }
-        };
+        let result = self
+            .submit(SpendCall {
+                scope: scope.clone(),
+                request,
+                hold: None,
+            })
+            .await;
         let outcome = match &result {
             Ok(answer) => answer.outcome.as_str(),
             Err(error) => error.code(),
@@ -106,6 +125,15 @@ impl Ledger {
         self.metrics
             .spend_answered(action.as_str(), outcome, started.elapsed());
         result
+    }
+
+    /// Decides a spend or a hold in a batch: gathered by group commit when
+    /// it is on, alone otherwise.
+    pub(super) async fn submit(&self, call: SpendCall) -> AppResult<SpendResult> {
+        match &self.group_commit {
+            Some(group) => self.spend_grouped(group, call).await,
+            None => self.spend_alone(call).await,
+        }
     }
 
     /// A spend alone: a batch of one, through the same reads, decision and
@@ -142,22 +170,27 @@ pub(super) fn budget_pairs<'a>(
     pairs
 }
 
-/// The SPEND row a fresh spend appends, binding its key.
-pub(super) fn spend_entry(scope: &WalletScope, request: &SpendRequest) -> Entry {
+/// The row a fresh spend (SPEND) or hold (HOLD of `cost` credits) appends,
+/// binding its key.
+pub(super) fn spend_entry(call: &SpendCall, cost: i64) -> Entry {
+    let request = &call.request;
+    let reference = request.reference.as_deref();
+    let agent = request.agent_id.as_deref();
+    let fingerprint = match call.hold {
+        Some(hold) => hold_fingerprint(request.action, cost, hold.ttl_seconds, reference, agent),
+        None => spend_fingerprint(request.action.as_str(), reference, agent),
+    };
     Entry {
-        kind: LedgerKind::Spend,
+        kind: call.kind(),
         action: Some(request.action),
         reference: request.reference.clone(),
-        actor: scope.actor().to_owned(),
+        actor: call.scope.actor().to_owned(),
         key: Some(KeyBinding {
             key: request.idempotency_key.as_str().to_owned(),
-            fingerprint: spend_fingerprint(
-                request.action.as_str(),
-                request.reference.as_deref(),
-                request.agent_id.as_deref(),
-            ),
+            fingerprint,
         }),
         reverses: None,
         agent_id: request.agent_id.clone(),
+        hold: None,
     }
 }

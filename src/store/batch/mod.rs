@@ -94,6 +94,10 @@ pub struct NewRow {
     pub reverses_entry_id: Option<i64>,
     /// The agent a spend was for.
     pub agent_id: Option<String>,
+    /// Credits held after it.
+    pub held_after_credits: i64,
+    /// The hold a capture or release concerns (a HOLD row is the hold).
+    pub hold_id: Option<i64>,
 }
 
 impl NewRow {
@@ -121,6 +125,11 @@ impl NewRow {
             idempotency_fingerprint,
             reverses_entry_id: row.entry.reverses,
             agent_id: row.entry.agent_id.clone(),
+            held_after_credits: row.balance.held,
+            hold_id: row
+                .entry
+                .hold
+                .filter(|_| row.entry.kind != domain::catalogue::LedgerKind::Hold),
         }
     }
 }
@@ -134,7 +143,7 @@ pub(super) const HEAD_SET: &str = "balance_credits = v.balance_credits, last_seq
     low_balance_alerted_at = v.low_balance_alerted_at, time_zone = v.time_zone, \
     budget_version = v.budget_version, subscription_id = v.subscription_id, \
     standing_until_at = v.standing_until_at, \
-    auto_top_up_threshold_credits = v.auto_top_up_threshold_credits";
+    auto_top_up_threshold_credits = v.auto_top_up_threshold_credits, held_credits = v.held_credits";
 
 /// Every guarded head write must have matched its wallet.
 pub(crate) fn all_saved(expected: usize, saved: u64) -> Result<()> {

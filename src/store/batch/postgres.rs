@@ -37,15 +37,17 @@ pub(crate) fn insert_rows_sql(rows: &str, now: &str, returning: &str) -> String 
     format!(
         "INSERT INTO ledger_entry (wallet_id, sequence, kind, amount_credits, balance_after_credits, reference, \
          action, actor, idempotency_key, idempotency_fingerprint, reverses_entry_id, created_at, \
-         allocation_after_credits, purchased_after_credits, bonus_after_credits, agent_id) \
+         allocation_after_credits, purchased_after_credits, bonus_after_credits, agent_id, \
+         held_after_credits, hold_id) \
          SELECT x.wallet_id, x.sequence, x.kind, x.amount_credits, x.balance_after_credits, x.reference, \
          x.action, x.actor, x.idempotency_key, x.idempotency_fingerprint, x.reverses_entry_id, {now}, \
-         x.allocation_after_credits, x.purchased_after_credits, x.bonus_after_credits, x.agent_id \
+         x.allocation_after_credits, x.purchased_after_credits, x.bonus_after_credits, x.agent_id, \
+         x.held_after_credits, x.hold_id \
          FROM json_to_recordset({rows}::json) AS x(wallet_id bigint, sequence bigint, kind text, \
          amount_credits bigint, balance_after_credits bigint, allocation_after_credits bigint, \
          purchased_after_credits bigint, bonus_after_credits bigint, reference text, action text, \
          actor text, idempotency_key text, idempotency_fingerprint text, reverses_entry_id bigint, \
-         agent_id text) \
+         agent_id text, held_after_credits bigint, hold_id bigint) \
          RETURNING {returning}"
     )
 }
@@ -77,7 +79,7 @@ pub(crate) fn save_heads_sql(heads: &str, now: &str, ids: &str) -> String {
          period_start_at timestamptz, period_end_at timestamptz, enterprise_allocation_credits bigint, \
          low_balance_threshold_credits bigint, low_balance_alerted_at timestamptz, time_zone text, \
          budget_version bigint, subscription_id text, standing_until_at timestamptz, \
-         auto_top_up_threshold_credits bigint) \
+         auto_top_up_threshold_credits bigint, held_credits bigint) \
          WHERE wallet.id = v.id AND wallet.last_sequence = v.sequence_read \
          AND {}",
         any_id("wallet.id", ids)
@@ -115,6 +117,7 @@ pub(crate) struct WalletHead<'a> {
     #[serde(serialize_with = "super::stored_time::optional")]
     standing_until_at: Option<DateTime<Utc>>,
     auto_top_up_threshold_credits: Option<i64>,
+    held_credits: i64,
     #[serde(skip)]
     head: std::marker::PhantomData<&'a Head>,
 }
@@ -139,6 +142,7 @@ impl<'a> WalletHead<'a> {
             subscription_id: head.subscription_id.as_deref(),
             standing_until_at: head.standing_until,
             auto_top_up_threshold_credits: head.auto_top_up_threshold,
+            held_credits: head.held,
             head: std::marker::PhantomData,
         }
     }

@@ -4,8 +4,10 @@
 
 use std::collections::HashMap;
 
-use entity::{action_cost, auto_top_up, budget, budget_counter, credit_grant, ledger_entry, wallet};
-use sea_orm::{ConnectionTrait, DbBackend, IdenStatic, Iterable, Statement, Value};
+use entity::{
+    action_cost, auto_top_up, budget, budget_counter, credit_grant, credit_hold, ledger_entry, wallet,
+};
+use sea_orm::{ConnectionTrait, DbBackend, IdenStatic, Iterable, Statement};
 use serde::Serialize;
 
 use super::postgres::*;
@@ -23,7 +25,7 @@ pub(super) struct SpendReads {
     pub wallets: Vec<wallet::Model>,
     /// Their live grants, in id order.
     pub grants: Vec<credit_grant::Model>,
-    /// The SPEND rows that keys asked for already bound.
+    /// The SPEND or HOLD rows that keys asked for already bound.
     pub bound: Vec<ledger_entry::Model>,
     /// The catalogue's action costs.
     pub costs: Vec<action_cost::Model>,
@@ -33,6 +35,8 @@ pub(super) struct SpendReads {
     pub counters: Vec<budget_counter::Model>,
     /// The automatic top-ups of the wallets that have it on.
     pub autos: Vec<auto_top_up::Model>,
+    /// The live holds of the wallets that hold credits.
+    pub holds: Vec<credit_hold::Model>,
 }
 
 /// A key some spend already bound.
@@ -53,7 +57,7 @@ pub struct BoundSpend {
 pub struct SpendBatch {
     /// The wallets found, locked, in id order.
     pub states: Vec<WalletState>,
-    /// The SPEND rows that keys asked for already bound.
+    /// The SPEND or HOLD rows that keys asked for already bound.
     pub bound: Vec<BoundSpend>,
     /// The catalogue's action costs.
     pub costs: Vec<ActionCostView>,
@@ -77,7 +81,7 @@ impl SpendReads {
                 })
             })
             .collect::<Result<_>>()?;
-        let mut states = crate::store::rows::states(self.wallets, self.grants)?;
+        let mut states = crate::store::rows::states(self.wallets, self.grants, self.holds)?;
         crate::store::rows::attach_auto_top_ups(&mut states, self.autos);
         // Budgets in id order (the first HARD budget over its limit is the
         // one a refusal names), each with its counters, on its wallet.
@@ -120,8 +124,8 @@ impl SpendReads {
 
 /// PostgreSQL: everything a batch of spends reads, in one statement (public
 /// so that a test can read its plan). Parameters: the workspace ids and the
-/// (workspace_id, key) pairs, each as JSON text, then the kind, then the
-/// (workspace_id, subject) pairs whose budget counters to read (each
+/// (workspace_id, key, kind) triples (a spend's key binds a SPEND row, a
+/// hold's a HOLD row), each as JSON text, then the (workspace_id, subject) pairs whose budget counters to read (each
 /// spend's agent, and `""` for the workspace) as JSON text.
 ///
 /// `s` finds the wallets, one probe per workspace; `w` locks them (`FOR
@@ -149,12 +153,12 @@ pub const SPEND_READS_SQL: &str = "\
       CROSS JOIN LATERAL (SELECT id, workspace_id, last_sequence, budget_version FROM wallet \
         WHERE wallet.workspace_id = x.workspace_id LIMIT 1) AS r), \
     w AS (SELECT * FROM wallet WHERE id = ANY(ARRAY(SELECT id FROM s)) ORDER BY id FOR UPDATE), \
-    k AS (SELECT r.* FROM json_to_recordset($2::json) AS x(workspace_id text, key text) \
+    k AS (SELECT r.* FROM json_to_recordset($2::json) AS x(workspace_id text, key text, kind text) \
       JOIN s ON s.workspace_id = x.workspace_id \
       CROSS JOIN LATERAL (SELECT * FROM ledger_entry e \
-        WHERE e.wallet_id + 0 = s.id AND e.kind = $3 AND e.idempotency_key = x.key LIMIT 1) AS r), \
+        WHERE e.wallet_id + 0 = s.id AND e.kind = x.kind AND e.idempotency_key = x.key LIMIT 1) AS r), \
     b AS (SELECT r.* FROM s CROSS JOIN LATERAL (SELECT * FROM budget WHERE budget.wallet_id = s.id LIMIT 100) AS r), \
-    u AS (SELECT c.* FROM json_to_recordset($4::json) AS x(workspace_id text, subject text) \
+    u AS (SELECT c.* FROM json_to_recordset($3::json) AS x(workspace_id text, subject text) \
       JOIN s ON s.workspace_id = x.workspace_id JOIN b ON b.wallet_id = s.id \
       CROSS JOIN LATERAL (SELECT * FROM budget_counter \
         WHERE budget_counter.budget_id = b.id AND budget_counter.subject = x.subject LIMIT 1) AS c) \
@@ -167,7 +171,9 @@ pub const SPEND_READS_SQL: &str = "\
       (SELECT COALESCE(json_agg(b ORDER BY b.id), '[]') FROM b)::text AS budgets, \
       (SELECT COALESCE(json_agg(u), '[]') FROM u)::text AS counters, \
       (SELECT COALESCE(json_agg(a), '[]') FROM auto_top_up a WHERE a.wallet_id = ANY(ARRAY( \
-        SELECT id FROM w WHERE w.auto_top_up_threshold_credits IS NOT NULL)))::text AS autos";
+        SELECT id FROM w WHERE w.auto_top_up_threshold_credits IS NOT NULL)))::text AS autos, \
+      (SELECT COALESCE(json_agg(h ORDER BY h.id), '[]') FROM credit_hold h WHERE h.state = 'HELD' \
+        AND h.wallet_id = ANY(ARRAY(SELECT id FROM w WHERE w.held_credits > 0)))::text AS holds";
 
 /// A wallet's sequence as the snapshot of [`SPEND_READS_SQL`] saw it.
 #[derive(serde::Deserialize)]
@@ -190,7 +196,7 @@ pub(super) struct Seen {
 /// one from [`crate::store::begin_write`] (`BEGIN IMMEDIATE`).
 pub async fn read_spends(
     txn: &impl ConnectionTrait,
-    keys: &[(String, String)],
+    keys: &[(String, String, LedgerKind)],
     subjects: &[(String, String)],
 ) -> Result<SpendBatch> {
     read_stored(txn, keys, subjects).await?.parse()
@@ -198,19 +204,23 @@ pub async fn read_spends(
 
 async fn read_stored(
     txn: &impl ConnectionTrait,
-    keys: &[(String, String)],
+    keys: &[(String, String, LedgerKind)],
     subjects: &[(String, String)],
 ) -> Result<SpendReads> {
     let mut workspace_ids: Vec<&str> = keys
         .iter()
-        .map(|(workspace_id, _)| workspace_id.as_str())
+        .map(|(workspace_id, _, _)| workspace_id.as_str())
         .collect();
     workspace_ids.sort_unstable();
     workspace_ids.dedup();
     // A key asked twice in a batch is probed once.
     let mut keys: Vec<Key<'_>> = keys
         .iter()
-        .map(|(workspace_id, key)| Key { workspace_id, key })
+        .map(|(workspace_id, key, kind)| Key {
+            workspace_id,
+            key,
+            kind: kind.as_str(),
+        })
         .collect();
     keys.sort_unstable();
     keys.dedup();
@@ -227,12 +237,7 @@ async fn read_stored(
     let statement = Statement::from_sql_and_values(
         DbBackend::Postgres,
         SPEND_READS_SQL,
-        [
-            json(&workspace_ids)?,
-            json(&keys)?,
-            Value::from(LedgerKind::Spend.as_str()),
-            json(&subjects)?,
-        ],
+        [json(&workspace_ids)?, json(&keys)?, json(&subjects)?],
     );
     for _ in 0..2 {
         let row = txn
@@ -248,6 +253,7 @@ async fn read_stored(
             budgets: from_json(&column("budgets")?)?,
             counters: from_json(&column("counters")?)?,
             autos: from_json(&column("autos")?)?,
+            holds: from_json(&column("holds")?)?,
         };
         let seen: Vec<Seen> = from_json(&column("seen")?)?;
         let current = reads.wallets.iter().all(|wallet| {
@@ -296,6 +302,7 @@ pub static SQLITE_SPEND_READS_SQL: std::sync::LazyLock<String> = std::sync::Lazy
     let grant = json_row::<credit_grant::Column>("g");
     let entry = json_row::<ledger_entry::Column>("e");
     let cost = json_row::<action_cost::Column>("c");
+    let hold = json_row::<credit_hold::Column>("h");
     let budget = json_row::<budget::Column>("b");
     let counter = json_row::<budget_counter::Column>("u");
     // SQLite keeps a boolean as 0 or 1: JSON's `true`/`false` for serde.
@@ -303,7 +310,6 @@ pub static SQLITE_SPEND_READS_SQL: std::sync::LazyLock<String> = std::sync::Lazy
         "'enabled', a.enabled",
         "'enabled', json(iif(a.enabled, 'true', 'false'))",
     );
-    let spend = LedgerKind::Spend.as_str();
     format!(
         "SELECT \
          (SELECT json_group_array({wallet}) FROM json_each(?1) AS x \
@@ -313,7 +319,8 @@ pub static SQLITE_SPEND_READS_SQL: std::sync::LazyLock<String> = std::sync::Lazy
            CROSS JOIN credit_grant g ON g.wallet_id = w.id AND g.expired_at IS NULL) AS grants, \
          (SELECT json_group_array({entry}) FROM jsonb_each(?2) AS v \
            CROSS JOIN wallet w ON w.workspace_id = json_extract(v.value, '$.workspace_id') \
-           CROSS JOIN ledger_entry e ON e.wallet_id + 0 = w.id + 0 AND e.kind = '{spend}' \
+           CROSS JOIN ledger_entry e ON e.wallet_id + 0 = w.id + 0 \
+             AND e.kind = json_extract(v.value, '$.kind') \
              AND e.idempotency_key = json_extract(v.value, '$.key')) AS bound, \
          (SELECT json_group_array({cost}) FROM action_cost c) AS costs, \
          (SELECT json_group_array({budget}) FROM json_each(?1) AS x \
@@ -327,7 +334,11 @@ pub static SQLITE_SPEND_READS_SQL: std::sync::LazyLock<String> = std::sync::Lazy
          (SELECT json_group_array({auto}) FROM json_each(?1) AS x \
            CROSS JOIN wallet w ON w.workspace_id = x.value \
            CROSS JOIN auto_top_up a ON a.wallet_id = w.id \
-           WHERE w.auto_top_up_threshold_credits IS NOT NULL) AS autos"
+           WHERE w.auto_top_up_threshold_credits IS NOT NULL) AS autos, \
+         (SELECT json_group_array({hold}) FROM json_each(?1) AS x \
+           CROSS JOIN wallet w ON w.workspace_id = x.value \
+           CROSS JOIN credit_hold h ON h.wallet_id = w.id AND h.state = 'HELD' \
+           WHERE w.held_credits > 0) AS holds"
     )
 });
 
@@ -336,6 +347,7 @@ pub static SQLITE_SPEND_READS_SQL: std::sync::LazyLock<String> = std::sync::Lazy
 struct Key<'a> {
     workspace_id: &'a str,
     key: &'a str,
+    kind: &'a str,
 }
 
 /// A (workspace, budget subject) pair as both backends' statements read it.
@@ -372,5 +384,6 @@ async fn read_spends_sqlite(
         budgets: from_json(&column("budgets")?)?,
         counters: from_json(&column("counters")?)?,
         autos: from_json(&column("autos")?)?,
+        holds: from_json(&column("holds")?)?,
     })
 }

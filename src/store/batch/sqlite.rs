@@ -15,7 +15,7 @@ fn fields(names: &[&str]) -> String {
 }
 
 /// The ledger columns a row is written with, beside `created_at`.
-const ROW_COLUMNS: [&str; 15] = [
+const ROW_COLUMNS: [&str; 17] = [
     "wallet_id",
     "sequence",
     "kind",
@@ -31,10 +31,12 @@ const ROW_COLUMNS: [&str; 15] = [
     "purchased_after_credits",
     "bonus_after_credits",
     "agent_id",
+    "held_after_credits",
+    "hold_id",
 ];
 
 /// The fields of a head write ([`super::WalletHead`]).
-const HEAD_FIELDS: [&str; 17] = [
+const HEAD_FIELDS: [&str; 18] = [
     "id",
     "sequence_read",
     "balance_credits",
@@ -52,6 +54,7 @@ const HEAD_FIELDS: [&str; 17] = [
     "subscription_id",
     "standing_until_at",
     "auto_top_up_threshold_credits",
+    "held_credits",
 ];
 
 /// SQLite: a batch's writes, in order: its ledger rows, their grant moves

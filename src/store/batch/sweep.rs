@@ -1,7 +1,7 @@
 //! The sweep's read: lock the due wallets.
 
 use chrono::{DateTime, Utc};
-use entity::{credit_grant, wallet};
+use entity::{credit_grant, credit_hold, wallet};
 use sea_orm::sea_query::{Expr, LockBehavior, LockType, Query};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -36,13 +36,26 @@ pub async fn lock_due_wallets(
         .and_where(Expr::col((credit_grant::Entity, credit_grant::Column::ExpiredAt)).is_null())
         .and_where(Expr::col((credit_grant::Entity, credit_grant::Column::ExpiresAt)).lte(now))
         .to_owned();
+    // A hold past its expiry (`credit_hold_due`); its wallet also holds a
+    // grant or a period due, or its hold expires at the next write.
+    let holds_due = Query::select()
+        .expr(Expr::val(1))
+        .from(credit_hold::Entity)
+        .and_where(
+            Expr::col((credit_hold::Entity, credit_hold::Column::WalletId))
+                .equals((wallet::Entity, wallet::Column::Id)),
+        )
+        .and_where(Expr::col((credit_hold::Entity, credit_hold::Column::State)).eq("HELD"))
+        .and_where(Expr::col((credit_hold::Entity, credit_hold::Column::ExpiresAt)).lte(now))
+        .to_owned();
     let query = wallet::Entity::find()
         .filter(wallet::Column::Id.gt(after_id))
         .filter(
             Condition::any()
                 .add(wallet::Column::PeriodEndAt.lte(now))
                 .add(wallet::Column::StandingUntilAt.lte(now))
-                .add(Expr::exists(expiring)),
+                .add(Expr::exists(expiring))
+                .add(wallet::Column::HeldCredits.gt(0).and(Expr::exists(holds_due))),
         )
         .order_by_asc(wallet::Column::Id)
         .limit(limit);
@@ -80,7 +93,10 @@ pub async fn lock_due_states(
     } else {
         crate::store::auto_top_up::of_wallets(txn, topping_up).await?
     };
-    let mut states = crate::store::rows::states(wallets, grants)?;
+    let holds =
+        crate::store::holds::live_of(txn, wallets.iter().map(|wallet| (wallet.id, wallet.held_credits)))
+            .await?;
+    let mut states = crate::store::rows::states(wallets, grants, holds)?;
     crate::store::rows::attach_auto_top_ups(&mut states, autos);
     Ok(states)
 }

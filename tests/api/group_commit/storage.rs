@@ -232,14 +232,14 @@ async fn keys_are_probed_on_their_index_from_the_start(backend: Backend) {
         Backend::Postgres => {
             for sql in [
                 "SET LOCAL plan_cache_mode = force_generic_plan".to_owned(),
-                format!("PREPARE reads(text, text, text, text) AS {SPEND_READS_SQL}"),
+                format!("PREPARE reads(text, text, text) AS {SPEND_READS_SQL}"),
             ] {
                 txn.execute_unprepared(&sql).await.unwrap();
             }
             let rows = txn
                 .query_all_raw(Statement::from_string(
                     DbBackend::Postgres,
-                    r#"EXPLAIN EXECUTE reads('["ws-a"]', '[{"workspace_id":"ws-a","key":"k"}]', 'SPEND', '[{"workspace_id":"ws-a","subject":""}]')"#,
+                    r#"EXPLAIN EXECUTE reads('["ws-a"]', '[{"workspace_id":"ws-a","key":"k","kind":"SPEND"}]', '[{"workspace_id":"ws-a","subject":""}]')"#,
                 ))
                 .await
                 .unwrap();
@@ -269,7 +269,7 @@ async fn sqlite_plan(db: &impl ConnectionTrait) -> Vec<String> {
         format!("EXPLAIN QUERY PLAN {}", SQLITE_SPEND_READS_SQL.as_str()),
         [
             r#"["ws-a"]"#.into(),
-            r#"[{"workspace_id":"ws-a","key":"k"}]"#.into(),
+            r#"[{"workspace_id":"ws-a","key":"k","kind":"SPEND"}]"#.into(),
             r#"[{"workspace_id":"ws-a","subject":"agent-1"}]"#.into(),
         ],
     ))

@@ -23,6 +23,15 @@ impl Answer {
     }
 
     /// The first error's `extensions.code`.
+    /// The error's code, or `OK` for an answer without errors.
+    pub fn code_or_ok(&self) -> String {
+        match self.body["errors"][0]["extensions"]["code"].as_str() {
+            Some(code) => code.to_owned(),
+            None if self.body.get("errors").is_none() => "OK".to_owned(),
+            None => panic!("an error without a code: {}", self.body),
+        }
+    }
+
     pub fn code(&self) -> String {
         self.body["errors"][0]["extensions"]["code"]
             .as_str()

@@ -1,0 +1,198 @@
+//! Holds' rows (`docs/design/holds.md`): read with their wallet while it
+//! holds any, written only by the applier (`store::apply`), listed and
+//! found for readers.
+
+use chrono::{DateTime, Utc};
+use entity::{credit_hold, ledger_entry};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+
+use super::rows::stored;
+use super::{Result, internal};
+use domain::catalogue::LedgerKind;
+use domain::hold::{Hold, HoldState};
+use domain::wallet::Change;
+
+/// A stored hold as the rules see it.
+pub fn hold(model: credit_hold::Model) -> Result<Hold> {
+    let pins: Vec<(i64, i64)> = serde_json::from_str(&model.pins)
+        .map_err(|error| internal(format!("hold {}: pins: {error}", model.id)))?;
+    Ok(Hold {
+        id: model.id,
+        key: model.hold_key,
+        state: stored(&model.state)?,
+        action: stored(&model.action)?,
+        agent_id: model.agent_id,
+        reference: model.reference,
+        actor: model.actor,
+        credits: model.credits,
+        captured: model.captured_credits,
+        uncollected: model.uncollected_credits,
+        pins,
+        expires_at: model.expires_at,
+        created_at: model.created_at,
+        resolved_at: model.resolved_at,
+        reason: model.reason,
+    })
+}
+
+/// The live holds of those of `wallets` (id, held credits) that hold any.
+pub async fn live_of(
+    db: &impl ConnectionTrait,
+    wallets: impl IntoIterator<Item = (i64, i64)>,
+) -> Result<Vec<credit_hold::Model>> {
+    let ids: Vec<i64> = wallets
+        .into_iter()
+        .filter(|(_, held)| *held > 0)
+        .map(|(id, _)| id)
+        .collect();
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    credit_hold::Entity::find()
+        .filter(credit_hold::Column::WalletId.is_in(ids))
+        .filter(credit_hold::Column::State.eq(HoldState::Held.as_str()))
+        .order_by_asc(credit_hold::Column::Id)
+        .all(db)
+        .await
+        .map_err(Into::into)
+}
+
+/// A hold by id, with its wallet's id.
+pub async fn find(db: &impl ConnectionTrait, id: i64) -> Result<Option<(i64, Hold)>> {
+    match credit_hold::Entity::find_by_id(id).one(db).await? {
+        Some(model) => Ok(Some((model.wallet_id, hold(model)?))),
+        None => Ok(None),
+    }
+}
+
+/// The SPEND row that captured hold `id`.
+pub async fn capture_row(db: &impl ConnectionTrait, id: i64) -> Result<Option<ledger_entry::Model>> {
+    ledger_entry::Entity::find()
+        .filter(ledger_entry::Column::HoldId.eq(id))
+        .filter(ledger_entry::Column::Kind.eq(LedgerKind::Spend.as_str()))
+        .one(db)
+        .await
+        .map_err(Into::into)
+}
+
+/// A wallet's holds newest first, in `state` if given, with ids below
+/// `before`; at most `limit`.
+pub async fn list(
+    db: &impl ConnectionTrait,
+    wallet_id: i64,
+    state: Option<HoldState>,
+    before: Option<i64>,
+    limit: u64,
+) -> Result<Vec<Hold>> {
+    let mut query = credit_hold::Entity::find().filter(credit_hold::Column::WalletId.eq(wallet_id));
+    if let Some(state) = state {
+        query = query.filter(credit_hold::Column::State.eq(state.as_str()));
+    }
+    if let Some(before) = before {
+        query = query.filter(credit_hold::Column::Id.lt(before));
+    }
+    query
+        .order_by_desc(credit_hold::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(hold)
+        .collect()
+}
+
+/// Writes the changes' holds: new ones with the id of their HOLD row
+/// (`ids`: per change, its rows' ids), moved ones in place. Pins naming a
+/// grant the change created are given its stored id by `resolve`.
+pub(super) async fn write(
+    txn: &impl ConnectionTrait,
+    changes: &[Change],
+    ids: &[Vec<i64>],
+    resolve: impl Fn(i64, i64) -> Result<i64>,
+) -> Result<()> {
+    let mut new = Vec::new();
+    for (change, ids) in changes.iter().zip(ids) {
+        for hold in &change.holds {
+            let pins: Vec<(i64, i64)> = hold
+                .pins
+                .iter()
+                .map(|(grant_id, credits)| Ok((resolve(change.wallet_id, *grant_id)?, *credits)))
+                .collect::<Result<_>>()?;
+            let pins = serde_json::to_string(&pins).map_err(|error| internal(error.to_string()))?;
+            if !hold.is_new() {
+                update(txn, hold, pins).await?;
+                continue;
+            }
+            let row = change
+                .rows
+                .iter()
+                .position(|row| row.entry.kind == LedgerKind::Hold && row.entry.hold == Some(hold.id))
+                .and_then(|index| ids.get(index))
+                .ok_or_else(|| internal(format!("hold {} has no HOLD row", hold.id)))?;
+            new.push(credit_hold::ActiveModel {
+                id: Set(*row),
+                wallet_id: Set(change.wallet_id),
+                hold_key: Set(hold.key.clone()),
+                state: Set(hold.state.as_str().to_owned()),
+                action: Set(hold.action.as_str().to_owned()),
+                agent_id: Set(hold.agent_id.clone()),
+                reference: Set(hold.reference.clone()),
+                actor: Set(hold.actor.clone()),
+                credits: Set(hold.credits),
+                captured_credits: Set(hold.captured),
+                uncollected_credits: Set(hold.uncollected),
+                pins: Set(pins),
+                expires_at: Set(hold.expires_at),
+                created_at: Set(hold.created_at),
+                resolved_at: Set(hold.resolved_at),
+                reason: Set(hold.reason.clone()),
+            });
+        }
+    }
+    if !new.is_empty() {
+        credit_hold::Entity::insert_many(new)
+            .exec_without_returning(txn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// A stored hold moved: its state, what was captured, its expiry.
+async fn update(txn: &impl ConnectionTrait, hold: &Hold, pins: String) -> Result<()> {
+    let updated = credit_hold::Entity::update_many()
+        .col_expr(credit_hold::Column::State, Expr::value(hold.state.as_str()))
+        .col_expr(credit_hold::Column::CapturedCredits, Expr::value(hold.captured))
+        .col_expr(
+            credit_hold::Column::UncollectedCredits,
+            Expr::value(hold.uncollected),
+        )
+        .col_expr(credit_hold::Column::ExpiresAt, Expr::value(hold.expires_at))
+        .col_expr(credit_hold::Column::ResolvedAt, Expr::value(hold.resolved_at))
+        .col_expr(credit_hold::Column::Reason, Expr::value(hold.reason.clone()))
+        .col_expr(credit_hold::Column::Pins, Expr::value(pins))
+        .filter(credit_hold::Column::Id.eq(hold.id))
+        // Under the wallet's lock only a live hold moves.
+        .filter(credit_hold::Column::State.eq(HoldState::Held.as_str()))
+        .exec(txn)
+        .await?;
+    if updated.rows_affected != 1 {
+        return Err(internal(format!("hold {} was not live when written", hold.id)));
+    }
+    Ok(())
+}
+
+/// Holds due to expire at `now`, as (wallet id) of each, at most `limit`.
+pub async fn wallets_due(db: &impl ConnectionTrait, now: DateTime<Utc>, limit: u64) -> Result<Vec<i64>> {
+    let rows: Vec<i64> = credit_hold::Entity::find()
+        .select_only()
+        .column(credit_hold::Column::WalletId)
+        .filter(credit_hold::Column::State.eq(HoldState::Held.as_str()))
+        .filter(credit_hold::Column::ExpiresAt.lte(now))
+        .distinct()
+        .limit(limit)
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(rows)
+}
