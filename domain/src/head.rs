@@ -39,7 +39,8 @@ pub struct Head {
     pub alerted_at: Option<DateTime<Utc>>,
     /// The workspace's IANA time zone (budgets' days).
     pub time_zone: String,
-    /// Moves with each change of budgets or counters that appends no row.
+    /// Moves with each change that appends no row (budgets, counters, a
+    /// hold's expiry), so a read of a stale snapshot is seen.
     pub budget_version: i64,
     /// Automatic top-up's threshold, while it is on.
     pub auto_top_up_threshold: Option<i64>,

@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::spend::{HoldAsk, SpendCall};
+use super::spend::{CaptureAsk, HoldAsk, SpendCall};
 use super::{BalanceView, Ledger, PackView, SpendRequest, TransactionView};
 use crate::auth::WalletScope;
 use crate::error::{AppError, AppResult};
@@ -71,6 +71,7 @@ impl Ledger {
                     credits: request.credits,
                     ttl_seconds,
                 }),
+                capture: None,
             })
             .await?;
         let hold = match answer.transaction.as_ref().and_then(|row| row.hold_id) {
@@ -98,34 +99,57 @@ impl Ledger {
         Ok(Some((workspace, hold)))
     }
 
-    /// Captures a hold: charges `credits` (default: what it holds). A
-    /// capture of a captured hold with the same credits replays its answer.
+    /// Captures a hold: charges `credits` (default: what it holds), in the
+    /// spend batch as spends are. A capture of a captured hold with the
+    /// same credits replays its answer.
     pub async fn capture_hold(
         &self,
         scope: &WalletScope,
         hold_id: i64,
         credits: Option<i64>,
     ) -> AppResult<HoldResult> {
-        let now = self.now();
-        let mut locked = self.lock_for_hold(scope, hold_id, now).await?;
-        match locked.wallet.capture(hold_id, credits, scope.actor(), now) {
-            Ok(captured) => {
-                let balance = locked.wallet.balance();
-                let written = self.finish(locked, now).await?;
-                Ok(HoldResult {
-                    hold: captured.hold,
-                    transaction: Some(written.transaction(captured.row)?),
-                    balance,
-                    replayed: false,
-                })
-            }
-            Err(HoldRefusal::Invalid(error)) => Err(error.into()),
-            Err(HoldRefusal::NotHeld) => {
-                let balance = locked.wallet.balance();
-                let hold = self.stored_hold(&locked.txn, hold_id).await?;
+        if let Some(credits) = credits {
+            check_credits(credits)?;
+        }
+        let (wallet_id, hold) = store::holds::find(&self.db, hold_id)
+            .await?
+            .ok_or(AppError::NotFound("hold"))?;
+        let head = store::wallets::find(&self.db, scope.workspace_id().as_str())
+            .await?
+            .ok_or(AppError::NotFound("workspace"))?;
+        if head.id != wallet_id {
+            return Err(AppError::NotFound("hold"));
+        }
+        let request = SpendRequest {
+            action: hold.action,
+            idempotency_key: domain::ids::IdempotencyKey::parse("holdKey", &hold.key)?,
+            reference: hold.reference.clone(),
+            agent_id: hold.agent_id.clone(),
+        };
+        let answer = self
+            .submit(SpendCall {
+                scope: scope.clone(),
+                request,
+                hold: None,
+                capture: Some(CaptureAsk { hold_id, credits }),
+            })
+            .await;
+        match answer {
+            Ok(answer) => Ok(HoldResult {
+                hold: answer
+                    .hold
+                    .ok_or_else(|| AppError::Internal(anyhow::anyhow!("a capture without its hold")))?,
+                transaction: answer.transaction,
+                balance: answer.balance,
+                replayed: false,
+            }),
+            Err(AppError::HoldNotActive(_)) => {
+                // Resolved holds never change again: read outside the batch.
+                let hold = self.stored_hold(&self.db, hold_id).await?;
                 let asked = hold.captured + hold.uncollected;
                 if hold.state == HoldState::Captured && credits.is_none_or(|credits| credits == asked) {
-                    let row = store::holds::capture_row(&locked.txn, hold_id).await?;
+                    let row = store::holds::capture_row(&self.db, hold_id).await?;
+                    let balance = self.balance_now(scope).await?;
                     return Ok(HoldResult {
                         transaction: row.map(store::rows::transaction).transpose()?,
                         hold,
@@ -135,6 +159,7 @@ impl Ledger {
                 }
                 Err(not_active(&hold, "captured"))
             }
+            Err(error) => Err(error),
         }
     }
 
@@ -160,10 +185,7 @@ impl Ledger {
                 })
             }
             Err(HoldRefusal::Invalid(error)) => Err(error.into()),
-            Err(HoldRefusal::NotHeld) => {
-                let hold = self.stored_hold(&locked.txn, hold_id).await?;
-                Err(not_active(&hold, "released"))
-            }
+            Err(HoldRefusal::NotHeld) => Err(self.refuse(locked, hold_id, "released", now).await),
         }
     }
 
@@ -190,10 +212,7 @@ impl Ledger {
                 })
             }
             Err(HoldRefusal::Invalid(error)) => Err(error.into()),
-            Err(HoldRefusal::NotHeld) => {
-                let hold = self.stored_hold(&locked.txn, hold_id).await?;
-                Err(not_active(&hold, "extended"))
-            }
+            Err(HoldRefusal::NotHeld) => Err(self.refuse(locked, hold_id, "extended", now).await),
         }
     }
 
@@ -239,6 +258,35 @@ impl Ledger {
         Ok(locked)
     }
 
+    /// The refusal of an operation on a hold no longer live. Settling the
+    /// locked wallet may just have expired it: that is written first, so
+    /// the expiry this answer reports happened (once).
+    async fn refuse(
+        &self,
+        locked: super::Locked,
+        hold_id: i64,
+        operation: &str,
+        now: DateTime<Utc>,
+    ) -> AppError {
+        let known = locked
+            .wallet
+            .holds()
+            .iter()
+            .find(|hold| hold.id == hold_id)
+            .cloned();
+        let hold = match known {
+            Some(hold) => hold,
+            None => match self.stored_hold(&locked.txn, hold_id).await {
+                Ok(hold) => hold,
+                Err(error) => return error,
+            },
+        };
+        if let Err(error) = self.finish(locked, now).await {
+            return error;
+        }
+        not_active(&hold, operation)
+    }
+
     /// The hold as the locked wallet has it now.
     fn hold_now(&self, locked: &super::Locked, hold_id: i64) -> AppResult<Hold> {
         locked
@@ -250,9 +298,17 @@ impl Ledger {
             .ok_or(AppError::NotFound("hold"))
     }
 
+    /// The wallet's balance as read now.
+    async fn balance_now(&self, scope: &WalletScope) -> AppResult<BalanceView> {
+        let state = store::wallets::read(&self.db, scope.workspace_id().as_str())
+            .await?
+            .ok_or(AppError::NotFound("workspace"))?;
+        Ok(state.balance())
+    }
+
     /// The hold as stored (in the lock's transaction, or as settling
     /// just expired it).
-    async fn stored_hold(&self, txn: &store::Tx, hold_id: i64) -> AppResult<Hold> {
+    async fn stored_hold(&self, txn: &impl sea_orm::ConnectionTrait, hold_id: i64) -> AppResult<Hold> {
         store::holds::find(txn, hold_id)
             .await?
             .map(|(_, hold)| hold)

@@ -220,9 +220,11 @@ impl Wallet {
     }
 
     /// Moves live hold `hold_id`'s expiry to `expires_at` (a heartbeat of
-    /// a long action); no row.
+    /// a long action); no row, so the head's version moves instead (a
+    /// batch that read the hold before sees that it changed).
     pub fn extend(&mut self, hold_id: i64, expires_at: DateTime<Utc>) -> Result<&Hold, HoldRefusal> {
         let index = self.live_hold(hold_id)?;
+        self.budgets_changed();
         let hold = &mut self.state.holds[index];
         hold.expires_at = expires_at;
         Ok(hold)

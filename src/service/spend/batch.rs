@@ -8,14 +8,14 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
-use super::{SpendCall, budget_pairs, conflict, spend_entry, suggestion};
+use super::{CaptureAsk, SpendCall, budget_pairs, conflict, spend_entry, suggestion};
 use crate::error::{AppError, AppResult};
 use crate::service::{BalanceView, Ledger, SpendResult, TransactionView, plans_if_renewing, settle};
 use crate::store;
 use domain::budget::BudgetUsage;
 use domain::catalogue::{Action, LedgerKind};
 use domain::spend::{SpendAnswer, SpendDecision, SpendOutcome};
-use domain::wallet::{Change, Taking, Wallet};
+use domain::wallet::{Change, HoldRefusal, Taking, Wallet};
 
 impl Ledger {
     /// Decides and writes a batch in one transaction; one answer per spend.
@@ -30,19 +30,20 @@ impl Ledger {
         let txn = store::begin_write(&self.db).await?;
         let keys: Vec<(String, String, LedgerKind)> = jobs
             .iter()
-            .map(|job| {
-                (
+            .filter_map(|job| {
+                Some((
                     job.scope.workspace_id().as_str().to_owned(),
                     job.request.idempotency_key.as_str().to_owned(),
-                    job.kind(),
-                )
+                    job.kind()?,
+                ))
             })
             .collect();
         let subjects = budget_pairs(
             jobs.iter()
                 .map(|job| (job.scope.workspace_id().as_str(), job.request.agent_id.as_deref())),
         );
-        let reads = store::batch::read_spends(&txn, &keys, &subjects).await?;
+        let workspaces: Vec<&str> = jobs.iter().map(|job| job.scope.workspace_id().as_str()).collect();
+        let reads = store::batch::read_spends(&txn, &workspaces, &keys, &subjects).await?;
         let plans = plans_if_renewing(&txn, reads.states.iter().map(|state| &state.head), now).await?;
         let costs: HashMap<Action, i64> = reads
             .costs
@@ -53,7 +54,21 @@ impl Ledger {
         let mut by_workspace: HashMap<String, usize> = HashMap::new();
         let mut by_id: HashMap<i64, usize> = HashMap::new();
         for mut state in reads.states {
-            crate::service::holds::load_hold_budgets(&txn, &mut state, [], now).await?;
+            // The budgets that captured holds count in, with those that
+            // settling's expiries give back to.
+            let captured: Vec<Option<String>> = jobs
+                .iter()
+                .filter_map(|job| job.capture)
+                .filter_map(|ask| state.holds.iter().find(|hold| hold.id == ask.hold_id))
+                .map(|hold| hold.agent_id.clone())
+                .collect();
+            crate::service::holds::load_hold_budgets(
+                &txn,
+                &mut state,
+                captured.iter().map(Option::as_deref),
+                now,
+            )
+            .await?;
             by_workspace.insert(state.head.workspace_id.clone(), wallets.len());
             by_id.insert(state.head.id, wallets.len());
             let mut wallet = crate::service::open_wallet(state);
@@ -79,6 +94,11 @@ impl Ledger {
                 decided.push(Decided::Refused(AppError::NotFound("workspace")));
                 continue;
             };
+            if let Some(ask) = job.capture {
+                let charging = &mut wallets[index];
+                decided.push(charging.capture(index, job, ask, now));
+                continue;
+            }
             let action_cost = *costs
                 .get(&job.request.action)
                 .ok_or_else(|| AppError::Internal(anyhow::anyhow!("no cost for {}", job.request.action)))?;
@@ -146,6 +166,7 @@ impl Ledger {
                     suggested_top_up,
                     budget: pending.budget,
                     budget_warnings: pending.warnings,
+                    hold: pending.hold,
                 }))
             })
             .collect()
@@ -169,6 +190,7 @@ struct Pending {
     next_reset_at: Option<DateTime<Utc>>,
     budget: Option<BudgetUsage>,
     warnings: Vec<BudgetUsage>,
+    hold: Option<domain::hold::Hold>,
 }
 
 enum Decided {
@@ -196,6 +218,31 @@ impl Charging {
             next_reset_at: self.wallet.head().period_end,
             budget: None,
             warnings: Vec::new(),
+            hold: None,
+        }
+    }
+
+    /// A hold's capture, by the wallet's rules (this is wallet `index`): a
+    /// hold no longer live is HOLD_NOT_ACTIVE, which the caller turns into
+    /// a replay or an error from the stored hold.
+    fn capture(&mut self, index: usize, job: &SpendCall, ask: CaptureAsk, now: DateTime<Utc>) -> Decided {
+        match self
+            .wallet
+            .capture(ask.hold_id, ask.credits, job.scope.actor(), now)
+        {
+            Ok(captured) => Decided::Answer(Box::new(Pending {
+                hold: Some(captured.hold),
+                ..self.pending(
+                    SpendOutcome::Charged,
+                    Some(Bound::New {
+                        wallet: index,
+                        row: captured.row,
+                    }),
+                    0,
+                )
+            })),
+            Err(HoldRefusal::Invalid(error)) => Decided::Refused(error.into()),
+            Err(HoldRefusal::NotHeld) => Decided::Refused(AppError::HoldNotActive(String::new())),
         }
     }
 
@@ -203,7 +250,10 @@ impl Charging {
     /// (this is wallet `index` of the batch).
     fn decide(&mut self, index: usize, job: &SpendCall, cost: i64, now: DateTime<Utc>) -> Decided {
         let entry = spend_entry(job, cost);
-        let key = (job.kind(), job.request.idempotency_key.as_str().to_owned());
+        let key = (
+            job.kind().unwrap_or(LedgerKind::Spend),
+            job.request.idempotency_key.as_str().to_owned(),
+        );
         let fingerprint = entry
             .key
             .as_ref()

@@ -41,16 +41,30 @@ pub(super) struct SpendCall {
     pub(super) request: SpendRequest,
     /// A hold instead of a charge (`reserveCredits`): the key is the hold's.
     pub(super) hold: Option<HoldAsk>,
+    /// The capture of a hold instead (`captureHold`): `request` is the
+    /// hold's, and no key is bound.
+    pub(super) capture: Option<CaptureAsk>,
 }
 
 impl SpendCall {
-    /// The kind of row its key binds.
-    pub(super) fn kind(&self) -> LedgerKind {
-        match self.hold {
-            Some(_) => LedgerKind::Hold,
-            None => LedgerKind::Spend,
+    /// The kind of row its key binds (a capture binds none: its hold's
+    /// state makes it happen once).
+    pub(super) fn kind(&self) -> Option<LedgerKind> {
+        match (self.capture, self.hold) {
+            (Some(_), _) => None,
+            (None, Some(_)) => Some(LedgerKind::Hold),
+            (None, None) => Some(LedgerKind::Spend),
         }
     }
+}
+
+/// What a capture asks.
+#[derive(Debug, Clone, Copy)]
+pub struct CaptureAsk {
+    /// The hold.
+    pub hold_id: i64,
+    /// Credits to charge; what is held when `None`.
+    pub credits: Option<i64>,
 }
 
 /// What a hold asks beside a spend's fields.
@@ -81,6 +95,8 @@ pub struct SpendResult {
     pub budget: Option<BudgetUsage>,
     /// SOFT budgets this spend left over their limit.
     pub budget_warnings: Vec<BudgetUsage>,
+    /// For a capture: the hold as it ends.
+    pub hold: Option<domain::hold::Hold>,
 }
 
 /// A key reused for another spend.
@@ -116,6 +132,7 @@ impl Ledger {
                 scope: scope.clone(),
                 request,
                 hold: None,
+                capture: None,
             })
             .await;
         let outcome = match &result {
@@ -181,7 +198,7 @@ pub(super) fn spend_entry(call: &SpendCall, cost: i64) -> Entry {
         None => spend_fingerprint(request.action.as_str(), reference, agent),
     };
     Entry {
-        kind: call.kind(),
+        kind: call.kind().unwrap_or(LedgerKind::Spend),
         action: Some(request.action),
         reference: request.reference.clone(),
         actor: call.scope.actor().to_owned(),

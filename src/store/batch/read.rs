@@ -183,11 +183,11 @@ pub(super) struct Seen {
     budget_version: i64,
 }
 
-/// Locks the wallets of the workspaces in these (workspace, key) pairs (in
-/// id order, so batches sharing wallets cannot deadlock) and reads, under
-/// those locks, their live grants, the SPEND rows the pairs' keys already
-/// bound, the action costs, the wallets' budgets and their counters for
-/// the (workspace, subject) pairs in `subjects`.
+/// Locks the wallets of `workspaces` (in id order, so batches sharing
+/// wallets cannot deadlock) and reads, under those locks, their live grants
+/// and live holds, the SPEND or HOLD rows that the (workspace, key, kind)
+/// `keys` already bound, the action costs, the wallets' budgets and their
+/// counters for the (workspace, subject) pairs in `subjects`.
 ///
 /// PostgreSQL: one statement (see [`SPEND_READS_SQL`]), run a second time
 /// (the locks then held, its snapshot fresh) when a wallet changed between
@@ -196,21 +196,20 @@ pub(super) struct Seen {
 /// one from [`crate::store::begin_write`] (`BEGIN IMMEDIATE`).
 pub async fn read_spends(
     txn: &impl ConnectionTrait,
+    workspaces: &[&str],
     keys: &[(String, String, LedgerKind)],
     subjects: &[(String, String)],
 ) -> Result<SpendBatch> {
-    read_stored(txn, keys, subjects).await?.parse()
+    read_stored(txn, workspaces, keys, subjects).await?.parse()
 }
 
 async fn read_stored(
     txn: &impl ConnectionTrait,
+    workspaces: &[&str],
     keys: &[(String, String, LedgerKind)],
     subjects: &[(String, String)],
 ) -> Result<SpendReads> {
-    let mut workspace_ids: Vec<&str> = keys
-        .iter()
-        .map(|(workspace_id, _, _)| workspace_id.as_str())
-        .collect();
+    let mut workspace_ids: Vec<&str> = workspaces.to_vec();
     workspace_ids.sort_unstable();
     workspace_ids.dedup();
     // A key asked twice in a batch is probed once.

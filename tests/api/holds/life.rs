@@ -267,7 +267,62 @@ async fn a_trial_ending_while_held_expires_them_on_release(app: TestApp) {
     assert_eq!(app.held_balance(&service).await, (0, 0, 0));
 }
 
+/// An upgrade while credits are held raises the allocation and leaves the
+/// hold as it was; a downgrade waits for the reset, where the old
+/// allocation's free credits expire and its held ones wait for the hold.
+async fn an_upgrade_and_a_downgrade_while_held_keep_the_hold_exact(app: TestApp) {
+    app.set_trial_credits(0).await;
+    app.create_workspace("ws-hold-plans").await;
+    let admin = app.token("admin", Some("ws-hold-plans"));
+    app.set_plan(&admin, "STARTER", None).await.data();
+    let service = app.token("service", Some("ws-hold-plans"));
+    let id = hold_id(
+        &app.reserve_ok(
+            &service,
+            "up",
+            &Ask {
+                ttl: Some(3600),
+                ..Ask::of(200)
+            },
+        )
+        .await,
+    );
+    assert_eq!(app.held_balance(&service).await, (250, 50, 200));
+    app.set_plan(&admin, "PRO", None).await.data();
+    // STARTER's 250 raised to PRO's 1,000 in the same grant: 750 more.
+    assert_eq!(app.held_balance(&service).await, (1000, 800, 200));
+    app.capture(&service, &id, None).await.data();
+    assert_eq!(app.held_balance(&service).await, (800, 800, 0));
+    // Downgrade to STARTER, hold 300 just before the reset, capture after.
+    app.set_plan(&admin, "STARTER", None).await.data();
+    let end: chrono::DateTime<chrono::Utc> = app.wallet(&admin, None).await.data()["wallet"]["currentPeriod"]
+        ["end"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    app.clock.set(end - Duration::minutes(10));
+    let late = hold_id(
+        &app.reserve_ok(
+            &service,
+            "late",
+            &Ask {
+                ttl: Some(3600),
+                ..Ask::of(300)
+            },
+        )
+        .await,
+    );
+    app.clock.set(end + Duration::minutes(1));
+    app.ledger.roll_over_periods(app.clock_now()).await.unwrap();
+    // 500 free expired, 300 held wait; STARTER's 250 granted.
+    assert_eq!(app.held_balance(&service).await, (550, 250, 300));
+    app.capture(&service, &late, Some(300)).await.data();
+    assert_eq!(app.held_balance(&service).await, (250, 250, 0));
+}
+
 both_backends!(
+    an_upgrade_and_a_downgrade_while_held_keep_the_hold_exact,
     a_hold_left_alone_expires_by_the_sweep_and_an_extended_one_does_not,
     the_next_write_expires_a_due_hold_first,
     a_release_and_an_expiry_racing_give_back_once,
