@@ -201,11 +201,13 @@ impl Written {
 impl Ledger {
     /// Begins a transaction, locks the workspace's wallet and reads it with
     /// its live grants. A workspace that does not exist is NOT_FOUND.
-    async fn lock(&self, workspace_id: &str) -> AppResult<Locked> {
+    async fn lock(&self, workspace_id: &str, now: DateTime<Utc>) -> AppResult<Locked> {
         let txn = store::begin_write(&self.db).await?;
-        let state = store::wallets::lock(&txn, workspace_id)
+        let mut state = store::wallets::lock(&txn, workspace_id)
             .await?
             .ok_or(AppError::NotFound("workspace"))?;
+        // Holds that settling expires give their budgets back.
+        holds::load_hold_budgets(&txn, &mut state, [], now).await?;
         Ok(Locked {
             txn,
             wallet: open_wallet(state),
@@ -222,7 +224,7 @@ impl Ledger {
 
     /// Locks a wallet and settles it at `now`: every writer's first step.
     async fn lock_settled(&self, workspace_id: &str, now: DateTime<Utc>) -> AppResult<Locked> {
-        let mut locked = self.lock(workspace_id).await?;
+        let mut locked = self.lock(workspace_id, now).await?;
         let plans = plans_if_renewing(&locked.txn, [locked.wallet.head()], now).await?;
         settle(&mut locked.wallet, &plans, now);
         Ok(locked)

@@ -182,17 +182,13 @@ async fn update(txn: &impl ConnectionTrait, hold: &Hold, pins: String) -> Result
     Ok(())
 }
 
-/// Holds due to expire at `now`, as (wallet id) of each, at most `limit`.
-pub async fn wallets_due(db: &impl ConnectionTrait, now: DateTime<Utc>, limit: u64) -> Result<Vec<i64>> {
-    let rows: Vec<i64> = credit_hold::Entity::find()
-        .select_only()
-        .column(credit_hold::Column::WalletId)
+/// Whether a live hold of the wallet is past its expiry at `now`.
+pub async fn any_due(db: &impl ConnectionTrait, wallet_id: i64, now: DateTime<Utc>) -> Result<bool> {
+    Ok(credit_hold::Entity::find()
+        .filter(credit_hold::Column::WalletId.eq(wallet_id))
         .filter(credit_hold::Column::State.eq(HoldState::Held.as_str()))
         .filter(credit_hold::Column::ExpiresAt.lte(now))
-        .distinct()
-        .limit(limit)
-        .into_tuple()
-        .all(db)
-        .await?;
-    Ok(rows)
+        .one(db)
+        .await?
+        .is_some())
 }

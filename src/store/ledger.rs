@@ -136,9 +136,13 @@ pub async fn has_due_grant(db: &impl ConnectionTrait, wallet_id: i64, now: DateT
         .is_some())
 }
 
-/// Whether the wallet is due at `now` (period ended or a grant expired).
+/// Whether the wallet is due at `now` (period ended, a grant expired, or
+/// a hold is past its expiry).
 pub async fn is_due(db: &impl ConnectionTrait, wallet: &Head, now: DateTime<Utc>) -> Result<bool> {
     if wallet.period_end.is_some_and(|end| end <= now) {
+        return Ok(true);
+    }
+    if wallet.held > 0 && super::holds::any_due(db, wallet.id, now).await? {
         return Ok(true);
     }
     has_due_grant(db, wallet.id, now).await

@@ -300,7 +300,11 @@ impl Wallet {
             .moves
             .iter()
             .map(|(grant_id, moved)| {
-                let live = self.state.grants.iter().find(|grant| grant.id == *grant_id);
+                // A grant past its expiry that holds keep open is not live:
+                // credits given back to it would expire at once.
+                let live = self.state.grants.iter().find(|grant| {
+                    grant.id == *grant_id && !crate::settlement::is_grant_due(grant.expires_at, now)
+                });
                 MovedGrant {
                     grant_id: *grant_id,
                     moved: *moved,

@@ -23,6 +23,12 @@
 //! BUDGET_EXCEEDED before looking at the balance, gives reversed spends
 //! back to current windows, and its counters must equal
 //! `wallet.budgetUsage` for a drawn agent every fourth step.
+//! Holds too (`docs/design/holds.md`): reserves (new keys, repeats,
+//! conflicting reuse) pinning credits in burn-down order and counted by the
+//! HARD budgets, captures below, at and above what is held (the excess
+//! taken as far as the balance and budgets allow), releases, extensions,
+//! and expiries by the clock jumps; `available` and `held` are compared
+//! with every balance, HOLD, RELEASE and HOLD_EXPIRED rows with the ledger.
 //! Each run draws a fresh seed and prints it first; a failure (a panic
 //! included) prints it again: `SEED=<n> cargo test model` replays it.
 //! `MODEL_OPS` sets the number of operations (default 1500).
@@ -37,6 +43,7 @@ use crate::both_backends;
 use crate::helpers::client::Answer;
 use crate::helpers::{Random, TestApp};
 
+mod holds;
 mod rules;
 mod run;
 
@@ -127,6 +134,8 @@ async fn service_agrees_with_the_model(app: TestApp) {
                 time_zone,
                 budgets,
                 counters: HashMap::new(),
+                holds: Vec::new(),
+                hold_keys: HashMap::new(),
             },
         );
         run.model
@@ -142,6 +151,22 @@ async fn service_agrees_with_the_model(app: TestApp) {
         run.check_rows(workspace).await;
     }
     eprintln!("model run: {} spends refused by a budget", run.budget_refusals);
+    let states: Vec<&str> = run
+        .model
+        .wallets
+        .values()
+        .flat_map(|wallet| wallet.holds.iter().map(|hold| hold.state))
+        .collect();
+    let counts: Vec<(&str, usize)> = ["HELD", "CAPTURED", "RELEASED", "EXPIRED"]
+        .into_iter()
+        .map(|state| (state, states.iter().filter(|seen| **seen == state).count()))
+        .collect();
+    eprintln!("model run: holds by state {counts:?}");
+    if operations >= 1000 {
+        for (state, count) in &counts[1..] {
+            assert!(*count > 0, "the run never saw a hold {state}");
+        }
+    }
     assert!(
         run.budget_refusals > operations / 50,
         "the run exercised budgets too rarely: {} refusals",

@@ -73,8 +73,29 @@ pub(super) struct Grant {
     pub(super) order: u64,
     /// allocation, purchased or bonus.
     pub(super) bucket: &'static str,
+    /// Credits left, held ones included.
     pub(super) remaining: i64,
+    /// Credits of `remaining` that live holds pin.
+    pub(super) held: i64,
     pub(super) expires_at: Option<DateTime<Utc>>,
+}
+
+/// A hold as the model keeps it.
+#[derive(Debug, Clone)]
+pub(super) struct Hold {
+    /// The service's id.
+    pub(super) id: String,
+    pub(super) credits: i64,
+    /// (grant order, credits), in burn-down order at the time it was placed.
+    pub(super) pins: Vec<(u64, i64)>,
+    pub(super) expires_at: DateTime<Utc>,
+    pub(super) at: DateTime<Utc>,
+    pub(super) agent: Option<&'static str>,
+    pub(super) action: &'static str,
+    /// HELD, CAPTURED, RELEASED or EXPIRED.
+    pub(super) state: &'static str,
+    /// What a capture asked (captured + uncollected).
+    pub(super) asked: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -112,6 +133,10 @@ pub(super) struct Wallet {
     pub(super) budgets: Vec<Budget>,
     /// (budget, subject) → (window start, used in it).
     pub(super) counters: HashMap<(&'static str, String), (DateTime<Utc>, i64)>,
+    /// Holds, oldest first.
+    pub(super) holds: Vec<Hold>,
+    /// Hold keys → the fingerprint that bound them and the hold's index.
+    pub(super) hold_keys: HashMap<String, (String, usize)>,
 }
 
 #[derive(Default)]
@@ -135,6 +160,7 @@ impl Model {
                 order,
                 bucket,
                 remaining: credits,
+                held: 0,
                 expires_at,
             });
         }
@@ -163,15 +189,37 @@ impl Model {
     /// Expire what is due (an EXPIRE row for what each grant still held),
     /// then renew an ended period into the one containing `now`, on the
     /// pending plan if there is one.
+    /// Holds due expire first (oldest expiry first), each giving its
+    /// budgets back; a grant whose credits are pinned expires only what is
+    /// free and stays until its holds end.
     pub(super) fn settle(&mut self, workspace: &str, now: DateTime<Utc>) {
-        let wallet = self.wallets.get_mut(workspace).unwrap();
-        let (due, live): (Vec<Grant>, Vec<Grant>) = std::mem::take(&mut wallet.grants)
-            .into_iter()
-            .partition(|grant| grant.expires_at.is_some_and(|at| at <= now));
-        wallet.grants = live;
-        for grant in due.iter().filter(|grant| grant.remaining > 0) {
-            wallet.rows.push(("EXPIRE".to_owned(), -grant.remaining));
+        let mut due: Vec<usize> = (0..self.wallets[workspace].holds.len())
+            .filter(|&index| {
+                let hold = &self.wallets[workspace].holds[index];
+                hold.state == "HELD" && hold.expires_at <= now
+            })
+            .collect();
+        due.sort_by_key(|&index| (self.wallets[workspace].holds[index].expires_at, index));
+        for index in due {
+            self.give_back(workspace, index, "EXPIRED", now);
         }
+        let wallet = self.wallets.get_mut(workspace).unwrap();
+        let mut kept = Vec::new();
+        for mut grant in std::mem::take(&mut wallet.grants) {
+            if !grant.expires_at.is_some_and(|at| at <= now) {
+                kept.push(grant);
+                continue;
+            }
+            let free = grant.remaining - grant.held;
+            if free > 0 {
+                wallet.rows.push(("EXPIRE".to_owned(), -free));
+            }
+            if grant.held > 0 {
+                grant.remaining = grant.held;
+                kept.push(grant);
+            }
+        }
+        wallet.grants = kept;
         if let (Some(anchor), Some(end)) = (wallet.anchor, wallet.period_end)
             && end <= now
         {
@@ -183,6 +231,21 @@ impl Model {
             let credits = monthly(wallet.plan.unwrap_or_default());
             self.grant_allocation(workspace, credits, end);
         }
+    }
+
+    /// Credits pinned by live holds.
+    pub(super) fn held(&self, workspace: &str) -> i64 {
+        self.wallets[workspace]
+            .holds
+            .iter()
+            .filter(|hold| hold.state == "HELD")
+            .map(|hold| hold.credits)
+            .sum()
+    }
+
+    /// What spends and holds may take.
+    pub(super) fn available(&self, workspace: &str) -> i64 {
+        self.total(workspace) - self.held(workspace)
     }
 
     pub(super) fn total(&self, workspace: &str) -> i64 {
@@ -203,12 +266,30 @@ impl Model {
                 .sum()
         };
         json!({ "total": self.total(workspace), "allocation": sum("allocation"),
-                "purchased": sum("purchased"), "bonus": sum("bonus") })
+                "purchased": sum("purchased"), "bonus": sum("bonus"),
+                "available": self.available(workspace), "held": self.held(workspace) })
     }
 
-    /// Takes `credits` in burn-down order; which grant paid the last one.
+    /// Takes `credits` of what no hold pins, in burn-down order; which
+    /// grant paid the last one.
     pub(super) fn burn(&mut self, workspace: &str, credits: i64) -> Option<u64> {
-        if self.total(workspace) < credits {
+        let pins = self.pick(workspace, credits)?;
+        let wallet = self.wallets.get_mut(workspace).unwrap();
+        for (order, take) in &pins {
+            let grant = wallet
+                .grants
+                .iter_mut()
+                .find(|grant| grant.order == *order)
+                .unwrap();
+            grant.remaining -= take;
+        }
+        pins.last().map(|(order, _)| *order)
+    }
+
+    /// The (grant, credits) that would pay `credits` of what no hold pins,
+    /// in burn-down order; `None` when less is available.
+    pub(super) fn pick(&mut self, workspace: &str, credits: i64) -> Option<Vec<(u64, i64)>> {
+        if self.available(workspace) < credits {
             return None;
         }
         let wallet = self.wallets.get_mut(workspace).unwrap();
@@ -216,16 +297,109 @@ impl Model {
             .grants
             .sort_by_key(|grant| (grant.expires_at.is_none(), grant.expires_at, grant.order));
         let mut left = credits;
-        let mut last = None;
-        for grant in &mut wallet.grants {
-            let take = grant.remaining.min(left);
+        let mut pins = Vec::new();
+        for grant in &wallet.grants {
+            let take = (grant.remaining - grant.held).min(left);
             if take > 0 {
-                grant.remaining -= take;
                 left -= take;
-                last = Some(grant.order);
+                pins.push((grant.order, take));
             }
         }
-        last
+        Some(pins)
+    }
+
+    /// Hold `index`'s credits back to its grants, its budgets given back,
+    /// a RELEASE (or HOLD_EXPIRED) row; then what it gave back to grants
+    /// already expired expires.
+    pub(super) fn give_back(
+        &mut self,
+        workspace: &str,
+        index: usize,
+        state: &'static str,
+        now: DateTime<Utc>,
+    ) {
+        let hold = self.unpin(workspace, index);
+        self.wallets.get_mut(workspace).unwrap().holds[index].state = state;
+        self.recount(workspace, &hold, -hold.credits, 0, now);
+        self.row(
+            workspace,
+            if state == "EXPIRED" {
+                "HOLD_EXPIRED"
+            } else {
+                "RELEASE"
+            },
+            0,
+        );
+        if state != "EXPIRED" {
+            self.expire_freed(workspace, &hold.pins, now);
+        }
+    }
+
+    /// Takes hold `index`'s pins off its grants; the hold.
+    pub(super) fn unpin(&mut self, workspace: &str, index: usize) -> Hold {
+        let wallet = self.wallets.get_mut(workspace).unwrap();
+        let hold = wallet.holds[index].clone();
+        for (order, credits) in &hold.pins {
+            if let Some(grant) = wallet.grants.iter_mut().find(|grant| grant.order == *order) {
+                grant.held -= credits;
+            }
+        }
+        hold
+    }
+
+    /// Credits given back to grants past their expiry expire (an EXPIRE
+    /// row each); such a grant left with nothing pinned is gone.
+    pub(super) fn expire_freed(&mut self, workspace: &str, pins: &[(u64, i64)], now: DateTime<Utc>) {
+        let wallet = self.wallets.get_mut(workspace).unwrap();
+        for (order, _) in pins {
+            let Some(position) = wallet.grants.iter().position(|grant| grant.order == *order) else {
+                continue;
+            };
+            let grant = &mut wallet.grants[position];
+            if !grant.expires_at.is_some_and(|at| at <= now) {
+                continue;
+            }
+            let free = grant.remaining - grant.held;
+            if free > 0 {
+                grant.remaining -= free;
+                wallet.rows.push(("EXPIRE".to_owned(), -free));
+            }
+            if wallet.grants[position].held == 0 {
+                wallet.grants.remove(position);
+            }
+        }
+    }
+
+    /// Budgets that count `hold`'s action by its agent now move by
+    /// `counted` where their window counted the hold, by `fresh` elsewhere.
+    pub(super) fn recount(
+        &mut self,
+        workspace: &str,
+        hold: &Hold,
+        counted: i64,
+        fresh: i64,
+        now: DateTime<Utc>,
+    ) {
+        for (budget, subject, start, used) in self.counting(workspace, hold.agent, Some(hold.action), now) {
+            let delta = if start <= hold.at { counted } else { fresh };
+            if delta != 0 && (delta > 0 || used > 0) {
+                self.wallets
+                    .get_mut(workspace)
+                    .unwrap()
+                    .counters
+                    .insert((budget.name, subject), (start, (used + delta).max(0)));
+            }
+        }
+    }
+
+    /// What the HARD budgets counting `action` by `agent` still allow.
+    pub(super) fn room(&self, workspace: &str, agent: Option<&str>, action: &str, now: DateTime<Utc>) -> i64 {
+        self.counting(workspace, agent, Some(action), now)
+            .into_iter()
+            .filter(|(budget, ..)| budget.hard)
+            .map(|(budget, _, _, used)| (budget.limit - used).max(0))
+            .min()
+            .unwrap_or(i64::MAX)
     }
 }
 
@@ -384,17 +558,18 @@ impl Model {
         found
     }
 
-    /// The first HARD budget a spend of 1 would take over its limit.
+    /// The first HARD budget a spend of `credits` would take over its limit.
     pub(super) fn blocking(
         &self,
         workspace: &str,
         agent: Option<&str>,
         action: &str,
         now: DateTime<Utc>,
+        credits: i64,
     ) -> Option<&'static str> {
         self.counting(workspace, agent, Some(action), now)
             .into_iter()
-            .find(|(budget, _, _, used)| budget.hard && used + 1 > budget.limit)
+            .find(|(budget, _, _, used)| budget.hard && used + credits > budget.limit)
             .map(|(budget, ..)| budget.name)
     }
 

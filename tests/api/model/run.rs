@@ -43,7 +43,7 @@ impl Run {
             .app
             .gql(
                 Some(&self.service[workspace]),
-                "{ wallet { balance { total allocation purchased bonus } } }",
+                "{ wallet { balance { total allocation purchased bonus available held } } }",
                 json!({}),
             )
             .await;
@@ -86,11 +86,11 @@ impl Run {
         let expected = match wallet.spend_keys.get(&key) {
             Some(bound) if *bound == fingerprint => "DUPLICATE",
             Some(_) => "IDEMPOTENCY_CONFLICT",
-            None if self.model.blocking(workspace, agent, action, now).is_some() => {
+            None if self.model.blocking(workspace, agent, action, now, 1).is_some() => {
                 self.budget_refusals += 1;
                 "BUDGET_EXCEEDED"
             }
-            None if self.model.total(workspace) >= 1 => "CHARGED",
+            None if self.model.available(workspace) >= 1 => "CHARGED",
             None => "INSUFFICIENT_CREDITS",
         };
         let answer = self
@@ -164,7 +164,7 @@ impl Run {
         self.model.settle(workspace, now);
         let credits = self.random.below(40) as i64 - 15;
         let credits = if credits == 0 { 1 } else { credits };
-        let expected = if credits > 0 || self.model.total(workspace) >= -credits {
+        let expected = if credits > 0 || self.model.available(workspace) >= -credits {
             "OK"
         } else {
             "BAD_USER_INPUT"
@@ -224,11 +224,10 @@ impl Run {
             self.model.uncount(workspace, &charge, now);
             let wallet = self.model.wallets.get_mut(workspace).unwrap();
             wallet.charges[index].reversed = true;
-            match wallet
-                .grants
-                .iter_mut()
-                .find(|grant| grant.order == charge.grant_order)
-            {
+            // A grant past its expiry (kept while holds pin it) is not live.
+            match wallet.grants.iter_mut().find(|grant| {
+                grant.order == charge.grant_order && !grant.expires_at.is_some_and(|at| at <= now)
+            }) {
                 Some(grant) => grant.remaining += 1,
                 None => {
                     self.model.grant(workspace, "bonus", 1, None);
@@ -362,7 +361,7 @@ impl Run {
                     }
                 }
             }
-            let expected = (fresh as i64).min(self.model.total(workspace)).min(allowed);
+            let expected = (fresh as i64).min(self.model.available(workspace)).min(allowed);
             let refusal = if expected >= allowed {
                 "BUDGET_EXCEEDED"
             } else {
@@ -406,14 +405,15 @@ impl Run {
         let workspace = WORKSPACES[self.random.below(WORKSPACES.len())];
         let roll = self.random.below(100);
         match roll {
-            0..=39 => {
+            0..=27 => {
                 self.keys += 1;
                 let key = format!("k-{}", self.keys);
                 let action = ACTIONS[self.random.below(3)];
                 let agent = AGENTS[self.random.below(AGENTS.len())];
                 self.spend(workspace, action, key, None, agent).await;
             }
-            40..=51 => {
+            28..=45 => self.hold_step(workspace).await,
+            46..=51 => {
                 // A repeat of a recent key, sometimes with another reference.
                 let key = format!("k-{}", self.keys.saturating_sub(self.random.below(20)).max(1));
                 let reference = ["", "", "", "other"][self.random.below(4)];
