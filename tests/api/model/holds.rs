@@ -21,7 +21,7 @@ impl Run {
         let live: Vec<usize> = (0..count)
             .filter(|&index| self.model.wallets[workspace].holds[index].state == "HELD")
             .collect();
-        let mut pick = |random: &mut crate::helpers::Random| {
+        let pick = |random: &mut crate::helpers::Random| {
             if !live.is_empty() && random.below(4) > 0 {
                 live[random.below(live.len())]
             } else {

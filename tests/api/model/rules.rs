@@ -206,7 +206,7 @@ impl Model {
         let wallet = self.wallets.get_mut(workspace).unwrap();
         let mut kept = Vec::new();
         for mut grant in std::mem::take(&mut wallet.grants) {
-            if !grant.expires_at.is_some_and(|at| at <= now) {
+            if grant.expires_at.is_none_or(|at| at > now) {
                 kept.push(grant);
                 continue;
             }
@@ -356,7 +356,7 @@ impl Model {
                 continue;
             };
             let grant = &mut wallet.grants[position];
-            if !grant.expires_at.is_some_and(|at| at <= now) {
+            if grant.expires_at.is_none_or(|at| at > now) {
                 continue;
             }
             let free = grant.remaining - grant.held;

@@ -225,9 +225,11 @@ impl Run {
             let wallet = self.model.wallets.get_mut(workspace).unwrap();
             wallet.charges[index].reversed = true;
             // A grant past its expiry (kept while holds pin it) is not live.
-            match wallet.grants.iter_mut().find(|grant| {
-                grant.order == charge.grant_order && !grant.expires_at.is_some_and(|at| at <= now)
-            }) {
+            match wallet
+                .grants
+                .iter_mut()
+                .find(|grant| grant.order == charge.grant_order && grant.expires_at.is_none_or(|at| at > now))
+            {
                 Some(grant) => grant.remaining += 1,
                 None => {
                     self.model.grant(workspace, "bonus", 1, None);
