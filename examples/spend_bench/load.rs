@@ -142,7 +142,36 @@ pub(super) struct SpendAnswer<'a> {
     pub(super) outcome: &'a str,
 }
 
+/// A hold of one credit for TRIAGE, then its capture (the `pairs` phase).
+pub(super) const RESERVE: &str = "mutation($k: String!) { reserveCredits(input: {action: TRIAGE, credits: 1, holdKey: $k}) { outcome hold { id } } }";
+pub(super) const CAPTURE: &str = "mutation($h: ID!) { captureHold(input: {holdId: $h}) { hold { state } } }";
+
+/// One reserve and its capture on `connection`: ok when the hold was HELD
+/// and then CAPTURED.
+async fn hold_then_capture(connection: &mut Connection, token: &str, key: &str) -> anyhow::Result<()> {
+    let body = format!(
+        r#"{{"query":{},"variables":{{"k":"{key}"}}}}"#,
+        serde_json::to_string(RESERVE)?
+    );
+    let answer: serde_json::Value = serde_json::from_slice(connection.post(token, &body).await?)?;
+    let hold = &answer["data"]["reserveCredits"];
+    anyhow::ensure!(hold["outcome"] == "HELD", "reserve answered {answer}");
+    let id = hold["hold"]["id"].as_str().unwrap_or_default().to_owned();
+    let body = format!(
+        r#"{{"query":{},"variables":{{"h":"{id}"}}}}"#,
+        serde_json::to_string(CAPTURE)?
+    );
+    let answer: serde_json::Value = serde_json::from_slice(connection.post(token, &body).await?)?;
+    anyhow::ensure!(
+        answer["data"]["captureHold"]["hold"]["state"] == "CAPTURED",
+        "capture answered {answer}"
+    );
+    Ok(())
+}
+
 /// Spends over HTTP: closed loop (`rate` None) or open loop at `rate`/s.
+/// The phase `pairs` sends a reserve and its capture instead of each spend
+/// (a latency is the pair's).
 pub(super) async fn service(load: &Load, rate: Option<f64>, phase: &'static str) -> anyhow::Result<Phase> {
     let Load {
         address,
@@ -184,13 +213,25 @@ pub(super) async fn service(load: &Load, rate: Option<f64>, phase: &'static str)
                 }
                 let sent = Instant::now();
                 let wallet = wallet_for(shape, client, i);
+                let token = &tokens[(wallet - 1) as usize];
+                if phase == "pairs" {
+                    hold_then_capture(&mut connection, token, &format!("{phase}-{client}-{i}")).await?;
+                    answered = Instant::now();
+                    if scheduled >= counted_from {
+                        let latency = answered.duration_since(sent).as_secs_f64() * 1000.0;
+                        latencies.push((latency, latency));
+                    }
+                    charged.fetch_add(1, Ordering::Relaxed);
+                    i += 1;
+                    continue;
+                }
                 let body = if budgets {
                     let agent = (client * 7919 + i * 31) % AGENTS;
                     format!(r#"{{"query":{query},"variables":{{"k":"{phase}-{client}-{i}","a":"agent-{agent}"}}}}"#)
                 } else {
                     format!(r#"{{"query":{query},"variables":{{"k":"{phase}-{client}-{i}"}}}}"#)
                 };
-                let answer = connection.post(&tokens[(wallet - 1) as usize], &body).await?;
+                let answer = connection.post(token, &body).await?;
                 // A spend held back by this client's previous answer counts
                 // from its scheduled time (no coordinated omission); one
                 // sent late only by the driver's timer (Tokio's ticks are

@@ -14,7 +14,10 @@
 //!    measures that load rather than the backlog of the one before; a
 //!    spend held back by its client's previous answer counts from its
 //!    scheduled time);
-//! 4. one client alone for a second, against the baseline and the service:
+//! 4. the service again, each client sending a `reserveCredits` of one
+//!    credit and its `captureHold` instead of a spend: pairs per second,
+//!    and what a pair costs against a spend (the aim: at most twice);
+//! 5. one client alone for a second, against the baseline and the service:
 //!    the database's own cost of one transaction on this machine (what the
 //!    ratios are taken against) and a lone spend's latency.
 //!
@@ -249,6 +252,7 @@ async fn case(backend: &str, shape: &'static str, clients: u64, seconds: u64) ->
     let generator_cpu = cpu_time(own).saturating_sub(own_before);
     let database_cpu = postgres_cpu().saturating_sub(database_before);
     let half = service(&load, Some(max.per_second / 2.0), "half").await?;
+    let pairs = service(&load, None, "pairs").await?;
     let lone = service(
         &Load {
             clients: 1,
@@ -278,6 +282,11 @@ async fn case(backend: &str, shape: &'static str, clients: u64, seconds: u64) ->
         max.per_second / 2.0,
         percentile(&half.from_schedule, 0.50),
         percentile(&half.from_schedule, 0.99),
+    );
+    println!(
+        "{backend:>8} {shape:<7} pairs   {}  reserve+capture; a pair costs x{:.2} a spend",
+        pairs.row(),
+        max.per_second / pairs.per_second
     );
     println!(
         "{backend:>8} {shape:<7} lone    one client, {LONE_SECONDS} s each: raw {}; service {}",

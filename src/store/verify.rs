@@ -103,7 +103,10 @@ pub async fn hold_problems(db: &impl ConnectionTrait, wallet: &wallet::Model) ->
             wallet.held_credits
         ));
     }
-    if wallet.held_credits < 0 || wallet.held_credits > wallet.balance_credits {
+    // (A negative balance is reported by the totals' check.)
+    if wallet.held_credits < 0
+        || (wallet.balance_credits >= 0 && wallet.held_credits > wallet.balance_credits)
+    {
         problems.push(format!(
             "held {} outside 0..={}",
             wallet.held_credits, wallet.balance_credits

@@ -56,7 +56,7 @@ async fn migrate_reports_reverts_and_reapplies(app: TestApp) {
     );
 
     let applied = statuses(&succeeded(&app.run_binary(&["migrate", "status"]).await));
-    assert_eq!(applied.len(), 9, "{applied:?}");
+    assert_eq!(applied.len(), 10, "{applied:?}");
     assert!(
         applied.iter().all(|(status, _)| status == "Applied"),
         "{applied:?}"
@@ -67,11 +67,12 @@ async fn migrate_reports_reverts_and_reapplies(app: TestApp) {
     assert!(applied[6].1.starts_with("m20261204_000007"), "{applied:?}");
     assert!(applied[7].1.starts_with("m20261207_000008"), "{applied:?}");
     assert!(applied[8].1.starts_with("m20261207_000009"), "{applied:?}");
+    assert!(applied[9].1.starts_with("m20261207_000010"), "{applied:?}");
 
-    // Migration 9 (webhook queues), 8 (paid credits), 7 (outbox), 6
-    // (refunds), 5 (budgets), then 4 (keys on their rows).
+    // Migration 10 (holds), 9 (webhook queues), 8 (paid credits), 7
+    // (outbox), 6 (refunds), 5 (budgets), then 4 (keys on their rows).
     let after_down = statuses(&succeeded(
-        &app.run_binary(&["migrate", "down", "--steps", "6"]).await,
+        &app.run_binary(&["migrate", "down", "--steps", "7"]).await,
     ));
     assert_eq!(
         after_down
@@ -79,11 +80,15 @@ async fn migrate_reports_reverts_and_reapplies(app: TestApp) {
             .map(|(status, _)| status.as_str())
             .collect::<Vec<_>>(),
         [
-            "Applied", "Applied", "Applied", "Pending", "Pending", "Pending", "Pending", "Pending", "Pending"
+            "Applied", "Applied", "Applied", "Pending", "Pending", "Pending", "Pending", "Pending",
+            "Pending", "Pending"
         ]
     );
     let db = app.db();
     for gone in [
+        "SELECT id FROM credit_hold",
+        "SELECT held_credits FROM wallet",
+        "SELECT hold_id FROM ledger_entry",
         "SELECT endpoint_id FROM webhook_queue",
         "SELECT payment_reference FROM stripe_payment",
         "SELECT subscription_id FROM stripe_subscription",
@@ -102,7 +107,7 @@ async fn migrate_reports_reverts_and_reapplies(app: TestApp) {
         let read = db
             .query_all_raw(sea_orm::Statement::from_string(db.get_database_backend(), gone))
             .await;
-        assert!(read.is_err(), "migrations 9 to 5 reverted: {gone}");
+        assert!(read.is_err(), "migrations 10 to 5 reverted: {gone}");
     }
     let column = db
         .query_all_raw(sea_orm::Statement::from_string(

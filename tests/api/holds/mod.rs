@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use crate::helpers::TestApp;
 use crate::helpers::client::Answer;
 
+mod crash;
 mod exact;
 mod life;
 mod stream;

@@ -82,7 +82,7 @@ async fn a_batch_s_events_are_signed_and_delivered_in_order(app: TestApp) {
     assert_eq!(data[2]["amount"], 100);
     assert_eq!(
         data[3]["balance"],
-        json!({"total": 100, "allocation": 0, "purchased": 100, "bonus": 0})
+        json!({"total": 100, "allocation": 0, "purchased": 100, "bonus": 0, "available": 100, "held": 0})
     );
 
     let listed = settled_deliveries(&app, &admin, &endpoint_id, 4).await;
