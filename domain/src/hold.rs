@@ -35,8 +35,8 @@ pub const MAX_HOLD_CREDITS: i64 = 1_000_000;
 /// The longest release reason, in characters.
 pub const MAX_REASON_CHARS: usize = 200;
 
-/// Grants' ids for holds this change creates start here (as grants' do at
-/// `wallet::NEW_GRANT_ID_BASE`) until the applier stores them.
+/// Holds a change places get provisional ids from here up (as grants do
+/// from `wallet::NEW_GRANT_ID_BASE`); stored, a hold takes its HOLD row's id.
 pub const NEW_HOLD_ID_BASE: i64 = 1 << 62;
 
 /// A hold as the rules see it.

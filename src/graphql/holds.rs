@@ -3,12 +3,11 @@
 
 use async_graphql::{Context, ID, Object};
 
-use super::mutation::spender;
 use super::types::{
     CaptureHoldInput, ExtendHoldInput, HoldPayload, ReleaseHoldInput, ReserveCreditsInput,
     ReserveCreditsPayload,
 };
-use super::{caller, ledger, scope};
+use super::{caller, ledger, scope, spender};
 use crate::auth::{Operation, WalletScope};
 use crate::error::AppError;
 use crate::graphql::errors::GraphqlResult;

@@ -18,12 +18,14 @@ mod subscription;
 mod types;
 mod webhooks;
 
-use async_graphql::{Context, Schema};
+use async_graphql::{Context, ID, Schema};
 
 use crate::auth::{Caller, Operation, WalletScope, authorize};
 use crate::error::AppError;
-use crate::service::Ledger;
-use domain::ids::WorkspaceId;
+use crate::service::{Ledger, SpendRequest};
+use domain::budget::check_agent_id;
+use domain::catalogue::Role;
+use domain::ids::{IdempotencyKey, WorkspaceId, parse_reference};
 
 pub use documents::parse as parse_document;
 pub use limits::{QUERY_ALIASES_MAX, QUERY_ERRORS_MAX, QUERY_FIELDS_MAX, QUERY_NESTING_MAX};
@@ -107,4 +109,40 @@ fn scope(
         .map(|raw| WorkspaceId::parse("workspaceId", raw))
         .transpose()?;
     authorize(caller, requested, operation)
+}
+
+/// The scope and request of a spend or a hold: the caller may spend the
+/// action in the workspace, and an agent spends for itself
+/// (`docs/design/budgets.md`). `key`: the key's field name and value.
+fn spender(
+    ctx: &Context<'_>,
+    workspace_id: Option<&ID>,
+    action: domain::catalogue::Action,
+    key: (&'static str, &str),
+    reference: Option<&str>,
+    agent_id: Option<ID>,
+) -> Result<(WalletScope, SpendRequest), AppError> {
+    let mut request = SpendRequest {
+        action,
+        idempotency_key: IdempotencyKey::parse(key.0, key.1)?,
+        reference: parse_reference("reference", reference)?,
+        agent_id: agent_id.map(|agent| agent.0),
+    };
+    if let Some(agent) = &request.agent_id {
+        check_agent_id(agent)?;
+    }
+    let scope = scope(ctx, workspace_id, Operation::Spend(request.action))?;
+    let caller = caller(ctx)?;
+    if caller.role == Role::Agent {
+        match &request.agent_id {
+            None => request.agent_id = Some(caller.subject.clone()),
+            Some(agent) if *agent == caller.subject => {}
+            Some(_) => {
+                return Err(AppError::Forbidden(
+                    "spend for another agent (an agent token spends for its own sub)",
+                ));
+            }
+        }
+    }
+    Ok((scope, request))
 }

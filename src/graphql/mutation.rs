@@ -15,54 +15,17 @@ use crate::auth::{Caller, Operation, WalletScope, authorize_operator};
 use crate::error::AppError;
 use crate::graphql::errors::GraphqlResult;
 use crate::service::{
-    AdjustRequest, AutoTopUpRequest, BudgetInput, ChangePlanRequest, CreateWorkspaceRequest, SpendRequest,
+    AdjustRequest, AutoTopUpRequest, BudgetInput, ChangePlanRequest, CreateWorkspaceRequest,
     ThresholdRequest, TopUpRequest, parse_reason,
 };
 use crate::service::{Ledger, WORKSPACE_NAME_LENGTH_MAX};
 use domain::auto_top_up::parse_request_id;
 use domain::budget::{check_agent_id, check_budget, parse_time_zone};
-use domain::catalogue::Role;
-use domain::ids::{IdempotencyKey, WorkspaceId, parse_reference};
+use domain::ids::{IdempotencyKey, WorkspaceId};
 
 /// Spending and buying credits.
 #[derive(Default)]
 pub struct SpendMutation;
-
-/// The scope and request of a spend or a hold: the caller may spend the
-/// action in the workspace, and an agent spends for itself
-/// (`docs/design/budgets.md`). `key`: the key's field name and value.
-pub(super) fn spender(
-    ctx: &Context<'_>,
-    workspace_id: Option<&ID>,
-    action: domain::catalogue::Action,
-    key: (&'static str, &str),
-    reference: Option<&str>,
-    agent_id: Option<ID>,
-) -> Result<(WalletScope, SpendRequest), AppError> {
-    let mut request = SpendRequest {
-        action,
-        idempotency_key: IdempotencyKey::parse(key.0, key.1)?,
-        reference: parse_reference("reference", reference)?,
-        agent_id: agent_id.map(|agent| agent.0),
-    };
-    if let Some(agent) = &request.agent_id {
-        check_agent_id(agent)?;
-    }
-    let scope = scope(ctx, workspace_id, Operation::Spend(request.action))?;
-    let caller = caller(ctx)?;
-    if caller.role == Role::Agent {
-        match &request.agent_id {
-            None => request.agent_id = Some(caller.subject.clone()),
-            Some(agent) if *agent == caller.subject => {}
-            Some(_) => {
-                return Err(AppError::Forbidden(
-                    "spend for another agent (an agent token spends for its own sub)",
-                ));
-            }
-        }
-    }
-    Ok((scope, request))
-}
 
 #[Object]
 impl SpendMutation {
@@ -73,7 +36,7 @@ impl SpendMutation {
         ctx: &Context<'_>,
         input: SpendCreditInput,
     ) -> async_graphql::Result<SpendCreditPayload> {
-        let (scope, request) = spender(
+        let (scope, request) = super::spender(
             ctx,
             input.workspace_id.as_ref(),
             input.action.into(),

@@ -13,7 +13,7 @@ use crate::store;
 use domain::budget::BudgetUsage;
 use domain::hold::{Hold, HoldState, check_credits, time_to_live};
 use domain::spend::SpendOutcome;
-use domain::wallet::{HoldRefusal, WalletState};
+use domain::wallet::HoldRefusal;
 
 /// A validated `reserveCredits`.
 #[derive(Debug, Clone)]
@@ -145,7 +145,7 @@ impl Ledger {
             }),
             Err(AppError::HoldNotActive(_)) => {
                 // Resolved holds never change again: read outside the batch.
-                let hold = self.stored_hold(&self.db, hold_id).await?;
+                let hold = stored(store::holds::find(&self.db, hold_id).await?)?;
                 let asked = hold.captured + hold.uncollected;
                 if hold.state == HoldState::Captured && credits.is_none_or(|credits| credits == asked) {
                     let row = store::holds::capture_row(&self.db, hold_id).await?;
@@ -248,7 +248,7 @@ impl Ledger {
         if wallet_id != state.head.id {
             return Err(AppError::NotFound("hold"));
         }
-        load_hold_budgets(&txn, &mut state, [hold.agent_id.as_deref()], now).await?;
+        super::load_hold_budgets(&txn, &mut state, [hold.agent_id.as_deref()], now).await?;
         let mut locked = super::Locked {
             txn,
             wallet: super::open_wallet(state),
@@ -276,9 +276,12 @@ impl Ledger {
             .cloned();
         let hold = match known {
             Some(hold) => hold,
-            None => match self.stored_hold(&locked.txn, hold_id).await {
-                Ok(hold) => hold,
-                Err(error) => return error,
+            None => match store::holds::find(&locked.txn, hold_id).await {
+                Ok(found) => match stored(found) {
+                    Ok(hold) => hold,
+                    Err(error) => return error,
+                },
+                Err(error) => return error.into(),
             },
         };
         if let Err(error) = self.finish(locked, now).await {
@@ -305,53 +308,11 @@ impl Ledger {
             .ok_or(AppError::NotFound("workspace"))?;
         Ok(state.balance())
     }
-
-    /// The hold as stored (in the lock's transaction, or as settling
-    /// just expired it).
-    async fn stored_hold(&self, txn: &impl sea_orm::ConnectionTrait, hold_id: i64) -> AppResult<Hold> {
-        store::holds::find(txn, hold_id)
-            .await?
-            .map(|(_, hold)| hold)
-            .ok_or(AppError::NotFound("hold"))
-    }
 }
 
-/// The budgets and counters that expiring holds of `state` (and those of
-/// `agents`) count in, merged into what was read, so that settling gives
-/// their credits back to the right counters.
-pub(super) async fn load_hold_budgets<'a>(
-    txn: &store::Tx,
-    state: &mut WalletState,
-    agents: impl IntoIterator<Item = Option<&'a str>>,
-    now: DateTime<Utc>,
-) -> AppResult<()> {
-    let mut subjects: Vec<Option<String>> =
-        agents.into_iter().map(|agent| agent.map(str::to_owned)).collect();
-    subjects.extend(
-        state
-            .holds
-            .iter()
-            .filter(|hold| hold.is_due(now))
-            .map(|hold| hold.agent_id.clone()),
-    );
-    subjects.sort();
-    subjects.dedup();
-    for agent in subjects {
-        let (budgets, counters) = store::budgets::load(txn, state.head.id, agent.as_deref()).await?;
-        if state.budgets.is_empty() {
-            state.budgets = budgets;
-        }
-        for counter in counters {
-            let loaded = state
-                .counters
-                .iter()
-                .any(|known| known.budget_id == counter.budget_id && known.subject == counter.subject);
-            if !loaded {
-                state.counters.push(counter);
-            }
-        }
-    }
-    Ok(())
+/// A hold as found in the store.
+fn stored(found: Option<(i64, Hold)>) -> AppResult<Hold> {
+    found.map(|(_, hold)| hold).ok_or(AppError::NotFound("hold"))
 }
 
 /// The error for an operation on a hold no longer live.

@@ -207,7 +207,7 @@ impl Ledger {
             .await?
             .ok_or(AppError::NotFound("workspace"))?;
         // Holds that settling expires give their budgets back.
-        holds::load_hold_budgets(&txn, &mut state, [], now).await?;
+        load_hold_budgets(&txn, &mut state, [], now).await?;
         Ok(Locked {
             txn,
             wallet: open_wallet(state),
@@ -317,4 +317,42 @@ fn settle(wallet: &mut Wallet, plans: &[PlanView], now: DateTime<Utc>) {
         },
         now,
     );
+}
+
+/// The budgets and counters that expiring holds of `state` (and those of
+/// `agents`) count in, merged into what was read, so that settling gives
+/// their credits back to the right counters.
+async fn load_hold_budgets<'a>(
+    txn: &store::Tx,
+    state: &mut WalletState,
+    agents: impl IntoIterator<Item = Option<&'a str>>,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
+    let mut subjects: Vec<Option<String>> =
+        agents.into_iter().map(|agent| agent.map(str::to_owned)).collect();
+    subjects.extend(
+        state
+            .holds
+            .iter()
+            .filter(|hold| hold.is_due(now))
+            .map(|hold| hold.agent_id.clone()),
+    );
+    subjects.sort();
+    subjects.dedup();
+    for agent in subjects {
+        let (budgets, counters) = store::budgets::load(txn, state.head.id, agent.as_deref()).await?;
+        if state.budgets.is_empty() {
+            state.budgets = budgets;
+        }
+        for counter in counters {
+            let loaded = state
+                .counters
+                .iter()
+                .any(|known| known.budget_id == counter.budget_id && known.subject == counter.subject);
+            if !loaded {
+                state.counters.push(counter);
+            }
+        }
+    }
+    Ok(())
 }

@@ -7,34 +7,11 @@ use entity::{credit_hold, ledger_entry};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 
-use super::rows::stored;
+use super::rows::hold;
 use super::{Result, internal};
 use domain::catalogue::LedgerKind;
 use domain::hold::{Hold, HoldState};
 use domain::wallet::Change;
-
-/// A stored hold as the rules see it.
-pub fn hold(model: credit_hold::Model) -> Result<Hold> {
-    let pins: Vec<(i64, i64)> = serde_json::from_str(&model.pins)
-        .map_err(|error| internal(format!("hold {}: pins: {error}", model.id)))?;
-    Ok(Hold {
-        id: model.id,
-        key: model.hold_key,
-        state: stored(&model.state)?,
-        action: stored(&model.action)?,
-        agent_id: model.agent_id,
-        reference: model.reference,
-        actor: model.actor,
-        credits: model.credits,
-        captured: model.captured_credits,
-        uncollected: model.uncollected_credits,
-        pins,
-        expires_at: model.expires_at,
-        created_at: model.created_at,
-        resolved_at: model.resolved_at,
-        reason: model.reason,
-    })
-}
 
 /// The live holds of those of `wallets` (id, held credits) that hold any.
 pub async fn live_of(

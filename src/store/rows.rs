@@ -1,10 +1,11 @@
 //! Stored rows parsed into `domain` values, once, here: heads, grants,
 //! transactions, balances after a row.
 
-use entity::{credit_grant, ledger_entry, wallet};
+use entity::{credit_grant, credit_hold, ledger_entry, wallet};
 
 use super::{Result, internal};
 use domain::catalogue::UnknownName;
+use domain::hold::Hold;
 use domain::views::{BalanceView, TransactionView};
 use domain::wallet::{Grant, Head, Purchase, WalletState};
 
@@ -73,10 +74,7 @@ pub fn states(
     let mut holds = holds;
     holds.sort_unstable_by_key(|hold| hold.id);
     for model in holds {
-        holds_of
-            .entry(model.wallet_id)
-            .or_default()
-            .push(super::holds::hold(model)?);
+        holds_of.entry(model.wallet_id).or_default().push(hold(model)?);
     }
     let mut by_wallet: std::collections::HashMap<i64, Vec<Grant>> = std::collections::HashMap::new();
     let mut grants = grants;
@@ -174,4 +172,27 @@ pub fn counter(model: entity::budget_counter::Model) -> domain::budget::Counter 
         used: model.used_credits,
         exhausted_at: model.exhausted_at,
     }
+}
+
+/// A stored hold as the rules see it.
+pub fn hold(model: credit_hold::Model) -> Result<Hold> {
+    let pins: Vec<(i64, i64)> = serde_json::from_str(&model.pins)
+        .map_err(|error| internal(format!("hold {}: pins: {error}", model.id)))?;
+    Ok(Hold {
+        id: model.id,
+        key: model.hold_key,
+        state: stored(&model.state)?,
+        action: stored(&model.action)?,
+        agent_id: model.agent_id,
+        reference: model.reference,
+        actor: model.actor,
+        credits: model.credits,
+        captured: model.captured_credits,
+        uncollected: model.uncollected_credits,
+        pins,
+        expires_at: model.expires_at,
+        created_at: model.created_at,
+        resolved_at: model.resolved_at,
+        reason: model.reason,
+    })
 }

@@ -116,7 +116,7 @@ pub async fn hold_problems(db: &impl ConnectionTrait, wallet: &wallet::Model) ->
     for model in holds {
         let id = model.id;
         let (state, credits, captured) = (model.state.clone(), model.credits, model.captured_credits);
-        let hold = super::holds::hold(model)?;
+        let hold = super::rows::hold(model)?;
         let of = |kind: LedgerKind| -> Vec<&ledger_entry::Model> {
             rows.iter()
                 .filter(|row| row.kind == kind.as_str() && row.hold_id == Some(id))

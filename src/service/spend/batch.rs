@@ -62,13 +62,8 @@ impl Ledger {
                 .filter_map(|ask| state.holds.iter().find(|hold| hold.id == ask.hold_id))
                 .map(|hold| hold.agent_id.clone())
                 .collect();
-            crate::service::holds::load_hold_budgets(
-                &txn,
-                &mut state,
-                captured.iter().map(Option::as_deref),
-                now,
-            )
-            .await?;
+            crate::service::load_hold_budgets(&txn, &mut state, captured.iter().map(Option::as_deref), now)
+                .await?;
             by_workspace.insert(state.head.workspace_id.clone(), wallets.len());
             by_id.insert(state.head.id, wallets.len());
             let mut wallet = crate::service::open_wallet(state);

@@ -58,7 +58,7 @@ async fn hold_then_end(
     );
     let id = payload["hold"]["id"].as_str().unwrap().to_owned();
     held.lock().unwrap().insert(key.to_owned(), id.clone());
-    let (query, field) = if client % 2 == 0 {
+    let (query, field) = if client.is_multiple_of(2) {
         (CAPTURE, "captureHold")
     } else {
         (RELEASE, "releaseHold")
