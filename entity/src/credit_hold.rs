@@ -27,6 +27,21 @@ pub struct Model {
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {}
+pub enum Relation {
+    /// The wallet holding it (a capture finds the hold and its workspace
+    /// in one read).
+    #[sea_orm(
+        belongs_to = "super::wallet::Entity",
+        from = "Column::WalletId",
+        to = "super::wallet::Column::Id"
+    )]
+    Wallet,
+}
+
+impl Related<super::wallet::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Wallet.def()
+    }
+}
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -74,9 +74,14 @@ impl Ledger {
                 capture: None,
             })
             .await?;
-        let hold = match answer.transaction.as_ref().and_then(|row| row.hold_id) {
-            Some(id) => store::holds::find(&self.db, id).await?.map(|(_, hold)| hold),
-            None => None,
+        // A new hold comes from its batch; a repeat's is read as it is now.
+        let hold = match (
+            answer.hold,
+            answer.transaction.as_ref().and_then(|row| row.hold_id),
+        ) {
+            (Some(hold), _) => Some(hold),
+            (None, Some(id)) => store::holds::find(&self.db, id).await?.map(|(_, hold)| hold),
+            (None, None) => None,
         };
         Ok(ReserveResult {
             outcome: answer.outcome,
@@ -90,13 +95,7 @@ impl Ledger {
     /// A hold and the workspace whose wallet holds it (for the caller's
     /// authorisation).
     pub async fn find_hold(&self, id: i64) -> AppResult<Option<(String, Hold)>> {
-        let Some((wallet_id, hold)) = store::holds::find(&self.db, id).await? else {
-            return Ok(None);
-        };
-        let workspace = store::ledger::workspace_of_wallet(&self.db, wallet_id)
-            .await?
-            .ok_or(AppError::NotFound("hold"))?;
-        Ok(Some((workspace, hold)))
+        Ok(store::holds::find_with_workspace(&self.db, id).await?)
     }
 
     /// Captures a hold: charges `credits` (default: what it holds), in the
@@ -111,15 +110,10 @@ impl Ledger {
         if let Some(credits) = credits {
             check_credits(credits)?;
         }
-        let (wallet_id, hold) = store::holds::find(&self.db, hold_id)
-            .await?
-            .ok_or(AppError::NotFound("hold"))?;
-        let head = store::wallets::find(&self.db, scope.workspace_id().as_str())
-            .await?
-            .ok_or(AppError::NotFound("workspace"))?;
-        if head.id != wallet_id {
-            return Err(AppError::NotFound("hold"));
-        }
+        let hold = match store::holds::find_with_workspace(&self.db, hold_id).await? {
+            Some((workspace, hold)) if workspace == scope.workspace_id().as_str() => hold,
+            _ => return Err(AppError::NotFound("hold")),
+        };
         let request = SpendRequest {
             action: hold.action,
             idempotency_key: domain::ids::IdempotencyKey::parse("holdKey", &hold.key)?,
@@ -248,7 +242,7 @@ impl Ledger {
         if wallet_id != state.head.id {
             return Err(AppError::NotFound("hold"));
         }
-        super::load_hold_budgets(&txn, &mut state, [hold.agent_id.as_deref()], now).await?;
+        super::load_hold_budgets(&txn, &mut state, [hold.agent_id.as_deref()], now, false).await?;
         let mut locked = super::Locked {
             txn,
             wallet: super::open_wallet(state),

@@ -207,7 +207,7 @@ impl Ledger {
             .await?
             .ok_or(AppError::NotFound("workspace"))?;
         // Holds that settling expires give their budgets back.
-        load_hold_budgets(&txn, &mut state, [], now).await?;
+        load_hold_budgets(&txn, &mut state, [], now, false).await?;
         Ok(Locked {
             txn,
             wallet: open_wallet(state),
@@ -327,7 +327,12 @@ async fn load_hold_budgets<'a>(
     state: &mut WalletState,
     agents: impl IntoIterator<Item = Option<&'a str>>,
     now: DateTime<Utc>,
+    budgets_read: bool,
 ) -> AppResult<()> {
+    if budgets_read && state.budgets.is_empty() {
+        // The wallet has no budget: nothing to count.
+        return Ok(());
+    }
     let mut subjects: Vec<Option<String>> =
         agents.into_iter().map(|agent| agent.map(str::to_owned)).collect();
     subjects.extend(

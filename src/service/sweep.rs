@@ -61,7 +61,7 @@ impl Ledger {
             // the lock it is no longer due, and it is not this sweep's.
             let mut changes: Vec<Change> = Vec::with_capacity(states.len());
             for mut state in states.into_iter().filter(|state| state.is_due(now)) {
-                super::load_hold_budgets(&txn, &mut state, [], now).await?;
+                super::load_hold_budgets(&txn, &mut state, [], now, false).await?;
                 let mut wallet = super::open_wallet(state);
                 settle(&mut wallet, plans, now);
                 changes.push(wallet.finish(now));

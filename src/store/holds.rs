@@ -43,6 +43,18 @@ pub async fn find(db: &impl ConnectionTrait, id: i64) -> Result<Option<(i64, Hol
     }
 }
 
+/// A hold by id, with its wallet's workspace, in one read.
+pub async fn find_with_workspace(db: &impl ConnectionTrait, id: i64) -> Result<Option<(String, Hold)>> {
+    let found = credit_hold::Entity::find_by_id(id)
+        .find_also_related(entity::wallet::Entity)
+        .one(db)
+        .await?;
+    match found {
+        Some((model, Some(wallet))) => Ok(Some((wallet.workspace_id, hold(model)?))),
+        _ => Ok(None),
+    }
+}
+
 /// The SPEND row that captured hold `id`.
 pub async fn capture_row(db: &impl ConnectionTrait, id: i64) -> Result<Option<ledger_entry::Model>> {
     ledger_entry::Entity::find()

@@ -54,16 +54,10 @@ impl Ledger {
         let mut by_workspace: HashMap<String, usize> = HashMap::new();
         let mut by_id: HashMap<i64, usize> = HashMap::new();
         for mut state in reads.states {
-            // The budgets that captured holds count in, with those that
-            // settling's expiries give back to.
-            let captured: Vec<Option<String>> = jobs
-                .iter()
-                .filter_map(|job| job.capture)
-                .filter_map(|ask| state.holds.iter().find(|hold| hold.id == ask.hold_id))
-                .map(|hold| hold.agent_id.clone())
-                .collect();
-            crate::service::load_hold_budgets(&txn, &mut state, captured.iter().map(Option::as_deref), now)
-                .await?;
+            // A capture's counters were read with the batch (its request
+            // names the hold's agent); those that settling's expiries give
+            // back to may not have been.
+            crate::service::load_hold_budgets(&txn, &mut state, [], now, true).await?;
             by_workspace.insert(state.head.workspace_id.clone(), wallets.len());
             by_id.insert(state.head.id, wallets.len());
             let mut wallet = crate::service::open_wallet(state);
@@ -152,6 +146,10 @@ impl Ledger {
                     }
                     _ => None,
                 };
+                let hold = pending.hold.map(|hold| match (&transaction, hold.is_new()) {
+                    (Some(row), true) => domain::hold::Hold { id: row.id, ..hold },
+                    _ => hold,
+                });
                 Ok(Ok(SpendResult {
                     outcome: pending.outcome,
                     transaction,
@@ -161,7 +159,7 @@ impl Ledger {
                     suggested_top_up,
                     budget: pending.budget,
                     budget_warnings: pending.warnings,
-                    hold: pending.hold,
+                    hold,
                 }))
             })
             .collect()
@@ -275,7 +273,11 @@ impl Charging {
             (SpendAnswer::Fresh(SpendDecision::Charge(_)), Some(row)) => {
                 let bound = Bound::New { wallet: index, row };
                 self.keys.insert(key, (fingerprint, bound.clone()));
-                self.pending(SpendOutcome::Charged, Some(bound), cost)
+                Pending {
+                    // A hold just placed (its id is its row's, once stored).
+                    hold: job.hold.and(self.wallet.holds().last().cloned()),
+                    ..self.pending(SpendOutcome::Charged, Some(bound), cost)
+                }
             }
             (SpendAnswer::Fresh(_), _) => self.pending(SpendOutcome::InsufficientCredits, None, cost),
         };
