@@ -4,11 +4,15 @@
 
 use chrono::{DateTime, Utc};
 use entity::{credit_hold, ledger_entry};
-use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    Statement,
+};
+use serde::Serialize;
 
+use super::batch::json;
 use super::rows::hold;
-use super::{Result, internal};
+use super::{Result, internal, is_sqlite};
 use domain::catalogue::LedgerKind;
 use domain::hold::{Hold, HoldState};
 use domain::wallet::Change;
@@ -101,6 +105,7 @@ pub(super) async fn write(
     resolve: impl Fn(i64, i64) -> Result<i64>,
 ) -> Result<()> {
     let mut new = Vec::new();
+    let mut moves = Vec::new();
     for (change, ids) in changes.iter().zip(ids) {
         for hold in &change.holds {
             let pins: Vec<(i64, i64)> = hold
@@ -108,11 +113,19 @@ pub(super) async fn write(
                 .iter()
                 .map(|(grant_id, credits)| Ok((resolve(change.wallet_id, *grant_id)?, *credits)))
                 .collect::<Result<_>>()?;
-            let pins = serde_json::to_string(&pins).map_err(|error| internal(error.to_string()))?;
             if !hold.is_new() {
-                update(txn, hold, pins).await?;
+                moves.push(HoldMove {
+                    id: hold.id,
+                    state: hold.state.as_str(),
+                    captured_credits: hold.captured,
+                    uncollected_credits: hold.uncollected,
+                    expires_at: hold.expires_at,
+                    resolved_at: hold.resolved_at,
+                    reason: hold.reason.as_deref(),
+                });
                 continue;
             }
+            let pins = serde_json::to_string(&pins).map_err(|error| internal(error.to_string()))?;
             let row = change
                 .rows
                 .iter()
@@ -144,29 +157,69 @@ pub(super) async fn write(
             .exec_without_returning(txn)
             .await?;
     }
-    Ok(())
+    update(txn, &moves).await
 }
 
-/// A stored hold moved: its state, what was captured, its expiry.
-async fn update(txn: &impl ConnectionTrait, hold: &Hold, pins: String) -> Result<()> {
-    let updated = credit_hold::Entity::update_many()
-        .col_expr(credit_hold::Column::State, Expr::value(hold.state.as_str()))
-        .col_expr(credit_hold::Column::CapturedCredits, Expr::value(hold.captured))
-        .col_expr(
-            credit_hold::Column::UncollectedCredits,
-            Expr::value(hold.uncollected),
+/// A stored hold as it moves: its state, what was captured, its expiry
+/// (its pins never change once placed).
+#[derive(Serialize)]
+struct HoldMove<'a> {
+    id: i64,
+    state: &'static str,
+    captured_credits: i64,
+    uncollected_credits: i64,
+    #[serde(serialize_with = "super::batch::stored_time::required")]
+    expires_at: DateTime<Utc>,
+    #[serde(serialize_with = "super::batch::stored_time::optional")]
+    resolved_at: Option<DateTime<Utc>>,
+    reason: Option<&'a str>,
+}
+
+/// Moves stored holds in one statement, each only while HELD (under its
+/// wallet's lock nothing else moves it): one trip for a batch of captures,
+/// not one per hold.
+async fn update(txn: &impl ConnectionTrait, holds: &[HoldMove<'_>]) -> Result<()> {
+    if holds.is_empty() {
+        return Ok(());
+    }
+    let set = "state = v.state, captured_credits = v.captured_credits, \
+        uncollected_credits = v.uncollected_credits, expires_at = v.expires_at, \
+        resolved_at = v.resolved_at, reason = v.reason";
+    let statement = if is_sqlite(txn) {
+        Statement::from_sql_and_values(
+            DbBackend::Sqlite,
+            format!(
+                "UPDATE credit_hold SET {set} FROM (SELECT value->>'id' AS id, value->>'state' AS state, \
+                 value->>'captured_credits' AS captured_credits, \
+                 value->>'uncollected_credits' AS uncollected_credits, value->>'expires_at' AS expires_at, \
+                 value->>'resolved_at' AS resolved_at, value->>'reason' AS reason FROM jsonb_each(?)) AS v \
+                 WHERE credit_hold.id = v.id AND credit_hold.state = 'HELD'"
+            ),
+            [json(&holds)?],
         )
-        .col_expr(credit_hold::Column::ExpiresAt, Expr::value(hold.expires_at))
-        .col_expr(credit_hold::Column::ResolvedAt, Expr::value(hold.resolved_at))
-        .col_expr(credit_hold::Column::Reason, Expr::value(hold.reason.clone()))
-        .col_expr(credit_hold::Column::Pins, Expr::value(pins))
-        .filter(credit_hold::Column::Id.eq(hold.id))
-        // Under the wallet's lock only a live hold moves.
-        .filter(credit_hold::Column::State.eq(HoldState::Held.as_str()))
-        .exec(txn)
-        .await?;
-    if updated.rows_affected != 1 {
-        return Err(internal(format!("hold {} was not live when written", hold.id)));
+    } else {
+        Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            format!(
+                "UPDATE credit_hold SET {set} FROM json_to_recordset($1::json) AS v(id bigint, state text, \
+                 captured_credits bigint, uncollected_credits bigint, expires_at timestamptz, \
+                 resolved_at timestamptz, reason text) \
+                 WHERE credit_hold.id = v.id AND credit_hold.state = 'HELD' AND {}",
+                super::batch::any_id("credit_hold.id", "$2")
+            ),
+            [
+                json(&holds)?,
+                super::batch::id_list(holds.iter().map(|hold| hold.id)),
+            ],
+        )
+    };
+    let updated = txn.execute_raw(statement).await?;
+    if updated.rows_affected() != holds.len() as u64 {
+        return Err(internal(format!(
+            "{} of {} holds were not live when written",
+            holds.len() as u64 - updated.rows_affected(),
+            holds.len()
+        )));
     }
     Ok(())
 }

@@ -26,7 +26,7 @@ pub(crate) fn id_list(ids: impl Iterator<Item = i64>) -> Value {
 /// every plan counts on a few ids and the statement keeps its cached plan
 /// (with `string_to_array($n, ',')` a custom plan was made afresh at every
 /// execution at low load; `docs/benchmarks.md`, planner traps).
-pub(super) fn any_id(column: &str, ids: &str) -> String {
+pub(crate) fn any_id(column: &str, ids: &str) -> String {
     format!("{column} = ANY(ARRAY(SELECT unnest(string_to_array({ids}, ','))::bigint))")
 }
 
