@@ -1,30 +1,14 @@
 //! Holds by the wallet's rules: pinned in burn-down order, seen by spends
 //! only as `available`, captured, released and expired exactly.
 
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::{DateTime, Duration, Utc};
 
+use super::tests::{at, grant};
 use super::*;
 use crate::budget::{BudgetMode, BudgetTarget, BudgetWindow};
 use crate::catalogue::{Action, GrantSource, LedgerKind, PlanCode};
 use crate::hold::HoldState;
 use crate::spend::{SpendAnswer, SpendDecision};
-
-fn at(month: u32, day: u32) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, month, day, 0, 0, 0).single().unwrap()
-}
-
-fn grant(id: i64, source: GrantSource, remaining: i64, expires_at: Option<DateTime<Utc>>) -> Grant {
-    Grant {
-        id,
-        source,
-        granted: remaining,
-        remaining,
-        held: 0,
-        expires_at,
-        period_start_at: None,
-        purchase: None,
-    }
-}
 
 /// A PRO wallet in its January period: 100 allocation credits (grant 1,
 /// expiring with the period on Feb 1), a bonus of 5 expiring Jan 15

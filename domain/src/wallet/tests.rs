@@ -8,11 +8,16 @@ use super::*;
 use crate::ceiling::BALANCE_MAX;
 use crate::spend::{SpendAnswer, SpendDecision};
 
-fn at(month: u32, day: u32) -> DateTime<Utc> {
+pub(super) fn at(month: u32, day: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, month, day, 0, 0, 0).single().unwrap()
 }
 
-fn grant(id: i64, source: GrantSource, remaining: i64, expires_at: Option<DateTime<Utc>>) -> Grant {
+pub(super) fn grant(
+    id: i64,
+    source: GrantSource,
+    remaining: i64,
+    expires_at: Option<DateTime<Utc>>,
+) -> Grant {
     Grant {
         id,
         source,

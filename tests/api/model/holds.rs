@@ -226,57 +226,53 @@ impl Run {
 
     async fn release(&mut self, workspace: &'static str, index: usize) {
         let now = self.now();
-        self.model.settle(workspace, now);
-        let hold = self.model.wallets[workspace].holds[index].clone();
-        let answer = self
-            .app
-            .gql(
-                Some(&self.service[workspace]),
-                "mutation($h: ID!) { releaseHold(input: {holdId: $h, reason: \"model\"}) { hold { state } } }",
-                json!({ "h": hold.id }),
-            )
-            .await;
-        let expected = if hold.state == "HELD" {
-            "OK"
-        } else {
-            "HOLD_NOT_ACTIVE"
-        };
-        self.check(
-            &format!("release hold {} ({})", hold.id, hold.state),
-            &json!(Self::ok_or_code(&answer)),
-            &json!(expected),
-        );
-        if expected == "OK" {
+        let query =
+            "mutation($h: ID!) { releaseHold(input: {holdId: $h, reason: \"model\"}) { hold { state } } }";
+        if self
+            .live_hold_answers(workspace, index, "release", query, json!({}))
+            .await
+        {
             self.model.give_back(workspace, index, "RELEASED", now);
         }
     }
 
     async fn extend(&mut self, workspace: &'static str, index: usize) {
         let now = self.now();
-        self.model.settle(workspace, now);
-        let hold = self.model.wallets[workspace].holds[index].clone();
         let ttl = 3600 * (1 + self.random.below(24) as i64);
-        let answer = self
-            .app
-            .gql(
-                Some(&self.service[workspace]),
-                "mutation($h: ID!, $t: Int) { extendHold(input: {holdId: $h, ttlSeconds: $t}) { hold { state } } }",
-                json!({ "h": hold.id, "t": ttl }),
-            )
-            .await;
-        let expected = if hold.state == "HELD" {
-            "OK"
-        } else {
-            "HOLD_NOT_ACTIVE"
-        };
-        self.check(
-            &format!("extend hold {} ({})", hold.id, hold.state),
-            &json!(Self::ok_or_code(&answer)),
-            &json!(expected),
-        );
-        if expected == "OK" {
+        let query = "mutation($h: ID!, $t: Int) { extendHold(input: {holdId: $h, ttlSeconds: $t}) { hold { state } } }";
+        if self
+            .live_hold_answers(workspace, index, "extend", query, json!({ "t": ttl }))
+            .await
+        {
             self.model.wallets.get_mut(workspace).unwrap().holds[index].expires_at =
                 now + Duration::seconds(ttl);
         }
+    }
+
+    /// Settles, sends `query` for hold `index` (`$h`, beside `variables`)
+    /// and checks the answer: OK for a live hold, HOLD_NOT_ACTIVE for an
+    /// ended one. Whether the hold was live.
+    async fn live_hold_answers(
+        &mut self,
+        workspace: &'static str,
+        index: usize,
+        what: &str,
+        query: &str,
+        mut variables: Value,
+    ) -> bool {
+        self.model.settle(workspace, self.now());
+        let hold = self.model.wallets[workspace].holds[index].clone();
+        variables["h"] = json!(hold.id);
+        let answer = self
+            .app
+            .gql(Some(&self.service[workspace]), query, variables)
+            .await;
+        let live = hold.state == "HELD";
+        self.check(
+            &format!("{what} hold {} ({})", hold.id, hold.state),
+            &json!(Self::ok_or_code(&answer)),
+            &json!(if live { "OK" } else { "HOLD_NOT_ACTIVE" }),
+        );
+        live
     }
 }
