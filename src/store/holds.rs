@@ -17,28 +17,6 @@ use domain::catalogue::LedgerKind;
 use domain::hold::{Hold, HoldState};
 use domain::wallet::Change;
 
-/// The live holds of those of `wallets` (id, held credits) that hold any.
-pub async fn live_of(
-    db: &impl ConnectionTrait,
-    wallets: impl IntoIterator<Item = (i64, i64)>,
-) -> Result<Vec<credit_hold::Model>> {
-    let ids: Vec<i64> = wallets
-        .into_iter()
-        .filter(|(_, held)| *held > 0)
-        .map(|(id, _)| id)
-        .collect();
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    credit_hold::Entity::find()
-        .filter(credit_hold::Column::WalletId.is_in(ids))
-        .filter(credit_hold::Column::State.eq(HoldState::Held.as_str()))
-        .order_by_asc(credit_hold::Column::Id)
-        .all(db)
-        .await
-        .map_err(Into::into)
-}
-
 /// A hold by id, with its wallet's id.
 pub async fn find(db: &impl ConnectionTrait, id: i64) -> Result<Option<(i64, Hold)>> {
     match credit_hold::Entity::find_by_id(id).one(db).await? {

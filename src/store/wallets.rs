@@ -15,7 +15,7 @@ pub async fn lock(txn: &impl ConnectionTrait, workspace_id: &str) -> Result<Opti
     };
     let grants = super::batch::live_grants_of(txn, vec![wallet.id]).await?;
     let auto_top_up = super::auto_top_up::find(txn, wallet.id).await?;
-    let holds = super::holds::live_of(txn, [(wallet.id, wallet.held_credits)]).await?;
+    let holds = super::batch::live_holds_of(txn, [(wallet.id, wallet.held_credits)]).await?;
     Ok(states(vec![wallet], grants, holds)?
         .pop()
         .map(|state| WalletState { auto_top_up, ..state }))
@@ -38,7 +38,7 @@ pub async fn read(db: &super::Pool, workspace_id: &str) -> Result<Option<WalletS
         return Ok(None);
     };
     let grants = super::batch::live_grants_of(&txn, vec![wallet.id]).await?;
-    let holds = super::holds::live_of(&txn, [(wallet.id, wallet.held_credits)]).await?;
+    let holds = super::batch::live_holds_of(&txn, [(wallet.id, wallet.held_credits)]).await?;
     txn.commit().await?;
     Ok(states(vec![wallet], grants, holds)?.pop())
 }

@@ -3,7 +3,8 @@
 //! handful of statements, instead of a dozen round trips per wallet. The
 //! rows themselves are decided in `domain::wallet`.
 
-use entity::credit_grant;
+use domain::hold::HoldState;
+use entity::{credit_grant, credit_hold};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde::Serialize;
 
@@ -56,6 +57,28 @@ pub async fn live_grants_of(
         .filter(credit_grant::Column::WalletId.is_in(wallet_ids))
         .filter(credit_grant::Column::ExpiredAt.is_null())
         .order_by_asc(credit_grant::Column::Id)
+        .all(db)
+        .await
+        .map_err(Into::into)
+}
+
+/// The live holds of those of `wallets` (id, held credits) that hold any.
+pub async fn live_holds_of(
+    db: &impl ConnectionTrait,
+    wallets: impl IntoIterator<Item = (i64, i64)>,
+) -> Result<Vec<credit_hold::Model>> {
+    let ids: Vec<i64> = wallets
+        .into_iter()
+        .filter(|(_, held)| *held > 0)
+        .map(|(id, _)| id)
+        .collect();
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    credit_hold::Entity::find()
+        .filter(credit_hold::Column::WalletId.is_in(ids))
+        .filter(credit_hold::Column::State.eq(HoldState::Held.as_str()))
+        .order_by_asc(credit_hold::Column::Id)
         .all(db)
         .await
         .map_err(Into::into)

@@ -94,8 +94,7 @@ pub async fn lock_due_states(
         crate::store::auto_top_up::of_wallets(txn, topping_up).await?
     };
     let holds =
-        crate::store::holds::live_of(txn, wallets.iter().map(|wallet| (wallet.id, wallet.held_credits)))
-            .await?;
+        super::live_holds_of(txn, wallets.iter().map(|wallet| (wallet.id, wallet.held_credits))).await?;
     let mut states = crate::store::rows::states(wallets, grants, holds)?;
     crate::store::rows::attach_auto_top_ups(&mut states, autos);
     Ok(states)
