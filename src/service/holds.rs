@@ -1,7 +1,8 @@
 //! Holds (`docs/design/holds.md`): `reserveCredits` is a spend that pins
-//! instead of burning, decided in the spend batch (group commit gathers it
-//! as it gathers spends); capture, release and extension lock the hold's
-//! wallet, settle it, and let `domain::wallet` decide.
+//! instead of burning and `captureHold` a spend of what a hold pinned, both
+//! decided in the spend batch (group commit gathers them as it gathers
+//! spends); release and extension lock the hold's wallet, settle it, and
+//! let `domain::wallet` decide.
 
 use chrono::{DateTime, Utc};
 
