@@ -13,6 +13,7 @@ use crate::error::AppError;
 use crate::graphql::errors::GraphqlResult;
 use crate::service::ReserveRequest;
 use domain::catalogue::Role;
+use domain::hold::Hold;
 use domain::ids::WorkspaceId;
 
 /// Holds: reserve credits when an AI action starts, capture what it cost,
@@ -56,10 +57,10 @@ impl HoldMutation {
         ctx: &Context<'_>,
         input: CaptureHoldInput,
     ) -> async_graphql::Result<HoldPayload> {
-        let (scope, id) = hold_scope(ctx, &input.hold_id).await.gql()?;
+        let (scope, hold) = hold_scope(ctx, &input.hold_id).await.gql()?;
         let result = ledger(ctx)
             .gql()?
-            .capture_hold(&scope, id, input.credits.map(i64::from))
+            .capture_hold(&scope, &hold, input.credits.map(i64::from))
             .await
             .gql()?;
         Ok(result.into())
@@ -71,7 +72,8 @@ impl HoldMutation {
         ctx: &Context<'_>,
         input: ReleaseHoldInput,
     ) -> async_graphql::Result<HoldPayload> {
-        let (scope, id) = hold_scope(ctx, &input.hold_id).await.gql()?;
+        let (scope, hold) = hold_scope(ctx, &input.hold_id).await.gql()?;
+        let id = hold.id;
         let result = ledger(ctx)
             .gql()?
             .release_hold(&scope, id, &input.reason)
@@ -87,7 +89,8 @@ impl HoldMutation {
         ctx: &Context<'_>,
         input: ExtendHoldInput,
     ) -> async_graphql::Result<HoldPayload> {
-        let (scope, id) = hold_scope(ctx, &input.hold_id).await.gql()?;
+        let (scope, hold) = hold_scope(ctx, &input.hold_id).await.gql()?;
+        let id = hold.id;
         let result = ledger(ctx)
             .gql()?
             .extend_hold(&scope, id, input.ttl_seconds.map(i64::from))
@@ -100,7 +103,7 @@ impl HoldMutation {
 /// The caller's scope over hold `raw`: a hold of another workspace is
 /// NOT_FOUND (its existence is not told), then roles as for spending its
 /// action; an agent token moves only its own holds.
-async fn hold_scope(ctx: &Context<'_>, raw: &ID) -> Result<(WalletScope, i64), AppError> {
+async fn hold_scope(ctx: &Context<'_>, raw: &ID) -> Result<(WalletScope, Hold), AppError> {
     let id = raw
         .parse::<i64>()
         .ok()
@@ -120,5 +123,5 @@ async fn hold_scope(ctx: &Context<'_>, raw: &ID) -> Result<(WalletScope, i64), A
     if caller.role == Role::Agent && hold.agent_id.as_deref() != Some(caller.subject.as_str()) {
         return Err(AppError::Forbidden("move another agent's hold"));
     }
-    Ok((scope, id))
+    Ok((scope, hold))
 }

@@ -99,22 +99,21 @@ impl Ledger {
         Ok(store::holds::find_with_workspace(&self.db, id).await?)
     }
 
-    /// Captures a hold: charges `credits` (default: what it holds), in the
-    /// spend batch as spends are. A capture of a captured hold with the
-    /// same credits replays its answer.
+    /// Captures `hold` (as [`Ledger::find_hold`] found it; the batch
+    /// captures it only if it is live in the scope's wallet): charges
+    /// `credits` (default: what it holds), in the spend batch as spends
+    /// are. A capture of a captured hold with the same credits replays its
+    /// answer.
     pub async fn capture_hold(
         &self,
         scope: &WalletScope,
-        hold_id: i64,
+        hold: &Hold,
         credits: Option<i64>,
     ) -> AppResult<HoldResult> {
         if let Some(credits) = credits {
             check_credits(credits)?;
         }
-        let hold = match store::holds::find_with_workspace(&self.db, hold_id).await? {
-            Some((workspace, hold)) if workspace == scope.workspace_id().as_str() => hold,
-            _ => return Err(AppError::NotFound("hold")),
-        };
+        let hold_id = hold.id;
         let request = SpendRequest {
             action: hold.action,
             idempotency_key: domain::ids::IdempotencyKey::parse("holdKey", &hold.key)?,
@@ -139,8 +138,12 @@ impl Ledger {
                 replayed: false,
             }),
             Err(AppError::HoldNotActive(_)) => {
-                // Resolved holds never change again: read outside the batch.
-                let hold = stored(store::holds::find(&self.db, hold_id).await?)?;
+                // Resolved holds never change again: read outside the batch
+                // (and only from the scope's own wallet).
+                let hold = match store::holds::find_with_workspace(&self.db, hold_id).await? {
+                    Some((workspace, hold)) if workspace == scope.workspace_id().as_str() => hold,
+                    _ => return Err(AppError::NotFound("hold")),
+                };
                 let asked = hold.captured + hold.uncollected;
                 if hold.state == HoldState::Captured && credits.is_none_or(|credits| credits == asked) {
                     let row = store::holds::capture_row(&self.db, hold_id).await?;
