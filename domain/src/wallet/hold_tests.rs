@@ -3,51 +3,23 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::tests::{at, grant};
+use super::tests::{at, pro_wallet};
 use super::*;
 use crate::budget::{BudgetMode, BudgetTarget, BudgetWindow};
-use crate::catalogue::{Action, GrantSource, LedgerKind, PlanCode};
+use crate::catalogue::{Action, LedgerKind};
 use crate::hold::HoldState;
 use crate::spend::{SpendAnswer, SpendDecision};
 
-/// A PRO wallet in its January period: 100 allocation credits (grant 1,
-/// expiring with the period on Feb 1), a bonus of 5 expiring Jan 15
-/// (grant 2), a pack of 50 (grant 3).
+/// The wallet tests' PRO wallet in its January period, with 100
+/// allocation credits (grant 1, expiring with the period on Feb 1), a bonus
+/// of 5 expiring Jan 15 (grant 2), a pack of 50 (grant 3); no pending
+/// downgrade, no threshold.
 fn wallet() -> Wallet {
-    let mut allocation = grant(1, GrantSource::Allocation, 100, Some(at(2, 1)));
-    allocation.period_start_at = Some(at(1, 1));
-    Wallet::new(WalletState {
-        head: Head {
-            id: 7,
-            workspace_id: "ws".to_owned(),
-            balance: 155,
-            held: 0,
-            last_sequence: 9,
-            plan: PlanCode::Pro,
-            pending_plan: None,
-            trial_ends_at: None,
-            anchor: Some(at(1, 1)),
-            period_start: Some(at(1, 1)),
-            period_end: Some(at(2, 1)),
-            enterprise_allocation: None,
-            threshold: None,
-            alerted_at: None,
-            time_zone: "UTC".to_owned(),
-            budget_version: 0,
-            auto_top_up_threshold: None,
-            subscription_id: None,
-            standing_until: None,
-        },
-        grants: vec![
-            allocation,
-            grant(2, GrantSource::Adjustment, 5, Some(at(1, 15))),
-            grant(3, GrantSource::Purchase, 50, None),
-        ],
-        budgets: Vec::new(),
-        counters: Vec::new(),
-        auto_top_up: None,
-        holds: Vec::new(),
-    })
+    let mut state = pro_wallet();
+    state.grants[0].granted = 100;
+    state.head.pending_plan = None;
+    state.head.threshold = None;
+    Wallet::new(state)
 }
 
 fn entry(key: &str) -> Entry {

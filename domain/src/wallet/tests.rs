@@ -33,7 +33,7 @@ pub(super) fn grant(
 /// A PRO wallet in its January period: 100 allocation credits left of
 /// 1,000 (grant 1), a bonus of 5 expiring mid-January (grant 2), a
 /// pack of 50 (grant 3).
-fn pro_wallet() -> WalletState {
+pub(super) fn pro_wallet() -> WalletState {
     let mut allocation = grant(1, GrantSource::Allocation, 100, Some(at(2, 1)));
     allocation.granted = 1000;
     allocation.period_start_at = Some(at(1, 1));
