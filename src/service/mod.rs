@@ -346,18 +346,7 @@ async fn load_hold_budgets<'a>(
     subjects.dedup();
     for agent in subjects {
         let (budgets, counters) = store::budgets::load(txn, state.head.id, agent.as_deref()).await?;
-        if state.budgets.is_empty() {
-            state.budgets = budgets;
-        }
-        for counter in counters {
-            let loaded = state
-                .counters
-                .iter()
-                .any(|known| known.budget_id == counter.budget_id && known.subject == counter.subject);
-            if !loaded {
-                state.counters.push(counter);
-            }
-        }
+        state.merge_budgets(budgets, counters);
     }
     Ok(())
 }

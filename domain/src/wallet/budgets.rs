@@ -67,19 +67,9 @@ impl Wallet {
     pub fn load_budgets(&mut self, budgets: Vec<Budget>, counters: Vec<Counter>) {
         if self.state.budgets.is_empty() {
             self.original.budgets.clone_from(&budgets);
-            self.state.budgets = budgets;
         }
-        for counter in counters {
-            let loaded = self
-                .state
-                .counters
-                .iter()
-                .any(|known| known.budget_id == counter.budget_id && known.subject == counter.subject);
-            if !loaded {
-                self.original.counters.push(counter.clone());
-                self.state.counters.push(counter);
-            }
-        }
+        let added = self.state.merge_budgets(budgets, counters);
+        self.original.counters.extend(added);
     }
 
     /// Notes that the budgets changed, so readers of a stale state can tell.

@@ -123,6 +123,26 @@ impl WalletState {
         }
     }
 
+    /// Takes `budgets` when none were read, and each of `counters` not
+    /// already read (one read may have moved it); returns those taken.
+    pub fn merge_budgets(&mut self, budgets: Vec<Budget>, counters: Vec<Counter>) -> Vec<Counter> {
+        if self.budgets.is_empty() {
+            self.budgets = budgets;
+        }
+        let mut added = Vec::new();
+        for counter in counters {
+            let loaded = self
+                .counters
+                .iter()
+                .any(|known| known.budget_id == counter.budget_id && known.subject == counter.subject);
+            if !loaded {
+                added.push(counter.clone());
+                self.counters.push(counter);
+            }
+        }
+        added
+    }
+
     /// Pins each live hold's credits on its grants (`Grant::held`), after
     /// the grants and holds are read.
     pub fn pin_holds(&mut self) {
