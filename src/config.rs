@@ -236,6 +236,32 @@ pub struct Config {
     /// `off` for none): requests a token's subject, and a workspace's tokens
     /// together, may send per second (as many at once). Operators are not limited.
     pub rate_limits: RateLimits,
+    /// `TRUSTED_DOCUMENTS_MANIFEST`: the trusted-documents manifest (the
+    /// client kit's `trusted-documents.json`); `TRUSTED_DOCUMENTS=enforce`
+    /// refuses free-form documents but from operators (default `allow`).
+    pub trusted_documents: TrustedDocumentsConfig,
+}
+
+/// Where the trusted documents are, and whether only they are accepted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustedDocumentsConfig {
+    pub manifest: Option<PathBuf>,
+    pub enforce: bool,
+}
+
+impl TrustedDocumentsConfig {
+    fn from_env() -> anyhow::Result<Self> {
+        let manifest = optional("TRUSTED_DOCUMENTS_MANIFEST")?.map(PathBuf::from);
+        let enforce = match optional("TRUSTED_DOCUMENTS")?.as_deref() {
+            None | Some("allow") => false,
+            Some("enforce") => true,
+            Some(other) => bail!("TRUSTED_DOCUMENTS must be allow or enforce, not {other:?}"),
+        };
+        if enforce && manifest.is_none() {
+            bail!("TRUSTED_DOCUMENTS=enforce needs TRUSTED_DOCUMENTS_MANIFEST (the client kit's trusted-documents.json)");
+        }
+        Ok(Self { manifest, enforce })
+    }
 }
 
 /// The request rates allowed; `None`: not limited.
@@ -428,6 +454,7 @@ impl Config {
             subscription_grace: chrono::Duration::hours(
                 bounded("SUBSCRIPTION_GRACE_HOURS", 0..=2160)?.unwrap_or(DEFAULT_SUBSCRIPTION_GRACE_HOURS),
             ),
+            trusted_documents: TrustedDocumentsConfig::from_env()?,
             introspection,
             ws_keepalive,
             http_idle_timeout,

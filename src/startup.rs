@@ -14,7 +14,7 @@ use crate::auth::TokenVerifier;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::events::{EventBus, notify_channel, relay_notifications};
-use crate::graphql::{Live, build_schema};
+use crate::graphql::{Live, TrustedDocuments, build_schema};
 use crate::http::{AppState, WsShared, router};
 use crate::scheduler::Scheduler;
 use crate::service::Ledger;
@@ -49,6 +49,7 @@ impl App {
         }
         ledger.metrics().pool_max(config.database.max_connections);
         let schema = build_schema(Some(ledger.clone()), config.introspection);
+        let trusted = trusted_documents(&config.trusted_documents)?;
         let listener = TcpListener::bind(config.bind_addr)
             .await
             .with_context(|| format!("binding BIND_ADDR {}", config.bind_addr))?;
@@ -64,7 +65,9 @@ impl App {
                     verifier: verifier.clone(),
                     connections: Arc::default(),
                     keepalive: config.ws_keepalive,
+                    trusted: trusted.clone(),
                 },
+                trusted,
                 schema,
                 verifier,
                 ledger,
@@ -177,4 +180,17 @@ pub async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutdown signal received; draining");
+}
+
+/// The trusted documents configured (none without a manifest).
+fn trusted_documents(config: &crate::config::TrustedDocumentsConfig) -> anyhow::Result<TrustedDocuments> {
+    let Some(path) = &config.manifest else {
+        return Ok(TrustedDocuments::default());
+    };
+    let json = std::fs::read_to_string(path)
+        .with_context(|| format!("reading TRUSTED_DOCUMENTS_MANIFEST {}", path.display()))?;
+    let trusted = TrustedDocuments::from_manifest(&json, config.enforce)
+        .map_err(|error| anyhow::anyhow!("TRUSTED_DOCUMENTS_MANIFEST {}: {error}", path.display()))?;
+    tracing::info!(documents = trusted.len(), enforce = config.enforce, "trusted documents loaded");
+    Ok(trusted)
 }

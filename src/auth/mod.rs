@@ -9,5 +9,5 @@ mod policy;
 pub mod stripe;
 mod token;
 
-pub use policy::{Operation, WalletScope, authorize, authorize_operator};
+pub use policy::{Operation, WalletScope, authorize, authorize_operator, may_send_free_form_documents};
 pub use token::{CLOCK_SKEW_LEEWAY_SECONDS, Caller, Claims, TokenVerifier, mint_hs256};

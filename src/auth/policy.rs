@@ -139,6 +139,12 @@ pub fn authorize(
     })
 }
 
+/// Whether `caller` may send free-form documents where the service accepts
+/// only trusted ones (`TRUSTED_DOCUMENTS=enforce`): operators only.
+pub fn may_send_free_form_documents(caller: &Caller) -> bool {
+    caller.role == Role::Operator
+}
+
 /// Requires an operator token for an operation on no particular workspace
 /// (creating one).
 pub fn authorize_operator(caller: &Caller) -> Result<(), AppError> {

@@ -15,6 +15,7 @@ mod mutation;
 mod query;
 mod start;
 mod subscription;
+mod trusted;
 mod types;
 mod webhooks;
 
@@ -33,6 +34,7 @@ pub use live::Live;
 pub use mutation::MutationRoot;
 pub use query::QueryRoot;
 pub use subscription::{SUBSCRIPTIONS_PER_CONNECTION_MAX, SubscriptionRoot, SubscriptionSlots};
+pub use trusted::{NotAdmitted, TrustedDocuments};
 
 /// The served schema.
 pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;

@@ -33,7 +33,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::auth::TokenVerifier;
 use crate::error::AppError;
-use crate::graphql::{AppSchema, Authentication};
+use crate::graphql::{AppSchema, Authentication, NotAdmitted, TrustedDocuments};
 use crate::service::Ledger;
 
 /// Largest request body accepted, in bytes.
@@ -142,6 +142,8 @@ pub struct AppState {
     pub stripe_webhook_secret: Option<Arc<secrecy::SecretString>>,
     /// Request rates per subject and workspace (`RATE_LIMIT_*`).
     pub limiter: Arc<rate::RequestLimiter>,
+    /// The trusted-documents manifest and policy (`TRUSTED_DOCUMENTS*`).
+    pub trusted: TrustedDocuments,
 }
 
 /// Builds the router.
@@ -150,6 +152,7 @@ pub fn router(state: AppState) -> Router {
     let router = Router::new()
         .route("/", get(pages::graphiql))
         .route("/graphiql.js", get(pages::graphiql_js))
+        .route("/live.js", get(pages::live_js))
         .route("/assets/{name}", get(pages::asset))
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/export/transactions.csv", get(export::export_transactions))
@@ -297,15 +300,38 @@ async fn graphql_post(State(state): State<AppState>, headers: HeaderMap, body: B
         Ok(bytes) => bytes,
         Err(error) => return body_error(error),
     };
-    let request = match protocol::read_post(&bytes) {
-        Ok(request) => request,
+    let incoming = match protocol::read_post(&bytes) {
+        Ok(incoming) => incoming,
         Err(refused) => return refused.into_response(),
     };
     let authentication = authenticate_headers(&state.verifier, &headers);
     if let Err(wait) = within_rate(&state, &authentication) {
         return rate::too_many(wait);
     }
+    let request = match admit(&state, incoming, &authentication) {
+        Ok(request) => request,
+        Err(refused) => return refused,
+    };
     protocol::answer(media, state.schema.execute(request.data(authentication)).await)
+}
+
+/// The request to execute: a trusted document's, or a free-form one the
+/// caller may send (`TRUSTED_DOCUMENTS`).
+fn admit(
+    state: &AppState,
+    incoming: protocol::Incoming,
+    authentication: &Authentication,
+) -> Result<async_graphql::Request, Response> {
+    state
+        .trusted
+        .admit(incoming.request, incoming.document_id.as_deref(), authentication)
+        .map_err(|refused| {
+            let status = match refused {
+                NotAdmitted::Unknown(_) => StatusCode::BAD_REQUEST,
+                NotAdmitted::Required => StatusCode::FORBIDDEN,
+            };
+            protocol::refusal(status, refused.code(), refused.message())
+        })
 }
 
 /// Whether an authenticated caller is within its request rates.
@@ -355,9 +381,14 @@ async fn graphql_get(State(state): State<AppState>, request: Request) -> Respons
         Ok(media) => media,
         Err(refused) => return refused.into_response(),
     };
-    let graphql = match protocol::read_get(request.uri().query()) {
-        Ok(graphql) => graphql,
+    let incoming = match protocol::read_get(request.uri().query()) {
+        Ok(incoming) => incoming,
         Err(refused) => return refused.into_response(),
+    };
+    let authentication = authenticate_headers(&state.verifier, request.headers());
+    let graphql = match admit(&state, incoming, &authentication) {
+        Ok(graphql) => graphql,
+        Err(refused) => return refused,
     };
     // A document that does not scan or parse is refused by the schema's
     // own checks below, as over POST.
@@ -378,7 +409,6 @@ async fn graphql_get(State(state): State<AppState>, request: Request) -> Respons
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return refused;
     }
-    let authentication = authenticate_headers(&state.verifier, request.headers());
     if let Err(wait) = within_rate(&state, &authentication) {
         return rate::too_many(wait);
     }

@@ -73,6 +73,12 @@ pub async fn console_js() -> Response {
     script(include_str!("pages/console.js"))
 }
 
+/// The client kit's live balance (`clients/typescript/src/live.ts`,
+/// bundled by its `npm run build`), which the console imports.
+pub async fn live_js() -> Response {
+    script(include_str!("pages/live.js"))
+}
+
 /// The vendored GraphiQL and React bundles, stored gzip-compressed (every
 /// browser accepts gzip; a client that says it does not gets 406).
 pub async fn asset(Path(name): Path<String>, headers: HeaderMap) -> Response {

@@ -119,19 +119,40 @@ pub fn check_content_type(headers: &HeaderMap) -> Result<(), Refusal> {
     if json && utf8 { Ok(()) } else { Err(unsupported()) }
 }
 
+/// A request read off the wire, and the trusted document it names
+/// (`documentId`, graphql-codegen's persisted documents) instead of a `query`.
+pub struct Incoming {
+    pub request: async_graphql::Request,
+    pub document_id: Option<String>,
+}
+
 /// Builds a request from its parameters, each checked for its type first
 /// (async-graphql's own deserialiser would name Rust types in its errors).
 fn request_from(
     query: Option<&Value>,
+    document_id: Option<&Value>,
     variables: Option<&Value>,
     operation_name: Option<&Value>,
     extensions: Option<&Value>,
-) -> Result<async_graphql::Request, Refusal> {
+) -> Result<Incoming, Refusal> {
     let mut checked = Map::new();
-    match query {
-        Some(Value::String(query)) => checked.insert("query".into(), Value::String(query.clone())),
-        None | Some(Value::Null) => return Err(bad_request("the request must carry a `query` string")),
-        Some(_) => return Err(bad_request("`query` must be a string")),
+    let present = |value: Option<&Value>| value.is_some_and(|value| !value.is_null());
+    let document_id = match (query, document_id) {
+        (query, document_id) if present(query) && present(document_id) => {
+            return Err(bad_request("send either `query` or `documentId`, not both"));
+        }
+        (Some(Value::String(query)), _) => {
+            checked.insert("query".into(), Value::String(query.clone()));
+            None
+        }
+        (_, Some(Value::String(id))) => Some(id.clone()),
+        (_, document_id) if present(document_id) => return Err(bad_request("`documentId` must be a string")),
+        (query, _) if present(query) => return Err(bad_request("`query` must be a string")),
+        _ => {
+            return Err(bad_request(
+                "the request must carry a `query` string (or a trusted document's `documentId`)",
+            ));
+        }
     };
     for (name, value, what) in [
         ("variables", variables, "an object"),
@@ -147,13 +168,14 @@ fn request_from(
             (_, Some(_)) => return Err(bad_request(format!("`{name}` must be {what}"))),
         }
     }
-    serde_json::from_value(Value::Object(checked))
-        .map_err(|_| bad_request("the request's parameters could not be read"))
+    let request = serde_json::from_value(Value::Object(checked))
+        .map_err(|_| bad_request("the request's parameters could not be read"))?;
+    Ok(Incoming { request, document_id })
 }
 
 /// Reads a POST's request from its body (already size-limited by the
 /// router, its content type checked): JSON, and each parameter's type.
-pub fn read_post(body: &Bytes) -> Result<async_graphql::Request, Refusal> {
+pub fn read_post(body: &Bytes) -> Result<Incoming, Refusal> {
     let value: Value = serde_json::from_slice(body).map_err(|error| {
         // serde_json's syntax messages name a line and column, never a type.
         bad_request(format!("the body is not valid JSON: {error}"))
@@ -173,6 +195,7 @@ pub fn read_post(body: &Bytes) -> Result<async_graphql::Request, Refusal> {
     };
     request_from(
         object.get("query"),
+        object.get("documentId"),
         object.get("variables"),
         object.get("operationName"),
         object.get("extensions"),
@@ -181,13 +204,13 @@ pub fn read_post(body: &Bytes) -> Result<async_graphql::Request, Refusal> {
 
 /// Reads a GET's request from its query string; `variables` and
 /// `extensions` are JSON texts.
-pub fn read_get(raw_query: Option<&str>) -> Result<async_graphql::Request, Refusal> {
+pub fn read_get(raw_query: Option<&str>) -> Result<Incoming, Refusal> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw_query.unwrap_or(""))
         .map_err(|_| bad_request("the query string is not URL-encoded"))?;
     let mut parameters = Map::new();
     for (name, text) in pairs {
         let value = match name.as_str() {
-            "query" | "operationName" => Value::String(text),
+            "query" | "operationName" | "documentId" => Value::String(text),
             "variables" | "extensions" => serde_json::from_str(&text)
                 .map_err(|error| bad_request(format!("`{name}` is not valid JSON: {error}")))?,
             _ => continue,
@@ -198,6 +221,7 @@ pub fn read_get(raw_query: Option<&str>) -> Result<async_graphql::Request, Refus
     }
     request_from(
         parameters.get("query"),
+        parameters.get("documentId"),
         parameters.get("variables"),
         parameters.get("operationName"),
         parameters.get("extensions"),

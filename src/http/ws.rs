@@ -42,7 +42,9 @@ use tokio_stream::StreamMap;
 use super::{authenticate_token, bearer_token};
 use crate::auth::TokenVerifier;
 use crate::error::AppError;
-use crate::graphql::{Authentication, Live, SUBSCRIPTIONS_PER_CONNECTION_MAX, SubscriptionSlots};
+use crate::graphql::{
+    Authentication, Live, SUBSCRIPTIONS_PER_CONNECTION_MAX, SubscriptionSlots, TrustedDocuments,
+};
 
 /// The only WebSocket subprotocol served.
 pub const WS_PROTOCOL: &str = "graphql-transport-ws";
@@ -65,6 +67,8 @@ pub struct WsShared {
     /// Open connections per subject and workspace.
     pub connections: Arc<Mutex<HashMap<String, usize>>>,
     pub keepalive: Duration,
+    /// The trusted-documents manifest and policy.
+    pub trusted: TrustedDocuments,
 }
 
 #[derive(Deserialize)]
@@ -78,11 +82,21 @@ enum ClientMessage {
     Pong {},
     Subscribe {
         id: String,
-        payload: Box<async_graphql::Request>,
+        payload: Box<SubscribePayload>,
     },
     Complete {
         id: String,
     },
+}
+
+/// A `subscribe` message's payload: a request, whose document is its
+/// `query` or a trusted document's `documentId`.
+#[derive(Deserialize)]
+struct SubscribePayload {
+    #[serde(flatten)]
+    request: async_graphql::Request,
+    #[serde(rename = "documentId", default)]
+    document_id: Option<String>,
 }
 
 /// What to do after a message.
@@ -297,7 +311,7 @@ impl Connection {
         self.send(json!({ "type": "connection_ack" }).to_string()).await
     }
 
-    async fn on_subscribe(&mut self, id: String, request: async_graphql::Request) -> Flow {
+    async fn on_subscribe(&mut self, id: String, payload: SubscribePayload) -> Flow {
         let Some(accepted) = &self.accepted else {
             return Flow::Close(4401, "Unauthorized".into());
         };
@@ -321,6 +335,22 @@ impl Connection {
             Authentication::Caller(caller) => Authentication::Caller(caller),
             Authentication::Refused(reason) => return self.error(&id, "UNAUTHENTICATED", reason).await,
             Authentication::Anonymous => return self.error(&id, "UNAUTHENTICATED", "no token").await,
+        };
+        let has_query = !payload.request.query.is_empty();
+        let request = match (has_query, payload.document_id.as_deref()) {
+            (true, Some(_)) => {
+                return self
+                    .error(&id, "BAD_USER_INPUT", "send either `query` or `documentId`, not both")
+                    .await;
+            }
+            (_, document_id) => self
+                .shared
+                .trusted
+                .admit(payload.request, document_id, &authentication),
+        };
+        let request = match request {
+            Ok(request) => request,
+            Err(refused) => return self.error(&id, refused.code(), &refused.message()).await,
         };
         let operation = self
             .shared

@@ -1,6 +1,8 @@
-"use strict";
 // Everything here talks to this service only: GraphQL over POST for reads,
-// graphql-transport-ws on the same /graphql for the live balance.
+// and the client kit's watchBalance (graphql-transport-ws on the same
+// /graphql, resumed by sequence) for the live balance.
+import { watchBalance } from "/live.js";
+
 const $ = (id) => document.getElementById(id);
 const ACTIONS = [["TRIAGE", "#3158d4"], ["AUTO_RESOLVE", "#1b9e77"], ["SIDEKICK", "#e08a1e"]];
 const WALLET_QUERY = `query Console($ws: ID, $from: DateTime!, $to: DateTime!) {
@@ -17,10 +19,7 @@ const WALLET_QUERY = `query Console($ws: ID, $from: DateTime!, $to: DateTime!) {
     usageByAgent(from: $from, to: $to) { agentId total }
   }
 }`;
-const SUBSCRIPTION = `subscription Live($ws: ID, $after: Int) {
-  balanceChanged(workspaceId: $ws, afterSequence: $after) { kind sequence delta balance { total allocation purchased bonus } at budgetName agentId }
-}`;
-const state = { token: "", workspace: null, socket: null, lastSequence: 0, refresh: null, generation: 0 };
+const state = { token: "", workspace: null, watch: null, lastSequence: 0, refresh: null };
 
 function setStatus(text, kind) {
   const status = $("status");
@@ -228,48 +227,32 @@ function onChange(change) {
   if (change.kind === "BUDGET_EXCEEDED") $("last-event").textContent += ` · budget ${change.budgetName} exhausted${change.agentId ? " for " + change.agentId : ""}`;
 }
 
-function connectLive(generation) {
-  if (generation !== state.generation) return;
-  const scheme = location.protocol === "https:" ? "wss" : "ws";
-  const socket = new WebSocket(`${scheme}://${location.host}/graphql`, "graphql-transport-ws");
-  state.socket = socket;
-  setStatus("connecting…");
-  socket.onopen = () => socket.send(JSON.stringify({ type: "connection_init", payload: { token: state.token } }));
-  socket.onmessage = (message) => {
-    const msg = JSON.parse(message.data);
-    if (msg.type === "connection_ack") {
-      socket.send(JSON.stringify({
-        id: "balance", type: "subscribe",
-        payload: { query: SUBSCRIPTION, variables: { ws: state.workspace, after: state.lastSequence } },
-      }));
-      setStatus("live", "live");
-    } else if (msg.type === "ping") {
-      socket.send(JSON.stringify({ type: "pong" }));
-    } else if (msg.type === "next") {
-      if (msg.payload.errors) showError(msg.payload.errors.map((e) => e.message).join("; "));
-      else onChange(msg.payload.data.balanceChanged);
-    } else if (msg.type === "error") {
-      setStatus("subscription refused", "error");
-      showError(msg.payload.map((e) => `${(e.extensions || {}).code || "ERROR"}: ${e.message}`).join("; "));
-    }
-  };
-  socket.onclose = (event) => {
-    if (generation !== state.generation) return;
-    if (event.code === 4403) {
-      // The token was refused: retrying with it would be refused again.
-      setStatus("token refused", "error");
-      showError(event.reason);
-      return;
-    }
-    setStatus(`disconnected (${event.reason || event.code}); retrying`, "error");
-    // Reconnecting with afterSequence replays what was missed.
-    setTimeout(() => connectLive(generation), 2000);
-  };
+// The kit's watch: it reconnects with backoff and resumes after the last
+// sequence it delivered, so no change is missed or shown twice.
+function connectLive() {
+  state.watch = watchBalance(state.workspace, onChange, {
+    url: `${location.origin}/graphql`,
+    token: state.token,
+    afterSequence: state.lastSequence,
+    onAlert: onChange,
+    onGap: scheduleRefresh,
+    backoff: { initialMs: 500, maxMs: 10000 },
+    onStatus: (status, detail) => {
+      if (status === "live") setStatus("live", "live");
+      else if (status === "connecting") setStatus("connecting…");
+      else if (status === "reconnecting") setStatus(`disconnected (${detail || "no answer"}); retrying`, "error");
+    },
+    onError: (error) => {
+      // A refused token would be refused again: the watch has stopped.
+      setStatus(error.code === "UNAUTHENTICATED" ? "token refused" : "subscription refused", "error");
+      showError(`${error.code}: ${error.message}`);
+    },
+  });
 }
 
 async function connect() {
-  state.generation += 1;
-  if (state.socket) state.socket.close();
+  if (state.watch) state.watch.close();
+  state.watch = null;
   state.token = $("token").value.trim();
   state.workspace = $("workspace").value.trim() || null;
   sessionStorage.setItem("protodesk-console", JSON.stringify({ token: state.token, workspace: state.workspace }));
@@ -277,7 +260,7 @@ async function connect() {
   try {
     const wallet = await loadWallet();
     state.lastSequence = wallet.lastSequence;
-    connectLive(state.generation);
+    connectLive();
   } catch (error) {
     setStatus("not connected", "error");
     showError(error.message);

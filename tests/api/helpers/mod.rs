@@ -97,6 +97,8 @@ pub struct Options {
     pub group_commit: Option<GroupCommitSettings>,
     /// `GRAPHQL_INTROSPECTION=off`.
     pub no_introspection: bool,
+    /// `TRUSTED_DOCUMENTS_MANIFEST` and `TRUSTED_DOCUMENTS`.
+    pub trusted_documents: Option<protodesk_credits::config::TrustedDocumentsConfig>,
     /// PostgreSQL: reach the server at this URL instead (a proxy). SQLite:
     /// this database instead of a fresh file.
     pub database_url: Option<String>,
@@ -324,6 +326,7 @@ impl TestApp {
             renewal_cron: options.renewal_cron,
             group_commit: (!options.unbatched).then(|| options.group_commit.unwrap_or_default()),
             introspection: !options.no_introspection,
+            trusted_documents: options.trusted_documents.clone().unwrap_or_default(),
             ws_keepalive: options
                 .ws_keepalive
                 .unwrap_or(protodesk_credits::http::WS_KEEPALIVE_DEFAULT),

@@ -1,0 +1,183 @@
+//! Trusted documents: the client kit's operations, named by hash.
+//!
+//! The manifest is graphql-codegen's persisted documents (`hash ->
+//! document`, `clients/typescript`'s `npm run build` writes it; the
+//! service's copy is `assets/trusted-documents.json`). A request names one
+//! with `documentId` instead of sending `query`. Its document was parsed
+//! once, at start: it skips the text scan and the parser, and goes straight
+//! to validation. With `TRUSTED_DOCUMENTS=enforce`, only operators may send
+//! free-form documents (GraphiQL keeps working with an operator token); see
+//! `docs/design/trusted-documents.md`.
+
+use std::any::TypeId;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_graphql::Request;
+use async_graphql::parser::types::ExecutableDocument;
+
+use super::Authentication;
+use crate::auth::may_send_free_form_documents;
+
+/// Request data: the request's document came from the manifest, parsed.
+#[derive(Clone)]
+pub(crate) struct Trusted(ExecutableDocument);
+
+/// The parsed document of a request marked [`Trusted`], if it is.
+pub(crate) fn trusted_document(request: &Request) -> Option<ExecutableDocument> {
+    request
+        .data
+        .get(&TypeId::of::<Trusted>())
+        .and_then(|data| data.downcast_ref::<Trusted>())
+        .map(|trusted| trusted.0.clone())
+}
+
+/// One manifest entry.
+struct Entry {
+    text: Arc<str>,
+    document: ExecutableDocument,
+}
+
+/// The manifest and whether free-form documents are refused.
+#[derive(Clone, Default)]
+pub struct TrustedDocuments {
+    entries: Arc<HashMap<String, Entry>>,
+    enforce: bool,
+}
+
+/// Why a request was not admitted.
+#[derive(Debug, PartialEq, Eq)]
+pub enum NotAdmitted {
+    /// `documentId` names no document of the manifest.
+    Unknown(String),
+    /// A free-form document under `enforce`, from a caller not an operator.
+    Required,
+}
+
+impl NotAdmitted {
+    /// The error code (`extensions.code`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            NotAdmitted::Unknown(_) => "UNKNOWN_DOCUMENT",
+            NotAdmitted::Required => "TRUSTED_DOCUMENT_REQUIRED",
+        }
+    }
+
+    /// What the client is told.
+    pub fn message(&self) -> String {
+        match self {
+            NotAdmitted::Unknown(id) => format!(
+                "no trusted document has the id {:?}; send the document's text as `query`, or update the manifest",
+                id.chars().take(100).collect::<String>()
+            ),
+            NotAdmitted::Required => "this service accepts only trusted documents (send `documentId`); free-form documents need an operator token".to_owned(),
+        }
+    }
+}
+
+impl TrustedDocuments {
+    /// Reads a manifest: a JSON object of id -> document text. Every
+    /// document must parse; `enforce` refuses free-form documents.
+    pub fn from_manifest(json: &str, enforce: bool) -> Result<Self, String> {
+        let manifest: HashMap<String, String> = serde_json::from_str(json)
+            .map_err(|error| format!("the manifest must be a JSON object of id -> document: {error}"))?;
+        let mut entries = HashMap::with_capacity(manifest.len());
+        for (id, text) in manifest {
+            let document = async_graphql::parser::parse_query(&text)
+                .map_err(|error| format!("trusted document {id} does not parse: {error}"))?;
+            entries.insert(
+                id,
+                Entry {
+                    text: Arc::from(text),
+                    document,
+                },
+            );
+        }
+        Ok(Self {
+            entries: Arc::new(entries),
+            enforce,
+        })
+    }
+
+    /// Documents in the manifest.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the manifest is empty.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The request to execute: the manifest's document for `document_id`
+    /// (marked [`Trusted`]), or the free-form one if the caller may send it.
+    pub fn admit(
+        &self,
+        mut request: Request,
+        document_id: Option<&str>,
+        authentication: &Authentication,
+    ) -> Result<Request, NotAdmitted> {
+        match document_id {
+            Some(id) => {
+                let entry = self
+                    .entries
+                    .get(id)
+                    .ok_or_else(|| NotAdmitted::Unknown(id.to_owned()))?;
+                request.query = entry.text.to_string();
+                Ok(request.data(Trusted(entry.document.clone())))
+            }
+            None if self.enforce && !is_operator(authentication) => Err(NotAdmitted::Required),
+            None => Ok(request),
+        }
+    }
+}
+
+fn is_operator(authentication: &Authentication) -> bool {
+    matches!(authentication, Authentication::Caller(caller) if may_send_free_form_documents(caller))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MANIFEST: &str = r#"{"sha256:abc": "query Plans { plans { code } }"}"#;
+
+    #[test]
+    fn a_known_id_gives_its_parsed_document_and_an_unknown_one_is_refused() {
+        let trusted = TrustedDocuments::from_manifest(MANIFEST, false).unwrap();
+        let request = trusted
+            .admit(Request::new(""), Some("sha256:abc"), &Authentication::Anonymous)
+            .unwrap();
+        assert_eq!(request.query, "query Plans { plans { code } }");
+        assert!(trusted_document(&request).is_some());
+        let refused = trusted
+            .admit(Request::new(""), Some("sha256:nope"), &Authentication::Anonymous)
+            .unwrap_err();
+        assert_eq!(refused.code(), "UNKNOWN_DOCUMENT");
+        // Not enforcing: free-form documents pass, unmarked.
+        let free = trusted
+            .admit(Request::new("{ plans { code } }"), None, &Authentication::Anonymous)
+            .unwrap();
+        assert!(trusted_document(&free).is_none());
+    }
+
+    #[test]
+    fn enforcing_refuses_free_form_documents_but_an_operators() {
+        let trusted = TrustedDocuments::from_manifest(MANIFEST, true).unwrap();
+        assert_eq!(
+            trusted
+                .admit(Request::new("{ plans { code } }"), None, &Authentication::Anonymous)
+                .unwrap_err(),
+            NotAdmitted::Required
+        );
+    }
+
+    #[test]
+    fn a_manifest_that_does_not_parse_is_refused_naming_the_document() {
+        let error = TrustedDocuments::from_manifest(r#"{"sha256:x": "query {"}"#, false)
+            .err()
+            .unwrap();
+        assert!(error.contains("sha256:x"), "{error}");
+        assert!(TrustedDocuments::from_manifest("[]", false).is_err());
+    }
+}
