@@ -48,6 +48,10 @@ export interface WatchOptions {
   onError?: (error: CreditsError) => void;
   /** Reconnection waits: doubling from `initialMs` up to `maxMs`. */
   backoff?: { initialMs?: number; maxMs?: number };
+  /** A connection that has heard nothing for this long (no event, no
+   * ping; the service pings every 30 s) is taken for dead and replaced:
+   * default 75 s. Also the longest wait for a connection's ack. */
+  silenceMs?: number;
   webSocketImpl?: WebSocketConstructor;
 }
 
@@ -84,6 +88,7 @@ export function watchBalance(
   const url = socketUrl(options.url);
   const initialMs = options.backoff?.initialMs ?? 250;
   const maxMs = options.backoff?.maxMs ?? 10_000;
+  const silenceMs = options.silenceMs ?? 75_000;
   let last: number | null = options.afterSequence ?? null;
   // Set when the next SNAPSHOT must be taken whatever `last` is (the
   // service no longer has the rows after it).
@@ -92,6 +97,7 @@ export function watchBalance(
   let attempt = 0;
   let socket: WebSocket | null = null;
   let timer: ReturnType<typeof setTimeout> | null = null;
+  let watchdog: ReturnType<typeof setTimeout> | null = null;
   let operation = 0;
   let settleClose: (() => void) | null = null;
   const closedPromise = new Promise<void>((resolve) => {
@@ -104,6 +110,7 @@ export function watchBalance(
     if (closed) return;
     closed = true;
     if (timer) clearTimeout(timer);
+    if (watchdog) clearTimeout(watchdog);
     if (error) options.onError?.(error);
     const open = socket;
     socket = null;
@@ -214,6 +221,7 @@ export function watchBalance(
     });
     ws.addEventListener("message", (message: MessageEvent) => {
       if (socket !== ws) return;
+      heard(ws);
       let msg: { type?: string; id?: string; payload?: unknown };
       try {
         msg = JSON.parse(String(message.data));
@@ -252,23 +260,46 @@ export function watchBalance(
           break;
       }
     });
-    ws.addEventListener("close", (event: CloseEvent) => {
+    // A socket ends with `close`, but a connection reset during the
+    // handshake may bring only `error`: either one ends it, once.
+    ws.addEventListener("close", (event: CloseEvent) => lost(ws, event.code, event.reason));
+    ws.addEventListener("error", () => lost(ws, 1006, "connection failed"));
+    heard(ws);
+  }
+
+  /** Restarts the silence timer of the current socket. */
+  function heard(ws: WebSocket) {
+    if (watchdog) clearTimeout(watchdog);
+    watchdog = setTimeout(() => {
       if (socket !== ws) return;
-      socket = null;
-      if (closed) return;
-      const reason = event.reason || String(event.code);
-      if (event.code === 4403 && !reason.startsWith("LIMIT_EXCEEDED") && typeof options.token !== "function") {
-        // A static token refused: retrying with it is refused again.
-        stop(new CreditsError("UNAUTHENTICATED", reason));
-        return;
+      lost(ws, 4408, "no answer from the service");
+    }, silenceMs);
+  }
+
+  function lost(ws: WebSocket, code: number, reason: string) {
+    if (socket !== ws) return;
+    socket = null;
+    if (watchdog) clearTimeout(watchdog);
+    if (ws.readyState === ws.CONNECTING || ws.readyState === ws.OPEN) {
+      try {
+        ws.close();
+      } catch {
+        // Already closing.
       }
-      if ([4400, 4401, 4409, 4429].includes(event.code)) {
-        // The protocol broken: a bug, not a fault retrying cures.
-        stop(new CreditsError("BAD_USER_INPUT", `the service closed the socket: ${reason}`));
-        return;
-      }
-      retry(reason);
-    });
+    }
+    if (closed) return;
+    const detail = reason || String(code);
+    if (code === 4403 && !detail.startsWith("LIMIT_EXCEEDED") && typeof options.token !== "function") {
+      // A static token refused: retrying with it is refused again.
+      stop(new CreditsError("UNAUTHENTICATED", detail));
+      return;
+    }
+    if ([4400, 4401, 4409, 4429].includes(code)) {
+      // The protocol broken: a bug, not a fault retrying cures.
+      stop(new CreditsError("BAD_USER_INPUT", `the service closed the socket: ${detail}`));
+      return;
+    }
+    retry(detail);
   }
 
   connect();

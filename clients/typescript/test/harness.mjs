@@ -147,10 +147,23 @@ export class Service {
     await this.spawn();
   }
 
+  /** Stops the service, then audits its database with the binary's
+   * `verify` (every invariant of every wallet) and throws if one fails. */
   async stop() {
     await this.kill();
     await this.proxy.close();
+    const env = { ...process.env, JWT_SECRET: SECRET, ...this.env };
+    const report = await new Promise((resolve) => {
+      const child = spawn(BINARY, ["verify"], { cwd: this.directory, env, stdio: ["ignore", "pipe", "pipe"] });
+      let out = "";
+      child.stdout.on("data", (chunk) => (out += chunk));
+      child.stderr.on("data", (chunk) => (out += chunk));
+      child.on("exit", (code) => resolve({ code, out }));
+    });
     rmSync(this.directory, { recursive: true, force: true });
+    if (report.code !== 0 || !report.out.includes("every invariant holds")) {
+      throw new Error(`verify failed:\n${report.out}`);
+    }
   }
 
   /** A raw GraphQL call (not the kit's), straight to the server. */
