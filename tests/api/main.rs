@@ -20,6 +20,7 @@ mod group_commit;
 mod holds;
 mod hostile;
 mod input;
+mod kit;
 mod limits;
 mod metrics;
 mod model;

@@ -18,12 +18,14 @@ async fn walkthrough(database: Option<(String, String)>) {
     let mut server = RealServer::start(database.as_ref()).await;
     assert!(server.get_text("/").await.contains("graphiql"));
     assert!(server.get_text("/console").await.contains("/console.js"));
+    // The console's live balance is the client kit's watchBalance.
     assert!(
         server
             .get_text("/console.js")
             .await
-            .contains("graphql-transport-ws")
+            .contains(r#"import { watchBalance } from "/live.js";"#)
     );
+    assert!(server.get_text("/live.js").await.contains("graphql-transport-ws"));
     assert_eq!(server.create_acme().await, 300);
     let service = server.mint(&["--role", "service", "--workspace", "acme"]);
     let spent = server

@@ -571,12 +571,14 @@ function watchBalance(workspaceId, onChange, options) {
   const url = socketUrl(options.url);
   const initialMs = options.backoff?.initialMs ?? 250;
   const maxMs = options.backoff?.maxMs ?? 1e4;
+  const silenceMs = options.silenceMs ?? 75e3;
   let last = options.afterSequence ?? null;
   let fresh = false;
   let closed = false;
   let attempt = 0;
   let socket = null;
   let timer = null;
+  let watchdog = null;
   let operation = 0;
   let settleClose = null;
   const closedPromise = new Promise((resolve) => {
@@ -587,6 +589,7 @@ function watchBalance(workspaceId, onChange, options) {
     if (closed) return;
     closed = true;
     if (timer) clearTimeout(timer);
+    if (watchdog) clearTimeout(watchdog);
     if (error) options.onError?.(error);
     const open2 = socket;
     socket = null;
@@ -686,6 +689,7 @@ function watchBalance(workspaceId, onChange, options) {
     });
     ws.addEventListener("message", (message) => {
       if (socket !== ws) return;
+      heard(ws);
       let msg;
       try {
         msg = JSON.parse(String(message.data));
@@ -723,21 +727,38 @@ function watchBalance(workspaceId, onChange, options) {
           break;
       }
     });
-    ws.addEventListener("close", (event) => {
+    ws.addEventListener("close", (event) => lost(ws, event.code, event.reason));
+    ws.addEventListener("error", () => lost(ws, 1006, "connection failed"));
+    heard(ws);
+  }
+  function heard(ws) {
+    if (watchdog) clearTimeout(watchdog);
+    watchdog = setTimeout(() => {
       if (socket !== ws) return;
-      socket = null;
-      if (closed) return;
-      const reason = event.reason || String(event.code);
-      if (event.code === 4403 && !reason.startsWith("LIMIT_EXCEEDED") && typeof options.token !== "function") {
-        stop(new CreditsError("UNAUTHENTICATED", reason));
-        return;
+      lost(ws, 4408, "no answer from the service");
+    }, silenceMs);
+  }
+  function lost(ws, code, reason) {
+    if (socket !== ws) return;
+    socket = null;
+    if (watchdog) clearTimeout(watchdog);
+    if (ws.readyState === ws.CONNECTING || ws.readyState === ws.OPEN) {
+      try {
+        ws.close();
+      } catch {
       }
-      if ([4400, 4401, 4409, 4429].includes(event.code)) {
-        stop(new CreditsError("BAD_USER_INPUT", `the service closed the socket: ${reason}`));
-        return;
-      }
-      retry(reason);
-    });
+    }
+    if (closed) return;
+    const detail = reason || String(code);
+    if (code === 4403 && !detail.startsWith("LIMIT_EXCEEDED") && typeof options.token !== "function") {
+      stop(new CreditsError("UNAUTHENTICATED", detail));
+      return;
+    }
+    if ([4400, 4401, 4409, 4429].includes(code)) {
+      stop(new CreditsError("BAD_USER_INPUT", `the service closed the socket: ${detail}`));
+      return;
+    }
+    retry(detail);
   }
   connect();
   return {

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 /// The binary under test: this build's, or `PROTODESK_BINARY` (`.ci/run`
 /// points it at the release build for the hostile-input test, as stack
 /// depth differs between debug and release builds).
-fn binary() -> String {
+pub fn binary() -> String {
     std::env::var("PROTODESK_BINARY").unwrap_or_else(|_| env!("CARGO_BIN_EXE_protodesk-credits").to_owned())
 }
 /// The secret the README uses, and so do these servers.

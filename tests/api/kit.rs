@@ -1,0 +1,87 @@
+//! Goal: the client kit (`clients/typescript`, `@protodesk/credits`) keeps
+//! its word against this very binary: typed calls, idempotent retries,
+//! errors with codes, `watchBalance` under restarts, cut sockets, expiring
+//! tokens and 1,000 spends while disconnected, trusted documents enforced,
+//! `useBalance` in Chromium, and a packed tarball that loads and type-checks.
+//! Method: run the kit's own tests (Node's test runner) with
+//! `PROTODESK_BINARY` naming this build; they start, kill and restart the
+//! server themselves, behind a TCP proxy. On SQLite and on PostgreSQL.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::helpers::server::binary;
+use crate::helpers::{drop_schema, postgres_database};
+
+/// The kit's tests need its `npm ci` and `npm run build` (`.ci/run` does
+/// both) and Chromium. Under CI a missing piece fails; elsewhere it is
+/// named and the test passes without running.
+fn kit_ready(kit: &Path) -> bool {
+    let chromium = std::env::var("CHROMIUM_PATH").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
+    let missing: Vec<String> = [
+        (kit.join("node_modules/playwright-core").exists(), "clients/typescript/node_modules (npm ci)".to_owned()),
+        (kit.join("dist/index.js").exists(), "clients/typescript/dist (npm run build)".to_owned()),
+        (Path::new(&chromium).exists(), format!("{chromium} (apt-get install chromium)")),
+    ]
+    .into_iter()
+    .filter_map(|(present, what)| (!present).then_some(what))
+    .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "the client kit's tests cannot run under CI: missing {missing:?}"
+    );
+    eprintln!("client kit tests not run: missing {missing:?}");
+    false
+}
+
+async fn kit_tests(database: Option<(String, String)>) {
+    let kit = Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/typescript");
+    if !kit_ready(&kit) {
+        return;
+    }
+    let output = tokio::task::spawn_blocking(move || {
+        let mut command = Command::new("npm");
+        command
+            .current_dir(&kit)
+            .args(["test", "--silent"])
+            .env("PROTODESK_BINARY", binary())
+            .env_remove("DATABASE_URL")
+            .env_remove("DATABASE_SCHEMA");
+        if let Some((url, schema)) = &database {
+            command.env("DATABASE_URL", url).env("DATABASE_SCHEMA", schema);
+        }
+        command.output().unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the client kit's tests failed\nstdout: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // Each file ran, none was skipped (a skip would hide Chromium missing).
+    assert!(stdout.contains("# fail 0"), "{stdout}");
+    assert!(stdout.contains("# skipped 0"), "{stdout}");
+    let passed: usize = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("# pass "))
+        .and_then(|count| count.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(passed >= 15, "only {passed} kit tests passed:\n{stdout}");
+}
+
+#[tokio::test]
+async fn sqlite_the_client_kit_keeps_its_word() {
+    kit_tests(None).await;
+}
+
+#[tokio::test]
+async fn postgres_the_client_kit_keeps_its_word() {
+    let database = postgres_database("kit");
+    kit_tests(Some(database.clone())).await;
+    drop_schema(&database.1).await;
+}
