@@ -258,7 +258,9 @@ impl TrustedDocumentsConfig {
             Some(other) => bail!("TRUSTED_DOCUMENTS must be allow or enforce, not {other:?}"),
         };
         if enforce && manifest.is_none() {
-            bail!("TRUSTED_DOCUMENTS=enforce needs TRUSTED_DOCUMENTS_MANIFEST (the client kit's trusted-documents.json)");
+            bail!(
+                "TRUSTED_DOCUMENTS=enforce needs TRUSTED_DOCUMENTS_MANIFEST (the client kit's trusted-documents.json)"
+            );
         }
         Ok(Self { manifest, enforce })
     }

@@ -191,6 +191,10 @@ fn trusted_documents(config: &crate::config::TrustedDocumentsConfig) -> anyhow::
         .with_context(|| format!("reading TRUSTED_DOCUMENTS_MANIFEST {}", path.display()))?;
     let trusted = TrustedDocuments::from_manifest(&json, config.enforce)
         .map_err(|error| anyhow::anyhow!("TRUSTED_DOCUMENTS_MANIFEST {}: {error}", path.display()))?;
-    tracing::info!(documents = trusted.len(), enforce = config.enforce, "trusted documents loaded");
+    tracing::info!(
+        documents = trusted.len(),
+        enforce = config.enforce,
+        "trusted documents loaded"
+    );
     Ok(trusted)
 }

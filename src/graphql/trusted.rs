@@ -156,7 +156,11 @@ mod tests {
         assert_eq!(refused.code(), "UNKNOWN_DOCUMENT");
         // Not enforcing: free-form documents pass, unmarked.
         let free = trusted
-            .admit(Request::new("{ plans { code } }"), None, &Authentication::Anonymous)
+            .admit(
+                Request::new("{ plans { code } }"),
+                None,
+                &Authentication::Anonymous,
+            )
             .unwrap();
         assert!(trusted_document(&free).is_none());
     }
@@ -166,7 +170,11 @@ mod tests {
         let trusted = TrustedDocuments::from_manifest(MANIFEST, true).unwrap();
         assert_eq!(
             trusted
-                .admit(Request::new("{ plans { code } }"), None, &Authentication::Anonymous)
+                .admit(
+                    Request::new("{ plans { code } }"),
+                    None,
+                    &Authentication::Anonymous
+                )
                 .unwrap_err(),
             NotAdmitted::Required
         );

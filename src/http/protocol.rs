@@ -465,6 +465,8 @@ mod tests {
             "{\"query\":\"{ a }\",\"variables\":[]}",
             "{\"query\":\"{ a }\",\"operationName\":{}}",
             "{\"query\":\"{ a }\",\"extensions\":\"x\"}",
+            "{\"documentId\":1}",
+            "{\"query\":\"{ a }\",\"documentId\":\"sha256:x\"}",
         ] {
             let refused = read_post(&Bytes::from(body)).expect_err(body);
             assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{body}");
@@ -474,5 +476,20 @@ mod tests {
             assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{query}");
         }
         assert!(read_get(Some("query=%7Ba%7D&variables=%7B%22x%22%3A1%7D&operationName=A")).is_ok());
+    }
+
+    #[test]
+    fn a_document_id_stands_for_the_query() {
+        let incoming = read_post(&Bytes::from(r#"{"documentId":"sha256:ab","variables":{"x":1}}"#)).unwrap();
+        assert_eq!(incoming.document_id.as_deref(), Some("sha256:ab"));
+        assert_eq!(incoming.request.query, "");
+        let incoming = read_get(Some("documentId=sha256%3Aab")).unwrap();
+        assert_eq!(incoming.document_id.as_deref(), Some("sha256:ab"));
+        assert!(
+            read_post(&Bytes::from(r#"{"query":"{ a }"}"#))
+                .unwrap()
+                .document_id
+                .is_none()
+        );
     }
 }

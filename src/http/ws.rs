@@ -340,7 +340,11 @@ impl Connection {
         let request = match (has_query, payload.document_id.as_deref()) {
             (true, Some(_)) => {
                 return self
-                    .error(&id, "BAD_USER_INPUT", "send either `query` or `documentId`, not both")
+                    .error(
+                        &id,
+                        "BAD_USER_INPUT",
+                        "send either `query` or `documentId`, not both",
+                    )
                     .await;
             }
             (_, document_id) => self

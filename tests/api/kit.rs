@@ -19,9 +19,18 @@ use crate::helpers::{drop_schema, postgres_database};
 fn kit_ready(kit: &Path) -> bool {
     let chromium = std::env::var("CHROMIUM_PATH").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
     let missing: Vec<String> = [
-        (kit.join("node_modules/playwright-core").exists(), "clients/typescript/node_modules (npm ci)".to_owned()),
-        (kit.join("dist/index.js").exists(), "clients/typescript/dist (npm run build)".to_owned()),
-        (Path::new(&chromium).exists(), format!("{chromium} (apt-get install chromium)")),
+        (
+            kit.join("node_modules/playwright-core").exists(),
+            "clients/typescript/node_modules (npm ci)".to_owned(),
+        ),
+        (
+            kit.join("dist/index.js").exists(),
+            "clients/typescript/dist (npm run build)".to_owned(),
+        ),
+        (
+            Path::new(&chromium).exists(),
+            format!("{chromium} (apt-get install chromium)"),
+        ),
     ]
     .into_iter()
     .filter_map(|(present, what)| (!present).then_some(what))
@@ -37,31 +46,57 @@ fn kit_ready(kit: &Path) -> bool {
     false
 }
 
+/// The longest a run of the kit's tests may take (about a minute alone).
+const KIT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(600);
+
 async fn kit_tests(database: Option<(String, String)>) {
     let kit = Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/typescript");
     if !kit_ready(&kit) {
         return;
     }
-    let output = tokio::task::spawn_blocking(move || {
+    let (success, stdout, stderr) = tokio::task::spawn_blocking(move || {
+        let logs = tempfile::tempdir().unwrap();
+        let (out, err) = (logs.path().join("stdout"), logs.path().join("stderr"));
         let mut command = Command::new("npm");
         command
             .current_dir(&kit)
             .args(["test", "--silent"])
             .env("PROTODESK_BINARY", binary())
             .env_remove("DATABASE_URL")
-            .env_remove("DATABASE_SCHEMA");
+            .env_remove("DATABASE_SCHEMA")
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(std::fs::File::create(&err).unwrap());
         if let Some((url, schema)) = &database {
             command.env("DATABASE_URL", url).env("DATABASE_SCHEMA", schema);
         }
-        command.output().unwrap()
+        let mut child = command.spawn().unwrap();
+        // A kit test that never ends must not hold the suite: at most
+        // KIT_DEADLINE, then the run fails with what it printed.
+        let deadline = std::time::Instant::now() + KIT_DEADLINE;
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break Some(status);
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        };
+        let read = |path: &Path| std::fs::read_to_string(path).unwrap_or_default();
+        (status.map(|status| status.success()), read(&out), read(&err))
     })
     .await
     .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
-        output.status.success(),
-        "the client kit's tests failed\nstdout: {stdout}\nstderr: {}",
-        String::from_utf8_lossy(&output.stderr)
+        success == Some(true),
+        "the client kit's tests {}\nstdout: {stdout}\nstderr: {stderr}",
+        if success.is_none() {
+            "did not end in time"
+        } else {
+            "failed"
+        }
     );
     // Each file ran, none was skipped (a skip would hide Chromium missing).
     assert!(stdout.contains("# fail 0"), "{stdout}");
