@@ -180,6 +180,41 @@ mod tests {
         );
     }
 
+    struct Root;
+
+    #[async_graphql::Object]
+    impl Root {
+        async fn echo(&self) -> &str {
+            "echo"
+        }
+    }
+
+    #[tokio::test]
+    async fn a_trusted_document_skips_the_scan_that_refuses_its_text_sent_free_form() {
+        // Past the scan's 64 KiB: refused as text, answered by id.
+        let text = format!("# {}\nquery Echo {{ echo }}", "x".repeat(70 * 1024));
+        let manifest = serde_json::json!({ "sha256:big": text }).to_string();
+        let trusted = TrustedDocuments::from_manifest(&manifest, false).unwrap();
+        let schema = async_graphql::Schema::build(
+            Root,
+            async_graphql::EmptyMutation,
+            async_graphql::EmptySubscription,
+        )
+        .extension(super::super::documents::Documents::new(true))
+        .finish();
+        let free_form = schema.execute(Request::new(text.clone())).await;
+        assert_eq!(free_form.errors.len(), 1, "the scan refuses the text");
+        let by_id = trusted
+            .admit(Request::new(""), Some("sha256:big"), &Authentication::Anonymous)
+            .unwrap();
+        let answered = schema.execute(by_id).await;
+        assert!(answered.errors.is_empty(), "{:?}", answered.errors);
+        assert_eq!(
+            answered.data.into_json().unwrap(),
+            serde_json::json!({ "echo": "echo" })
+        );
+    }
+
     #[test]
     fn a_manifest_that_does_not_parse_is_refused_naming_the_document() {
         let error = TrustedDocuments::from_manifest(r#"{"sha256:x": "query {"}"#, false)

@@ -310,7 +310,7 @@ async fn graphql_post(State(state): State<AppState>, headers: HeaderMap, body: B
     }
     let request = match admit(&state, incoming, &authentication) {
         Ok(request) => request,
-        Err(refused) => return refused,
+        Err(refused) => return not_admitted(&refused),
     };
     protocol::answer(media, state.schema.execute(request.data(authentication)).await)
 }
@@ -321,17 +321,20 @@ fn admit(
     state: &AppState,
     incoming: protocol::Incoming,
     authentication: &Authentication,
-) -> Result<async_graphql::Request, Response> {
+) -> Result<async_graphql::Request, NotAdmitted> {
     state
         .trusted
         .admit(incoming.request, incoming.document_id.as_deref(), authentication)
-        .map_err(|refused| {
-            let status = match refused {
-                NotAdmitted::Unknown(_) => StatusCode::BAD_REQUEST,
-                NotAdmitted::Required => StatusCode::FORBIDDEN,
-            };
-            protocol::refusal(status, refused.code(), refused.message())
-        })
+}
+
+/// The answer to a request not admitted: an unknown id is the client's
+/// mistake (400), a free-form document where only trusted ones go is 403.
+fn not_admitted(refused: &NotAdmitted) -> Response {
+    let status = match refused {
+        NotAdmitted::Unknown(_) => StatusCode::BAD_REQUEST,
+        NotAdmitted::Required => StatusCode::FORBIDDEN,
+    };
+    protocol::refusal(status, refused.code(), refused.message())
 }
 
 /// Whether an authenticated caller is within its request rates.
@@ -388,7 +391,7 @@ async fn graphql_get(State(state): State<AppState>, request: Request) -> Respons
     let authentication = authenticate_headers(&state.verifier, request.headers());
     let graphql = match admit(&state, incoming, &authentication) {
         Ok(graphql) => graphql,
-        Err(refused) => return refused,
+        Err(refused) => return not_admitted(&refused),
     };
     // A document that does not scan or parse is refused by the schema's
     // own checks below, as over POST.

@@ -121,6 +121,7 @@ pub fn check_content_type(headers: &HeaderMap) -> Result<(), Refusal> {
 
 /// A request read off the wire, and the trusted document it names
 /// (`documentId`, graphql-codegen's persisted documents) instead of a `query`.
+#[derive(Debug)]
 pub struct Incoming {
     pub request: async_graphql::Request,
     pub document_id: Option<String>,
