@@ -14,6 +14,7 @@ mod m20261204_000007_outbox_and_auto_top_up;
 mod m20261207_000008_paid_credits;
 mod m20261207_000009_webhook_queues;
 mod m20261207_000010_holds;
+mod m20261207_000011_lean_hot_path;
 
 /// Every migration, in the order it runs.
 pub struct Migrator;
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000008_paid_credits::Migration),
             Box::new(m20261207_000009_webhook_queues::Migration),
             Box::new(m20261207_000010_holds::Migration),
+            Box::new(m20261207_000011_lean_hot_path::Migration),
         ]
     }
 }

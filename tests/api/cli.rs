@@ -56,7 +56,7 @@ async fn migrate_reports_reverts_and_reapplies(app: TestApp) {
     );
 
     let applied = statuses(&succeeded(&app.run_binary(&["migrate", "status"]).await));
-    assert_eq!(applied.len(), 10, "{applied:?}");
+    assert_eq!(applied.len(), 11, "{applied:?}");
     assert!(
         applied.iter().all(|(status, _)| status == "Applied"),
         "{applied:?}"
@@ -68,11 +68,12 @@ async fn migrate_reports_reverts_and_reapplies(app: TestApp) {
     assert!(applied[7].1.starts_with("m20261207_000008"), "{applied:?}");
     assert!(applied[8].1.starts_with("m20261207_000009"), "{applied:?}");
     assert!(applied[9].1.starts_with("m20261207_000010"), "{applied:?}");
+    assert!(applied[10].1.starts_with("m20261207_000011"), "{applied:?}");
 
-    // Migration 10 (holds), 9 (webhook queues), 8 (paid credits), 7
+    // Migration 11 (the lean hot path), 10 (holds), 9 (webhook queues), 8 (paid credits), 7
     // (outbox), 6 (refunds), 5 (budgets), then 4 (keys on their rows).
     let after_down = statuses(&succeeded(
-        &app.run_binary(&["migrate", "down", "--steps", "7"]).await,
+        &app.run_binary(&["migrate", "down", "--steps", "8"]).await,
     ));
     assert_eq!(
         after_down
@@ -81,7 +82,7 @@ async fn migrate_reports_reverts_and_reapplies(app: TestApp) {
             .collect::<Vec<_>>(),
         [
             "Applied", "Applied", "Applied", "Pending", "Pending", "Pending", "Pending", "Pending",
-            "Pending", "Pending"
+            "Pending", "Pending", "Pending"
         ]
     );
     let db = app.db();
