@@ -7,7 +7,7 @@
 //! once, at start: it skips the text scan and the parser, and goes straight
 //! to validation. With `TRUSTED_DOCUMENTS=enforce`, only operators may send
 //! free-form documents (GraphiQL keeps working with an operator token); see
-//! `docs/design/trusted-documents.md`.
+//! `docs/design/client-kit.md`.
 
 use std::any::TypeId;
 use std::collections::HashMap;
@@ -168,15 +168,36 @@ mod tests {
     #[test]
     fn enforcing_refuses_free_form_documents_but_an_operators() {
         let trusted = TrustedDocuments::from_manifest(MANIFEST, true).unwrap();
-        assert_eq!(
+        let caller = |role| {
+            Authentication::Caller(crate::auth::Caller {
+                subject: "someone".to_owned(),
+                workspace_id: None,
+                role,
+            })
+        };
+        for refused in [
+            Authentication::Anonymous,
+            caller(domain::catalogue::Role::Admin),
+            caller(domain::catalogue::Role::Service),
+        ] {
+            assert_eq!(
+                trusted
+                    .admit(Request::new("{ plans { code } }"), None, &refused)
+                    .unwrap_err(),
+                NotAdmitted::Required
+            );
+        }
+        let operator = caller(domain::catalogue::Role::Operator);
+        assert!(
             trusted
-                .admit(
-                    Request::new("{ plans { code } }"),
-                    None,
-                    &Authentication::Anonymous
-                )
-                .unwrap_err(),
-            NotAdmitted::Required
+                .admit(Request::new("{ plans { code } }"), None, &operator)
+                .is_ok()
+        );
+        // A trusted document passes for anyone.
+        assert!(
+            trusted
+                .admit(Request::new(""), Some("sha256:abc"), &Authentication::Anonymous)
+                .is_ok()
         );
     }
 
