@@ -19,9 +19,10 @@ use async_graphql::parser::types::ExecutableDocument;
 use super::Authentication;
 use crate::auth::may_send_free_form_documents;
 
-/// Request data: the request's document came from the manifest, parsed.
+/// Request data: the request's document came from the manifest, parsed
+/// (shared, so admitting a request does not copy it).
 #[derive(Clone)]
-pub(crate) struct Trusted(ExecutableDocument);
+pub(crate) struct Trusted(Arc<ExecutableDocument>);
 
 /// The parsed document of a request marked [`Trusted`], if it is.
 pub(crate) fn trusted_document(request: &Request) -> Option<ExecutableDocument> {
@@ -29,13 +30,13 @@ pub(crate) fn trusted_document(request: &Request) -> Option<ExecutableDocument> 
         .data
         .get(&TypeId::of::<Trusted>())
         .and_then(|data| data.downcast_ref::<Trusted>())
-        .map(|trusted| trusted.0.clone())
+        .map(|trusted| ExecutableDocument::clone(&trusted.0))
 }
 
 /// One manifest entry.
 struct Entry {
     text: Arc<str>,
-    document: ExecutableDocument,
+    document: Arc<ExecutableDocument>,
 }
 
 /// The manifest and whether free-form documents are refused.
@@ -89,7 +90,7 @@ impl TrustedDocuments {
                 id,
                 Entry {
                     text: Arc::from(text),
-                    document,
+                    document: Arc::new(document),
                 },
             );
         }
@@ -124,7 +125,7 @@ impl TrustedDocuments {
                     .get(id)
                     .ok_or_else(|| NotAdmitted::Unknown(id.to_owned()))?;
                 request.query = entry.text.to_string();
-                Ok(request.data(Trusted(entry.document.clone())))
+                Ok(request.data(Trusted(Arc::clone(&entry.document))))
             }
             None if self.enforce && !is_operator(authentication) => Err(NotAdmitted::Required),
             None => Ok(request),
