@@ -11,39 +11,30 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::helpers::server::binary;
-use crate::helpers::{drop_schema, postgres_database};
+use crate::helpers::{chromium_path, drop_schema, postgres_database, tools_present};
 
 /// The kit's tests need its `npm ci` and `npm run build` (`.ci/run` does
 /// both) and Chromium. Under CI a missing piece fails; elsewhere it is
 /// named and the test passes without running.
 fn kit_ready(kit: &Path) -> bool {
-    let chromium = std::env::var("CHROMIUM_PATH").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
-    let missing: Vec<String> = [
-        (
-            kit.join("node_modules/playwright-core").exists(),
-            "clients/typescript/node_modules (npm ci)".to_owned(),
-        ),
-        (
-            kit.join("dist/index.js").exists(),
-            "clients/typescript/dist (npm run build)".to_owned(),
-        ),
-        (
-            Path::new(&chromium).exists(),
-            format!("{chromium} (apt-get install chromium)"),
-        ),
-    ]
-    .into_iter()
-    .filter_map(|(present, what)| (!present).then_some(what))
-    .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "the client kit's tests cannot run under CI: missing {missing:?}"
-    );
-    eprintln!("client kit tests not run: missing {missing:?}");
-    false
+    let chromium = chromium_path();
+    tools_present(
+        "the client kit's tests",
+        vec![
+            (
+                kit.join("node_modules/playwright-core").exists(),
+                "clients/typescript/node_modules (npm ci)".to_owned(),
+            ),
+            (
+                kit.join("dist/index.js").exists(),
+                "clients/typescript/dist (npm run build)".to_owned(),
+            ),
+            (
+                Path::new(&chromium).exists(),
+                format!("{chromium} (apt-get install chromium)"),
+            ),
+        ],
+    )
 }
 
 /// The longest a run of the kit's tests may take (about a minute alone).

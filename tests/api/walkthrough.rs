@@ -12,7 +12,7 @@ use std::process::Command;
 use serde_json::{Value, json};
 
 use crate::helpers::server::{RealServer, SECRET};
-use crate::helpers::{drop_schema, postgres_database};
+use crate::helpers::{chromium_path, drop_schema, postgres_database, tools_present};
 
 async fn walkthrough(database: Option<(String, String)>) {
     let mut server = RealServer::start(database.as_ref()).await;
@@ -121,30 +121,21 @@ fn browser_ready(browser_dir: &Path) -> bool {
 /// The same, for the Node.js tests that need no browser when `chromium`
 /// is false.
 fn node_ready(browser_dir: &Path, chromium: bool) -> bool {
-    let chromium_path = std::env::var("CHROMIUM_PATH").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
-    let missing: Vec<String> = [
-        (
-            !chromium || Path::new(&chromium_path).exists(),
-            format!("{chromium_path} (apt-get install chromium)"),
-        ),
-        (
-            browser_dir.join("node_modules/playwright-core").exists()
-                && browser_dir.join("node_modules/graphql-http").exists(),
-            "tests/browser/node_modules (npm ci --prefix tests/browser)".to_owned(),
-        ),
-    ]
-    .into_iter()
-    .filter_map(|(present, what)| (!present).then_some(what))
-    .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "a Node.js test cannot run under CI: missing {missing:?}"
-    );
-    eprintln!("Node.js test not run: missing {missing:?}");
-    false
+    let chromium_path = chromium_path();
+    tools_present(
+        "a Node.js test",
+        vec![
+            (
+                !chromium || Path::new(&chromium_path).exists(),
+                format!("{chromium_path} (apt-get install chromium)"),
+            ),
+            (
+                browser_dir.join("node_modules/playwright-core").exists()
+                    && browser_dir.join("node_modules/graphql-http").exists(),
+                "tests/browser/node_modules (npm ci --prefix tests/browser)".to_owned(),
+            ),
+        ],
+    )
 }
 
 async fn console_in_chromium(database: Option<(String, String)>) {

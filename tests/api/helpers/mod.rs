@@ -473,6 +473,30 @@ pub async fn drop_schema(schema: &str) {
     db.close().await.ok();
 }
 
+/// Debian's Chromium, or `CHROMIUM_PATH`.
+pub fn chromium_path() -> String {
+    std::env::var("CHROMIUM_PATH").unwrap_or_else(|_| "/usr/bin/chromium".to_owned())
+}
+
+/// Whether what a test of `tests` needs is there: each need is whether it
+/// is present and how to get it. Under CI a missing one fails the test;
+/// elsewhere it is named and the caller passes without running.
+pub fn tools_present(tests: &str, needs: Vec<(bool, String)>) -> bool {
+    let missing: Vec<String> = needs
+        .into_iter()
+        .filter_map(|(present, what)| (!present).then_some(what))
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{tests} cannot run under CI: missing {missing:?}"
+    );
+    eprintln!("{tests} not run: missing {missing:?}");
+    false
+}
+
 /// Mints an HS256 token with the test secret.
 pub fn mint(claims: Claims) -> String {
     mint_hs256(TEST_SECRET, &claims).unwrap()
